@@ -1,0 +1,45 @@
+# dvc-gateway — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench system-deps kafka-up kafka-down clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	@bash scripts/run.sh
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy gateway adapters signing queues config monitoring
+
+pytest: $(STAMP)
+	@bash scripts/test.sh
+
+test: system-deps $(STAMP) lint typecheck pytest
+
+bench: system-deps $(STAMP)
+	@bash scripts/bench.sh
+
+kafka-up:
+	@bash scripts/kafka.sh start
+
+kafka-down:
+	@bash scripts/kafka.sh stop
+
+clean:
+	rm -rf $(VENV) var .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,172 @@
+"""Load the one frozen settings tree: a TOML file, then ``DVCGW_SECTION__KEY`` environment overrides.
+
+Rules (all failures raise :class:`gateway.errors.ConfigError` naming the dotted key):
+
+* unknown keys are errors, so a typo never silently falls back to a default;
+* every value is checked against the dataclass field's type;
+* :data:`Duration` fields take strings such as ``"500ms"``, ``"30s"``, ``"5m"``, ``"2h"``, ``"1d"``;
+* a secret ``foo`` may be given as ``foo_file``: the file's content (stripped) becomes ``foo``;
+* environment values are parsed as TOML values when they parse, else taken as plain strings.
+
+Nothing else in the project reads ``os.environ`` for settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.errors import ConfigError
+
+T = TypeVar("T")
+
+ENV_PREFIX = "DVCGW_"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class Duration(float):
+    """Seconds, written in settings as ``"30s"``, ``"5m"`` …"""
+
+
+def parse_duration(value: object, key: str = "duration") -> Duration:
+    """Parse ``"30s"``-style text (or a bare number of seconds) into a :class:`Duration`."""
+    if isinstance(value, bool):
+        raise ConfigError(key, "expected a duration such as \"30s\", got a boolean")
+    if isinstance(value, int | float):
+        return Duration(float(value))
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return Duration(float(m.group(1)) * _UNITS[m.group(2)])
+    raise ConfigError(key, f"expected a duration such as \"30s\", \"5m\", \"2h\"; got {value!r}")
+
+
+def load_settings(cls: type[T], path: str | Path | None, environ: Mapping[str, str] | None = None) -> T:
+    """Read ``path`` (may be None for pure defaults), apply environment overrides, build ``cls``."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(str(p), "settings file not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(p), f"not valid TOML: {exc}") from exc
+    apply_env(raw, os.environ if environ is None else environ)
+    return build(cls, raw, "")
+
+
+def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Overlay ``DVCGW_A__B__C=value`` onto ``raw['a']['b']['c']``."""
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        node = raw
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(parts), f"environment variable {name} addresses a non-table")
+            node = child
+        node[parts[-1]] = _env_value(value)
+
+
+def _env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def build(cls: type[T], raw: Any, prefix: str) -> T:
+    """Build dataclass ``cls`` from ``raw`` (a TOML table), checking keys and types."""
+    if not isinstance(raw, dict):
+        raise ConfigError(prefix or "<root>", f"expected a table, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    raw = _resolve_files(dict(raw), fields, prefix)
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(_join(prefix, unknown[0]), f"unknown key (known: {', '.join(sorted(fields))})")
+    kwargs: dict[str, Any] = {}
+    for name, field in fields.items():
+        key = _join(prefix, name)
+        if name in raw:
+            kwargs[name] = _convert(hints[name], raw[name], key)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(key, "required value is missing")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # __post_init__ checks raise ValueError("key: message")
+        k, _, msg = str(exc).partition(": ")
+        raise ConfigError(_join(prefix, k) if msg else prefix, msg or str(exc)) from exc
+
+
+def _resolve_files(raw: dict[str, Any], fields: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    for name in [n for n in raw if n.endswith("_file") and n not in fields]:
+        target = name[: -len("_file")]
+        if target not in fields:
+            continue
+        key = _join(prefix, name)
+        if not isinstance(raw[name], str):
+            raise ConfigError(key, "expected a file path")
+        try:
+            secret = Path(raw.pop(name)).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(key, f"cannot read secret file: {exc.strerror}") from exc
+        raw[target] = secret
+    return raw
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:  # noqa: C901 - one dispatch over type shapes
+    origin = typing.get_origin(tp)
+    if tp is Duration:
+        return parse_duration(value, key)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(args[0], value, key)
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(key, f"must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, list):
+            raise ConfigError(key, f"expected a list, got {type(value).__name__}")
+        (item_tp, *_) = typing.get_args(tp)
+        return tuple(_convert(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, key)  # type: ignore[arg-type]
+    return _scalar(tp, value, key)
+
+
+def _scalar(tp: Any, value: Any, key: str) -> Any:
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, got {value!r}")
+        return value
+    raise ConfigError(key, f"unsupported setting type {tp!r}")

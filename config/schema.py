@@ -1,0 +1,223 @@
+"""The settings tree: frozen dataclasses, one per TOML table. Public contract: see README.
+
+Each ``__post_init__`` raises ``ValueError("key: message")``; the loader turns that into a
+:class:`~gateway.errors.ConfigError` carrying the full dotted key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from config.loader import Duration, load_settings
+
+_D = Duration
+
+
+def _listen_ok(listen: str) -> bool:
+    host, sep, port = listen.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 <= int(port) < 65536)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    listen: str = "127.0.0.1:8080"
+    max_body_bytes: int = 1_048_576
+    shutdown_grace: Duration = _D(10.0)
+
+    def __post_init__(self) -> None:
+        if not _listen_ok(self.listen):
+            raise ValueError("listen: expected host:port, e.g. \"127.0.0.1:8080\"")
+        if self.max_body_bytes < 1024:
+            raise ValueError("max_body_bytes: must be at least 1024")
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    path: str = "var/dvcgw.sqlite3"
+    synchronous: Literal["full", "normal"] = "full"
+    # group commit: how long the writer waits to gather concurrent accepts into one fsync
+    commit_window: Duration = _D(0.002)
+    commit_max_batch: int = 512
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "dvcgw"
+    group_id: str = "dvcgw"
+    partitions: int = 6
+    replication_factor: int = 1
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_plain_username: str = ""
+    sasl_plain_password: str = ""
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    request_timeout: Duration = _D(30.0)
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    backend: Literal["sqlite", "kafka", "memory"] = "sqlite"
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    # how long an idle worker waits before polling storage again when nothing woke it
+    poll_interval: Duration = _D(1.0)
+    # a claim not finished within this time is taken back (process died mid-call)
+    lease: Duration = _D(120.0)
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    delays: tuple[Duration, ...] = (_D(5), _D(30), _D(120), _D(600), _D(1800), _D(3600))
+    give_up_after: Duration = _D(72 * 3600)
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not self.delays:
+            raise ValueError("delays: at least one delay is needed")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter: must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class CircuitSettings:
+    failure_threshold: int = 5
+    cool_down: Duration = _D(30.0)
+
+    def __post_init__(self) -> None:
+        if self.failure_threshold < 1:
+            raise ValueError("failure_threshold: must be at least 1")
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    transport: Literal["service"] = "service"
+    auth: Literal["session", "oauth2", "oauth2+session"] = "session"
+    adapter_url: str = "http://127.0.0.1:9000"
+    auth_endpoint: str = "/login"
+    integration_endpoint: str = "/service"
+    share_endpoint: str = "/share"
+    username: str = ""
+    password: str = ""
+    madonvi: str = "000.00.00.H55"
+    dstcode: str = ""
+    token_url: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    client_auth: Literal["basic", "form"] = "basic"
+    timeout: Duration = _D(30.0)
+    max_concurrency: int = 8
+    rate_limit_per_s: float = 0.0
+    batch_size: int = 1
+    session_max_age: Duration = _D(1800.0)
+    connect_retries: int = 2  # quick in-call retries of connection errors (tenacity)
+
+    def __post_init__(self) -> None:
+        if not self.adapter_url.startswith(("http://", "https://")):
+            raise ValueError("adapter_url: must be an http(s) URL")
+        if self.auth != "session" and not self.token_url:
+            raise ValueError("token_url: required when auth uses oauth2")
+        if self.max_concurrency < 1:
+            raise ValueError("max_concurrency: must be at least 1")
+        if not 1 <= self.batch_size <= 500:
+            raise ValueError("batch_size: must be between 1 and 500")
+
+
+@dataclass(frozen=True)
+class AgencySettings:
+    code: str
+    api_key: str = ""
+    api_key_sha256: str = ""
+    units: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not (self.api_key or self.api_key_sha256):
+            raise ValueError("api_key: one of api_key, api_key_file or api_key_sha256 is required")
+        if self.api_key_sha256 and len(self.api_key_sha256) != 64:
+            raise ValueError("api_key_sha256: expected 64 hex characters")
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    api_key: str = ""
+    api_key_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class TransitionSettings:
+    enforce: bool = False
+
+
+@dataclass(frozen=True)
+class SigningKeySettings:
+    alias: str
+    source: Literal["file", "pkcs11", "remote"]
+    agencies: tuple[str, ...] = ()
+    # file
+    pkcs12_file: str = ""
+    key_file: str = ""
+    cert_file: str = ""
+    chain_files: tuple[str, ...] = ()
+    passphrase: str = ""
+    # pkcs11
+    module: str = ""
+    token_label: str = ""
+    key_label: str = ""
+    cert_label: str = ""
+    pin: str = ""
+    # remote (CSC-style)
+    url: str = ""
+    credential_id: str = ""
+    client_secret: str = ""
+
+
+@dataclass(frozen=True)
+class SigningSettings:
+    keys: tuple[SigningKeySettings, ...] = ()
+    tsa_urls: tuple[str, ...] = ()
+    tsa_timeout: Duration = _D(10.0)
+    allow_downgrade: bool = False
+    trust_roots: tuple[str, ...] = ()
+    max_pdf_bytes: int = 20 * 1024 * 1024
+    workers: int = 0  # 0 = one per core
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    timezone_offset_hours: int = 7
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    circuit: CircuitSettings = field(default_factory=CircuitSettings)
+    portal: PortalSettings = field(default_factory=PortalSettings)
+    agencies: tuple[AgencySettings, ...] = ()
+    operator: OperatorSettings = field(default_factory=OperatorSettings)
+    transitions: TransitionSettings = field(default_factory=TransitionSettings)
+    signing: SigningSettings = field(default_factory=SigningSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+
+    def __post_init__(self) -> None:
+        codes = [a.code for a in self.agencies]
+        if len(codes) != len(set(codes)):
+            raise ValueError("agencies: agency codes must be unique")
+
+
+def load(path: str | Path | None, environ: dict[str, str] | None = None) -> Settings:
+    """Load and validate the settings; raises ConfigError naming the offending key."""
+    return load_settings(Settings, path, environ)

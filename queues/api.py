@@ -1,0 +1,217 @@
+"""The queue contract every backend (memory, SQLite, Kafka) implements, and the data it carries.
+
+The unit of work is one dossier (``MaHoSo``). ``claim`` hands a dossier to exactly one worker at a
+time, with its newest pending snapshot (older pending snapshots are coalesced away, i.e. marked
+``superseded``) and its pending progress items in acceptance order. The worker calls the portal,
+then reports what happened with :meth:`QueueBackend.record`, the one function that changes
+delivery state, in one transaction.
+
+Guarantees a backend must give (checked by ``tests/queues/contract.py`` against every backend):
+
+* ``enqueue`` returns only when the events are durable; sequences rise per dossier.
+* a dossier is never claimed by two workers at once; a claim whose lease ran out is re-offered;
+* a claimed snapshot is never older than one already delivered (stale ones become superseded);
+* progress items are offered in acceptance order and never dropped;
+* ``record(..., release=False)`` keeps the claim so a worker can persist chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class EventKind(enum.StrEnum):
+    SNAPSHOT = "snapshot"
+    PROGRESS = "progress"
+
+
+class DeliveryState(enum.StrEnum):
+    """Per-dossier sync state, as shown by ``GET /v1/dossiers/{MaHoSo}``."""
+
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DELIVERED = "delivered"
+    RETRYING = "retrying"
+    DEAD = "dead"
+    PARKED = "parked"
+
+
+class EventState(enum.StrEnum):
+    """Per-event state, stored with the event."""
+
+    PENDING = "pending"
+    PARKED = "parked"  # progress waiting for its dossier to exist on the portal
+    DELIVERED = "delivered"
+    SUPERSEDED = "superseded"  # a newer snapshot was sent instead
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """What the HTTP edge hands the queue: already validated and normalised."""
+
+    mahoso: str
+    kind: EventKind
+    payload: Mapping[str, Any]
+    agency: str
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event_id: str
+    sequence: int
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    mahoso: str
+    kind: EventKind
+    sequence: int
+    payload: Mapping[str, Any]
+    accepted_at: float
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """``class`` is the outcome class (``rejected``, ``retryable`` …); ``message`` is verbatim."""
+
+    cls: str
+    code: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"class": self.cls, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Work:
+    """One claimed dossier. ``lease`` identifies the claim; pass the Work back to ``record``."""
+
+    mahoso: str
+    lease: str
+    snapshot: Event | None
+    progress: tuple[Event, ...]
+    known_on_portal: bool
+    attempts: int
+    first_failure_at: float | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything one step of delivery changed; applied atomically by ``record``.
+
+    * ``delivered``: event ids the portal accepted (a delivered snapshot also supersedes every older
+      pending or dead snapshot of the dossier);
+    * ``dead``: event ids moved to the dead letters, with the error;
+    * ``parked``: progress ids that must wait until the dossier exists on the portal;
+    * ``retry_at``: when set, the dossier's remaining pending events wait until then, ``attempts``
+      rises by one unless ``count_attempt`` is False, and ``error`` becomes ``last_error``;
+    * ``known_on_portal``: True once the portal is known to hold the dossier.
+    """
+
+    delivered: tuple[str, ...] = ()
+    dead: tuple[str, ...] = ()
+    parked: tuple[str, ...] = ()
+    retry_at: float | None = None
+    count_attempt: bool = True
+    error: ErrorInfo | None = None
+    known_on_portal: bool | None = None
+
+
+@dataclass(frozen=True)
+class DossierStatus:
+    mahoso: str
+    accepted_state: str | None
+    delivered_state: str | None
+    delivery: DeliveryState
+    attempts: int
+    next_attempt_at: float | None
+    last_error: ErrorInfo | None
+    pending_progress: int
+    last_sequence: int
+    delivered_sequence: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    mahoso: str
+    kind: EventKind
+    sequence: int
+    error: ErrorInfo
+    attempts: int
+    dead_at: float
+    replayed: bool = False
+
+
+class ReplayResult(enum.StrEnum):
+    REPLAYED = "replayed"
+    SUPERSEDED = "superseded"
+    NOT_FOUND = "not_found"
+    ALREADY_REPLAYED = "already_replayed"
+
+
+@dataclass(frozen=True)
+class DeadLetterPage:
+    items: tuple[DeadLetter, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    by_state: Mapping[str, int] = field(default_factory=dict)  # DeliveryState value -> dossiers
+    oldest_pending_at: float | None = None
+    dead_letters: int = 0
+
+
+class QueueBackend(Protocol):
+    """The queue contract. All methods raise only from the gateway error tree
+    (``QueueUnavailable`` when storage cannot be used)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
+        """Persist ``events`` (all of one dossier, in order) durably; return ids and sequences."""
+        ...
+
+    async def claim(self, limit: int, now: float) -> list[Work]:
+        """Hand out up to ``limit`` due dossiers not claimed by anyone else."""
+        ...
+
+    async def record(self, work: Work, outcome: Outcome, now: float, *, release: bool = True) -> None:
+        """Apply ``outcome`` in one transaction; with ``release`` the claim ends."""
+        ...
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when new work may be claimable (or after ``timeout`` seconds)."""
+        ...
+
+    async def next_due_at(self) -> float | None:
+        """The earliest time at which a not-yet-due dossier becomes due, or None."""
+        ...
+
+    async def status(self, mahoso: str) -> DossierStatus | None: ...
+
+    async def unpark(self, mahoso: str) -> None:
+        """Make parked progress of ``mahoso`` pending again (the dossier now exists on the portal)."""
+        ...
+
+    async def dead_letters(self, cursor: str | None, limit: int) -> DeadLetterPage: ...
+
+    async def dead_letter(self, dl_id: str) -> DeadLetter | None: ...
+
+    async def replay(self, dl_id: str, now: float) -> ReplayResult: ...
+
+    async def drop(self, dl_id: str) -> bool: ...
+
+    async def stats(self, now: float) -> QueueStats: ...
+
+    async def ping(self) -> None:
+        """Raise QueueUnavailable if the backend cannot accept work."""
+        ...
