@@ -1,0 +1,78 @@
+"""Per-agency and operator identity: API keys in the ``X-API-Key`` header (or ``Authorization: Bearer``).
+
+Keys are compared by SHA-256 digest in constant time; plaintext keys from settings are hashed at
+start-up, so only digests stay in memory. Which agency called is stored on the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from config.schema import AgencySettings, OperatorSettings
+from gateway.http_errors import HTTPProblem
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def presented_key(request: web.Request) -> str | None:
+    key = request.headers.get("X-API-Key")
+    if key:
+        return key.strip()
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+class KeyRing:
+    """Maps presented API keys to agencies, and recognises the operator key."""
+
+    def __init__(self, agencies: Iterable[AgencySettings], operator: OperatorSettings) -> None:
+        self._agencies: list[tuple[bytes, AgencySettings]] = []
+        for a in agencies:
+            d = bytes.fromhex(a.api_key_sha256) if a.api_key_sha256 else _digest(a.api_key)
+            self._agencies.append((d, a))
+        self._operator: bytes | None = None
+        if operator.api_key_sha256:
+            self._operator = bytes.fromhex(operator.api_key_sha256)
+        elif operator.api_key:
+            self._operator = _digest(operator.api_key)
+
+    def agency_for(self, key: str) -> AgencySettings | None:
+        d = _digest(key)
+        found = None
+        for digest, agency in self._agencies:
+            if hmac.compare_digest(digest, d):
+                found = agency
+        return found
+
+    def is_operator(self, key: str) -> bool:
+        return self._operator is not None and hmac.compare_digest(self._operator, _digest(key))
+
+
+KEYRING = web.AppKey("keyring", KeyRing)
+
+
+def require_agency(request: web.Request) -> AgencySettings:
+    """The calling agency; raises 401 (house error shape) for no key or an unknown key."""
+    key = presented_key(request)
+    if key is None:
+        raise HTTPProblem(401, "unauthenticated", "an agency API key is required (X-API-Key header)")
+    agency = request.app[KEYRING].agency_for(key)
+    if agency is None:
+        raise HTTPProblem(401, "unauthenticated", "unknown API key")
+    return agency
+
+
+def require_operator(request: web.Request) -> None:
+    """Raises 401 unless the operator key was presented."""
+    key = presented_key(request)
+    if key is None or not request.app[KEYRING].is_operator(key):
+        raise HTTPProblem(401, "unauthenticated", "the operator API key is required (X-API-Key header)")

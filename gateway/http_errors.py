@@ -1,0 +1,35 @@
+"""The one error shape every HTTP answer uses.
+
+``{"error": "<code>", "message": "...", "errors": [{"field": "...", "message": "..."}]}``
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from gateway.errors import FieldError
+
+
+def error_body(code: str, message: str, errors: Sequence[FieldError] = ()) -> dict[str, object]:
+    return {"error": code, "message": message, "errors": [e.as_json() for e in errors]}
+
+
+def json_error(status: int, code: str, message: str, errors: Sequence[FieldError] = (),
+               headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON error response with the house shape."""
+    return web.json_response(error_body(code, message, errors), status=status, headers=headers)
+
+
+class HTTPProblem(web.HTTPException):
+    """Raise from a handler to answer with the house error shape and the given status."""
+
+    def __init__(self, status: int, code: str, message: str, errors: Sequence[FieldError] = (),
+                 headers: dict[str, str] | None = None) -> None:
+        self.status_code = status
+        super().__init__(text=None, headers=headers, content_type="application/json")
+
+
+        self.text = json.dumps(error_body(code, message, errors), ensure_ascii=False)
