@@ -130,7 +130,7 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def _convert(tp: Any, value: Any, key: str) -> Any:  # noqa: C901 - one dispatch over type shapes
+def _convert(tp: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Duration:
         return parse_duration(value, key)

@@ -1,0 +1,393 @@
+"""The delivery state machine in SQL: one set of operations shared by the SQLite and memory backends.
+
+Every public function here takes an open ``sqlite3.Connection`` and runs inside the caller's
+transaction. ``record`` is the one function that changes delivery state after a claim.
+
+Tables:
+
+* ``events``: every accepted event with its per-dossier ``seq`` and its :class:`EventState`;
+* ``dossiers``: one row per ``MaHoSo``: sequences, what the portal has, the claim (lease), the
+  retry ladder position, cached counts of pending and parked events;
+* ``dead_letters``: one row per dead event, with the error exactly as the portal sent it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from queues.api import (
+    Accepted,
+    DeadLetter,
+    DeadLetterPage,
+    DeliveryState,
+    DossierStatus,
+    ErrorInfo,
+    Event,
+    EventKind,
+    EventState,
+    NewEvent,
+    Outcome,
+    QueueStats,
+    ReplayResult,
+    Work,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id          INTEGER PRIMARY KEY,
+    mahoso      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    accepted_at REAL NOT NULL,
+    agency      TEXT NOT NULL,
+    UNIQUE (mahoso, seq)
+);
+CREATE INDEX IF NOT EXISTS events_open ON events (mahoso, seq) WHERE state IN ('pending', 'parked');
+CREATE TABLE IF NOT EXISTS dossiers (
+    mahoso           TEXT PRIMARY KEY,
+    last_seq         INTEGER NOT NULL DEFAULT 0,
+    accepted_state   TEXT,
+    delivered_state  TEXT,
+    delivered_seq    INTEGER NOT NULL DEFAULT 0,
+    known_on_portal  INTEGER NOT NULL DEFAULT 0,
+    pending          INTEGER NOT NULL DEFAULT 0,
+    parked           INTEGER NOT NULL DEFAULT 0,
+    due_at           REAL,
+    oldest_open_at   REAL,
+    lease            TEXT,
+    lease_until      REAL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    first_failure_at REAL,
+    last_error       TEXT,
+    last_dead_seq    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS dossiers_due ON dossiers (due_at) WHERE pending > 0;
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id       INTEGER PRIMARY KEY,
+    event_id INTEGER NOT NULL,
+    mahoso   TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    cls      TEXT NOT NULL,
+    code     TEXT NOT NULL,
+    message  TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    dead_at  REAL NOT NULL,
+    replayed INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+_SNAP = EventKind.SNAPSHOT.value
+_PROG = EventKind.PROGRESS.value
+_PENDING = EventState.PENDING.value
+_PARKED = EventState.PARKED.value
+
+
+def init(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def release_all_leases(conn: sqlite3.Connection) -> int:
+    """At start-up of the only process that owns the file, every old claim is void."""
+    return conn.execute("UPDATE dossiers SET lease = NULL, lease_until = NULL WHERE lease IS NOT NULL").rowcount
+
+
+def _state_of(kind: EventKind, payload: Any) -> str | None:
+    if kind is EventKind.SNAPSHOT and isinstance(payload, dict):
+        value = payload.get("TrangThaiHoSo")
+        return str(value) if value is not None else None
+    return None
+
+
+def enqueue(conn: sqlite3.Connection, events: Sequence[NewEvent], now: float) -> list[Accepted]:
+    """Append ``events`` (one dossier, in order). A new snapshot un-parks waiting progress, which then
+    follows it."""
+    out: list[Accepted] = []
+    for ev in events:
+        conn.execute("INSERT OR IGNORE INTO dossiers (mahoso) VALUES (?)", (ev.mahoso,))
+        (seq,) = conn.execute(
+            "UPDATE dossiers SET last_seq = last_seq + 1 WHERE mahoso = ? RETURNING last_seq", (ev.mahoso,)
+        ).fetchone()
+        cur = conn.execute(
+            "INSERT INTO events (mahoso, seq, kind, payload, state, accepted_at, agency)"
+            " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+            (ev.mahoso, seq, ev.kind.value, json.dumps(ev.payload, ensure_ascii=False), now, ev.agency),
+        )
+        state = _state_of(ev.kind, ev.payload)
+        if state is not None:
+            conn.execute("UPDATE dossiers SET accepted_state = ? WHERE mahoso = ?", (state, ev.mahoso))
+            conn.execute(
+                "UPDATE events SET state = 'pending' WHERE mahoso = ? AND state = 'parked'", (ev.mahoso,)
+            )
+        out.append(Accepted(event_id=str(cur.lastrowid), sequence=seq))
+    if events:
+        _refresh(conn, events[0].mahoso, now)
+    return out
+
+
+def _refresh(conn: sqlite3.Connection, mahoso: str, now: float) -> None:
+    """Recompute the cached counts; a dossier that just got pending work becomes due now unless it
+    is waiting on the retry ladder."""
+    pending, parked, oldest = conn.execute(
+        "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'parked'), 0), MIN(accepted_at)"
+        " FROM events WHERE mahoso = ? AND state IN ('pending', 'parked')",
+        (mahoso,),
+    ).fetchone()
+    conn.execute(
+        "UPDATE dossiers SET pending = ?, parked = ?, oldest_open_at = ?,"
+        " due_at = CASE WHEN ? = 0 THEN NULL ELSE COALESCE(due_at, ?) END WHERE mahoso = ?",
+        (pending, parked, oldest, pending, now, mahoso),
+    )
+
+
+def claim(conn: sqlite3.Connection, limit: int, now: float, lease_s: float) -> list[Work]:
+    rows = conn.execute(
+        "SELECT mahoso FROM dossiers WHERE pending > 0 AND due_at <= ?"
+        " AND (lease IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?",
+        (now, now, limit),
+    ).fetchall()
+    return [_claim_one(conn, mahoso, now, lease_s) for (mahoso,) in rows]
+
+
+def _claim_one(conn: sqlite3.Connection, mahoso: str, now: float, lease_s: float) -> Work:
+    lease = uuid.uuid4().hex
+    known, attempts, first_failure, delivered_seq = conn.execute(
+        "UPDATE dossiers SET lease = ?, lease_until = ? WHERE mahoso = ?"
+        " RETURNING known_on_portal, attempts, first_failure_at, delivered_seq",
+        (lease, now + lease_s, mahoso),
+    ).fetchone()
+    events = [
+        _event(r)
+        for r in conn.execute(
+            "SELECT id, mahoso, kind, seq, payload, accepted_at FROM events"
+            " WHERE mahoso = ? AND state = 'pending' ORDER BY seq",
+            (mahoso,),
+        )
+    ]
+    snapshots = [e for e in events if e.kind is EventKind.SNAPSHOT]
+    newest = snapshots[-1] if snapshots and snapshots[-1].sequence > delivered_seq else None
+    stale = [e.event_id for e in snapshots if e is not newest]
+    if stale:
+        conn.executemany("UPDATE events SET state = 'superseded' WHERE id = ?", [(i,) for i in stale])
+        _refresh(conn, mahoso, now)
+    progress = tuple(e for e in events if e.kind is EventKind.PROGRESS)
+    return Work(mahoso, lease, newest, progress, bool(known), attempts, first_failure)
+
+
+def _event(row: tuple[Any, ...]) -> Event:
+    eid, mahoso, kind, seq, payload, accepted_at = row
+    return Event(str(eid), mahoso, EventKind(kind), seq, json.loads(payload), accepted_at)
+
+
+def record(conn: sqlite3.Connection, work: Work, outcome: Outcome, now: float, release: bool,
+           lease_s: float) -> None:
+    """Apply one delivery step's outcome atomically (see :class:`queues.api.Outcome`)."""
+    m = work.mahoso
+    for eid in outcome.delivered:
+        _mark_delivered(conn, m, int(eid))
+    if outcome.dead:
+        _mark_dead(conn, m, [int(i) for i in outcome.dead], outcome.error, work.attempts, now)
+    conn.executemany("UPDATE events SET state = 'parked' WHERE id = ? AND state = 'pending'",
+                     [(int(i),) for i in outcome.parked])
+    if outcome.known_on_portal is not None:
+        conn.execute("UPDATE dossiers SET known_on_portal = ? WHERE mahoso = ?", (int(outcome.known_on_portal), m))
+    if outcome.retry_at is not None:
+        conn.execute(
+            "UPDATE dossiers SET due_at = ?, attempts = attempts + ?, last_error = ?,"
+            " first_failure_at = CASE WHEN ? THEN COALESCE(first_failure_at, ?) ELSE first_failure_at END"
+            " WHERE mahoso = ?",
+            (outcome.retry_at, int(outcome.count_attempt), _err_json(outcome.error),
+             int(outcome.count_attempt), now, m),
+        )
+    elif outcome.delivered or outcome.dead:
+        conn.execute(
+            "UPDATE dossiers SET attempts = 0, first_failure_at = NULL, due_at = NULL,"
+            " last_error = CASE WHEN ? IS NULL THEN NULL ELSE ? END WHERE mahoso = ?",
+            (_err_json(outcome.error), _err_json(outcome.error), m),
+        )
+    if release:
+        conn.execute("UPDATE dossiers SET lease = NULL, lease_until = NULL WHERE mahoso = ?", (m,))
+    else:
+        conn.execute("UPDATE dossiers SET lease_until = ? WHERE mahoso = ?", (now + lease_s, m))
+    _refresh(conn, m, now)
+
+
+def _err_json(err: ErrorInfo | None) -> str | None:
+    return None if err is None else json.dumps(err.as_json(), ensure_ascii=False)
+
+
+def _mark_delivered(conn: sqlite3.Connection, mahoso: str, eid: int) -> None:
+    row = conn.execute(
+        "UPDATE events SET state = 'delivered' WHERE id = ? RETURNING kind, seq, payload", (eid,)
+    ).fetchone()
+    if row is None or row[0] != _SNAP:
+        return
+    _, seq, payload = row
+    state = _state_of(EventKind.SNAPSHOT, json.loads(payload))
+    conn.execute(
+        "UPDATE dossiers SET delivered_seq = ?, delivered_state = ?, known_on_portal = 1"
+        " WHERE mahoso = ? AND delivered_seq < ?",
+        (seq, state, mahoso, seq),
+    )
+    conn.execute(
+        "UPDATE events SET state = 'superseded' WHERE mahoso = ? AND kind = 'snapshot'"
+        " AND seq < ? AND state = 'pending'",
+        (mahoso, seq),
+    )
+
+
+def _mark_dead(conn: sqlite3.Connection, mahoso: str, ids: list[int], error: ErrorInfo | None,
+               attempts: int, now: float) -> None:
+    err = error or ErrorInfo("retryable", "", "")
+    for eid in ids:
+        row = conn.execute(
+            "UPDATE events SET state = 'dead' WHERE id = ? RETURNING kind, seq", (eid,)
+        ).fetchone()
+        if row is None:
+            continue
+        kind, seq = row
+        conn.execute(
+            "INSERT INTO dead_letters (event_id, mahoso, kind, seq, cls, code, message, attempts, dead_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (eid, mahoso, kind, seq, err.cls, err.code, err.message, max(attempts, 1), now),
+        )
+        if kind == _SNAP:
+            conn.execute("UPDATE dossiers SET last_dead_seq = MAX(last_dead_seq, ?) WHERE mahoso = ?",
+                         (seq, mahoso))
+
+
+def unpark(conn: sqlite3.Connection, mahoso: str, now: float) -> None:
+    conn.execute("UPDATE events SET state = 'pending' WHERE mahoso = ? AND state = 'parked'", (mahoso,))
+    _refresh(conn, mahoso, now)
+
+
+# ---------------------------------------------------------------- reads
+
+
+_DELIVERY_SQL = """
+CASE
+  WHEN lease IS NOT NULL AND lease_until >= :now THEN 'in_flight'
+  WHEN pending > 0 AND attempts > 0 THEN 'retrying'
+  WHEN pending > 0 THEN 'pending'
+  WHEN parked > 0 THEN 'parked'
+  WHEN last_dead_seq > delivered_seq THEN 'dead'
+  ELSE 'delivered'
+END
+"""
+
+
+def status(conn: sqlite3.Connection, mahoso: str, now: float) -> DossierStatus | None:
+    row = conn.execute(
+        f"SELECT accepted_state, delivered_state, {_DELIVERY_SQL}, attempts, due_at, last_error, parked,"
+        " pending, last_seq, delivered_seq FROM dossiers WHERE mahoso = :m",
+        {"m": mahoso, "now": now},
+    ).fetchone()
+    if row is None:
+        return None
+    accepted, delivered, delivery, attempts, due_at, last_error, _parked, pending, last_seq, dseq = row
+    (pending_progress,) = conn.execute(
+        "SELECT COUNT(*) FROM events WHERE mahoso = ? AND kind = 'progress' AND state IN ('pending', 'parked')",
+        (mahoso,),
+    ).fetchone()
+    err = json.loads(last_error) if last_error else None
+    return DossierStatus(
+        mahoso=mahoso,
+        accepted_state=accepted,
+        delivered_state=delivered,
+        delivery=DeliveryState(delivery),
+        attempts=attempts,
+        next_attempt_at=due_at if (pending and attempts) else None,
+        last_error=ErrorInfo(err["class"], err["code"], err["message"]) if err else None,
+        pending_progress=pending_progress,
+        last_sequence=last_seq,
+        delivered_sequence=dseq,
+    )
+
+
+def next_due_at(conn: sqlite3.Connection) -> float | None:
+    (due,) = conn.execute("SELECT MIN(due_at) FROM dossiers WHERE pending > 0").fetchone()
+    return float(due) if due is not None else None
+
+
+def stats(conn: sqlite3.Connection, now: float) -> QueueStats:
+    by_state = {s.value: 0 for s in DeliveryState}
+    for state, n in conn.execute(
+        f"SELECT {_DELIVERY_SQL} AS s, COUNT(*) FROM dossiers GROUP BY s", {"now": now}
+    ):
+        by_state[state] = n
+    (oldest,) = conn.execute("SELECT MIN(oldest_open_at) FROM dossiers WHERE pending > 0").fetchone()
+    (dead,) = conn.execute("SELECT COUNT(*) FROM dead_letters WHERE replayed = 0").fetchone()
+    return QueueStats(by_state=by_state, oldest_pending_at=oldest, dead_letters=dead)
+
+
+def _dead_letter(row: tuple[Any, ...]) -> DeadLetter:
+    dl_id, mahoso, kind, seq, cls, code, message, attempts, dead_at, replayed = row
+    return DeadLetter(str(dl_id), mahoso, EventKind(kind), seq, ErrorInfo(cls, code, message), attempts,
+                      dead_at, bool(replayed))
+
+
+_DL_COLS = "id, mahoso, kind, seq, cls, code, message, attempts, dead_at, replayed"
+
+
+def dead_letters(conn: sqlite3.Connection, cursor: str | None, limit: int) -> DeadLetterPage:
+    after = int(cursor) if cursor and cursor.isdigit() else 0
+    rows = conn.execute(
+        f"SELECT {_DL_COLS} FROM dead_letters WHERE id > ? AND replayed = 0 ORDER BY id LIMIT ?",
+        (after, limit + 1),
+    ).fetchall()
+    items = tuple(_dead_letter(r) for r in rows[:limit])
+    return DeadLetterPage(items, items[-1].id if len(rows) > limit else None)
+
+
+def dead_letter(conn: sqlite3.Connection, dl_id: str) -> DeadLetter | None:
+    if not dl_id.isdigit():
+        return None
+    row = conn.execute(f"SELECT {_DL_COLS} FROM dead_letters WHERE id = ?", (int(dl_id),)).fetchone()
+    return _dead_letter(row) if row else None
+
+
+def replay(conn: sqlite3.Connection, dl_id: str, now: float) -> ReplayResult:
+    """Re-enter a dead event at the head of the ladder; a snapshot that a newer one has overtaken
+    (delivered, or waiting to be) is ``superseded`` and never sent."""
+    if not dl_id.isdigit():
+        return ReplayResult.NOT_FOUND
+    row = conn.execute("SELECT event_id, mahoso, kind, seq, replayed FROM dead_letters WHERE id = ?",
+                       (int(dl_id),)).fetchone()
+    if row is None:
+        return ReplayResult.NOT_FOUND
+    eid, mahoso, kind, seq, replayed = row
+    if replayed:
+        return ReplayResult.ALREADY_REPLAYED
+    conn.execute("UPDATE dead_letters SET replayed = 1 WHERE id = ?", (int(dl_id),))
+    if kind == _SNAP and _overtaken(conn, mahoso, seq):
+        conn.execute("UPDATE events SET state = 'superseded' WHERE id = ?", (eid,))
+        return ReplayResult.SUPERSEDED
+    conn.execute("UPDATE events SET state = 'pending' WHERE id = ?", (eid,))
+    conn.execute(
+        "UPDATE dossiers SET attempts = 0, first_failure_at = NULL, due_at = ?, last_error = NULL"
+        " WHERE mahoso = ?",
+        (now, mahoso),
+    )
+    _refresh(conn, mahoso, now)
+    return ReplayResult.REPLAYED
+
+
+def _overtaken(conn: sqlite3.Connection, mahoso: str, seq: int) -> bool:
+    (newer,) = conn.execute(
+        "SELECT COUNT(*) FROM events WHERE mahoso = ? AND kind = 'snapshot' AND seq > ?"
+        " AND state IN ('pending', 'delivered')",
+        (mahoso, seq),
+    ).fetchone()
+    return bool(newer)
+
+
+def drop(conn: sqlite3.Connection, dl_id: str) -> bool:
+    if not dl_id.isdigit():
+        return False
+    return conn.execute("DELETE FROM dead_letters WHERE id = ?", (int(dl_id),)).rowcount > 0
