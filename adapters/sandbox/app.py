@@ -1,0 +1,325 @@
+"""National-portal (DVCQG) simulator served by ``dvcgw sandbox --port N``. Never expose it publicly.
+
+Portal routes (spec ``national-portal.md`` §2, §3, §5, §9):
+
+``POST /login``
+    Header ``dstcode`` and JSON ``{"username", "password"}`` required. Any non-empty pair is
+    accepted unless ``/_sandbox/config`` says otherwise. Reply
+    ``{"error_code": 0, "message": "Đăng nhập thành công", "session": "<random>"}``; refused:
+    ``{"error_code": "1", "message": "Tên đăng nhập hoặc mật khẩu không đúng"}``.
+``POST /token``
+    OAuth2 client credentials (``grant_type=client_credentials``; client auth Basic or
+    ``client_id``/``client_secret`` in the form). Reply
+    ``{"access_token", "token_type": "Bearer", "expires_in": 3600}``; 401 ``invalid_client``.
+``POST /service``
+    ``DongBoHoSoMC``, ``CapNhatTienDoHoSoMC``, ``TraCuuHoSo``, ``LayThuTuc`` (empty result).
+``POST /share``
+    ``LayDanhSachTTHC``, ``LayDanhMucCoQuan``, ``LayDanhMucLinhVuc`` (empty result).
+
+Every ``/service`` and ``/share`` body is ``{"session", "madonvi", "service", …params}`` with a
+``dstcode`` header. An unknown session gets ``{"error_code": "-1", "message": "Phiên làm việc đã
+hết hạn, vui lòng đăng nhập lại"}``. Once any token has been issued, every ``/login``,
+``/service`` and ``/share`` call must carry a live ``Authorization: Bearer …`` or gets HTTP 401;
+a call with a live bearer and *no* ``session`` key is accepted (``auth = "oauth2"``).
+Business codes are listed in :mod:`adapters.sandbox.state`.
+
+Admin routes:
+
+``POST /_sandbox/faults``
+    ``{"mode": M, "count": N, "retry_after": s, "delay": s, "message": "…", "error_code": "…"}``.
+    Modes ``http503``, ``http429`` (``Retry-After`` = ``retry_after``: a number is sent as
+    delta-seconds, a string verbatim, e.g. an HTTP-date; absent = no header), ``http403``,
+    ``slow`` (wait ``delay`` s, then answer normally), ``reject`` (business rejection with
+    ``message``/``error_code``), ``html`` (200 with an HTML page), ``empty`` (200, empty body)
+    apply to the next ``count`` (default 1) service calls, queued in order.
+    ``expire_sessions`` / ``expire_tokens`` invalidate all sessions / tokens at once (no count).
+``POST /_sandbox/config``
+    Any of ``{"refuse_logins": bool, "credentials": {user: password} | null,
+    "clients": {client_id: secret} | null, "session_ttl": s, "token_ttl": s}``.
+``POST /_sandbox/dossiers``
+    ``{"dossiers": ["<MaHoSo>" | {dossier}, …]}``: mark dossiers as already on the portal.
+``GET /_sandbox/dossiers/{MaHoSo}``
+    The stored dossier, or 404.
+``GET /_sandbox/record``
+    ``{"dossiers": {"<MaHoSo>": [entry, …]}, "logins", "login_failures", "tokens",
+    "token_methods", "calls", "stored"}``; entries in arrival order, e.g.
+    ``{"service": "DongBoHoSoMC", "isUpdating": "False", "data": {…}, "at": <epoch>,
+    "madonvi": "…", "dstcode": "…", "error_code": "00"}`` or
+    ``{"service": "CapNhatTienDoHoSoMC", "items": […], …}`` or
+    ``{"service": "TraCuuHoSo", "params": {"mahoso": "…"}, …}``. Rejected calls are recorded
+    too, with their ``error_code``.
+``POST /_sandbox/reset``
+    Forget everything, configuration included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+
+from adapters.sandbox.state import (
+    FAULT_MODES,
+    SESSION_EXPIRED,
+    Fault,
+    Reply,
+    SandboxConfig,
+    SandboxState,
+    empty_result,
+)
+
+STATE = web.AppKey("sandbox_state", SandboxState)
+
+Handler = Callable[[SandboxState, dict[str, Any], dict[str, Any]], Reply]
+_SERVICES: dict[tuple[str, str], Handler] = {
+    ("integration", "DongBoHoSoMC"): SandboxState.sync_dossiers,
+    ("integration", "CapNhatTienDoHoSoMC"): SandboxState.push_progress,
+    ("integration", "TraCuuHoSo"): SandboxState.lookup,
+    ("integration", "LayThuTuc"): lambda _s, p, m: empty_result(p, m),
+    ("share", "LayDanhSachTTHC"): lambda _s, p, m: empty_result(p, m),
+    ("share", "LayDanhMucCoQuan"): lambda _s, p, m: empty_result(p, m),
+    ("share", "LayDanhMucLinhVuc"): lambda _s, p, m: empty_result(p, m),
+}
+_dumps = partial(json.dumps, ensure_ascii=False)
+
+
+def _reply(reply: Reply, status: int = 200) -> web.Response:
+    return web.json_response(reply, status=status, dumps=_dumps)
+
+
+def _bad(code: str, message: str) -> web.Response:
+    return _reply({"error_code": code, "message": message})
+
+
+def _unauthorized() -> web.Response:
+    return _reply({"error": "invalid_token", "message": "Invalid or expired access token"}, status=401)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any] | None:
+    try:
+        data = json.loads(await request.read())
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _bearer_refused(state: SandboxState, request: web.Request) -> bool:
+    return state.token_ever_issued and not state.bearer_valid(request.headers.get("Authorization"))
+
+
+# ── portal routes ────────────────────────────────────────────────────────────────────────
+
+
+async def login(request: web.Request) -> web.Response:
+    """§2.2 login."""
+    state = request.app[STATE]
+    if _bearer_refused(state, request):
+        return _unauthorized()
+    if not request.headers.get("dstcode"):
+        return _bad("-2", "Thiếu header dstcode")
+    body = await _json_object(request)
+    if body is None:
+        return _bad("-2", "Dữ liệu yêu cầu không phải đối tượng JSON")
+    return _reply(state.login(body.get("username"), body.get("password")))
+
+
+def _client_credentials(authorization: str | None, form: Any) -> tuple[str, str, str]:
+    if authorization and authorization.startswith("Basic "):
+        try:
+            raw = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return "", "", "basic"
+        cid, _, secret = raw.partition(":")
+        return cid, secret, "basic"
+    return str(form.get("client_id", "")), str(form.get("client_secret", "")), "form"
+
+
+async def token(request: web.Request) -> web.Response:
+    """§3.1 client-credentials token endpoint."""
+    state = request.app[STATE]
+    form = await request.post()
+    if form.get("grant_type") != "client_credentials":
+        return web.json_response({"error": "unsupported_grant_type"}, status=400)
+    cid, secret, method = _client_credentials(request.headers.get("Authorization"), form)
+    reply = state.issue_token(cid, secret, method)
+    if reply is None:
+        return web.json_response({"error": "invalid_client"}, status=401)
+    return web.json_response(reply)
+
+
+async def _fault_response(fault: Fault) -> web.Response | None:
+    """The HTTP answer a fault forces, or None to carry on (slow, reject)."""
+    if fault.mode == "slow":
+        await asyncio.sleep(fault.delay)
+        return None
+    if fault.mode == "http503":
+        html = "<html><body><h1>503 Service Unavailable</h1></body></html>"
+        return web.Response(status=503, text=html, content_type="text/html")
+    if fault.mode == "http429":
+        headers = {} if fault.retry_after is None else {"Retry-After": _retry_after_text(fault.retry_after)}
+        return web.json_response({"error": "quota exceeded"}, status=429, headers=headers)
+    if fault.mode == "http403":
+        return web.json_response({"error": "forbidden", "message": "Application not subscribed"}, status=403)
+    if fault.mode == "html":
+        return web.Response(text="<html><body>Hệ thống đang bảo trì</body></html>", content_type="text/html")
+    if fault.mode == "empty":
+        return web.Response(body=b"", content_type="application/json")
+    return None
+
+
+def _retry_after_text(value: float | str) -> str:
+    return value if isinstance(value, str) else str(max(0, round(value)))
+
+
+def _envelope_problem(state: SandboxState, request: web.Request, body: dict[str, Any] | None) -> Reply | None:
+    if not request.headers.get("dstcode"):
+        return {"error_code": "-2", "message": "Thiếu header dstcode"}
+    if body is None:
+        return {"error_code": "-2", "message": "Dữ liệu yêu cầu không phải đối tượng JSON"}
+    if "session" in body or not state.bearer_valid(request.headers.get("Authorization")):
+        if not state.session_valid(body.get("session")):
+            return SESSION_EXPIRED
+    madonvi = body.get("madonvi")
+    if not isinstance(madonvi, str) or not madonvi:
+        return {"error_code": "-2", "message": "Thiếu tham số madonvi"}
+    return None
+
+
+async def _service_call(request: web.Request, endpoint: str) -> web.Response:
+    state = request.app[STATE]
+    state.calls += 1
+    fault = state.take_fault()
+    if fault is not None:
+        forced = await _fault_response(fault)
+        if forced is not None:
+            return forced
+    if _bearer_refused(state, request):
+        return _unauthorized()
+    body = await _json_object(request)
+    problem = _envelope_problem(state, request, body)
+    if problem is not None or body is None:
+        return _reply(problem or SESSION_EXPIRED)
+    handler = _SERVICES.get((endpoint, str(body.get("service"))))
+    if handler is None:
+        return _bad("-2", f"Dịch vụ {body.get('service')!s} không được hỗ trợ tại địa chỉ này")
+    if fault is not None and fault.mode == "reject":
+        return _bad(fault.error_code, fault.message)
+    meta = {"madonvi": body["madonvi"], "dstcode": request.headers["dstcode"]}
+    return _reply(handler(state, body, meta))
+
+
+async def service(request: web.Request) -> web.Response:
+    """``adapter_url + integration_endpoint``: dossier services."""
+    return await _service_call(request, "integration")
+
+
+async def share(request: web.Request) -> web.Response:
+    """``adapter_url + share_endpoint``: catalogue services."""
+    return await _service_call(request, "share")
+
+
+# ── admin routes ─────────────────────────────────────────────────────────────────────────
+
+
+def _admin_error(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=400)
+
+
+def _parse_fault(body: dict[str, Any]) -> Fault | str:
+    mode = body.get("mode")
+    if mode not in FAULT_MODES:
+        return f"mode must be one of {sorted(FAULT_MODES)}"
+    count = body.get("count", 1)
+    retry_after = body.get("retry_after")
+    if not isinstance(count, int) or count < 0:
+        return "count must be a non-negative integer"
+    if retry_after is not None and not isinstance(retry_after, int | float | str):
+        return "retry_after must be seconds or an HTTP-date string"
+    fault = Fault(mode=mode, remaining=count, retry_after=retry_after, delay=float(body.get("delay", 0.0)))
+    if "message" in body:
+        fault.message = str(body["message"])
+    if "error_code" in body:
+        fault.error_code = str(body["error_code"])
+    return fault
+
+
+async def admin_faults(request: web.Request) -> web.Response:
+    """Queue a fault for the next service calls, or expire sessions/tokens now."""
+    state = request.app[STATE]
+    body = await _json_object(request)
+    fault = _parse_fault(body or {})
+    if isinstance(fault, str):
+        return _admin_error(fault)
+    state.add_fault(fault)
+    return web.json_response({"ok": True, "pending": sum(f.remaining for f in state.faults)})
+
+
+_CONFIG_KEYS = {"refuse_logins", "credentials", "clients", "session_ttl", "token_ttl"}
+
+
+async def admin_config(request: web.Request) -> web.Response:
+    """Change login/token acceptance and lifetimes; unknown keys are refused."""
+    state = request.app[STATE]
+    body = await _json_object(request)
+    if body is None or not set(body) <= _CONFIG_KEYS:
+        return _admin_error(f"expected an object with keys among {sorted(_CONFIG_KEYS)}")
+    for key, value in body.items():
+        setattr(state.config, key, value)
+    return web.json_response(vars(state.config))
+
+
+async def admin_dossiers(request: web.Request) -> web.Response:
+    """Mark dossiers as already known to the portal."""
+    body = await _json_object(request)
+    entries = (body or {}).get("dossiers")
+    if not isinstance(entries, list):
+        return _admin_error('expected {"dossiers": [...]}')
+    return web.json_response({"added": request.app[STATE].mark_known(entries)})
+
+
+async def admin_dossier(request: web.Request) -> web.Response:
+    """One stored dossier, as the portal holds it."""
+    stored = request.app[STATE].dossiers.get(request.match_info["code"])
+    if stored is None:
+        raise web.HTTPNotFound()
+    return web.json_response(stored, dumps=_dumps)
+
+
+async def admin_record(request: web.Request) -> web.Response:
+    """Everything received, per dossier, in arrival order, plus counters."""
+    return web.json_response(request.app[STATE].snapshot(), dumps=_dumps)
+
+
+async def admin_reset(request: web.Request) -> web.Response:
+    """Forget everything."""
+    request.app[STATE].reset()
+    return web.json_response({"ok": True})
+
+
+def create_sandbox_app(*, clock: Callable[[], float] | None = None) -> web.Application:
+    """The simulator as an aiohttp application (``clock`` drives session/token expiry)."""
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app[STATE] = SandboxState(clock=clock) if clock is not None else SandboxState()
+    app[STATE].config = SandboxConfig()
+    app.router.add_post("/login", login)
+    app.router.add_post("/token", token)
+    app.router.add_post("/service", service)
+    app.router.add_post("/share", share)
+    app.router.add_post("/_sandbox/faults", admin_faults)
+    app.router.add_post("/_sandbox/config", admin_config)
+    app.router.add_post("/_sandbox/dossiers", admin_dossiers)
+    app.router.add_get("/_sandbox/dossiers/{code}", admin_dossier)
+    app.router.add_get("/_sandbox/record", admin_record)
+    app.router.add_post("/_sandbox/reset", admin_reset)
+    return app
+
+
+def run_sandbox(host: str = "127.0.0.1", port: int = 9000) -> None:
+    """Serve the simulator until interrupted (blocking; used by ``dvcgw sandbox``)."""
+    web.run_app(create_sandbox_app(), host=host, port=port, access_log=None)

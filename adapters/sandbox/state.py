@@ -1,0 +1,268 @@
+"""The sandbox's memory and business rules: sessions, tokens, dossiers, the record, faults.
+
+Everything here is synchronous and cheap; :mod:`adapters.sandbox.app` does the HTTP.
+Business replies follow the portal's shape ``{"error_code": "<code>", "message": "<Vietnamese>"}``:
+
+======  ==================================================================
+code    meaning
+======  ==================================================================
+"00"    success of ``DongBoHoSoMC`` / ``CapNhatTienDoHoSoMC``
+"0"     success of lookups and catalogue calls
+"-1"    unknown or expired session ("Phiên làm việc đã hết hạn …")
+"-2"    malformed request (dstcode, madonvi, service, isUpdating, data)
+"-3"    create of a dossier that already exists ("Hồ sơ X đã tồn tại trên hệ thống")
+"-4"    a field failed validation (message names the field)
+"-5"    update of a missing dossier, or progress before the dossier exists
+"-6"    more than 10 progress items in one call
+"-9"    rejection injected through ``POST /_sandbox/faults`` (``reject``)
+"1"     login refused
+======  ==================================================================
+
+Multi-dossier calls are atomic: one bad dossier rejects the whole call and stores nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.sandbox.validation import code_of, dossier_problem, progress_problem
+
+Reply = dict[str, Any]
+
+SESSION_EXPIRED: Reply = {"error_code": "-1", "message": "Phiên làm việc đã hết hạn, vui lòng đăng nhập lại"}
+FAULT_MODES = frozenset(
+    {"http503", "http429", "http403", "slow", "reject", "html", "empty", "expire_sessions", "expire_tokens"}
+)
+MAX_PROGRESS = 10
+
+
+def _bad(code: str, message: str) -> Reply:
+    return {"error_code": code, "message": message}
+
+
+@dataclass
+class Fault:
+    """One injected fault, applied to the next ``remaining`` service calls."""
+
+    mode: str
+    remaining: int = 1
+    retry_after: float | str | None = None
+    delay: float = 0.0
+    message: str = "Dữ liệu hồ sơ không hợp lệ (lỗi giả lập)"
+    error_code: str = "-9"
+
+
+@dataclass
+class SandboxConfig:
+    """Knobs set through ``POST /_sandbox/config``."""
+
+    refuse_logins: bool = False
+    credentials: dict[str, str] | None = None  # username → password; None = any non-empty pair
+    clients: dict[str, str] | None = None  # client_id → secret; None = any non-empty pair
+    session_ttl: float = 0.0  # seconds; 0 = sessions never expire by age
+    token_ttl: int = 3600
+
+
+@dataclass
+class SandboxState:
+    """All the sandbox remembers; ``reset()`` forgets everything."""
+
+    clock: Callable[[], float] = time.monotonic
+    config: SandboxConfig = field(default_factory=SandboxConfig)
+    sessions: dict[str, float] = field(default_factory=dict)  # session → issued at
+    tokens: dict[str, float] = field(default_factory=dict)  # access token → expires at
+    token_ever_issued: bool = False
+    dossiers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    record: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    faults: deque[Fault] = field(default_factory=deque)
+    logins: int = 0
+    login_failures: int = 0
+    tokens_issued: int = 0
+    token_methods: list[str] = field(default_factory=list)
+    calls: int = 0
+
+    def reset(self) -> None:
+        """Forget sessions, tokens, dossiers, the record, faults and configuration."""
+        self.__dict__.update(SandboxState(clock=self.clock).__dict__)
+
+    # ── faults ────────────────────────────────────────────────────────────────────────────
+
+    def add_fault(self, fault: Fault) -> None:
+        """Queue a fault, or apply the immediate ones (expire_sessions, expire_tokens) now."""
+        if fault.mode == "expire_sessions":
+            self.sessions.clear()
+        elif fault.mode == "expire_tokens":
+            self.tokens.clear()
+        elif fault.remaining > 0:
+            self.faults.append(fault)
+
+    def take_fault(self) -> Fault | None:
+        """The fault for this service call, if any (consumes one of its count)."""
+        if not self.faults:
+            return None
+        fault = self.faults[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            self.faults.popleft()
+        return fault
+
+    # ── credentials ───────────────────────────────────────────────────────────────────────
+
+    def login(self, username: Any, password: Any) -> Reply:
+        """The §2.2 login: a fresh random session, or ``error_code "1"``."""
+        if not self._login_allowed(username, password):
+            self.login_failures += 1
+            return _bad("1", "Tên đăng nhập hoặc mật khẩu không đúng")
+        session = secrets.token_urlsafe(18)
+        self.sessions[session] = self.clock()
+        self.logins += 1
+        return {"error_code": 0, "message": "Đăng nhập thành công", "session": session}
+
+    def _login_allowed(self, username: Any, password: Any) -> bool:
+        if not (isinstance(username, str) and username and isinstance(password, str) and password):
+            return False
+        if self.config.refuse_logins:
+            return False
+        creds = self.config.credentials
+        return creds is None or creds.get(username) == password
+
+    def session_valid(self, session: Any) -> bool:
+        """True for a session issued here, not expired by an admin switch or by ``session_ttl``."""
+        issued = self.sessions.get(session) if isinstance(session, str) else None
+        if issued is None:
+            return False
+        ttl = self.config.session_ttl
+        return ttl <= 0 or self.clock() - issued < ttl
+
+    def issue_token(self, client_id: str, client_secret: str, method: str) -> Reply | None:
+        """A client-credentials token, or None when the client is refused."""
+        clients = self.config.clients
+        if not client_id or not client_secret or (clients is not None and clients.get(client_id) != client_secret):
+            return None
+        token = secrets.token_urlsafe(24)
+        ttl = self.config.token_ttl
+        self.tokens[token] = self.clock() + ttl
+        self.token_ever_issued = True
+        self.tokens_issued += 1
+        self.token_methods.append(method)
+        return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
+
+    def bearer_valid(self, authorization: str | None) -> bool:
+        """True for ``Bearer <token>`` naming a live token issued here."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return False
+        expires = self.tokens.get(authorization[7:].strip())
+        return expires is not None and self.clock() < expires
+
+    # ── the record ────────────────────────────────────────────────────────────────────────
+
+    def _note(self, code: str, entry: dict[str, Any]) -> None:
+        self.record.setdefault(code, []).append(entry)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The ``GET /_sandbox/record`` document."""
+        return {
+            "dossiers": self.record,
+            "logins": self.logins,
+            "login_failures": self.login_failures,
+            "tokens": self.tokens_issued,
+            "token_methods": self.token_methods,
+            "calls": self.calls,
+            "stored": len(self.dossiers),
+        }
+
+    # ── services ──────────────────────────────────────────────────────────────────────────
+
+    def sync_dossiers(self, params: dict[str, Any], meta: dict[str, Any]) -> Reply:
+        """``DongBoHoSoMC``: validate every dossier, then create or update them all, or none."""
+        updating = params.get("isUpdating")
+        data = params.get("data")
+        if updating not in ("True", "False"):
+            return _bad("-2", 'Tham số isUpdating phải là chuỗi "True" hoặc "False"')
+        if not isinstance(data, list) or not data:
+            return _bad("-2", "Tham số data phải là một mảng hồ sơ không rỗng")
+        reply = self._check_dossiers(data, updating == "True")
+        at = time.time()
+        for dossier in data:
+            code = code_of(dossier)
+            if code is not None:
+                entry = {"service": "DongBoHoSoMC", "isUpdating": updating, "data": dossier, "at": at}
+                self._note(code, {**entry, **meta, "error_code": reply["error_code"]})
+        if reply["error_code"] == "00":
+            for dossier in data:
+                self.dossiers[dossier["MaHoSo"]] = dossier
+        return reply
+
+    def _check_dossiers(self, data: list[Any], updating: bool) -> Reply:
+        seen: set[str] = set()
+        for dossier in data:
+            problem = dossier_problem(dossier)
+            if problem is not None:
+                return _bad("-4", f"Hồ sơ {code_of(dossier) or '?'}: {problem}")
+            code = dossier["MaHoSo"]
+            exists = code in self.dossiers or (not updating and code in seen)
+            if exists and not updating:
+                return _bad("-3", f"Hồ sơ {code} đã tồn tại trên hệ thống")
+            if not exists and updating and code not in seen:
+                return _bad("-5", f"Hồ sơ {code} không tồn tại trên hệ thống, không thể cập nhật")
+            seen.add(code)
+        return {"error_code": "00", "message": "Đồng bộ thành công"}
+
+    def push_progress(self, params: dict[str, Any], meta: dict[str, Any]) -> Reply:
+        """``CapNhatTienDoHoSoMC``: at most 10 items, each valid, each for a stored dossier."""
+        data = params.get("data")
+        if not isinstance(data, list) or not data:
+            return _bad("-2", "Tham số data phải là một mảng tiến độ không rỗng")
+        reply = self._check_progress(data)
+        at = time.time()
+        by_code: dict[str, list[Any]] = {}
+        for item in data:
+            code = code_of(item)
+            if code is not None:
+                by_code.setdefault(code, []).append(item)
+        for code, items in by_code.items():
+            entry = {"service": "CapNhatTienDoHoSoMC", "items": items, "at": at}
+            self._note(code, {**entry, **meta, "error_code": reply["error_code"]})
+        return reply
+
+    def _check_progress(self, data: list[Any]) -> Reply:
+        if len(data) > MAX_PROGRESS:
+            return _bad("-6", f"Mỗi lần gọi chỉ được cập nhật tối đa {MAX_PROGRESS} tiến độ, nhận {len(data)}")
+        for item in data:
+            problem = progress_problem(item)
+            if problem is not None:
+                return _bad("-4", f"Tiến độ hồ sơ {code_of(item) or '?'}: {problem}")
+            if item["MaHoSo"] not in self.dossiers:
+                return _bad("-5", f"Hồ sơ {item['MaHoSo']} chưa tồn tại trên hệ thống, cần đồng bộ hồ sơ trước")
+        return {"error_code": "00", "message": "Cập nhật tiến độ thành công"}
+
+    def lookup(self, params: dict[str, Any], meta: dict[str, Any]) -> Reply:
+        """``TraCuuHoSo``: ``result`` = [the stored dossier] or []. The key's case is not checked."""
+        key = next((k for k in params if k.lower() == "mahoso"), None)
+        code = params.get(key) if key is not None else None
+        if not isinstance(code, str) or not code:
+            return _bad("-2", "Thiếu tham số mahoso")
+        self._note(code, {"service": "TraCuuHoSo", "params": {key: code}, "at": time.time(), **meta})
+        stored = self.dossiers.get(code)
+        return {"error_code": "0", "message": "Thành công", "result": [stored] if stored is not None else []}
+
+    def mark_known(self, entries: list[Any]) -> int:
+        """Store dossiers as already on the portal (codes or objects with MaHoSo); returns count."""
+        added = 0
+        for entry in entries:
+            obj = {"MaHoSo": entry} if isinstance(entry, str) else entry
+            code = code_of(obj)
+            if code is not None:
+                self.dossiers[code] = obj
+                added += 1
+        return added
+
+
+def empty_result(params: dict[str, Any], meta: dict[str, Any]) -> Reply:
+    """Catalogue services (``LayDanhSachTTHC`` …) and ``LayThuTuc``: an empty ``result``."""
+    return {"error_code": "0", "message": "Thành công", "result": []}
