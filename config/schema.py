@@ -120,6 +120,9 @@ class PortalSettings:
     max_concurrency: int = 8
     rate_limit_per_s: float = 0.0
     batch_size: int = 1
+    # spec §5.6: ask TraCuuHoSo before the first push of a dossier the gateway has not seen
+    # delivered; false = the fallback path (send as create, resend as update on "đã tồn tại")
+    lookup_before_create: bool = True
     session_max_age: Duration = _D(1800.0)
     connect_retries: int = 2  # quick in-call retries of connection errors (tenacity)
 
@@ -170,12 +173,14 @@ class SigningKeySettings:
     cert_file: str = ""
     chain_files: tuple[str, ...] = ()
     passphrase: str = ""
+    passphrase_env: str = ""  # name of an environment variable holding the passphrase
     # pkcs11
     module: str = ""
     token_label: str = ""
     key_label: str = ""
     cert_label: str = ""
     pin: str = ""
+    pin_env: str = ""  # name of an environment variable holding the PIN
     # remote (CSC-style)
     url: str = ""
     credential_id: str = ""
@@ -191,6 +196,17 @@ class SigningSettings:
     trust_roots: tuple[str, ...] = ()
     max_pdf_bytes: int = 20 * 1024 * 1024
     workers: int = 0  # 0 = one per core
+    tsa_attempts: int = 2  # tries per TSA URL before moving to the next one
+    remote_poll_interval: Duration = _D(5.0)
+    remote_job_timeout: Duration = _D(86400.0)  # a remote job not confirmed by then fails
+    callback_base_url: str = ""  # public base URL of the gateway for remote-signer webhooks; "" = poll only
+
+    def __post_init__(self) -> None:
+        aliases = [k.alias for k in self.keys]
+        if len(aliases) != len(set(aliases)):
+            raise ValueError("keys: key aliases must be unique")
+        if not 1 <= self.tsa_attempts <= 10:
+            raise ValueError("tsa_attempts: must be between 1 and 10")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,316 @@
+"""The sync engine: claims dossiers from the queue and carries them to the national portal.
+
+Per claimed dossier (spec §1.1, §5): the newest snapshot first (create or update, §5.6), then the
+pending progress items in acceptance order, in chunks of at most 10, one chunk at a time, each
+chunk recorded before the next is sent (so a crash repeats at most the chunk in flight). Progress
+for a dossier the portal does not have is parked. Every failure becomes a recorded outcome
+(:func:`classify` gives its class), never an exception in the loop.
+
+The engine has a drain mode for tests: :meth:`SyncEngine.drain` runs the real loop until nothing
+is claimable and nothing is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from config.schema import Settings
+from gateway.circuit import PortalGate
+from gateway.errors import (
+    PortalAlreadyExists,
+    PortalAuthFailed,
+    PortalForbidden,
+    PortalRejected,
+    PortalThrottled,
+    TransientError,
+)
+from monitoring.metrics import Metrics
+from queues.api import ErrorInfo, Event, Outcome, QueueBackend, Work
+
+log = logging.getLogger("dvcgw.sync")
+
+PROGRESS_CHUNK = 10
+OUTCOME_CLASSES = ("ok", "exists", "rejected", "auth_expired", "auth_failed", "forbidden", "throttled",
+                   "retryable")
+
+
+class Portal(Protocol):
+    """What the engine needs from the national-portal client."""
+
+    async def lookup(self, mahoso: str) -> bool: ...
+
+    async def sync_dossiers(self, dossiers: Sequence[Mapping[str, Any]], *, updating: bool) -> None: ...
+
+    async def push_progress(self, items: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+def classify(exc: BaseException) -> str:
+    """The outcome class of a failed portal call (spec §9; also the metric label value)."""
+    if isinstance(exc, PortalAlreadyExists):
+        return "exists"
+    if isinstance(exc, PortalForbidden):
+        return "forbidden"
+    if isinstance(exc, PortalAuthFailed):
+        return "auth_failed"
+    if isinstance(exc, PortalRejected):
+        return "rejected"
+    if isinstance(exc, PortalThrottled):
+        return "throttled"
+    return "retryable"
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """The error as stored: the portal's code and message verbatim where it sent them."""
+    cls = classify(exc)
+    if isinstance(exc, PortalRejected | PortalAuthFailed):
+        return ErrorInfo(cls, exc.code, exc.portal_message)
+    if isinstance(exc, TransientError):
+        return ErrorInfo(cls, type(exc).__name__, str(exc))
+    return ErrorInfo(cls, "internal", f"{type(exc).__name__}: {exc}")
+
+
+@dataclass
+class _Progressing:
+    """A claimed dossier on its way through one delivery round."""
+
+    work: Work
+    known: bool
+    released: bool = False
+    stopped: bool = False  # a failure scheduled a retry: deliver nothing more this round
+
+
+class SyncEngine:
+    def __init__(self, queue: QueueBackend, portal: Portal, settings: Settings, metrics: Metrics, *,
+                 clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random) -> None:
+        self._q = queue
+        self._portal = portal
+        self._s = settings
+        self._m = metrics
+        self._clock = clock
+        self._rng = rng
+        self.gate = PortalGate(settings.circuit.failure_threshold, settings.circuit.cool_down, clock, metrics)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+
+    # ------------------------------------------------------------------ loops
+
+    async def run(self) -> None:
+        """Deliver until :meth:`stop`; idle waits end as soon as new work is accepted."""
+        while not self._stopping.is_set():
+            started = await self._dispatch()
+            if started:
+                continue
+            await self._idle_wait()
+
+    async def drain(self, timeout: float = 60.0) -> None:
+        """Run the real loop until nothing is claimable now and nothing is in flight."""
+        async with asyncio.timeout(timeout):
+            while True:
+                started = await self._dispatch()
+                if self._inflight:
+                    await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                elif not started:
+                    return
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let deliveries in flight finish within ``grace`` seconds, then cancel them
+        (their claims are released at the next start, and the events stay durable)."""
+        self._stopping.set()
+        if self._inflight:
+            _, pending = await asyncio.wait(self._inflight, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _idle_wait(self) -> None:
+        now = self._clock()
+        wait: float = self._s.queue.poll_interval
+        due = await self._q.next_due_at()
+        if due is not None:
+            wait = min(wait, max(due - now, 0.0))
+        if self.gate.reopens_at is not None:
+            wait = min(wait, max(self.gate.reopens_at - now, 0.0))
+        if self._inflight:
+            wait = min(wait, 0.05)
+        await self._q.wait_for_work(max(wait, 0.01))
+
+    async def _dispatch(self) -> int:
+        room = self.gate.capacity(self._s.portal.max_concurrency - len(self._inflight))
+        if room <= 0:
+            return 0
+        works = await self._q.claim(room, self._clock())
+        if not works:
+            self.gate.release_probe()
+            return 0
+        size = self._s.portal.batch_size
+        groups = [works[i:i + size] for i in range(0, len(works), size)] if size > 1 else [[w] for w in works]
+        for group in groups:
+            task = asyncio.create_task(self._deliver(group))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return len(works)
+
+    # ------------------------------------------------------------------ one round
+
+    async def _deliver(self, works: list[Work]) -> None:
+        items = [_Progressing(w, w.known_on_portal) for w in works]
+        try:
+            with_snapshot = [it for it in items if it.work.snapshot is not None]
+            if with_snapshot:
+                await self._push_snapshots(with_snapshot)
+            await asyncio.gather(*(self._push_progress(it) for it in items if not it.stopped))
+        except Exception as exc:  # a bug must not lose work: schedule a retry for what is left
+            log.exception("delivery round failed unexpectedly")
+            for it in items:
+                if not it.released:
+                    await self._fail(it, exc, ())
+        finally:
+            for it in items:
+                if not it.released:
+                    await self._record(it, Outcome(), release=True)
+
+    async def _record(self, it: _Progressing, outcome: Outcome, *, release: bool) -> None:
+        await self._q.record(it.work, outcome, self._clock(), release=release)
+        it.released = it.released or release
+
+    # ------------------------------------------------------------------ snapshots
+
+    async def _push_snapshots(self, items: list[_Progressing]) -> None:
+        if self._s.portal.lookup_before_create:
+            await asyncio.gather(*(self._lookup(it) for it in items if not it.known))
+        live = [it for it in items if not it.stopped]
+        for updating in (True, False):
+            part = [it for it in live if it.known is updating]
+            size = self._s.portal.batch_size
+            for i in range(0, len(part), size):
+                await self._send_batch(part[i:i + size], updating)
+
+    async def _lookup(self, it: _Progressing) -> None:
+        try:
+            it.known = await self._portal.lookup(it.work.mahoso)
+        except Exception as exc:
+            await self._fail(it, exc, _pending_ids(it.work))
+            return
+        self.gate.success()
+
+    async def _send_batch(self, batch: list[_Progressing], updating: bool) -> None:
+        payloads = [it.work.snapshot.payload for it in batch if it.work.snapshot is not None]
+        try:
+            await self._portal.sync_dossiers(payloads, updating=updating)
+        except PortalRejected as exc:
+            if len(batch) > 1:  # one bad dossier must not hide the others' results
+                for it in batch:
+                    await self._send_batch([it], updating)
+                return
+            if isinstance(exc, PortalAlreadyExists) and not updating:
+                self._count("exists", "snapshot")
+                batch[0].known = True
+                await self._send_batch(batch, True)
+                return
+            await self._fail(batch[0], exc, (_snap_id(batch[0]),), release=not batch[0].work.progress)
+            return
+        except Exception as exc:
+            for it in batch:
+                await self._fail(it, exc, _pending_ids(it.work))
+            return
+        self.gate.success()
+        for it in batch:
+            self._count("ok", "snapshot")
+            it.known = True
+            await self._record(it, Outcome(delivered=(_snap_id(it),), known_on_portal=True),
+                               release=not it.work.progress)
+
+    # ------------------------------------------------------------------ progress
+
+    async def _push_progress(self, it: _Progressing) -> None:
+        progress = list(it.work.progress)
+        if not progress or it.stopped:
+            return
+        if not it.known:
+            await self._lookup(it)
+            if it.stopped:
+                return
+            if not it.known:
+                await self._record(it, Outcome(parked=tuple(e.event_id for e in progress)), release=True)
+                return
+            await self._record(it, Outcome(known_on_portal=True), release=False)
+        for start in range(0, len(progress), PROGRESS_CHUNK):
+            chunk = progress[start:start + PROGRESS_CHUNK]
+            last = start + PROGRESS_CHUNK >= len(progress)
+            if not await self._send_chunk(it, chunk, last, progress[start:]):
+                return
+
+    async def _send_chunk(self, it: _Progressing, chunk: list[Event], last: bool, rest: list[Event]) -> bool:
+        ids = tuple(e.event_id for e in chunk)
+        try:
+            await self._portal.push_progress([e.payload for e in chunk])
+        except PortalRejected as exc:
+            await self._fail(it, exc, ids, release=last)
+            return not it.stopped
+        except Exception as exc:
+            await self._fail(it, exc, tuple(e.event_id for e in rest))
+            return False
+        self.gate.success()
+        self._count("ok", "progress", len(chunk))
+        await self._record(it, Outcome(delivered=ids), release=last)
+        return True
+
+    # ------------------------------------------------------------------ failures
+
+    async def _fail(self, it: _Progressing, exc: BaseException, event_ids: tuple[str, ...], *,
+                    release: bool = True) -> None:
+        """Turn a failed call into a recorded outcome (spec §9 and the issue's outcome table)."""
+        cls = classify(exc)
+        kind = "snapshot" if it.work.snapshot is not None and not it.known else "progress"
+        self._count(cls, kind)
+        info = error_info(exc)
+        now = self._clock()
+        if cls in ("rejected", "exists"):
+            self.gate.success()  # the portal answered: it is up
+            await self._record(it, Outcome(dead=event_ids, error=info), release=release)
+            return
+        it.stopped = True
+        if cls in ("auth_failed", "forbidden"):
+            self.gate.pause(cls)
+            log.error("portal refused credentials (%s): delivery paused; a person must act", cls)
+            outcome = Outcome(retry_at=now + self._s.circuit.cool_down, count_attempt=False, error=info)
+        elif cls == "throttled":
+            self.gate.release_probe()
+            wait = exc.retry_after if isinstance(exc, PortalThrottled) and exc.retry_after else None
+            outcome = Outcome(retry_at=now + (wait if wait is not None else self._ladder(it.work.attempts)),
+                              error=info)
+        else:
+            self.gate.failure()
+            outcome = self._retry_or_give_up(it.work, event_ids, info, now)
+        await self._record(it, outcome, release=True)
+
+    def _retry_or_give_up(self, work: Work, event_ids: tuple[str, ...], info: ErrorInfo, now: float) -> Outcome:
+        first = work.first_failure_at if work.first_failure_at is not None else now
+        if now - first >= self._s.retry.give_up_after:
+            return Outcome(dead=event_ids, error=info)
+        return Outcome(retry_at=now + self._ladder(work.attempts), error=info)
+
+    def _ladder(self, attempts: int) -> float:
+        delays = self._s.retry.delays
+        base = float(delays[min(attempts, len(delays) - 1)])
+        jitter = self._s.retry.jitter
+        return base * (1 - jitter + 2 * jitter * self._rng()) if jitter else base
+
+    def _count(self, cls: str, kind: str, n: int = 1) -> None:
+        self._m.deliveries.labels(outcome=cls, kind=kind).inc(n)
+
+
+def _snap_id(it: _Progressing) -> str:
+    assert it.work.snapshot is not None
+    return it.work.snapshot.event_id
+
+
+def _pending_ids(work: Work) -> tuple[str, ...]:
+    ids = [work.snapshot.event_id] if work.snapshot is not None else []
+    return tuple(ids + [e.event_id for e in work.progress])
