@@ -1,0 +1,101 @@
+"""``create_app(settings)``: the daemon as one aiohttp application.
+
+Each resource is its own ``cleanup_ctx`` (metrics → queue → portal client → sync engine →
+signing), so clean-up runs in reverse order and only for what started. Handlers reach resources
+through the typed ``AppKey``s below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+from adapters.national_portal.client import PortalClient
+from config.schema import Settings
+from gateway import handlers
+from gateway.auth import KEYRING, KeyRing
+from gateway.keys import CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
+from gateway.middleware import error_middleware
+from gateway.sync import SyncEngine
+from monitoring.metrics import Metrics
+from queues.api import QueueBackend
+from queues.sqlite import MemoryQueue, SQLiteQueue
+
+log = logging.getLogger("dvcgw.app")
+
+
+
+
+def make_queue(settings: Settings, metrics: Metrics, clock: Callable[[], float]) -> QueueBackend:
+    q = settings.queue
+    if q.backend == "memory":
+        return MemoryQueue(lease_s=q.lease, clock=clock)
+    if q.backend == "kafka":
+        from queues.kafka import KafkaQueue
+
+        return KafkaQueue(settings, metrics_registry=metrics.registry)  # type: ignore[no-any-return]
+    return SQLiteQueue(settings.storage.path, synchronous=settings.storage.synchronous, lease_s=q.lease,
+                       clock=clock, max_batch=settings.storage.commit_max_batch)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, run_engine: bool = True,
+               metrics: Metrics | None = None) -> web.Application:
+    """The whole daemon. With ``run_engine=False`` the sync loop is not started: tests drive it
+    through ``app[ENGINE].drain()``."""
+    app = web.Application(client_max_size=settings.server.max_body_bytes, middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app[METRICS] = metrics or Metrics()
+    app[CLOCK] = clock
+    app[LIFECYCLE] = Lifecycle()
+    app[KEYRING] = KeyRing(settings.agencies, settings.operator)
+    app.cleanup_ctx.append(_queue_ctx)
+    app.cleanup_ctx.append(_engine_ctx(run_engine))
+    if settings.signing.keys and importlib.util.find_spec("signing.http") is not None:
+        from signing.http import setup_signing
+
+        setup_signing(app, settings, app[METRICS].registry)
+    handlers.add_routes(app)
+    app.on_startup.append(_ready)
+    app.on_shutdown.append(_draining)
+    return app
+
+
+async def _ready(app: web.Application) -> None:
+    app[LIFECYCLE].state = "ready"
+
+
+async def _draining(app: web.Application) -> None:
+    app[LIFECYCLE].state = "draining"
+
+
+async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
+    queue = make_queue(app[SETTINGS], app[METRICS], app[CLOCK])
+    await queue.start()
+    app[QUEUE] = queue
+    yield
+    await queue.close()
+
+
+def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        timeout = aiohttp.ClientTimeout(total=settings.portal.timeout)
+        connector = aiohttp.TCPConnector(limit=settings.portal.max_concurrency * 2)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            portal = PortalClient(settings.portal, session, metrics=app[METRICS])
+            engine = SyncEngine(app[QUEUE], portal, settings, app[METRICS], clock=app[CLOCK])
+            app[ENGINE] = engine
+            task = asyncio.create_task(engine.run(), name="dvcgw-sync") if run else None
+            yield
+            await engine.stop(settings.server.shutdown_grace)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    return ctx

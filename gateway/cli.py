@@ -1,0 +1,178 @@
+"""``dvcgw``: serve, check-config, sandbox, and the operator's dead-letter commands.
+
+``dvcgw dlq …`` talks to the running daemon's operator API; it never opens the store directly,
+so it works the same on SQLite and Kafka and never races the daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from config.schema import Settings, load
+from gateway.errors import ConfigError
+
+EXIT_CONFIG = 2
+EXIT_REMOTE = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"dvcgw: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dvcgw", description="DVCQG sync gateway")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the daemon")
+    serve.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"),
+                       help="settings file (default: $DVCGW_CONFIG)")
+    serve.set_defaults(func=_serve)
+
+    check = sub.add_parser("check-config", help="validate a settings file without starting anything")
+    check.add_argument("file")
+    check.set_defaults(func=_check_config)
+
+    sandbox = sub.add_parser("sandbox", help="start the national-portal sandbox")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=9000)
+    sandbox.set_defaults(func=_sandbox)
+
+    dlq = sub.add_parser("dlq", help="dead letters of a running daemon")
+    dlq.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
+    dlq.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
+                     "or [operator] api_key of --config)")
+    dlq.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+    dsub = dlq.add_subparsers(dest="dlq_command", required=True)
+    ls = dsub.add_parser("list", help="list dead letters")
+    ls.add_argument("--all", action="store_true", help="follow the cursor through every page")
+    for name, helptext in (("show", "show one"), ("replay", "re-enter at the head of the ladder"),
+                           ("drop", "delete one")):
+        c = dsub.add_parser(name, help=helptext)
+        c.add_argument("id")
+    dlq.set_defaults(func=_dlq)
+    return p
+
+
+def _load(path: str | None) -> Settings:
+    if not path:
+        raise ConfigError("--config", "no settings file: pass --config FILE or set DVCGW_CONFIG")
+    return load(path)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = load(args.file)
+    print(f"{args.file}: OK (queue={settings.queue.backend}, portal={settings.portal.adapter_url}, "
+          f"{len(settings.agencies)} agencies)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from gateway.app import create_app
+    from gateway.logs import setup_logging
+
+    settings = _load(args.config)
+    setup_logging()
+    app = create_app(settings)
+    host, port = settings.server.host, settings.server.port
+
+    def announce(_: object) -> None:
+        base = f"http://{host}:{port}"
+        print(f"dvcgw ready on {base} (queue {settings.queue.backend}, store {settings.storage.path}, "
+              f"portal {settings.portal.adapter_url})", flush=True)
+
+    web.run_app(app, host=host, port=port, print=announce, access_log=None,
+                shutdown_timeout=float(settings.server.shutdown_grace), handle_signals=True)
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from adapters.sandbox.server import run_sandbox
+    from gateway.logs import setup_logging
+
+    setup_logging()
+    run_sandbox(args.host, args.port)
+    return 0
+
+
+def _operator_key(args: argparse.Namespace) -> str:
+    if args.key:
+        return str(args.key)
+    env = os.environ.get("DVCGW_OPERATOR_KEY")
+    if env:
+        return env
+    if args.config and Path(args.config).exists():
+        key = load(args.config).operator.api_key
+        if key:
+            return key
+    raise ConfigError("--key", "no operator key: pass --key, set DVCGW_OPERATOR_KEY, or --config")
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    return asyncio.run(_dlq_async(args, _operator_key(args)))
+
+
+async def _dlq_async(args: argparse.Namespace, key: str) -> int:
+    base = args.url.rstrip("/") + "/v1/dead-letters"
+    headers = {"X-API-Key": key}
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as s:
+        try:
+            if args.dlq_command == "list":
+                return await _dlq_list(s, base, args.all)
+            method, url = {"show": ("GET", f"{base}/{args.id}"), "replay": ("POST", f"{base}/{args.id}/replay"),
+                           "drop": ("DELETE", f"{base}/{args.id}")}[args.dlq_command]
+            async with s.request(method, url) as r:
+                body = await r.text()
+                if r.status >= 400:
+                    return _remote_error(r.status, body)
+                print(body if body else f"{args.id}: dropped")
+                return 0
+        except aiohttp.ClientError as exc:
+            print(f"dvcgw: cannot reach the daemon at {args.url}: {exc}", file=sys.stderr)
+            return EXIT_REMOTE
+
+
+async def _dlq_list(s: aiohttp.ClientSession, base: str, follow: bool) -> int:
+    cursor: str | None = None
+    print(f"{'ID':>8}  {'MaHoSo':32}  {'KIND':8}  {'CLASS':10}  {'CODE':6}  {'ATT':>3}  MESSAGE")
+    while True:
+        params = {"cursor": cursor} if cursor else {}
+        async with s.get(base, params=params) as r:
+            if r.status >= 400:
+                return _remote_error(r.status, await r.text())
+            page: dict[str, Any] = await r.json()
+        for d in page["items"]:
+            print(f"{d['id']:>8}  {d['MaHoSo']:32}  {d['kind']:8}  {d['reason_class']:10}  {d['code']:6}  "
+                  f"{d['attempts']:>3}  {d['message']}")
+        cursor = page.get("next")
+        if not cursor or not follow:
+            if cursor:
+                print(f"(more: --all to list every page; next cursor {cursor})")
+            return 0
+
+
+def _remote_error(status: int, body: str) -> int:
+    try:
+        msg = json.loads(body).get("message", body)
+    except ValueError:
+        msg = body
+    print(f"dvcgw: HTTP {status}: {msg}", file=sys.stderr)
+    return EXIT_REMOTE
+
+

@@ -1,0 +1,238 @@
+"""HTTP handlers: parse → call → respond. Routes are listed once, in :func:`add_routes`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import OrderedDict
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from config.schema import AgencySettings
+from gateway import dossier, openapi
+from gateway.auth import require_agency, require_operator
+from gateway.errors import FieldError
+from gateway.http_errors import HTTPProblem
+from gateway.keys import ACCEPTED_STATES, CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, SETTINGS
+from gateway.transitions import classify_transition
+from queues.api import DeadLetter, DossierStatus, EventKind, NewEvent, ReplayResult
+
+_STATE_CACHE_MAX = 100_000
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_put("/v1/dossiers/{MaHoSo}", put_dossier)
+    app.router.add_post("/v1/dossiers/{MaHoSo}/progress", post_progress)
+    app.router.add_get("/v1/dossiers/{MaHoSo}", get_dossier)
+    app.router.add_get("/v1/dead-letters", list_dead_letters)
+    app.router.add_get("/v1/dead-letters/{id}", get_dead_letter)
+    app.router.add_post("/v1/dead-letters/{id}/replay", replay_dead_letter)
+    app.router.add_delete("/v1/dead-letters/{id}", drop_dead_letter)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi.serve)
+    app[ACCEPTED_STATES] = OrderedDict()
+
+
+# ---------------------------------------------------------------- agency
+
+
+def _authorise(request: web.Request, mahoso: str) -> AgencySettings:
+    agency = require_agency(request)
+    unit = mahoso.split("-", 1)[0]
+    if unit not in agency.units:
+        raise HTTPProblem(403, "forbidden", f"agency {agency.code} may not send dossiers of unit {unit}",
+                          [FieldError("MaHoSo", "unit (first dash segment) is not one of the agency's units")])
+    return agency
+
+
+async def _json_body(request: web.Request) -> Any:
+    ctype = request.content_type
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise HTTPProblem(415, "unsupported_media_type", f"Content-Type must be application/json, got {ctype!r}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        limit = request.app[SETTINGS].server.max_body_bytes
+        raise HTTPProblem(413, "payload_too_large", f"the body is over {limit} bytes") from exc
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPProblem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+
+
+async def put_dossier(request: web.Request) -> web.Response:
+    app = request.app
+    started = app[CLOCK]()
+    mahoso = request.match_info["MaHoSo"]
+    agency = _authorise(request, mahoso)
+    body = await _json_body(request)
+    norm = dossier.validate_snapshot(mahoso, body)
+    new_state = str(norm.payload.get("TrangThaiHoSo", ""))
+    await _check_transition(request, mahoso, new_state)
+    accepted = await app[QUEUE].enqueue([NewEvent(mahoso, EventKind.SNAPSHOT, norm.payload, agency.code)])
+    _remember_state(app, mahoso, new_state)
+    m = app[METRICS]
+    m.events_accepted.labels(kind="snapshot").inc()
+    for field in norm.truncated:
+        m.truncated_fields.labels(field=field).inc()
+    m.accept_latency.observe(max(app[CLOCK]() - started, 0.0))
+    return web.json_response({"event_id": accepted[0].event_id, "sequence": accepted[0].sequence}, status=202)
+
+
+async def post_progress(request: web.Request) -> web.Response:
+    app = request.app
+    mahoso = request.match_info["MaHoSo"]
+    agency = _authorise(request, mahoso)
+    items = dossier.validate_progress(mahoso, await _json_body(request))
+    events = [NewEvent(mahoso, EventKind.PROGRESS, it.payload, agency.code) for it in items]
+    accepted = await app[QUEUE].enqueue(events)
+    m = app[METRICS]
+    m.events_accepted.labels(kind="progress").inc(len(events))
+    for it in items:
+        for field in it.truncated:
+            m.truncated_fields.labels(field=field).inc()
+    return web.json_response({"event_ids": [a.event_id for a in accepted], "sequence": accepted[-1].sequence},
+                             status=202)
+
+
+async def _check_transition(request: web.Request, mahoso: str, new: str) -> None:
+    app = request.app
+    cache = app[ACCEPTED_STATES]
+    previous = cache.get(mahoso)
+    if previous is None:
+        status = await app[QUEUE].status(mahoso)
+        previous = status.accepted_state if status else None
+    verdict = classify_transition(previous, new)
+    if verdict not in ("tolerated", "unusual"):
+        return
+    if verdict == "unusual" and app[SETTINGS].transitions.enforce:
+        raise HTTPProblem(409, "invalid_transition",
+                          f"TrangThaiHoSo may not go from {previous} to {new} ([transitions] enforce = true)",
+                          [FieldError("TrangThaiHoSo", f"transition {previous} → {new} is not allowed")])
+    app[METRICS].unusual_transitions.labels(**{"from": previous or "", "to": new}).inc()
+
+
+def _remember_state(app: web.Application, mahoso: str, state: str) -> None:
+    cache = app[ACCEPTED_STATES]
+    cache[mahoso] = state
+    cache.move_to_end(mahoso)
+    if len(cache) > _STATE_CACHE_MAX:
+        cache.popitem(last=False)
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
+
+
+def status_json(st: DossierStatus) -> dict[str, Any]:
+    return {
+        "MaHoSo": st.mahoso,
+        "accepted_state": st.accepted_state,
+        "delivered_state": st.delivered_state,
+        "delivery": st.delivery.value,
+        "attempts": st.attempts,
+        "next_attempt_at": _iso(st.next_attempt_at),
+        "last_error": st.last_error.as_json() if st.last_error else None,
+        "pending_progress": st.pending_progress,
+    }
+
+
+async def get_dossier(request: web.Request) -> web.Response:
+    mahoso = request.match_info["MaHoSo"]
+    _authorise(request, mahoso)
+    st = await request.app[QUEUE].status(mahoso)
+    if st is None:
+        raise HTTPProblem(404, "not_found", "the gateway has accepted no event for this dossier")
+    return web.json_response(status_json(st))
+
+
+# ---------------------------------------------------------------- operator
+
+
+def dead_letter_json(d: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": d.id, "MaHoSo": d.mahoso, "kind": d.kind.value, "sequence": d.sequence,
+        "reason_class": d.error.cls, "code": d.error.code, "message": d.error.message,
+        "attempts": d.attempts, "dead_at": _iso(d.dead_at), "replayed": d.replayed,
+    }
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    require_operator(request)
+    limit_s = request.query.get("limit", "100")
+    if not limit_s.isdigit() or not 1 <= int(limit_s) <= 1000:
+        raise HTTPProblem(400, "bad_request", "limit must be an integer from 1 to 1000",
+                          [FieldError("limit", "expected 1..1000")])
+    page = await request.app[QUEUE].dead_letters(request.query.get("cursor") or None, int(limit_s))
+    return web.json_response({"items": [dead_letter_json(d) for d in page.items], "next": page.next_cursor})
+
+
+async def get_dead_letter(request: web.Request) -> web.Response:
+    require_operator(request)
+    d = await request.app[QUEUE].dead_letter(request.match_info["id"])
+    if d is None:
+        raise HTTPProblem(404, "not_found", "no such dead letter")
+    return web.json_response(dead_letter_json(d))
+
+
+async def replay_dead_letter(request: web.Request) -> web.Response:
+    require_operator(request)
+    result = await request.app[QUEUE].replay(request.match_info["id"], request.app[CLOCK]())
+    if result is ReplayResult.NOT_FOUND:
+        raise HTTPProblem(404, "not_found", "no such dead letter")
+    if result is ReplayResult.ALREADY_REPLAYED:
+        raise HTTPProblem(409, "already_replayed", "this dead letter was already replayed")
+    return web.json_response({"id": request.match_info["id"], "result": result.value}, status=202)
+
+
+async def drop_dead_letter(request: web.Request) -> web.Response:
+    require_operator(request)
+    if not await request.app[QUEUE].drop(request.match_info["id"]):
+        raise HTTPProblem(404, "not_found", "no such dead letter")
+    return web.Response(status=204)
+
+
+# ---------------------------------------------------------------- open
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """503 only while the gateway cannot accept work; a portal outage is reported, not failed."""
+    import asyncio
+
+    app = request.app
+    storage: dict[str, Any] = {"status": "ok", "backend": app[SETTINGS].queue.backend}
+    try:
+        async with asyncio.timeout(2.0):
+            await app[QUEUE].ping()
+    except Exception as exc:  # any failure to reach storage means: cannot accept work
+        storage = {**storage, "status": "fail", "error": type(exc).__name__}
+    lifecycle = app[LIFECYCLE].state
+    ok = storage["status"] == "ok" and lifecycle == "ready"
+    body = {
+        "status": "ok" if ok else "fail",
+        "lifecycle": lifecycle,
+        "checks": {"storage": storage, "portal": app[ENGINE].gate.describe()},
+    }
+    return web.json_response(body, status=200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app
+    m = app[METRICS]
+    now = app[CLOCK]()
+    stats = await app[QUEUE].stats(now)
+    for state, n in stats.by_state.items():
+        m.queue_depth.labels(state=state).set(n)
+    m.oldest_pending_age.set(max(now - stats.oldest_pending_at, 0.0) if stats.oldest_pending_at else 0.0)
+    m.dead_letters.set(stats.dead_letters)
+    resp = web.Response(body=generate_latest(m.registry))
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp

@@ -1,0 +1,31 @@
+"""Typed keys through which handlers reach the application's resources."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from config.schema import Settings
+from gateway.sync import SyncEngine
+from monitoring.metrics import Metrics
+from queues.api import QueueBackend
+
+
+@dataclass
+class Lifecycle:
+    """Readiness: the gateway accepts work only between start-up and draining."""
+
+    state: str = "starting"  # starting | ready | draining
+
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+QUEUE = web.AppKey("queue", QueueBackend)  # type: ignore[type-abstract]
+ENGINE = web.AppKey("engine", SyncEngine)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+# last accepted TrangThaiHoSo per dossier (bounded), so the transition check rarely reads storage
+ACCEPTED_STATES: web.AppKey[OrderedDict[str, str]] = web.AppKey("accepted_states", OrderedDict)

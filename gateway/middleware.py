@@ -1,0 +1,47 @@
+"""Every answer, error or not, leaves in the house shape; nothing a client sends produces a 500."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.errors import QueueUnavailable, ValidationError
+from gateway.http_errors import HTTPProblem, json_error
+
+log = logging.getLogger("dvcgw.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_CODES = {
+    400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+    422: "validation_failed", 503: "unavailable",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except HTTPProblem:
+        raise
+    except ValidationError as exc:
+        return json_error(422, exc.code, "the request body failed validation", exc.errors)
+    except QueueUnavailable as exc:
+        log.error("queue unavailable: %s", exc)
+        return json_error(503, "storage_unavailable", "the gateway cannot store work right now; retry",
+                          headers={"Retry-After": "5"})
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        code = _CODES.get(exc.status, "error")
+        return json_error(exc.status, code, exc.reason, headers=_keep_headers(exc))
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.rel_url.path)
+        return json_error(500, "internal_error", "internal error; the event was not accepted")
+
+
+def _keep_headers(exc: web.HTTPException) -> dict[str, str]:
+    return {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}

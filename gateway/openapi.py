@@ -1,0 +1,157 @@
+"""The OpenAPI 3.1 document of the agency, operator and open routes, as they actually behave."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+
+from gateway import dossier
+
+_ERR = {"$ref": "#/components/responses/Error"}
+_AGENCY: list[dict[str, list[str]]] = [{"agencyKey": []}]
+_OPERATOR: list[dict[str, list[str]]] = [{"operatorKey": []}]
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _resp(desc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": desc}
+    if schema is not None:
+        out["content"] = _json(schema)
+    return out
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): _ERR for c in codes}
+
+
+_MAHOSO = {"name": "MaHoSo", "in": "path", "required": True, "schema": {"type": "string"},
+           "description": "Dossier code; its first dash segment is the unit code the agency must own."}
+_DLID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+_STATUS = {
+    "type": "object",
+    "required": ["MaHoSo", "accepted_state", "delivered_state", "delivery", "attempts", "next_attempt_at",
+                 "last_error", "pending_progress"],
+    "properties": {
+        "MaHoSo": {"type": "string"},
+        "accepted_state": {"type": ["string", "null"]},
+        "delivered_state": {"type": ["string", "null"]},
+        "delivery": {"enum": ["pending", "in_flight", "delivered", "retrying", "dead", "parked"]},
+        "attempts": {"type": "integer"},
+        "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+        "last_error": {"oneOf": [{"type": "null"}, {"type": "object", "properties": {
+            "class": {"type": "string"}, "code": {"type": "string"},
+            "message": {"type": "string", "description": "verbatim from the portal"}}}]},
+        "pending_progress": {"type": "integer"},
+    },
+}
+_DEAD = {
+    "type": "object",
+    "properties": {k: {"type": t} for k, t in [
+        ("id", "string"), ("MaHoSo", "string"), ("kind", "string"), ("sequence", "integer"),
+        ("reason_class", "string"), ("code", "string"), ("message", "string"), ("attempts", "integer"),
+        ("dead_at", "string"), ("replayed", "boolean")]},
+}
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/v1/dossiers/{MaHoSo}": {
+            "parameters": [_MAHOSO],
+            "put": {
+                "summary": "Accept one dossier snapshot (DVCQG field names, spec §6.1)",
+                "security": _AGENCY,
+                "requestBody": {"required": True, "content": _json({"$ref": "#/components/schemas/Dossier"})},
+                "responses": {"202": _resp("Durable; will be delivered", {
+                    "type": "object", "properties": {"event_id": {"type": "string"},
+                                                     "sequence": {"type": "integer"}}}),
+                              **_errors(400, 401, 403, 409, 413, 415, 422, 503)},
+            },
+            "get": {
+                "summary": "Sync status of one dossier",
+                "security": _AGENCY,
+                "responses": {"200": _resp("Status", _STATUS), **_errors(401, 403, 404)},
+            },
+        },
+        "/v1/dossiers/{MaHoSo}/progress": {
+            "parameters": [_MAHOSO],
+            "post": {
+                "summary": "Accept one progress item or a list of them (spec §6.9), in the order they happened",
+                "security": _AGENCY,
+                "requestBody": {"required": True, "content": _json({"oneOf": [
+                    {"$ref": "#/components/schemas/Progress"},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/Progress"}, "minItems": 1}]})},
+                "responses": {"202": _resp("Durable", {"type": "object", "properties": {
+                    "event_ids": {"type": "array", "items": {"type": "string"}}, "sequence": {"type": "integer"}}}),
+                              **_errors(400, 401, 403, 413, 415, 422, 503)},
+            },
+        },
+        "/v1/dead-letters": {"get": {
+            "summary": "Dead letters, oldest first",
+            "security": _OPERATOR,
+            "parameters": [{"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                       "maximum": 1000}}],
+            "responses": {"200": _resp("A page", {"type": "object", "properties": {
+                "items": {"type": "array", "items": _DEAD}, "next": {"type": ["string", "null"]}}}),
+                          **_errors(400, 401)},
+        }},
+        "/v1/dead-letters/{id}": {
+            "parameters": [_DLID],
+            "get": {"summary": "One dead letter", "security": _OPERATOR,
+                    "responses": {"200": _resp("The dead letter", _DEAD), **_errors(401, 404)}},
+            "delete": {"summary": "Drop a dead letter", "security": _OPERATOR,
+                       "responses": {"204": _resp("Dropped"), **_errors(401, 404)}},
+        },
+        "/v1/dead-letters/{id}/replay": {
+            "parameters": [_DLID],
+            "post": {"summary": "Re-enter the event at the head of the retry ladder", "security": _OPERATOR,
+                     "responses": {"202": _resp("replayed, or superseded (a newer state was delivered)", {
+                         "type": "object", "properties": {"id": {"type": "string"},
+                                                          "result": {"enum": ["replayed", "superseded"]}}}),
+                                   **_errors(401, 404, 409)}},
+        },
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _resp("Alive")}}},
+        "/readyz": {"get": {"summary": "Readiness; a portal outage is reported in the body, not failed",
+                            "responses": {"200": _resp("Accepting work"),
+                                          "503": _resp("Storage unusable, starting or draining")}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics",
+                             "responses": {"200": {"description": "text exposition format",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _resp("OpenAPI 3.1")}}},
+    }
+
+
+@cache
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "dvc-gateway", "version": "0.1.0",
+                 "description": "Agency, operator and health API of the DVCQG sync gateway."},
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "agencyKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "operatorKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+            "schemas": {
+                "Dossier": dossier.dossier_json_schema(),
+                "Progress": dossier.progress_json_schema(),
+                "Error": {"type": "object", "required": ["error", "message", "errors"], "properties": {
+                    "error": {"type": "string"}, "message": {"type": "string"},
+                    "errors": {"type": "array", "items": {"type": "object", "properties": {
+                        "field": {"type": "string"}, "message": {"type": "string"}}}}}},
+            },
+            "responses": {"Error": {"description": "Error (house shape)",
+                                    "content": _json({"$ref": "#/components/schemas/Error"})}},
+        },
+    }
+
+
+async def serve(request: web.Request) -> web.Response:
+    return web.json_response(document())
