@@ -31,6 +31,7 @@ class CredentialCache:
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
         self._attempts = 0
+        self._completed = 0  # fetches finished, successfully or not
         self._last_error: PortalError | None = None
 
     def _fresh(self) -> str | None:
@@ -46,12 +47,12 @@ class CredentialCache:
         value = self._fresh()
         if value is not None:
             return value
-        seen = self._attempts
+        seen = self._completed
         async with self._lock:
             value = self._fresh()
             if value is not None:
                 return value
-            if self._attempts != seen and self._last_error is not None:
+            if self._completed != seen and self._last_error is not None:
                 raise self._last_error  # the fetch we waited for just failed: share its result
             return await self._fetch_now()
 
@@ -62,6 +63,8 @@ class CredentialCache:
         except PortalError as exc:
             self._last_error = exc
             raise
+        finally:
+            self._completed += 1
         self._last_error = None
         self._value, self._expires_at = value, self._clock() + lifetime
         return value

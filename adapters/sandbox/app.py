@@ -42,7 +42,7 @@ Admin routes:
     The stored dossier, or 404.
 ``GET /_sandbox/record``
     ``{"dossiers": {"<MaHoSo>": [entry, …]}, "logins", "login_failures", "tokens",
-    "token_methods", "calls", "stored"}``; entries in arrival order, e.g.
+    "token_methods", "calls", "max_in_flight", "stored"}``; entries in arrival order, e.g.
     ``{"service": "DongBoHoSoMC", "isUpdating": "False", "data": {…}, "at": <epoch>,
     "madonvi": "…", "dstcode": "…", "error_code": "00"}`` or
     ``{"service": "CapNhatTienDoHoSoMC", "items": […], …}`` or
@@ -194,6 +194,15 @@ def _envelope_problem(state: SandboxState, request: web.Request, body: dict[str,
 async def _service_call(request: web.Request, endpoint: str) -> web.Response:
     state = request.app[STATE]
     state.calls += 1
+    state.in_flight += 1
+    state.max_in_flight = max(state.max_in_flight, state.in_flight)
+    try:
+        return await _serve(state, request, endpoint)
+    finally:
+        state.in_flight -= 1
+
+
+async def _serve(state: SandboxState, request: web.Request, endpoint: str) -> web.Response:
     fault = state.take_fault()
     if fault is not None:
         forced = await _fault_response(fault)

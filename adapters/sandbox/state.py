@@ -85,6 +85,8 @@ class SandboxState:
     tokens_issued: int = 0
     token_methods: list[str] = field(default_factory=list)
     calls: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     def reset(self) -> None:
         """Forget sessions, tokens, dossiers, the record, faults and configuration."""
@@ -173,6 +175,7 @@ class SandboxState:
             "tokens": self.tokens_issued,
             "token_methods": self.token_methods,
             "calls": self.calls,
+            "max_in_flight": self.max_in_flight,
             "stored": len(self.dossiers),
         }
 

@@ -1,0 +1,196 @@
+"""The national-portal sandbox enforces the spec as strictly as the portal (§2, §5, §6, §9),
+driven with raw HTTP so that nothing in the client can hide a wire mistake."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.fakes.portal import DSTCODE, MADONVI, SandboxHandle, dossier, progress
+
+CODE = "000.00.01.H56-240315-00101"
+
+
+async def login(sb: SandboxHandle, **headers: str) -> dict[str, Any]:
+    hdrs = {"dstcode": DSTCODE, **headers}
+    async with sb.http.post(f"{sb.url}/login", json={"username": "u", "password": "p"}, headers=hdrs) as resp:
+        assert resp.status == 200
+        data: dict[str, Any] = await resp.json()
+        return data
+
+
+async def call(sb: SandboxHandle, service: str, session: str | None, path: str = "service", **params: Any) -> Any:
+    body: dict[str, Any] = {"madonvi": MADONVI, "service": service, **params}
+    if session is not None:
+        body["session"] = session
+    async with sb.http.post(f"{sb.url}/{path}", json=body, headers={"dstcode": DSTCODE}) as resp:
+        assert resp.status == 200
+        return await resp.json()
+
+
+@pytest.fixture
+async def session(sandbox: SandboxHandle) -> str:
+    reply = await login(sandbox)
+    return str(reply["session"])
+
+
+async def create(sb: SandboxHandle, session: str, *dossiers: dict[str, Any]) -> Any:
+    return await call(sb, "DongBoHoSoMC", session, isUpdating="False", data=list(dossiers))
+
+
+async def test_login_reply_shape(sandbox: SandboxHandle) -> None:
+    """§2.2: login answers error_code 0 (a number) with a session; each login is counted."""
+    reply = await login(sandbox)
+    assert reply["error_code"] == 0 and reply["message"] == "Đăng nhập thành công"
+    assert isinstance(reply["session"], str) and len(reply["session"]) >= 16
+    assert (await sandbox.record())["logins"] == 1
+
+
+async def test_login_without_dstcode_refused(sandbox: SandboxHandle) -> None:
+    """§2.2: the dstcode header is required, on the login too."""
+    async with sandbox.http.post(f"{sandbox.url}/login", json={"username": "u", "password": "p"}) as resp:
+        reply = await resp.json()
+    assert reply["error_code"] != 0 and "session" not in reply
+
+
+async def test_unknown_session(sandbox: SandboxHandle) -> None:
+    """§9: an unknown session gets error_code "-1" and a Vietnamese "log in again" message."""
+    reply = await call(sandbox, "TraCuuHoSo", "not-a-session", mahoso=CODE)
+    assert reply == {"error_code": "-1", "message": "Phiên làm việc đã hết hạn, vui lòng đăng nhập lại"}
+
+
+async def test_create_lookup_update(sandbox: SandboxHandle, session: str) -> None:
+    """§5: create answers "00", lookup returns [the stored dossier], update replaces it."""
+    assert (await call(sandbox, "TraCuuHoSo", session, mahoso=CODE))["result"] == []
+    assert await create(sandbox, session, dossier(CODE)) == {"error_code": "00", "message": "Đồng bộ thành công"}
+    assert (await call(sandbox, "TraCuuHoSo", session, mahoso=CODE))["result"] == [dossier(CODE)]
+    reply = await call(sandbox, "DongBoHoSoMC", session, isUpdating="True", data=[dossier(CODE, TrangThaiHoSo="4")])
+    assert reply["error_code"] == "00"
+    assert sandbox.state.dossiers[CODE]["TrangThaiHoSo"] == "4"
+
+
+async def test_create_of_existing_is_minus_three(sandbox: SandboxHandle, session: str) -> None:
+    """§9: creating an existing dossier answers -3 "Hồ sơ <MaHoSo> đã tồn tại trên hệ thống"."""
+    await create(sandbox, session, dossier(CODE))
+    reply = await create(sandbox, session, dossier(CODE))
+    assert reply == {"error_code": "-3", "message": f"Hồ sơ {CODE} đã tồn tại trên hệ thống"}
+
+
+async def test_update_of_missing_is_rejected(sandbox: SandboxHandle, session: str) -> None:
+    """§5.1: an update of a dossier the portal lacks is a business rejection, nothing stored."""
+    reply = await call(sandbox, "DongBoHoSoMC", session, isUpdating="True", data=[dossier(CODE)])
+    assert reply["error_code"] == "-5" and "đã tồn tại" not in reply["message"]
+    assert CODE not in sandbox.state.dossiers
+
+
+@pytest.mark.parametrize("value", [False, "false", "0", None])
+async def test_is_updating_must_be_the_string(sandbox: SandboxHandle, session: str, value: Any) -> None:
+    """§5.1: isUpdating must be exactly the string "True" or "False"."""
+    reply = await call(sandbox, "DongBoHoSoMC", session, isUpdating=value, data=[dossier(CODE)])
+    assert reply["error_code"] == "-2" and "isUpdating" in reply["message"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("NgayTiepNhan", "2024-03-15 09:30:00"),
+        ("NgayTiepNhan", "20240230093000"),  # 30 February
+        ("NgayHenTra", "202403221700"),
+        ("TrangThaiHoSo", 4),
+        ("KenhThucHien", "4"),
+        ("MaTTHC", None),
+        ("DanhSachLePhi", None),
+        ("TrichYeuHoSo", "x" * 1001),
+    ],
+)
+async def test_dossier_field_validation(sandbox: SandboxHandle, session: str, field: str, value: Any) -> None:
+    """§6.0/§6.1: bad dates, non-string scalars, out-of-table codes, null lists and over-long
+    texts are rejected with a message naming the field; nothing is stored."""
+    reply = await create(sandbox, session, dossier(CODE, **{field: value}))
+    assert reply["error_code"] == "-4" and field in reply["message"]
+    assert CODE not in sandbox.state.dossiers
+
+
+@pytest.mark.parametrize("field", ["MaHoSo", "MaTTHC", "TenTTHC", "KenhThucHien", "ChuHoSo", "NgayTiepNhan"])
+async def test_required_fields(sandbox: SandboxHandle, session: str, field: str) -> None:
+    """§6.1: each required field must be present and non-empty."""
+    d = dossier(CODE)
+    del d[field]
+    reply = await create(sandbox, session, d)
+    assert reply["error_code"] == "-4" and field in reply["message"]
+
+
+async def test_integer_exceptions_and_nested_strings(sandbox: SandboxHandle, session: str) -> None:
+    """§6.0: SoLuong/LoaiGiayTo of DanhSachTepDinhKemKhac may be integers; other nested scalars
+    may not (e.g. a numeric Gia in DanhSachLePhi)."""
+    assert (await create(sandbox, session, dossier(CODE)))["error_code"] == "00"
+    bad = dossier(CODE + "-2", DanhSachLePhi=[{"TenPhiLePhi": "Lệ phí", "Gia": 50000}])
+    reply = await create(sandbox, session, bad)
+    assert reply["error_code"] == "-4" and "DanhSachLePhi.Gia" in reply["message"]
+
+
+async def test_batch_is_atomic(sandbox: SandboxHandle, session: str) -> None:
+    """One invalid dossier rejects the whole DongBoHoSoMC call: no dossier of it is stored."""
+    reply = await create(sandbox, session, dossier(CODE), dossier(CODE + "-2", NgayTiepNhan="hôm nay"))
+    assert reply["error_code"] == "-4" and CODE + "-2" in reply["message"]
+    assert sandbox.state.dossiers == {}
+
+
+async def test_progress_rules(sandbox: SandboxHandle, session: str) -> None:
+    """§5.2/§6.9: progress before the dossier exists is refused; at most 10 items per call;
+    ThoiDiemXuLy must be a portal date; 10 valid items are accepted and recorded in order."""
+    assert (await call(sandbox, "CapNhatTienDoHoSoMC", session, data=[progress(CODE)]))["error_code"] == "-5"
+    await create(sandbox, session, dossier(CODE))
+    eleven = [progress(CODE, n) for n in range(11)]
+    assert (await call(sandbox, "CapNhatTienDoHoSoMC", session, data=eleven))["error_code"] == "-6"
+    bad = [progress(CODE, ThoiDiemXuLy="15/03/2024")]
+    assert (await call(sandbox, "CapNhatTienDoHoSoMC", session, data=bad))["error_code"] == "-4"
+    reply = await call(sandbox, "CapNhatTienDoHoSoMC", session, data=eleven[:10])
+    assert reply["error_code"] == "00"
+    entries = (await sandbox.record())["dossiers"][CODE]
+    assert [i["NoiDungXuLy"] for i in entries[-1]["items"]] == [f"Bước {n}" for n in range(10)]
+
+
+async def test_share_catalogue_is_empty(sandbox: SandboxHandle, session: str) -> None:
+    """§5: LayDanhSachTTHC on the share endpoint answers an empty result; on the wrong endpoint
+    a service is refused."""
+    reply = await call(sandbox, "LayDanhSachTTHC", session, path="share")
+    assert reply["result"] == [] and reply["error_code"] == "0"
+    assert (await call(sandbox, "LayDanhSachTTHC", session))["error_code"] == "-2"
+
+
+async def test_bearer_required_once_tokens_exist(sandbox: SandboxHandle, session: str) -> None:
+    """§3.3: after a token has been issued, a call with a missing or bad bearer gets HTTP 401;
+    a live bearer without a session is accepted (auth = "oauth2")."""
+    async with sandbox.http.post(
+        f"{sandbox.url}/token", data={"grant_type": "client_credentials", "client_id": "a", "client_secret": "b"}
+    ) as resp:
+        token = (await resp.json())["access_token"]
+    body = {"madonvi": MADONVI, "service": "TraCuuHoSo", "mahoso": CODE}
+    for auth, status in (("Bearer nope", 401), ("", 401), (f"Bearer {token}", 200)):
+        headers = {"dstcode": DSTCODE, **({"Authorization": auth} if auth else {})}
+        async with sandbox.http.post(f"{sandbox.url}/service", json=body, headers=headers) as resp:
+            assert resp.status == status
+
+
+async def test_faults_apply_to_the_next_n_calls(sandbox: SandboxHandle, session: str) -> None:
+    """Admin: a fault with count N hits exactly the next N service calls; reset forgets all."""
+    await sandbox.fault("http503", count=2)
+    statuses = []
+    for _ in range(3):
+        async with sandbox.http.post(
+            f"{sandbox.url}/service",
+            json={"session": session, "madonvi": MADONVI, "service": "TraCuuHoSo", "mahoso": CODE},
+            headers={"dstcode": DSTCODE},
+        ) as resp:
+            statuses.append(resp.status)
+    assert statuses == [503, 503, 200]
+    await sandbox.admin("reset")
+    assert (await sandbox.record())["calls"] == 0 and sandbox.state.sessions == {}
+
+
+async def test_admin_refuses_unknown_fault(sandbox: SandboxHandle) -> None:
+    """Admin: an unknown fault mode is a 400, not silently ignored."""
+    async with sandbox.http.post(f"{sandbox.url}/_sandbox/faults", json={"mode": "explode"}) as resp:
+        assert resp.status == 400
