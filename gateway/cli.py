@@ -103,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from adapters.sandbox.server import run_sandbox
+    from adapters.sandbox.app import run_sandbox
     from gateway.logs import setup_logging
 
     setup_logging()

@@ -1,0 +1,119 @@
+"""Outbound sync end to end: real gateway app, real sandbox, both on 127.0.0.1 port 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gateway.dossier import validate_progress, validate_snapshot
+from tests.harness import Gateway, Sandbox, run_gateway, settings_for
+from tests.samples import sample_dossier, sample_progress
+
+M = "000.00.01.H55-240315-00012"
+
+
+def services(calls: list[dict[str, Any]]) -> list[str]:
+    return [c["service"] for c in calls]
+
+
+async def test_snapshot_reaches_the_portal_with_the_spec_field_names(gateway: Gateway, sandbox: Sandbox) -> None:
+    """A PUT becomes one DongBoHoSoMC create whose data is the normalised §6.1 object, strings only."""
+    body = sample_dossier(M)
+    r = await gateway.put(M, body)
+    assert r.status == 202, await r.text()
+    accepted = await r.json()
+    assert accepted["sequence"] == 1 and isinstance(accepted["event_id"], str)
+    await gateway.drain()
+    calls = await sandbox.calls_for(M)
+    pushes = [c for c in calls if c["service"] == "DongBoHoSoMC"]
+    assert len(pushes) == 1
+    assert pushes[0]["isUpdating"] == "False"
+    sent = pushes[0]["data"]
+    assert sent == validate_snapshot(M, body).payload
+    scalars = [v for v in sent.values() if not isinstance(v, list)]
+    assert all(isinstance(v, str) for v in scalars)
+    st = await gateway.status(M)
+    assert st["delivery"] == "delivered" and st["delivered_state"] == "4"
+    assert gateway.metric("dvcgw_deliveries_total", outcome="ok", kind="snapshot") == 1
+
+
+async def test_newest_snapshot_wins_and_later_ones_are_updates(gateway: Gateway, sandbox: Sandbox) -> None:
+    """Snapshots waiting together are coalesced to the newest; the next push is an update."""
+    for state in ("2", "4", "5"):
+        assert (await gateway.put(M, sample_dossier(M, TrangThaiHoSo=state))).status == 202
+    await gateway.drain()
+    assert (await gateway.put(M, sample_dossier(M, TrangThaiHoSo="4"))).status == 202
+    await gateway.drain()
+    pushes = [c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC"]
+    assert [(p["isUpdating"], p["data"]["TrangThaiHoSo"]) for p in pushes] == [("False", "5"), ("True", "4")]
+
+
+async def test_progress_goes_in_chunks_of_ten_in_order(gateway: Gateway, sandbox: Sandbox) -> None:
+    """25 progress items after a snapshot go out as 10 + 10 + 5, in acceptance order."""
+    await gateway.put(M, sample_dossier(M))
+    items = sample_progress(M, 25)
+    r = await gateway.progress(M, items)
+    assert r.status == 202, await r.text()
+    body = await r.json()
+    assert len(body["event_ids"]) == 25 and body["sequence"] == 26
+    await gateway.drain()
+    calls = await sandbox.calls_for(M)
+    chunks = [c["items"] for c in calls if c["service"] == "CapNhatTienDoHoSoMC"]
+    assert [len(c) for c in chunks] == [10, 10, 5]
+    expected = [n.payload for n in validate_progress(M, items)]
+    assert [i for c in chunks for i in c] == expected
+    assert services(calls).index("DongBoHoSoMC") < services(calls).index("CapNhatTienDoHoSoMC")
+    assert (await gateway.status(M))["pending_progress"] == 0
+
+
+async def test_progress_for_an_unknown_dossier_is_parked_until_its_snapshot(gateway: Gateway,
+                                                                          sandbox: Sandbox) -> None:
+    """Progress is never sent before the portal has the dossier; it follows the first snapshot."""
+    await gateway.progress(M, sample_progress(M, 3))
+    await gateway.drain()
+    st = await gateway.status(M)
+    assert st["delivery"] == "parked" and st["pending_progress"] == 3
+    assert "CapNhatTienDoHoSoMC" not in services(await sandbox.calls_for(M))
+    await gateway.put(M, sample_dossier(M))
+    await gateway.drain()
+    calls = [c for c in await sandbox.calls_for(M) if c["service"] != "TraCuuHoSo"]
+    assert services(calls) == ["DongBoHoSoMC", "CapNhatTienDoHoSoMC"]
+    assert len(calls[1]["items"]) == 3
+    assert (await gateway.status(M))["delivery"] == "delivered"
+
+
+async def test_parked_progress_goes_when_the_portal_turns_out_to_have_the_dossier(gateway: Gateway,
+                                                                                 sandbox: Sandbox) -> None:
+    """TraCuuHoSo finding the dossier on the portal is enough to send progress without a snapshot."""
+    await sandbox.know(validate_snapshot(M, sample_dossier(M)).payload)
+    await gateway.progress(M, sample_progress(M, 2))
+    await gateway.drain()
+    calls = await sandbox.calls_for(M)
+    assert services(calls)[-1] == "CapNhatTienDoHoSoMC"
+    assert (await gateway.status(M))["delivery"] == "delivered"
+
+
+async def test_lookup_path_sends_an_update_for_a_dossier_the_portal_has(gateway: Gateway,
+                                                                       sandbox: Sandbox) -> None:
+    """Create-or-update, preferred path (§5.6): TraCuuHoSo hit → isUpdating "True" at once."""
+    await sandbox.know(validate_snapshot(M, sample_dossier(M)).payload)
+    await gateway.put(M, sample_dossier(M, TrangThaiHoSo="9"))
+    await gateway.drain()
+    calls = await sandbox.calls_for(M)
+    pushes = [c for c in calls if c["service"] == "DongBoHoSoMC"]
+    assert "TraCuuHoSo" in services(calls)
+    assert [p["isUpdating"] for p in pushes] == ["True"]
+
+
+async def test_fallback_path_resends_as_update_after_da_ton_tai(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Create-or-update, fallback path: a create answered "đã tồn tại" is resent, same body, as update."""
+    await sandbox.know(validate_snapshot(M, sample_dossier(M)).payload)
+    settings = settings_for(tmp_path, sandbox.url, portal={"lookup_before_create": False})
+    async with run_gateway(settings) as gw:
+        await gw.put(M, sample_dossier(M, TrangThaiHoSo="9"))
+        await gw.drain()
+        pushes = [c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC"]
+        assert [p["isUpdating"] for p in pushes] == ["False", "True"]
+        assert pushes[0]["data"] == pushes[1]["data"]
+        assert gw.metric("dvcgw_deliveries_total", outcome="exists", kind="snapshot") == 1
+        assert (await gw.status(M))["delivery"] == "delivered"

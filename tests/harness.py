@@ -1,0 +1,152 @@
+"""Test harness: the real sandbox and the real gateway app, both on 127.0.0.1 port 0.
+
+``Gateway.drain()`` runs the real sync loop until nothing is claimable and nothing is in flight;
+``FakeClock`` lets a test move time forward to make retries due, instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapters.sandbox.app import create_sandbox_app
+from config.loader import build
+from config.schema import Settings
+from gateway.app import create_app
+from gateway.keys import ENGINE, METRICS, QUEUE
+from monitoring.metrics import Metrics
+
+AGENCY_KEY = "agency-key-1"
+OTHER_KEY = "agency-key-2"
+OPERATOR_KEY = "operator-key"
+UNIT = "000.00.01.H55"
+OTHER_UNIT = "000.00.02.H55"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Sandbox:
+    url: str
+    http: aiohttp.ClientSession
+
+    async def fault(self, **body: Any) -> None:
+        async with self.http.post(f"{self.url}/_sandbox/faults", json=body) as r:
+            assert r.status == 200, await r.text()
+
+    async def config(self, **body: Any) -> None:
+        async with self.http.post(f"{self.url}/_sandbox/config", json=body) as r:
+            assert r.status == 200, await r.text()
+
+    async def know(self, *dossiers: dict[str, Any]) -> None:
+        async with self.http.post(f"{self.url}/_sandbox/dossiers", json={"dossiers": list(dossiers)}) as r:
+            assert r.status == 200, await r.text()
+
+    async def record(self) -> dict[str, Any]:
+        async with self.http.get(f"{self.url}/_sandbox/record") as r:
+            return await r.json()  # type: ignore[no-any-return]
+
+    async def calls_for(self, mahoso: str) -> list[dict[str, Any]]:
+        return list((await self.record())["dossiers"].get(mahoso, []))
+
+
+@asynccontextmanager
+async def run_sandbox() -> AsyncIterator[Sandbox]:
+    runner = web.AppRunner(create_sandbox_app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    async with aiohttp.ClientSession() as http:
+        try:
+            yield Sandbox(f"http://127.0.0.1:{port}", http)
+        finally:
+            await runner.cleanup()
+
+
+def settings_for(tmp_path: Path, portal_url: str, **sections: dict[str, Any]) -> Settings:
+    """Settings built through the real loader (so overrides are type-checked like a file)."""
+    raw: dict[str, Any] = {
+        "storage": {"path": str(tmp_path / "gw.sqlite3"), "synchronous": "normal"},
+        "retry": {"delays": ["5s", "30s", "2m"], "give_up_after": "1h", "jitter": 0.0},
+        "circuit": {"failure_threshold": 3, "cool_down": "30s"},
+        "portal": {"adapter_url": portal_url, "username": "u", "password": "p", "dstcode": "TEST",
+                   "madonvi": "000.00.00.H55", "connect_retries": 0, "timeout": "5s"},
+        "agencies": [
+            {"code": UNIT, "api_key": AGENCY_KEY, "units": [UNIT]},
+            {"code": OTHER_UNIT, "api_key": OTHER_KEY, "units": [OTHER_UNIT]},
+        ],
+        "operator": {"api_key": OPERATOR_KEY},
+    }
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    return build(Settings, raw, "")
+
+
+@dataclass
+class Gateway:
+    client: TestClient[Any, Any]
+    app: web.Application
+    clock: FakeClock
+
+    @property
+    def engine(self) -> Any:
+        return self.app[ENGINE]
+
+    @property
+    def queue(self) -> Any:
+        return self.app[QUEUE]
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.app[METRICS]
+
+    async def drain(self) -> None:
+        await self.app[ENGINE].drain()
+
+    async def put(self, mahoso: str, body: Any, key: str = AGENCY_KEY, **kw: Any) -> aiohttp.ClientResponse:
+        return await self.client.put(f"/v1/dossiers/{mahoso}", json=body, headers={"X-API-Key": key}, **kw)
+
+    async def progress(self, mahoso: str, body: Any, key: str = AGENCY_KEY) -> aiohttp.ClientResponse:
+        return await self.client.post(f"/v1/dossiers/{mahoso}/progress", json=body, headers={"X-API-Key": key})
+
+    async def status(self, mahoso: str) -> dict[str, Any]:
+        r = await self.client.get(f"/v1/dossiers/{mahoso}", headers={"X-API-Key": AGENCY_KEY})
+        assert r.status == 200, await r.text()
+        return await r.json()  # type: ignore[no-any-return]
+
+    async def operator(self, method: str, path: str) -> aiohttp.ClientResponse:
+        return await self.client.request(method, path, headers={"X-API-Key": OPERATOR_KEY})
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.metrics.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+
+@asynccontextmanager
+async def run_gateway(settings: Settings, clock: FakeClock | None = None) -> AsyncIterator[Gateway]:
+    clock = clock or FakeClock()
+    app = create_app(settings, clock=clock, run_engine=False)
+    client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield Gateway(client, app, clock)
+    finally:
+        await client.close()
