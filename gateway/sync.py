@@ -195,7 +195,8 @@ class SyncEngine:
         try:
             it.known = await self._portal.lookup(it.work.mahoso)
         except Exception as exc:
-            await self._fail(it, exc, _pending_ids(it.work))
+            # spec §5.3: a lookup that is not OK means "unknown": retry it, never guess or dead-letter
+            await self._fail(it, exc, _pending_ids(it.work), never_dead=True)
             return
         self.gate.success()
 
@@ -264,12 +265,17 @@ class SyncEngine:
     # ------------------------------------------------------------------ failures
 
     async def _fail(self, it: _Progressing, exc: BaseException, event_ids: tuple[str, ...], *,
-                    release: bool = True) -> None:
-        """Turn a failed call into a recorded outcome (spec §9 and the issue's outcome table)."""
+                    release: bool = True, never_dead: bool = False) -> None:
+        """Turn a failed call into a recorded outcome (spec §9 and the issue's outcome table).
+        With ``never_dead`` a business error is retried on the ladder instead of dead-lettered."""
         cls = classify(exc)
-        kind = "snapshot" if it.work.snapshot is not None and not it.known else "progress"
-        self._count(cls, kind)
+        if never_dead and cls in ("rejected", "exists"):
+            cls = "retryable"
+        snap = it.work.snapshot
+        self._count(cls, "snapshot" if snap is not None and snap.event_id in event_ids else "progress")
         info = error_info(exc)
+        if info.cls != cls:
+            info = ErrorInfo(cls, info.code, info.message)
         now = self._clock()
         if cls in ("rejected", "exists"):
             self.gate.success()  # the portal answered: it is up

@@ -273,7 +273,7 @@ def unpark(conn: sqlite3.Connection, mahoso: str, now: float) -> None:
 _DELIVERY_SQL = """
 CASE
   WHEN lease IS NOT NULL AND lease_until >= :now THEN 'in_flight'
-  WHEN pending > 0 AND attempts > 0 THEN 'retrying'
+  WHEN pending > 0 AND last_error IS NOT NULL THEN 'retrying'
   WHEN pending > 0 THEN 'pending'
   WHEN parked > 0 THEN 'parked'
   WHEN last_dead_seq > delivered_seq THEN 'dead'
@@ -302,7 +302,7 @@ def status(conn: sqlite3.Connection, mahoso: str, now: float) -> DossierStatus |
         delivered_state=delivered,
         delivery=DeliveryState(delivery),
         attempts=attempts,
-        next_attempt_at=due_at if (pending and attempts) else None,
+        next_attempt_at=due_at if (pending and last_error) else None,
         last_error=ErrorInfo(err["class"], err["code"], err["message"]) if err else None,
         pending_progress=pending_progress,
         last_sequence=last_seq,
