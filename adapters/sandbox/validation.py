@@ -37,6 +37,7 @@ _CODES: dict[str, frozenset[str]] = {
     "TrangThai": frozenset(str(n) for n in range(1, 11)),
 }
 _MAX_LEN = {"TrichYeuHoSo": 1000, "NguoiXuLy": 50, "TenTepDinhKem": 4000}
+_CHECKED_TEXT = DATE_FIELDS | _CODES.keys() | _MAX_LEN.keys()
 _INT_OK = {"DanhSachTepDinhKemKhac": frozenset({"SoLuong", "LoaiGiayTo"})}
 _DATE = re.compile(r"(\d{4})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])([01]\d|2[0-3])[0-5]\d[0-5]\d")
 
@@ -75,6 +76,8 @@ def _object_problem(obj: Any, required: tuple[str, ...], parent: str) -> str | N
 
 
 def _value_problem(name: str, value: Any, parent: str) -> str | None:
+    if type(value) is str:  # the common case first: most fields are plain text
+        return _text_problem(name, value, parent) if name in _CHECKED_TEXT else None
     if isinstance(value, list):
         return _list_problem(name, value)
     if isinstance(value, int) and not isinstance(value, bool) and name in _INT_OK.get(parent, ()):

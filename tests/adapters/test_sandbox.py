@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.portal import DSTCODE, MADONVI, SandboxHandle, dossier, progress
+from tests.fakes.portal import DSTCODE, MADONVI, FakeClock, SandboxHandle, dossier, progress, running_sandbox
 
 CODE = "000.00.01.H56-240315-00101"
 
@@ -194,3 +194,15 @@ async def test_admin_refuses_unknown_fault(sandbox: SandboxHandle) -> None:
     """Admin: an unknown fault mode is a 400, not silently ignored."""
     async with sandbox.http.post(f"{sandbox.url}/_sandbox/faults", json={"mode": "explode"}) as resp:
         assert resp.status == 400
+
+
+async def test_session_ttl_on_the_sandbox_clock() -> None:
+    """Admin config session_ttl: a session older than the TTL (sandbox clock) is refused with -1."""
+    clock = FakeClock()
+    async with running_sandbox(clock=clock) as sb:
+        await sb.admin("config", {"session_ttl": 60})
+        session = str((await login(sb))["session"])
+        clock.advance(59)
+        assert (await call(sb, "TraCuuHoSo", session, mahoso=CODE))["error_code"] == "0"
+        clock.advance(2)
+        assert (await call(sb, "TraCuuHoSo", session, mahoso=CODE))["error_code"] == "-1"
