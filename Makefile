@@ -10,7 +10,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' 2>&1 | grep -v -e BuildBackendWarning -e '^ ' || true
+	$(BIN)/python -c 'import gateway, aiohttp, pyhanko, aiokafka'
 	touch $(STAMP)
 
 install: $(STAMP)
