@@ -44,3 +44,14 @@ def openssl_verify(pdf: bytes, root: Path, work: Path, index: int = 0) -> subpro
         ["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(work / "sig.der"),
          "-content", str(work / "content.bin"), "-CAfile", str(root), "-purpose", "any", "-out", "/dev/null"],
         capture_output=True, text=True, timeout=60)
+
+
+def openssl_ts_verify(pdf: bytes, root: Path, work: Path, index: int) -> subprocess.CompletedProcess[str]:
+    """``openssl ts -verify`` of a document time-stamp (pdfsig cannot check ETSI.RFC3161 ones)."""
+    token, content = extract_cms(pdf, index)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "tst.der").write_bytes(token)
+    (work / "ts-content.bin").write_bytes(content)
+    return subprocess.run(
+        ["openssl", "ts", "-verify", "-token_in", "-in", str(work / "tst.der"), "-data", str(work / "ts-content.bin"),
+         "-CAfile", str(root)], capture_output=True, text=True, timeout=60)
