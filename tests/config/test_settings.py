@@ -1,0 +1,87 @@
+"""Settings: typed, frozen, read once; unknown keys, wrong types and missing values name the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.loader import parse_duration
+from config.schema import load
+from gateway.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.toml"
+
+
+def test_example_file_loads_with_the_documented_defaults() -> None:
+    """config/example.toml is valid, and the public keys carry the documented defaults."""
+    s = load(EXAMPLE, environ={})
+    assert s.server.listen == "127.0.0.1:8080" and s.server.max_body_bytes == 1048576
+    assert s.retry.delays == (5, 30, 120, 600, 1800, 3600) and s.retry.give_up_after == 72 * 3600
+    assert s.queue.backend == "sqlite" and s.storage.synchronous == "full"
+    assert s.agencies[0].units == ("000.00.01.H55",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.server.listen = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("[server]\nlisen = '127.0.0.1:1'\n", "server.lisen"),
+    ("[portal]\nbatch_size = 'ten'\n", "portal.batch_size"),
+    ("[retry]\ngive_up_after = '3 days'\n", "retry.give_up_after"),
+    ("[queue]\nbackend = 'redis'\n", "queue.backend"),
+    ("[[agencies]]\nunits = ['x']\n", "agencies[0].code"),
+    ("[[agencies]]\ncode = 'A'\n", "agencies[0].api_key"),
+    ("[portal]\nauth = 'oauth2'\n", "portal.token_url"),
+    ("[storage]\nsynchronous = 'off'\n", "storage.synchronous"),
+    ("[nosuch]\nx = 1\n", "nosuch"),
+])
+def test_bad_settings_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    """Each mistake stops loading with a ConfigError whose key is the offending dotted path."""
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(f, environ={})
+    assert info.value.key == key, str(info.value)
+
+
+def test_environment_overrides_and_secret_files(tmp_path: Path) -> None:
+    """DVCGW_SECTION__KEY overrides the file (parsed as TOML); *_file reads a secret."""
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    f = tmp_path / "s.toml"
+    f.write_text(f"[portal]\nusername = 'u'\npassword_file = '{secret}'\n")
+    s = load(f, environ={"DVCGW_PORTAL__BATCH_SIZE": "50", "DVCGW_RETRY__DELAYS": '["1s", "2m"]',
+                         "DVCGW_QUEUE__KAFKA__GROUP_ID": "g2", "DVCGW_PORTAL__DSTCODE": "ABC"})
+    assert s.portal.password == "s3cret" and s.portal.batch_size == 50
+    assert s.retry.delays == (1, 120) and s.queue.kafka.group_id == "g2" and s.portal.dstcode == "ABC"
+
+
+def test_missing_secret_file_names_the_key(tmp_path: Path) -> None:
+    """A *_file that cannot be read is reported under its own key."""
+    f = tmp_path / "s.toml"
+    f.write_text("[operator]\napi_key_file = '/nonexistent/key'\n")
+    with pytest.raises(ConfigError) as info:
+        load(f, environ={})
+    assert info.value.key == "operator.api_key_file"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("30s", 30), ("5m", 300), ("2h", 7200),
+                                               ("1d", 86400), (15, 15)])
+def test_durations(text: str | int, seconds: float) -> None:
+    """Durations are strings with a unit (or bare seconds)."""
+    assert parse_duration(text) == seconds
+
+
+def test_check_config_cli(tmp_path: Path) -> None:
+    """`dvcgw check-config` exits 0 on a good file and 2, naming the key, on a bad one."""
+    ok = subprocess.run([sys.executable, "-m", "gateway", "check-config", str(EXAMPLE)], capture_output=True,
+                        text=True, check=False)
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[circuit]\nfailure_treshold = 3\n")
+    res = subprocess.run([sys.executable, "-m", "gateway", "check-config", str(bad)], capture_output=True,
+                         text=True, check=False)
+    assert res.returncode == 2 and "circuit.failure_treshold" in res.stderr
