@@ -191,3 +191,28 @@ async def test_batch_rejection_is_split_per_dossier(sandbox: Sandbox, tmp_path: 
         assert rec["calls"] >= 6 and batches
         dead = (await (await gw.operator("GET", "/v1/dead-letters")).json())["items"]
         assert len(dead) == 1 and dead[0]["message"] == "Dữ liệu không hợp lệ"
+
+
+async def test_no_personal_data_in_logs_or_metrics(gateway: Gateway, sandbox: Sandbox, caplog) -> None:
+    """Through rejections, outages and validation errors, no owner name, ID number, phone or e-mail
+    reaches a log line or a metric label."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    body = sample_dossier(M)
+    personal = [body["ChuHoSo"], body["SoGiayToChuHoSo"], body["SoDienThoai"], body["Email"]]
+    await gateway.put(M, body)
+    await gateway.drain()
+    await sandbox.fault(mode="reject", count=1)
+    await gateway.put(M, sample_dossier(M, TrangThaiHoSo="9"))
+    await sandbox.fault(mode="http503", count=1)
+    await gateway.put("000.00.01.H55-240315-00099", sample_dossier("000.00.01.H55-240315-00099"))
+    await gateway.drain()
+    r = await gateway.put(M, sample_dossier(M, SoGiayToChuHoSo=12345, ChuHoSo=""))
+    assert r.status == 422
+    answer = await r.text()
+    metrics = await (await gateway.client.get("/metrics")).text()
+    for value in personal:
+        assert value not in caplog.text
+        assert value not in metrics
+    assert "12345" not in answer
