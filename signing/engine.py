@@ -37,7 +37,7 @@ from pyhanko.sign.signers.pdf_signer import PdfTBSDocument, PdfTimeStamper
 from pyhanko.sign.validation import dss as pdf_dss
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.errors import PathValidationError, ValidationError
+from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError, ValidationError
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -249,9 +249,12 @@ async def _sign_with(signer: Signer, job: SignJob, level: Level, ts: FailoverTim
         return await _run_signing(pdf_signer, writer, job, level, params)
     except (AllTsaFailed, _JobFailed):
         raise
-    except (PathValidationError, ValidationError) as exc:
+    except (PathValidationError, PathBuildingError, ValidationError) as exc:
         raise _JobFailed("certificate_invalid", f"the signing certificate does not validate: {exc}") from exc
     except (PyHankoSigningError, PdfReadError) as exc:
+        if isinstance(exc.__cause__, PathValidationError | PathBuildingError):
+            raise _JobFailed("certificate_invalid",
+                             f"the signing certificate does not validate: {exc.__cause__}") from exc
         raise _JobFailed("signing_failed", f"pyHanko could not sign: {exc}") from exc
     except (aiohttp.ClientError, OSError) as exc:
         raise _JobFailed("revocation_unavailable", f"revocation data could not be fetched: {exc}") from exc
@@ -401,7 +404,7 @@ async def _add_ltv(pdf: bytes, level: Level, ts: FailoverTimeStamper | None) -> 
             out = await PdfTimeStamper(ts).async_timestamp_pdf(writer, "sha256", vc, output=BytesIO())
     except AllTsaFailed as exc:
         raise _JobFailed("tsa_unavailable", str(exc)) from exc
-    except (PathValidationError, ValidationError) as exc:
+    except (PathValidationError, PathBuildingError, ValidationError) as exc:
         raise _JobFailed("certificate_invalid", f"the signing certificate does not validate: {exc}") from exc
     except (aiohttp.ClientError, OSError) as exc:
         raise _JobFailed("revocation_unavailable", f"revocation data could not be fetched: {exc}") from exc

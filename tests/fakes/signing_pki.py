@@ -69,7 +69,8 @@ class TestPki:
         self.root = self._ca("DVCGW Test Root CA", None, crl=None)
         self.inter = self._ca("DVCGW Test Issuing CA", self.root, crl="root")
         self.ocsp = self._leaf("DVCGW Test OCSP", ExtendedKeyUsageOID.OCSP_SIGNING, ocsp_nocheck=True)
-        self.tsa = self._leaf("DVCGW Test TSA", ExtendedKeyUsageOID.TIME_STAMPING, rsa_key=True)  # DummyTimeStamper is RSA-only
+        # pyHanko's DummyTimeStamper (behind the fake TSA) is RSA-only
+        self.tsa = self._leaf("DVCGW Test TSA", ExtendedKeyUsageOID.TIME_STAMPING, rsa_key=True)
         self.other_root = self._ca("Untrusted Root", None, crl=None)
 
     # ---------------------------------------------------------- issuing
