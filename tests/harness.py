@@ -23,23 +23,13 @@ from config.schema import Settings
 from gateway.app import create_app
 from gateway.keys import ENGINE, METRICS, QUEUE
 from monitoring.metrics import Metrics
+from tests.fakes.portal import FakeClock
 
 AGENCY_KEY = "agency-key-1"
 OTHER_KEY = "agency-key-2"
 OPERATOR_KEY = "operator-key"
 UNIT = "000.00.01.H55"
 OTHER_UNIT = "000.00.02.H55"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
@@ -142,7 +132,7 @@ class Gateway:
 
 @asynccontextmanager
 async def run_gateway(settings: Settings, clock: FakeClock | None = None) -> AsyncIterator[Gateway]:
-    clock = clock or FakeClock()
+    clock = clock or FakeClock(start=time.time())
     app = create_app(settings, clock=clock, run_engine=False)
     client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
