@@ -117,3 +117,20 @@ async def test_fallback_path_resends_as_update_after_da_ton_tai(sandbox: Sandbox
         assert pushes[0]["data"] == pushes[1]["data"]
         assert gw.metric("dvcgw_deliveries_total", outcome="exists", kind="snapshot") == 1
         assert (await gw.status(M))["delivery"] == "delivered"
+
+
+async def test_long_texts_are_truncated_and_counted(gateway: Gateway, sandbox: Sandbox) -> None:
+    """TrichYeuHoSo over 1000 characters is accepted, cut to the limit with "...", and counted."""
+    await gateway.put(M, sample_dossier(M, TrichYeuHoSo="Đăng ký " * 200))
+    await gateway.drain()
+    sent = [c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC"][0]["data"]["TrichYeuHoSo"]
+    assert len(sent) <= 1000 and sent.endswith("...")
+    assert gateway.metric("dvcgw_truncated_fields_total", field="TrichYeuHoSo") == 1
+
+
+async def test_integer_codes_are_sent_as_strings(gateway: Gateway, sandbox: Sandbox) -> None:
+    """Codes that arrive as JSON integers leave as strings (spec §6.0)."""
+    await gateway.put(M, sample_dossier(M, TrangThaiHoSo=4, KenhThucHien=2, LoaiDoiTuong=1))
+    await gateway.drain()
+    data = [c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC"][0]["data"]
+    assert (data["TrangThaiHoSo"], data["KenhThucHien"], data["LoaiDoiTuong"]) == ("4", "2", "1")
