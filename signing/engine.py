@@ -46,7 +46,7 @@ from signing import keys, report
 from signing.options import Level, SignOptions
 from signing.tsa import AllTsaFailed, FailoverTimeStamper, TsaCall
 
-FONT_PATH = Path(__file__).parent / "fonts" / "DejaVuSans.ttf"
+FONT_PATH = Path(__file__).parent / "fonts" / "DejaVuSans-1000upem.ttf"
 _DOCMDP = {"no_changes": fields.MDPPerm.NO_CHANGES, "form_filling": fields.MDPPerm.FILL_FORMS,
            "annotate": fields.MDPPerm.ANNOTATE}
 

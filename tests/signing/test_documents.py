@@ -1,0 +1,104 @@
+"""Document-level behaviour: the visible Vietnamese stamp, certification (DocMDP), earlier signatures
+kept valid, raw-body options, and the metrics the service exports."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import aiohttp
+
+from tests.fakes.pdfs import one_page_pdf
+from tests.signing import client
+
+STAMP = "Ký bởi: Nguyễn Văn An — Sở Tư pháp tỉnh Thái Nguyên"
+BOX = [40, 600, 560, 680]
+
+
+async def test_visible_stamp_renders_vietnamese_exactly(gateway, tmp_path, artifacts):
+    """The stamp text with diacritics comes back out of pdftotext exactly (embedded DejaVu Sans), and a
+    pdftoppm rendering of the stamp is written to test-artifacts/."""
+    appearance = {"page": 0, "box": BOX, "text": "Ký bởi: %(name)s — %(org)s",
+                  "params": {"name": "Nguyễn Văn An", "org": "Sở Tư pháp tỉnh Thái Nguyên"}}
+    r = await client.sign(gateway.url, one_page_pdf(), {"key": "file-pem", "level": "B-B",
+                                                        "field_name": "KyDuyet", "appearance": appearance})
+    assert r.status == 200, r._body
+    pdf = tmp_path / "stamped.pdf"
+    pdf.write_bytes(r._body)
+    (artifacts / "stamped.pdf").write_bytes(r._body)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert STAMP in text, text
+    # every glyph of the stamp lies inside its box (catches mis-scaled glyph widths)
+    bbox = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    x_max = [float(m) for m in re.findall(r'xMax="([\d.]+)"[^>]*>(?:Nguyên|Nguyễn)<', bbox)]
+    assert x_max and max(x_max) < BOX[2], bbox
+    # crop to the stamp box at 100 dpi (PDF y grows upwards, pixels downwards)
+    scale = 100 / 72
+    x, y = int(BOX[0] * scale), int((842 - BOX[3]) * scale)
+    w, h = int((BOX[2] - BOX[0]) * scale) + 1, int((BOX[3] - BOX[1]) * scale) + 1
+    out = artifacts / "stamp"
+    subprocess.run(["pdftoppm", "-png", "-r", "100", "-singlefile", "-x", str(x), "-y", str(y), "-W", str(w),
+                    "-H", str(h), str(pdf), str(out)], check=True, timeout=60)
+    png = out.with_suffix(".png")
+    assert png.stat().st_size > 1000
+    _, body = await client.validate(gateway.url, r._body)
+    assert body["signatures"][0]["field_name"] == "KyDuyet"
+    assert body["signatures"][0]["indication"] == "TOTAL-PASSED"
+
+
+async def test_earlier_signatures_stay_valid(gateway):
+    """Signing an already signed PDF is an incremental update: both signatures validate (PKCS#12 key second)."""
+    first = await client.sign(gateway.url, one_page_pdf(), {"key": "file-pem", "level": "B-T"})
+    second = await client.sign(gateway.url, first._body, {"key": "file-p12", "level": "B-B"})
+    assert second.status == 200, second._body
+    assert second._body.startswith(first._body)
+    _, body = await client.validate(gateway.url, second._body)
+    sigs = body["signatures"]
+    assert [s["field_name"] for s in sigs] == ["Signature1", "Signature2"]
+    assert all(s["indication"] == "TOTAL-PASSED" for s in sigs), sigs
+    assert sigs[0]["covers_whole_document"] is False and sigs[1]["covers_whole_document"] is True
+
+
+async def test_certification_locks_the_document(gateway):
+    """certify + docmdp no_changes: the report shows DocMDP respected, and a later signature is refused (422)."""
+    r = await client.sign(gateway.url, one_page_pdf(), {"key": "file-pem", "certify": True, "docmdp": "no_changes"})
+    assert r.status == 200, r._body
+    _, body = await client.validate(gateway.url, r._body)
+    assert body["signatures"][0]["docmdp_ok"] is True
+    again = await client.sign(gateway.url, r._body, {"key": "file-p12"})
+    assert again.status == 422
+    assert (await again.json())["error"] == "signing_failed"
+
+
+async def test_raw_pdf_body_takes_options_from_query(gateway):
+    """A raw application/pdf body with ?key=&level=&reason= is signed like the multipart form."""
+    async with aiohttp.ClientSession() as s, s.post(
+            f"{gateway.url}/v1/signatures", params={"key": "file-pem", "level": "B-T", "reason": "Sao y bản chính"},
+            data=one_page_pdf(), headers=client.headers(**{"Content-Type": "application/pdf"})) as r:
+        assert r.status == 200
+        assert r.headers["X-Signature-Level"] == "B-T"
+        assert (await r.read()).startswith(b"%PDF-")
+
+
+async def test_metrics_are_exported(gateway):
+    """Signatures, latency, TSA latency, validations and certificate expiry are recorded on the injected registry."""
+    await client.sign(gateway.url, one_page_pdf(), {"key": "file-pem", "level": "B-T"})
+    r = await client.sign(gateway.url, one_page_pdf(), {"key": "file-pem", "level": "B-B"})
+    await client.validate(gateway.url, r._body)
+    assert gateway.metric("dvcgw_signatures_total", key="file-pem", level="B-B", outcome="ok") >= 1
+    assert gateway.metric("dvcgw_signing_duration_seconds_count") >= 2
+    assert gateway.metric("dvcgw_tsa_request_duration_seconds_count", url=gateway_tsa(gateway)) >= 1
+    assert gateway.metric("dvcgw_validations_total", indication="TOTAL-PASSED") >= 1
+    days = gateway.metric("dvcgw_signing_cert_expiry_days", key="file-pem")
+    assert 360 < days < 366
+    assert gateway.metric("dvcgw_signing_cert_expiry_days", key="hsm") > 360
+
+
+def gateway_tsa(gateway) -> str:
+    for metric in gateway.registry.collect():
+        if metric.name == "dvcgw_tsa_request_duration_seconds":
+            for sample in metric.samples:
+                if sample.name.endswith("_count") and sample.value > 0:
+                    return str(sample.labels["url"])
+    raise AssertionError("no TSA call recorded")
