@@ -1,0 +1,864 @@
+"""The Kafka queue backend: ``[queue] backend = "kafka"``. Design: docs/decisions.md ``## kafka``.
+
+Accepted events go to ``<prefix>.outbound`` (key and partition from ``MaHoSo``) with ``acks=all``
+and an idempotent producer; :meth:`KafkaQueue.enqueue` returns only after the acknowledgement. The
+instances of one ``group_id`` share the partitions with the range assignor, so partition ``p`` of
+``outbound``, of every retry topic and of ``dossier-state`` always belongs to the same instance:
+the *owner* of the dossiers hashed to ``p``. Only the owner claims those dossiers and writes their
+state. A failed attempt forwards the dossier's waiting events to the retry topic of the step
+(headers: due time, attempt, origin, last error); newer events of a dossier that waits in the
+ladder are forwarded behind them, so nothing overtakes. A retry record that is not yet due makes the
+pump seek back to it, pause its partition and resume on a timer. An input offset is committed only
+after its outcome (delivered, forwarded, dead-lettered, parked into the state) is acknowledged.
+
+All methods raise only :class:`~gateway.errors.QueueUnavailable` from the error tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+from prometheus_client import CollectorRegistry
+
+from config.schema import KafkaSettings, Settings
+from gateway.errors import QueueUnavailable
+from queues.api import (
+    Accepted,
+    DeadLetter,
+    DeadLetterPage,
+    DeliveryState,
+    DossierStatus,
+    ErrorInfo,
+    EventKind,
+    NewEvent,
+    Outcome,
+    QueueStats,
+    ReplayResult,
+    Work,
+)
+from queues.kafka_codec import (
+    H_CONTROL,
+    H_DUE,
+    H_REPLAY,
+    H_SEQ,
+    DossierState,
+    Topics,
+    WireEvent,
+    dead_letter_encode,
+    header_map,
+    held_decode,
+    held_encode,
+    ladder_headers,
+    state_of,
+    topics_for,
+)
+from queues.kafka_metrics import KafkaMetrics
+from queues.kafka_view import View
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Src = tuple[str, int, int]  # topic, partition, offset of the record an item came from
+_BARRIER_S = 10.0
+
+
+def partition_of(mahoso: str, partitions: int) -> int:
+    """The partition of a dossier: Kafka's default murmur2 partitioner on the UTF-8 key."""
+    return int((murmur2(mahoso.encode()) & 0x7FFFFFFF) % partitions)
+
+
+def client_options(k: KafkaSettings) -> dict[str, Any]:
+    """aiokafka connection options (bootstrap, TLS, SASL) from ``[queue.kafka]``."""
+    opts: dict[str, Any] = {"bootstrap_servers": k.bootstrap_servers, "security_protocol": k.security_protocol,
+                            "request_timeout_ms": int(k.request_timeout * 1000)}
+    if k.sasl_mechanism:
+        opts.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_plain_username,
+                    sasl_plain_password=k.sasl_plain_password)
+    if k.security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        opts["ssl_context"] = create_ssl_context(
+            cafile=k.ssl_cafile or None, certfile=k.ssl_certfile or None, keyfile=k.ssl_keyfile or None)
+    return opts
+
+
+async def _guard(what: str, aw: Awaitable[T], timeout: float) -> T:
+    """Await ``aw``; Kafka errors and time-outs become QueueUnavailable (the edge of the backend)."""
+    try:
+        return await asyncio.wait_for(aw, timeout)
+    except (KafkaError, TimeoutError, OSError) as exc:
+        raise QueueUnavailable(f"kafka: {what} failed: {type(exc).__name__}") from exc
+
+
+async def _quietly(aw: Awaitable[Any], timeout: float) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(aw, timeout)
+
+
+@dataclass
+class _Item:
+    ev: WireEvent
+    seq: int
+    src: Src | None  # None: the dossier state holds the event (parked progress)
+    parked: bool = False
+
+
+@dataclass
+class _Dossier:
+    st: DossierState
+    items: dict[str, _Item] = field(default_factory=dict)
+    lease: str | None = None
+    lease_until: float = 0.0
+
+    def sorted_items(self) -> list[_Item]:
+        return sorted(self.items.values(), key=lambda i: i.seq)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, queue: KafkaQueue) -> None:
+        self.queue = queue
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self.queue._on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self.queue._on_assigned(set(assigned))
+
+
+class KafkaQueue:
+    """The QueueBackend on Apache Kafka; one instance per ``dvcgw serve`` process."""
+
+    def __init__(self, settings: Settings, *, metrics_registry: CollectorRegistry | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._k = settings.queue.kafka
+        self._lease_s = float(settings.queue.lease)
+        self._timeout = float(self._k.request_timeout)
+        self._parts = self._k.partitions
+        self.topics: Topics = topics_for(self._k.topic_prefix, [float(d) for d in settings.retry.delays])
+        self._opts = client_options(self._k)
+        self._wall = clock
+        self._clock_hint = 0.0
+        self.metrics = KafkaMetrics(metrics_registry)
+        self._view = View(self.topics, self._parts, self._opts)
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._owned: dict[str, _Dossier] = {}
+        self._durable: dict[str, DossierState] = {}
+        self._unresolved: dict[TopicPartition, set[int]] = {}
+        self._next: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._produced: dict[TopicPartition, int] = {}
+        self._paused: dict[TopicPartition, tuple[float, asyncio.TimerHandle]] = {}
+        self._revoking: set[int] = set()
+        self._assigned: set[TopicPartition] = set()
+        self._progress = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._assigned_once = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Create the topics, start the view, the producer and the group consumer; wait for a first
+        assignment (bounded). Raises QueueUnavailable when the broker cannot be reached."""
+        await _guard("create topics", self._create_topics(), self._timeout + 5)
+        self._producer = AIOKafkaProducer(acks="all", enable_idempotence=True, linger_ms=2, **self._opts)
+        await _guard("producer start", self._producer.start(), self._timeout)
+        await _guard("view start", self._view.start(), self._timeout)
+        self._tasks.append(asyncio.create_task(self._supervise(self._view.run, "view")))
+        await _guard("view catch-up", self._view.catch_up(self._view._tps(), self._timeout), self._timeout + 1)
+        self._consumer = AIOKafkaConsumer(
+            group_id=self._k.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+            partition_assignment_strategy=(RangePartitionAssignor,), session_timeout_ms=6000,
+            heartbeat_interval_ms=1000, fetch_max_wait_ms=20, max_poll_interval_ms=300_000, **self._opts,
+        )
+        await _guard("consumer start", self._consumer.start(), self._timeout)
+        self._consumer.subscribe([self.topics.outbound, *self.topics.retry_names], listener=_Listener(self))
+        self._tasks.append(asyncio.create_task(self._supervise(self._pump, "pump")))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._assigned_once.wait(), 30)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for _, handle in self._paused.values():
+            handle.cancel()
+        # every step bounded: a dead broker must not hang shutdown
+        if self._consumer is not None:
+            await _quietly(self._commit(), 5.0)
+            await _quietly(self._consumer.stop(), 10.0)
+        if self._producer is not None:
+            await _quietly(self._producer.stop(), 10.0)
+        await _quietly(self._view.stop(), 10.0)
+
+    async def _supervise(self, run: Callable[[], Awaitable[None]], name: str) -> None:
+        """Keep a background loop alive across broker outages (errors are logged, then retried)."""
+        while True:
+            try:
+                await run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broker outage must not kill the loop
+                log.warning("kafka %s loop error: %s", name, type(exc).__name__)
+                await asyncio.sleep(0.5)
+
+    async def _create_topics(self) -> None:
+        admin = AIOKafkaAdminClient(**self._opts)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            rf = self._k.replication_factor
+            longest = max(d for d, _ in self.topics.retry)
+            specs = [NewTopic(self.topics.outbound, self._parts, rf, topic_configs={"retention.ms": "-1"})]
+            specs += [NewTopic(name, self._parts, rf, topic_configs={
+                "retention.ms": str(int(max(7 * 86400, 20 * longest) * 1000))}) for name in self.topics.retry_names]
+            specs += [NewTopic(t, self._parts, rf, topic_configs={"cleanup.policy": "compact"})
+                      for t in (self.topics.state, self.topics.dlq)]
+            missing = [s for s in specs if s.name not in existing]
+            if missing:
+                await admin.create_topics(missing)
+        finally:
+            await admin.close()
+
+    # ------------------------------------------------------------------ clock and helpers
+
+    def _now(self) -> float:
+        return max(self._wall(), self._clock_hint)
+
+    def _tick(self, now: float) -> None:
+        """Adopt the caller's clock (the engine's ``now``) and resume ladder partitions now due."""
+        self._clock_hint = max(self._clock_hint, now)
+        current = self._now()
+        for tp, (due, _) in list(self._paused.items()):
+            if due <= current:
+                self._resume(tp)
+
+    def _resume(self, tp: TopicPartition) -> None:
+        entry = self._paused.pop(tp, None)
+        if entry is not None:
+            entry[1].cancel()
+        if self._consumer is not None and tp in self._assigned:
+            self._consumer.resume(tp)
+        self._wake.set()
+
+    def _tp(self, topic: str, mahoso: str) -> TopicPartition:
+        return TopicPartition(topic, partition_of(mahoso, self._parts))
+
+    def _dossier(self, mahoso: str) -> _Dossier:
+        d = self._owned.get(mahoso)
+        if d is None:
+            base = self._durable.get(mahoso) or self._view.states.get(mahoso) or DossierState(mahoso)
+            d = _Dossier(copy.deepcopy(base))
+            for raw in d.st.held:
+                ev, seq, parked = held_decode(raw)
+                d.items[ev.event_id] = _Item(ev, seq, None, parked)
+            self._owned[mahoso] = d
+        return d
+
+    async def _send(self, topic: str, key: bytes, value: bytes | None, headers: list[tuple[str, bytes]],
+                    partition: int | None, kind: str) -> asyncio.Future[Any]:
+        assert self._producer is not None
+        started = time.perf_counter()
+        fut = await self._producer.send(topic, value=value, key=key, headers=headers, partition=partition)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            if not f.cancelled() and f.exception() is None:
+                self.metrics.produce_latency.labels(kind).observe(time.perf_counter() - started)
+
+        fut.add_done_callback(done)
+        return cast("asyncio.Future[Any]", fut)
+
+    # ------------------------------------------------------------------ enqueue
+
+    async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
+        """Produce ``events`` (one dossier) to outbound and wait for ``acks=all``; the sequences come
+        from the log. Raises QueueUnavailable when the produce was not acknowledged in time."""
+        if not events:
+            return []
+        now = self._wall()
+        wires = [WireEvent(uuid.uuid4().hex, e.mahoso, e.kind, e.payload, e.agency, now) for e in events]
+        p = partition_of(events[0].mahoso, self._parts)
+
+        async def produce() -> list[Any]:
+            futs = [await self._send(self.topics.outbound, w.mahoso.encode(), w.encode(), [], p, "outbound")
+                    for w in wires]
+            return list(await asyncio.gather(*futs))
+
+        metas = await _guard("produce", produce(), self._timeout)
+        tp = TopicPartition(self.topics.outbound, p)
+        last = max(m.offset for m in metas)
+        self._produced[tp] = max(self._produced.get(tp, -1), last)
+        if not await self._view.wait_for(tp, last, self._timeout):
+            raise QueueUnavailable("kafka: accepted events not visible in time")
+        return [Accepted(w.event_id, self._view.seq_at(p, m.offset) or 0) for w, m in zip(wires, metas, strict=True)]
+
+    # ------------------------------------------------------------------ the pump (owner side)
+
+    async def _pump(self) -> None:
+        assert self._consumer is not None
+        while True:
+            self._tick(0.0)
+            batch = await self._consumer.getmany(timeout_ms=50, max_records=2000)
+            touched: dict[str, _Dossier] = {}
+            forwards: list[tuple[asyncio.Future[Any], Src]] = []
+            for tp, records in batch.items():
+                for rec in records:
+                    if not await self._ingest(tp, rec, touched, forwards):
+                        break
+            if forwards:
+                await self._settle(touched, forwards)
+            await self._commit()
+            self._update_lag()
+            async with self._progress:
+                self._progress.notify_all()
+            if batch:
+                self._wake.set()
+
+    async def _ingest(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any], touched: dict[str, _Dossier],
+                      forwards: list[tuple[asyncio.Future[Any], Src]]) -> bool:
+        """Take one record into the owner's memory; False stops the partition's batch (not yet due)."""
+        if tp not in self._assigned or tp in self._paused:
+            return False
+        hs = header_map(rec.headers)
+        if tp.topic != self.topics.outbound and self._hold_until_due(tp, rec.offset, float(hs[H_DUE])):
+            return False
+        if rec.value is None:
+            pass
+        elif H_CONTROL in hs:
+            self._unpark_owned(hs[H_CONTROL].removeprefix("unpark:"))
+        else:
+            await self._take(tp, rec, hs, touched, forwards)
+        # only now: the read-your-writes barrier must not pass a record still being taken in
+        self._next[tp] = rec.offset + 1
+        return True
+
+    async def _take(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any], hs: dict[str, str],
+                    touched: dict[str, _Dossier], forwards: list[tuple[asyncio.Future[Any], Src]]) -> None:
+        ev = WireEvent.decode(rec.value)
+        seq = await self._seq_of(tp, rec.offset, hs, ev)
+        d = self._dossier(ev.mahoso)
+        src: Src = (tp.topic, tp.partition, rec.offset)
+        replay = H_REPLAY in hs
+        if replay:
+            d.st.attempts, d.st.first_failure_at, d.st.last_error, d.st.next_attempt_at = 0, None, None, None
+        if tp.topic != self.topics.outbound and ev.event_id in d.st.ladder:
+            d.st.ladder.remove(ev.event_id)
+        if self._is_duplicate(d, ev, seq, replay):
+            return
+        self._unresolved.setdefault(tp, set()).add(rec.offset)
+        if d.st.ladder and tp.topic == self.topics.outbound:
+            forwards.append((await self._forward(d, ev, seq, src, None), src))
+            touched[ev.mahoso] = d
+            return
+        d.items[ev.event_id] = _Item(ev, seq, src)
+        if ev.kind is EventKind.SNAPSHOT:
+            for item in d.items.values():
+                item.parked = False
+
+    def _hold_until_due(self, tp: TopicPartition, offset: int, due: float) -> bool:
+        """A ladder record not yet due: seek back to it, pause the partition, resume on a timer."""
+        now = self._now()
+        if due <= now:
+            return False
+        assert self._consumer is not None
+        self._consumer.seek(tp, offset)
+        self._consumer.pause(tp)
+        self._next[tp] = offset
+        handle = asyncio.get_running_loop().call_later(due - now, self._resume, tp)
+        self._paused[tp] = (due, handle)
+        return True
+
+    async def _seq_of(self, tp: TopicPartition, offset: int, hs: dict[str, str], ev: WireEvent) -> int:
+        if H_SEQ in hs:
+            return int(hs[H_SEQ])
+        await self._view.wait_for(tp, offset, self._timeout)
+        seq = self._view.seq_at(tp.partition, offset)
+        if seq is None:  # beyond the view's memory (very old record re-read): best effort
+            acc = self._view.accepted.get(ev.mahoso)
+            seq = acc.last_seq if acc else 0
+        return seq
+
+    @staticmethod
+    def _is_duplicate(d: _Dossier, ev: WireEvent, seq: int, replay: bool) -> bool:
+        if ev.event_id in d.items:
+            return True
+        if replay:
+            return False
+        if ev.kind is EventKind.SNAPSHOT:
+            return seq <= d.st.delivered_seq
+        return seq <= d.st.progress_hw
+
+    async def _forward(self, d: _Dossier, ev: WireEvent, seq: int, src: Src | None,
+                       error: ErrorInfo | None) -> asyncio.Future[Any]:
+        """Put one event into the dossier's current ladder step, behind its predecessors."""
+        st = d.st
+        due = st.next_attempt_at or self._now()
+        st.ladder.append(ev.event_id)
+        if ev.kind is EventKind.PROGRESS:
+            st.ladder_progress += 1
+        st.ladder_oldest = min(st.ladder_oldest or ev.accepted_at, ev.accepted_at)
+        return await self._send(
+            st.ladder_topic, ev.mahoso.encode(), ev.encode(),
+            ladder_headers(seq, due, st.attempts, src, error or st.error()),
+            partition_of(ev.mahoso, self._parts), "retry")
+
+    async def _settle(self, touched: dict[str, _Dossier], forwards: list[tuple[asyncio.Future[Any], Src]]) -> None:
+        """Wait for forwarded records, write the touched dossiers' states, then resolve the inputs."""
+        try:
+            await asyncio.wait_for(asyncio.gather(*(f for f, _ in forwards)), self._timeout)
+            await self._write_states(list(touched.values()))
+        except (KafkaError, TimeoutError):
+            for p in {src[1] for _, src in forwards}:
+                self._reset_partition(p)
+            return
+        for _, src in forwards:
+            self._resolve(src)
+
+    # ------------------------------------------------------------------ offsets
+
+    def _resolve(self, src: Src | None) -> None:
+        if src is not None:
+            self._unresolved.get(TopicPartition(src[0], src[1]), set()).discard(src[2])
+
+    async def _commit(self) -> None:
+        """Commit, per owned partition, the lowest offset whose outcome is not yet durable."""
+        assert self._consumer is not None
+        offsets: dict[TopicPartition, int] = {}
+        for tp in self._assigned:
+            if tp not in self._next:
+                continue
+            pending = self._unresolved.get(tp)
+            value = min(pending) if pending else self._next[tp]
+            if self._committed.get(tp) != value:
+                offsets[tp] = value
+        if not offsets:
+            return
+        started = time.perf_counter()
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            log.info("kafka commit skipped: %s", type(exc).__name__)
+            return
+        self.metrics.commit_latency.observe(time.perf_counter() - started)
+        self._committed.update(offsets)
+
+    def _reset_partition(self, p: int) -> None:
+        """After a failed write, forget partition ``p``'s memory and re-read it from the last commit."""
+        assert self._consumer is not None
+        for m in [m for m in self._owned if partition_of(m, self._parts) == p]:
+            del self._owned[m]
+        for tp in [tp for tp in self._assigned if tp.partition == p]:
+            self._unresolved.pop(tp, None)
+            if tp in self._paused:
+                self._resume(tp)
+            if tp in self._committed:
+                self._consumer.seek(tp, self._committed[tp])
+                self._next[tp] = self._committed[tp]
+            else:
+                self._next.pop(tp, None)
+                self._consumer.seek(tp, 0)
+
+    def _update_lag(self) -> None:
+        assert self._consumer is not None
+        depth = {name: 0 for name in self.topics.retry_names}
+        for tp in self._assigned:
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            lag = max(0, high - self._next.get(tp, self._committed.get(tp, 0)))
+            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+            if tp.topic in depth:
+                depth[tp.topic] += max(0, high - self._committed.get(tp, 0))
+        for name, n in depth.items():
+            self.metrics.ladder_depth.labels(name.rsplit(".", 1)[-1]).set(n)
+
+    # ------------------------------------------------------------------ rebalance
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Let in-flight claims of the revoked partitions finish (bounded), commit, forget them."""
+        self.metrics.rebalances.labels("revoked").inc()
+        parts = {tp.partition for tp in revoked}
+        self._revoking |= parts
+        deadline = time.monotonic() + min(self._lease_s, 20.0)
+        # polling: a lease ends in record(), in whichever task the engine runs it
+        while time.monotonic() < deadline and any(  # noqa: ASYNC110
+                d.lease for m, d in self._owned.items() if partition_of(m, self._parts) in parts):
+            await asyncio.sleep(0.05)
+        with contextlib.suppress(Exception):
+            await self._commit()
+        for tp in revoked:
+            entry = self._paused.pop(tp, None)
+            if entry is not None:
+                entry[1].cancel()
+            self._unresolved.pop(tp, None)
+            self._next.pop(tp, None)
+            self._committed.pop(tp, None)
+        for m in [m for m in self._owned if partition_of(m, self._parts) in parts]:
+            del self._owned[m]
+        self._assigned -= revoked
+        self._revoking -= parts
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Before taking partitions, read the dossier states their previous owner wrote."""
+        self.metrics.rebalances.labels("assigned").inc()
+        parts = sorted({tp.partition for tp in assigned})
+        with contextlib.suppress(Exception):
+            await self._view.catch_up([TopicPartition(self.topics.state, p) for p in parts], self._timeout)
+        assert self._consumer is not None
+        for tp in assigned:
+            with contextlib.suppress(Exception):
+                pos = await self._consumer.position(tp)
+                self._committed[tp] = pos
+                self._next[tp] = pos
+        self._assigned |= assigned
+        self._assigned_once.set()
+        self._wake.set()
+
+    # ------------------------------------------------------------------ claim and record
+
+    async def _barrier(self) -> None:
+        """Read-your-writes: wait until the pump has taken in what this instance produced."""
+        def caught_up() -> bool:
+            return all(tp not in self._assigned or tp in self._paused or self._next.get(tp, 0) > off
+                       for tp, off in self._produced.items())
+
+        async with self._progress:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait_for(caught_up), _BARRIER_S)
+
+    async def claim(self, limit: int, now: float) -> list[Work]:
+        self._tick(now)
+        await self._barrier()
+        out: list[Work] = []
+        for m, d in list(self._owned.items()):
+            if len(out) >= limit:
+                break
+            if self._claimable(m, d, now):
+                out.append(self._claim_one(d, now))
+        return out
+
+    def _claimable(self, mahoso: str, d: _Dossier, now: float) -> bool:
+        if d.st.ladder or (d.lease is not None and d.lease_until >= now):
+            return False
+        if partition_of(mahoso, self._parts) in self._revoking:
+            return False
+        return any(not i.parked for i in d.items.values())
+
+    def _claim_one(self, d: _Dossier, now: float) -> Work:
+        items = [i for i in d.sorted_items() if not i.parked]
+        snaps = [i for i in items if i.ev.kind is EventKind.SNAPSHOT]
+        newest = snaps[-1] if snaps and snaps[-1].seq > d.st.delivered_seq else None
+        for stale in (s for s in snaps if s is not newest):
+            del d.items[stale.ev.event_id]
+            self._resolve(stale.src)
+        d.lease, d.lease_until = uuid.uuid4().hex, now + self._lease_s
+        progress = tuple(i.ev.event(i.seq) for i in items if i.ev.kind is EventKind.PROGRESS)
+        return Work(d.st.mahoso, d.lease, newest.ev.event(newest.seq) if newest else None, progress,
+                    d.st.known_on_portal, d.st.attempts, d.st.first_failure_at)
+
+    async def record(self, work: Work, outcome: Outcome, now: float, *, release: bool = True) -> None:
+        """Apply ``outcome``: produce dead letters and ladder records, then the dossier state; the
+        inputs are committed only after all of it is acknowledged. Raises QueueUnavailable."""
+        self._tick(now)
+        d = self._owned.get(work.mahoso)
+        if d is None:
+            raise QueueUnavailable("kafka: the dossier's partition moved to another instance")
+        done: list[Src | None] = []
+        futs = await self._apply(d, outcome, now, done)
+        if release:
+            d.lease = None
+        else:
+            d.lease_until = now + self._lease_s
+        parked_srcs = [i.src for i in d.items.values() if i.parked and i.src is not None]
+        try:
+            await _guard("record", asyncio.gather(*futs), self._timeout)
+            await _guard("state write", self._write_states([d]), self._timeout)
+        except QueueUnavailable:
+            self._reset_partition(partition_of(work.mahoso, self._parts))
+            raise
+        for src in done + parked_srcs:
+            self._resolve(src)
+        for item in d.items.values():
+            if item.parked:
+                item.src = None
+        if release:
+            self._wake.set()
+
+    async def _apply(self, d: _Dossier, outcome: Outcome, now: float,
+                     done: list[Src | None]) -> list[asyncio.Future[Any]]:
+        """Change the owner's memory as ``outcome`` says; return the produces that make it durable."""
+        futs: list[asyncio.Future[Any]] = []
+        st = d.st
+        for eid in outcome.delivered:
+            self._delivered(d, eid, done)
+        for eid in outcome.dead:
+            fut = await self._dead(d, eid, outcome.error, now, done)
+            if fut is not None:
+                futs.append(fut)
+        for eid in outcome.parked:
+            if eid in d.items:
+                d.items[eid].parked = True
+        if outcome.known_on_portal is not None:
+            st.known_on_portal = outcome.known_on_portal
+        if outcome.retry_at is not None:
+            futs += await self._to_ladder(d, outcome, now, done)
+        elif outcome.delivered or outcome.dead:
+            st.attempts, st.first_failure_at, st.next_attempt_at = 0, None, None
+            st.last_error = outcome.error.as_json() if outcome.error else None
+        return futs
+
+    def _delivered(self, d: _Dossier, eid: str, done: list[Src | None]) -> None:
+        item = d.items.pop(eid, None)
+        if item is None:
+            return
+        done.append(item.src)
+        st = d.st
+        if item.ev.kind is EventKind.PROGRESS:
+            st.progress_hw = max(st.progress_hw, item.seq)
+            return
+        if item.seq > st.delivered_seq:
+            st.delivered_seq, st.delivered_state = item.seq, state_of(item.ev.kind, item.ev.payload)
+        st.known_on_portal = True
+        for other in [i for i in d.items.values() if i.ev.kind is EventKind.SNAPSHOT and i.seq < item.seq]:
+            del d.items[other.ev.event_id]
+            done.append(other.src)
+
+    async def _dead(self, d: _Dossier, eid: str, error: ErrorInfo | None, now: float,
+                    done: list[Src | None]) -> asyncio.Future[Any] | None:
+        item = d.items.pop(eid, None)
+        if item is None:
+            return None
+        err = error or ErrorInfo("retryable", "", "")
+        dl = DeadLetter(uuid.uuid4().hex, item.ev.mahoso, item.ev.kind, item.seq, err, max(d.st.attempts, 1), now)
+        if item.ev.kind is EventKind.SNAPSHOT:
+            d.st.last_dead_seq = max(d.st.last_dead_seq, item.seq)
+        done.append(item.src)
+        self._view.dead[dl.id] = (dl, item.ev)
+        return await self._send(self.topics.dlq, dl.id.encode(), dead_letter_encode(dl, item.ev, item.src),
+                                ladder_headers(item.seq, now, dl.attempts, item.src, err), None, "dlq")
+
+    async def _to_ladder(self, d: _Dossier, outcome: Outcome, now: float,
+                         done: list[Src | None]) -> list[asyncio.Future[Any]]:
+        st = d.st
+        assert outcome.retry_at is not None
+        if outcome.count_attempt:
+            st.attempts += 1
+            st.first_failure_at = st.first_failure_at or now
+        st.last_error = outcome.error.as_json() if outcome.error else st.last_error
+        st.next_attempt_at = outcome.retry_at
+        waiting = [i for i in d.sorted_items() if not i.parked]
+        if not waiting:
+            return []
+        st.ladder_topic = self.topics.retry_for(outcome.retry_at - now)
+        futs = []
+        for item in waiting:
+            del d.items[item.ev.event_id]
+            futs.append(await self._forward(d, item.ev, item.seq, item.src, outcome.error))
+            done.append(item.src)
+        return futs
+
+    async def _write_states(self, dossiers: list[_Dossier]) -> None:
+        futs = []
+        for d in dossiers:
+            st = d.st
+            st.v += 1
+            st.held = [held_encode(i.ev, i.seq, i.parked) for i in d.sorted_items() if i.parked or i.src is None]
+            self._summarise(d)
+            futs.append((await self._send(self.topics.state, st.mahoso.encode(), st.encode(), [],
+                                          partition_of(st.mahoso, self._parts), "state"), d))
+        for fut, d in futs:
+            await fut
+            snapshot = copy.deepcopy(d.st)
+            self._durable[d.st.mahoso] = snapshot
+            self._view.put_state(snapshot)
+
+    def _summarise(self, d: _Dossier) -> None:
+        st = d.st
+        st.delivery = self._delivery(d, self._now()).value
+        st.pending = sum(1 for i in d.items.values() if not i.parked) + len(st.ladder)
+        st.pending_progress = sum(1 for i in d.items.values() if i.ev.kind is EventKind.PROGRESS) + (
+            st.ladder_progress if st.ladder else 0)
+        opens = [i.ev.accepted_at for i in d.items.values()]
+        if st.ladder and st.ladder_oldest is not None:
+            opens.append(st.ladder_oldest)
+        st.oldest_open_at = min(opens) if opens else None
+
+    @staticmethod
+    def _delivery(d: _Dossier, now: float) -> DeliveryState:
+        st = d.st
+        if not st.ladder:
+            st.ladder_progress, st.ladder_oldest = 0, None
+        pending = any(not i.parked for i in d.items.values()) or bool(st.ladder)
+        if d.lease is not None and d.lease_until >= now:
+            return DeliveryState.IN_FLIGHT
+        if pending:
+            return DeliveryState.RETRYING if st.attempts > 0 else DeliveryState.PENDING
+        if any(i.parked for i in d.items.values()):
+            return DeliveryState.PARKED
+        if st.last_dead_seq > st.delivered_seq:
+            return DeliveryState.DEAD
+        return DeliveryState.DELIVERED
+
+    # ------------------------------------------------------------------ waiting
+
+    async def wait_for_work(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(timeout, 0.0))
+        self._wake.clear()
+
+    async def next_due_at(self) -> float | None:
+        dues = [d.st.next_attempt_at for d in self._owned.values() if d.st.ladder and d.st.next_attempt_at]
+        dues += [due for due, _ in self._paused.values()]
+        return min(dues) if dues else None
+
+    # ------------------------------------------------------------------ reads
+
+    async def status(self, mahoso: str) -> DossierStatus | None:
+        """The dossier's status on any instance: the owner's memory, else the materialised state."""
+        p = partition_of(mahoso, self._parts)
+        if any(tp.partition == p for tp in self._assigned):
+            await self._barrier()
+        else:
+            with contextlib.suppress(Exception):
+                await self._view.catch_up([TopicPartition(self.topics.state, p)], 2.0)
+        acc = self._view.accepted.get(mahoso)
+        d = self._owned.get(mahoso)
+        if d is not None:
+            self._summarise(d)
+        st = d.st if d is not None else self._view.states.get(mahoso)
+        if st is None and acc is None:
+            return None
+        st = st or DossierState(mahoso)
+        pending = st.pending > 0 if d is not None else (st.pending > 0 or (acc is not None and acc.last_seq > 0
+                                                                          and st.v == 0))
+        delivery = DeliveryState(st.delivery) if st.v or d is not None else DeliveryState.PENDING
+        return DossierStatus(
+            mahoso=mahoso, accepted_state=acc.accepted_state if acc else st.accepted_state,
+            delivered_state=st.delivered_state, delivery=delivery, attempts=st.attempts,
+            next_attempt_at=st.next_attempt_at if (pending and st.attempts) else None,
+            last_error=st.error(), pending_progress=st.pending_progress,
+            last_sequence=acc.last_seq if acc else st.last_seq, delivered_sequence=st.delivered_seq)
+
+    async def unpark(self, mahoso: str) -> None:
+        """Owner: un-park now. Elsewhere: send a control record to the owner through outbound."""
+        p = partition_of(mahoso, self._parts)
+        if any(tp.partition == p for tp in self._assigned) and mahoso in self._owned:
+            self._unpark_owned(mahoso)
+            d = self._owned[mahoso]
+            await _guard("state write", self._write_states([d]), self._timeout)
+            return
+
+        async def send() -> None:
+            fut = await self._send(self.topics.outbound, mahoso.encode(), None,
+                                   [(H_CONTROL, f"unpark:{mahoso}".encode())], p, "control")
+            meta = await fut
+            tp = TopicPartition(self.topics.outbound, p)
+            self._produced[tp] = max(self._produced.get(tp, -1), meta.offset)
+
+        await _guard("unpark", send(), self._timeout)
+
+    def _unpark_owned(self, mahoso: str) -> None:
+        d = self._dossier(mahoso)
+        for item in d.items.values():
+            item.parked = False
+        self._wake.set()
+
+    def _all_states(self) -> dict[str, tuple[DossierState, bool]]:
+        out = {m: (st, False) for m, st in self._view.states.items()}
+        for m, d in self._owned.items():
+            self._summarise(d)
+            out[m] = (d.st, True)
+        return out
+
+    async def stats(self, now: float) -> QueueStats:
+        by_state = {s.value: 0 for s in DeliveryState}
+        oldest: float | None = None
+        for st, _ in self._all_states().values():
+            by_state[st.delivery] = by_state.get(st.delivery, 0) + 1
+            if st.pending and st.oldest_open_at is not None:
+                oldest = st.oldest_open_at if oldest is None else min(oldest, st.oldest_open_at)
+        dead = sum(1 for dl, _ in self._view.dead.values() if not dl.replayed)
+        self.metrics.dead_letters.set(dead)
+        return QueueStats(by_state=by_state, oldest_pending_at=oldest, dead_letters=dead)
+
+    # ------------------------------------------------------------------ dead letters
+
+    def _open_letters(self) -> list[DeadLetter]:
+        return sorted((dl for dl, _ in self._view.dead.values() if not dl.replayed), key=lambda x: (x.dead_at, x.id))
+
+    async def dead_letters(self, cursor: str | None, limit: int) -> DeadLetterPage:
+        letters = self._open_letters()
+        start = 0
+        if cursor:
+            ids = [dl.id for dl in letters]
+            start = ids.index(cursor) + 1 if cursor in ids else 0
+        items = tuple(letters[start:start + limit])
+        more = start + limit < len(letters)
+        return DeadLetterPage(items, items[-1].id if more and items else None)
+
+    async def dead_letter(self, dl_id: str) -> DeadLetter | None:
+        entry = self._view.dead.get(dl_id)
+        return entry[0] if entry else None
+
+    async def replay(self, dl_id: str, now: float) -> ReplayResult:
+        """Send a dead event back through outbound with its old sequence (attempts restart at 0);
+        a snapshot that a newer one has overtaken is marked replayed and never sent."""
+        entry = self._view.dead.get(dl_id)
+        if entry is None:
+            return ReplayResult.NOT_FOUND
+        dl, ev = entry
+        if dl.replayed:
+            return ReplayResult.ALREADY_REPLAYED
+        acc = self._view.accepted.get(dl.mahoso)
+        st = self._owned[dl.mahoso].st if dl.mahoso in self._owned else self._view.states.get(dl.mahoso)
+        newer_accepted = acc is not None and acc.last_snapshot_seq > dl.sequence
+        newer_delivered = st is not None and st.delivered_seq >= dl.sequence
+        overtaken = dl.kind is EventKind.SNAPSHOT and (newer_accepted or newer_delivered)
+        marked = DeadLetter(dl.id, dl.mahoso, dl.kind, dl.sequence, dl.error, dl.attempts, dl.dead_at, True)
+
+        async def send() -> None:
+            p = partition_of(dl.mahoso, self._parts)
+            if not overtaken:
+                fut = await self._send(self.topics.outbound, dl.mahoso.encode(), ev.encode(),
+                                       [(H_SEQ, str(dl.sequence).encode()), (H_REPLAY, b"1")], p, "outbound")
+                meta = await fut
+                tp = TopicPartition(self.topics.outbound, p)
+                self._produced[tp] = max(self._produced.get(tp, -1), meta.offset)
+            await (await self._send(self.topics.dlq, dl.id.encode(), dead_letter_encode(marked, ev, None), [],
+                                    None, "dlq"))
+
+        await _guard("replay", send(), self._timeout)
+        self._view.dead[dl.id] = (marked, ev)
+        return ReplayResult.SUPERSEDED if overtaken else ReplayResult.REPLAYED
+
+    async def drop(self, dl_id: str) -> bool:
+        if dl_id not in self._view.dead:
+            return False
+
+        async def send() -> None:
+            await (await self._send(self.topics.dlq, dl_id.encode(), None, [], None, "dlq"))
+
+        await _guard("drop", send(), self._timeout)
+        self._view.dead.pop(dl_id, None)
+        return True
+
+    async def ping(self) -> None:
+        """Raise QueueUnavailable unless the broker answers a metadata request."""
+        assert self._producer is not None
+        await _guard("ping", self._producer.client.fetch_all_metadata(), min(self._timeout, 5.0))

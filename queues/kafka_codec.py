@@ -1,0 +1,187 @@
+"""Wire formats of the Kafka backend: topic names, event records, headers and the dossier state.
+
+Pure functions and plain data, no I/O. Topics (``P`` = ``[queue.kafka] partitions``, all keyed by
+``MaHoSo`` except the dead letters, so partition ``p`` of every dossier topic holds the same dossiers):
+
+* ``<prefix>.outbound``        accepted events, the intake log (retention: unlimited);
+* ``<prefix>.retry.<delay>``   one per distinct ``[retry] delays`` step, e.g. ``dvcgw.retry.30s``;
+* ``<prefix>.dossier-state``   compacted, one :class:`DossierState` per dossier (owner-written);
+* ``<prefix>.dlq``             compacted, keyed by dead-letter id; a tombstone is a dropped letter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from queues.api import DeadLetter, ErrorInfo, Event, EventKind
+
+H_SEQ = "dvcgw-seq"
+H_REPLAY = "dvcgw-replay"
+H_DUE = "dvcgw-due-at"
+H_ATTEMPT = "dvcgw-attempt"
+H_ORIG_TOPIC = "dvcgw-orig-topic"
+H_ORIG_PARTITION = "dvcgw-orig-partition"
+H_ORIG_OFFSET = "dvcgw-orig-offset"
+H_ERR_CLASS = "dvcgw-error-class"
+H_ERR_CODE = "dvcgw-error-code"
+H_ERR_MESSAGE = "dvcgw-error-message"
+H_CONTROL = "dvcgw-control"
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Topics:
+    outbound: str
+    state: str
+    dlq: str
+    retry: tuple[tuple[float, str], ...]  # (delay seconds, topic), ascending delay
+
+    @property
+    def retry_names(self) -> tuple[str, ...]:
+        return tuple(name for _, name in self.retry)
+
+    def retry_for(self, delay: float) -> str:
+        """The retry topic whose delay is the nearest at or above ``delay`` (else the longest)."""
+        for step, name in self.retry:
+            if step >= delay - 1e-6:
+                return name
+        return self.retry[-1][1]
+
+
+def delay_label(delay: float) -> str:
+    ms = round(delay * 1000)
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+def topics_for(prefix: str, delays: Sequence[float]) -> Topics:
+    steps = sorted(set(float(d) for d in delays))
+    retry = tuple((d, f"{prefix}.retry.{delay_label(d)}") for d in steps)
+    return Topics(f"{prefix}.outbound", f"{prefix}.dossier-state", f"{prefix}.dlq", retry)
+
+
+@dataclass(frozen=True)
+class WireEvent:
+    """An accepted event as stored in a record value; ``sequence`` lives in a header or the log."""
+
+    event_id: str
+    mahoso: str
+    kind: EventKind
+    payload: Mapping[str, Any]
+    agency: str
+    accepted_at: float
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {"id": self.event_id, "m": self.mahoso, "k": self.kind.value, "p": self.payload,
+             "a": self.agency, "t": self.accepted_at},
+            ensure_ascii=False, separators=(",", ":"),
+        ).encode()
+
+    @staticmethod
+    def decode(raw: bytes) -> WireEvent:
+        d = json.loads(raw)
+        return WireEvent(d["id"], d["m"], EventKind(d["k"]), d["p"], d["a"], float(d["t"]))
+
+    def event(self, sequence: int) -> Event:
+        return Event(self.event_id, self.mahoso, self.kind, sequence, self.payload, self.accepted_at)
+
+
+def header_map(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
+    return {k: v.decode() for k, v in (headers or ())}
+
+
+def ladder_headers(seq: int, due_at: float, attempt: int, origin: tuple[str, int, int] | None,
+                   error: ErrorInfo | None) -> Headers:
+    """Headers of a record forwarded into a retry topic (or the dead letters)."""
+    hs: Headers = [(H_SEQ, str(seq).encode()), (H_DUE, repr(due_at).encode()),
+                   (H_ATTEMPT, str(attempt).encode())]
+    if origin is not None:
+        hs += [(H_ORIG_TOPIC, origin[0].encode()), (H_ORIG_PARTITION, str(origin[1]).encode()),
+               (H_ORIG_OFFSET, str(origin[2]).encode())]
+    if error is not None:
+        hs += [(H_ERR_CLASS, error.cls.encode()), (H_ERR_CODE, error.code.encode()),
+               (H_ERR_MESSAGE, error.message.encode())]
+    return hs
+
+
+def state_of(kind: EventKind, payload: Mapping[str, Any]) -> str | None:
+    """The dossier state (``TrangThaiHoSo``) a snapshot carries; progress carries none."""
+    if kind is EventKind.SNAPSHOT:
+        value = payload.get("TrangThaiHoSo")
+        return str(value) if value is not None else None
+    return None
+
+
+def held_encode(ev: WireEvent, seq: int, parked: bool) -> dict[str, Any]:
+    return {"e": json.loads(ev.encode()), "s": seq, "parked": parked}
+
+
+def held_decode(d: Mapping[str, Any]) -> tuple[WireEvent, int, bool]:
+    return WireEvent.decode(json.dumps(d["e"]).encode()), int(d["s"]), bool(d["parked"])
+
+
+@dataclass
+class DossierState:
+    """Per-dossier delivery state; the owner of the dossier's partition is its only writer.
+
+    ``ladder`` lists the event ids waiting in the retry ladder: while it is not empty, the dossier is
+    not claimable and every newer event is forwarded behind them (see docs/decisions.md ## kafka).
+    ``v`` rises with every write so a late copy from the materialised view never overwrites a newer one.
+    """
+
+    mahoso: str
+    v: int = 0
+    accepted_state: str | None = None
+    delivered_state: str | None = None
+    delivered_seq: int = 0
+    last_seq: int = 0
+    known_on_portal: bool = False
+    attempts: int = 0
+    first_failure_at: float | None = None
+    next_attempt_at: float | None = None
+    last_error: dict[str, str] | None = None
+    last_dead_seq: int = 0
+    progress_hw: int = 0
+    ladder: list[str] = field(default_factory=list)
+    ladder_topic: str = ""
+    ladder_progress: int = 0
+    ladder_oldest: float | None = None
+    held: list[dict[str, Any]] = field(default_factory=list)
+    # summary for readers on other instances
+    delivery: str = "pending"
+    pending: int = 0
+    pending_progress: int = 0
+    oldest_open_at: float | None = None
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @staticmethod
+    def decode(raw: bytes) -> DossierState:
+        return DossierState(**json.loads(raw))
+
+    def error(self) -> ErrorInfo | None:
+        e = self.last_error
+        return ErrorInfo(e["class"], e["code"], e["message"]) if e else None
+
+
+def dead_letter_encode(dl: DeadLetter, ev: WireEvent, origin: tuple[str, int, int] | None) -> bytes:
+    return json.dumps(
+        {"id": dl.id, "seq": dl.sequence, "error": dl.error.as_json(), "attempts": dl.attempts,
+         "dead_at": dl.dead_at, "replayed": dl.replayed, "event": json.loads(ev.encode()),
+         "origin": list(origin) if origin else None},
+        ensure_ascii=False, separators=(",", ":"),
+    ).encode()
+
+
+def dead_letter_decode(raw: bytes) -> tuple[DeadLetter, WireEvent]:
+    d = json.loads(raw)
+    ev = WireEvent.decode(json.dumps(d["event"]).encode())
+    err = d["error"]
+    dl = DeadLetter(d["id"], ev.mahoso, ev.kind, int(d["seq"]), ErrorInfo(err["class"], err["code"], err["message"]),
+                    int(d["attempts"]), float(d["dead_at"]), bool(d["replayed"]))
+    return dl, ev

@@ -1,0 +1,150 @@
+"""What every instance materialises from Kafka: per-dossier sequences, dossier states, dead letters.
+
+One consumer without a group reads every partition of ``outbound``, ``dossier-state`` and ``dlq``
+from the beginning. From ``outbound`` it derives the per-dossier sequence of each accepted event:
+the n-th record of a dossier in its partition has sequence n (replays carry their old sequence in a
+header and do not count), so every instance computes the same numbers with no coordination. The
+compacted topics give each instance the state that the partition owners wrote. Callers that need
+read-your-writes wait with :meth:`View.wait_for` until the view has passed a given offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from queues.api import DeadLetter
+from queues.kafka_codec import (
+    H_CONTROL,
+    H_SEQ,
+    DossierState,
+    Topics,
+    WireEvent,
+    dead_letter_decode,
+    header_map,
+    state_of,
+)
+
+log = logging.getLogger(__name__)
+_SEQ_MEMORY = 400_000  # offsets remembered per outbound partition for sequence look-ups
+
+
+@dataclass
+class Accepted:
+    last_seq: int = 0
+    accepted_state: str | None = None
+    last_snapshot_seq: int = 0
+
+
+class View:
+    """The materialised view; :meth:`run` is its consuming task."""
+
+    def __init__(self, topics: Topics, partitions: int, client_opts: dict[str, Any]) -> None:
+        self.topics = topics
+        self.partitions = partitions
+        self._opts = client_opts
+        self.accepted: dict[str, Accepted] = {}
+        self.states: dict[str, DossierState] = {}
+        self.dead: dict[str, tuple[DeadLetter, WireEvent]] = {}
+        self._seqs: dict[int, OrderedDict[int, int]] = {p: OrderedDict() for p in range(partitions)}
+        self._pos: dict[TopicPartition, int] = {}
+        self._cond = asyncio.Condition()
+        self._consumer: AIOKafkaConsumer | None = None
+        self.failure: BaseException | None = None
+
+    def _tps(self) -> list[TopicPartition]:
+        names = (self.topics.outbound, self.topics.state, self.topics.dlq)
+        return [TopicPartition(t, p) for t in names for p in range(self.partitions)]
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+            fetch_max_wait_ms=20, **self._opts,
+        )
+        await self._consumer.start()
+        tps = self._tps()
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        self._pos = {tp: 0 for tp in tps}
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+
+    async def run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=100, max_records=5000)
+            for tp, records in batch.items():
+                for rec in records:
+                    self._apply(tp, rec)
+                if records:
+                    self._pos[tp] = records[-1].offset + 1
+            async with self._cond:
+                self._cond.notify_all()
+
+    def _apply(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any]) -> None:
+        if tp.topic == self.topics.outbound:
+            self._apply_outbound(tp.partition, rec)
+        elif tp.topic == self.topics.state:
+            if rec.value is not None:
+                self.put_state(DossierState.decode(rec.value))
+        elif rec.value is None:
+            self.dead.pop(rec.key.decode(), None)
+        else:
+            dl, ev = dead_letter_decode(rec.value)
+            self.dead[dl.id] = (dl, ev)
+
+    def _apply_outbound(self, partition: int, rec: ConsumerRecord[Any, Any]) -> None:
+        hs = header_map(rec.headers)
+        if H_CONTROL in hs or H_SEQ in hs or rec.value is None:
+            return
+        ev = WireEvent.decode(rec.value)
+        acc = self.accepted.setdefault(ev.mahoso, Accepted())
+        acc.last_seq += 1
+        state = state_of(ev.kind, ev.payload)
+        if state is not None:
+            acc.accepted_state = state
+            acc.last_snapshot_seq = acc.last_seq
+        seqs = self._seqs[partition]
+        seqs[rec.offset] = acc.last_seq
+        if len(seqs) > _SEQ_MEMORY:
+            for _ in range(_SEQ_MEMORY // 2):
+                seqs.popitem(last=False)
+
+    def put_state(self, st: DossierState) -> None:
+        """Keep ``st`` unless a newer version of the same dossier is already known."""
+        old = self.states.get(st.mahoso)
+        if old is None or st.v >= old.v:
+            self.states[st.mahoso] = st
+
+    def seq_at(self, partition: int, offset: int) -> int | None:
+        return self._seqs[partition].get(offset)
+
+    def position(self, tp: TopicPartition) -> int:
+        return self._pos.get(tp, 0)
+
+    async def wait_for(self, tp: TopicPartition, offset: int, timeout: float) -> bool:
+        """Wait until the view has applied ``tp`` up to and including ``offset``."""
+        async with self._cond:
+            try:
+                await asyncio.wait_for(self._cond.wait_for(lambda: self._pos.get(tp, 0) > offset), timeout)
+            except TimeoutError:
+                return False
+        return True
+
+    async def catch_up(self, tps: list[TopicPartition], timeout: float) -> bool:
+        """Wait until the view has read everything written to ``tps`` before this call."""
+        assert self._consumer is not None
+        ends = await self._consumer.end_offsets(tps)
+        for tp, end in ends.items():
+            if end > 0 and not await self.wait_for(tp, end - 1, timeout):
+                return False
+        return True
