@@ -351,7 +351,8 @@ async def _prepare_remote(job: RemotePrepareJob) -> WorkerResult:
     attrs = await ext.signed_attrs(prepared.document_digest, "sha256", use_pades=True,
                                    attr_settings=PdfCMSSignedAttributes(signing_time=job.signing_time))
     der = attrs.dump()
-    state = PreparedRemote(output.getvalue(), prepared.document_digest, prepared.reserved_region_start,
+    pdf = bytes(output.getvalue())  # type: ignore[attr-defined]
+    state = PreparedRemote(pdf, prepared.document_digest, prepared.reserved_region_start,
                            prepared.reserved_region_end, der, hashlib.sha256(der).digest())
     return WorkerResult(prepared=state, level=job.options.level, tsa_calls=_calls(ts))
 

@@ -11,6 +11,7 @@ from asn1crypto import tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from tests.fakes.signing_pki import TestPki
 
@@ -25,7 +26,7 @@ class FakeTsa:
                                             serialization.NoEncryption())
         self._stamper = DummyTimeStamper(
             tsa_cert=_asn1_cert(pki.tsa.cert), tsa_key=asn1_keys.PrivateKeyInfo.load(key_der),
-            certs_to_embed=[_asn1_cert(pki.inter.cert)],
+            certs_to_embed=SimpleCertificateStore.from_certs([_asn1_cert(pki.inter.cert)]),  # type: ignore[no-untyped-call]
         )
         self.fail = False
         self.requests = 0

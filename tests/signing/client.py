@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -16,14 +18,24 @@ def headers(agency: str = "STP", **extra: str) -> dict[str, str]:
     return {"X-API-Key": AGENCY_KEYS[agency], **extra}
 
 
-async def sign(url: str, pdf: bytes, options: dict[str, Any], agency: str = "STP") -> aiohttp.ClientResponse:
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def sign(url: str, pdf: bytes, options: dict[str, Any], agency: str = "STP") -> Reply:
+    """POST /v1/signatures as multipart (file + options JSON)."""
     form = aiohttp.FormData()
     form.add_field("options", json.dumps(options), content_type="application/json")
     form.add_field("file", pdf, filename="doc.pdf", content_type="application/pdf")
     async with aiohttp.ClientSession() as s, s.post(f"{url}/v1/signatures", data=form,
                                                     headers=headers(agency)) as r:
-        await r.read()
-        return r
+        return Reply(r.status, dict(r.headers), await r.read())
 
 
 async def validate(url: str, pdf: bytes, agency: str = "STP") -> tuple[int, Any]:

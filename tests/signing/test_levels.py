@@ -18,8 +18,8 @@ LEVELS = ["B-B", "B-T", "B-LT", "B-LTA"]
 async def _sign_remote(gateway, world, level: str) -> bytes:
     before = set(world.remote.pending())
     r = await client.sign(gateway.url, one_page_pdf(), {"key": "remote", "level": level})
-    assert r.status == 202, r._body
-    job_id = (await r.json())["id"]
+    assert r.status == 202, r.body
+    job_id = r.json()["id"]
     # nothing is signed until the officer confirms: the job waits as "pending"
     _, body = await client.job(gateway.url, job_id)
     assert body["state"] == "pending"
@@ -39,10 +39,10 @@ async def _sign(gateway, world, key: str, level: str) -> bytes:
     if key == "remote":
         return await _sign_remote(gateway, world, level)
     r = await client.sign(gateway.url, one_page_pdf(), {"key": key, "level": level, "reason": "Cấp giấy phép"})
-    assert r.status == 200, r._body
+    assert r.status == 200, r.body
     assert r.headers["X-Signature-Level"] == level
     assert r.headers["X-Signature-Downgraded"] == "false"
-    return r._body
+    return r.body
 
 
 @pytest.mark.parametrize("level", LEVELS)

@@ -12,8 +12,8 @@ from tests.signing.env import gateway_app, load_settings
 
 async def _signed(gateway, key="file-pem", level="B-B", pdf=None, **opts) -> bytes:
     r = await client.sign(gateway.url, pdf or one_page_pdf(), {"key": key, "level": level, **opts})
-    assert r.status == 200, r._body
-    return r._body
+    assert r.status == 200, r.body
+    return r.body
 
 
 async def test_tampered_pdf_fails_for_pyhanko_and_pdfsig(gateway, tmp_path):
@@ -54,7 +54,7 @@ async def test_revoked_signer_cannot_sign_long_term(gateway):
     """B-LT checks the signer's chain before signing: a revoked certificate is refused with 422."""
     r = await client.sign(gateway.url, one_page_pdf(), {"key": "revoked", "level": "B-LT"})
     assert r.status == 422
-    assert (await r.json())["error"] == "certificate_invalid"
+    assert r.json()["error"] == "certificate_invalid"
 
 
 async def test_tsa_down_fails_over_to_next(gateway, world):
@@ -70,7 +70,7 @@ async def test_tsa_down_fails_over_to_next(gateway, world):
     assert r.status == 200 and r.headers["X-Signature-Level"] == "B-T"
     assert world.tsa_b.requests > seen_b
     assert gateway.metric("dvcgw_tsa_failures_total", url=url_a) > before
-    _, body = await client.validate(gateway.url, r._body)
+    _, body = await client.validate(gateway.url, r.body)
     assert body["signatures"][0]["timestamp"]["valid"] is True
 
 
@@ -83,7 +83,7 @@ async def test_all_tsas_down_fails_the_request(gateway, world):
     finally:
         world.tsa_a.fail = world.tsa_b.fail = False
     assert r.status == 503
-    body = await r.json()
+    body = r.json()
     assert body["error"] == "tsa_unavailable" and "time-stamping" in body["message"]
     assert ok.status == 200
     assert gateway.metric("dvcgw_signatures_total", key="file-pem", level="B-T", outcome="unavailable") >= 1
@@ -108,19 +108,19 @@ async def test_agency_refused_a_key_not_its_own(gateway):
     """An agency may use only keys listing it: 403 key_not_allowed; an unknown alias is 422."""
     r = await client.sign(gateway.url, one_page_pdf(), {"key": "syt-seal"}, agency="STP")
     assert r.status == 403
-    assert (await r.json())["error"] == "key_not_allowed"
+    assert r.json()["error"] == "key_not_allowed"
     r = await client.sign(gateway.url, one_page_pdf(), {"key": "syt-seal"}, agency="SYT")
     assert r.status == 200
     r = await client.sign(gateway.url, one_page_pdf(), {"key": "nope"})
-    assert r.status == 422 and (await r.json())["error"] == "unknown_key"
+    assert r.status == 422 and r.json()["error"] == "unknown_key"
 
 
 async def test_missing_api_key_is_401(gateway):
     """The signing endpoints need agency authentication."""
     async with aiohttp.ClientSession() as s, s.post(f"{gateway.url}/v1/signatures?key=file-pem", data=one_page_pdf(),
-                                                    headers={"Content-Type": "application/pdf"}) as r:
-        assert r.status == 401
-        assert (await r.json())["error"] == "unauthenticated"
+                                                    headers={"Content-Type": "application/pdf"}) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"] == "unauthenticated"
 
 
 @pytest.mark.parametrize(("body", "status", "code", "words"), [
@@ -134,9 +134,9 @@ async def test_bad_pdfs_get_clear_4xx(gateway, body, status, code, words):
     pdf = encrypted_pdf() if body is None else body
     for path in ("/v1/signatures?key=file-pem", "/v1/signatures/validate"):
         async with aiohttp.ClientSession() as s, s.post(
-                gateway.url + path, data=pdf, headers=client.headers(**{"Content-Type": "application/pdf"})) as r:
-            got = await r.json()
-            assert (r.status, got["error"]) == (status, code), got
+                gateway.url + path, data=pdf, headers=client.headers(**{"Content-Type": "application/pdf"})) as resp:
+            got = await resp.json()
+            assert (resp.status, got["error"]) == (status, code), got
             assert words in got["message"]
 
 
@@ -145,7 +145,7 @@ async def test_bad_options_list_every_field(gateway):
     r = await client.sign(gateway.url, one_page_pdf(), {"key": "file-pem", "level": "B-X", "colour": "red",
                                                         "appearance": {"page": 0, "box": [10, 10, 5, 5], "text": ""}})
     assert r.status == 422
-    fields = {e["field"] for e in (await r.json())["errors"]}
+    fields = {e["field"] for e in r.json()["errors"]}
     assert {"level", "colour", "appearance.box", "appearance.text"} <= fields
 
 
@@ -153,6 +153,6 @@ async def test_other_agencies_jobs_are_invisible(gateway):
     """GET /v1/signatures/{id} answers 404 for a job of another agency (and for unknown ids)."""
     r = await client.sign(gateway.url, one_page_pdf(), {"key": "remote-auto"})
     assert r.status == 202
-    job_id = (await r.json())["id"]
+    job_id = r.json()["id"]
     assert (await client.job(gateway.url, job_id, agency="SYT"))[0] == 404
     assert (await client.job(gateway.url, "no-such-job"))[0] == 404
