@@ -230,6 +230,9 @@ class SigningService:
                 await self._advance_exclusive(current)
             except TransientError as exc:
                 log.warning("remote job %s not advanced; the poller retries: %s", job.id, exc)
+            except SigningError as exc:
+                self._fail(current, exc.message)
+                raise
         fresh = self.store.get(job.id)
         assert fresh is not None
         return fresh
@@ -261,6 +264,8 @@ class SigningService:
                 await self._advance_exclusive(job)
             except TransientError as exc:
                 log.info("remote job %s waits: %s", job.id, exc)
+            except SigningError as exc:
+                self._fail(job, exc.message)
             except Exception:
                 log.exception("remote job %s failed unexpectedly", job.id)
                 self._fail(job, "internal error while finishing the signature")

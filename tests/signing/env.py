@@ -165,6 +165,14 @@ credential_id = "cred-remote"
 client_secret_file = "{s}/remote"
 
 [[signing.keys]]
+alias = "remote-wrong-secret"
+source = "remote"
+agencies = ["STP"]
+url = "{w.remote_url}"
+credential_id = "cred-remote"
+client_secret = "not-the-secret"
+
+[[signing.keys]]
 alias = "remote-auto"
 source = "remote"
 agencies = ["STP"]

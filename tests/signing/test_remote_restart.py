@@ -72,3 +72,10 @@ async def test_rejected_confirmation_fails_the_job(gateway, world):
         assert resp.status == 200
     body = await client.wait_job(gateway.url, job_id, state="failed")
     assert body["state"] == "failed" and "rejected" in body["message"]
+
+
+async def test_remote_signer_refusal_is_a_clear_error(gateway):
+    """A remote service refusing our credentials (HTTP 401) gives the agency 422 signing_failed, not a job."""
+    r = await client.sign(gateway.url, one_page_pdf(), {"key": "remote-wrong-secret"})
+    assert r.status == 422
+    assert r.json()["error"] == "signing_failed" and "HTTP 401" in r.json()["message"]
