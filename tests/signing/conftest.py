@@ -30,7 +30,7 @@ class Gateway:
 
 
 @pytest.fixture(scope="session")
-def gateway(world: World, tmp_path_factory: pytest.TempPathFactory) -> Gateway:
+def signing_gw(world: World, tmp_path_factory: pytest.TempPathFactory) -> Gateway:
     storage = tmp_path_factory.mktemp("gw-storage")
     port = free_port()
     settings = load_settings(world, "main", storage=storage, callback_base_url=f"http://127.0.0.1:{port}")

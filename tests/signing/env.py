@@ -109,7 +109,7 @@ def build_world(tmp: Path, *, with_hsm: bool = True) -> World:
         w.softhsm_conf = init_softhsm(tmp / "hsm", hsm.pem_key(),
                                       hsm.cert.public_bytes(serialization.Encoding.DER), "hsm-signer")
         os.environ["SOFTHSM2_CONF"] = str(w.softhsm_conf)  # read by libsofthsm2 in every process
-    os.environ["DVCGW_TEST_P12_PASS"] = PASSPHRASE.decode()
+    os.environ["SIGNING_TEST_P12_PASS"] = PASSPHRASE.decode()
     return w
 
 
@@ -133,7 +133,7 @@ alias = "file-p12"
 source = "file"
 agencies = ["STP"]
 pkcs12_file = "{k}/file.p12"
-passphrase_env = "DVCGW_TEST_P12_PASS"
+passphrase_env = "SIGNING_TEST_P12_PASS"
 
 [[signing.keys]]
 alias = "revoked"

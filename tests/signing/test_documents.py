@@ -19,12 +19,12 @@ def _run(*cmd: str) -> str:
     return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout
 
 
-async def test_visible_stamp_renders_vietnamese_exactly(gateway, tmp_path, artifacts):
+async def test_visible_stamp_renders_vietnamese_exactly(signing_gw, tmp_path, artifacts):
     """The stamp text with diacritics comes back out of pdftotext exactly (embedded DejaVu Sans), and a
     pdftoppm rendering of the stamp is written to test-artifacts/."""
     appearance = {"page": 0, "box": BOX, "text": "Ký bởi: %(name)s — %(org)s",
                   "params": {"name": "Nguyễn Văn An", "org": "Sở Tư pháp tỉnh Thái Nguyên"}}
-    r = await client.sign(gateway.url, one_page_pdf(), {"key": "file-pem", "level": "B-B",
+    r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "file-pem", "level": "B-B",
                                                         "field_name": "KyDuyet", "appearance": appearance})
     assert r.status == 200, r.body
     pdf = tmp_path / "stamped.pdf"
@@ -45,61 +45,61 @@ async def test_visible_stamp_renders_vietnamese_exactly(gateway, tmp_path, artif
          "-H", str(h), str(pdf), str(out))
     png = out.with_suffix(".png")
     assert png.stat().st_size > 1000
-    _, body = await client.validate(gateway.url, r.body)
+    _, body = await client.validate(signing_gw.url, r.body)
     assert body["signatures"][0]["field_name"] == "KyDuyet"
     assert body["signatures"][0]["indication"] == "TOTAL-PASSED"
 
 
-async def test_earlier_signatures_stay_valid(gateway):
+async def test_earlier_signatures_stay_valid(signing_gw):
     """Signing an already signed PDF is an incremental update: both signatures validate (PKCS#12 key second)."""
-    first = await client.sign(gateway.url, one_page_pdf(), {"key": "file-pem", "level": "B-T"})
-    second = await client.sign(gateway.url, first.body, {"key": "file-p12", "level": "B-B"})
+    first = await client.sign(signing_gw.url, one_page_pdf(), {"key": "file-pem", "level": "B-T"})
+    second = await client.sign(signing_gw.url, first.body, {"key": "file-p12", "level": "B-B"})
     assert second.status == 200, second.body
     assert second.body.startswith(first.body)
-    _, body = await client.validate(gateway.url, second.body)
+    _, body = await client.validate(signing_gw.url, second.body)
     sigs = body["signatures"]
     assert [s["field_name"] for s in sigs] == ["Signature1", "Signature2"]
     assert all(s["indication"] == "TOTAL-PASSED" for s in sigs), sigs
     assert sigs[0]["covers_whole_document"] is False and sigs[1]["covers_whole_document"] is True
 
 
-async def test_certification_locks_the_document(gateway):
+async def test_certification_locks_the_document(signing_gw):
     """certify + docmdp no_changes: the report shows DocMDP respected, and a later signature is refused (422)."""
-    r = await client.sign(gateway.url, one_page_pdf(), {"key": "file-pem", "certify": True, "docmdp": "no_changes"})
+    r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "file-pem", "certify": True, "docmdp": "no_changes"})
     assert r.status == 200, r.body
-    _, body = await client.validate(gateway.url, r.body)
+    _, body = await client.validate(signing_gw.url, r.body)
     assert body["signatures"][0]["docmdp_ok"] is True
-    again = await client.sign(gateway.url, r.body, {"key": "file-p12"})
+    again = await client.sign(signing_gw.url, r.body, {"key": "file-p12"})
     assert again.status == 422
     assert again.json()["error"] == "signing_failed"
 
 
-async def test_raw_pdf_body_takes_options_from_query(gateway):
+async def test_raw_pdf_body_takes_options_from_query(signing_gw):
     """A raw application/pdf body with ?key=&level=&reason= is signed like the multipart form."""
     async with aiohttp.ClientSession() as s, s.post(
-            f"{gateway.url}/v1/signatures", params={"key": "file-pem", "level": "B-T", "reason": "Sao y bản chính"},
+            f"{signing_gw.url}/v1/signatures", params={"key": "file-pem", "level": "B-T", "reason": "Sao y bản chính"},
             data=one_page_pdf(), headers=client.headers(**{"Content-Type": "application/pdf"})) as r:
         assert r.status == 200
         assert r.headers["X-Signature-Level"] == "B-T"
         assert (await r.read()).startswith(b"%PDF-")
 
 
-async def test_metrics_are_exported(gateway):
+async def test_metrics_are_exported(signing_gw):
     """Signatures, latency, TSA latency, validations and certificate expiry are recorded on the injected registry."""
-    await client.sign(gateway.url, one_page_pdf(), {"key": "file-pem", "level": "B-T"})
-    r = await client.sign(gateway.url, one_page_pdf(), {"key": "file-pem", "level": "B-B"})
-    await client.validate(gateway.url, r.body)
-    assert gateway.metric("dvcgw_signatures_total", key="file-pem", level="B-B", outcome="ok") >= 1
-    assert gateway.metric("dvcgw_signing_duration_seconds_count") >= 2
-    assert gateway.metric("dvcgw_tsa_request_duration_seconds_count", url=gateway_tsa(gateway)) >= 1
-    assert gateway.metric("dvcgw_validations_total", indication="TOTAL-PASSED") >= 1
-    days = gateway.metric("dvcgw_signing_cert_expiry_days", key="file-pem")
+    await client.sign(signing_gw.url, one_page_pdf(), {"key": "file-pem", "level": "B-T"})
+    r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "file-pem", "level": "B-B"})
+    await client.validate(signing_gw.url, r.body)
+    assert signing_gw.metric("dvcgw_signatures_total", key="file-pem", level="B-B", outcome="ok") >= 1
+    assert signing_gw.metric("dvcgw_signing_duration_seconds_count") >= 2
+    assert signing_gw.metric("dvcgw_tsa_request_duration_seconds_count", url=gateway_tsa(signing_gw)) >= 1
+    assert signing_gw.metric("dvcgw_validations_total", indication="TOTAL-PASSED") >= 1
+    days = signing_gw.metric("dvcgw_signing_cert_expiry_days", key="file-pem")
     assert 360 < days < 366
-    assert gateway.metric("dvcgw_signing_cert_expiry_days", key="hsm") > 360
+    assert signing_gw.metric("dvcgw_signing_cert_expiry_days", key="hsm") > 360
 
 
-def gateway_tsa(gateway) -> str:
-    for metric in gateway.registry.collect():
+def gateway_tsa(signing_gw) -> str:
+    for metric in signing_gw.registry.collect():
         if metric.name == "dvcgw_tsa_request_duration_seconds":
             for sample in metric.samples:
                 if sample.name.endswith("_count") and sample.value > 0:

@@ -15,30 +15,30 @@ from tests.signing.conftest import FIXED_SIGNING_TIME
 LEVELS = ["B-B", "B-T", "B-LT", "B-LTA"]
 
 
-async def _sign_remote(gateway, world, level: str) -> bytes:
+async def _sign_remote(signing_gw, world, level: str) -> bytes:
     before = set(world.remote.pending())
-    r = await client.sign(gateway.url, one_page_pdf(), {"key": "remote", "level": level})
+    r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "remote", "level": level})
     assert r.status == 202, r.body
     job_id = r.json()["id"]
     # nothing is signed until the officer confirms: the job waits as "pending"
-    _, body = await client.job(gateway.url, job_id)
+    _, body = await client.job(signing_gw.url, job_id)
     assert body["state"] == "pending"
     await client.wait_for(lambda: set(world.remote.pending()) - before)
     (tid,) = set(world.remote.pending()) - before
-    _, body = await client.job(gateway.url, job_id)
+    _, body = await client.job(signing_gw.url, job_id)
     assert body["state"] == "pending"
     async with aiohttp.ClientSession() as s, s.post(f"{world.remote_url}/_test/confirm/{tid}") as resp:
         assert resp.status == 200
-    body = await client.wait_job(gateway.url, job_id)
+    body = await client.wait_job(signing_gw.url, job_id)
     assert body["state"] == "completed", body
     assert body["level"] == level
     return base64.b64decode(body["pdf_base64"])
 
 
-async def _sign(gateway, world, key: str, level: str) -> bytes:
+async def _sign(signing_gw, world, key: str, level: str) -> bytes:
     if key == "remote":
-        return await _sign_remote(gateway, world, level)
-    r = await client.sign(gateway.url, one_page_pdf(), {"key": key, "level": level, "reason": "Cấp giấy phép"})
+        return await _sign_remote(signing_gw, world, level)
+    r = await client.sign(signing_gw.url, one_page_pdf(), {"key": key, "level": level, "reason": "Cấp giấy phép"})
     assert r.status == 200, r.body
     assert r.headers["X-Signature-Level"] == level
     assert r.headers["X-Signature-Downgraded"] == "false"
@@ -47,16 +47,16 @@ async def _sign(gateway, world, key: str, level: str) -> bytes:
 
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("key", ["file-pem", "hsm", "remote"])
-async def test_level_and_source_validate_three_ways(gateway, world, tmp_path, key, level):
+async def test_level_and_source_validate_three_ways(signing_gw, world, tmp_path, key, level):
     """A PDF signed at each level with each key source is TOTAL-PASSED for pyHanko, 'Signature is
     Valid.' for pdfsig, and verifies with openssl cms against the test root."""
     if key == "hsm" and world.softhsm_conf is None:
         pytest.fail("SoftHSM2 is required (scripts/install-system-deps.sh installs it)")
-    pdf = await _sign(gateway, world, key, level)
+    pdf = await _sign(signing_gw, world, key, level)
     path = tmp_path / "signed.pdf"
     path.write_bytes(pdf)
 
-    status, body = await client.validate(gateway.url, pdf)
+    status, body = await client.validate(signing_gw.url, pdf)
     assert status == 200
     reports = body["signatures"]
     sig = reports[0]

@@ -50,32 +50,32 @@ async def test_remote_job_survives_restart_and_completes_by_webhook(world, tmp_p
         world.servers.stop(runner)
 
 
-async def test_only_the_digest_leaves_the_gateway(gateway, world):
+async def test_only_the_digest_leaves_the_gateway(signing_gw, world):
     """The remote signer receives a 32-byte SHA-256 digest, never the document."""
     seen = len(world.remote.received_bodies)
-    r = await client.sign(gateway.url, one_page_pdf(), {"key": "remote-auto", "level": "B-T"})
+    r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "remote-auto", "level": "B-T"})
     assert r.status == 202
     body = world.remote.received_bodies[seen]
     assert set(body) >= {"credentialID", "hashes", "hashAlgorithmOID"}
     assert "file" not in str(body) and len(body["hashes"]) == 1
-    job = await client.wait_job(gateway.url, r.json()["id"])
+    job = await client.wait_job(signing_gw.url, r.json()["id"])
     assert job["state"] == "completed" and job["level"] == "B-T"
 
 
-async def test_rejected_confirmation_fails_the_job(gateway, world):
+async def test_rejected_confirmation_fails_the_job(signing_gw, world):
     """When the officer rejects the request on the phone, the job ends as failed with a reason."""
     before = set(world.remote.pending())
-    r = await client.sign(gateway.url, one_page_pdf(), {"key": "remote", "level": "B-B"})
+    r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "remote", "level": "B-B"})
     job_id = r.json()["id"]
     (tid,) = set(world.remote.pending()) - before
     async with aiohttp.ClientSession() as s, s.post(f"{world.remote_url}/_test/reject/{tid}") as resp:
         assert resp.status == 200
-    body = await client.wait_job(gateway.url, job_id, state="failed")
+    body = await client.wait_job(signing_gw.url, job_id, state="failed")
     assert body["state"] == "failed" and "rejected" in body["message"]
 
 
-async def test_remote_signer_refusal_is_a_clear_error(gateway):
+async def test_remote_signer_refusal_is_a_clear_error(signing_gw):
     """A remote service refusing our credentials (HTTP 401) gives the agency 422 signing_failed, not a job."""
-    r = await client.sign(gateway.url, one_page_pdf(), {"key": "remote-wrong-secret"})
+    r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "remote-wrong-secret"})
     assert r.status == 422
     assert r.json()["error"] == "signing_failed" and "HTTP 401" in r.json()["message"]
