@@ -10,6 +10,7 @@ import aiohttp
 
 from tests.fakes.pdfs import one_page_pdf
 from tests.signing import client
+from tests.signing.conftest import FIXED_SIGNING_TIME
 
 STAMP = "Ký bởi: Nguyễn Văn An — Sở Tư pháp tỉnh Thái Nguyên"
 BOX = [40, 600, 560, 680]
@@ -48,6 +49,17 @@ async def test_visible_stamp_renders_vietnamese_exactly(signing_gw, tmp_path, ar
     _, body = await client.validate(signing_gw.url, r.body)
     assert body["signatures"][0]["field_name"] == "KyDuyet"
     assert body["signatures"][0]["indication"] == "TOTAL-PASSED"
+
+
+async def test_stamp_fills_signer_and_time(signing_gw, tmp_path):
+    """%(signer)s and %(ts)s in the stamp text are filled with the certificate name and the signing time."""
+    appearance = {"page": 0, "box": BOX, "text": "%(signer)s\n%(ts)s"}
+    r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "file-pem", "appearance": appearance})
+    assert r.status == 200, r.body
+    pdf = tmp_path / "stamped.pdf"
+    pdf.write_bytes(r.body)
+    text = _run("pdftotext", str(pdf), "-")
+    assert "Test signer file" in text and FIXED_SIGNING_TIME.strftime("%Y-%m-%d %H:%M:%S") in text, text
 
 
 async def test_earlier_signatures_stay_valid(signing_gw):
