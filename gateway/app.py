@@ -8,7 +8,6 @@ through the typed ``AppKey``s below.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -56,14 +55,19 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     app[KEYRING] = KeyRing(settings.agencies, settings.operator)
     app.cleanup_ctx.append(_queue_ctx)
     app.cleanup_ctx.append(_engine_ctx(run_engine))
-    if settings.signing.keys and importlib.util.find_spec("signing.http") is not None:
+    if signing_enabled(settings):
         from signing.http import setup_signing
 
         setup_signing(app, settings, app[METRICS].registry)
-    handlers.add_routes(app)
+    handlers.add_routes(app, signing=signing_enabled(settings))
     app.on_startup.append(_ready)
     app.on_shutdown.append(_draining)
     return app
+
+
+def signing_enabled(settings: Settings) -> bool:
+    """Signing routes (and their process pool) start only where [signing] is configured."""
+    return bool(settings.signing.keys or settings.signing.trust_roots)
 
 
 async def _ready(app: web.Application) -> None:

@@ -22,7 +22,7 @@ from queues.api import DeadLetter, DossierStatus, EventKind, NewEvent, ReplayRes
 _STATE_CACHE_MAX = 100_000
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, *, signing: bool = False) -> None:
     app.router.add_put("/v1/dossiers/{MaHoSo}", put_dossier)
     app.router.add_post("/v1/dossiers/{MaHoSo}/progress", post_progress)
     app.router.add_get("/v1/dossiers/{MaHoSo}", get_dossier)
@@ -33,7 +33,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/openapi.json", openapi.serve)
+    app.router.add_get("/openapi.json", openapi.serve_full if signing else openapi.serve)
     app[ACCEPTED_STATES] = OrderedDict()
 
 

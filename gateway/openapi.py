@@ -127,13 +127,48 @@ def _paths() -> dict[str, Any]:
     }
 
 
+_PDF = {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}
+_PDF_IN = {**_PDF, "multipart/form-data": {"schema": {"type": "object", "properties": {
+    "file": {"type": "string", "format": "binary"},
+    "options": {"type": "string", "description": "JSON signing options (docs/signing.md)"}}}}}
+_JOB = {"type": "object", "properties": {"id": {"type": "string"}, "state": {
+    "enum": ["pending", "completed", "failed"]}, "key": {"type": "string"}, "level": {"type": "string"},
+    "message": {"type": "string"}, "pdf_base64": {"type": "string"}}}
+
+
+def _signing_paths() -> dict[str, Any]:
+    return {
+        "/v1/signatures": {"post": {
+            "summary": "Sign a PDF (PAdES B-B/B-T/B-LT/B-LTA); options in docs/signing.md",
+            "security": _AGENCY,
+            "requestBody": {"required": True, "content": _PDF_IN},
+            "responses": {"200": {"description": "The signed PDF", "content": _PDF},
+                          "202": _resp("Remote key: the job waits for confirmation", _JOB),
+                          **_errors(400, 401, 403, 413, 415, 422, 503)}}},
+        "/v1/signatures/{id}": {"parameters": [_DLID], "get": {
+            "summary": "A remote signing job", "security": _AGENCY,
+            "responses": {"200": _resp("The job", _JOB), **_errors(401, 404)}}},
+        "/v1/signatures/validate": {"post": {
+            "summary": "Validate every signature of a PDF", "security": _AGENCY,
+            "requestBody": {"required": True, "content": _PDF_IN},
+            "responses": {"200": _resp("One report per signature", {"type": "object", "properties": {
+                "signatures": {"type": "array", "items": {"type": "object"}}}}),
+                **_errors(400, 401, 413, 415, 422)}}},
+        "/v1/signatures/callbacks/{id}": {"parameters": [_DLID], "post": {
+            "summary": "Webhook of the remote signing service (authenticated by its token query parameter)",
+            "parameters": [{"name": "token", "in": "query", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": _resp("Noted; the job asks the service for the result"),
+                          **_errors(404)}}},
+    }
+
+
 @cache
-def document() -> dict[str, Any]:
+def document(signing: bool = False) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "dvc-gateway", "version": "0.1.0",
                  "description": "Agency, operator and health API of the DVCQG sync gateway."},
-        "paths": _paths(),
+        "paths": {**_paths(), **(_signing_paths() if signing else {})},
         "components": {
             "securitySchemes": {
                 "agencyKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -155,3 +190,8 @@ def document() -> dict[str, Any]:
 
 async def serve(request: web.Request) -> web.Response:
     return web.json_response(document())
+
+
+async def serve_full(request: web.Request) -> web.Response:
+    """The document including the signing routes (where [signing] is configured)."""
+    return web.json_response(document(signing=True))

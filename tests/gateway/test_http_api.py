@@ -226,15 +226,36 @@ async def test_readyz_healthz_and_metrics(gateway: Gateway) -> None:
     assert M not in text  # never a dossier code in a label
 
 
-async def test_openapi_is_valid_and_lists_every_route(gateway: Gateway) -> None:
-    """/openapi.json is a valid OpenAPI 3.1 document describing every route the app serves."""
-    doc = await (await gateway.client.get("/openapi.json")).json()
-    validate(doc)
+def served_routes(gw: Gateway) -> set[tuple[str, str]]:
     served = set()
-    for route in gateway.app.router.routes():
+    for route in gw.app.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
         if route.method != "HEAD" and path:
             served.add((path, route.method.lower()))
-    documented = {(p, m) for p, ops in doc["paths"].items() for m in ops if m != "parameters"}
-    assert served == documented
+    return served
+
+
+def documented_routes(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(p, m) for p, ops in doc["paths"].items() for m in ops if m != "parameters"}
+
+
+async def test_openapi_is_valid_and_lists_every_route(gateway: Gateway) -> None:
+    """/openapi.json is a valid OpenAPI 3.1 document describing every route the app serves."""
+    doc = await (await gateway.client.get("/openapi.json")).json()
+    validate(doc)
+    assert served_routes(gateway) == documented_routes(doc)
+
+
+async def test_openapi_lists_the_signing_routes_when_signing_is_configured(sandbox: Sandbox,
+                                                                          tmp_path: Path) -> None:
+    """With [signing] configured, /openapi.json still describes exactly the routes served."""
+    from tests.fakes.signing_pki import TestPki
+
+    root, _ = TestPki(base_url="http://127.0.0.1:1").write_roots(tmp_path)
+    settings = settings_for(tmp_path, sandbox.url, signing={"trust_roots": [str(root)]})
+    async with run_gateway(settings) as gw:
+        doc = await (await gw.client.get("/openapi.json")).json()
+        validate(doc)
+        assert served_routes(gw) == documented_routes(doc)
+        assert ("/v1/signatures", "post") in served_routes(gw)
