@@ -123,7 +123,7 @@ async def test_long_texts_are_truncated_and_counted(gateway: Gateway, sandbox: S
     """TrichYeuHoSo over 1000 characters is accepted, cut to the limit with "...", and counted."""
     await gateway.put(M, sample_dossier(M, TrichYeuHoSo="Đăng ký " * 200))
     await gateway.drain()
-    sent = [c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC"][0]["data"]["TrichYeuHoSo"]
+    sent = next(c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC")["data"]["TrichYeuHoSo"]
     assert len(sent) <= 1000 and sent.endswith("...")
     assert gateway.metric("dvcgw_truncated_fields_total", field="TrichYeuHoSo") == 1
 
@@ -132,5 +132,5 @@ async def test_integer_codes_are_sent_as_strings(gateway: Gateway, sandbox: Sand
     """Codes that arrive as JSON integers leave as strings (spec §6.0)."""
     await gateway.put(M, sample_dossier(M, TrangThaiHoSo=4, KenhThucHien=2, LoaiDoiTuong=1))
     await gateway.drain()
-    data = [c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC"][0]["data"]
+    data = next(c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC")["data"]
     assert (data["TrangThaiHoSo"], data["KenhThucHien"], data["LoaiDoiTuong"]) == ("4", "2", "1")
