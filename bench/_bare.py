@@ -1,0 +1,36 @@
+"""The baseline for accepted PUTs per second: a bare aiohttp handler that reads the body, parses
+the same JSON the gateway parses, and answers 202 with a body of the gateway's shape. Nothing
+else: no authentication, validation, storage or metrics.
+
+Run as ``python -m bench._bare --port N``; it prints ``ready`` once listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from aiohttp import web
+
+
+async def put_dossier(request: web.Request) -> web.Response:
+    body = json.loads(await request.read())
+    return web.json_response({"event_id": "1", "sequence": len(body)}, status=202)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    app = web.Application(client_max_size=1_048_576)
+    app.router.add_put("/v1/dossiers/{MaHoSo}", put_dossier)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=lambda _: print("ready", flush=True))
+
+
+if __name__ == "__main__":
+    main()
