@@ -144,11 +144,12 @@ class SyncEngine:
         room = self.gate.capacity(self._s.portal.max_concurrency - len(self._inflight))
         if room <= 0:
             return 0
-        works = await self._q.claim(room, self._clock())
+        size = self._s.portal.batch_size
+        # room counts delivery tasks; each task carries up to batch_size dossiers
+        works = await self._q.claim(room * size, self._clock())
         if not works:
             self.gate.release_probe()
             return 0
-        size = self._s.portal.batch_size
         groups = [works[i:i + size] for i in range(0, len(works), size)] if size > 1 else [[w] for w in works]
         for group in groups:
             task = asyncio.create_task(self._deliver(group))
@@ -221,11 +222,12 @@ class SyncEngine:
                 await self._fail(it, exc, _pending_ids(it.work))
             return
         self.gate.success()
+        self._count("ok", "snapshot", len(batch))
         for it in batch:
-            self._count("ok", "snapshot")
             it.known = True
-            await self._record(it, Outcome(delivered=(_snap_id(it),), known_on_portal=True),
-                               release=not it.work.progress)
+        # recorded concurrently, so the queue commits the whole batch in one transaction (one fsync)
+        await asyncio.gather(*(self._record(it, Outcome(delivered=(_snap_id(it),), known_on_portal=True),
+                                            release=not it.work.progress) for it in batch))
 
     # ------------------------------------------------------------------ progress
 
