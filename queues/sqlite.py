@@ -50,6 +50,10 @@ class _SqlQueueBase:
     async def _run(self, op: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
         raise NotImplementedError
 
+    async def _read_now(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """A small indexed read; backends may serve it without queueing behind writes."""
+        return await self._run(op, write=False)
+
     def _notify(self) -> None:
         self._wakeup.set()
 
@@ -75,11 +79,11 @@ class _SqlQueueBase:
         self._wakeup.clear()
 
     async def next_due_at(self) -> float | None:
-        return await self._run(sqlstate.next_due_at, write=False)
+        return await self._read_now(sqlstate.next_due_at)
 
     async def status(self, mahoso: str) -> DossierStatus | None:
         now = self._clock()
-        return await self._run(lambda c: sqlstate.status(c, mahoso, now), write=False)
+        return await self._read_now(lambda c: sqlstate.status(c, mahoso, now))
 
     async def unpark(self, mahoso: str) -> None:
         now = self._clock()
@@ -157,6 +161,8 @@ class SQLiteQueue(_SqlQueueBase):
         except (OSError, sqlite3.Error) as exc:
             raise QueueUnavailable(f"cannot open the queue store {self._path}: {exc}") from exc
         self._conn = conn
+        self._reader = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
+        self._reader.execute("PRAGMA busy_timeout=100")
         self._thread = threading.Thread(target=self._writer, name="dvcgw-sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -175,6 +181,7 @@ class SQLiteQueue(_SqlQueueBase):
             self._cond.notify()
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        self._reader.close()
         self._conn.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -189,6 +196,23 @@ class SQLiteQueue(_SqlQueueBase):
             self._ops.append((op, fut, loop))
             self._cond.notify()
         return await fut
+
+    async def _read_now(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a small indexed read inline, on a read connection of its own. In WAL mode it never
+        waits for the writer and sees every committed write (a 202 leaves only after its commit).
+        This spares the PUT of a new dossier a hop through the writer thread (~170 µs of event-loop
+        time, measured by bench/bench_gateway). If the read fails, it is retried through the writer."""
+        conn = self._reader
+        try:
+            conn.execute("BEGIN")
+            try:
+                return op(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.rollback()
+        return await self._run(op, write=False)
 
     def _writer(self) -> None:
         while True:
