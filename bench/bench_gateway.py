@@ -60,7 +60,7 @@ OK_METRIC = "dvcgw_deliveries_total"
 class Plan:
     """Sizes and durations of one run; ``--quick`` shrinks everything for a smoke test."""
 
-    put_seconds: int = 10
+    put_seconds: int = 8
     warm_seconds: int = 2
     wrk_threads: int = 1
     wrk_connections: int = 64
@@ -287,7 +287,7 @@ async def ceiling(run: Run, http: aiohttp.ClientSession, n: int, batch: int, loo
 
 async def deliver_once(run: Run, http: aiohttp.ClientSession, src: Path, n: int, batch: int,
                        lookup: bool) -> dict[str, float]:
-    """Start a daemon over a copy of the pre-loaded store and time delivery of all N dossiers."""
+    """Start a daemon over a copy of the pre-loaded store and time delivery of its first N dossiers."""
     await reset_sandbox(run, http)
     name = f"daemon-b{batch}-l{int(lookup)}"
     store = run.tmp / name / "gw.sqlite3"
@@ -330,9 +330,10 @@ async def bench_delivery(run: Run) -> None:
     async with aiohttp.ClientSession() as http:
         for batch, lookup in ((1, True), (50, True), (50, False)):
             base_rate = await ceiling(run, http, run.plan.ceiling_n, batch, lookup)
-            r = await deliver_once(run, http, src, n, batch, lookup)
-            all_there = r["ok"] >= n and r["stored"] >= n and r["failed"] == 0
-            print(f"    batch_size {batch:2d}, lookup_before_create {str(lookup).lower():5s}: "
+            want = n if batch > 1 else n * 3 // 10  # batch 1 is slow: time its first 30 %
+            r = await deliver_once(run, http, src, want, batch, lookup)
+            all_there = r["ok"] >= want and r["stored"] >= want and r["failed"] == 0
+            print(f"    batch_size {batch:2d}, lookup_before_create {str(lookup).lower():5s}, {want} dossiers: "
                   f"{r['steady']:7.0f} /s steady, {r['end_to_end']:6.0f} /s from spawn; "
                   f"sandbox ceiling {base_rate:6.0f} /s; sandbox holds {r['stored']}, {r['calls']} calls, "
                   f"{r['logins']} logins, {r['failed']:.0f} non-ok outcomes")
@@ -384,23 +385,29 @@ async def open_loop(base: str, rate: int, seconds: float, warm: float, tag: str)
 async def bench_latency(run: Run, bare: str) -> None:
     p = run.plan
     print(f"\n[3] accept latency at {p.latency_rate} PUT/s offered, open loop, {p.latency_seconds} s after "
-          f"{p.warm_seconds} s warm-up (engine on, delivering to the sandbox)")
+          f"{p.warm_seconds} s warm-up")
     bl, bbad = await open_loop(bare, p.latency_rate, p.latency_seconds, p.warm_seconds, "lb")
     print(f"    bare aiohttp handler : p50 {pct(bl, .5) * 1000:6.2f} ms  p99 {pct(bl, .99) * 1000:6.2f} ms  "
           f"max {max(bl) * 1000:6.1f} ms  non-202 {bbad}")
     async with aiohttp.ClientSession() as http:
         await reset_sandbox(run, http)
-    base, _pid = await start_daemon(run, "daemon-lat", portal_url=run.sandbox_url,
-                                    store=run.tmp / "lat" / "gw.sqlite3")
-    gl, gbad = await open_loop(base, p.latency_rate, p.latency_seconds, p.warm_seconds, "lg")
-    run.procs.stop("daemon-lat")
-    p50, p99 = pct(gl, .5), pct(gl, .99)
-    print(f"    dvcgw serve          : p50 {p50 * 1000:6.2f} ms  p99 {p99 * 1000:6.2f} ms  "
-          f"max {max(gl) * 1000:6.1f} ms  mean {statistics.fmean(gl) * 1000:.2f} ms  non-202 {gbad}")
-    run.rows.append(Row(f"accept p50 at {p.latency_rate}/s", f"{p50 * 1000:.1f} ms",
-                        f"bare {pct(bl, .5) * 1000:.1f} ms", "(none)", None))
-    run.rows.append(Row(f"accept p99 at {p.latency_rate}/s", f"{p99 * 1000:.1f} ms",
-                        f"bare {pct(bl, .99) * 1000:.1f} ms", "<= 25 ms", p99 <= 0.025 and gbad == 0))
+    # first as deployed (the engine delivers what comes in), then the accept path alone: the portal
+    # is unreachable, so after a few refused connections the circuit opens and the engine idles
+    variants = (("engine on", run.sandbox_url), ("engine idle", f"http://{HOST}:{free_port()}"))
+    for label, portal in variants:
+        name = "daemon-lat-" + label.split()[1]
+        base, _pid = await start_daemon(run, name, portal_url=portal, store=run.tmp / name / "gw.sqlite3")
+        gl, gbad = await open_loop(base, p.latency_rate, p.latency_seconds, p.warm_seconds, "l" + label[-2:])
+        run.procs.stop(name)
+        p50, p99 = pct(gl, .5), pct(gl, .99)
+        print(f"    dvcgw, {label:11s}   : p50 {p50 * 1000:6.2f} ms  p99 {p99 * 1000:6.2f} ms  "
+              f"max {max(gl) * 1000:6.1f} ms  mean {statistics.fmean(gl) * 1000:.2f} ms  non-202 {gbad}")
+        run.rows.append(Row(f"accept p50 at {p.latency_rate}/s, {label}", f"{p50 * 1000:.1f} ms",
+                            f"bare {pct(bl, .5) * 1000:.1f} ms", "(none)", None))
+        passed = p99 <= 0.025 and gbad == 0
+        run.rows.append(Row(f"accept p99 at {p.latency_rate}/s, {label}", f"{p99 * 1000:.1f} ms",
+                            f"bare {pct(bl, .99) * 1000:.1f} ms", "<= 25 ms",
+                            passed if label == "engine on" else None))
 
 
 # ---------------------------------------------------------------------------------- 4. RSS
@@ -418,7 +425,7 @@ async def bench_rss(run: Run) -> None:
         async def all_accepted() -> None:
             accepted = 0.0
             while accepted < n:  # poll the daemon's own counter: another process, no event to wait on
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(2.0)  # rarely: /metrics counts the queue, which costs the daemon
                 accepted = sample(await scrape(http, base), "dvcgw_events_accepted_total", kind="snapshot")
 
         w = await wrk(run, base, 600, "r", limit=n, until=all_accepted)
