@@ -104,8 +104,36 @@ async def _guard(what: str, aw: Awaitable[T], timeout: float) -> T:
 
 
 async def _quietly(aw: Awaitable[Any], timeout: float) -> None:
-    with contextlib.suppress(Exception):
+    """Await ``aw`` for at most ``timeout`` and swallow its failure. aiokafka's ``stop()`` can leak
+    the CancelledError of its own fetch tasks; that one is swallowed too, unless the caller itself
+    is being cancelled."""
+    try:
         await asyncio.wait_for(aw, timeout)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception:  # shutdown of a client that may already be broken
+        pass
+
+
+async def _kill_producer(producer: AIOKafkaProducer) -> None:
+    """Stop ``producer`` for good, bounded: flush what the broker still takes within a few seconds,
+    then cancel its sender and close its connections, so none of its pending batches can land later
+    (behind records of the producer that replaces it)."""
+    await _quietly(producer.stop(), 3.0)
+    sender = getattr(producer, "_sender", None)
+    task = getattr(sender, "sender_task", None)
+    if task is not None and not task.done():
+        task.cancel()
+        await _quietly(task, 2.0)
+    await _quietly(producer.client.close(), 2.0)
+
+
+def _sender_dead(producer: AIOKafkaProducer) -> bool:
+    sender = getattr(producer, "_sender", None)
+    task = getattr(sender, "sender_task", None)
+    return task is not None and task.done()
 
 
 @dataclass
@@ -154,6 +182,8 @@ class KafkaQueue:
         self.metrics = KafkaMetrics(metrics_registry)
         self._view = View(self.topics, self._parts, self._opts)
         self._producer: AIOKafkaProducer | None = None
+        self._producer_broken = False
+        self._producer_lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._owned: dict[str, _Dossier] = {}
@@ -175,8 +205,7 @@ class KafkaQueue:
         """Create the topics, start the view, the producer and the group consumer; wait for a first
         assignment (bounded). Raises QueueUnavailable when the broker cannot be reached."""
         await _guard("create topics", self._create_topics(), self._timeout + 5)
-        self._producer = AIOKafkaProducer(acks="all", enable_idempotence=True, linger_ms=2, **self._opts)
-        await _guard("producer start", self._producer.start(), self._timeout)
+        await _guard("producer start", self._live_producer(), self._timeout)
         await _guard("view start", self._view.start(), self._timeout)
         self._tasks.append(asyncio.create_task(self._supervise(self._view.run, "view")))
         await _guard("view catch-up", self._view.catch_up(self._view._tps(), self._timeout), self._timeout + 1)
@@ -205,6 +234,7 @@ class KafkaQueue:
             await _quietly(self._consumer.stop(), 10.0)
         if self._producer is not None:
             await _quietly(self._producer.stop(), 10.0)
+            await _kill_producer(self._producer)
         await _quietly(self._view.stop(), 10.0)
 
     async def _supervise(self, run: Callable[[], Awaitable[None]], name: str) -> None:
@@ -273,16 +303,44 @@ class KafkaQueue:
 
     async def _send(self, topic: str, key: bytes, value: bytes | None, headers: list[tuple[str, bytes]],
                     partition: int | None, kind: str) -> asyncio.Future[Any]:
-        assert self._producer is not None
+        producer = await self._live_producer()
         started = time.perf_counter()
-        fut = await self._producer.send(topic, value=value, key=key, headers=headers, partition=partition)
+        fut = await producer.send(topic, value=value, key=key, headers=headers, partition=partition)
 
         def done(f: asyncio.Future[Any]) -> None:
-            if not f.cancelled() and f.exception() is None:
+            if f.cancelled():
+                return
+            if f.exception() is None:
                 self.metrics.produce_latency.labels(kind).observe(time.perf_counter() - started)
+            elif self._producer is producer:
+                self._producer_broken = True
 
         fut.add_done_callback(done)
         return cast("asyncio.Future[Any]", fut)
+
+    async def _live_producer(self) -> AIOKafkaProducer:
+        """The producer, replaced first when one of its batches failed or its sender died.
+
+        aiokafka's idempotent producer does not recover from a sequence gap (a batch that expired
+        while the broker was away): every later send fails with OutOfOrderSequenceNumber. A new
+        producer gets a new producer id, so its sequences start afresh. The old one is killed before
+        the new one sends, so nothing it still held can land behind the new one's records."""
+        async with self._producer_lock:
+            old = self._producer
+            if old is not None and not self._producer_broken and not _sender_dead(old):
+                return old
+            self._producer, self._producer_broken = None, False
+            if old is not None:
+                log.warning("kafka producer failed; replacing it")
+                await _kill_producer(old)
+            new = AIOKafkaProducer(acks="all", enable_idempotence=True, linger_ms=2, **self._opts)
+            try:
+                await new.start()
+            except BaseException:
+                await _kill_producer(new)
+                raise
+            self._producer = new
+            return new
 
     # ------------------------------------------------------------------ enqueue
 
@@ -860,5 +918,8 @@ class KafkaQueue:
 
     async def ping(self) -> None:
         """Raise QueueUnavailable unless the broker answers a metadata request."""
-        assert self._producer is not None
-        await _guard("ping", self._producer.client.fetch_all_metadata(), min(self._timeout, 5.0))
+        async def metadata() -> None:
+            producer = await self._live_producer()
+            await producer.client.fetch_all_metadata()
+
+        await _guard("ping", metadata(), min(self._timeout, 5.0))

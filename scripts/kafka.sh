@@ -69,8 +69,12 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# SO_REUSEADDR as the JVM sets it: a port whose old connections linger in TIME_WAIT after a stop is
+# free for the restarted broker. Without it a restart under load would move to new ports and every
+# client would retry the old address forever.
 port_free() {
-  python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1])))' "$1" 2>/dev/null
+  python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(1)' "$1" 2>/dev/null
 }
 
 port_answers() {
@@ -85,7 +89,10 @@ choose_ports() {
   BPORT=""; CPORT=""
   if [ -f "$HOME_DIR/ports" ]; then
     read -r BPORT CPORT <"$HOME_DIR/ports" || true
-    if ! port_free "$BPORT" || ! port_free "$CPORT"; then BPORT=""; CPORT=""; fi
+    if ! port_free "$BPORT" || ! port_free "$CPORT"; then
+      echo "kafka.sh: earlier ports $BPORT/$CPORT are taken; clients of the old address will not reconnect" >&2
+      BPORT=""; CPORT=""
+    fi
   fi
   if [ -z "$BPORT" ]; then BPORT="$(free_port)"; CPORT="$(free_port)"; fi
   while [ "$CPORT" = "$BPORT" ]; do CPORT="$(free_port)"; done
