@@ -1,11 +1,13 @@
-"""The embedded queue: SQLite in WAL mode, one writer thread, group commit.
+"""The embedded queue: SQLite in WAL mode, group commit.
 
 Every operation is a function of a connection (``queues.sqlstate``). Callers submit operations;
-the writer thread runs everything that has gathered since its last commit in one transaction
-(each operation inside its own SAVEPOINT, so one failing operation cannot undo another's work),
-commits once — one fsync with ``synchronous = FULL`` — and only then resolves the callers'
-futures. So a 202 is sent only after the event is on disk, and many concurrent accepts share one
-sync. :class:`MemoryQueue` runs the same operations on an in-memory database, inline.
+one flusher task runs everything that has gathered since the last commit in one transaction on
+the event-loop thread (each operation inside its own SAVEPOINT, so one failing operation cannot
+undo another's work), then hands only the COMMIT — one fsync with ``synchronous = FULL`` — to a
+committer thread, and resolves the callers' futures after it returns. Operations arriving during
+the fsync form the next batch. Keeping the Python work on one thread avoids a GIL hand-off per
+operation (bench/bench_gateway measured it). So a 202 is sent only after the event is on disk, and
+many concurrent accepts share one sync. :class:`MemoryQueue` runs the same operations on an in-memory database, inline.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import asyncio
 import fcntl
 import os
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -141,9 +143,9 @@ class SQLiteQueue(_SqlQueueBase):
         self._path = Path(path)
         self._synchronous = synchronous.upper()
         self._max_batch = max_batch
-        self._cond = threading.Condition()
-        self._ops: list[tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
-        self._thread: threading.Thread | None = None
+        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dvcgw-sqlite-commit")
         self._closing = False
         self._lock_fd: int | None = None
         self.commits = 0  # how many fsync'd transactions: group commit is visible in tests/bench
@@ -163,8 +165,6 @@ class SQLiteQueue(_SqlQueueBase):
         self._conn = conn
         self._reader = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
         self._reader.execute("PRAGMA busy_timeout=100")
-        self._thread = threading.Thread(target=self._writer, name="dvcgw-sqlite-writer", daemon=True)
-        self._thread.start()
 
     def _take_file_lock(self) -> None:
         fd = os.open(str(self._path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -176,11 +176,10 @@ class SQLiteQueue(_SqlQueueBase):
         self._lock_fd = fd
 
     async def close(self) -> None:
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
-        if self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        self._closing = True
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        self._committer.shutdown(wait=True)
         self._reader.close()
         self._conn.close()
         if self._lock_fd is not None:
@@ -188,53 +187,52 @@ class SQLiteQueue(_SqlQueueBase):
             self._lock_fd = None
 
     async def _run(self, op: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
-        with self._cond:
-            if self._closing:
-                raise QueueUnavailable("the queue store is shutting down")
-            self._ops.append((op, fut, loop))
-            self._cond.notify()
+        if self._closing:
+            raise QueueUnavailable("the queue store is shutting down")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
         return await fut
 
     async def _read_now(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run a small indexed read inline, on a read connection of its own. In WAL mode it never
         waits for the writer and sees every committed write (a 202 leaves only after its commit).
-        This spares the PUT of a new dossier a hop through the writer thread (~170 µs of event-loop
-        time, measured by bench/bench_gateway). If the read fails, it is retried through the writer."""
-        # no BEGIN/COMMIT around it: each sqlite3 call releases the GIL and may wait to get it back
-        # from the writer thread, so fewer calls is faster; these reads need no snapshot across queries
+        If the read fails, it is retried through the writer."""
         try:
             return op(self._reader)
         except sqlite3.Error:
             return await self._run(op, write=False)
 
-    def _writer(self) -> None:
-        while True:
-            with self._cond:
-                while not self._ops and not self._closing:
-                    self._cond.wait()
-                if not self._ops and self._closing:
-                    return
-                batch, self._ops = self._ops[: self._max_batch], self._ops[self._max_batch:]
-            self._run_batch(batch)
+    async def _flush(self) -> None:
+        """Group commit: run every operation gathered so far in one transaction on this thread, then
+        COMMIT (the fsync) in the committer thread; operations arriving meanwhile form the next batch."""
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch:]
+            try:
+                results = await self._commit_batch(loop, batch)
+            except BaseException:  # cancelled mid-commit: nobody may wait forever
+                for _, fut in batch + self._pending:
+                    _settle(fut, False, QueueUnavailable("the queue store is shutting down"))
+                self._pending = []
+                raise
+            for (_, fut), (ok, value) in zip(batch, results, strict=True):
+                _settle(fut, ok, value)
 
-    def _run_batch(self, batch: list[tuple[Op, asyncio.Future[Any], asyncio.AbstractEventLoop]]) -> None:
-        results: list[tuple[bool, Any]] = []
+    async def _commit_batch(self, loop: asyncio.AbstractEventLoop,
+                            batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for op, _, _ in batch:
-                results.append(self._run_op(conn, op))
-            conn.execute("COMMIT")
+            results = [self._run_op(conn, op) for op, _ in batch]
+            await loop.run_in_executor(self._committer, conn.execute, "COMMIT")
             self.commits += 1
+            return results
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            err = QueueUnavailable(f"queue store commit failed: {exc}")
-            results = [(False, err)] * len(batch)
-        for (_, fut, loop), (ok, value) in zip(batch, results, strict=True):
-            loop.call_soon_threadsafe(_settle, fut, ok, value)
+            return [(False, QueueUnavailable(f"queue store commit failed: {exc}"))] * len(batch)
 
     @staticmethod
     def _run_op(conn: sqlite3.Connection, op: Op) -> tuple[bool, Any]:
