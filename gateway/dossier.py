@@ -126,6 +126,9 @@ class Table:
         self.title = title
         self.fields = fields
         self.index: Mapping[str, Spec] = MappingProxyType({f.name: f for f in fields})
+        self.names: frozenset[str] = frozenset(self.index)
+        #: (name, checker) per field, in table order; filled by ``_compile_table`` below.
+        self.checks: tuple[tuple[str, Checker], ...] = ()
 
 
 FLAG = ("0", "1")
@@ -460,6 +463,12 @@ def _url_problem(value: str) -> str:
     """Why ``value`` is not an absolute http(s) URL ("" if it is). Never repeats the URL."""
     if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in value):
         return " containing white space or control characters"
+    return _url_shape_problem(value)
+
+
+def _url_shape_problem(value: str) -> str:
+    """Why ``value``, free of white space and control characters, is not an absolute http(s) URL
+    ("" if it is). Never repeats the URL."""
     try:
         parts = urlsplit(value)
         host = parts.hostname
@@ -503,13 +512,18 @@ def _check_list(spec: Spec, value: object, path: str, col: _Collector) -> object
     assert spec.item is not None
     if not isinstance(value, list):
         return _bad(spec, value, path, col, f" (rows of {spec.item.title})")
+    return _check_rows(value, spec.item, path, col)
+
+
+def _check_rows(value: list[object], item: Table, path: str, col: _Collector) -> list[dict[str, Any]]:
+    """Check each row of the list at ``path``; return the outgoing rows (bad rows left out)."""
     rows: list[dict[str, Any]] = []
     for i, row in enumerate(value):
         row_path = f"{path}[{i}]"
         if isinstance(row, dict):
-            rows.append(_check_object(row, spec.item, row_path, col))
+            rows.append(_check_object(row, item, row_path, col))
         else:
-            col.error(row_path, f"expected an object (a {spec.item.title} row); got {_json_type(row)}")
+            col.error(row_path, f"expected an object (a {item.title} row); got {_json_type(row)}")
     return rows
 
 
@@ -535,18 +549,222 @@ def _unknown_message(key: str, table: Table, allowed: frozenset[str]) -> str:
     return f"unknown field: not in {table.title} (field names are case-sensitive){hint}"
 
 
-def _check_object(obj: Mapping[str, Any], table: Table, prefix: str, col: _Collector,
-                  allowed: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Check every field of one row of ``table``; return the outgoing row, in table order."""
+def _report_unknown(obj: Mapping[str, Any], table: Table, prefix: str, col: _Collector,
+                    allowed: frozenset[str]) -> None:
+    """One error per key of ``obj`` that is neither a field of ``table`` nor in ``allowed``."""
     for key in obj:
         if key not in table.index and key not in allowed:
             col.error(_join(prefix, key), _unknown_message(key, table, allowed))
+
+
+def _check_fields(obj: Mapping[str, Any], table: Table, prefix: str, col: _Collector) -> dict[str, Any]:
+    """Check every field of ``table`` in ``obj``; return the outgoing row, in table order."""
+    get = obj.get
     out: dict[str, Any] = {}
-    for spec in table.fields:
-        value = _check_field(spec, obj.get(spec.name, _MISSING), _join(prefix, spec.name), col)
+    for name, check in table.checks:
+        value = check(get(name, _MISSING), prefix, col)
         if value is not _OMIT:
-            out[spec.name] = value
+            out[name] = value
     return out
+
+
+def _check_object(obj: Mapping[str, Any], table: Table, prefix: str, col: _Collector) -> dict[str, Any]:
+    """Check one row of ``table`` (unknown keys, then every field); return the outgoing row."""
+    if not obj.keys() <= table.names:
+        _report_unknown(obj, table, prefix, col, frozenset())
+    return _check_fields(obj, table, prefix, col)
+
+
+# --------------------------------------------------------------------------- compiled checkers
+#
+# The hot path. Each field of each table gets one closure, built once at import, that settles the
+# common well-formed value itself and hands anything else to ``_check_field`` above, which stays
+# the single definition of the rules and of every message. A fast path may therefore only accept
+# values that ``_check_field`` accepts, returning what it returns; it never records an error.
+# Paths are built only on the slow path, so a valid row costs no string formatting.
+
+#: ``checker(value, prefix, col)``: the outgoing value of one field (``_OMIT``: leave it out);
+#: ``value`` is ``_MISSING`` when the key is absent; ``prefix`` is the row's path.
+Checker = Callable[[object, str, _Collector], object]
+
+_nfc = unicodedata.normalize
+
+#: Dates certainly real: year 0001-9999, day 01-28 of any month, 29-30 of any month but February,
+#: 31 of the 31-day months. February 29 and everything else is left to ``_check_date``.
+_REAL_DATE_RE = re.compile(
+    r"(?!0000)[0-9]{4}"
+    r"(?:(?:0[1-9]|1[0-2])(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])(?:29|30)|(?:0[13578]|1[02])31)"
+    r"(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]"
+)
+
+#: In an ASCII string, exactly the characters that are white space or control (Cc) characters.
+_ASCII_SPACE_OR_CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def _slow(spec: Spec) -> Checker:
+    name = spec.name
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        return _check_field(spec, value, _join(prefix, name), col)
+
+    return check
+
+
+def _compile_text(spec: Spec, slow: Checker, optional: bool) -> Checker:
+    limit = FIELD_LIMITS.get(spec.name)
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if isinstance(value, str):
+            if value and not value.isspace():
+                if not value.isascii():
+                    value = _nfc("NFC", value)
+                if limit is None or len(value) <= limit:
+                    return value
+            elif optional:
+                return ""
+        elif optional and (value is _MISSING or value is None):
+            return ""
+        return slow(value, prefix, col)
+
+    return check
+
+
+def _compile_id(spec: Spec, slow: Checker, optional: bool) -> Checker:
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if isinstance(value, str):
+            if value and not value.isspace():
+                return value if value.isascii() else _nfc("NFC", value)
+            if optional:
+                return ""
+        elif type(value) is int:
+            return str(value)
+        elif optional and (value is _MISSING or value is None):
+            return ""
+        return slow(value, prefix, col)
+
+    return check
+
+
+def _compile_date(spec: Spec, slow: Checker, optional: bool) -> Checker:
+    real = _REAL_DATE_RE.fullmatch
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if isinstance(value, str):
+            if real(value):
+                return value
+            if optional and not value:
+                return ""
+        elif optional and (value is _MISSING or value is None):
+            return ""
+        return slow(value, prefix, col)
+
+    return check
+
+
+def _compile_code(spec: Spec, slow: Checker, optional: bool) -> Checker:
+    codes = frozenset(spec.codes)
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if isinstance(value, str):
+            if value in codes:
+                return value
+            if optional and not value:
+                return ""
+        elif type(value) is int:
+            code = str(value)
+            if code in codes:
+                return code
+        elif optional and (value is _MISSING or value is None):
+            return ""
+        return slow(value, prefix, col)
+
+    return check
+
+
+def _compile_whole(spec: Spec, slow: Checker, optional: bool) -> Checker:
+    as_text = spec.kind is Kind.AMOUNT
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if type(value) is int:
+            if value >= 0:
+                return str(value) if as_text else value
+        elif isinstance(value, str) and value.isascii() and value.isdigit():
+            number = int(value)
+            return str(number) if as_text else number
+        return slow(value, prefix, col)
+
+    return check
+
+
+def _compile_url(spec: Spec, slow: Checker, optional: bool) -> Checker:
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if (isinstance(value, str) and value.isascii() and not _ASCII_SPACE_OR_CONTROL_RE.search(value)
+                and not _url_shape_problem(value)):
+            return value
+        return slow(value, prefix, col)
+
+    return check
+
+
+def _compile_deleted(spec: Spec, slow: Checker, optional: bool) -> Checker:
+    forms = dict(_DELETED_IN)
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if isinstance(value, str):
+            sent = forms.get(value)
+            if sent is not None:
+                return sent
+        return slow(value, prefix, col)
+
+    return check
+
+
+def _compile_list(spec: Spec, slow: Checker, optional: bool) -> Checker:
+    item = spec.item
+    assert item is not None
+    name = spec.name
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if isinstance(value, list):
+            return _check_rows(value, item, _join(prefix, name), col) if value else []
+        if optional and (value is _MISSING or value is None):
+            return []
+        return slow(value, prefix, col)
+
+    return check
+
+
+_COMPILERS: Mapping[Kind, Callable[[Spec, Checker, bool], Checker]] = MappingProxyType({
+    Kind.TEXT: _compile_text,
+    Kind.ID: _compile_id,
+    Kind.DATE: _compile_date,
+    Kind.CODE: _compile_code,
+    Kind.AMOUNT: _compile_whole,
+    Kind.COUNT: _compile_whole,
+    Kind.URL: _compile_url,
+    Kind.DELETED: _compile_deleted,
+    Kind.LIST: _compile_list,
+})
+
+
+def _compile_field(spec: Spec) -> Checker:
+    """The checker of one field: a fast path for well-formed values, else ``_check_field``."""
+    return _COMPILERS[spec.kind](spec, _slow(spec), spec.req != "R")
+
+
+def _compile_table(table: Table) -> None:
+    table.checks = tuple((spec.name, _compile_field(spec)) for spec in table.fields)
+
+
+for _table in (TAI_LIEU_NOP, LE_PHI, TEP_DINH_KEM_KHAC, HO_SO_BO_SUNG, GIAY_TO_KET_QUA, DINH_DANH_CHS,
+               KET_NOI_CSDL, DOSSIER, PROGRESS):
+    _compile_table(_table)
+
+_CHECK_MAHOSO_KHAC = _compile_field(_MAHOSO_KHAC_SPEC)
+
+#: Keys a snapshot body may carry.
+_SNAPSHOT_KEYS = DOSSIER.names | {LOCAL_ONLY_FIELD}
+_SNAPSHOT_EXTRA = frozenset({LOCAL_ONLY_FIELD})
 
 
 def _check_same_code(payload: Mapping[str, Any], path_mahoso: str, field: str,
@@ -588,8 +806,10 @@ def validate_snapshot(path_mahoso: str, body: object) -> Normalised:
         raise ValidationError([FieldError("", f"expected a JSON object (one dossier, spec §6.1); "
                                               f"got {_json_type(body)}")])
     col = _Collector()
-    payload = _check_object(body, DOSSIER, "", col, frozenset({LOCAL_ONLY_FIELD}))
-    alt = _check_field(_MAHOSO_KHAC_SPEC, body.get(LOCAL_ONLY_FIELD, _MISSING), LOCAL_ONLY_FIELD, col)
+    if not body.keys() <= _SNAPSHOT_KEYS:
+        _report_unknown(body, DOSSIER, "", col, _SNAPSHOT_EXTRA)
+    payload = _check_fields(body, DOSSIER, "", col)
+    alt = _CHECK_MAHOSO_KHAC(body.get(LOCAL_ONLY_FIELD, _MISSING), "", col)
     _check_same_code(payload, path_mahoso, "MaHoSo", col)
     col.raise_if_any()
     if not payload["DinhDanhCHS"]:
