@@ -75,6 +75,9 @@ class QueueSettings:
     poll_interval: Duration = _D(1.0)
     # a claim not finished within this time is taken back (process died mid-call)
     lease: Duration = _D(120.0)
+    # run the delivery engine in its own process (its own core), reaching the queue through the
+    # daemon; false = in the daemon's event loop
+    delivery_process: bool = True
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from adapters.national_portal.client import PortalClient
 from config.schema import Settings
 from gateway import handlers
 from gateway.auth import KEYRING, KeyRing
-from gateway.keys import CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
+from gateway.keys import CLOCK, ENGINE, ENGINE_VIEW, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
 from gateway.middleware import error_middleware
 from gateway.sync import SyncEngine
+from gateway.worker import DeliveryProcess, InlineEngineView
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
 from queues.sqlite import MemoryQueue, SQLiteQueue
@@ -45,8 +46,9 @@ def make_queue(settings: Settings, metrics: Metrics, clock: Callable[[], float])
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, run_engine: bool = True,
                metrics: Metrics | None = None) -> web.Application:
-    """The whole daemon. With ``run_engine=False`` the sync loop is not started: tests drive it
-    through ``app[ENGINE].drain()``."""
+    """The whole daemon. The sync engine runs in a worker process (``[queue] delivery_process``) or
+    in this loop; with ``run_engine=False`` it is built in this loop but not started: tests drive
+    it through ``app[ENGINE].drain()``."""
     app = web.Application(client_max_size=settings.server.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics()
@@ -89,12 +91,20 @@ async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
 def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
+        if run and settings.queue.delivery_process:
+            worker = DeliveryProcess(settings, app[QUEUE])
+            await worker.start()
+            app[ENGINE_VIEW] = worker
+            yield
+            await worker.stop(settings.server.shutdown_grace)
+            return
         timeout = aiohttp.ClientTimeout(total=settings.portal.timeout)
         connector = aiohttp.TCPConnector(limit=settings.portal.max_concurrency * 2)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             portal = PortalClient(settings.portal, session, metrics=app[METRICS])
             engine = SyncEngine(app[QUEUE], portal, settings, app[METRICS], clock=app[CLOCK])
             app[ENGINE] = engine
+            app[ENGINE_VIEW] = InlineEngineView(engine, app[METRICS])
             task = asyncio.create_task(engine.run(), name="dvcgw-sync") if run else None
             yield
             await engine.stop(settings.server.shutdown_grace)

@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=9000)
     sandbox.set_defaults(func=_sandbox)
 
+    deliver = sub.add_parser("_deliver", help=argparse.SUPPRESS)  # the daemon's own delivery worker
+    deliver.add_argument("--socket", required=True)
+    deliver.set_defaults(func=_deliver)
+
     dlq = sub.add_parser("dlq", help="dead letters of a running daemon")
     dlq.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
     dlq.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
@@ -109,6 +113,12 @@ def _sandbox(args: argparse.Namespace) -> int:
     setup_logging()
     run_sandbox(args.host, args.port)
     return 0
+
+
+def _deliver(args: argparse.Namespace) -> int:
+    from gateway.worker import run_worker
+
+    return run_worker(args.socket)
 
 
 def _operator_key(args: argparse.Namespace) -> str:

@@ -15,7 +15,7 @@ from gateway import dossier, openapi
 from gateway.auth import require_agency, require_operator
 from gateway.errors import FieldError
 from gateway.http_errors import HTTPProblem
-from gateway.keys import ACCEPTED_STATES, CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, SETTINGS
+from gateway.keys import ACCEPTED_STATES, CLOCK, ENGINE_VIEW, LIFECYCLE, METRICS, QUEUE, SETTINGS
 from gateway.transitions import classify_transition
 from queues.api import DeadLetter, DossierStatus, EventKind, NewEvent, ReplayResult
 
@@ -219,7 +219,7 @@ async def readyz(request: web.Request) -> web.Response:
     body = {
         "status": "ok" if ok else "fail",
         "lifecycle": lifecycle,
-        "checks": {"storage": storage, "portal": app[ENGINE].gate.describe()},
+        "checks": {"storage": storage, "portal": app[ENGINE_VIEW].gate()},
     }
     return web.json_response(body, status=200 if ok else 503)
 
@@ -233,6 +233,6 @@ async def metrics(request: web.Request) -> web.Response:
         m.queue_depth.labels(state=state).set(n)
     m.oldest_pending_age.set(max(now - stats.oldest_pending_at, 0.0) if stats.oldest_pending_at else 0.0)
     m.dead_letters.set(stats.dead_letters)
-    resp = web.Response(body=generate_latest(m.registry))
+    resp = web.Response(body=generate_latest(m.registry) + app[ENGINE_VIEW].metrics_text())
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -21,10 +22,19 @@ class Lifecycle:
     state: str = "starting"  # starting | ready | draining
 
 
+class EngineView(Protocol):
+    """What /readyz and /metrics need from the delivery engine, wherever it runs."""
+
+    def gate(self) -> dict[str, Any]: ...
+
+    def metrics_text(self) -> bytes: ...
+
+
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 QUEUE = web.AppKey("queue", QueueBackend)  # type: ignore[type-abstract]
-ENGINE = web.AppKey("engine", SyncEngine)
+ENGINE = web.AppKey("engine", SyncEngine)  # only when the engine runs in the daemon's loop
+ENGINE_VIEW = web.AppKey("engine_view", EngineView)  # type: ignore[type-abstract]
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 # last accepted TrangThaiHoSo per dossier (bounded), so the transition check rarely reads storage

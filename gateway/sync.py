@@ -31,7 +31,7 @@ from gateway.errors import (
     TransientError,
 )
 from monitoring.metrics import Metrics
-from queues.api import ErrorInfo, Event, Outcome, QueueBackend, Work
+from queues.api import EngineQueue, ErrorInfo, Event, Outcome, Work
 
 log = logging.getLogger("dvcgw.sync")
 
@@ -86,7 +86,7 @@ class _Progressing:
 
 
 class SyncEngine:
-    def __init__(self, queue: QueueBackend, portal: Portal, settings: Settings, metrics: Metrics, *,
+    def __init__(self, queue: EngineQueue, portal: Portal, settings: Settings, metrics: Metrics, *,
                  clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random) -> None:
         self._q = queue
         self._portal = portal

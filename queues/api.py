@@ -168,6 +168,18 @@ class QueueStats:
     dead_letters: int = 0
 
 
+class EngineQueue(Protocol):
+    """The part of the contract the sync engine uses (what a delivery worker process is served)."""
+
+    async def claim(self, limit: int, now: float) -> list[Work]: ...
+
+    async def record(self, work: Work, outcome: Outcome, now: float, *, release: bool = True) -> None: ...
+
+    async def wait_for_work(self, timeout: float) -> None: ...
+
+    async def next_due_at(self) -> float | None: ...
+
+
 class QueueBackend(Protocol):
     """The queue contract. All methods raise only from the gateway error tree
     (``QueueUnavailable`` when storage cannot be used)."""

@@ -126,7 +126,7 @@ class Gateway:
         return await self.client.request(method, path, headers={"X-API-Key": OPERATOR_KEY})
 
     def metric(self, name: str, **labels: str) -> float:
-        value = self.metrics.registry.get_sample_value(name, labels)
+        value = self.metrics.sample(name, labels)
         return 0.0 if value is None else value
 
 
