@@ -600,6 +600,11 @@ _REAL_DATE_RE = re.compile(
 #: In an ASCII string, exactly the characters that are white space or control (Cc) characters.
 _ASCII_SPACE_OR_CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
 
+#: A URL that ``urlsplit`` certainly reads as http(s) with a non-empty host, all printable ASCII
+#: (no white space, no control characters): scheme, a plain host name or IPv4 address, an optional
+#: port, then optionally a path, query or fragment. Other URLs go through urlsplit.
+_PLAIN_HTTP_URL_RE = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.\-]+(?::[0-9]*)?(?:[/?#][\x21-\x7e]*)?")
+
 
 def _slow(spec: Spec) -> Checker:
     name = spec.name
@@ -697,9 +702,12 @@ def _compile_whole(spec: Spec, slow: Checker, optional: bool) -> Checker:
 
 
 def _compile_url(spec: Spec, slow: Checker, optional: bool) -> Checker:
+    plain = _PLAIN_HTTP_URL_RE.fullmatch
+
     def check(value: object, prefix: str, col: _Collector) -> object:
-        if (isinstance(value, str) and value.isascii() and not _ASCII_SPACE_OR_CONTROL_RE.search(value)
-                and not _url_shape_problem(value)):
+        if isinstance(value, str) and (
+                plain(value) or (value.isascii() and not _ASCII_SPACE_OR_CONTROL_RE.search(value)
+                                 and not _url_shape_problem(value))):
             return value
         return slow(value, prefix, col)
 
