@@ -525,10 +525,13 @@ def _check_list(spec: Spec, value: object, path: str, col: _Collector) -> object
 def _check_rows(value: list[object], item: Table, path: str, col: _Collector) -> list[dict[str, Any]]:
     """Check each row of the list at ``path``; return the outgoing rows (bad rows left out)."""
     rows: list[dict[str, Any]] = []
+    names, check_row = item.names, item.check_row
     for i, row in enumerate(value):
         row_path = f"{path}[{i}]"
         if isinstance(row, dict):
-            rows.append(_check_object(row, item, row_path, col))
+            if not row.keys() <= names:  # _check_object, inlined: one call less per row
+                _report_unknown(row, item, row_path, col, frozenset())
+            rows.append(check_row(row, row_path, col))
         else:
             col.error(row_path, f"expected an object (a {item.title} row); got {_json_type(row)}")
     return rows
@@ -761,13 +764,16 @@ def _compile_field(spec: Spec) -> Checker:
 
 #: Per kind, ``(condition on v, outgoing value)`` for a well-formed value: the first test of the
 #: field's checker, inlined in the row checker so that such a value costs no call. ``{i}`` is the
-#: field's number (``s{i}``: its codes), ``{limit}`` its FIELD_LIMITS entry. Kinds not listed
+#: field's number (``s{i}``: its codes, ``t{i}``: its row table), ``{limit}`` its FIELD_LIMITS entry,
+#: ``{key}``/``{dotted}`` its name quoted, bare or after a dot. Kinds not listed
 #: always call their checker (unless blank and optional, see ``_field_block``).
 _INLINE_ACCEPT: Mapping[Kind, tuple[str, str]] = MappingProxyType({
     Kind.TEXT: ("v.__class__ is str and v and not v.isspace()", "v if v.isascii() else _nfc('NFC', v)"),
     Kind.ID: ("v.__class__ is str and v and not v.isspace()", "v if v.isascii() else _nfc('NFC', v)"),
     Kind.CODE: ("v.__class__ is str and v in s{i}", "v"),
     Kind.DATE: ("v.__class__ is str and _real_date(v)", "v"),
+    Kind.AMOUNT: ("v.__class__ is str and v.isascii() and v.isdigit()", "str(int(v))"),
+    Kind.LIST: ("v.__class__ is list", "_rows(v, t{i}, prefix + {dotted} if prefix else {key}, col) if v else []"),
 })
 _INLINE_LIMITED_TEXT = (
     "v.__class__ is str and v and not v.isspace() and len(w := (v if v.isascii() else _nfc('NFC', v))) <= {limit}",
@@ -781,14 +787,16 @@ def _field_block(i: int, spec: Spec) -> list[str]:
     A COUNT checker may answer ``_OMIT``, so its block always calls it and tests for that."""
     key = repr(spec.name)
     if spec.kind is Kind.COUNT:
-        return [f"    v = c{i}(get({key}, _MISSING), prefix, col)", "    if v is not _OMIT:",
-                f"        out[{key}] = v"]
+        return [f"    v = get({key}, _MISSING)", "    if v.__class__ is int and v >= 0:",
+                f"        out[{key}] = v", "    else:", f"        v = c{i}(v, prefix, col)",
+                "        if v is not _OMIT:", f"            out[{key}] = v"]
     branches: list[tuple[str, str]] = []
     accept = _INLINE_ACCEPT.get(spec.kind)
     if spec.kind is Kind.TEXT and spec.name in FIELD_LIMITS:
         accept = _INLINE_LIMITED_TEXT
     if accept is not None:
-        branches.append((accept[0].format(i=i, limit=FIELD_LIMITS.get(spec.name)), accept[1]))
+        names = {"i": i, "limit": FIELD_LIMITS.get(spec.name), "key": key, "dotted": repr("." + spec.name)}
+        branches.append((accept[0].format(**names), accept[1].format(**names)))
     if spec.req != "R":
         default = _default(spec)
         branches.append(("v is _MISSING or v is None or v == ''", "[]" if default == [] else repr(default)))
@@ -803,12 +811,12 @@ def _field_block(i: int, spec: Spec) -> list[str]:
 def _row_checker_source(table: Table) -> tuple[str, dict[str, object]]:
     """Source of ``check_row`` for ``table`` (one ``_field_block`` per field, unrolled, in table
     order) and its globals."""
-    env: dict[str, object] = {"_MISSING": _MISSING, "_OMIT": _OMIT, "_nfc": _nfc,
+    env: dict[str, object] = {"_MISSING": _MISSING, "_OMIT": _OMIT, "_nfc": _nfc, "_rows": _check_rows,
                               "_real_date": _REAL_DATE_RE.fullmatch}
     lines = ["def check_row(obj, prefix, col):", "    get = obj.get", "    out = {}"]
     for i, (name, check) in enumerate(table.checks):
         spec = table.index[name]
-        env[f"c{i}"], env[f"s{i}"] = check, frozenset(spec.codes)
+        env[f"c{i}"], env[f"s{i}"], env[f"t{i}"] = check, frozenset(spec.codes), spec.item
         lines += _field_block(i, spec)
     lines.append("    return out")
     return "\n".join(lines) + "\n", env
