@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import OrderedDict
 from typing import Any
 
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -59,8 +59,8 @@ async def _json_body(request: web.Request) -> Any:
         limit = request.app[SETTINGS].server.max_body_bytes
         raise HTTPProblem(413, "payload_too_large", f"the body is over {limit} bytes") from exc
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise HTTPProblem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
 
 

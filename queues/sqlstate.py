@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from queues.api import (
     Accepted,
     DeadLetter,
@@ -120,7 +122,7 @@ def enqueue(conn: sqlite3.Connection, events: Sequence[NewEvent], now: float) ->
         cur = conn.execute(
             "INSERT INTO events (mahoso, seq, kind, payload, state, accepted_at, agency)"
             " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-            (ev.mahoso, seq, ev.kind.value, json.dumps(ev.payload, ensure_ascii=False), now, ev.agency),
+            (ev.mahoso, seq, ev.kind.value, orjson.dumps(ev.payload).decode(), now, ev.agency),
         )
         if state is not None and parked:  # ``parked`` is the cached count every state change refreshes
             conn.execute(
@@ -183,7 +185,7 @@ def _claim_one(conn: sqlite3.Connection, mahoso: str, now: float, lease_s: float
 
 def _event(row: tuple[Any, ...]) -> Event:
     eid, mahoso, kind, seq, payload, accepted_at = row
-    return Event(str(eid), mahoso, EventKind(kind), seq, json.loads(payload), accepted_at)
+    return Event(str(eid), mahoso, EventKind(kind), seq, orjson.loads(payload), accepted_at)
 
 
 def record(conn: sqlite3.Connection, work: Work, outcome: Outcome, now: float, release: bool,
