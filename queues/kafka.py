@@ -390,8 +390,15 @@ class KafkaQueue:
 
     async def _ingest(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any], touched: dict[str, _Dossier],
                       forwards: list[tuple[asyncio.Future[Any], Src]]) -> bool:
-        """Take one record into the owner's memory; False stops the partition's batch (not yet due)."""
-        if tp not in self._assigned or tp in self._paused:
+        """Take one record into the owner's memory; False stops the partition's batch (not yet due,
+        or the partition is still being set up: then the consumer is sent back to the record, since
+        a fetched record that is skipped without a seek is never fetched again)."""
+        if tp in self._paused:
+            return False
+        if tp not in self._assigned:
+            assert self._consumer is not None
+            if tp in self._consumer.assignment():
+                self._consumer.seek(tp, rec.offset)
             return False
         hs = header_map(rec.headers)
         if tp.topic != self.topics.outbound and self._hold_until_due(tp, rec.offset, float(hs[H_DUE])):
@@ -411,6 +418,7 @@ class KafkaQueue:
         ev = WireEvent.decode(rec.value)
         seq = await self._seq_of(tp, rec.offset, hs, ev)
         d = self._dossier(ev.mahoso)
+        d.st.last_seq = max(d.st.last_seq, seq)  # taken in: status compares it with the view's last
         src: Src = (tp.topic, tp.partition, rec.offset)
         replay = H_REPLAY in hs
         if replay:
@@ -519,6 +527,7 @@ class KafkaQueue:
     def _reset_partition(self, p: int) -> None:
         """After a failed write, forget partition ``p``'s memory and re-read it from the last commit."""
         assert self._consumer is not None
+        log.warning("kafka partition %d: a write failed; re-reading it from the last commit", p)
         for m in [m for m in self._owned if partition_of(m, self._parts) == p]:
             del self._owned[m]
         for tp in [tp for tp in self._assigned if tp.partition == p]:
@@ -576,15 +585,19 @@ class KafkaQueue:
         """Before taking partitions, read the dossier states their previous owner wrote."""
         self.metrics.rebalances.labels("assigned").inc()
         parts = sorted({tp.partition for tp in assigned})
+        assert self._consumer is not None
+        # nothing of these partitions may be taken in before the previous owner's state is read
+        self._consumer.pause(*assigned)
         with contextlib.suppress(Exception):
             await self._view.catch_up([TopicPartition(self.topics.state, p) for p in parts], self._timeout)
-        assert self._consumer is not None
         for tp in assigned:
             with contextlib.suppress(Exception):
                 pos = await self._consumer.position(tp)
                 self._committed[tp] = pos
                 self._next[tp] = pos
+        log.info("kafka assigned %s", sorted((tp.topic, tp.partition, self._next.get(tp)) for tp in assigned))
         self._assigned |= assigned
+        self._consumer.resume(*(tp for tp in assigned if tp not in self._paused))
         self._assigned_once.set()
         self._wake.set()
 
@@ -803,9 +816,13 @@ class KafkaQueue:
         if st is None and acc is None:
             return None
         st = st or DossierState(mahoso)
-        pending = st.pending > 0 if d is not None else (st.pending > 0 or (acc is not None and acc.last_seq > 0
-                                                                          and st.v == 0))
+        # accepted (the view read it from outbound) but not yet taken in by the owner, e.g. accepted
+        # on another instance, or the owner died before reading it: the dossier is not settled
+        unseen = acc is not None and acc.last_seq > st.last_seq
+        pending = st.pending > 0 or unseen
         delivery = DeliveryState(st.delivery) if st.v or d is not None else DeliveryState.PENDING
+        if unseen and delivery in (DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PARKED):
+            delivery = DeliveryState.RETRYING if st.attempts else DeliveryState.PENDING
         return DossierStatus(
             mahoso=mahoso, accepted_state=acc.accepted_state if acc else st.accepted_state,
             delivered_state=st.delivered_state, delivery=delivery, attempts=st.attempts,

@@ -138,7 +138,7 @@ class DossierState:
     accepted_state: str | None = None
     delivered_state: str | None = None
     delivered_seq: int = 0
-    last_seq: int = 0
+    last_seq: int = 0  # the highest sequence the owner has taken in (status: accepted but unseen = pending)
     known_on_portal: bool = False
     attempts: int = 0
     first_failure_at: float | None = None

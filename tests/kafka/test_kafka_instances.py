@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 
+import aiohttp
 import pytest
 
 from queues.api import DeliveryState, Outcome, QueueBackend, Work
 from queues.kafka import KafkaQueue
+from tests.harness import Sandbox
+from tests.kafka.broker import unique_prefix
+from tests.kafka.daemons import kafka_daemon, until
 from tests.kafka.helpers import drive, prog, settings_for, snap
+from tests.kafka.load import Load, check_dossier, session, wait_delivered
 
 pytestmark = pytest.mark.kafka
 
@@ -55,3 +61,49 @@ async def test_two_instances_share_partitions_and_state(kafka_bootstrap: str) ->
     finally:
         await a.close()
         await b.close()
+
+
+async def _owned_outbound_partitions(url: str) -> set[str]:
+    """Partitions of outbound whose consumer lag the daemon reports, i.e. that it was assigned."""
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as r:
+        text = await r.text()
+    return {line.split('partition="')[1].split('"')[0] for line in text.splitlines()
+            if line.startswith("dvcgw_kafka_consumer_lag{") and '.outbound"' in line}
+
+
+@pytest.mark.slow
+async def test_sigkill_one_of_two_daemons_under_load(kafka_bootstrap: str, sandbox: Sandbox, tmp_path: Path) -> None:
+    """Two `dvcgw serve` processes in one group share the load; one is SIGKILLed mid-load. The other
+    takes over its partitions and finishes everything: every event that got a 202 (from either)
+    reaches the portal, and no dossier's snapshots or progress arrive out of order."""
+    prefix = unique_prefix("kill")
+    a = kafka_daemon(tmp_path, "a", sandbox.url, kafka_bootstrap, prefix, prefix)
+    b = kafka_daemon(tmp_path, "b", sandbox.url, kafka_bootstrap, prefix, prefix)
+    await a.start(timeout=60)
+    await b.start(timeout=60)
+    codes = [f"000.00.01.H55-240320-{i:05d}" for i in range(24)]
+    load = Load([a.url, b.url])
+
+    def accepted_since(t: float) -> int:
+        return sum(1 for x in load.answers if x.started >= t and x.status == 202)
+
+    try:
+        async with session(len(codes)) as http:
+            tasks = [asyncio.create_task(load.run_dossier(http, m)) for m in codes]
+            await until(lambda: accepted_since(0.0) >= 150, 40, "150 accepted events on two daemons")
+            owned_a, owned_b = await _owned_outbound_partitions(a.url), await _owned_outbound_partitions(b.url)
+            assert owned_a and owned_b, "the two daemons did not split the partitions"
+            assert await a.kill() != 0
+            load.urls.remove(a.url)
+            killed = time.monotonic()
+            await until(lambda: accepted_since(killed) >= 100, 40, "100 accepted events after the kill")
+            load.stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        await wait_delivered(b.url, codes, 90)
+    finally:
+        load.stop.set()
+        await a.stop()
+        await b.stop()
+    record = (await sandbox.record())["dossiers"]
+    for m in codes:
+        check_dossier(m, record.get(m, []), load.accepted(m, "snapshot"), load.progress_ok(m))
