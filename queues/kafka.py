@@ -72,7 +72,7 @@ from queues.kafka_view import View
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Src = tuple[str, int, int]  # topic, partition, offset of the record an item came from
-_BARRIER_S = 10.0
+_BARRIER_S = 5.0
 
 
 def partition_of(mahoso: str, partitions: int) -> int:
@@ -187,17 +187,18 @@ class KafkaQueue:
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._owned: dict[str, _Dossier] = {}
+        self._produced: dict[TopicPartition, int] = {}  # outbound offsets this instance produced
+        self._progress = asyncio.Condition()  # notified after every pump round
         self._durable: dict[str, DossierState] = {}
         self._unresolved: dict[TopicPartition, set[int]] = {}
         self._next: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
-        self._produced: dict[TopicPartition, int] = {}
         self._paused: dict[TopicPartition, tuple[float, asyncio.TimerHandle]] = {}
         self._revoking: set[int] = set()
         self._assigned: set[TopicPartition] = set()
-        self._progress = asyncio.Condition()
         self._wake = asyncio.Event()
         self._assigned_once = asyncio.Event()
+        self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -221,11 +222,18 @@ class KafkaQueue:
             await asyncio.wait_for(self._assigned_once.wait(), 30)
 
     async def close(self) -> None:
+        """Stop the loops and the clients; bounded even with a dead broker. On Python 3.11 a
+        cancellation that meets a finishing ``asyncio.wait_for`` is lost (the task runs on), so
+        the loops also watch ``_closing`` and are cancelled again until they end."""
+        self._closing = self._view.closing = True
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+            for _ in range(20):
+                if task.done():
+                    break
+                task.cancel()
+                await asyncio.wait([task], timeout=0.5)
+            if not task.done():
+                log.warning("kafka background loop did not stop")
         for _, handle in self._paused.values():
             handle.cancel()
         # every step bounded: a dead broker must not hang shutdown
@@ -239,7 +247,7 @@ class KafkaQueue:
 
     async def _supervise(self, run: Callable[[], Awaitable[None]], name: str) -> None:
         """Keep a background loop alive across broker outages (errors are logged, then retried)."""
-        while True:
+        while not self._closing:
             try:
                 await run()
             except asyncio.CancelledError:
@@ -370,7 +378,7 @@ class KafkaQueue:
 
     async def _pump(self) -> None:
         assert self._consumer is not None
-        while True:
+        while not self._closing:
             self._tick(0.0)
             batch = await self._consumer.getmany(timeout_ms=50, max_records=2000)
             touched: dict[str, _Dossier] = {}
@@ -604,11 +612,17 @@ class KafkaQueue:
     # ------------------------------------------------------------------ claim and record
 
     async def _barrier(self) -> None:
-        """Read-your-writes: wait until the pump has taken in what this instance produced."""
+        """Read-your-writes for claims: wait (at most ``_BARRIER_S``) until the pump has taken in
+        what this instance produced to its own partitions before this call. A fixed target: under
+        load, chasing the newest produce would never end."""
+        targets = [(tp, off) for tp, off in self._produced.items() if tp in self._assigned]
+
         def caught_up() -> bool:
             return all(tp not in self._assigned or tp in self._paused or self._next.get(tp, 0) > off
-                       for tp, off in self._produced.items())
+                       for tp, off in targets)
 
+        if caught_up():
+            return
         async with self._progress:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait_for(caught_up), _BARRIER_S)
@@ -669,7 +683,14 @@ class KafkaQueue:
             if item.parked:
                 item.src = None
         if release:
+            self._forget_if_settled(d)
             self._wake.set()
+
+    def _forget_if_settled(self, d: _Dossier) -> None:
+        """A dossier with nothing waiting leaves the owner's memory (its state is durable and in the
+        view), so claims scan only live dossiers."""
+        if not d.items and not d.st.ladder and d.lease is None and self._owned.get(d.st.mahoso) is d:
+            del self._owned[d.st.mahoso]
 
     async def _apply(self, d: _Dossier, outcome: Outcome, now: float,
                      done: list[Src | None]) -> list[asyncio.Future[Any]]:
@@ -801,11 +822,11 @@ class KafkaQueue:
     # ------------------------------------------------------------------ reads
 
     async def status(self, mahoso: str) -> DossierStatus | None:
-        """The dossier's status on any instance: the owner's memory, else the materialised state."""
+        """The dossier's status on any instance: the owner's memory, else the materialised state.
+        Events the view has read from outbound but the owner has not yet taken in count as pending,
+        so the owner need not wait for its pump (a PUT asks for the status of every new dossier)."""
         p = partition_of(mahoso, self._parts)
-        if any(tp.partition == p for tp in self._assigned):
-            await self._barrier()
-        else:
+        if not any(tp.partition == p for tp in self._assigned):
             with contextlib.suppress(Exception):
                 await self._view.catch_up([TopicPartition(self.topics.state, p)], 2.0)
         acc = self._view.accepted.get(mahoso)
@@ -827,7 +848,8 @@ class KafkaQueue:
             mahoso=mahoso, accepted_state=acc.accepted_state if acc else st.accepted_state,
             delivered_state=st.delivered_state, delivery=delivery, attempts=st.attempts,
             next_attempt_at=st.next_attempt_at if (pending and st.attempts) else None,
-            last_error=st.error(), pending_progress=st.pending_progress,
+            last_error=st.error(),
+            pending_progress=st.pending_progress + (acc.progress_after(st.last_seq) if acc else 0),
             last_sequence=acc.last_seq if acc else st.last_seq, delivered_sequence=st.delivered_seq)
 
     async def unpark(self, mahoso: str) -> None:
@@ -842,9 +864,7 @@ class KafkaQueue:
         async def send() -> None:
             fut = await self._send(self.topics.outbound, mahoso.encode(), None,
                                    [(H_CONTROL, f"unpark:{mahoso}".encode())], p, "control")
-            meta = await fut
-            tp = TopicPartition(self.topics.outbound, p)
-            self._produced[tp] = max(self._produced.get(tp, -1), meta.offset)
+            await fut
 
         await _guard("unpark", send(), self._timeout)
 
@@ -912,9 +932,7 @@ class KafkaQueue:
             if not overtaken:
                 fut = await self._send(self.topics.outbound, dl.mahoso.encode(), ev.encode(),
                                        [(H_SEQ, str(dl.sequence).encode()), (H_REPLAY, b"1")], p, "outbound")
-                meta = await fut
-                tp = TopicPartition(self.topics.outbound, p)
-                self._produced[tp] = max(self._produced.get(tp, -1), meta.offset)
+                await fut
             await (await self._send(self.topics.dlq, dl.id.encode(), dead_letter_encode(marked, ev, None), [],
                                     None, "dlq"))
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from queues.api import DeadLetter
+from queues.api import DeadLetter, EventKind
 from queues.kafka_codec import (
     H_CONTROL,
     H_SEQ,
@@ -33,6 +33,7 @@ from queues.kafka_codec import (
 
 log = logging.getLogger(__name__)
 _SEQ_MEMORY = 400_000  # offsets remembered per outbound partition for sequence look-ups
+_PROGRESS_MEMORY = 512  # progress sequences remembered per dossier (status of not-yet-taken-in progress)
 
 
 @dataclass
@@ -40,6 +41,11 @@ class Accepted:
     last_seq: int = 0
     accepted_state: str | None = None
     last_snapshot_seq: int = 0
+    progress_seqs: list[int] | None = None  # the latest progress sequences (bounded), for status reads
+
+    def progress_after(self, seq: int) -> int:
+        """How many progress events accepted after sequence ``seq`` (as far as remembered)."""
+        return sum(1 for s in self.progress_seqs or () if s > seq)
 
 
 class View:
@@ -57,6 +63,7 @@ class View:
         self._cond = asyncio.Condition()
         self._consumer: AIOKafkaConsumer | None = None
         self.failure: BaseException | None = None
+        self.closing = False  # set by the owner's close(): run() ends even if a cancellation is lost
 
     def _tps(self) -> list[TopicPartition]:
         names = (self.topics.outbound, self.topics.state, self.topics.dlq)
@@ -80,7 +87,7 @@ class View:
 
     async def run(self) -> None:
         assert self._consumer is not None
-        while True:
+        while not self.closing:
             batch = await self._consumer.getmany(timeout_ms=100, max_records=5000)
             for tp, records in batch.items():
                 for rec in records:
@@ -113,6 +120,12 @@ class View:
         if state is not None:
             acc.accepted_state = state
             acc.last_snapshot_seq = acc.last_seq
+        elif ev.kind is EventKind.PROGRESS:
+            if acc.progress_seqs is None:
+                acc.progress_seqs = []
+            acc.progress_seqs.append(acc.last_seq)
+            if len(acc.progress_seqs) > _PROGRESS_MEMORY:
+                del acc.progress_seqs[: _PROGRESS_MEMORY // 2]
         seqs = self._seqs[partition]
         seqs[rec.offset] = acc.last_seq
         if len(seqs) > _SEQ_MEMORY:
