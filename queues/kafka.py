@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import time
 import uuid
@@ -188,7 +187,7 @@ class KafkaQueue:
         self._tasks: list[asyncio.Task[None]] = []
         self._owned: dict[str, _Dossier] = {}
         self._produced: dict[TopicPartition, int] = {}  # outbound offsets this instance produced
-        self._progress = asyncio.Condition()  # notified after every pump round
+        self._pumped = asyncio.Event()  # replaced after every pump round; set() wakes the waiters once
         self._durable: dict[str, DossierState] = {}
         self._unresolved: dict[TopicPartition, set[int]] = {}
         self._next: dict[TopicPartition, int] = {}
@@ -302,7 +301,7 @@ class KafkaQueue:
         d = self._owned.get(mahoso)
         if d is None:
             base = self._durable.get(mahoso) or self._view.states.get(mahoso) or DossierState(mahoso)
-            d = _Dossier(copy.deepcopy(base))
+            d = _Dossier(base.copy())
             for raw in d.st.held:
                 ev, seq, parked = held_decode(raw)
                 d.items[ev.event_id] = _Item(ev, seq, None, parked)
@@ -391,8 +390,8 @@ class KafkaQueue:
                 await self._settle(touched, forwards)
             await self._commit()
             self._update_lag()
-            async with self._progress:
-                self._progress.notify_all()
+            pumped, self._pumped = self._pumped, asyncio.Event()
+            pumped.set()
             if batch:
                 self._wake.set()
 
@@ -621,11 +620,10 @@ class KafkaQueue:
             return all(tp not in self._assigned or tp in self._paused or self._next.get(tp, 0) > off
                        for tp, off in targets)
 
-        if caught_up():
-            return
-        async with self._progress:
+        deadline = time.monotonic() + _BARRIER_S
+        while not caught_up() and time.monotonic() < deadline:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait_for(caught_up), _BARRIER_S)
+                await asyncio.wait_for(self._pumped.wait(), deadline - time.monotonic())
 
     async def claim(self, limit: int, now: float) -> list[Work]:
         self._tick(now)
@@ -776,7 +774,7 @@ class KafkaQueue:
                                           partition_of(st.mahoso, self._parts), "state"), d))
         for fut, d in futs:
             await fut
-            snapshot = copy.deepcopy(d.st)
+            snapshot = d.st.copy()
             self._durable[d.st.mahoso] = snapshot
             self._view.put_state(snapshot)
 

@@ -11,9 +11,10 @@ Pure functions and plain data, no I/O. Topics (``P`` = ``[queue.kafka] partition
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from queues.api import DeadLetter, ErrorInfo, Event, EventKind
@@ -158,7 +159,16 @@ class DossierState:
     oldest_open_at: float | None = None
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode()
+        # vars(), not asdict(): every field is plain JSON already, and asdict's deep walk was a
+        # hot spot (one state write per delivered dossier)
+        return json.dumps(vars(self), ensure_ascii=False, separators=(",", ":")).encode()
+
+    def copy(self) -> DossierState:
+        """An independent copy: the lists are copied; their items and ``last_error`` are never
+        mutated in place (always replaced), so sharing them is safe and much cheaper than deepcopy."""
+        twin = copy.copy(self)
+        twin.ladder, twin.held = list(self.ladder), list(self.held)
+        return twin
 
     @staticmethod
     def decode(raw: bytes) -> DossierState:

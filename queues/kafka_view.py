@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +61,7 @@ class View:
         self.dead: dict[str, tuple[DeadLetter, WireEvent]] = {}
         self._seqs: dict[int, OrderedDict[int, int]] = {p: OrderedDict() for p in range(partitions)}
         self._pos: dict[TopicPartition, int] = {}
-        self._cond = asyncio.Condition()
+        self._advanced = asyncio.Event()  # replaced after every batch; set() wakes the waiters once
         self._consumer: AIOKafkaConsumer | None = None
         self.failure: BaseException | None = None
         self.closing = False  # set by the owner's close(): run() ends even if a cancellation is lost
@@ -94,8 +95,11 @@ class View:
                     self._apply(tp, rec)
                 if records:
                     self._pos[tp] = records[-1].offset + 1
-            async with self._cond:
-                self._cond.notify_all()
+            self._signal()
+
+    def _signal(self) -> None:
+        advanced, self._advanced = self._advanced, asyncio.Event()
+        advanced.set()
 
     def _apply(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any]) -> None:
         if tp.topic == self.topics.outbound:
@@ -145,12 +149,16 @@ class View:
         return self._pos.get(tp, 0)
 
     async def wait_for(self, tp: TopicPartition, offset: int, timeout: float) -> bool:
-        """Wait until the view has applied ``tp`` up to and including ``offset``."""
-        async with self._cond:
-            try:
-                await asyncio.wait_for(self._cond.wait_for(lambda: self._pos.get(tp, 0) > offset), timeout)
-            except TimeoutError:
+        """Wait until the view has applied ``tp`` up to and including ``offset``. No lock: with a
+        Condition, every batch made all waiters queue for its lock one loop turn each, and the view
+        (and the pump, which asks per record) crawled under load."""
+        deadline = time.monotonic() + timeout
+        while self._pos.get(tp, 0) <= offset:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._advanced.wait(), left)
         return True
 
     async def catch_up(self, tps: list[TopicPartition], timeout: float) -> bool:
