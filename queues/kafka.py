@@ -63,6 +63,7 @@ from queues.kafka_codec import (
     held_encode,
     ladder_headers,
     state_of,
+    summary_headers,
     topics_for,
 )
 from queues.kafka_metrics import KafkaMetrics
@@ -361,8 +362,8 @@ class KafkaQueue:
         p = partition_of(events[0].mahoso, self._parts)
 
         async def produce() -> list[Any]:
-            futs = [await self._send(self.topics.outbound, w.mahoso.encode(), w.encode(), [], p, "outbound")
-                    for w in wires]
+            futs = [await self._send(self.topics.outbound, w.mahoso.encode(), w.encode(), summary_headers(w), p,
+                                     "outbound") for w in wires]
             return list(await asyncio.gather(*futs))
 
         metas = await _guard("produce", produce(), self._timeout)

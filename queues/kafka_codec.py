@@ -30,6 +30,8 @@ H_ERR_CLASS = "dvcgw-error-class"
 H_ERR_CODE = "dvcgw-error-code"
 H_ERR_MESSAGE = "dvcgw-error-message"
 H_CONTROL = "dvcgw-control"
+H_KIND = "dvcgw-kind"  # outbound: the event's kind and state, so the view never parses the payload
+H_STATE = "dvcgw-state"
 
 Headers = list[tuple[str, bytes]]
 
@@ -106,6 +108,15 @@ def ladder_headers(seq: int, due_at: float, attempt: int, origin: tuple[str, int
     if error is not None:
         hs += [(H_ERR_CLASS, error.cls.encode()), (H_ERR_CODE, error.code.encode()),
                (H_ERR_MESSAGE, error.message.encode())]
+    return hs
+
+
+def summary_headers(ev: WireEvent) -> Headers:
+    """Headers of an accepted event on outbound: kind and, for a snapshot, its state."""
+    hs: Headers = [(H_KIND, ev.kind.value.encode())]
+    state = state_of(ev.kind, ev.payload)
+    if state is not None:
+        hs.append((H_STATE, state.encode()))
     return hs
 
 

@@ -23,7 +23,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from queues.api import DeadLetter, EventKind
 from queues.kafka_codec import (
     H_CONTROL,
+    H_KIND,
     H_SEQ,
+    H_STATE,
     DossierState,
     Topics,
     WireEvent,
@@ -117,14 +119,17 @@ class View:
         hs = header_map(rec.headers)
         if H_CONTROL in hs or H_SEQ in hs or rec.value is None:
             return
-        ev = WireEvent.decode(rec.value)
-        acc = self.accepted.setdefault(ev.mahoso, Accepted())
+        if H_KIND in hs:  # the summary headers spare parsing the payload (every instance reads all)
+            mahoso, kind, state = rec.key.decode(), EventKind(hs[H_KIND]), hs.get(H_STATE)
+        else:
+            ev = WireEvent.decode(rec.value)
+            mahoso, kind, state = ev.mahoso, ev.kind, state_of(ev.kind, ev.payload)
+        acc = self.accepted.setdefault(mahoso, Accepted())
         acc.last_seq += 1
-        state = state_of(ev.kind, ev.payload)
         if state is not None:
             acc.accepted_state = state
             acc.last_snapshot_seq = acc.last_seq
-        elif ev.kind is EventKind.PROGRESS:
+        elif kind is EventKind.PROGRESS:
             if acc.progress_seqs is None:
                 acc.progress_seqs = []
             acc.progress_seqs.append(acc.last_seq)
