@@ -16,7 +16,7 @@ from tests.harness import Sandbox
 from tests.kafka.broker import unique_prefix
 from tests.kafka.daemons import kafka_daemon, until
 from tests.kafka.helpers import drive, prog, settings_for, snap
-from tests.kafka.load import Load, check_dossier, session, wait_delivered
+from tests.load import Load, check_dossier, session, wait_delivered
 
 pytestmark = pytest.mark.kafka
 

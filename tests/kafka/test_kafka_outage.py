@@ -13,7 +13,7 @@ import pytest
 from tests.harness import Sandbox
 from tests.kafka.broker import PrivateBroker, unique_prefix
 from tests.kafka.daemons import kafka_daemon, until
-from tests.kafka.load import Load, check_dossier, session, wait_delivered
+from tests.load import Load, check_dossier, session, wait_delivered
 from tests.samples import sample_dossier
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -1,4 +1,4 @@
-"""HTTP load against `dvcgw serve` daemons on Kafka, and the checks against the sandbox's record.
+"""HTTP load against `dvcgw serve` daemons (SQLite or Kafka), and the checks against the sandbox's record.
 
 :class:`Load` runs, per dossier, one sequential stream of snapshot PUTs and progress POSTs (the
 way an agency's outbox sends), spread over the live daemons, and remembers every answer with its
