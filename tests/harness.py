@@ -17,13 +17,12 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.sandbox.app import create_sandbox_app
 from config.loader import build
 from config.schema import Settings
 from gateway.app import create_app
 from gateway.keys import ENGINE, METRICS, QUEUE
 from monitoring.metrics import Metrics
-from tests.fakes.portal import FakeClock
+from tests.fakes.portal import FakeClock, SandboxHandle, running_sandbox
 
 AGENCY_KEY = "agency-key-1"
 OTHER_KEY = "agency-key-2"
@@ -32,26 +31,14 @@ UNIT = "000.00.01.H55"
 OTHER_UNIT = "000.00.02.H55"
 
 
-@dataclass
-class Sandbox:
-    url: str
-    http: aiohttp.ClientSession
-
-    async def fault(self, **body: Any) -> None:
-        async with self.http.post(f"{self.url}/_sandbox/faults", json=body) as r:
-            assert r.status == 200, await r.text()
+class Sandbox(SandboxHandle):
+    """The real sandbox (tests/fakes/portal.py) with the admin calls the gateway tests use."""
 
     async def config(self, **body: Any) -> None:
-        async with self.http.post(f"{self.url}/_sandbox/config", json=body) as r:
-            assert r.status == 200, await r.text()
+        await self.admin("config", body)
 
     async def know(self, *dossiers: dict[str, Any]) -> None:
-        async with self.http.post(f"{self.url}/_sandbox/dossiers", json={"dossiers": list(dossiers)}) as r:
-            assert r.status == 200, await r.text()
-
-    async def record(self) -> dict[str, Any]:
-        async with self.http.get(f"{self.url}/_sandbox/record") as r:
-            return await r.json()  # type: ignore[no-any-return]
+        await self.admin("dossiers", {"dossiers": list(dossiers)})
 
     async def calls_for(self, mahoso: str) -> list[dict[str, Any]]:
         return list((await self.record())["dossiers"].get(mahoso, []))
@@ -59,16 +46,8 @@ class Sandbox:
 
 @asynccontextmanager
 async def run_sandbox() -> AsyncIterator[Sandbox]:
-    runner = web.AppRunner(create_sandbox_app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    async with aiohttp.ClientSession() as http:
-        try:
-            yield Sandbox(f"http://127.0.0.1:{port}", http)
-        finally:
-            await runner.cleanup()
+    async with running_sandbox() as sb:
+        yield Sandbox(url=sb.url, app=sb.app, http=sb.http)
 
 
 def settings_for(tmp_path: Path, portal_url: str, **sections: dict[str, Any]) -> Settings:
