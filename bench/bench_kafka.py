@@ -12,7 +12,10 @@ broke.
   MaHoSo per request (bench/put.lua) for ``--seconds``, split over the instances; "accepted/s" is
   the 202 answers per second of that window, "delivered/s" the accepted events over the time from
   the start of the load until the sandbox (a zero-latency portal subprocess) has all of them, read
-  from every instance's ``dvcgw_deliveries_total{outcome="ok"}``.
+  from every instance's ``dvcgw_deliveries_total{outcome="ok"}``. The daemons run with
+  ``[portal] lookup_before_create = false`` (as bench_gateway's batch-50 figure): with the lookup on,
+  the portal simulator alone tops out near 2,500 dossiers/s on a whole idle machine
+  (docs/performance.md), so the figure would measure the simulator, not the queue backend.
 * Target: >= 2,000 events/s accepted and delivered with two instances.
 
 Run: ``.venv/bin/python -m bench.bench_kafka`` (``--quick`` for a smoke run). Uses the broker at
@@ -135,7 +138,8 @@ async def start_instances(procs: Procs, tmp: Path, k: int, bootstrap: str, porta
         port = free_port()
         cfg = write_config(
             tmp / f"gw{k}-{i}.toml", port, portal, tmp / f"gw{k}-{i}.sqlite3",
-            portal={"batch_size": plan.batch_size, "max_concurrency": 8, "timeout": "10s"},
+            portal={"batch_size": plan.batch_size, "max_concurrency": 8, "timeout": "10s",
+                    "lookup_before_create": False},
             queue={"backend": "kafka"},
             queue__kafka={"bootstrap_servers": bootstrap, "topic_prefix": prefix, "group_id": prefix,
                           "partitions": PARTITIONS, "request_timeout": "10s"},

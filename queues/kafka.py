@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -54,6 +55,9 @@ from queues.kafka_codec import (
     H_DUE,
     H_REPLAY,
     H_SEQ,
+    H_STATE,
+    H_WATERMARK,
+    WATERMARK_KEY,
     DossierState,
     Topics,
     WireEvent,
@@ -73,6 +77,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Src = tuple[str, int, int]  # topic, partition, offset of the record an item came from
 _BARRIER_S = 5.0
+_READ_BARRIER_S = 2.0  # status(): how long to wait for the owner to confirm the dossier's newest records
+_FLUSH_S = 0.2  # intake not yet written in a state record for this long is written by the pump
+_WATERMARK_S = 0.1  # at most one watermark record per partition per this interval
+_LOCAL_MEMORY = 100_000  # dossiers whose last accepted state this instance remembers from its own accepts
 
 
 def partition_of(mahoso: str, partitions: int) -> int:
@@ -150,6 +158,7 @@ class _Dossier:
     items: dict[str, _Item] = field(default_factory=dict)
     lease: str | None = None
     lease_until: float = 0.0
+    unwritten: list[tuple[TopicPartition, int]] = field(default_factory=list)  # intake no state write covers
 
     def sorted_items(self) -> list[_Item]:
         return sorted(self.items.values(), key=lambda i: i.seq)
@@ -198,6 +207,12 @@ class KafkaQueue:
         self._assigned: set[TopicPartition] = set()
         self._wake = asyncio.Event()
         self._assigned_once = asyncio.Event()
+        # outbound records taken in whose dossier's state has not been written since: offset ->
+        # (MaHoSo, intake time), in offset order; the watermark of a partition is its first offset
+        self._unwritten: dict[TopicPartition, dict[int, tuple[str, float]]] = {}
+        self._wm_sent: dict[int, int] = {}
+        self._wm_at = 0.0
+        self._local: OrderedDict[str, tuple[int, str]] = OrderedDict()  # own accepts: seq, TrangThaiHoSo
         self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -353,8 +368,10 @@ class KafkaQueue:
     # ------------------------------------------------------------------ enqueue
 
     async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
-        """Produce ``events`` (one dossier) to outbound and wait for ``acks=all``; the sequences come
-        from the log. Raises QueueUnavailable when the produce was not acknowledged in time."""
+        """Produce ``events`` (one dossier) to outbound and wait for ``acks=all``. An event's sequence
+        is its offset + 1: one dossier lives in one partition, so sequences rise per dossier with no
+        coordination between instances (they are not consecutive). Raises QueueUnavailable when the
+        produce was not acknowledged in time."""
         if not events:
             return []
         now = self._wall()
@@ -368,11 +385,21 @@ class KafkaQueue:
 
         metas = await _guard("produce", produce(), self._timeout)
         tp = TopicPartition(self.topics.outbound, p)
-        last = max(m.offset for m in metas)
-        self._produced[tp] = max(self._produced.get(tp, -1), last)
-        if not await self._view.wait_for(tp, last, self._timeout):
-            raise QueueUnavailable("kafka: accepted events not visible in time")
-        return [Accepted(w.event_id, self._view.seq_at(p, m.offset) or 0) for w, m in zip(wires, metas, strict=True)]
+        self._produced[tp] = max(self._produced.get(tp, -1), max(m.offset for m in metas))
+        out = [Accepted(w.event_id, m.offset + 1) for w, m in zip(wires, metas, strict=True)]
+        for w, a in zip(wires, out, strict=True):
+            state = state_of(w.kind, w.payload)
+            if state is not None:
+                self._remember_local(w.mahoso, a.sequence, state)
+        return out
+
+    def _remember_local(self, mahoso: str, seq: int, state: str) -> None:
+        old = self._local.get(mahoso)
+        if old is None or seq > old[0]:
+            self._local[mahoso] = (seq, state)
+            self._local.move_to_end(mahoso)
+            if len(self._local) > _LOCAL_MEMORY:
+                self._local.popitem(last=False)
 
     # ------------------------------------------------------------------ the pump (owner side)
 
@@ -389,6 +416,8 @@ class KafkaQueue:
                         break
             if forwards:
                 await self._settle(touched, forwards)
+            await self._flush_intake()
+            await self._write_watermarks()
             await self._commit()
             self._update_lag()
             pumped, self._pumped = self._pumped, asyncio.Event()
@@ -424,9 +453,12 @@ class KafkaQueue:
     async def _take(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any], hs: dict[str, str],
                     touched: dict[str, _Dossier], forwards: list[tuple[asyncio.Future[Any], Src]]) -> None:
         ev = WireEvent.decode(rec.value)
-        seq = await self._seq_of(tp, rec.offset, hs, ev)
+        seq = int(hs[H_SEQ]) if H_SEQ in hs else rec.offset + 1
         d = self._dossier(ev.mahoso)
-        d.st.last_seq = max(d.st.last_seq, seq)  # taken in: status compares it with the view's last
+        st = d.st
+        st.last_seq = max(st.last_seq, seq)
+        if ev.kind is EventKind.SNAPSHOT and seq > st.accepted_seq:
+            st.accepted_seq, st.accepted_state = seq, hs.get(H_STATE) or state_of(ev.kind, ev.payload)
         src: Src = (tp.topic, tp.partition, rec.offset)
         replay = H_REPLAY in hs
         if replay:
@@ -435,6 +467,9 @@ class KafkaQueue:
             d.st.ladder.remove(ev.event_id)
         if self._is_duplicate(d, ev, seq, replay):
             return
+        if tp.topic == self.topics.outbound:  # not yet in any state record: holds the watermark back
+            d.unwritten.append((tp, rec.offset))
+            self._unwritten.setdefault(tp, {})[rec.offset] = (ev.mahoso, time.monotonic())
         self._unresolved.setdefault(tp, set()).add(rec.offset)
         if d.st.ladder and tp.topic == self.topics.outbound:
             forwards.append((await self._forward(d, ev, seq, src, None), src))
@@ -457,16 +492,6 @@ class KafkaQueue:
         handle = asyncio.get_running_loop().call_later(due - now, self._resume, tp)
         self._paused[tp] = (due, handle)
         return True
-
-    async def _seq_of(self, tp: TopicPartition, offset: int, hs: dict[str, str], ev: WireEvent) -> int:
-        if H_SEQ in hs:
-            return int(hs[H_SEQ])
-        await self._view.wait_for(tp, offset, self._timeout)
-        seq = self._view.seq_at(tp.partition, offset)
-        if seq is None:  # beyond the view's memory (very old record re-read): best effort
-            acc = self._view.accepted.get(ev.mahoso)
-            seq = acc.last_seq if acc else 0
-        return seq
 
     @staticmethod
     def _is_duplicate(d: _Dossier, ev: WireEvent, seq: int, replay: bool) -> bool:
@@ -504,6 +529,60 @@ class KafkaQueue:
         for _, src in forwards:
             self._resolve(src)
 
+    # ------------------------------------------------------------------ watermarks
+
+    async def _flush_intake(self) -> None:
+        """Write the state of every dossier whose intake has waited ``_FLUSH_S`` without a state
+        write (one record per dossier, however many events it took in): a dossier delivered quickly
+        gets one state write in all, and the watermark never lags far behind the intake."""
+        limit = time.monotonic() - _FLUSH_S
+        due: dict[str, _Dossier] = {}
+        for marks in self._unwritten.values():
+            for m, taken in marks.values():
+                if taken > limit:
+                    break
+                d = self._owned.get(m)
+                if d is not None and d.unwritten:
+                    due[m] = d
+        if not due:
+            return
+        try:
+            await _guard("state write", self._write_states(list(due.values())), self._timeout)
+        except QueueUnavailable:
+            for p in {partition_of(m, self._parts) for m in due}:
+                self._reset_partition(p)
+
+    def _watermark(self, tp: TopicPartition) -> int | None:
+        """The outbound offset below which every record of ``tp`` is in a durable state record."""
+        marks = self._unwritten.get(tp)
+        if marks:
+            return next(iter(marks))
+        return self._next.get(tp)
+
+    async def _write_watermarks(self) -> None:
+        """Tell every instance's view how far this owner's state records reflect ``outbound``
+        (at most once per ``_WATERMARK_S`` per partition, and only when it moved)."""
+        now = time.monotonic()
+        if now - self._wm_at < _WATERMARK_S:
+            return
+        self._wm_at = now
+        sent: list[tuple[asyncio.Future[Any], int, int]] = []
+        try:
+            for tp in self._assigned:
+                if tp.topic != self.topics.outbound or tp.partition in self._revoking:
+                    continue
+                wm = self._watermark(tp)
+                if wm is None or self._wm_sent.get(tp.partition) == wm:
+                    continue
+                fut = await self._send(self.topics.state, WATERMARK_KEY, str(wm).encode(),
+                                       [(H_WATERMARK, b"1")], tp.partition, "watermark")
+                sent.append((fut, tp.partition, wm))
+            for fut, p, wm in sent:
+                await asyncio.wait_for(fut, self._timeout)
+                self._wm_sent[p] = wm
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.info("kafka watermark not written: %s", type(exc).__name__)
+
     # ------------------------------------------------------------------ offsets
 
     def _resolve(self, src: Src | None) -> None:
@@ -540,6 +619,7 @@ class KafkaQueue:
             del self._owned[m]
         for tp in [tp for tp in self._assigned if tp.partition == p]:
             self._unresolved.pop(tp, None)
+            self._unwritten.pop(tp, None)
             if tp in self._paused:
                 self._resume(tp)
             if tp in self._committed:
@@ -582,8 +662,10 @@ class KafkaQueue:
             if entry is not None:
                 entry[1].cancel()
             self._unresolved.pop(tp, None)
+            self._unwritten.pop(tp, None)
             self._next.pop(tp, None)
             self._committed.pop(tp, None)
+            self._wm_sent.pop(tp.partition, None)
         for m in [m for m in self._owned if partition_of(m, self._parts) in parts]:
             del self._owned[m]
         self._assigned -= revoked
@@ -765,16 +847,23 @@ class KafkaQueue:
         return futs
 
     async def _write_states(self, dossiers: list[_Dossier]) -> None:
+        """Produce each dossier's state and wait for the acknowledgements; the intake a write
+        covers then stops holding its partition's watermark back."""
         futs = []
         for d in dossiers:
             st = d.st
             st.v += 1
             st.held = [held_encode(i.ev, i.seq, i.parked) for i in d.sorted_items() if i.parked or i.src is None]
             self._summarise(d)
+            marks, d.unwritten = d.unwritten, []
             futs.append((await self._send(self.topics.state, st.mahoso.encode(), st.encode(), [],
-                                          partition_of(st.mahoso, self._parts), "state"), d))
-        for fut, d in futs:
+                                          partition_of(st.mahoso, self._parts), "state"), d, marks))
+        for fut, d, marks in futs:
             await fut
+            for tp, offset in marks:
+                taken = self._unwritten.get(tp)
+                if taken is not None:
+                    taken.pop(offset, None)
             snapshot = d.st.copy()
             self._durable[d.st.mahoso] = snapshot
             self._view.put_state(snapshot)
@@ -820,41 +909,85 @@ class KafkaQueue:
 
     # ------------------------------------------------------------------ reads
 
-    async def status(self, mahoso: str) -> DossierStatus | None:
-        """The dossier's status on any instance: the owner's memory, else the materialised state.
-        Events the view has read from outbound but the owner has not yet taken in count as pending,
-        so the owner need not wait for its pump (a PUT asks for the status of every new dossier)."""
-        p = partition_of(mahoso, self._parts)
-        if not any(tp.partition == p for tp in self._assigned):
-            with contextlib.suppress(Exception):
-                await self._view.catch_up([TopicPartition(self.topics.state, p)], 2.0)
-        acc = self._view.accepted.get(mahoso)
+    def _owns(self, p: int) -> bool:
+        return any(tp.partition == p for tp in self._assigned)
+
+    async def _confirmed(self, p: int, timeout: float) -> bool:
+        """Read-your-writes for status reads: fetch the end of ``outbound`` partition ``p`` now,
+        then wait (bounded) until what this instance knows covers every record below it: the pump's
+        position when this instance owns ``p``, else the owner's watermark as the view shows it
+        (the view has then also read every state record written before that watermark)."""
+        tp = TopicPartition(self.topics.outbound, p)
+        deadline = time.monotonic() + timeout
+        try:
+            ends = await asyncio.wait_for(self._view.end_offsets([tp]), timeout)
+        except (KafkaError, TimeoutError, OSError):
+            return False
+        end = ends.get(tp, 0)
+        if self._view.watermarks.get(p, 0) >= end:
+            return True
+        while self._owns(p):
+            if self._next.get(tp, -1) >= end:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pumped.wait(), left)
+        return await self._view.wait_watermark(p, end, max(deadline - time.monotonic(), 0.0))
+
+    def _known_state(self, mahoso: str) -> DossierState | None:
         d = self._owned.get(mahoso)
         if d is not None:
             self._summarise(d)
-        st = d.st if d is not None else self._view.states.get(mahoso)
-        if st is None and acc is None:
+            return d.st
+        durable, seen = self._durable.get(mahoso), self._view.states.get(mahoso)
+        if durable is not None and (seen is None or durable.v >= seen.v):
+            return durable
+        return seen
+
+    async def status(self, mahoso: str) -> DossierStatus | None:
+        """The dossier's status on any instance. First waits (≤ 2 s) until this instance's knowledge
+        covers every ``outbound`` record accepted before the call (see :meth:`_confirmed`), so a read
+        on B right after an accept or a delivery on A reflects it. If that cannot be confirmed in
+        time (the owner is gone, the broker is away), a settled-looking dossier is reported as
+        pending: never "delivered" too early."""
+        confirmed = await self._confirmed(partition_of(mahoso, self._parts), _READ_BARRIER_S)
+        st = self._known_state(mahoso)
+        if st is None:
             return None
-        st = st or DossierState(mahoso)
-        # accepted (the view read it from outbound) but not yet taken in by the owner, e.g. accepted
-        # on another instance, or the owner died before reading it: the dossier is not settled
-        unseen = acc is not None and acc.last_seq > st.last_seq
-        pending = st.pending > 0 or unseen
-        delivery = DeliveryState(st.delivery) if st.v or d is not None else DeliveryState.PENDING
-        if unseen and delivery in (DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PARKED):
+        owned = mahoso in self._owned
+        delivery = DeliveryState(st.delivery) if st.v or owned else DeliveryState.PENDING
+        if not confirmed and delivery in (DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PARKED):
             delivery = DeliveryState.RETRYING if st.attempts else DeliveryState.PENDING
+        pending = st.pending > 0 or delivery in (DeliveryState.PENDING, DeliveryState.RETRYING)
+        local = self._local.get(mahoso)
+        accepted = local[1] if local is not None and local[0] > st.accepted_seq else st.accepted_state
         return DossierStatus(
-            mahoso=mahoso, accepted_state=acc.accepted_state if acc else st.accepted_state,
-            delivered_state=st.delivered_state, delivery=delivery, attempts=st.attempts,
-            next_attempt_at=st.next_attempt_at if (pending and st.attempts) else None,
-            last_error=st.error(),
-            pending_progress=st.pending_progress + (acc.progress_after(st.last_seq) if acc else 0),
-            last_sequence=acc.last_seq if acc else st.last_seq, delivered_sequence=st.delivered_seq)
+            mahoso=mahoso, accepted_state=accepted, delivered_state=st.delivered_state, delivery=delivery,
+            attempts=st.attempts, next_attempt_at=st.next_attempt_at if (pending and st.attempts) else None,
+            last_error=st.error(), pending_progress=st.pending_progress, last_sequence=st.last_seq,
+            delivered_sequence=st.delivered_seq)
+
+    async def accepted_state(self, mahoso: str) -> str | None:
+        """The dossier's last accepted ``TrangThaiHoSo`` as this instance knows it, or None when it
+        knows none: its own recent accepts, the owner's memory (if it owns the dossier) and the
+        materialised states. No broker round trip, so it is *eventually consistent* across
+        instances: right after an accept on another instance it may still return the state before
+        (the transition check it serves only classifies; it never loses an event)."""
+        best_seq, best = 0, None
+        local = self._local.get(mahoso)
+        if local is not None:
+            best_seq, best = local
+        st = self._known_state(mahoso)
+        if st is not None and st.accepted_state is not None and st.accepted_seq >= best_seq:
+            best = st.accepted_state
+        return best
 
     async def unpark(self, mahoso: str) -> None:
         """Owner: un-park now. Elsewhere: send a control record to the owner through outbound."""
         p = partition_of(mahoso, self._parts)
-        if any(tp.partition == p for tp in self._assigned) and mahoso in self._owned:
+        if self._owns(p) and mahoso in self._owned:
             self._unpark_owned(mahoso)
             d = self._owned[mahoso]
             await _guard("state write", self._write_states([d]), self._timeout)
@@ -919,9 +1052,11 @@ class KafkaQueue:
         dl, ev = entry
         if dl.replayed:
             return ReplayResult.ALREADY_REPLAYED
-        acc = self._view.accepted.get(dl.mahoso)
-        st = self._owned[dl.mahoso].st if dl.mahoso in self._owned else self._view.states.get(dl.mahoso)
-        newer_accepted = acc is not None and acc.last_snapshot_seq > dl.sequence
+        await self._confirmed(partition_of(dl.mahoso, self._parts), _READ_BARRIER_S)
+        st = self._known_state(dl.mahoso)
+        local = self._local.get(dl.mahoso)
+        newer_accepted = (st is not None and st.accepted_seq > dl.sequence) or (
+            local is not None and local[0] > dl.sequence)
         newer_delivered = st is not None and st.delivered_seq >= dl.sequence
         overtaken = dl.kind is EventKind.SNAPSHOT and (newer_accepted or newer_delivered)
         marked = DeadLetter(dl.id, dl.mahoso, dl.kind, dl.sequence, dl.error, dl.attempts, dl.dead_at, True)

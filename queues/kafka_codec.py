@@ -5,17 +5,24 @@ Pure functions and plain data, no I/O. Topics (``P`` = ``[queue.kafka] partition
 
 * ``<prefix>.outbound``        accepted events, the intake log (retention: unlimited);
 * ``<prefix>.retry.<delay>``   one per distinct ``[retry] delays`` step, e.g. ``dvcgw.retry.30s``;
-* ``<prefix>.dossier-state``   compacted, one :class:`DossierState` per dossier (owner-written);
+* ``<prefix>.dossier-state``   compacted, one :class:`DossierState` per dossier (owner-written), plus
+  one *watermark* record per partition (key :data:`WATERMARK_KEY`, header :data:`H_WATERMARK`): the
+  ``outbound`` offset below which every record of that partition is reflected in the states before it;
 * ``<prefix>.dlq``             compacted, keyed by dead-letter id; a tombstone is a dropped letter.
+
+A record's *sequence* is its ``outbound`` offset + 1 (one dossier, one partition: strictly rising per
+dossier); records forwarded into the ladder, the dead letters and replays carry it in ``dvcgw-seq``.
+JSON is encoded and decoded with orjson (several times cheaper than the standard library here).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from queues.api import DeadLetter, ErrorInfo, Event, EventKind
 
@@ -32,6 +39,8 @@ H_ERR_MESSAGE = "dvcgw-error-message"
 H_CONTROL = "dvcgw-control"
 H_KIND = "dvcgw-kind"  # outbound: the event's kind and state, so the view never parses the payload
 H_STATE = "dvcgw-state"
+H_WATERMARK = "dvcgw-watermark"  # dossier-state: a watermark record, not a dossier
+WATERMARK_KEY = b"\x00watermark"  # never a MaHoSo
 
 Headers = list[tuple[str, bytes]]
 
@@ -77,20 +86,36 @@ class WireEvent:
     agency: str
     accepted_at: float
 
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.event_id, "m": self.mahoso, "k": self.kind.value, "p": self.payload,
+                "a": self.agency, "t": self.accepted_at}
+
     def encode(self) -> bytes:
-        return json.dumps(
-            {"id": self.event_id, "m": self.mahoso, "k": self.kind.value, "p": self.payload,
-             "a": self.agency, "t": self.accepted_at},
-            ensure_ascii=False, separators=(",", ":"),
-        ).encode()
+        return _dumps(self.as_json())
 
     @staticmethod
     def decode(raw: bytes) -> WireEvent:
-        d = json.loads(raw)
+        return WireEvent.from_json(orjson.loads(raw))
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> WireEvent:
         return WireEvent(d["id"], d["m"], EventKind(d["k"]), d["p"], d["a"], float(d["t"]))
 
     def event(self, sequence: int) -> Event:
         return Event(self.event_id, self.mahoso, self.kind, sequence, self.payload, self.accepted_at)
+
+
+def _plain(value: Any) -> Any:
+    """orjson's fallback for read-only mappings and other sequences in a payload."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return list(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_plain)
 
 
 def header_map(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
@@ -129,11 +154,11 @@ def state_of(kind: EventKind, payload: Mapping[str, Any]) -> str | None:
 
 
 def held_encode(ev: WireEvent, seq: int, parked: bool) -> dict[str, Any]:
-    return {"e": json.loads(ev.encode()), "s": seq, "parked": parked}
+    return {"e": ev.as_json(), "s": seq, "parked": parked}
 
 
 def held_decode(d: Mapping[str, Any]) -> tuple[WireEvent, int, bool]:
-    return WireEvent.decode(json.dumps(d["e"]).encode()), int(d["s"]), bool(d["parked"])
+    return WireEvent.from_json(d["e"]), int(d["s"]), bool(d["parked"])
 
 
 @dataclass
@@ -148,6 +173,7 @@ class DossierState:
     mahoso: str
     v: int = 0
     accepted_state: str | None = None
+    accepted_seq: int = 0  # sequence of the snapshot that set accepted_state
     delivered_state: str | None = None
     delivered_seq: int = 0
     last_seq: int = 0  # the highest sequence the owner has taken in (status: accepted but unseen = pending)
@@ -172,7 +198,7 @@ class DossierState:
     def encode(self) -> bytes:
         # vars(), not asdict(): every field is plain JSON already, and asdict's deep walk was a
         # hot spot (one state write per delivered dossier)
-        return json.dumps(vars(self), ensure_ascii=False, separators=(",", ":")).encode()
+        return _dumps(vars(self))
 
     def copy(self) -> DossierState:
         """An independent copy: the lists are copied; their items and ``last_error`` are never
@@ -183,7 +209,7 @@ class DossierState:
 
     @staticmethod
     def decode(raw: bytes) -> DossierState:
-        return DossierState(**json.loads(raw))
+        return DossierState(**orjson.loads(raw))
 
     def error(self) -> ErrorInfo | None:
         e = self.last_error
@@ -191,17 +217,15 @@ class DossierState:
 
 
 def dead_letter_encode(dl: DeadLetter, ev: WireEvent, origin: tuple[str, int, int] | None) -> bytes:
-    return json.dumps(
+    return _dumps(
         {"id": dl.id, "seq": dl.sequence, "error": dl.error.as_json(), "attempts": dl.attempts,
-         "dead_at": dl.dead_at, "replayed": dl.replayed, "event": json.loads(ev.encode()),
-         "origin": list(origin) if origin else None},
-        ensure_ascii=False, separators=(",", ":"),
-    ).encode()
+         "dead_at": dl.dead_at, "replayed": dl.replayed, "event": ev.as_json(),
+         "origin": list(origin) if origin else None})
 
 
 def dead_letter_decode(raw: bytes) -> tuple[DeadLetter, WireEvent]:
-    d = json.loads(raw)
-    ev = WireEvent.decode(json.dumps(d["event"]).encode())
+    d = orjson.loads(raw)
+    ev = WireEvent.from_json(d["event"])
     err = d["error"]
     dl = DeadLetter(d["id"], ev.mahoso, ev.kind, int(d["seq"]), ErrorInfo(err["class"], err["code"], err["message"]),
                     int(d["attempts"]), float(d["dead_at"]), bool(d["replayed"]))

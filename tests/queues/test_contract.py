@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from queues.api import (
     DeliveryState,
     ErrorInfo,
@@ -46,14 +48,19 @@ async def claim_until(q: QueueBackend, expected: int, now: float | None = None, 
     return got
 
 
-async def test_sequences_rise_per_dossier(backend: QueueBackend) -> None:
-    """Every accepted event of a dossier gets a higher sequence than the one before."""
+async def test_sequences_rise_per_dossier(backend: QueueBackend, request: pytest.FixtureRequest) -> None:
+    """Every accepted event of a dossier gets a higher sequence than the one before (the contract
+    says "rises", not "consecutive": on Kafka it is the offset in the dossier's partition + 1). The
+    embedded backends number each dossier's events 1, 2, 3…"""
     a = await backend.enqueue([snap("D1"), prog("D1", 1)])
     b = await backend.enqueue([snap("D1", "4")])
     other = await backend.enqueue([snap("D2")])
-    assert [x.sequence for x in a + b] == [1, 2, 3]
-    assert other[0].sequence == 1
+    seqs = [x.sequence for x in a + b]
+    assert seqs[0] >= 1 and seqs == sorted(set(seqs))
+    assert other[0].sequence >= 1
     assert len({x.event_id for x in a + b + other}) == 4
+    if request.node.callspec.params["backend"] in ("memory", "sqlite"):
+        assert seqs == [1, 2, 3] and other[0].sequence == 1
 
 
 async def test_claim_coalesces_snapshots_and_keeps_progress_order(backend: QueueBackend) -> None:
@@ -240,9 +247,10 @@ async def test_dead_letter_pages(backend: QueueBackend) -> None:
 
 
 async def test_concurrent_enqueues_all_survive(backend: QueueBackend) -> None:
-    """200 concurrent accepts each get their own sequence and nothing is lost."""
+    """200 concurrent accepts each get their own sequence and nothing is lost; the status's last
+    sequence is the highest one handed out."""
     results = await asyncio.gather(*(backend.enqueue([prog("D1", i)]) for i in range(200)))
     seqs = sorted(r[0].sequence for r in results)
-    assert seqs == list(range(1, 201))
+    assert len(set(seqs)) == 200 and seqs[0] >= 1
     st = await backend.status("D1")
-    assert st is not None and st.last_sequence == 200
+    assert st is not None and st.last_sequence == seqs[-1]
