@@ -15,7 +15,10 @@ broke.
   from every instance's ``dvcgw_deliveries_total{outcome="ok"}``. The daemons run with
   ``[portal] lookup_before_create = false`` (as bench_gateway's batch-50 figure): with the lookup on,
   the portal simulator alone tops out near 2,500 dossiers/s on a whole idle machine
-  (docs/performance.md), so the figure would measure the simulator, not the queue backend.
+  (docs/performance.md), so the figure would measure the simulator, not the queue backend. They
+  also run the sync engine in their own loop (``[queue] delivery_process = false``): two instances
+  already fill the 2 CPUs, and a worker process per instance only adds its RPC (pickled claims and
+  records) on both sides; ``--delivery-process`` measures that set-up instead.
 * Target: >= 2,000 events/s accepted and delivered with two instances.
 
 Run: ``.venv/bin/python -m bench.bench_kafka`` (``--quick`` for a smoke run). Uses the broker at
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -61,6 +65,7 @@ class Plan:
     connections: int = 64
     raw_n: int = 20_000
     batch_size: int = 50
+    delivery_process: bool = False
 
 
 QUICK = Plan(seconds=3, warm_seconds=1, raw_n=3_000)
@@ -140,7 +145,7 @@ async def start_instances(procs: Procs, tmp: Path, k: int, bootstrap: str, porta
             tmp / f"gw{k}-{i}.toml", port, portal, tmp / f"gw{k}-{i}.sqlite3",
             portal={"batch_size": plan.batch_size, "max_concurrency": 8, "timeout": "10s",
                     "lookup_before_create": False},
-            queue={"backend": "kafka"},
+            queue={"backend": "kafka", "delivery_process": plan.delivery_process},
             queue__kafka={"bootstrap_servers": bootstrap, "topic_prefix": prefix, "group_id": prefix,
                           "partitions": PARTITIONS, "request_timeout": "10s"},
         )
@@ -239,7 +244,7 @@ async def main_async(plan: Plan) -> bool:
     bootstrap = os.environ.get("DVCGW_TEST_KAFKA_BOOTSTRAP", "")
     for key in [k for k in os.environ if k.startswith("DVCGW_")]:
         del os.environ[key]  # the daemons read DVCGW_* as settings overrides
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; sync engine {'in a worker process' if plan.delivery_process else 'inline'}")
     with tempfile.TemporaryDirectory(prefix="dvcgw-bench-kafka-") as tmp_s, processes(Path(tmp_s)) as procs:
         tmp = Path(tmp_s)
         broker: PrivateBroker | None = None
@@ -273,11 +278,14 @@ def _interrupt(signum: int, frame: object) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="short smoke run (figures not meaningful)")
+    parser.add_argument("--delivery-process", action="store_true",
+                        help="run each instance's sync engine in its own worker process (the daemon's default)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
     try:
-        ok = asyncio.run(main_async(QUICK if args.quick else Plan()))
+        plan = QUICK if args.quick else Plan()
+        ok = asyncio.run(main_async(dataclasses.replace(plan, delivery_process=args.delivery_process)))
     except KeyboardInterrupt:
         return 130
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
