@@ -1,7 +1,8 @@
 """The Kafka queue backend: ``[queue] backend = "kafka"``. Design: docs/decisions.md ``## kafka``.
 
 Accepted events go to ``<prefix>.outbound`` (key and partition from ``MaHoSo``) with ``acks=all``
-and an idempotent producer; :meth:`KafkaQueue.enqueue` returns only after the acknowledgement. The
+and an idempotent producer; :meth:`KafkaQueue.enqueue` returns only after the acknowledgement, with
+sequence = offset + 1 (rising per dossier, since a dossier has one partition). The
 instances of one ``group_id`` share the partitions with the range assignor, so partition ``p`` of
 ``outbound``, of every retry topic and of ``dossier-state`` always belongs to the same instance:
 the *owner* of the dossiers hashed to ``p``. Only the owner claims those dossiers and writes their
@@ -10,6 +11,9 @@ state. A failed attempt forwards the dossier's waiting events to the retry topic
 ladder are forwarded behind them, so nothing overtakes. A retry record that is not yet due makes the
 pump seek back to it, pause its partition and resume on a timer. An input offset is committed only
 after its outcome (delivered, forwarded, dead-lettered, parked into the state) is acknowledged.
+Only the owner reads ``outbound``; every instance's view reads ``dossier-state`` and ``dlq``, where
+the owners also write per-partition watermarks that make :meth:`KafkaQueue.status` read-your-writes
+on any instance.
 
 All methods raise only :class:`~gateway.errors.QueueUnavailable` from the error tree.
 """

@@ -33,7 +33,9 @@ def _deliver_all(delivered: dict[str, list[int]], by: dict[str, str], names: dic
 
 async def test_two_instances_share_partitions_and_state(kafka_bootstrap: str) -> None:
     """Two instances of one group split the partitions; every dossier is delivered once, in order, by
-    its partition's owner, and a status read on the other instance shows that delivery."""
+    its partition's owner, and a status read on the other instance shows that delivery. A status read
+    right after an accept made on the other instance (owner's watermark on a non-owner, the pump's
+    position on the owner) never says delivered too early and shows the new sequence."""
     tag = uuid.uuid4().hex[:8]
     a = KafkaQueue(settings_for(kafka_bootstrap, prefix=f"two-{tag}", group=f"g-{tag}"))
     b = KafkaQueue(settings_for(kafka_bootstrap, prefix=f"two-{tag}", group=f"g-{tag}"))
@@ -59,6 +61,11 @@ async def test_two_instances_share_partitions_and_state(kafka_bootstrap: str) ->
         st = await b.status(on_a)
         assert st is not None and st.delivery is DeliveryState.DELIVERED
         assert st.delivered_sequence == delivered[on_a][0] and st.last_sequence == delivered[on_a][-1]
+        for accept_on, read_on in ((a, b), (b, a)):  # read on the non-owner, then on the owner
+            new = (await accept_on.enqueue([snap(on_a, "4")]))[0]
+            st = await read_on.status(on_a)
+            assert st is not None and st.delivery is not DeliveryState.DELIVERED
+            assert st.last_sequence == new.sequence and st.accepted_state == "4"
     finally:
         await a.close()
         await b.close()
