@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -27,6 +27,7 @@ from queues.api import (
     DeadLetterPage,
     DeliveryState,
     DossierStatus,
+    EncodedPayload,
     ErrorInfo,
     Event,
     EventKind,
@@ -101,37 +102,63 @@ def release_all_leases(conn: sqlite3.Connection) -> int:
 
 
 def _state_of(kind: EventKind, payload: Any) -> str | None:
+    if isinstance(payload, EncodedPayload):
+        return payload.state if kind is EventKind.SNAPSHOT else None
     if kind is EventKind.SNAPSHOT and isinstance(payload, dict):
         value = payload.get("TrangThaiHoSo")
         return str(value) if value is not None else None
     return None
 
 
-def enqueue(conn: sqlite3.Connection, events: Sequence[NewEvent], now: float) -> list[Accepted]:
+def enqueue(conn: sqlite3.Connection, events: Sequence[NewEvent], now: float,
+            check: Callable[[str | None], None] | None = None) -> list[Accepted]:
     """Append ``events`` (one dossier, in order). A new snapshot un-parks waiting progress, which then
-    follows it."""
+    follows it.
+
+    The common case is two statements per event: one upsert that takes the next sequence and keeps
+    the cached counts current (one more pending event; due now unless the ladder set a later time;
+    the oldest open event stays the oldest), and the event's insert. Only un-parking recounts.
+    ``check``, if given, sees the dossier's last accepted state first and may raise to refuse."""
+    if check is not None and events:  # may raise: the caller's transaction then undoes nothing of ours
+        check(accepted_state(conn, events[0].mahoso))
     out: list[Accepted] = []
+    recount = False
     for ev in events:
         state = _state_of(ev.kind, ev.payload)
-        conn.execute("INSERT OR IGNORE INTO dossiers (mahoso) VALUES (?)", (ev.mahoso,))
         seq, parked = conn.execute(
-            "UPDATE dossiers SET last_seq = last_seq + 1, accepted_state = COALESCE(?, accepted_state)"
-            " WHERE mahoso = ? RETURNING last_seq, parked",
-            (state, ev.mahoso),
+            "INSERT INTO dossiers (mahoso, last_seq, accepted_state, pending, due_at, oldest_open_at)"
+            " VALUES (:m, 1, :state, 1, :now, :now)"
+            " ON CONFLICT (mahoso) DO UPDATE SET last_seq = last_seq + 1,"
+            " accepted_state = COALESCE(:state, accepted_state), pending = pending + 1,"
+            " due_at = COALESCE(due_at, :now), oldest_open_at = MIN(COALESCE(oldest_open_at, :now), :now)"
+            " RETURNING last_seq, parked",
+            {"m": ev.mahoso, "state": state, "now": now},
         ).fetchone()
         cur = conn.execute(
             "INSERT INTO events (mahoso, seq, kind, payload, state, accepted_at, agency)"
             " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-            (ev.mahoso, seq, ev.kind.value, orjson.dumps(ev.payload).decode(), now, ev.agency),
+            (ev.mahoso, seq, ev.kind.value, _json_text(ev.payload), now, ev.agency),
         )
         if state is not None and parked:  # ``parked`` is the cached count every state change refreshes
             conn.execute(
                 "UPDATE events SET state = 'pending' WHERE mahoso = ? AND state = 'parked'", (ev.mahoso,)
             )
+            recount = True
         out.append(Accepted(event_id=str(cur.lastrowid), sequence=seq))
-    if events:
+    if recount:
         _refresh(conn, events[0].mahoso, now)
     return out
+
+
+def _json_text(payload: Any) -> str:
+    raw = payload.raw if isinstance(payload, EncodedPayload) else orjson.dumps(payload)
+    return raw.decode()
+
+
+def accepted_state(conn: sqlite3.Connection, mahoso: str) -> str | None:
+    """The newest accepted ``TrangThaiHoSo`` of ``mahoso`` (None: unknown, or no snapshot yet)."""
+    row = conn.execute("SELECT accepted_state FROM dossiers WHERE mahoso = ?", (mahoso,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 def _refresh(conn: sqlite3.Connection, mahoso: str, now: float) -> None:
