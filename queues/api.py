@@ -18,9 +18,11 @@ Guarantees a backend must give (checked by ``tests/queues/contract.py`` against 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 
 class EventKind(enum.StrEnum):
@@ -57,6 +59,32 @@ class NewEvent:
     kind: EventKind
     payload: Mapping[str, Any]
     agency: str
+
+
+class EncodedPayload(Mapping[str, Any]):
+    """A snapshot payload that arrives already encoded as JSON (from an HTTP acceptor process), with
+    its ``TrangThaiHoSo``: a store that keeps JSON writes ``raw`` as it is; reading it as a
+    mapping decodes it once, on first use."""
+
+    __slots__ = ("_decoded", "raw", "state")
+
+    def __init__(self, raw: bytes, state: str | None) -> None:
+        self.raw, self.state = raw, state
+        self._decoded: dict[str, Any] | None = None
+
+    def _mapping(self) -> dict[str, Any]:
+        if self._decoded is None:
+            self._decoded = orjson.loads(self.raw)
+        return self._decoded
+
+    def __getitem__(self, key: str) -> Any:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
 
 
 @dataclass(frozen=True)
@@ -209,6 +237,11 @@ class QueueBackend(Protocol):
         ...
 
     async def status(self, mahoso: str) -> DossierStatus | None: ...
+
+    async def accepted_state(self, mahoso: str) -> str | None:
+        """The dossier's newest accepted ``TrangThaiHoSo`` (None: unknown or no snapshot yet): the
+        one-column read behind the transition check of every PUT."""
+        ...
 
     async def unpark(self, mahoso: str) -> None:
         """Make parked progress of ``mahoso`` pending again (the dossier now exists on the portal)."""
