@@ -25,8 +25,13 @@ class ServerSettings:
     listen: str = "127.0.0.1:8080"
     max_body_bytes: int = 1_048_576
     shutdown_grace: Duration = _D(10.0)
+    # HTTP acceptor processes sharing the port (gateway/acceptor.py); -1: one per CPU, at most 4,
+    # none on a single CPU; 0: the daemon process serves HTTP itself
+    acceptors: int = -1
 
     def __post_init__(self) -> None:
+        if self.acceptors < -1:
+            raise ValueError("acceptors: -1 (one per CPU), 0 (none) or a number of processes")
         if not _listen_ok(self.listen):
             raise ValueError("listen: expected host:port, e.g. \"127.0.0.1:8080\"")
         if self.max_body_bytes < 1024:

@@ -18,8 +18,9 @@ from aiohttp import web
 from adapters.national_portal.client import PortalClient
 from config.schema import Settings
 from gateway import handlers
+from gateway.accept import LocalAcceptor
 from gateway.auth import KEYRING, KeyRing
-from gateway.keys import CLOCK, ENGINE, ENGINE_VIEW, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
+from gateway.keys import ACCEPT, CLOCK, ENGINE, ENGINE_VIEW, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
 from gateway.middleware import error_middleware
 from gateway.sync import SyncEngine
 from gateway.worker import DeliveryProcess, InlineEngineView
@@ -41,7 +42,8 @@ def make_queue(settings: Settings, metrics: Metrics, clock: Callable[[], float])
 
         return KafkaQueue(settings, metrics_registry=metrics.registry)  # type: ignore[no-any-return]
     return SQLiteQueue(settings.storage.path, synchronous=settings.storage.synchronous, lease_s=q.lease,
-                       clock=clock, max_batch=settings.storage.commit_max_batch)
+                       clock=clock, max_batch=settings.storage.commit_max_batch,
+                       commit_window=settings.storage.commit_window)
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, run_engine: bool = True,
@@ -84,6 +86,7 @@ async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
     queue = make_queue(app[SETTINGS], app[METRICS], app[CLOCK])
     await queue.start()
     app[QUEUE] = queue
+    app[ACCEPT] = LocalAcceptor(queue, app[METRICS], app[SETTINGS])
     yield
     await queue.close()
 

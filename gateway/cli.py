@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     deliver.add_argument("--socket", required=True)
     deliver.set_defaults(func=_deliver)
 
+    acceptor = sub.add_parser("_accept", help=argparse.SUPPRESS)  # the daemon's own HTTP acceptors
+    acceptor.add_argument("--dir", required=True)
+    acceptor.add_argument("--fd", type=int, required=True)
+    acceptor.add_argument("--parent", type=int, required=True)
+    acceptor.set_defaults(func=_accept)
+
     dlq = sub.add_parser("dlq", help="dead letters of a running daemon")
     dlq.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
     dlq.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
@@ -88,21 +94,45 @@ def _check_config(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from gateway.acceptor import AcceptorPool, acceptor_count, listen_sockets, tune_runtime
     from gateway.app import create_app
     from gateway.logs import setup_logging
 
     settings = _load(args.config)
     setup_logging()
     app = create_app(settings)
-    host, port = settings.server.host, settings.server.port
+    host = settings.server.host
+    count = acceptor_count(settings.server.acceptors)
+    pool: AcceptorPool | None = None
+    if count:
+        try:
+            socks = listen_sockets(host, settings.server.port, count)
+        except OSError as exc:
+            print(f"dvcgw: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
+            return 2
+        pool = AcceptorPool(settings, socks)
+        app.cleanup_ctx.append(pool.ctx)
+        port = socks[0].getsockname()[1]
+    else:
+        port = settings.server.port
+
+    async def tune(_: web.Application) -> None:
+        tune_runtime()
+
+    app.on_startup.append(tune)
 
     def announce(_: object) -> None:
         base = f"http://{host}:{port}"
-        print(f"dvcgw ready on {base} (queue {settings.queue.backend}, store {settings.storage.path}, "
+        http = f"{count} HTTP acceptor processes" if count else "HTTP in the daemon process"
+        print(f"dvcgw ready on {base} ({http}, queue {settings.queue.backend}, store {settings.storage.path}, "
               f"portal {settings.portal.adapter_url})", flush=True)
 
-    web.run_app(app, host=host, port=port, print=announce, access_log=None,
-                shutdown_timeout=float(settings.server.shutdown_grace), handle_signals=True)
+    if pool is not None:  # the daemon's own application only on its private socket
+        web.run_app(app, path=pool.http_path, print=announce, access_log=None,
+                    shutdown_timeout=float(settings.server.shutdown_grace), handle_signals=True)
+    else:
+        web.run_app(app, host=host, port=port, print=announce, access_log=None,
+                    shutdown_timeout=float(settings.server.shutdown_grace), handle_signals=True)
     return 0
 
 
@@ -113,6 +143,12 @@ def _sandbox(args: argparse.Namespace) -> int:
     setup_logging()
     run_sandbox(args.host, args.port)
     return 0
+
+
+def _accept(args: argparse.Namespace) -> int:
+    from gateway.acceptor import run_acceptor
+
+    return run_acceptor(args.dir, args.fd, args.parent)
 
 
 def _deliver(args: argparse.Namespace) -> int:

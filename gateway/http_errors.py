@@ -29,6 +29,7 @@ class HTTPProblem(web.HTTPException):
     def __init__(self, status: int, code: str, message: str, errors: Sequence[FieldError] = (),
                  headers: dict[str, str] | None = None) -> None:
         self.status_code = status
+        self.code, self.message, self.errors = code, message, tuple(errors)
         super().__init__(text=None, headers=headers, content_type="application/json")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -10,6 +9,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from config.schema import Settings
+from gateway.accept import Acceptor
 from gateway.sync import SyncEngine
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
@@ -37,5 +37,5 @@ ENGINE = web.AppKey("engine", SyncEngine)  # only when the engine runs in the da
 ENGINE_VIEW = web.AppKey("engine_view", EngineView)  # type: ignore[type-abstract]
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
-# last accepted TrangThaiHoSo per dossier (bounded), so the transition check rarely reads storage
-ACCEPTED_STATES: web.AppKey[OrderedDict[str, str]] = web.AppKey("accepted_states", OrderedDict)
+# where validated events go: the queue in this process, or the daemon from an acceptor process
+ACCEPT = web.AppKey("accept", Acceptor)  # type: ignore[type-abstract]

@@ -18,9 +18,18 @@ from tests.samples import sample_dossier
 M = "000.00.01.H55-240318-00001"
 
 
-def children(pid: int) -> list[int]:
+def children(pid: int, role: str = "_deliver") -> list[int]:
+    """The daemon's child processes running ``dvcgw <role>`` (the worker, or the HTTP acceptors)."""
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(x) for x in text.split()]
+    found = []
+    for child in (int(x) for x in text.split()):
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if role.encode() in argv:
+            found.append(child)
+    return found
 
 
 async def until(cond, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,240 @@
+"""Accepting agency events: the transition check, the durable append and the accept metrics.
+
+The PUT and progress handlers validate, then hand the normalised events to an :class:`Acceptor`:
+
+* :class:`LocalAcceptor` runs in the process that owns the queue (the daemon, or an in-process
+  test app): it checks the ``TrangThaiHoSo`` transition against the last accepted state, appends,
+  and counts.
+* :class:`RelayedAcceptor` runs in an HTTP acceptor process (``gateway.acceptor``): it sends the
+  normalised events to the daemon, whose :class:`LocalAcceptor` does the same work there, so the
+  transition check and the sequence stay atomic and in one place whichever process took the
+  request. A refusal (409) comes back as a :class:`Refusal` value and is raised again here.
+
+Latency is measured where the request is: a relayed acceptor sends its observations to the daemon
+with its next call (or within a second when idle), so ``/metrics`` has one histogram for all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+
+from config.schema import Settings
+from gateway.errors import FieldError, QueueUnavailable
+from gateway.http_errors import HTTPProblem
+from gateway.transitions import classify_transition
+from monitoring.metrics import Metrics
+from queues.api import Accepted, EncodedPayload, EventKind, NewEvent, QueueBackend
+
+STATE_CACHE_MAX = 100_000
+FLUSH_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Item:
+    """One validated event: its normalised payload and the fields truncated to the portal's limits."""
+
+    payload: Mapping[str, Any]
+    truncated: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An HTTP refusal decided by the daemon for a relayed request (pickled across the socket)."""
+
+    status: int
+    code: str
+    message: str
+    errors: tuple[FieldError, ...] = ()
+
+    def problem(self) -> HTTPProblem:
+        return HTTPProblem(self.status, self.code, self.message, self.errors)
+
+
+class Acceptor(Protocol):
+    async def snapshot(self, mahoso: str, item: Item, agency: str) -> Accepted:
+        """Append one snapshot; raises HTTPProblem 409 for a forbidden transition (enforce on)."""
+        ...
+
+    async def progress(self, mahoso: str, items: Sequence[Item], agency: str) -> list[Accepted]:
+        """Append progress items of one dossier, in order."""
+        ...
+
+    def observe(self, seconds: float) -> None:
+        """Record one accept's latency (request start to durable 202)."""
+        ...
+
+
+@runtime_checkable
+class CheckedEnqueue(Protocol):
+    """A queue that can run the transition check inside the append's transaction (SQLite, memory)."""
+
+    async def enqueue_checked(self, events: Sequence[NewEvent],
+                              check: Callable[[str | None], None]) -> list[Accepted]: ...
+
+
+class LocalAcceptor:
+    """The acceptor next to the queue. Keeps the last accepted state of recent dossiers (bounded),
+    so the transition check reads storage only for dossiers it has not seen lately."""
+
+    def __init__(self, queue: QueueBackend, metrics: Metrics, settings: Settings) -> None:
+        self._queue = queue
+        self._metrics = metrics
+        self._enforce = settings.transitions.enforce
+        self._states: OrderedDict[str, str] = OrderedDict()
+        self._accepted_snapshot = metrics.events_accepted.labels(kind="snapshot")
+        self._accepted_progress = metrics.events_accepted.labels(kind="progress")
+        # decided once: a runtime Protocol check costs ~10 µs, too much for every accept
+        self._checked: CheckedEnqueue | None = queue if isinstance(queue, CheckedEnqueue) else None
+
+    async def snapshot(self, mahoso: str, item: Item, agency: str) -> Accepted:
+        new_state = str(item.payload.get("TrangThaiHoSo", ""))
+        events = [NewEvent(mahoso, EventKind.SNAPSHOT, item.payload, agency)]
+        previous = self._states.get(mahoso)
+        verdict: str | None = None
+        if previous is not None:  # seen lately: decide before appending, no storage read
+            verdict = self._judge(previous, new_state)
+            accepted = await self._queue.enqueue(events)
+        elif self._checked is not None:  # decided inside the append's transaction
+            seen: list[str | None] = []
+
+            def check(stored: str | None) -> None:
+                seen.append(stored)
+                self._judge(stored, new_state)
+
+            accepted = await self._checked.enqueue_checked(events, check)
+            previous = seen[-1] if seen else None
+            verdict = classify_transition(previous, new_state)
+        else:
+            previous = await self._queue.accepted_state(mahoso)
+            verdict = self._judge(previous, new_state)
+            accepted = await self._queue.enqueue(events)
+        if verdict == "unusual" or verdict == "tolerated":
+            self._metrics.unusual_transitions.labels(**{"from": previous or "", "to": new_state}).inc()
+        self._remember(mahoso, new_state)
+        self._accepted_snapshot.inc()
+        self._count_truncated(item.truncated)
+        return accepted[0]
+
+    async def progress(self, mahoso: str, items: Sequence[Item], agency: str) -> list[Accepted]:
+        events = [NewEvent(mahoso, EventKind.PROGRESS, it.payload, agency) for it in items]
+        accepted = await self._queue.enqueue(events)
+        self._accepted_progress.inc(len(events))
+        for it in items:
+            self._count_truncated(it.truncated)
+        return accepted
+
+    def observe(self, seconds: float) -> None:
+        self._metrics.accept_latency.observe(max(seconds, 0.0))
+
+    def observe_many(self, seconds: Sequence[float]) -> None:
+        for s in seconds:
+            self.observe(s)
+
+    def _count_truncated(self, fields: Sequence[str]) -> None:
+        for field in fields:
+            self._metrics.truncated_fields.labels(field=field).inc()
+
+    def _judge(self, previous: str | None, new: str) -> str:
+        """The transition's verdict; raises HTTPProblem 409 for an unusual one under enforce."""
+        verdict = classify_transition(previous, new)
+        if verdict == "unusual" and self._enforce:
+            raise HTTPProblem(409, "invalid_transition",
+                              f"TrangThaiHoSo may not go from {previous} to {new} ([transitions] enforce = true)",
+                              [FieldError("TrangThaiHoSo", f"transition {previous} → {new} is not allowed")])
+        return verdict
+
+    def _remember(self, mahoso: str, state: str) -> None:
+        self._states[mahoso] = state
+        self._states.move_to_end(mahoso)
+        if len(self._states) > STATE_CACHE_MAX:
+            self._states.popitem(last=False)
+
+    # ---- the daemon's side of a relayed acceptor (see gateway.acceptor)
+
+    async def relayed_snapshot(self, mahoso: str, item: Item, agency: str,
+                               latencies: Sequence[float]) -> Accepted | Refusal:
+        self.observe_many(latencies)
+        if self._checked is None and isinstance(item.payload, EncodedPayload):
+            item = Item(dict(item.payload), item.truncated)  # a queue that encodes payloads itself
+        try:
+            return await self.snapshot(mahoso, item, agency)
+        except HTTPProblem as exc:
+            return _refusal(exc)
+
+    async def relayed_progress(self, mahoso: str, items: Sequence[Item], agency: str,
+                               latencies: Sequence[float]) -> list[Accepted]:
+        self.observe_many(latencies)
+        return await self.progress(mahoso, items, agency)
+
+    async def relayed_observe(self, latencies: Sequence[float]) -> None:
+        self.observe_many(latencies)
+
+
+def _refusal(exc: HTTPProblem) -> Refusal:
+    return Refusal(exc.status, exc.code, exc.message, tuple(exc.errors))
+
+
+class Relay(Protocol):
+    """What a relayed acceptor needs of :class:`queues.remote.RemoteQueue`."""
+
+    async def call(self, method: str, *args: Any) -> Any: ...
+
+
+class RelayedAcceptor:
+    """The acceptor of an HTTP acceptor process: every append is done by the daemon."""
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+        self._latencies: list[float] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def snapshot(self, mahoso: str, item: Item, agency: str) -> Accepted:
+        # JSON, not a pickled dict, crosses the socket: a fifth of the cost, and SQLite stores it as is
+        state = item.payload.get("TrangThaiHoSo")
+        wire = Item(EncodedPayload(orjson.dumps(item.payload), None if state is None else str(state)),
+                    item.truncated)
+        result = await self._relay.call("accept_snapshot", mahoso, wire, agency, self._take())
+        if isinstance(result, Refusal):
+            raise result.problem()
+        if not isinstance(result, Accepted):
+            raise QueueUnavailable(f"unexpected answer from the daemon: {type(result).__name__}")
+        return result
+
+    async def progress(self, mahoso: str, items: Sequence[Item], agency: str) -> list[Accepted]:
+        result = await self._relay.call("accept_progress", mahoso, list(items), agency, self._take())
+        return list(result)
+
+    def observe(self, seconds: float) -> None:
+        self._latencies.append(max(seconds, 0.0))
+
+    def _take(self) -> list[float]:
+        taken, self._latencies = self._latencies, []
+        return taken
+
+    def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_idle(), name="dvcgw-accept-metrics")
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Send the latencies not yet carried by a call (best effort: the daemon may be gone)."""
+        if self._latencies:
+            taken = self._take()
+            with contextlib.suppress(Exception):
+                await self._relay.call("accept_observe", taken)
+
+    async def _flush_idle(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            await self.flush()

@@ -1,0 +1,272 @@
+"""HTTP acceptor processes: the agency port served by several processes, so accepting uses every
+core while one process (the daemon) keeps sole ownership of the store.
+
+``[server] acceptors`` (default ``-1``: one per CPU, at most 4, none on a single CPU) sets how
+many. With acceptors:
+
+* the daemon binds N listening sockets on the public address (``SO_REUSEPORT``, so the kernel
+  spreads connections evenly) and hands one to each of N children (``dvcgw _accept``); the daemon
+  itself serves its full application only on a private Unix socket;
+* a child parses, authenticates and validates ``PUT /v1/dossiers/{MaHoSo}`` and
+  ``POST /v1/dossiers/{MaHoSo}/progress`` itself, and relays the normalised events to the daemon
+  (:class:`gateway.accept.RelayedAcceptor` over the private queue socket), which checks the
+  transition, appends durably and answers; the child sends 202 only after that answer;
+* every other request (status reads, operator routes, signing, metrics, health) is forwarded
+  unchanged to the daemon's private HTTP socket and answered from there.
+
+The daemon supervises the children (restarts one that dies) and stops them first on shutdown, so
+in-flight accepts finish before the store closes. If the daemon dies, a child's relay fails: it
+answers 503 (never 202) and exits, and Linux's parent-death signal stops it as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import gc
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+from config.schema import Settings
+from gateway import handlers
+from gateway.accept import LocalAcceptor, RelayedAcceptor
+from gateway.auth import KEYRING, KeyRing
+from gateway.http_errors import json_error
+from gateway.keys import ACCEPT, CLOCK, LIFECYCLE, QUEUE, SETTINGS, Lifecycle
+from gateway.middleware import error_middleware
+from queues.api import QueueBackend
+from queues.remote import QueueServer, RemoteQueue
+
+log = logging.getLogger("dvcgw.acceptor")
+MAX_AUTO = 4
+# hop-by-hop and framing headers are not forwarded (RFC 9110 §7.6.1); aiohttp sets the framing
+_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+                  "upgrade", "content-length", "host"})
+
+
+def acceptor_count(configured: int, cpus: int | None = None) -> int:
+    """``configured`` if ≥ 0; else one per CPU, at most :data:`MAX_AUTO`, none on a single CPU."""
+    if configured >= 0:
+        return configured
+    n = cpus if cpus is not None else (os.cpu_count() or 1)
+    return 0 if n < 2 else min(n, MAX_AUTO)
+
+
+def tune_runtime() -> None:
+    """Interpreter settings for a long-running server process: start-up objects leave the cyclic
+    GC's view (``gc.freeze``), young collections are rarer (requests' short-lived objects die
+    young instead of being promoted), and a thread returning from the store's fsync gets the GIL
+    back within 0.5 ms instead of 5 ms."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
+    sys.setswitchinterval(0.0005)
+
+
+class AcceptorPool:
+    """The daemon's side: the listening socket, the children, the relay and the private HTTP socket."""
+
+    def __init__(self, settings: Settings, socks: list[socket.socket]) -> None:
+        self._settings = settings
+        self._socks = socks
+        self.count = count = len(socks)
+        self._dir = tempfile.mkdtemp(prefix="dvcgw-http-")
+        os.chmod(self._dir, 0o700)
+        self.http_path = os.path.join(self._dir, "http.sock")
+        self._relay_path = os.path.join(self._dir, "relay.sock")
+        self._server: QueueServer | None = None
+        self._procs: list[asyncio.subprocess.Process | None] = [None] * count
+        self._supervisors: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.restarts = 0
+
+    async def ctx(self, app: web.Application) -> AsyncIterator[None]:
+        """A ``cleanup_ctx`` entry, after the queue's: starts the relay and the children; on the way
+        out stops the children before anything they rely on closes."""
+        accept = app[ACCEPT]
+        assert isinstance(accept, LocalAcceptor)
+        await self.start(app[QUEUE], accept)
+        yield
+        await self.stop(self._settings.server.shutdown_grace)
+
+    async def start(self, queue: QueueBackend, accept: LocalAcceptor) -> None:
+        self._server = QueueServer(queue, self._relay_path, self._settings, extra={
+            "accept_snapshot": accept.relayed_snapshot,
+            "accept_progress": accept.relayed_progress,
+            "accept_observe": accept.relayed_observe,
+        })
+        await self._server.start()
+        for i in range(self.count):
+            await self._spawn(i)
+            self._supervisors.append(asyncio.create_task(self._supervise(i), name=f"dvcgw-acceptor-{i}"))
+
+    async def _spawn(self, i: int) -> None:
+        fd = self._socks[i].fileno()
+        self._procs[i] = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "_accept", "--dir", self._dir, "--fd", str(fd),
+            "--parent", str(os.getpid()), pass_fds=(fd,))
+
+    async def _supervise(self, i: int) -> None:
+        backoff = 0.5
+        while not self._stopping:
+            proc = self._procs[i]
+            assert proc is not None
+            started = time.monotonic()
+            code = await proc.wait()
+            if self._stopping:
+                return
+            log.error("HTTP acceptor %d exited with %s; restarting in %.1f s", i, code, backoff)
+            await asyncio.sleep(backoff)
+            backoff = 0.5 if time.monotonic() - started > 60 else min(backoff * 2, 10.0)
+            self.restarts += 1
+            await self._spawn(i)
+
+    async def stop(self, grace: float) -> None:
+        """SIGTERM every child: each stops accepting, finishes its requests within ``grace``, exits."""
+        self._stopping = True
+        running = [p for p in self._procs if p is not None and p.returncode is None]
+        for p in running:
+            p.send_signal(signal.SIGTERM)
+        for p in running:
+            try:
+                await asyncio.wait_for(p.wait(), grace + 5)
+            except TimeoutError:
+                p.kill()
+                await p.wait()
+        for t in self._supervisors:
+            t.cancel()
+        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        for sock in self._socks:
+            sock.close()
+        if self._server is not None:
+            await self._server.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p is not None and p.returncode is None]
+
+
+def listen_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """One listening socket per acceptor on the same address (``SO_REUSEPORT``: the kernel spreads
+    new connections evenly), all bound here before any child starts; port 0 picks one free port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            socks.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind((host, port))
+            port = s.getsockname()[1]
+            s.listen(2048)
+    except OSError:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+# ------------------------------------------------------------------ the acceptor process
+
+
+def run_acceptor(directory: str, fd: int, parent: int) -> int:
+    """Entry point of ``dvcgw _accept``: serve the inherited socket until SIGTERM or the daemon goes."""
+    from gateway.logs import setup_logging
+
+    _die_with_parent(parent)
+    setup_logging()
+    return asyncio.run(_acceptor(directory, fd))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGTERM this process when the daemon dies (belt and braces next to the relay)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the daemon died before the signal was armed
+        raise SystemExit(1)
+
+
+async def _acceptor(directory: str, fd: int) -> int:
+    relay = RemoteQueue(os.path.join(directory, "relay.sock"))
+    await relay.start()
+    settings: Settings = await relay.call("hello")
+    app = create_acceptor_app(settings, relay, os.path.join(directory, "http.sock"))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=float(settings.server.shutdown_grace))
+    await runner.setup()
+    site = web.SockSite(runner, socket.socket(fileno=fd))
+    await site.start()
+    tune_runtime()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    lost = asyncio.create_task(relay.lost.wait())
+    await asyncio.wait([asyncio.create_task(stop.wait()), lost], return_when=asyncio.FIRST_COMPLETED)
+    app[LIFECYCLE].state = "draining"
+    if relay.lost.is_set():
+        log.error("the daemon is gone; this HTTP acceptor stops")
+    await runner.cleanup()
+    lost.cancel()
+    await relay.close()
+    return 1 if relay.lost.is_set() else 0
+
+
+def create_acceptor_app(settings: Settings, relay: RemoteQueue, daemon_http: str,
+                        clock: Callable[[], float] = time.time) -> web.Application:
+    """The acceptor's application: the two accept routes here, everything else from the daemon."""
+    app = web.Application(client_max_size=settings.server.max_body_bytes, middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[LIFECYCLE] = Lifecycle("ready")
+    app[KEYRING] = KeyRing(settings.agencies, settings.operator)
+    accept = RelayedAcceptor(relay)
+    app[ACCEPT] = accept
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.UnixConnector(path=daemon_http, limit=64)
+        timeout = aiohttp.ClientTimeout(total=max(float(settings.server.shutdown_grace), 60.0))
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as s:
+            app[_SESSION] = s
+            accept.start()
+            yield
+            await accept.close()
+
+    app.cleanup_ctx.append(ctx)
+    app.router.add_put("/v1/dossiers/{MaHoSo}", handlers.put_dossier)
+    app.router.add_post("/v1/dossiers/{MaHoSo}/progress", handlers.post_progress)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return app
+
+
+_SESSION = web.AppKey("daemon_session", aiohttp.ClientSession)
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    """Answer ``request`` from the daemon's private socket, headers and body as they come."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+    # the body streams through: the daemon applies its own limits (agency bodies, signing's PDFs)
+    body = request.content.iter_chunked(1 << 16) if request.body_exists else None
+    session = request.app[_SESSION]
+    try:
+        async with session.request(request.method, f"http://dvcgw{request.rel_url}", headers=headers,
+                                   data=body, allow_redirects=False) as r:
+            data = await r.read()
+            out = {k: v for k, v in r.headers.items() if k.lower() not in _HOP}
+            return web.Response(status=r.status, body=data, headers=out)
+    except (aiohttp.ClientError, OSError) as exc:
+        log.warning("cannot reach the daemon for %s: %s", request.method, type(exc).__name__)
+        return json_error(503, "unavailable", "the gateway is restarting; retry", headers={"Retry-After": "1"})
