@@ -25,6 +25,8 @@ EXIT_REMOTE = 3
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("serve", "_accept", "_deliver"):
+        _use_fast_loop()
     try:
         return int(args.func(args))
     except ConfigError as exc:
@@ -32,6 +34,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+
+
+def _use_fast_loop() -> None:
+    """The daemon's processes run on uvloop (libuv) where it is installed: the same asyncio API,
+    with the loop, transports and timers in C. ``DVCGW_EVENT_LOOP=asyncio`` keeps the standard loop."""
+    if os.environ.get("DVCGW_EVENT_LOOP", "uvloop") != "uvloop":
+        return
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ import itertools
 import pickle
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from gateway.errors import QueueUnavailable
 from queues.api import DossierStatus, Outcome, QueueBackend, Work
@@ -37,8 +37,7 @@ class _Frames(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
