@@ -15,7 +15,9 @@ database, inline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -38,6 +40,8 @@ from queues.api import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("dvcgw.queue")
+CHECKPOINT_EVERY_S = 0.5
 Op = Callable[[sqlite3.Connection], Any]
 
 
@@ -174,6 +178,9 @@ class SQLiteQueue(_SqlQueueBase):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
+            # checkpoints run beside the commits (see _checkpoints), never inside one: an automatic
+            # checkpoint copies megabytes and fsyncs the database while that commit's accepts wait
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             sqlstate.init(conn)
             sqlstate.release_all_leases(conn)
         except (OSError, sqlite3.Error) as exc:
@@ -181,6 +188,23 @@ class SQLiteQueue(_SqlQueueBase):
         self._conn = conn
         self._reader = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
         self._reader.execute("PRAGMA busy_timeout=100")
+        self._ckpt_conn = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
+        self._ckpt_conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        self._ckpt_conn.execute("PRAGMA busy_timeout=1000")
+        self._checkpointer = asyncio.create_task(self._checkpoints(), name="dvcgw-sqlite-checkpoint")
+
+    async def _checkpoints(self) -> None:
+        """Every :data:`CHECKPOINT_EVERY_S`, copy committed WAL pages into the database file from a
+        connection and thread of their own (PASSIVE: it never blocks the writer, which keeps
+        appending). Once a checkpoint has caught up, the writer starts the WAL file over."""
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dvcgw-sqlite-checkpoint") as pool:
+            while not self._closing:
+                await asyncio.sleep(CHECKPOINT_EVERY_S)
+                try:
+                    await loop.run_in_executor(pool, self._ckpt_conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy or I/O trouble: the next round tries again
+                    log.warning("WAL checkpoint failed: %s", exc)
 
     def _take_file_lock(self) -> None:
         fd = os.open(str(self._path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -196,6 +220,11 @@ class SQLiteQueue(_SqlQueueBase):
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         self._committer.shutdown(wait=True)
+        self._checkpointer.cancel()
+        await asyncio.gather(self._checkpointer, return_exceptions=True)
+        with contextlib.suppress(sqlite3.Error):  # leave a short WAL behind for the next start
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._ckpt_conn.close()
         self._reader.close()
         self._conn.close()
         if self._lock_fd is not None:
