@@ -50,7 +50,9 @@ class ServerSettings:
 class StorageSettings:
     path: str = "var/dvcgw.sqlite3"
     synchronous: Literal["full", "normal"] = "full"
-    # group commit: how long the writer waits to gather concurrent accepts into one fsync
+    # group commit: under concurrent load (the last commit carried more than one operation), how
+    # long the writer waits to gather more into one fsync (fewer, larger WAL writes: less CPU per
+    # accept); 0 = commit as soon as the last one ends. A lone operation never waits.
     commit_window: Duration = _D(0.002)
     commit_max_batch: int = 512
 
@@ -83,6 +85,13 @@ class QueueSettings:
     # run the delivery engine in its own process (its own core), reaching the queue through the
     # daemon; false = in the daemon's event loop
     delivery_process: bool = True
+    # how much lower the delivery process's CPU priority is (added niceness, 0..19): on a busy
+    # machine accepting agencies' requests comes first and delivery catches up after the burst
+    delivery_nice: int = 10
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.delivery_nice <= 19:
+            raise ValueError("delivery_nice: expected 0..19")
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,10 @@ class LocalAcceptor:
         self._checked: CheckedEnqueue | None = queue if isinstance(queue, CheckedEnqueue) else None
 
     async def snapshot(self, mahoso: str, item: Item, agency: str) -> Accepted:
-        new_state = str(item.payload.get("TrangThaiHoSo", ""))
+        payload = item.payload
+        # a relayed payload carries its state: reading it as a mapping would decode the JSON
+        new_state = (payload.state or "") if isinstance(payload, EncodedPayload) else str(
+            payload.get("TrangThaiHoSo", ""))
         events = [NewEvent(mahoso, EventKind.SNAPSHOT, item.payload, agency)]
         previous = self._states.get(mahoso)
         verdict: str | None = None

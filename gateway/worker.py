@@ -123,6 +123,11 @@ async def _worker(socket_path: str) -> int:
     queue = RemoteQueue(socket_path)
     await queue.start()
     settings: Settings = await queue.call("hello")
+    if settings.queue.delivery_nice:
+        os.nice(settings.queue.delivery_nice)
+    from gateway.acceptor import tune_runtime
+
+    tune_runtime()
     metrics = Metrics()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
