@@ -2,7 +2,7 @@
 the same JSON the gateway parses, and answers 202 with a body of the gateway's shape. Nothing
 else: no authentication, validation, storage or metrics.
 
-Run as ``python -m bench._bare --port N``; it prints ``ready`` once listening.
+Run as ``python -m bench._bare --port N [--loop uvloop]``; it prints ``ready`` once listening.
 """
 
 from __future__ import annotations
@@ -25,7 +25,15 @@ async def healthz(request: web.Request) -> web.Response:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
+                        help="event loop: aiohttp's default (asyncio) or uvloop, the one dvcgw runs on")
     args = parser.parse_args()
+    if args.loop == "uvloop":
+        import asyncio
+
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app = web.Application(client_max_size=1_048_576)
     app.router.add_put("/v1/dossiers/{MaHoSo}", put_dossier)
     app.router.add_get("/healthz", healthz)
