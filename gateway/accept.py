@@ -30,7 +30,7 @@ from gateway.errors import FieldError, QueueUnavailable
 from gateway.http_errors import HTTPProblem
 from gateway.transitions import classify_transition
 from monitoring.metrics import Metrics
-from queues.api import Accepted, EncodedPayload, EventKind, NewEvent, QueueBackend
+from queues.api import Accepted, EncodedPayload, EventKind, NewEvent, QueueBackend, state_of
 
 STATE_CACHE_MAX = 100_000
 FLUSH_EVERY_S = 1.0
@@ -94,26 +94,20 @@ class LocalAcceptor:
         self._checked: CheckedEnqueue | None = queue if isinstance(queue, CheckedEnqueue) else None
 
     async def snapshot(self, mahoso: str, item: Item, agency: str) -> Accepted:
-        payload = item.payload
-        # a relayed payload carries its state: reading it as a mapping would decode the JSON
-        new_state = (payload.state or "") if isinstance(payload, EncodedPayload) else str(
-            payload.get("TrangThaiHoSo", ""))
+        new_state = state_of(EventKind.SNAPSHOT, item.payload) or ""
         events = [NewEvent(mahoso, EventKind.SNAPSHOT, item.payload, agency)]
         previous = self._states.get(mahoso)
-        verdict: str | None = None
         if previous is not None:  # seen lately: decide before appending, no storage read
             verdict = self._judge(previous, new_state)
             accepted = await self._queue.enqueue(events)
         elif self._checked is not None:  # decided inside the append's transaction
-            seen: list[str | None] = []
+            judged: list[tuple[str | None, str]] = []
 
             def check(stored: str | None) -> None:
-                seen.append(stored)
-                self._judge(stored, new_state)
+                judged.append((stored, self._judge(stored, new_state)))
 
             accepted = await self._checked.enqueue_checked(events, check)
-            previous = seen[-1] if seen else None
-            verdict = classify_transition(previous, new_state)
+            previous, verdict = judged[-1]
         else:
             previous = await self._queue.accepted_state(mahoso)
             verdict = self._judge(previous, new_state)
@@ -200,9 +194,8 @@ class RelayedAcceptor:
 
     async def snapshot(self, mahoso: str, item: Item, agency: str) -> Accepted:
         # JSON, not a pickled dict, crosses the socket: a fifth of the cost, and SQLite stores it as is
-        state = item.payload.get("TrangThaiHoSo")
-        wire = Item(EncodedPayload(orjson.dumps(item.payload), None if state is None else str(state)),
-                    item.truncated)
+        state = state_of(EventKind.SNAPSHOT, item.payload)
+        wire = Item(EncodedPayload(orjson.dumps(item.payload), state), item.truncated)
         result = await self._relay.call("accept_snapshot", mahoso, wire, agency, self._take())
         if isinstance(result, Refusal):
             raise result.problem()

@@ -87,6 +87,17 @@ class EncodedPayload(Mapping[str, Any]):
         return len(self._mapping())
 
 
+def state_of(kind: EventKind, payload: Mapping[str, Any]) -> str | None:
+    """The dossier state (``TrangThaiHoSo``) a snapshot carries; progress carries none. An
+    :class:`EncodedPayload` answers from its ``state``, without decoding its JSON."""
+    if kind is not EventKind.SNAPSHOT:
+        return None
+    if isinstance(payload, EncodedPayload):
+        return payload.state
+    value = payload.get("TrangThaiHoSo")
+    return str(value) if value is not None else None
+
+
 @dataclass(frozen=True)
 class Accepted:
     event_id: str

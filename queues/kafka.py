@@ -55,6 +55,7 @@ from queues.api import (
     QueueStats,
     ReplayResult,
     Work,
+    state_of,
 )
 from queues.kafka_codec import (
     H_CONTROL,
@@ -72,7 +73,6 @@ from queues.kafka_codec import (
     held_decode,
     held_encode,
     ladder_headers,
-    state_of,
     summary_headers,
     topics_for,
 )

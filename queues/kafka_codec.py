@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from queues.api import DeadLetter, ErrorInfo, Event, EventKind
+from queues.api import DeadLetter, ErrorInfo, Event, EventKind, state_of
 
 H_SEQ = "dvcgw-seq"
 H_REPLAY = "dvcgw-replay"
@@ -143,14 +143,6 @@ def summary_headers(ev: WireEvent) -> Headers:
     if state is not None:
         hs.append((H_STATE, state.encode()))
     return hs
-
-
-def state_of(kind: EventKind, payload: Mapping[str, Any]) -> str | None:
-    """The dossier state (``TrangThaiHoSo``) a snapshot carries; progress carries none."""
-    if kind is EventKind.SNAPSHOT:
-        value = payload.get("TrangThaiHoSo")
-        return str(value) if value is not None else None
-    return None
 
 
 def held_encode(ev: WireEvent, seq: int, parked: bool) -> dict[str, Any]:

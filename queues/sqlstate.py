@@ -37,6 +37,7 @@ from queues.api import (
     QueueStats,
     ReplayResult,
     Work,
+    state_of,
 )
 
 SCHEMA = """
@@ -101,15 +102,6 @@ def release_all_leases(conn: sqlite3.Connection) -> int:
     return conn.execute("UPDATE dossiers SET lease = NULL, lease_until = NULL WHERE lease IS NOT NULL").rowcount
 
 
-def _state_of(kind: EventKind, payload: Any) -> str | None:
-    if isinstance(payload, EncodedPayload):
-        return payload.state if kind is EventKind.SNAPSHOT else None
-    if kind is EventKind.SNAPSHOT and isinstance(payload, dict):
-        value = payload.get("TrangThaiHoSo")
-        return str(value) if value is not None else None
-    return None
-
-
 def enqueue(conn: sqlite3.Connection, events: Sequence[NewEvent], now: float,
             check: Callable[[str | None], None] | None = None) -> list[Accepted]:
     """Append ``events`` (one dossier, in order). A new snapshot un-parks waiting progress, which then
@@ -124,7 +116,7 @@ def enqueue(conn: sqlite3.Connection, events: Sequence[NewEvent], now: float,
     out: list[Accepted] = []
     recount = False
     for ev in events:
-        state = _state_of(ev.kind, ev.payload)
+        state = state_of(ev.kind, ev.payload)
         seq, parked = conn.execute(
             "INSERT INTO dossiers (mahoso, last_seq, accepted_state, pending, due_at, oldest_open_at)"
             " VALUES (:m, 1, :state, 1, :now, :now)"
