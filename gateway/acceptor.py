@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import gc
 import logging
 import os
 import shutil
@@ -39,7 +38,7 @@ import aiohttp
 from aiohttp import web
 
 from config.schema import Settings
-from gateway import handlers
+from gateway import handlers, runtime
 from gateway.accept import LocalAcceptor, RelayedAcceptor
 from gateway.auth import KEYRING, KeyRing
 from gateway.http_errors import json_error
@@ -61,17 +60,6 @@ def acceptor_count(configured: int, cpus: int | None = None) -> int:
         return configured
     n = cpus if cpus is not None else (os.cpu_count() or 1)
     return 0 if n < 2 else min(n, MAX_AUTO)
-
-
-def tune_runtime() -> None:
-    """Interpreter settings for a long-running server process: start-up objects leave the cyclic
-    GC's view (``gc.freeze``), young collections are rarer (requests' short-lived objects die
-    young instead of being promoted), and a thread returning from the store's fsync gets the GIL
-    back within 0.5 ms instead of 5 ms."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 50)
-    sys.setswitchinterval(0.0005)
 
 
 class AcceptorPool:
@@ -153,9 +141,6 @@ class AcceptorPool:
             await self._server.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._procs if p is not None and p.returncode is None]
-
 
 def listen_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     """One listening socket per acceptor on the same address (``SO_REUSEPORT``: the kernel spreads
@@ -209,7 +194,7 @@ async def _acceptor(directory: str, fd: int) -> int:
     await runner.setup()
     site = web.SockSite(runner, socket.socket(fileno=fd))
     await site.start()
-    tune_runtime()
+    runtime.tune()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

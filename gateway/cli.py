@@ -26,7 +26,9 @@ EXIT_REMOTE = 3
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("serve", "_accept", "_deliver"):
-        _use_fast_loop()
+        from gateway import runtime
+
+        runtime.use_fast_loop()
     try:
         return int(args.func(args))
     except ConfigError as exc:
@@ -34,18 +36,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
-
-
-def _use_fast_loop() -> None:
-    """The daemon's processes run on uvloop (libuv) where it is installed: the same asyncio API,
-    with the loop, transports and timers in C. ``DVCGW_EVENT_LOOP=asyncio`` keeps the standard loop."""
-    if os.environ.get("DVCGW_EVENT_LOOP", "uvloop") != "uvloop":
-        return
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,7 +98,8 @@ def _check_config(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from gateway.acceptor import AcceptorPool, acceptor_count, listen_sockets, tune_runtime
+    from gateway import runtime
+    from gateway.acceptor import AcceptorPool, acceptor_count, listen_sockets
     from gateway.app import create_app
     from gateway.logs import setup_logging
 
@@ -131,7 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
         port = settings.server.port
 
     async def tune(_: web.Application) -> None:
-        tune_runtime()
+        runtime.tune()
 
     app.on_startup.append(tune)
 
@@ -141,12 +132,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"dvcgw ready on {base} ({http}, queue {settings.queue.backend}, store {settings.storage.path}, "
               f"portal {settings.portal.adapter_url})", flush=True)
 
-    if pool is not None:  # the daemon's own application only on its private socket
-        web.run_app(app, path=pool.http_path, print=announce, access_log=None,
-                    shutdown_timeout=float(settings.server.shutdown_grace), handle_signals=True)
-    else:
-        web.run_app(app, host=host, port=port, print=announce, access_log=None,
-                    shutdown_timeout=float(settings.server.shutdown_grace), handle_signals=True)
+    # with acceptors, the daemon's own application is served only on its private socket
+    where: dict[str, Any] = {"path": pool.http_path} if pool is not None else {"host": host, "port": port}
+    web.run_app(app, **where, print=announce, access_log=None,
+                shutdown_timeout=float(settings.server.shutdown_grace), handle_signals=True)
     return 0
 
 

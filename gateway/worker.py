@@ -25,6 +25,7 @@ from prometheus_client import generate_latest
 
 from adapters.national_portal.client import PortalClient
 from config.schema import Settings
+from gateway import runtime
 from gateway.sync import SyncEngine
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
@@ -125,9 +126,7 @@ async def _worker(socket_path: str) -> int:
     settings: Settings = await queue.call("hello")
     if settings.queue.delivery_nice:
         os.nice(settings.queue.delivery_nice)
-    from gateway.acceptor import tune_runtime
-
-    tune_runtime()
+    runtime.tune()
     metrics = Metrics()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
