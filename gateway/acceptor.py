@@ -41,6 +41,7 @@ from config.schema import Settings
 from gateway import handlers, runtime
 from gateway.accept import LocalAcceptor, RelayedAcceptor
 from gateway.auth import KEYRING, KeyRing
+from gateway.children import ChildProcess
 from gateway.http_errors import json_error
 from gateway.keys import ACCEPT, CLOCK, LIFECYCLE, QUEUE, SETTINGS, Lifecycle
 from gateway.middleware import error_middleware
@@ -68,16 +69,17 @@ class AcceptorPool:
     def __init__(self, settings: Settings, socks: list[socket.socket]) -> None:
         self._settings = settings
         self._socks = socks
-        self.count = count = len(socks)
+        self.count = len(socks)
         self._dir = tempfile.mkdtemp(prefix="dvcgw-http-")
         os.chmod(self._dir, 0o700)
         self.http_path = os.path.join(self._dir, "http.sock")
         self._relay_path = os.path.join(self._dir, "relay.sock")
         self._server: QueueServer | None = None
-        self._procs: list[asyncio.subprocess.Process | None] = [None] * count
-        self._supervisors: list[asyncio.Task[None]] = []
-        self._stopping = False
-        self.restarts = 0
+        self._children = [
+            ChildProcess(f"HTTP acceptor {i}", [
+                sys.executable, "-m", "gateway", "_accept", "--dir", self._dir, "--fd", str(sock.fileno()),
+                "--parent", str(os.getpid())], pass_fds=(sock.fileno(),), first=0.5, cap=10.0)
+            for i, sock in enumerate(socks)]
 
     async def ctx(self, app: web.Application) -> AsyncIterator[None]:
         """A ``cleanup_ctx`` entry, after the queue's: starts the relay and the children; on the way
@@ -95,46 +97,12 @@ class AcceptorPool:
             "accept_observe": accept.relayed_observe,
         })
         await self._server.start()
-        for i in range(self.count):
-            await self._spawn(i)
-            self._supervisors.append(asyncio.create_task(self._supervise(i), name=f"dvcgw-acceptor-{i}"))
-
-    async def _spawn(self, i: int) -> None:
-        fd = self._socks[i].fileno()
-        self._procs[i] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "_accept", "--dir", self._dir, "--fd", str(fd),
-            "--parent", str(os.getpid()), pass_fds=(fd,))
-
-    async def _supervise(self, i: int) -> None:
-        backoff = 0.5
-        while not self._stopping:
-            proc = self._procs[i]
-            assert proc is not None
-            started = time.monotonic()
-            code = await proc.wait()
-            if self._stopping:
-                return
-            log.error("HTTP acceptor %d exited with %s; restarting in %.1f s", i, code, backoff)
-            await asyncio.sleep(backoff)
-            backoff = 0.5 if time.monotonic() - started > 60 else min(backoff * 2, 10.0)
-            self.restarts += 1
-            await self._spawn(i)
+        for child in self._children:
+            await child.start()
 
     async def stop(self, grace: float) -> None:
         """SIGTERM every child: each stops accepting, finishes its requests within ``grace``, exits."""
-        self._stopping = True
-        running = [p for p in self._procs if p is not None and p.returncode is None]
-        for p in running:
-            p.send_signal(signal.SIGTERM)
-        for p in running:
-            try:
-                await asyncio.wait_for(p.wait(), grace + 5)
-            except TimeoutError:
-                p.kill()
-                await p.wait()
-        for t in self._supervisors:
-            t.cancel()
-        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        await asyncio.gather(*(child.stop(grace) for child in self._children))
         for sock in self._socks:
             sock.close()
         if self._server is not None:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
-import time
 from typing import Any
 
 import aiohttp
@@ -26,12 +24,12 @@ from prometheus_client import generate_latest
 from adapters.national_portal.client import PortalClient
 from config.schema import Settings
 from gateway import runtime
+from gateway.children import ChildProcess
 from gateway.sync import SyncEngine
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
 from queues.remote import QueueServer, RemoteQueue
 
-log = logging.getLogger("dvcgw.worker")
 REPORT_EVERY_S = 1.0
 _UNKNOWN_GATE: dict[str, Any] = {"circuit": "unknown", "reason": None, "paused": False,
                                  "consecutive_failures": 0, "reopens_at": None}
@@ -57,48 +55,22 @@ class DeliveryProcess:
         self._settings = settings
         self._dir = tempfile.mkdtemp(prefix="dvcgw-")
         os.chmod(self._dir, 0o700)
-        self._server = QueueServer(queue, os.path.join(self._dir, "queue.sock"), settings)
-        self._proc: asyncio.subprocess.Process | None = None
-        self._supervisor: asyncio.Task[None] | None = None
-        self._stopping = False
-        self.restarts = 0
+        socket_path = os.path.join(self._dir, "queue.sock")
+        self._server = QueueServer(queue, socket_path, settings)
+        self._child = ChildProcess("delivery worker", [sys.executable, "-m", "gateway", "_deliver",
+                                                       "--socket", socket_path], first=1.0, cap=30.0)
+
+    @property
+    def restarts(self) -> int:
+        return self._child.restarts
 
     async def start(self) -> None:
         await self._server.start()
-        await self._spawn()
-        self._supervisor = asyncio.create_task(self._supervise(), name="dvcgw-worker-supervisor")
-
-    async def _spawn(self) -> None:
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "_deliver", "--socket", os.path.join(self._dir, "queue.sock"))
-
-    async def _supervise(self) -> None:
-        backoff = 1.0
-        while not self._stopping:
-            assert self._proc is not None
-            started = time.monotonic()
-            code = await self._proc.wait()
-            if self._stopping:
-                return
-            log.error("delivery worker exited with %s; restarting in %.0f s", code, backoff)
-            await asyncio.sleep(backoff)
-            backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, 30.0)
-            self.restarts += 1
-            await self._spawn()
+        await self._child.start()
 
     async def stop(self, grace: float) -> None:
         """SIGTERM the worker: it finishes in-flight portal calls within ``grace``, then exits."""
-        self._stopping = True
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self._proc.wait(), grace + 5)
-            except TimeoutError:
-                self._proc.kill()
-                await self._proc.wait()
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            await asyncio.gather(self._supervisor, return_exceptions=True)
+        await self._child.stop(grace)
         await self._server.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
