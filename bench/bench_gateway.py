@@ -34,6 +34,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -365,6 +366,9 @@ async def bench_delivery(run: Run) -> None:
 # ---------------------------------------------------------------------------------- 3. latency
 
 
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+
 class _Conn(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection of the open-loop client: one request at a time, the
     answer's status read from its status line and its end found by Content-Length. Cheap on
@@ -383,9 +387,8 @@ class _Conn(asyncio.Protocol):
         head_end = self._buf.find(b"\r\n\r\n")
         if head_end < 0:
             return
-        head = self._buf[:head_end].lower()
-        at = head.find(b"content-length:")
-        length = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None]) if at >= 0 else 0
+        match = _CONTENT_LENGTH.search(self._buf, 0, head_end)
+        length = int(match.group(1)) if match else 0
         if len(self._buf) < head_end + 4 + length:
             return
         status = int(self._buf[9:12])
