@@ -61,7 +61,7 @@ async def test_second_owner_is_refused(tmp_path: Path) -> None:
     await q.start()
     try:
         with pytest.raises(QueueUnavailable, match="another dvcgw process"):
-            await SQLiteQueue(tmp_path / "q.sqlite3").start()
+            await SQLiteQueue(tmp_path / "q.sqlite3", owner_wait=0.2).start()
     finally:
         await q.close()
 
