@@ -2,25 +2,27 @@
 
 The PUT and progress handlers validate, then hand the normalised events to an :class:`Acceptor`:
 
-* :class:`LocalAcceptor` runs in the process that owns the queue (the daemon, or an in-process
-  test app): it checks the ``TrangThaiHoSo`` transition against the last accepted state, appends,
-  and counts.
-* :class:`RelayedAcceptor` runs in an HTTP acceptor process (``gateway.acceptor``): it sends the
-  normalised events to the daemon, whose :class:`LocalAcceptor` does the same work there, so the
-  transition check and the sequence stay atomic and in one place whichever process took the
-  request. A refusal (409) comes back as a :class:`Refusal` value and is raised again here.
+* :class:`LocalAcceptor` runs next to a queue it can append to: it checks the ``TrangThaiHoSo``
+  transition against the last accepted state, appends, and counts. In the daemon it counts into
+  the metrics; in an HTTP acceptor process on the SQLite store (``gateway.acceptor``) it appends
+  through :class:`queues.sqlite.SharedSQLiteQueue`, checks each transition inside the append's own
+  transaction (several processes write; a cache of states would go stale) and counts into a
+  :class:`ShippedCounts`, which sends the tallies to the daemon.
+* :class:`RelayedAcceptor` runs in an HTTP acceptor process on a queue only the daemon can reach
+  (Kafka): it sends the normalised events to the daemon, whose :class:`LocalAcceptor` does the
+  work there. A refusal (409) comes back as a :class:`Refusal` value and is raised again here.
 
-Latency is measured where the request is: a relayed acceptor sends its observations to the daemon
-with its next call (or within a second when idle), so ``/metrics`` has one histogram for all.
+Either way every counter is incremented once, in the daemon, and latency is measured where the
+request is, so ``/metrics`` has one histogram for all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -34,6 +36,7 @@ from queues.api import Accepted, EncodedPayload, EventKind, NewEvent, QueueBacke
 
 STATE_CACHE_MAX = 100_000
 FLUSH_EVERY_S = 1.0
+SHIP_EVERY_S = 0.02  # at most this often an acceptor process sends its tally (and wakes the engine)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,123 @@ class Refusal:
 
     def problem(self) -> HTTPProblem:
         return HTTPProblem(self.status, self.code, self.message, self.errors)
+
+
+@dataclass
+class Tally:
+    """What accepting counted since the last :meth:`ShippedCounts.take`, in plain values (pickled
+    to the daemon). ``appended`` says the store has new events: the daemon wakes its engine."""
+
+    snapshots: int = 0
+    progress: int = 0
+    truncated: Counter[str] = field(default_factory=Counter)
+    unusual: Counter[tuple[str, str]] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    appended: bool = False
+
+
+class AcceptCounts(Protocol):
+    """Where an acceptor counts."""
+
+    def accepted(self, kind: EventKind, n: int) -> None: ...
+
+    def truncated(self, field: str) -> None: ...
+
+    def unusual(self, previous: str, new: str) -> None: ...
+
+    def latency(self, seconds: float) -> None: ...
+
+
+class MetricsCounts:
+    """Counts straight into the daemon's metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._accepted = {kind: metrics.events_accepted.labels(kind=kind.value) for kind in EventKind}
+
+    def accepted(self, kind: EventKind, n: int) -> None:
+        self._accepted[kind].inc(n)
+
+    def truncated(self, field: str) -> None:
+        self._metrics.truncated_fields.labels(field=field).inc()
+
+    def unusual(self, previous: str, new: str) -> None:
+        self._metrics.unusual_transitions.labels(**{"from": previous, "to": new}).inc()
+
+    def latency(self, seconds: float) -> None:
+        self._metrics.accept_latency.observe(max(seconds, 0.0))
+
+    def apply(self, tally: Tally) -> None:
+        """Add what an acceptor process counted."""
+        if tally.snapshots:
+            self.accepted(EventKind.SNAPSHOT, tally.snapshots)
+        if tally.progress:
+            self.accepted(EventKind.PROGRESS, tally.progress)
+        for name, n in tally.truncated.items():
+            self._metrics.truncated_fields.labels(field=name).inc(n)
+        for (previous, new), n in tally.unusual.items():
+            self._metrics.unusual_transitions.labels(**{"from": previous, "to": new}).inc(n)
+        for seconds in tally.latencies:
+            self.latency(seconds)
+
+
+class ShippedCounts:
+    """Counts of an HTTP acceptor process, sent to the daemon by one task: at most one call in
+    flight and at most one every :data:`SHIP_EVERY_S`, whatever the request rate. :meth:`appended`
+    (called after each durable append) makes the next call wake the daemon's engine."""
+
+    def __init__(self, send: Callable[[Tally], Awaitable[None]]) -> None:
+        self._send = send
+        self._tally = Tally()
+        self._dirty = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+
+    def accepted(self, kind: EventKind, n: int) -> None:
+        if kind is EventKind.SNAPSHOT:
+            self._tally.snapshots += n
+        else:
+            self._tally.progress += n
+        self._dirty.set()
+
+    def truncated(self, field: str) -> None:
+        self._tally.truncated[field] += 1
+        self._dirty.set()
+
+    def unusual(self, previous: str, new: str) -> None:
+        self._tally.unusual[(previous, new)] += 1
+        self._dirty.set()
+
+    def latency(self, seconds: float) -> None:
+        self._tally.latencies.append(max(seconds, 0.0))
+        self._dirty.set()
+
+    def appended(self) -> None:
+        self._tally.appended = True
+        self._dirty.set()
+
+    def take(self) -> Tally:
+        taken, self._tally = self._tally, Tally()
+        return taken
+
+    def start(self) -> None:
+        self._pump = asyncio.create_task(self._run(), name="dvcgw-accept-counts")
+
+    async def close(self) -> None:
+        """Stop the task and send what is left (best effort: the daemon may be gone)."""
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+        if self._dirty.is_set():
+            with contextlib.suppress(Exception):
+                await self._send(self.take())
+
+    async def _run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            with contextlib.suppress(QueueUnavailable):  # the daemon is gone: the acceptor stops anyway
+                await self._send(self.take())
+            await asyncio.sleep(SHIP_EVERY_S)
 
 
 class Acceptor(Protocol):
@@ -80,23 +200,24 @@ class CheckedEnqueue(Protocol):
 
 
 class LocalAcceptor:
-    """The acceptor next to the queue. Keeps the last accepted state of recent dossiers (bounded),
-    so the transition check reads storage only for dossiers it has not seen lately."""
+    """The acceptor next to the queue. As the store's only writer (``cache_states``), it keeps the
+    last accepted state of recent dossiers (bounded), so the transition check reads storage only
+    for dossiers it has not seen lately; beside other writers it checks inside each append."""
 
-    def __init__(self, queue: QueueBackend, metrics: Metrics, settings: Settings) -> None:
+    def __init__(self, queue: QueueBackend, counts: Metrics | AcceptCounts, settings: Settings, *,
+                 cache_states: bool = True) -> None:
         self._queue = queue
-        self._metrics = metrics
+        self._counts: AcceptCounts = MetricsCounts(counts) if isinstance(counts, Metrics) else counts
         self._enforce = settings.transitions.enforce
+        self._cache = cache_states
         self._states: OrderedDict[str, str] = OrderedDict()
-        self._accepted_snapshot = metrics.events_accepted.labels(kind="snapshot")
-        self._accepted_progress = metrics.events_accepted.labels(kind="progress")
         # decided once: a runtime Protocol check costs ~10 µs, too much for every accept
         self._checked: CheckedEnqueue | None = queue if isinstance(queue, CheckedEnqueue) else None
 
     async def snapshot(self, mahoso: str, item: Item, agency: str) -> Accepted:
         new_state = state_of(EventKind.SNAPSHOT, item.payload) or ""
         events = [NewEvent(mahoso, EventKind.SNAPSHOT, item.payload, agency)]
-        previous = self._states.get(mahoso)
+        previous = self._states.get(mahoso) if self._cache else None
         if previous is not None:  # seen lately: decide before appending, no storage read
             verdict = self._judge(previous, new_state)
             accepted = await self._queue.enqueue(events)
@@ -113,30 +234,31 @@ class LocalAcceptor:
             verdict = self._judge(previous, new_state)
             accepted = await self._queue.enqueue(events)
         if verdict == "unusual" or verdict == "tolerated":
-            self._metrics.unusual_transitions.labels(**{"from": previous or "", "to": new_state}).inc()
-        self._remember(mahoso, new_state)
-        self._accepted_snapshot.inc()
+            self._counts.unusual(previous or "", new_state)
+        if self._cache:
+            self._remember(mahoso, new_state)
+        self._counts.accepted(EventKind.SNAPSHOT, 1)
         self._count_truncated(item.truncated)
         return accepted[0]
 
     async def progress(self, mahoso: str, items: Sequence[Item], agency: str) -> list[Accepted]:
         events = [NewEvent(mahoso, EventKind.PROGRESS, it.payload, agency) for it in items]
         accepted = await self._queue.enqueue(events)
-        self._accepted_progress.inc(len(events))
+        self._counts.accepted(EventKind.PROGRESS, len(events))
         for it in items:
             self._count_truncated(it.truncated)
         return accepted
 
     def observe(self, seconds: float) -> None:
-        self._metrics.accept_latency.observe(max(seconds, 0.0))
+        self._counts.latency(seconds)
 
     def observe_many(self, seconds: Sequence[float]) -> None:
         for s in seconds:
             self.observe(s)
 
     def _count_truncated(self, fields: Sequence[str]) -> None:
-        for field in fields:
-            self._metrics.truncated_fields.labels(field=field).inc()
+        for name in fields:
+            self._counts.truncated(name)
 
     def _judge(self, previous: str | None, new: str) -> str:
         """The transition's verdict; raises HTTPProblem 409 for an unusual one under enforce."""
@@ -172,6 +294,11 @@ class LocalAcceptor:
 
     async def relayed_observe(self, latencies: Sequence[float]) -> None:
         self.observe_many(latencies)
+
+    def apply(self, tally: Tally) -> None:
+        """Count what an acceptor process that appends by itself counted."""
+        if isinstance(self._counts, MetricsCounts):
+            self._counts.apply(tally)
 
 
 def _refusal(exc: HTTPProblem) -> Refusal:

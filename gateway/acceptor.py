@@ -8,9 +8,12 @@ many. With acceptors:
   spreads connections evenly) and hands one to each of N children (``dvcgw _accept``); the daemon
   itself serves its full application only on a private Unix socket;
 * a child parses, authenticates and validates ``PUT /v1/dossiers/{MaHoSo}`` and
-  ``POST /v1/dossiers/{MaHoSo}/progress`` itself, and relays the normalised events to the daemon
-  (:class:`gateway.accept.RelayedAcceptor` over the private queue socket), which checks the
-  transition, appends durably and answers; the child sends 202 only after that answer;
+  ``POST /v1/dossiers/{MaHoSo}/progress`` itself. On the SQLite store it then checks the
+  transition and appends durably itself, inside one transaction (writers take turns through the
+  store's write lock, so a check and its append stay atomic whichever process took the request),
+  and sends the daemon only its counts and a wake-up for the engine. On Kafka it relays the
+  normalised events to the daemon (:class:`gateway.accept.RelayedAcceptor` over the private queue
+  socket), which does that work. Either way the child sends 202 only once the event is durable;
 * every other request (status reads, operator routes, signing, metrics, health) is forwarded
   unchanged to the daemon's private HTTP socket and answered from there.
 
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
@@ -39,14 +41,15 @@ from aiohttp import web
 
 from config.schema import Settings
 from gateway import handlers, runtime
-from gateway.accept import LocalAcceptor, RelayedAcceptor
+from gateway.accept import LocalAcceptor, RelayedAcceptor, ShippedCounts, Tally
 from gateway.auth import KEYRING, KeyRing
-from gateway.children import ChildProcess
+from gateway.children import ChildProcess, die_with_parent
 from gateway.http_errors import json_error
 from gateway.keys import ACCEPT, CLOCK, LIFECYCLE, QUEUE, SETTINGS, Lifecycle
 from gateway.middleware import error_middleware
 from queues.api import QueueBackend
 from queues.remote import QueueServer, RemoteQueue
+from queues.sqlite import SharedSQLiteQueue, SQLiteQueue
 
 log = logging.getLogger("dvcgw.acceptor")
 MAX_AUTO = 4
@@ -75,11 +78,7 @@ class AcceptorPool:
         self.http_path = os.path.join(self._dir, "http.sock")
         self._relay_path = os.path.join(self._dir, "relay.sock")
         self._server: QueueServer | None = None
-        self._children = [
-            ChildProcess(f"HTTP acceptor {i}", [
-                sys.executable, "-m", "gateway", "_accept", "--dir", self._dir, "--fd", str(sock.fileno()),
-                "--parent", str(os.getpid())], pass_fds=(sock.fileno(),), first=0.5, cap=10.0)
-            for i, sock in enumerate(socks)]
+        self._children: list[ChildProcess] = []
 
     async def ctx(self, app: web.Application) -> AsyncIterator[None]:
         """A ``cleanup_ctx`` entry, after the queue's: starts the relay and the children; on the way
@@ -91,12 +90,26 @@ class AcceptorPool:
         await self.stop(self._settings.server.shutdown_grace)
 
     async def start(self, queue: QueueBackend, accept: LocalAcceptor) -> None:
+        async def tally(t: Tally) -> None:  # from a child that appends to the SQLite store itself
+            accept.apply(t)
+            if t.appended and isinstance(queue, SQLiteQueue):
+                queue.notify()
+
         self._server = QueueServer(queue, self._relay_path, self._settings, extra={
             "accept_snapshot": accept.relayed_snapshot,
             "accept_progress": accept.relayed_progress,
             "accept_observe": accept.relayed_observe,
+            "accept_tally": tally,
         })
         await self._server.start()
+        # children that append to the SQLite store hold its ownership lock with the daemon
+        owner = queue.owner_fd if isinstance(queue, SQLiteQueue) else None
+        self._children = [
+            ChildProcess(f"HTTP acceptor {i}", [
+                sys.executable, "-m", "gateway", "_accept", "--dir", self._dir, "--fd", str(sock.fileno()),
+                "--parent", str(os.getpid())],
+                pass_fds=(sock.fileno(),) if owner is None else (sock.fileno(), owner), first=0.5, cap=10.0)
+            for i, sock in enumerate(self._socks)]
         for child in self._children:
             await child.start()
 
@@ -138,18 +151,9 @@ def run_acceptor(directory: str, fd: int, parent: int) -> int:
     """Entry point of ``dvcgw _accept``: serve the inherited socket until SIGTERM or the daemon goes."""
     from gateway.logs import setup_logging
 
-    _die_with_parent(parent)
+    die_with_parent(parent)
     setup_logging()
     return asyncio.run(_acceptor(directory, fd))
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: SIGTERM this process when the daemon dies (belt and braces next to the relay)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the daemon died before the signal was armed
-        raise SystemExit(1)
 
 
 async def _acceptor(directory: str, fd: int) -> int:
@@ -186,17 +190,18 @@ def create_acceptor_app(settings: Settings, relay: RemoteQueue, daemon_http: str
     app[CLOCK] = clock
     app[LIFECYCLE] = Lifecycle("ready")
     app[KEYRING] = KeyRing(settings.agencies, settings.operator)
-    accept = RelayedAcceptor(relay)
-    app[ACCEPT] = accept
+    if settings.queue.backend == "sqlite":
+        accept_ctx = _appending(app, settings, relay)
+    else:
+        accept_ctx = _relaying(app, relay)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.UnixConnector(path=daemon_http, limit=64)
         timeout = aiohttp.ClientTimeout(total=max(float(settings.server.shutdown_grace), 60.0))
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as s:
             app[_SESSION] = s
-            accept.start()
-            yield
-            await accept.close()
+            async with accept_ctx:
+                yield
 
     app.cleanup_ctx.append(ctx)
     app.router.add_put("/v1/dossiers/{MaHoSo}", handlers.put_dossier)
@@ -206,6 +211,40 @@ def create_acceptor_app(settings: Settings, relay: RemoteQueue, daemon_http: str
 
 
 _SESSION = web.AppKey("daemon_session", aiohttp.ClientSession)
+
+
+@contextlib.asynccontextmanager
+async def _appending(app: web.Application, settings: Settings, relay: RemoteQueue) -> AsyncIterator[None]:
+    """Accept into the SQLite store from this process; counts and engine wake-ups go to the daemon."""
+
+    async def send(tally: Tally) -> None:
+        await relay.call("accept_tally", tally)
+
+    counts = ShippedCounts(send)
+    store = SharedSQLiteQueue(settings.storage.path, on_write=counts.appended,
+                           synchronous=settings.storage.synchronous, lease_s=settings.queue.lease,
+                           max_batch=settings.storage.commit_max_batch,
+                           commit_window=settings.storage.commit_window)
+    await store.start()
+    app[ACCEPT] = LocalAcceptor(store, counts, settings, cache_states=False)
+    counts.start()
+    try:
+        yield
+    finally:
+        await store.close()
+        await counts.close()
+
+
+@contextlib.asynccontextmanager
+async def _relaying(app: web.Application, relay: RemoteQueue) -> AsyncIterator[None]:
+    """Accept through the daemon, which appends (a queue only the daemon reaches: Kafka)."""
+    accept = RelayedAcceptor(relay)
+    app[ACCEPT] = accept
+    accept.start()
+    try:
+        yield
+    finally:
+        await accept.close()
 
 
 async def forward(request: web.Request) -> web.StreamResponse:

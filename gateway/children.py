@@ -4,12 +4,25 @@ when it dies, and stopped by SIGTERM, the same way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
+import os
 import signal
 import time
 from collections.abc import Sequence
 
 log = logging.getLogger("dvcgw.children")
+
+
+def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
+    """Linux: have ``sig`` sent to this process when its parent (the daemon) dies; exit at once if
+    the parent is already gone (it died before the signal was armed)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, int(sig))  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        raise SystemExit(1)
 
 
 class ChildProcess:

@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
     deliver = sub.add_parser("_deliver", help=argparse.SUPPRESS)  # the daemon's own delivery worker
     deliver.add_argument("--socket", required=True)
+    deliver.add_argument("--parent", type=int)
     deliver.set_defaults(func=_deliver)
 
     acceptor = sub.add_parser("_accept", help=argparse.SUPPRESS)  # the daemon's own HTTP acceptors
@@ -157,7 +158,7 @@ def _accept(args: argparse.Namespace) -> int:
 def _deliver(args: argparse.Namespace) -> int:
     from gateway.worker import run_worker
 
-    return run_worker(args.socket)
+    return run_worker(args.socket, args.parent)
 
 
 def _operator_key(args: argparse.Namespace) -> str:
