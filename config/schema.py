@@ -88,6 +88,9 @@ class QueueSettings:
     # how much lower the delivery process's CPU priority is (added niceness, 0..19): on a busy
     # machine accepting agencies' requests comes first and delivery catches up after the burst
     delivery_nice: int = 10
+    # "idle": the worker's loop runs in the kernel's idle class, with a guard that returns it to
+    # the normal class (at delivery_nice) if it starves (gateway.priority); "nice": niceness only
+    delivery_priority: Literal["idle", "nice"] = "idle"
 
     def __post_init__(self) -> None:
         if not 0 <= self.delivery_nice <= 19:

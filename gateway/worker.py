@@ -1,10 +1,14 @@
-"""The delivery worker: the sync engine in a process of its own, so delivery has its own core and
+"""The delivery worker: the sync engine in a process of its own, at a lower CPU priority
+(``[queue] delivery_priority`` and ``delivery_nice``, see :mod:`gateway.priority`), so delivery
 never slows accepting.
 
-The daemon keeps sole ownership of the store; the worker reaches it only through
-:class:`queues.remote.RemoteQueue`. The daemon supervises the worker (restarts it if it dies) and
-relays its metrics and portal-gate state to ``/metrics`` and ``/readyz``. If the daemon dies, the
-worker's queue calls fail and it exits: it can never act on the store on its own.
+On the SQLite store the worker claims and records on the store itself
+(:class:`queues.sqlite.SharedSQLiteQueue`, taking turns with the other writers through the
+store's write lock); the daemon only wakes it when an acceptor or an operator has made new work.
+On a queue only the daemon reaches (Kafka) it works through :class:`queues.remote.RemoteQueue`.
+The daemon supervises the worker (restarts it if it dies) and relays its metrics and portal-gate
+state to ``/metrics`` and ``/readyz``. The worker holds the store's ownership lock with the daemon
+and is killed when the daemon dies, so no new daemon can start beside a worker of the old one.
 """
 
 from __future__ import annotations
@@ -24,13 +28,19 @@ from prometheus_client import generate_latest
 from adapters.national_portal.client import PortalClient
 from config.schema import Settings
 from gateway import runtime
-from gateway.children import ChildProcess
+from gateway.children import ChildProcess, die_with_parent
+from gateway.priority import IdlePriority
 from gateway.sync import SyncEngine
 from monitoring.metrics import Metrics
-from queues.api import QueueBackend
+from queues.api import EngineQueue, QueueBackend
 from queues.remote import QueueServer, RemoteQueue
+from queues.sqlite import SharedSQLiteQueue, SQLiteQueue
 
 REPORT_EVERY_S = 1.0
+WAKE_POLL_S = 30.0  # a waiting wake-up call to the daemon is renewed this often
+# the worker's claims and outcomes gather this long into one transaction: each transaction holds
+# the store's write lock, which the acceptors' commits wait for (measured at 1,000 accepts/s)
+WORKER_COMMIT_WINDOW_S = 0.005
 _UNKNOWN_GATE: dict[str, Any] = {"circuit": "unknown", "reason": None, "paused": False,
                                  "consecutive_failures": 0, "reopens_at": None}
 
@@ -57,8 +67,10 @@ class DeliveryProcess:
         os.chmod(self._dir, 0o700)
         socket_path = os.path.join(self._dir, "queue.sock")
         self._server = QueueServer(queue, socket_path, settings)
-        self._child = ChildProcess("delivery worker", [sys.executable, "-m", "gateway", "_deliver",
-                                                       "--socket", socket_path], first=1.0, cap=30.0)
+        owner = queue.owner_fd if isinstance(queue, SQLiteQueue) else None
+        self._child = ChildProcess("delivery worker", [
+            sys.executable, "-m", "gateway", "_deliver", "--socket", socket_path, "--parent", str(os.getpid())],
+            pass_fds=() if owner is None else (owner,), first=1.0, cap=30.0)
 
     @property
     def restarts(self) -> int:
@@ -84,21 +96,60 @@ class DeliveryProcess:
 # ------------------------------------------------------------------ the worker process
 
 
-def run_worker(socket_path: str) -> int:
+def run_worker(socket_path: str, parent: int | None = None) -> int:
     """Entry point of ``dvcgw _deliver``: deliver until SIGTERM or until the daemon goes away."""
     from gateway.logs import setup_logging
 
+    if parent is not None:
+        # SIGKILL: a worker that writes the store must not outlive its daemon by a moment; what it
+        # had in flight is claimed again by the next daemon (delivery is at-least-once)
+        die_with_parent(parent, signal.SIGKILL)
     setup_logging()
     return asyncio.run(_worker(socket_path))
 
 
 async def _worker(socket_path: str) -> int:
-    queue = RemoteQueue(socket_path)
-    await queue.start()
-    settings: Settings = await queue.call("hello")
+    relay = RemoteQueue(socket_path)
+    await relay.start()
+    settings: Settings = await relay.call("hello")
     if settings.queue.delivery_nice:
         os.nice(settings.queue.delivery_nice)
     runtime.tune()
+    priority = IdlePriority() if settings.queue.delivery_priority == "idle" else None
+    if priority is not None:
+        priority.start()
+    try:
+        if settings.queue.backend != "sqlite":
+            return await _deliver(relay, relay, settings)
+        # the delivery bookkeeping needs no fsync of its own: a claim or an outcome lost with the
+        # machine's power means one delivery repeated, which the portal absorbs (create-or-update)
+        store = SharedSQLiteQueue(settings.storage.path, synchronous="normal", lease_s=settings.queue.lease,
+                                  max_batch=settings.storage.commit_max_batch,
+                                  commit_window=WORKER_COMMIT_WINDOW_S, gather_always=True,
+                                  while_writing=priority.boost if priority is not None else None)
+        await store.start()
+        waker = asyncio.create_task(_wakes(relay, store), name="dvcgw-worker-wakes")
+        try:
+            return await _deliver(relay, store, settings)
+        finally:
+            waker.cancel()
+            await asyncio.gather(waker, return_exceptions=True)
+            await store.close()
+    finally:
+        if priority is not None:
+            await priority.stop()
+        await relay.close()
+
+
+async def _wakes(relay: RemoteQueue, store: SharedSQLiteQueue) -> None:
+    """Wake the engine whenever the daemon's queue is woken (an acceptor appended, an operator
+    replayed or un-parked): one waiting call at a time, so no wake-up is consumed unseen."""
+    while True:
+        await relay.wait_for_work(WAKE_POLL_S)
+        store.notify()
+
+
+async def _deliver(relay: RemoteQueue, queue: EngineQueue, settings: Settings) -> int:
     metrics = Metrics()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -108,14 +159,13 @@ async def _worker(socket_path: str) -> int:
     connector = aiohttp.TCPConnector(limit=settings.portal.max_concurrency * 2)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         engine = SyncEngine(queue, PortalClient(settings.portal, session, metrics=metrics), settings, metrics)
-        tasks = [asyncio.create_task(engine.run()), asyncio.create_task(_report(queue, engine, metrics))]
-        lost = asyncio.create_task(queue.lost.wait())
+        tasks = [asyncio.create_task(engine.run()), asyncio.create_task(_report(relay, engine, metrics))]
+        lost = asyncio.create_task(relay.lost.wait())
         await asyncio.wait([asyncio.create_task(stop.wait()), lost, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        await engine.stop(0.0 if queue.lost.is_set() else settings.server.shutdown_grace)
+        await engine.stop(0.0 if relay.lost.is_set() else settings.server.shutdown_grace)
         for t in [*tasks, lost]:
             t.cancel()
         await asyncio.gather(*tasks, lost, return_exceptions=True)
-    await queue.close()
     return 0
 
 

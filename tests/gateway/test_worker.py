@@ -45,8 +45,9 @@ async def _delivered(http: aiohttp.ClientSession, url: str, m: str) -> bool:
 
 
 async def test_worker_reports_and_is_restarted_and_never_orphaned(sandbox: Sandbox, tmp_path: Path) -> None:
-    """Deliveries made by the worker show in /metrics and /readyz; a killed worker is restarted and
-    delivery goes on; a killed daemon takes its worker with it."""
+    """Deliveries made by the worker show in /metrics and /readyz; the worker's loop runs in the
+    idle scheduling class at nice 10; a killed worker is restarted and delivery goes on; a killed
+    daemon takes its worker with it."""
     port = free_port()
     cfg = write_config(tmp_path / "gw.toml", port, sandbox.url, tmp_path / "gw.sqlite3")
     daemon = Daemon(cfg, port, tmp_path / "daemon.log")
@@ -66,6 +67,9 @@ async def test_worker_reports_and_is_restarted_and_never_orphaned(sandbox: Sandb
                 assert (await r.json())["checks"]["portal"]["circuit"] == "closed"
 
             (worker,) = children(daemon.proc.pid)
+            # its loop (the main thread) runs in the idle class at the configured niceness
+            assert os.sched_getscheduler(worker) == os.SCHED_IDLE
+            assert os.getpriority(os.PRIO_PROCESS, worker) == 10
             os.kill(worker, signal.SIGKILL)
 
             async def replaced() -> bool:
