@@ -16,11 +16,12 @@ from __future__ import annotations
 import base64
 import email.utils
 import enum
-import json
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from gateway.errors import PortalAuthFailed, PortalUnavailable
 
@@ -148,8 +149,8 @@ def decode_json_object(body: bytes, *, what: str) -> dict[str, Any]:
     An HTML error page, an empty body or a JSON array means broken upstream (spec §9).
     """
     try:
-        data = json.loads(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        data = orjson.loads(body[3:] if body.startswith(b"\xef\xbb\xbf") else body)  # a BOM is tolerated
+    except orjson.JSONDecodeError as exc:
         raise PortalUnavailable(f"{what}: reply is not JSON ({len(body)} bytes)") from exc
     if not isinstance(data, dict):
         raise PortalUnavailable(f"{what}: reply is JSON but not an object")

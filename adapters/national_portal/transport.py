@@ -18,13 +18,13 @@ Latency of every attempt is observed on ``metrics.portal_latency{service, status
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import orjson
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from adapters.national_portal.envelope import status_class
@@ -122,4 +122,4 @@ def _encode(
         out["Content-Type"] = "application/x-www-form-urlencoded"
         return urlencode(dict(form)).encode("ascii"), out
     out["Content-Type"] = "application/json; charset=utf-8"
-    return json.dumps(json_body or {}, ensure_ascii=False).encode("utf-8"), out
+    return orjson.dumps(json_body or {}), out  # UTF-8, not \u-escaped (as json.dumps(ensure_ascii=False))
