@@ -1,5 +1,5 @@
 """HTTP acceptor processes: the agency port served by several processes, so accepting uses every
-core while one process (the daemon) keeps sole ownership of the store.
+core while the daemon keeps ownership of the store (its children write it beside it).
 
 ``[server] acceptors`` (default ``-1``: one per CPU, at most 4, none on a single CPU) sets how
 many. With acceptors:

@@ -1,5 +1,6 @@
-"""The queue across a process boundary: the delivery worker process reaches the daemon's queue
-through a Unix socket, so only the daemon ever touches the store.
+"""The queue across a process boundary: a child process reaches the daemon's queue through a Unix
+socket. On Kafka the delivery worker and the HTTP acceptors work only through it; on SQLite, where
+they write the store themselves, they use it for their hello, reports, tallies and wake-ups.
 
 Frames are a 4-byte big-endian length and a pickle of ``(request_id, method, args)`` one way and
 ``(request_id, ok, value)`` back; requests are multiplexed and answered concurrently. The socket

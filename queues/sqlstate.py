@@ -98,7 +98,8 @@ def init(conn: sqlite3.Connection) -> None:
 
 
 def release_all_leases(conn: sqlite3.Connection) -> int:
-    """At start-up of the only process that owns the file, every old claim is void."""
+    """At start-up of the daemon that owns the file (no process of the previous one still runs),
+    every old claim is void."""
     return conn.execute("UPDATE dossiers SET lease = NULL, lease_until = NULL WHERE lease IS NOT NULL").rowcount
 
 
