@@ -189,7 +189,8 @@ class _WriteLock:
             os.ftruncate(self._fd, mmap.PAGESIZE)
         self._flag = mmap.mmap(self._fd, mmap.PAGESIZE)
 
-    async def acquire(self, loop: asyncio.AbstractEventLoop, pool: ThreadPoolExecutor) -> None:
+    async def acquire(self, loop: asyncio.AbstractEventLoop, pool: ThreadPoolExecutor) -> bool:
+        """Take the turn; True if another writer had it first (the store is busy)."""
         if self._flag[0]:
             deadline = loop.time() + YIELD_MAX_S
             # the flag lives in another process's memory too: polled, no asyncio.Event can carry it
@@ -197,8 +198,10 @@ class _WriteLock:
                 await asyncio.sleep(0.0005)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
         except BlockingIOError:
             await loop.run_in_executor(pool, fcntl.flock, self._fd, fcntl.LOCK_EX)
+            return True
 
     async def acquire_first(self, loop: asyncio.AbstractEventLoop, pool: ThreadPoolExecutor) -> None:
         """Take the next turn ahead of the writers (the checkpointer)."""
@@ -219,22 +222,24 @@ class _WriteLock:
 class SQLiteQueue(_SqlQueueBase):
     """Durable embedded backend. One daemon owns the file (an advisory lock enforces it); its child
     processes may write beside it through :class:`SharedSQLiteQueue`. ``commit_window`` is how long
-the flusher gathers operations before a batch under concurrent load (always, with
-``gather_always``: the delivery worker, whose every transaction holds up the acceptors' next
-commit, prefers fewer, larger ones). ``while_writing``, if given,
+the flusher gathers operations before a batch under concurrent load; ``yield_window`` is how long
+it gathers instead whenever its last turn had to wait for another writer (the delivery worker:
+while the acceptors are busy, each of its transactions holds up their next commit, so it makes
+fewer, larger ones). ``while_writing``, if given,
     is entered around each turn holding the write lock (the delivery worker raises its CPU
     priority there, see ``gateway.priority``)."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "full", lease_s: float = 120.0,
                  clock: Callable[[], float] | None = None, max_batch: int = 512,
-                 commit_window: float = 0.0, gather_always: bool = False,
+                 commit_window: float = 0.0, yield_window: float = 0.0,
                  while_writing: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
                  owner_wait: float = OWNER_WAIT_S) -> None:
         super().__init__(lease_s=lease_s, clock=clock)
         self._owner_wait = owner_wait
         self._while_writing = while_writing or contextlib.nullcontext
         self._window = commit_window
-        self._gather_always = gather_always  # wait the window before every batch, not only under load
+        self._yield_window = yield_window
+        self._contended = False  # the last turn had to wait for another writer
         self._last_batch = 0
         self._path = Path(path)
         self._synchronous = synchronous.upper()
@@ -387,10 +392,13 @@ commit, prefers fewer, larger ones). ``while_writing``, if given,
         batch."""
         loop = asyncio.get_running_loop()
         while self._pending:
-            if self._window and (self._last_batch > 1 or self._gather_always) and len(self._pending) < self._max_batch:
-                # under concurrent load, gather a little longer: one fsync and one set of page
-                # writes then serve more accepts (an idle store commits a lone op at once)
-                await asyncio.sleep(self._window)
+            # under concurrent load, gather a little longer: one fsync and one set of page writes
+            # then serve more accepts (an idle store commits a lone op at once); a writer that
+            # yields to others gathers longer while they keep the store busy
+            wait = self._yield_window if self._yield_window and self._contended else (
+                self._window if self._last_batch > 1 else 0.0)
+            if wait and len(self._pending) < self._max_batch:
+                await asyncio.sleep(wait)
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch:]
             self._last_batch = len(batch)
             try:
@@ -435,7 +443,7 @@ commit, prefers fewer, larger ones). ``while_writing``, if given,
     async def _commit_locked(self, loop: asyncio.AbstractEventLoop,
                              batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
         conn = self._conn
-        await self._write_lock.acquire(loop, self._locker)
+        self._contended = await self._write_lock.acquire(loop, self._locker)
         try:
             conn.execute("BEGIN IMMEDIATE")
             results = self._run_plain(conn, batch)
