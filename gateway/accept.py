@@ -35,7 +35,6 @@ from monitoring.metrics import Metrics
 from queues.api import Accepted, EncodedPayload, EventKind, NewEvent, QueueBackend, state_of
 
 STATE_CACHE_MAX = 100_000
-FLUSH_EVERY_S = 1.0
 SHIP_EVERY_S = 0.02  # at most this often an acceptor process sends its tally (and wakes the engine)
 
 
@@ -252,10 +251,6 @@ class LocalAcceptor:
     def observe(self, seconds: float) -> None:
         self._counts.latency(seconds)
 
-    def observe_many(self, seconds: Sequence[float]) -> None:
-        for s in seconds:
-            self.observe(s)
-
     def _count_truncated(self, fields: Sequence[str]) -> None:
         for name in fields:
             self._counts.truncated(name)
@@ -277,9 +272,7 @@ class LocalAcceptor:
 
     # ---- the daemon's side of a relayed acceptor (see gateway.acceptor)
 
-    async def relayed_snapshot(self, mahoso: str, item: Item, agency: str,
-                               latencies: Sequence[float]) -> Accepted | Refusal:
-        self.observe_many(latencies)
+    async def relayed_snapshot(self, mahoso: str, item: Item, agency: str) -> Accepted | Refusal:
         if self._checked is None and isinstance(item.payload, EncodedPayload):
             item = Item(dict(item.payload), item.truncated)  # a queue that encodes payloads itself
         try:
@@ -287,16 +280,11 @@ class LocalAcceptor:
         except HTTPProblem as exc:
             return _refusal(exc)
 
-    async def relayed_progress(self, mahoso: str, items: Sequence[Item], agency: str,
-                               latencies: Sequence[float]) -> list[Accepted]:
-        self.observe_many(latencies)
+    async def relayed_progress(self, mahoso: str, items: Sequence[Item], agency: str) -> list[Accepted]:
         return await self.progress(mahoso, items, agency)
 
-    async def relayed_observe(self, latencies: Sequence[float]) -> None:
-        self.observe_many(latencies)
-
     def apply(self, tally: Tally) -> None:
-        """Count what an acceptor process that appends by itself counted."""
+        """Count what an acceptor process counted (its accepts, if it appends itself; its latencies)."""
         if isinstance(self._counts, MetricsCounts):
             self._counts.apply(tally)
 
@@ -312,18 +300,18 @@ class Relay(Protocol):
 
 
 class RelayedAcceptor:
-    """The acceptor of an HTTP acceptor process: every append is done by the daemon."""
+    """The acceptor of an HTTP acceptor process whose queue only the daemon reaches (Kafka): every
+    append is done by the daemon; latencies go with the process's tallies (:class:`ShippedCounts`)."""
 
-    def __init__(self, relay: Relay) -> None:
+    def __init__(self, relay: Relay, counts: ShippedCounts) -> None:
         self._relay = relay
-        self._latencies: list[float] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._counts = counts
 
     async def snapshot(self, mahoso: str, item: Item, agency: str) -> Accepted:
         # JSON, not a pickled dict, crosses the socket: a fifth of the cost, and SQLite stores it as is
         state = state_of(EventKind.SNAPSHOT, item.payload)
         wire = Item(EncodedPayload(orjson.dumps(item.payload), state), item.truncated)
-        result = await self._relay.call("accept_snapshot", mahoso, wire, agency, self._take())
+        result = await self._relay.call("accept_snapshot", mahoso, wire, agency)
         if isinstance(result, Refusal):
             raise result.problem()
         if not isinstance(result, Accepted):
@@ -331,33 +319,8 @@ class RelayedAcceptor:
         return result
 
     async def progress(self, mahoso: str, items: Sequence[Item], agency: str) -> list[Accepted]:
-        result = await self._relay.call("accept_progress", mahoso, list(items), agency, self._take())
+        result = await self._relay.call("accept_progress", mahoso, list(items), agency)
         return list(result)
 
     def observe(self, seconds: float) -> None:
-        self._latencies.append(max(seconds, 0.0))
-
-    def _take(self) -> list[float]:
-        taken, self._latencies = self._latencies, []
-        return taken
-
-    def start(self) -> None:
-        self._flusher = asyncio.create_task(self._flush_idle(), name="dvcgw-accept-metrics")
-
-    async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Send the latencies not yet carried by a call (best effort: the daemon may be gone)."""
-        if self._latencies:
-            taken = self._take()
-            with contextlib.suppress(Exception):
-                await self._relay.call("accept_observe", taken)
-
-    async def _flush_idle(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_EVERY_S)
-            await self.flush()
+        self._counts.latency(seconds)

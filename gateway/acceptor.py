@@ -90,7 +90,7 @@ class AcceptorPool:
         await self.stop(self._settings.server.shutdown_grace)
 
     async def start(self, queue: QueueBackend, accept: LocalAcceptor) -> None:
-        async def tally(t: Tally) -> None:  # from a child that appends to the SQLite store itself
+        async def tally(t: Tally) -> None:  # a child's counts (and, on SQLite, its appends)
             accept.apply(t)
             if t.appended and isinstance(queue, SQLiteQueue):
                 queue.notify()
@@ -98,7 +98,6 @@ class AcceptorPool:
         self._server = QueueServer(queue, self._relay_path, self._settings, extra={
             "accept_snapshot": accept.relayed_snapshot,
             "accept_progress": accept.relayed_progress,
-            "accept_observe": accept.relayed_observe,
             "accept_tally": tally,
         })
         await self._server.start()
@@ -190,10 +189,7 @@ def create_acceptor_app(settings: Settings, relay: RemoteQueue, daemon_http: str
     app[CLOCK] = clock
     app[LIFECYCLE] = Lifecycle("ready")
     app[KEYRING] = KeyRing(settings.agencies, settings.operator)
-    if settings.queue.backend == "sqlite":
-        accept_ctx = _appending(app, settings, relay)
-    else:
-        accept_ctx = _relaying(app, relay)
+    accept_ctx = _accepting(app, settings, relay)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.UnixConnector(path=daemon_http, limit=64)
@@ -214,37 +210,31 @@ _SESSION = web.AppKey("daemon_session", aiohttp.ClientSession)
 
 
 @contextlib.asynccontextmanager
-async def _appending(app: web.Application, settings: Settings, relay: RemoteQueue) -> AsyncIterator[None]:
-    """Accept into the SQLite store from this process; counts and engine wake-ups go to the daemon."""
+async def _accepting(app: web.Application, settings: Settings, relay: RemoteQueue) -> AsyncIterator[None]:
+    """On SQLite, accept into the store from this process; on a queue only the daemon reaches
+    (Kafka), accept through the daemon. Either way counts and engine wake-ups go to the daemon."""
 
     async def send(tally: Tally) -> None:
         await relay.call("accept_tally", tally)
 
     counts = ShippedCounts(send)
-    store = SharedSQLiteQueue(settings.storage.path, on_write=counts.appended,
-                           synchronous=settings.storage.synchronous, lease_s=settings.queue.lease,
-                           max_batch=settings.storage.commit_max_batch,
-                           commit_window=settings.storage.commit_window)
-    await store.start()
-    app[ACCEPT] = LocalAcceptor(store, counts, settings, cache_states=False)
+    store: SharedSQLiteQueue | None = None
+    if settings.queue.backend == "sqlite":
+        store = SharedSQLiteQueue(settings.storage.path, on_write=counts.appended,
+                                  synchronous=settings.storage.synchronous, lease_s=settings.queue.lease,
+                                  max_batch=settings.storage.commit_max_batch,
+                                  commit_window=settings.storage.commit_window)
+        await store.start()
+        app[ACCEPT] = LocalAcceptor(store, counts, settings, cache_states=False)
+    else:
+        app[ACCEPT] = RelayedAcceptor(relay, counts)
     counts.start()
     try:
         yield
     finally:
-        await store.close()
+        if store is not None:
+            await store.close()
         await counts.close()
-
-
-@contextlib.asynccontextmanager
-async def _relaying(app: web.Application, relay: RemoteQueue) -> AsyncIterator[None]:
-    """Accept through the daemon, which appends (a queue only the daemon reaches: Kafka)."""
-    accept = RelayedAcceptor(relay)
-    app[ACCEPT] = accept
-    accept.start()
-    try:
-        yield
-    finally:
-        await accept.close()
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
