@@ -81,25 +81,21 @@ class _SqlQueueBase:
         """A small indexed read; backends may serve it without queueing behind writes."""
         return await self._run(op, write=False)
 
-    def _notify(self) -> None:
-        self._wakeup.set()
-
     def notify(self) -> None:
-        """Wake :meth:`wait_for_work`: another process (an HTTP acceptor) appended to the store."""
+        """Wake :meth:`wait_for_work`: there may be new work (this queue wrote it, or another
+        process, an HTTP acceptor, appended to the store)."""
         self._wakeup.set()
 
     async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
-        now = self._clock()
-        result = await self._run(lambda c: sqlstate.enqueue(c, events, now), write=True)
-        self._notify()
-        return result
+        return await self.enqueue_checked(events, None)
 
-    async def enqueue_checked(self, events: Sequence[NewEvent], check: Callable[[str | None], None]) -> list[Accepted]:
-        """:meth:`enqueue`, after ``check`` has seen the dossier's last accepted state inside the
-        same transaction (so a check and its append are atomic); what ``check`` raises, this raises."""
+    async def enqueue_checked(self, events: Sequence[NewEvent],
+                              check: Callable[[str | None], None] | None) -> list[Accepted]:
+        """:meth:`enqueue`, after ``check`` (if any) has seen the dossier's last accepted state inside
+        the same transaction (so a check and its append are atomic); what ``check`` raises, this raises."""
         now = self._clock()
         result = await self._run(lambda c: sqlstate.enqueue(c, events, now, check), write=True)
-        self._notify()
+        self.notify()
         return result
 
     async def claim(self, limit: int, now: float) -> list[Work]:
@@ -108,7 +104,7 @@ class _SqlQueueBase:
     async def record(self, work: Work, outcome: Outcome, now: float, *, release: bool = True) -> None:
         await self._run(lambda c: sqlstate.record(c, work, outcome, now, release, self._lease_s), write=True)
         if release:
-            self._notify()
+            self.notify()
 
     async def wait_for_work(self, timeout: float) -> None:
         try:
@@ -130,7 +126,7 @@ class _SqlQueueBase:
     async def unpark(self, mahoso: str) -> None:
         now = self._clock()
         await self._run(lambda c: sqlstate.unpark(c, mahoso, now), write=True)
-        self._notify()
+        self.notify()
 
     async def dead_letters(self, cursor: str | None, limit: int) -> DeadLetterPage:
         return await self._run(lambda c: sqlstate.dead_letters(c, cursor, limit), write=False)
@@ -140,7 +136,7 @@ class _SqlQueueBase:
 
     async def replay(self, dl_id: str, now: float) -> ReplayResult:
         result = await self._run(lambda c: sqlstate.replay(c, dl_id, now), write=True)
-        self._notify()
+        self.notify()
         return result
 
     async def drop(self, dl_id: str) -> bool:
@@ -222,12 +218,11 @@ class _WriteLock:
 class SQLiteQueue(_SqlQueueBase):
     """Durable embedded backend. One daemon owns the file (an advisory lock enforces it); its child
     processes may write beside it through :class:`SharedSQLiteQueue`. ``commit_window`` is how long
-the flusher gathers operations before a batch under concurrent load; ``yield_window`` is how long
-it gathers instead whenever its last turn had to wait for another writer (the delivery worker:
-while the acceptors are busy, each of its transactions holds up their next commit, so it makes
-fewer, larger ones). ``while_writing``, if given,
-    is entered around each turn holding the write lock (the delivery worker raises its CPU
-    priority there, see ``gateway.priority``)."""
+    the flusher gathers operations before a batch under concurrent load; ``yield_window`` is how
+    long it gathers instead whenever its last turn had to wait for another writer (the delivery
+    worker: while the acceptors are busy, each of its transactions holds up their next commit, so
+    it makes fewer, larger ones). ``while_writing``, if given, is entered around each turn holding
+    the write lock (the delivery worker raises its CPU priority there, see ``gateway.priority``)."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "full", lease_s: float = 120.0,
                  clock: Callable[[], float] | None = None, max_batch: int = 512,
@@ -267,6 +262,12 @@ fewer, larger ones). ``while_writing``, if given,
         conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
+    def _open_reader(self) -> sqlite3.Connection:
+        """The connection of small indexed reads (:meth:`_read_now`)."""
+        reader = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
+        reader.execute("PRAGMA busy_timeout=100")
+        return reader
+
     async def start(self) -> None:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,8 +279,7 @@ fewer, larger ones). ``while_writing``, if given,
         except (OSError, sqlite3.Error) as exc:
             raise QueueUnavailable(f"cannot open the queue store {self._path}: {exc}") from exc
         self._conn = conn
-        self._reader = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
-        self._reader.execute("PRAGMA busy_timeout=100")
+        self._reader = self._open_reader()
         self._ckpt_conn = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
         self._ckpt_conn.execute(f"PRAGMA synchronous={self._synchronous}")
         self._ckpt_conn.execute("PRAGMA busy_timeout=1000")
@@ -351,10 +351,7 @@ fewer, larger ones). ``while_writing``, if given,
         with contextlib.suppress(sqlite3.Error):  # leave a short WAL behind for the next start
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._ckpt_conn.close()
-        self._reader.close()
-        self._conn.close()
-        self._write_lock.close()
-        self._close_wal_fd()
+        self._close_files()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -470,7 +467,11 @@ fewer, larger ones). ``while_writing``, if given,
             self._wal_fd = fd = os.open(str(self._path) + "-wal", os.O_RDONLY)
         os.fdatasync(fd)
 
-    def _close_wal_fd(self) -> None:
+    def _close_files(self) -> None:
+        """Close what every writer opens: its connections, the write lock, the WAL descriptor."""
+        self._reader.close()
+        self._conn.close()
+        self._write_lock.close()
         if self._wal_fd is not None:
             os.close(self._wal_fd)
             self._wal_fd = None
@@ -505,8 +506,9 @@ class SharedSQLiteQueue(SQLiteQueue):
     an HTTP acceptor appends, the delivery worker claims and records. Each write is durable when
     it returns, commits are grouped as in the owner, and writers take turns through the store's
     write lock. It takes no ownership lock (the child inherits its daemon's), changes no schema,
-    and leaves leases and checkpoints to the owner. ``on_write`` is called after each write that
-    may create work (an append, a released claim), so the owner's engine can be woken."""
+    and leaves leases and checkpoints to the owner. ``on_write`` is called with every
+    :meth:`notify` (after each write that may create work: an append, a released claim), so the
+    owner's engine can be woken."""
 
     def __init__(self, path: str | Path, *, on_write: Callable[[], None] | None = None, **kwargs: Any) -> None:
         super().__init__(path, **kwargs)
@@ -518,20 +520,16 @@ class SharedSQLiteQueue(SQLiteQueue):
         try:
             self._write_lock = _WriteLock(self._path)
             self._conn = self._open_writer()
-            self._reader = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
-            self._reader.execute("PRAGMA busy_timeout=100")
+            self._reader = self._open_reader()
         except (OSError, sqlite3.Error) as exc:
             raise QueueUnavailable(f"cannot open the queue store {self._path}: {exc}") from exc
 
     async def close(self) -> None:
         self._closing = True
         await self._drain()
-        self._reader.close()
-        self._conn.close()
-        self._write_lock.close()
-        self._close_wal_fd()
+        self._close_files()
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
         self._wakeup.set()
         if self._on_write is not None:
             self._on_write()
