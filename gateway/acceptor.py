@@ -49,7 +49,7 @@ from gateway.keys import ACCEPT, CLOCK, LIFECYCLE, QUEUE, SETTINGS, Lifecycle
 from gateway.middleware import error_middleware
 from queues.api import QueueBackend
 from queues.remote import QueueServer, RemoteQueue
-from queues.sqlite import SharedSQLiteQueue, SQLiteQueue
+from queues.sqlite import SharedSQLiteQueue, SQLiteQueue, inherited_fds, store_options
 
 log = logging.getLogger("dvcgw.acceptor")
 MAX_AUTO = 4
@@ -102,12 +102,10 @@ class AcceptorPool:
         })
         await self._server.start()
         # children that append to the SQLite store hold its ownership lock with the daemon
-        owner = queue.owner_fd if isinstance(queue, SQLiteQueue) else None
         self._children = [
             ChildProcess(f"HTTP acceptor {i}", [
                 sys.executable, "-m", "gateway", "_accept", "--dir", self._dir, "--fd", str(sock.fileno()),
-                "--parent", str(os.getpid())],
-                pass_fds=(sock.fileno(),) if owner is None else (sock.fileno(), owner), first=0.5, cap=10.0)
+                "--parent", str(os.getpid())], pass_fds=(sock.fileno(), *inherited_fds(queue)), first=0.5, cap=10.0)
             for i, sock in enumerate(self._socks)]
         for child in self._children:
             await child.start()
@@ -220,10 +218,7 @@ async def _accepting(app: web.Application, settings: Settings, relay: RemoteQueu
     counts = ShippedCounts(send)
     store: SharedSQLiteQueue | None = None
     if settings.queue.backend == "sqlite":
-        store = SharedSQLiteQueue(settings.storage.path, on_write=counts.appended,
-                                  synchronous=settings.storage.synchronous, lease_s=settings.queue.lease,
-                                  max_batch=settings.storage.commit_max_batch,
-                                  commit_window=settings.storage.commit_window)
+        store = SharedSQLiteQueue(settings.storage.path, on_write=counts.appended, **store_options(settings))
         await store.start()
         app[ACCEPT] = LocalAcceptor(store, counts, settings, cache_states=False)
     else:

@@ -26,7 +26,7 @@ from gateway.sync import SyncEngine
 from gateway.worker import DeliveryProcess, InlineEngineView
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
-from queues.sqlite import MemoryQueue, SQLiteQueue
+from queues.sqlite import MemoryQueue, SQLiteQueue, store_options
 
 log = logging.getLogger("dvcgw.app")
 
@@ -41,9 +41,7 @@ def make_queue(settings: Settings, metrics: Metrics, clock: Callable[[], float])
         from queues.kafka import KafkaQueue
 
         return KafkaQueue(settings, metrics_registry=metrics.registry)  # type: ignore[no-any-return]
-    return SQLiteQueue(settings.storage.path, synchronous=settings.storage.synchronous, lease_s=q.lease,
-                       clock=clock, max_batch=settings.storage.commit_max_batch,
-                       commit_window=settings.storage.commit_window)
+    return SQLiteQueue(settings.storage.path, clock=clock, **store_options(settings))
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, run_engine: bool = True,

@@ -34,7 +34,7 @@ from gateway.sync import SyncEngine
 from monitoring.metrics import Metrics
 from queues.api import EngineQueue, QueueBackend
 from queues.remote import QueueServer, RemoteQueue
-from queues.sqlite import SharedSQLiteQueue, SQLiteQueue
+from queues.sqlite import SharedSQLiteQueue, inherited_fds, store_options
 
 REPORT_EVERY_S = 1.0
 WAKE_POLL_S = 30.0  # a waiting wake-up call to the daemon is renewed this often
@@ -68,10 +68,9 @@ class DeliveryProcess:
         os.chmod(self._dir, 0o700)
         socket_path = os.path.join(self._dir, "queue.sock")
         self._server = QueueServer(queue, socket_path, settings)
-        owner = queue.owner_fd if isinstance(queue, SQLiteQueue) else None
         self._child = ChildProcess("delivery worker", [
             sys.executable, "-m", "gateway", "_deliver", "--socket", socket_path, "--parent", str(os.getpid())],
-            pass_fds=() if owner is None else (owner,), first=1.0, cap=30.0)
+            pass_fds=inherited_fds(queue), first=1.0, cap=30.0)
 
     @property
     def restarts(self) -> int:
@@ -124,9 +123,8 @@ async def _worker(socket_path: str) -> int:
             return await _deliver(relay, relay, settings)
         # the delivery bookkeeping needs no fsync of its own: a claim or an outcome lost with the
         # machine's power means one delivery repeated, which the portal absorbs (create-or-update)
-        store = SharedSQLiteQueue(settings.storage.path, synchronous="normal", lease_s=settings.queue.lease,
-                                  max_batch=settings.storage.commit_max_batch,
-                                  commit_window=settings.storage.commit_window, yield_window=WORKER_YIELD_WINDOW_S,
+        store = SharedSQLiteQueue(settings.storage.path, **{**store_options(settings), "synchronous": "normal"},
+                                  yield_window=WORKER_YIELD_WINDOW_S,
                                   while_writing=priority.boost if priority is not None else None)
         await store.start()
         waker = asyncio.create_task(_wakes(relay, store), name="dvcgw-worker-wakes")

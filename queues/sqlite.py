@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from config.schema import Settings
 from gateway.errors import QueueUnavailable
 from queues import sqlstate
 from queues.api import (
@@ -533,6 +534,20 @@ class SharedSQLiteQueue(SQLiteQueue):
         self._wakeup.set()
         if self._on_write is not None:
             self._on_write()
+
+
+def store_options(settings: Settings) -> dict[str, Any]:
+    """The ``[storage]`` and ``[queue]`` settings every writer of the store opens it with (the
+    daemon's :class:`SQLiteQueue`, its children's :class:`SharedSQLiteQueue`); a writer may
+    override one (the worker's bookkeeping is not synced on its own)."""
+    return {"synchronous": settings.storage.synchronous, "lease_s": settings.queue.lease,
+            "max_batch": settings.storage.commit_max_batch, "commit_window": settings.storage.commit_window}
+
+
+def inherited_fds(queue: object) -> tuple[int, ...]:
+    """The descriptors a child that writes ``queue``'s store must inherit: its ownership lock."""
+    fd = queue.owner_fd if isinstance(queue, SQLiteQueue) else None
+    return () if fd is None else (fd,)
 
 
 def _settle_batch(batch: list[tuple[Op, asyncio.Future[Any]]], results: list[tuple[bool, Any]]) -> None:
