@@ -12,9 +12,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -123,3 +124,21 @@ async def scrape(session: aiohttp.ClientSession, base: str) -> dict[tuple[str, t
 
 def sample(samples: Mapping[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_bench(main: Coroutine[Any, Any, bool]) -> int:
+    """Run a benchmark's main coroutine: exit status 0 if every target was met, 1 if not, 130 if
+    interrupted. A SIGTERM (timeout, CI) unwinds like Ctrl-C, so the finally blocks stop every
+    subprocess."""
+    started = time.perf_counter()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        ok = asyncio.run(main)
+    except KeyboardInterrupt:
+        return 130
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    return 0 if ok else 1

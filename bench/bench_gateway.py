@@ -49,7 +49,7 @@ from typing import Any
 import aiohttp
 
 from adapters.national_portal import envelope
-from bench._procs import HOST, ROOT, Procs, free_port, processes, rss_mb, sample, scrape, wait_http
+from bench._procs import HOST, ROOT, Procs, free_port, processes, rss_mb, run_bench, sample, scrape, wait_http
 from gateway import dossier
 from queues.api import EventKind, NewEvent
 from queues.sqlite import SQLiteQueue
@@ -562,24 +562,12 @@ async def main_async(plan: Plan, only: set[str]) -> bool:
         return ok and not broken
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="short smoke run (figures not meaningful)")
     parser.add_argument("--only", action="append", default=[], choices=["put", "deliver", "latency", "rss"])
     args = parser.parse_args()
-    started = time.perf_counter()
-    # a SIGTERM (timeout, CI) unwinds like Ctrl-C, so the finally blocks stop every subprocess
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        ok = asyncio.run(main_async(QUICK if args.quick else Plan(), set(args.only)))
-    except KeyboardInterrupt:
-        return 130
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
-    return 0 if ok else 1
+    return run_bench(main_async(QUICK if args.quick else Plan(), set(args.only)))
 
 
 if __name__ == "__main__":

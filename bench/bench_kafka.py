@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -48,7 +47,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench._procs import HOST, ROOT, Procs, free_port, processes, sample, scrape, wait_http
+from bench._procs import HOST, ROOT, Procs, free_port, processes, run_bench, sample, scrape, wait_http
 from tests.daemon import write_config
 from tests.harness import AGENCY_KEY, UNIT
 from tests.kafka.broker import PrivateBroker
@@ -271,25 +270,14 @@ async def main_async(plan: Plan) -> bool:
                 await asyncio.to_thread(broker.stop)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="short smoke run (figures not meaningful)")
     parser.add_argument("--delivery-process", action="store_true",
                         help="run each instance's sync engine in its own worker process (the daemon's default)")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _interrupt)
-    started = time.perf_counter()
-    try:
-        plan = QUICK if args.quick else Plan()
-        ok = asyncio.run(main_async(dataclasses.replace(plan, delivery_process=args.delivery_process)))
-    except KeyboardInterrupt:
-        return 130
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
-    return 0 if ok else 1
+    plan = QUICK if args.quick else Plan()
+    return run_bench(main_async(dataclasses.replace(plan, delivery_process=args.delivery_process)))
 
 
 if __name__ == "__main__":
