@@ -8,9 +8,12 @@ The PUT and progress handlers validate, then hand the normalised events to an :c
   through :class:`queues.sqlite.SharedSQLiteQueue`, checks each transition inside the append's own
   transaction (several processes write; a cache of states would go stale) and counts into a
   :class:`ShippedCounts`, which sends the tallies to the daemon.
-* :class:`RelayedAcceptor` runs in an HTTP acceptor process on a queue only the daemon can reach
-  (Kafka): it sends the normalised events to the daemon, whose :class:`LocalAcceptor` does the
-  work there. A refusal (409) comes back as a :class:`Refusal` value and is raised again here.
+* :class:`ProducingAcceptor` runs in an HTTP acceptor process on Kafka: it asks the daemon to judge
+  a snapshot's transition (one small call; the daemon's :class:`LocalAcceptor` keeps the last
+  accepted states and notes the new one at once, so the checks of one instance stay serial), then
+  produces the event to ``<prefix>.outbound`` itself and answers on the acknowledgement. Progress
+  needs no check and goes straight to the topic. A refusal (409) comes back as a :class:`Refusal`
+  value and is raised again here; a produce that fails takes its noted state back.
 
 Either way every counter is incremented once, in the daemon, and latency is measured where the
 request is, so ``/metrics`` has one histogram for all.
@@ -25,14 +28,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import orjson
-
 from config.schema import Settings
 from gateway.errors import FieldError, QueueUnavailable
 from gateway.http_errors import HTTPProblem
 from gateway.transitions import classify_transition
 from monitoring.metrics import Metrics
-from queues.api import Accepted, EncodedPayload, EventKind, NewEvent, QueueBackend, state_of
+from queues.api import Accepted, EventKind, NewEvent, QueueBackend, state_of
 
 STATE_CACHE_MAX = 100_000
 SHIP_EVERY_S = 0.02  # at most this often an acceptor process sends its tally (and wakes the engine)
@@ -69,6 +70,7 @@ class Tally:
     truncated: Counter[str] = field(default_factory=Counter)
     unusual: Counter[tuple[str, str]] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    produced: list[float] = field(default_factory=list)  # outbound produce acknowledgements (Kafka)
     appended: bool = False
 
 
@@ -145,6 +147,11 @@ class ShippedCounts:
 
     def latency(self, seconds: float) -> None:
         self._tally.latencies.append(max(seconds, 0.0))
+        self._dirty.set()
+
+    def produced(self, kind: str, seconds: float) -> None:
+        """One acknowledged produce (Kafka), for the daemon's produce-latency histogram."""
+        self._tally.produced.append(seconds)
         self._dirty.set()
 
     def appended(self) -> None:
@@ -270,18 +277,30 @@ class LocalAcceptor:
         if len(self._states) > STATE_CACHE_MAX:
             self._states.popitem(last=False)
 
-    # ---- the daemon's side of a relayed acceptor (see gateway.acceptor)
+    # ---- the daemon's side of a producing acceptor (Kafka, see gateway.acceptor)
 
-    async def relayed_snapshot(self, mahoso: str, item: Item, agency: str) -> Accepted | Refusal:
-        if self._checked is None and isinstance(item.payload, EncodedPayload):
-            item = Item(dict(item.payload), item.truncated)  # a queue that encodes payloads itself
+    async def relayed_check(self, mahoso: str, new_state: str) -> tuple[str | None, str] | Refusal:
+        """Judge a snapshot an acceptor process is about to produce: its previous state and verdict,
+        or the refusal. An allowed state is noted at once, so the next check of the dossier, from
+        any process of this instance, judges against it; :meth:`relayed_unwind` takes it back."""
+        previous = self._states.get(mahoso) if self._cache else None
+        if previous is None:
+            previous = await self._queue.accepted_state(mahoso)
         try:
-            return await self.snapshot(mahoso, item, agency)
+            verdict = self._judge(previous, new_state)
         except HTTPProblem as exc:
             return _refusal(exc)
+        if self._cache:
+            self._remember(mahoso, new_state)
+        return previous, verdict
 
-    async def relayed_progress(self, mahoso: str, items: Sequence[Item], agency: str) -> list[Accepted]:
-        return await self.progress(mahoso, items, agency)
+    async def relayed_unwind(self, mahoso: str, new_state: str, previous: str | None) -> None:
+        """The produce of a checked snapshot failed: forget its state, unless a later one replaced it."""
+        if self._states.get(mahoso) == new_state:
+            if previous is None:
+                del self._states[mahoso]
+            else:
+                self._states[mahoso] = previous
 
     def apply(self, tally: Tally) -> None:
         """Count what an acceptor process counted (its accepts, if it appends itself; its latencies)."""
@@ -299,28 +318,49 @@ class Relay(Protocol):
     async def call(self, method: str, *args: Any) -> Any: ...
 
 
-class RelayedAcceptor:
-    """The acceptor of an HTTP acceptor process whose queue only the daemon reaches (Kafka): every
-    append is done by the daemon; latencies go with the process's tallies (:class:`ShippedCounts`)."""
+class Appends(Protocol):
+    """What a producing acceptor needs of :class:`queues.kafka_produce.Appender`."""
 
-    def __init__(self, relay: Relay, counts: ShippedCounts) -> None:
+    async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]: ...
+
+
+class ProducingAcceptor:
+    """The acceptor of an HTTP acceptor process on Kafka: the daemon judges each snapshot's
+    transition, this process produces every event itself; counts and latencies go with the
+    process's tallies (:class:`ShippedCounts`)."""
+
+    def __init__(self, relay: Relay, appender: Appends, counts: ShippedCounts) -> None:
         self._relay = relay
+        self._appender = appender
         self._counts = counts
 
     async def snapshot(self, mahoso: str, item: Item, agency: str) -> Accepted:
-        # JSON, not a pickled dict, crosses the socket: a fifth of the cost, and SQLite stores it as is
-        state = state_of(EventKind.SNAPSHOT, item.payload)
-        wire = Item(EncodedPayload(orjson.dumps(item.payload), state), item.truncated)
-        result = await self._relay.call("accept_snapshot", mahoso, wire, agency)
-        if isinstance(result, Refusal):
-            raise result.problem()
-        if not isinstance(result, Accepted):
-            raise QueueUnavailable(f"unexpected answer from the daemon: {type(result).__name__}")
-        return result
+        new_state = state_of(EventKind.SNAPSHOT, item.payload) or ""
+        judged = await self._relay.call("accept_check", mahoso, new_state)
+        if isinstance(judged, Refusal):
+            raise judged.problem()
+        previous, verdict = judged
+        try:
+            accepted = await self._appender.enqueue([NewEvent(mahoso, EventKind.SNAPSHOT, item.payload, agency)])
+        except QueueUnavailable:
+            with contextlib.suppress(QueueUnavailable):
+                await self._relay.call("accept_unwind", mahoso, new_state, previous)
+            raise
+        if verdict == "unusual" or verdict == "tolerated":
+            self._counts.unusual(previous or "", new_state)
+        self._counts.accepted(EventKind.SNAPSHOT, 1)
+        for name in item.truncated:
+            self._counts.truncated(name)
+        return accepted[0]
 
     async def progress(self, mahoso: str, items: Sequence[Item], agency: str) -> list[Accepted]:
-        result = await self._relay.call("accept_progress", mahoso, list(items), agency)
-        return list(result)
+        accepted = await self._appender.enqueue([NewEvent(mahoso, EventKind.PROGRESS, it.payload, agency)
+                                                 for it in items])
+        self._counts.accepted(EventKind.PROGRESS, len(items))
+        for it in items:
+            for name in it.truncated:
+                self._counts.truncated(name)
+        return accepted
 
     def observe(self, seconds: float) -> None:
         self._counts.latency(seconds)

@@ -11,9 +11,11 @@ many. With acceptors:
   ``POST /v1/dossiers/{MaHoSo}/progress`` itself. On the SQLite store it then checks the
   transition and appends durably itself, inside one transaction (writers take turns through the
   store's write lock, so a check and its append stay atomic whichever process took the request),
-  and sends the daemon only its counts and a wake-up for the engine. On Kafka it relays the
-  normalised events to the daemon (:class:`gateway.accept.RelayedAcceptor` over the private queue
-  socket), which does that work. Either way the child sends 202 only once the event is durable;
+  and sends the daemon only its counts and a wake-up for the engine. On Kafka it asks the daemon to
+  judge a snapshot's transition (one small call over the private queue socket) and produces the
+  event to ``<prefix>.outbound`` itself (:class:`gateway.accept.ProducingAcceptor`), so accepts
+  never wait on the daemon's busy event loop for the produce. Either way the child sends 202 only
+  once the event is durable;
 * every other request (status reads, operator routes, signing, metrics, health) is forwarded
   unchanged to the daemon's private HTTP socket and answered from there.
 
@@ -35,15 +37,17 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from config.schema import Settings
 from gateway import handlers, runtime
-from gateway.accept import LocalAcceptor, RelayedAcceptor, ShippedCounts, Tally
+from gateway.accept import LocalAcceptor, ProducingAcceptor, ShippedCounts, Tally
 from gateway.auth import KEYRING, KeyRing
 from gateway.children import ChildProcess, die_with_parent
+from gateway.errors import QueueUnavailable
 from gateway.http_errors import json_error
 from gateway.keys import ACCEPT, CLOCK, LIFECYCLE, QUEUE, SETTINGS, Lifecycle
 from gateway.middleware import error_middleware
@@ -90,14 +94,19 @@ class AcceptorPool:
         await self.stop(self._settings.server.shutdown_grace)
 
     async def start(self, queue: QueueBackend, accept: LocalAcceptor) -> None:
+        observe_produce = getattr(queue, "observe_produce", None)  # Kafka
+
         async def tally(t: Tally) -> None:  # a child's counts (and, on SQLite, its appends)
             accept.apply(t)
             if t.appended and isinstance(queue, SQLiteQueue):
                 queue.notify()
+            if observe_produce is not None:
+                for seconds in t.produced:
+                    observe_produce("outbound", seconds)
 
         self._server = QueueServer(queue, self._relay_path, self._settings, extra={
-            "accept_snapshot": accept.relayed_snapshot,
-            "accept_progress": accept.relayed_progress,
+            "accept_check": accept.relayed_check,
+            "accept_unwind": accept.relayed_unwind,
             "accept_tally": tally,
         })
         await self._server.start()
@@ -209,26 +218,36 @@ _SESSION = web.AppKey("daemon_session", aiohttp.ClientSession)
 
 @contextlib.asynccontextmanager
 async def _accepting(app: web.Application, settings: Settings, relay: RemoteQueue) -> AsyncIterator[None]:
-    """On SQLite, accept into the store from this process; on a queue only the daemon reaches
-    (Kafka), accept through the daemon. Either way counts and engine wake-ups go to the daemon."""
+    """Accept into the store from this process: on SQLite by appending to the shared store, on
+    Kafka by producing to outbound (the daemon judges transitions). Either way counts and engine
+    wake-ups go to the daemon."""
 
     async def send(tally: Tally) -> None:
         await relay.call("accept_tally", tally)
 
     counts = ShippedCounts(send)
     store: SharedSQLiteQueue | None = None
+    producing: Any = None  # queues.kafka_produce.Producing, imported only on Kafka
     if settings.queue.backend == "sqlite":
         store = SharedSQLiteQueue(settings.storage.path, on_write=counts.appended, **store_options(settings))
         await store.start()
         app[ACCEPT] = LocalAcceptor(store, counts, settings, cache_states=False)
     else:
-        app[ACCEPT] = RelayedAcceptor(relay, counts)
+        from queues.kafka_produce import Appender, Producing, client_options, guard
+
+        k = settings.queue.kafka
+        producing = Producing(client_options(k), counts.produced)
+        with contextlib.suppress(QueueUnavailable):  # a broker away now: the first accept retries (503)
+            await guard("producer start", producing.live(), float(k.request_timeout))
+        app[ACCEPT] = ProducingAcceptor(relay, Appender(settings, producing), counts)
     counts.start()
     try:
         yield
     finally:
         if store is not None:
             await store.close()
+        if producing is not None:
+            await producing.close()
         await counts.close()
 
 

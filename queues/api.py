@@ -18,11 +18,9 @@ Guarantees a backend must give (checked by ``tests/queues/contract.py`` against 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-import orjson
 
 
 class EventKind(enum.StrEnum):
@@ -61,39 +59,10 @@ class NewEvent:
     agency: str
 
 
-class EncodedPayload(Mapping[str, Any]):
-    """A snapshot payload that arrives already encoded as JSON (from an HTTP acceptor process), with
-    its ``TrangThaiHoSo``: a store that keeps JSON writes ``raw`` as it is; reading it as a
-    mapping decodes it once, on first use."""
-
-    __slots__ = ("_decoded", "raw", "state")
-
-    def __init__(self, raw: bytes, state: str | None) -> None:
-        self.raw, self.state = raw, state
-        self._decoded: dict[str, Any] | None = None
-
-    def _mapping(self) -> dict[str, Any]:
-        if self._decoded is None:
-            self._decoded = orjson.loads(self.raw)
-        return self._decoded
-
-    def __getitem__(self, key: str) -> Any:
-        return self._mapping()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._mapping())
-
-    def __len__(self) -> int:
-        return len(self._mapping())
-
-
 def state_of(kind: EventKind, payload: Mapping[str, Any]) -> str | None:
-    """The dossier state (``TrangThaiHoSo``) a snapshot carries; progress carries none. An
-    :class:`EncodedPayload` answers from its ``state``, without decoding its JSON."""
+    """The dossier state (``TrangThaiHoSo``) a snapshot carries; progress carries none."""
     if kind is not EventKind.SNAPSHOT:
         return None
-    if isinstance(payload, EncodedPayload):
-        return payload.state
     value = payload.get("TrangThaiHoSo")
     return str(value) if value is not None else None
 

@@ -22,25 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import itertools
 import logging
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 
-from config.schema import KafkaSettings, Settings
+from config.schema import Settings
 from gateway.errors import QueueUnavailable
 from queues.api import (
     Accepted,
@@ -73,10 +70,10 @@ from queues.kafka_codec import (
     held_decode,
     held_encode,
     ladder_headers,
-    summary_headers,
     topics_for,
 )
 from queues.kafka_metrics import KafkaMetrics
+from queues.kafka_produce import Appender, Producing, client_options, guard, partition_of, quietly
 from queues.kafka_view import View
 
 log = logging.getLogger(__name__)
@@ -87,71 +84,6 @@ _READ_BARRIER_S = 2.0  # status(): how long to wait for the owner to confirm the
 _FLUSH_S = 0.2  # intake not yet written in a state record for this long is written by the pump
 _WATERMARK_S = 0.1  # at most one watermark record per partition per this interval
 _LOCAL_MEMORY = 100_000  # dossiers whose last accepted state this instance remembers from its own accepts
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def partition_of(mahoso: str, partitions: int) -> int:
-    """The partition of a dossier: Kafka's default murmur2 partitioner on the UTF-8 key (aiokafka's
-    murmur2 is pure Python, ~10 µs; the hot path asks several times per event, hence the cache)."""
-    return int((murmur2(mahoso.encode()) & 0x7FFFFFFF) % partitions)
-
-
-def client_options(k: KafkaSettings) -> dict[str, Any]:
-    """aiokafka connection options (bootstrap, TLS, SASL) from ``[queue.kafka]``."""
-    opts: dict[str, Any] = {"bootstrap_servers": k.bootstrap_servers, "security_protocol": k.security_protocol,
-                            "request_timeout_ms": int(k.request_timeout * 1000)}
-    if k.sasl_mechanism:
-        opts.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_plain_username,
-                    sasl_plain_password=k.sasl_plain_password)
-    if k.security_protocol in ("SSL", "SASL_SSL"):
-        from aiokafka.helpers import create_ssl_context
-
-        opts["ssl_context"] = create_ssl_context(
-            cafile=k.ssl_cafile or None, certfile=k.ssl_certfile or None, keyfile=k.ssl_keyfile or None)
-    return opts
-
-
-async def _guard(what: str, aw: Awaitable[T], timeout: float) -> T:
-    """Await ``aw``; Kafka errors and time-outs become QueueUnavailable (the edge of the backend).
-    ``asyncio.timeout``, not ``wait_for``: no extra task per call on the accept path."""
-    try:
-        async with asyncio.timeout(timeout):
-            return await aw
-    except (KafkaError, TimeoutError, OSError) as exc:
-        raise QueueUnavailable(f"kafka: {what} failed: {type(exc).__name__}") from exc
-
-
-async def _quietly(aw: Awaitable[Any], timeout: float) -> None:
-    """Await ``aw`` for at most ``timeout`` and swallow its failure. aiokafka's ``stop()`` can leak
-    the CancelledError of its own fetch tasks; that one is swallowed too, unless the caller itself
-    is being cancelled."""
-    try:
-        await asyncio.wait_for(aw, timeout)
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-    except Exception:  # shutdown of a client that may already be broken
-        pass
-
-
-async def _kill_producer(producer: AIOKafkaProducer) -> None:
-    """Stop ``producer`` for good, bounded: flush what the broker still takes within a few seconds,
-    then cancel its sender and close its connections, so none of its pending batches can land later
-    (behind records of the producer that replaces it)."""
-    await _quietly(producer.stop(), 3.0)
-    sender = getattr(producer, "_sender", None)
-    task = getattr(sender, "sender_task", None)
-    if task is not None and not task.done():
-        task.cancel()
-        await _quietly(task, 2.0)
-    await _quietly(producer.client.close(), 2.0)
-
-
-def _sender_dead(producer: AIOKafkaProducer) -> bool:
-    sender = getattr(producer, "_sender", None)
-    task = getattr(sender, "sender_task", None)
-    return task is not None and task.done()
 
 
 @dataclass
@@ -199,12 +131,10 @@ class KafkaQueue:
         self._wall = clock
         self._clock_hint = 0.0
         self.metrics = KafkaMetrics(metrics_registry)
-        self._id_prefix, self._ids = uuid.uuid4().hex[:16], itertools.count(1)
         self._latency: dict[str, Any] = {}  # produce-latency histogram per topic kind (labels() is not free)
         self._view = View(self.topics, self._parts, self._opts)
-        self._producer: AIOKafkaProducer | None = None
-        self._producer_broken = False
-        self._producer_lock = asyncio.Lock()
+        self._producing = Producing(self._opts, self.observe_produce)
+        self._appender = Appender(settings, self._producing, clock)
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._owned: dict[str, _Dossier] = {}
@@ -232,17 +162,17 @@ class KafkaQueue:
     async def start(self) -> None:
         """Create the topics, start the view, the producer and the group consumer; wait for a first
         assignment (bounded). Raises QueueUnavailable when the broker cannot be reached."""
-        await _guard("create topics", self._create_topics(), self._timeout + 5)
-        await _guard("producer start", self._live_producer(), self._timeout)
-        await _guard("view start", self._view.start(), self._timeout)
+        await guard("create topics", self._create_topics(), self._timeout + 5)
+        await guard("producer start", self._producing.live(), self._timeout)
+        await guard("view start", self._view.start(), self._timeout)
         self._tasks.append(asyncio.create_task(self._supervise(self._view.run, "view")))
-        await _guard("view catch-up", self._view.catch_up(self._view._tps(), self._timeout), self._timeout + 1)
+        await guard("view catch-up", self._view.catch_up(self._view._tps(), self._timeout), self._timeout + 1)
         self._consumer = AIOKafkaConsumer(
             group_id=self._k.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,), session_timeout_ms=6000,
             heartbeat_interval_ms=1000, fetch_max_wait_ms=20, max_poll_interval_ms=300_000, **self._opts,
         )
-        await _guard("consumer start", self._consumer.start(), self._timeout)
+        await guard("consumer start", self._consumer.start(), self._timeout)
         self._consumer.subscribe([self.topics.outbound, *self.topics.retry_names], listener=_Listener(self))
         self._tasks.append(asyncio.create_task(self._supervise(self._pump, "pump")))
         with contextlib.suppress(TimeoutError):
@@ -265,12 +195,10 @@ class KafkaQueue:
             handle.cancel()
         # every step bounded: a dead broker must not hang shutdown
         if self._consumer is not None:
-            await _quietly(self._commit(), 5.0)
-            await _quietly(self._consumer.stop(), 10.0)
-        if self._producer is not None:
-            await _quietly(self._producer.stop(), 10.0)
-            await _kill_producer(self._producer)
-        await _quietly(self._view.stop(), 10.0)
+            await quietly(self._commit(), 5.0)
+            await quietly(self._consumer.stop(), 10.0)
+        await self._producing.close()
+        await quietly(self._view.stop(), 10.0)
 
     async def _supervise(self, run: Callable[[], Awaitable[None]], name: str) -> None:
         """Keep a background loop alive across broker outages (errors are logged, then retried)."""
@@ -338,82 +266,31 @@ class KafkaQueue:
 
     async def _send(self, topic: str, key: bytes, value: bytes | None, headers: list[tuple[str, bytes]],
                     partition: int | None, kind: str) -> asyncio.Future[Any]:
-        producer = self._producer
-        if producer is None or self._producer_broken or _sender_dead(producer):
-            producer = await self._live_producer()
-        started = time.perf_counter()
-        fut = await producer.send(topic, value=value, key=key, headers=headers, partition=partition)
+        return await self._producing.send(topic, key, value, headers, partition, kind)
+
+    def observe_produce(self, kind: str, seconds: float) -> None:
+        """One acknowledged produce of ``kind`` (outbound, retry, state, dlq, control) on the
+        produce-latency histogram; HTTP acceptor processes send theirs through the daemon."""
         latency = self._latency.get(kind)
         if latency is None:
             latency = self._latency[kind] = self.metrics.produce_latency.labels(kind)
-
-        def done(f: asyncio.Future[Any]) -> None:
-            if f.cancelled():
-                return
-            if f.exception() is None:
-                latency.observe(time.perf_counter() - started)
-            elif self._producer is producer:
-                self._producer_broken = True
-
-        fut.add_done_callback(done)
-        return cast("asyncio.Future[Any]", fut)
-
-    async def _live_producer(self) -> AIOKafkaProducer:
-        """The producer, replaced first when one of its batches failed or its sender died.
-
-        aiokafka's idempotent producer does not recover from a sequence gap (a batch that expired
-        while the broker was away): every later send fails with OutOfOrderSequenceNumber. A new
-        producer gets a new producer id, so its sequences start afresh. The old one is killed before
-        the new one sends, so nothing it still held can land behind the new one's records."""
-        async with self._producer_lock:
-            old = self._producer
-            if old is not None and not self._producer_broken and not _sender_dead(old):
-                return old
-            self._producer, self._producer_broken = None, False
-            if old is not None:
-                log.warning("kafka producer failed; replacing it")
-                await _kill_producer(old)
-            new = AIOKafkaProducer(acks="all", enable_idempotence=True, linger_ms=2, **self._opts)
-            try:
-                await new.start()
-            except BaseException:
-                await _kill_producer(new)
-                raise
-            self._producer = new
-            return new
+        latency.observe(seconds)
 
     # ------------------------------------------------------------------ enqueue
 
     async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
-        """Produce ``events`` (one dossier) to outbound and wait for ``acks=all``. An event's sequence
-        is its offset + 1: one dossier lives in one partition, so sequences rise per dossier with no
-        coordination between instances (they are not consecutive). Raises QueueUnavailable when the
-        produce was not acknowledged in time."""
+        """Produce ``events`` (one dossier) to outbound and wait for ``acks=all`` (see
+        :class:`~queues.kafka_produce.Appender`). Raises QueueUnavailable when the produce was not
+        acknowledged in time."""
         if not events:
             return []
-        now = self._wall()
-        wires = [WireEvent(self._new_id(), e.mahoso, e.kind, e.payload, e.agency, now) for e in events]
-        p = partition_of(events[0].mahoso, self._parts)
-
-        async def produce() -> list[Any]:
-            futs = [await self._send(self.topics.outbound, w.mahoso.encode(), w.encode(), summary_headers(w), p,
-                                     "outbound") for w in wires]
-            return list(await asyncio.gather(*futs))
-
-        metas = await _guard("produce", produce(), self._timeout)
-        tp = TopicPartition(self.topics.outbound, p)
-        self._produced[tp] = max(self._produced.get(tp, -1), max(m.offset for m in metas))
-        out = [Accepted(w.event_id, m.offset + 1) for w, m in zip(wires, metas, strict=True)]
+        out, wires, tp = await self._appender.append(events)
+        self._produced[tp] = max(self._produced.get(tp, -1), out[-1].sequence - 1)
         for w, a in zip(wires, out, strict=True):
             state = state_of(w.kind, w.payload)
             if state is not None:
                 self._remember_local(w.mahoso, a.sequence, state)
         return out
-
-    def _new_id(self) -> str:
-        """A unique event id: this process's random prefix and a counter (uuid4 per event was a
-        visible cost of the accept path)."""
-        return f"{self._id_prefix}{next(self._ids):x}"
 
     def _remember_local(self, mahoso: str, seq: int, state: str) -> None:
         old = self._local.get(mahoso)
@@ -569,7 +446,7 @@ class KafkaQueue:
         if not due:
             return
         try:
-            await _guard("state write", self._write_states(list(due.values())), self._timeout)
+            await guard("state write", self._write_states(list(due.values())), self._timeout)
         except QueueUnavailable:
             for p in {partition_of(m, self._parts) for m in due}:
                 self._reset_partition(p)
@@ -775,8 +652,8 @@ class KafkaQueue:
             d.lease_until = now + self._lease_s
         parked_srcs = [i.src for i in d.items.values() if i.parked and i.src is not None]
         try:
-            await _guard("record", asyncio.gather(*futs), self._timeout)
-            await _guard("state write", self._write_states([d]), self._timeout)
+            await guard("record", asyncio.gather(*futs), self._timeout)
+            await guard("state write", self._write_states([d]), self._timeout)
         except QueueUnavailable:
             self._reset_partition(partition_of(work.mahoso, self._parts))
             raise
@@ -1012,7 +889,7 @@ class KafkaQueue:
         if self._owns(p) and mahoso in self._owned:
             self._unpark_owned(mahoso)
             d = self._owned[mahoso]
-            await _guard("state write", self._write_states([d]), self._timeout)
+            await guard("state write", self._write_states([d]), self._timeout)
             return
 
         async def send() -> None:
@@ -1020,7 +897,7 @@ class KafkaQueue:
                                    [(H_CONTROL, f"unpark:{mahoso}".encode())], p, "control")
             await fut
 
-        await _guard("unpark", send(), self._timeout)
+        await guard("unpark", send(), self._timeout)
 
     def _unpark_owned(self, mahoso: str) -> None:
         d = self._dossier(mahoso)
@@ -1092,7 +969,7 @@ class KafkaQueue:
             await (await self._send(self.topics.dlq, dl.id.encode(), dead_letter_encode(marked, ev, None), [],
                                     None, "dlq"))
 
-        await _guard("replay", send(), self._timeout)
+        await guard("replay", send(), self._timeout)
         self._view.dead[dl.id] = (marked, ev)
         return ReplayResult.SUPERSEDED if overtaken else ReplayResult.REPLAYED
 
@@ -1103,14 +980,14 @@ class KafkaQueue:
         async def send() -> None:
             await (await self._send(self.topics.dlq, dl_id.encode(), None, [], None, "dlq"))
 
-        await _guard("drop", send(), self._timeout)
+        await guard("drop", send(), self._timeout)
         self._view.dead.pop(dl_id, None)
         return True
 
     async def ping(self) -> None:
         """Raise QueueUnavailable unless the broker answers a metadata request."""
         async def metadata() -> None:
-            producer = await self._live_producer()
+            producer = await self._producing.live()
             await producer.client.fetch_all_metadata()
 
-        await _guard("ping", metadata(), min(self._timeout, 5.0))
+        await guard("ping", metadata(), min(self._timeout, 5.0))

@@ -27,7 +27,6 @@ from queues.api import (
     DeadLetterPage,
     DeliveryState,
     DossierStatus,
-    EncodedPayload,
     ErrorInfo,
     Event,
     EventKind,
@@ -144,8 +143,7 @@ def enqueue(conn: sqlite3.Connection, events: Sequence[NewEvent], now: float,
 
 
 def _json_text(payload: Any) -> str:
-    raw = payload.raw if isinstance(payload, EncodedPayload) else orjson.dumps(payload)
-    return raw.decode()
+    return orjson.dumps(payload).decode()
 
 
 def accepted_state(conn: sqlite3.Connection, mahoso: str) -> str | None:

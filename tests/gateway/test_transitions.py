@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from prometheus_client import CollectorRegistry
+
+from gateway.accept import LocalAcceptor, Refusal
 from gateway.dossier import classify_transition
+from monitoring.metrics import Metrics
+from queues.sqlite import MemoryQueue
+from tests.harness import settings_for
 
 # Written out by hand from the spec's table (not derived from the module's constants), so a
 # typo in either shows up. "N" normal, "T" tolerated, "S" same, "U" unusual.
@@ -52,3 +59,26 @@ def test_first_event_accepts_any_start_state(new: str) -> None:
 def test_codes_outside_the_table_are_unusual_not_errors(previous: str, new: str) -> None:
     """A code outside §7.1 never raises: it is classified "unusual"."""
     assert classify_transition(previous, new) == "unusual"
+
+
+async def test_the_daemon_notes_a_judged_state_until_its_produce_fails(tmp_path: Path) -> None:
+    """A producing acceptor (Kafka) asks the daemon to judge each snapshot: the allowed state is
+    noted at once, so the next check, from whichever process, judges against it (3 after 4 is
+    refused under enforce); a failed produce takes the note back, unless a later one replaced it."""
+    settings = settings_for(tmp_path, "http://127.0.0.1:1", transitions={"enforce": True})
+    queue = MemoryQueue()
+    await queue.start()
+    accept = LocalAcceptor(queue, Metrics(CollectorRegistry()), settings)
+    m = "000.00.01.H55-240318-00001"
+    assert await accept.relayed_check(m, "2") == (None, "first")
+    assert await accept.relayed_check(m, "4") == ("2", "normal")  # judged against the note, not storage
+    refused = await accept.relayed_check(m, "3")
+    assert isinstance(refused, Refusal) and refused.status == 409
+    assert [e.field for e in refused.errors] == ["TrangThaiHoSo"]
+    await accept.relayed_unwind(m, "4", "2")  # the produce of "4" failed
+    assert await accept.relayed_check(m, "5") == ("2", "tolerated")
+    await accept.relayed_unwind(m, "4", None)  # "5" replaced it: nothing taken back
+    assert await accept.relayed_check(m, "9") == ("5", "tolerated")
+    await accept.relayed_unwind(m, "9", None)  # nothing before it: storage decides again
+    assert await accept.relayed_check(m, "2") == (None, "first")
+    await queue.close()

@@ -1,0 +1,204 @@
+"""Producing to the Kafka backend's topics, shared by the daemon's :class:`queues.kafka.KafkaQueue`
+and by the HTTP acceptor processes, which append accepted events to ``<prefix>.outbound``
+themselves (:class:`Appender`) instead of relaying them through the daemon's event loop.
+
+Every process has one :class:`Producing`: an idempotent ``acks=all`` producer, replaced when one of
+its batches failed. Appending is the same wherever it runs: the record is keyed and partitioned by
+``MaHoSo``, and the event's sequence is its offset + 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+
+from config.schema import KafkaSettings, Settings
+from gateway.errors import QueueUnavailable
+from queues.api import Accepted, NewEvent
+from queues.kafka_codec import Topics, WireEvent, summary_headers, topics_for
+
+log = logging.getLogger("queues.kafka")
+T = TypeVar("T")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def partition_of(mahoso: str, partitions: int) -> int:
+    """The partition of a dossier: Kafka's default murmur2 partitioner on the UTF-8 key (aiokafka's
+    murmur2 is pure Python, ~10 µs; the hot path asks several times per event, hence the cache)."""
+    return int((murmur2(mahoso.encode()) & 0x7FFFFFFF) % partitions)
+
+
+def client_options(k: KafkaSettings) -> dict[str, Any]:
+    """aiokafka connection options (bootstrap, TLS, SASL) from ``[queue.kafka]``."""
+    opts: dict[str, Any] = {"bootstrap_servers": k.bootstrap_servers, "security_protocol": k.security_protocol,
+                            "request_timeout_ms": int(k.request_timeout * 1000)}
+    if k.sasl_mechanism:
+        opts.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_plain_username,
+                    sasl_plain_password=k.sasl_plain_password)
+    if k.security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        opts["ssl_context"] = create_ssl_context(
+            cafile=k.ssl_cafile or None, certfile=k.ssl_certfile or None, keyfile=k.ssl_keyfile or None)
+    return opts
+
+
+async def guard(what: str, aw: Awaitable[T], timeout: float) -> T:
+    """Await ``aw``; Kafka errors and time-outs become QueueUnavailable (the edge of the backend).
+    ``asyncio.timeout``, not ``wait_for``: no extra task per call on the accept path."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await aw
+    except (KafkaError, TimeoutError, OSError) as exc:
+        raise QueueUnavailable(f"kafka: {what} failed: {type(exc).__name__}") from exc
+
+
+async def quietly(aw: Awaitable[Any], timeout: float) -> None:
+    """Await ``aw`` for at most ``timeout`` and swallow its failure. aiokafka's ``stop()`` can leak
+    the CancelledError of its own fetch tasks; that one is swallowed too, unless the caller itself
+    is being cancelled."""
+    try:
+        await asyncio.wait_for(aw, timeout)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception:  # shutdown of a client that may already be broken
+        pass
+
+
+async def _kill_producer(producer: AIOKafkaProducer) -> None:
+    """Stop ``producer`` for good, bounded: flush what the broker still takes within a few seconds,
+    then cancel its sender and close its connections, so none of its pending batches can land later
+    (behind records of the producer that replaces it)."""
+    await quietly(producer.stop(), 3.0)
+    sender = getattr(producer, "_sender", None)
+    task = getattr(sender, "sender_task", None)
+    if task is not None and not task.done():
+        task.cancel()
+        await quietly(task, 2.0)
+    await quietly(producer.client.close(), 2.0)
+
+
+def _sender_dead(producer: AIOKafkaProducer) -> bool:
+    sender = getattr(producer, "_sender", None)
+    task = getattr(sender, "sender_task", None)
+    return task is not None and task.done()
+
+
+class Producing:
+    """The producer of one process: idempotent, ``acks=all``, ``linger_ms=2``. ``observe(kind,
+    seconds)`` gets the acknowledgement time of every successful send."""
+
+    def __init__(self, opts: dict[str, Any], observe: Callable[[str, float], None]) -> None:
+        self._opts = opts
+        self._observe = observe
+        self._producer: AIOKafkaProducer | None = None
+        self._broken = False
+        self._lock = asyncio.Lock()
+
+    async def send(self, topic: str, key: bytes, value: bytes | None, headers: list[tuple[str, bytes]],
+                   partition: int | None, kind: str) -> asyncio.Future[Any]:
+        """Hand one record to the producer; the future resolves with its metadata once acknowledged."""
+        producer = self._producer
+        if producer is None or self._broken or _sender_dead(producer):
+            producer = await self.live()
+        started = time.perf_counter()
+        fut = await producer.send(topic, value=value, key=key, headers=headers, partition=partition)
+        observe = self._observe
+
+        def done(f: asyncio.Future[Any]) -> None:
+            if f.cancelled():
+                return
+            if f.exception() is None:
+                observe(kind, time.perf_counter() - started)
+            elif self._producer is producer:
+                self._broken = True
+
+        fut.add_done_callback(done)
+        return cast("asyncio.Future[Any]", fut)
+
+    async def live(self) -> AIOKafkaProducer:
+        """The producer, replaced first when one of its batches failed or its sender died.
+
+        aiokafka's idempotent producer does not recover from a sequence gap (a batch that expired
+        while the broker was away): every later send fails with OutOfOrderSequenceNumber. A new
+        producer gets a new producer id, so its sequences start afresh. The old one is killed before
+        the new one sends, so nothing it still held can land behind the new one's records."""
+        async with self._lock:
+            old = self._producer
+            if old is not None and not self._broken and not _sender_dead(old):
+                return old
+            self._producer, self._broken = None, False
+            if old is not None:
+                log.warning("kafka producer failed; replacing it")
+                await _kill_producer(old)
+            new = AIOKafkaProducer(acks="all", enable_idempotence=True, linger_ms=2, **self._opts)
+            try:
+                await new.start()
+            except BaseException:
+                await _kill_producer(new)
+                raise
+            self._producer = new
+            return new
+
+    async def close(self) -> None:
+        """Flush and stop (bounded, even with a dead broker)."""
+        if self._producer is not None:
+            await quietly(self._producer.stop(), 10.0)
+            await _kill_producer(self._producer)
+
+
+class Appender:
+    """Appends accepted events of one dossier to ``<prefix>.outbound`` and returns once ``acks=all``
+    acknowledged them. An event's sequence is its offset + 1: one dossier lives in one partition, so
+    sequences rise per dossier with no coordination between processes or instances (they are not
+    consecutive). Event ids are this process's random prefix and a counter (a uuid4 per event was a
+    visible cost of the accept path)."""
+
+    def __init__(self, settings: Settings, producing: Producing, clock: Callable[[], float] = time.time) -> None:
+        k = settings.queue.kafka
+        self.topics: Topics = topics_for(k.topic_prefix, [float(d) for d in settings.retry.delays])
+        self._parts = k.partitions
+        self._timeout = float(k.request_timeout)
+        self._producing = producing
+        self._clock = clock
+        self._id_prefix, self._ids = uuid.uuid4().hex[:16], itertools.count(1)
+
+    async def append(self, events: Sequence[NewEvent]) -> tuple[list[Accepted], list[WireEvent], TopicPartition]:
+        """Produce ``events`` (one dossier; not empty); their acceptances, their records and their
+        partition. Raises QueueUnavailable when the produce was not acknowledged in time."""
+        now = self._clock()
+        wires = [WireEvent(self._new_id(), e.mahoso, e.kind, e.payload, e.agency, now) for e in events]
+        p = partition_of(events[0].mahoso, self._parts)
+        send = self._producing.send
+        outbound = self.topics.outbound
+
+        async def produce() -> list[Any]:
+            futs = [await send(outbound, w.mahoso.encode(), w.encode(), summary_headers(w), p, "outbound")
+                    for w in wires]
+            return list(await asyncio.gather(*futs))
+
+        metas = await guard("produce", produce(), self._timeout)
+        accepted = [Accepted(w.event_id, m.offset + 1) for w, m in zip(wires, metas, strict=True)]
+        return accepted, wires, TopicPartition(outbound, p)
+
+    async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
+        """:meth:`append`, returning only the acceptances."""
+        return (await self.append(events))[0] if events else []
+
+    def new_id(self) -> str:
+        return self._new_id()
+
+    def _new_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):x}"
