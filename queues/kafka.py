@@ -905,20 +905,24 @@ class KafkaQueue:
             item.parked = False
         self._wake.set()
 
-    def _all_states(self) -> dict[str, tuple[DossierState, bool]]:
-        out = {m: (st, False) for m, st in self._view.states.items()}
+    async def stats(self, now: float) -> QueueStats:
+        """Counts per delivery state and the oldest pending event: the view's running counts, with
+        the dossiers this instance holds in memory (fresher than their last state record) swapped
+        in. O(dossiers in flight), so a scrape does not walk every dossier ever seen."""
+        by_state = {s.value: 0 for s in DeliveryState}
+        for state, n in self._view.counts.items():
+            by_state[state] = by_state.get(state, 0) + n
+        opens = dict(self._view.open_since)
         for m, d in self._owned.items():
             self._summarise(d)
-            out[m] = (d.st, True)
-        return out
-
-    async def stats(self, now: float) -> QueueStats:
-        by_state = {s.value: 0 for s in DeliveryState}
-        oldest: float | None = None
-        for st, _ in self._all_states().values():
-            by_state[st.delivery] = by_state.get(st.delivery, 0) + 1
-            if st.pending and st.oldest_open_at is not None:
-                oldest = st.oldest_open_at if oldest is None else min(oldest, st.oldest_open_at)
+            seen = self._view.states.get(m)
+            if seen is not None:
+                by_state[seen.delivery] -= 1
+                opens.pop(m, None)
+            by_state[d.st.delivery] = by_state.get(d.st.delivery, 0) + 1
+            if d.st.pending and d.st.oldest_open_at is not None:
+                opens[m] = d.st.oldest_open_at
+        oldest = min(opens.values(), default=None)
         dead = sum(1 for dl, _ in self._view.dead.values() if not dl.replayed)
         self.metrics.dead_letters.set(dead)
         return QueueStats(by_state=by_state, oldest_pending_at=oldest, dead_letters=dead)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -38,6 +39,9 @@ class View:
         self.partitions = partitions
         self._opts = client_opts
         self.states: dict[str, DossierState] = {}
+        # kept by put_state, so stats() costs O(dossiers in flight), not O(every dossier known)
+        self.counts: Counter[str] = Counter()  # dossiers per delivery state
+        self.open_since: dict[str, float] = {}  # dossiers with work pending: their oldest open event
         self.dead: dict[str, tuple[DeadLetter, WireEvent]] = {}
         self.watermarks: dict[int, int] = {}  # state partition -> the owner's outbound watermark
         self._pos: dict[TopicPartition, int] = {}
@@ -101,7 +105,14 @@ class View:
         """Keep ``st`` unless a newer version of the same dossier is already known."""
         old = self.states.get(st.mahoso)
         if old is None or st.v >= old.v:
+            if old is not None:
+                self.counts[old.delivery] -= 1
             self.states[st.mahoso] = st
+            self.counts[st.delivery] += 1
+            if st.pending and st.oldest_open_at is not None:
+                self.open_since[st.mahoso] = st.oldest_open_at
+            else:
+                self.open_since.pop(st.mahoso, None)
 
     def position(self, tp: TopicPartition) -> int:
         return self._pos.get(tp, 0)

@@ -35,7 +35,8 @@ async def test_two_instances_share_partitions_and_state(kafka_bootstrap: str) ->
     """Two instances of one group split the partitions; every dossier is delivered once, in order, by
     its partition's owner, and a status read on the other instance shows that delivery. A status read
     right after an accept made on the other instance (owner's watermark on a non-owner, the pump's
-    position on the owner) never says delivered too early and shows the new sequence."""
+    position on the owner) never says delivered too early and shows the new sequence. Both count
+    every dossier once in their stats."""
     tag = uuid.uuid4().hex[:8]
     a = KafkaQueue(settings_for(kafka_bootstrap, prefix=f"two-{tag}", group=f"g-{tag}"))
     b = KafkaQueue(settings_for(kafka_bootstrap, prefix=f"two-{tag}", group=f"g-{tag}"))
@@ -57,6 +58,14 @@ async def test_two_instances_share_partitions_and_state(kafka_bootstrap: str) ->
         # in acceptance order: sequences (outbound offset + 1) rise per dossier
         assert all(len(delivered[m]) == 3 and delivered[m] == sorted(set(delivered[m])) for m in dossiers)
         assert set(by.values()) == {"a", "b"}
+        for q in (a, b):  # each counts every dossier once: its own state writes and the other's, read back
+            deadline = time.monotonic() + 10
+            while True:
+                counts = (await q.stats(time.time())).by_state
+                if counts["delivered"] == len(dossiers) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+            assert counts["delivered"] == len(dossiers) and sum(counts.values()) == len(dossiers)
         on_a = next(m for m, who in by.items() if who == "a")
         st = await b.status(on_a)
         assert st is not None and st.delivery is DeliveryState.DELIVERED
