@@ -61,6 +61,7 @@ from queues.kafka_codec import (
     H_SEQ,
     H_STATE,
     H_WATERMARK,
+    H_WRITTEN,
     WATERMARK_KEY,
     DossierState,
     Topics,
@@ -132,11 +133,13 @@ class KafkaQueue:
         self._clock_hint = 0.0
         self.metrics = KafkaMetrics(metrics_registry)
         self._latency: dict[str, Any] = {}  # produce-latency histogram per topic kind (labels() is not free)
-        self._view = View(self.topics, self._parts, self._opts)
+        self._view = View(self.topics, self._parts, self._opts, writer=uuid.uuid4().hex[:12].encode())
         self._producing = Producing(self._opts, self.observe_produce)
         self._appender = Appender(settings, self._producing, clock)
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._write_batch: tuple[dict[str, _Dossier], asyncio.Future[None]] | None = None
+        self._writes: set[asyncio.Task[None]] = set()  # batched state writes under way (see _write_soon)
         self._owned: dict[str, _Dossier] = {}
         self._produced: dict[TopicPartition, int] = {}  # outbound offsets this instance produced
         self._pumped = asyncio.Event()  # replaced after every pump round; set() wakes the waiters once
@@ -194,6 +197,8 @@ class KafkaQueue:
         for _, handle in self._paused.values():
             handle.cancel()
         # every step bounded: a dead broker must not hang shutdown
+        if self._writes:  # batched state writes finish first, so the final commit covers them
+            await quietly(asyncio.gather(*self._writes, return_exceptions=True), 5.0)
         if self._consumer is not None:
             await quietly(self._commit(), 5.0)
             await quietly(self._consumer.stop(), 10.0)
@@ -652,8 +657,9 @@ class KafkaQueue:
             d.lease_until = now + self._lease_s
         parked_srcs = [i.src for i in d.items.values() if i.parked and i.src is not None]
         try:
-            await guard("record", asyncio.gather(*futs), self._timeout)
-            await guard("state write", self._write_states([d]), self._timeout)
+            if futs:
+                await guard("record", asyncio.gather(*futs), self._timeout)
+            await self._write_soon(d)
         except QueueUnavailable:
             self._reset_partition(partition_of(work.mahoso, self._parts))
             raise
@@ -665,6 +671,37 @@ class KafkaQueue:
         if release:
             self._forget_if_settled(d)
             self._wake.set()
+
+    async def _write_soon(self, d: _Dossier) -> None:
+        """Write ``d``'s state together with every dossier recorded in the same turn of the event
+        loop (the engine records a delivered batch concurrently): one produce round, one timer and
+        one task for all of them instead of one each. Returns once the write is acknowledged;
+        raises QueueUnavailable if it was not."""
+        batch = self._write_batch
+        if batch is None:
+            loop = asyncio.get_running_loop()
+            batch = self._write_batch = ({}, loop.create_future())
+            batch[1].add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if nobody waits
+            loop.call_soon(self._start_write, batch)
+        batch[0][d.st.mahoso] = d
+        await asyncio.shield(batch[1])  # one caller's cancellation must not fail the others' write
+
+    def _start_write(self, batch: tuple[dict[str, _Dossier], asyncio.Future[None]]) -> None:
+        self._write_batch = None
+
+        async def write() -> None:
+            try:
+                await guard("state write", self._write_states(list(batch[0].values())), self._timeout)
+            except BaseException as exc:  # every waiter sees the failure, and so does the caller
+                batch[1].set_exception(exc if isinstance(exc, Exception) else QueueUnavailable("cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                batch[1].set_result(None)
+
+        task = asyncio.create_task(write())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     def _forget_if_settled(self, d: _Dossier) -> None:
         """A dossier with nothing waiting leaves the owner's memory (its state is durable and in the
@@ -755,7 +792,8 @@ class KafkaQueue:
             st.held = [held_encode(i.ev, i.seq, i.parked) for i in d.sorted_items() if i.parked or i.src is None]
             self._summarise(d)
             marks, d.unwritten = d.unwritten, []
-            futs.append((await self._send(self.topics.state, st.mahoso.encode(), st.encode(), [],
+            written = [(H_WRITTEN, b"%s:%d" % (self._view.writer, st.v))]
+            futs.append((await self._send(self.topics.state, st.mahoso.encode(), st.encode(), written,
                                           partition_of(st.mahoso, self._parts), "state"), d, marks))
         for fut, d, marks in futs:
             await fut

@@ -17,7 +17,6 @@ JSON is encoded and decoded with orjson (several times cheaper than the standard
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +39,7 @@ H_CONTROL = "dvcgw-control"
 H_KIND = "dvcgw-kind"  # outbound: the event's kind and state, so the view never parses the payload
 H_STATE = "dvcgw-state"
 H_WATERMARK = "dvcgw-watermark"  # dossier-state: a watermark record, not a dossier
+H_WRITTEN = "dvcgw-written"  # dossier-state: "<writer process id>:<version>" of a dossier's state record
 WATERMARK_KEY = b"\x00watermark"  # never a MaHoSo
 
 Headers = list[tuple[str, bytes]]
@@ -195,7 +195,8 @@ class DossierState:
     def copy(self) -> DossierState:
         """An independent copy: the lists are copied; their items and ``last_error`` are never
         mutated in place (always replaced), so sharing them is safe and much cheaper than deepcopy."""
-        twin = copy.copy(self)
+        twin = object.__new__(DossierState)
+        twin.__dict__.update(self.__dict__)  # a third of copy.copy's time (no __reduce_ex__ round trip)
         twin.ladder, twin.held = list(self.ladder), list(self.held)
         return twin
 

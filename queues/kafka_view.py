@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from queues.api import DeadLetter
 from queues.kafka_codec import (
     H_WATERMARK,
+    H_WRITTEN,
     DossierState,
     Topics,
     WireEvent,
@@ -34,8 +35,10 @@ log = logging.getLogger(__name__)
 class View:
     """The materialised view; :meth:`run` is its consuming task."""
 
-    def __init__(self, topics: Topics, partitions: int, client_opts: dict[str, Any]) -> None:
+    def __init__(self, topics: Topics, partitions: int, client_opts: dict[str, Any], *,
+                 writer: bytes = b"") -> None:
         self.topics = topics
+        self.writer = writer  # this process's id in the H_WRITTEN header of the states it writes
         self.partitions = partitions
         self._opts = client_opts
         self.states: dict[str, DossierState] = {}
@@ -89,9 +92,17 @@ class View:
     def _apply_state(self, partition: int, rec: ConsumerRecord[Any, Any]) -> None:
         if rec.value is None:
             return
-        if rec.headers and rec.headers[0][0] == H_WATERMARK:
-            self.watermarks[partition] = int(rec.value)
-            return
+        if rec.headers:
+            name, value = rec.headers[0]
+            if name == H_WATERMARK:
+                self.watermarks[partition] = int(rec.value)
+                return
+            if name == H_WRITTEN and self.writer:
+                writer, _, v = value.rpartition(b":")
+                if writer == self.writer:  # this process's own write: put_state has it once acknowledged
+                    old = self.states.get(rec.key.decode())
+                    if old is not None and old.v >= int(v):
+                        return
         self.put_state(DossierState.decode(rec.value))
 
     def _apply_dead(self, partition: int, rec: ConsumerRecord[Any, Any]) -> None:
