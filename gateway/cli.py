@@ -143,8 +143,10 @@ def _serve(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from adapters.sandbox.app import run_sandbox
     from gateway.logs import setup_logging
+    from gateway.runtime import use_fast_loop
 
     setup_logging()
+    use_fast_loop()
     run_sandbox(args.host, args.port)
     return 0
 
