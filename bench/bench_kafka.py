@@ -18,7 +18,12 @@ broke.
   (docs/performance.md), so the figure would measure the simulator, not the queue backend. They
   also run the sync engine in their own loop (``[queue] delivery_process = false``): two instances
   already fill the 2 CPUs, and a worker process per instance only adds its RPC (pickled claims and
-  records) on both sides; ``--delivery-process`` measures that set-up instead.
+  records) on both sides; ``--delivery-process`` measures that set-up instead. For the same reason
+  each instance gets the HTTP acceptor processes its share of the machine would give it
+  (``[server] acceptors`` by the daemon's own rule, for CPUs / instances: two acceptors for one
+  instance on 2 CPUs, none for each of two, whose daemons then serve HTTP themselves); two
+  instances with two acceptors each put six Python processes on 2 CPUs, and measured ~15 % fewer
+  events/s. ``--acceptors N`` sets the count for every scenario instead.
 * Target: >= 2,000 events/s accepted and delivered with two instances.
 
 Run: ``.venv/bin/python -m bench.bench_kafka`` (``--quick`` for a smoke run). Uses the broker at
@@ -48,6 +53,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench._procs import HOST, ROOT, Procs, free_port, processes, run_bench, sample, scrape, wait_http
+from gateway.acceptor import acceptor_count
 from tests.daemon import write_config
 from tests.harness import AGENCY_KEY, UNIT
 from tests.kafka.broker import PrivateBroker
@@ -65,6 +71,7 @@ class Plan:
     raw_n: int = 20_000
     batch_size: int = 50
     delivery_process: bool = False
+    acceptors: int | None = None  # per instance; None: the daemon's rule for the instance's share of the CPUs
 
 
 QUICK = Plan(seconds=3, warm_seconds=1, raw_n=3_000)
@@ -135,6 +142,12 @@ async def raw_loop(bootstrap: str, n: int) -> Figure:
 # ---------------------------------------------------------------------------------- gateway
 
 
+def acceptors_per_instance(plan: Plan, k: int) -> int:
+    if plan.acceptors is not None:
+        return plan.acceptors
+    return acceptor_count(-1, max(1, (os.cpu_count() or 1) // k))
+
+
 async def start_instances(procs: Procs, tmp: Path, k: int, bootstrap: str, portal: str, plan: Plan) -> list[str]:
     prefix = f"bench-{k}-{uuid.uuid4().hex[:6]}"
     urls = []
@@ -144,6 +157,7 @@ async def start_instances(procs: Procs, tmp: Path, k: int, bootstrap: str, porta
             tmp / f"gw{k}-{i}.toml", port, portal, tmp / f"gw{k}-{i}.sqlite3",
             portal={"batch_size": plan.batch_size, "max_concurrency": 8, "timeout": "10s",
                     "lookup_before_create": False},
+            server={"acceptors": acceptors_per_instance(plan, k)},
             queue={"backend": "kafka", "delivery_process": plan.delivery_process},
             queue__kafka={"bootstrap_servers": bootstrap, "topic_prefix": prefix, "group_id": prefix,
                           "partitions": PARTITIONS, "request_timeout": "10s"},
@@ -212,7 +226,8 @@ async def gateway(procs: Procs, tmp: Path, k: int, bootstrap: str, portal: str, 
         procs.stop(f"gw{k}-{i}")
     p99 = max(r["p99_us"] for r in runs) / 1000
     return Figure(f"dvcgw serve × {k} (Kafka)", accepted / window, accepted / (done - started),
-                  f"{accepted} accepted, non-202 {requests - accepted}, PUT p99 {p99:.0f} ms")
+                  f"{accepted} accepted, non-202 {requests - accepted}, PUT p99 {p99:.0f} ms, "
+                  f"{acceptors_per_instance(plan, k)} acceptors each")
 
 
 # ---------------------------------------------------------------------------------- main
@@ -275,9 +290,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short smoke run (figures not meaningful)")
     parser.add_argument("--delivery-process", action="store_true",
                         help="run each instance's sync engine in its own worker process (the daemon's default)")
+    parser.add_argument("--acceptors", type=int, default=None,
+                        help="HTTP acceptor processes per instance (default: by each instance's share of the CPUs)")
     args = parser.parse_args()
     plan = QUICK if args.quick else Plan()
-    return run_bench(main_async(dataclasses.replace(plan, delivery_process=args.delivery_process)))
+    return run_bench(main_async(dataclasses.replace(plan, delivery_process=args.delivery_process,
+                                                    acceptors=args.acceptors)))
 
 
 if __name__ == "__main__":
