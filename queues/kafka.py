@@ -84,6 +84,7 @@ _BARRIER_S = 5.0
 _READ_BARRIER_S = 2.0  # status(): how long to wait for the owner to confirm the dossier's newest records
 _FLUSH_S = 0.2  # intake not yet written in a state record for this long is written by the pump
 _WATERMARK_S = 0.1  # at most one watermark record per partition per this interval
+_COMMIT_S = 0.1  # the pump commits offsets (and refreshes the lag gauges) at most this often
 _LOCAL_MEMORY = 100_000  # dossiers whose last accepted state this instance remembers from its own accepts
 
 
@@ -157,6 +158,7 @@ class KafkaQueue:
         self._unwritten: dict[TopicPartition, dict[int, tuple[str, float]]] = {}
         self._wm_sent: dict[int, int] = {}
         self._wm_at = 0.0
+        self._committed_at = 0.0
         self._local: OrderedDict[str, tuple[int, str]] = OrderedDict()  # own accepts: seq, TrangThaiHoSo
         self._closing = False
 
@@ -322,8 +324,11 @@ class KafkaQueue:
                 await self._settle(touched, forwards)
             await self._flush_intake()
             await self._write_watermarks()
-            await self._commit()
-            self._update_lag()
+            now = time.monotonic()
+            if now - self._committed_at >= _COMMIT_S:  # a commit per fetched batch was a round trip each
+                self._committed_at = now
+                await self._commit()
+                self._update_lag()
             pumped, self._pumped = self._pumped, asyncio.Event()
             pumped.set()
             if batch:
