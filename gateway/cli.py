@@ -108,7 +108,8 @@ def _serve(args: argparse.Namespace) -> int:
     setup_logging()
     app = create_app(settings)
     host = settings.server.host
-    count = acceptor_count(settings.server.acceptors)
+    # the memory queue (tests only) lives in the daemon's process: no other process can append to it
+    count = acceptor_count(settings.server.acceptors) if settings.queue.backend != "memory" else 0
     pool: AcceptorPool | None = None
     if count:
         try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from gateway.acceptor import acceptor_count
 from tests.daemon import Daemon, free_port, write_config
@@ -152,9 +153,14 @@ async def test_acceptors_are_restarted_and_never_outlive_the_daemon(sandbox: San
         await until(lambda c=child: _gone(c), timeout=10)  # type: ignore[misc]
 
 
-async def test_zero_acceptors_serves_from_the_daemon(sandbox: Sandbox, tmp_path: Path) -> None:
-    """``acceptors = 0``: no acceptor processes; the daemon answers on the public port itself."""
-    daemon = await start(tmp_path, sandbox, server={"acceptors": 0})
+@pytest.mark.parametrize("sections", [{"server": {"acceptors": 0}},
+                                      {"server": {"acceptors": 2}, "queue": {"backend": "memory"}}],
+                         ids=["acceptors-0", "memory-queue"])
+async def test_zero_acceptors_serves_from_the_daemon(sandbox: Sandbox, tmp_path: Path,
+                                                    sections: dict[str, dict[str, Any]]) -> None:
+    """``acceptors = 0``, or the memory queue (which only the daemon's process can append to):
+    no acceptor processes; the daemon answers on the public port itself."""
+    daemon = await start(tmp_path, sandbox, **sections)
     assert daemon.proc is not None
     try:
         assert children(daemon.proc.pid, "_accept") == []
