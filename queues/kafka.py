@@ -145,7 +145,6 @@ class KafkaQueue:
         self._owned: dict[str, _Dossier] = {}
         self._produced: dict[TopicPartition, int] = {}  # outbound offsets this instance produced
         self._pumped = asyncio.Event()  # replaced after every pump round; set() wakes the waiters once
-        self._durable: dict[str, DossierState] = {}
         self._unresolved: dict[TopicPartition, set[int]] = {}
         self._next: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
@@ -265,7 +264,9 @@ class KafkaQueue:
     def _dossier(self, mahoso: str) -> _Dossier:
         d = self._owned.get(mahoso)
         if d is None:
-            base = self._durable.get(mahoso) or self._view.states.get(mahoso) or DossierState(mahoso)
+            # the view holds the newest version read or written (own writes are put there once
+            # acknowledged), also when another owner wrote it while the partition was away
+            base = self._view.states.get(mahoso) or DossierState(mahoso)
             d = _Dossier(base.copy())
             for raw in d.st.held:
                 ev, seq, parked = held_decode(raw)
@@ -808,9 +809,7 @@ class KafkaQueue:
                 taken = self._unwritten.get(tp)
                 if taken is not None:
                     taken.pop(offset, None)
-            snapshot = d.st.copy()
-            self._durable[d.st.mahoso] = snapshot
-            self._view.put_state(snapshot)
+            self._view.put_state(d.st.copy())
 
     def _summarise(self, d: _Dossier) -> None:
         st = d.st
@@ -885,10 +884,7 @@ class KafkaQueue:
         if d is not None:
             self._summarise(d)
             return d.st
-        durable, seen = self._durable.get(mahoso), self._view.states.get(mahoso)
-        if durable is not None and (seen is None or durable.v >= seen.v):
-            return durable
-        return seen
+        return self._view.states.get(mahoso)
 
     async def status(self, mahoso: str) -> DossierStatus | None:
         """The dossier's status on any instance. First waits (≤ 2 s) until this instance's knowledge

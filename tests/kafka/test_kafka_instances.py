@@ -124,3 +124,29 @@ async def test_sigkill_one_of_two_daemons_under_load(kafka_bootstrap: str, sandb
     record = (await sandbox.record())["dossiers"]
     for m in codes:
         check_dossier(m, record.get(m, []), load.accepted(m, "snapshot"), load.progress_ok(m))
+
+
+async def test_an_owner_starts_from_the_newest_state_it_has_read(kafka_bootstrap: str) -> None:
+    """A partition that went to another owner and came back: the dossier's newer state, written by
+    that owner and read by this instance's view, is where this instance carries on; its next state
+    write has a higher version, so no view (its own or another's) ignores it as stale."""
+    tag = uuid.uuid4().hex[:8]
+    q = KafkaQueue(settings_for(kafka_bootstrap, prefix=f"back-{tag}", group=f"g-{tag}"))
+    await q.start()
+    try:
+        delivered: dict[str, list[int]] = {}
+        await q.enqueue([snap("X1", "2")])
+        await drive([q], _deliver_all(delivered, {}, {id(q): "q"}), lambda: "X1" in delivered, 30)
+        await until(lambda: "X1" in q._view.states and q._view.states["X1"].delivery == "delivered", 10, "own state")
+        mine = q._view.states["X1"]
+        theirs = mine.copy()  # what another owner wrote meanwhile, as this view read it
+        theirs.v, theirs.accepted_state, theirs.delivered_state = mine.v + 3, "4", "4"
+        q._view.put_state(theirs)
+        await q.enqueue([snap("X1", "5")])
+        await drive([q], _deliver_all(delivered, {}, {id(q): "q"}), lambda: len(delivered["X1"]) == 2, 30)
+        await until(lambda: q._view.states["X1"].delivered_state == "5", 10, "the new state in the view")
+        assert q._view.states["X1"].v > theirs.v
+        st = await q.status("X1")
+        assert st is not None and st.delivered_state == "5"
+    finally:
+        await q.close()
