@@ -228,6 +228,7 @@ async def _accepting(app: web.Application, settings: Settings, relay: RemoteQueu
     counts = ShippedCounts(send)
     store: SharedSQLiteQueue | None = None
     producing: Any = None  # queues.kafka_produce.Producing, imported only on Kafka
+    warm: asyncio.Task[None] | None = None
     if settings.queue.backend == "sqlite":
         store = SharedSQLiteQueue(settings.storage.path, on_write=counts.appended, **store_options(settings))
         await store.start()
@@ -237,8 +238,12 @@ async def _accepting(app: web.Application, settings: Settings, relay: RemoteQueu
 
         k = settings.queue.kafka
         producing = Producing(client_options(k), counts.produced)
-        with contextlib.suppress(QueueUnavailable):  # a broker away now: the first accept retries (503)
-            await guard("producer start", producing.live(), float(k.request_timeout))
+
+        async def connect() -> None:  # in the background: a broker away must not hold up serving (503s)
+            with contextlib.suppress(QueueUnavailable):
+                await guard("producer start", producing.live(), float(k.request_timeout))
+
+        warm = asyncio.create_task(connect())
         app[ACCEPT] = ProducingAcceptor(relay, Appender(settings, producing), counts)
     counts.start()
     try:
@@ -246,6 +251,9 @@ async def _accepting(app: web.Application, settings: Settings, relay: RemoteQueu
     finally:
         if store is not None:
             await store.close()
+        if warm is not None:
+            warm.cancel()
+            await asyncio.gather(warm, return_exceptions=True)
         if producing is not None:
             await producing.close()
         await counts.close()

@@ -30,7 +30,8 @@ async def test_acceptors_produce_and_the_daemon_judges_transitions(kafka_bootstr
     acceptor takes them, is refused with 409 naming the field, because the daemon noted each
     dossier's state when it judged the first PUT; what was refused never reaches the portal."""
     prefix = unique_prefix()
-    daemon = kafka_daemon(tmp_path, "gw", sandbox.url, kafka_bootstrap, prefix, prefix,
+    # 10 s: a broker that has just started may take seconds to lead the new topics' partitions
+    daemon = kafka_daemon(tmp_path, "gw", sandbox.url, kafka_bootstrap, prefix, prefix, request_timeout="10s",
                           server={"acceptors": 2}, transitions={"enforce": True})
     await daemon.start(timeout=60)
     codes = [f"{UNIT}-240318-{i:05d}" for i in range(12)]
