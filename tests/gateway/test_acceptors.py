@@ -34,6 +34,16 @@ async def start(tmp_path: Path, sandbox: Sandbox, **sections: dict[str, Any]) ->
     return daemon
 
 
+async def refused_on_a_fresh_connection(url: str, m: str, state: str) -> None:
+    """PUT ``state`` on a new connection (whichever acceptor takes it): 409 naming the field."""
+    async with aiohttp.ClientSession(headers=H) as fresh, fresh.put(
+            f"{url}/v1/dossiers/{m}", json=sample_dossier(m, TrangThaiHoSo=state)) as r:
+        assert r.status == 409
+        body = await r.json()
+        assert body["error"] == "invalid_transition"
+        assert [e["field"] for e in body["errors"]] == ["TrangThaiHoSo"]
+
+
 def metric(text: str, line_start: str) -> float:
     for line in text.splitlines():
         if line.startswith(line_start + " "):
@@ -112,13 +122,8 @@ async def test_a_refused_transition_comes_back_through_an_acceptor(sandbox: Sand
         async with aiohttp.ClientSession(headers=H) as http:
             async with http.put(f"{daemon.url}/v1/dossiers/{m}", json=sample_dossier(m, TrangThaiHoSo="3")) as r:
                 assert r.status == 202
-            for _ in range(3):  # fresh connections: whichever acceptor takes them
-                async with aiohttp.ClientSession(headers=H) as fresh, fresh.put(
-                        f"{daemon.url}/v1/dossiers/{m}", json=sample_dossier(m, TrangThaiHoSo="4")) as r:
-                    assert r.status == 409
-                    body = await r.json()
-                    assert body["error"] == "invalid_transition"
-                    assert [e["field"] for e in body["errors"]] == ["TrangThaiHoSo"]
+            for _ in range(3):
+                await refused_on_a_fresh_connection(daemon.url, m, "4")
             async with http.get(f"{daemon.url}/v1/dossiers/{m}") as r:
                 assert (await r.json())["accepted_state"] == "3"
     finally:

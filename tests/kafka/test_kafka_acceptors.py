@@ -11,7 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.gateway.test_acceptors import children, metric
+from tests.gateway.test_acceptors import metric, refused_on_a_fresh_connection
+from tests.gateway.test_worker import children
 from tests.harness import AGENCY_KEY, UNIT, Sandbox
 from tests.kafka.broker import unique_prefix
 from tests.kafka.daemons import kafka_daemon
@@ -46,12 +47,7 @@ async def test_acceptors_produce_and_the_daemon_judges_transitions(kafka_bootstr
                                  json=sample_progress(codes[0], n=2)) as r:
                 assert r.status == 202, await r.text()
             for m in codes[:4]:
-                async with aiohttp.ClientSession(headers=H) as fresh, fresh.put(
-                        f"{daemon.url}/v1/dossiers/{m}", json=sample_dossier(m, TrangThaiHoSo="4")) as r:
-                    assert r.status == 409
-                    body = await r.json()
-                    assert body["error"] == "invalid_transition"
-                    assert [e["field"] for e in body["errors"]] == ["TrangThaiHoSo"]
+                await refused_on_a_fresh_connection(daemon.url, m, "4")
             await wait_delivered(daemon.url, codes, 60)
 
             deadline = time.monotonic() + 10
