@@ -183,6 +183,26 @@ class ShippedCounts:
             await asyncio.sleep(SHIP_EVERY_S)
 
 
+def _count_snapshot(counts: AcceptCounts, item: Item, previous: str | None, new_state: str, verdict: str) -> None:
+    """Count one durable snapshot: itself, its transition if unusual, its truncated fields."""
+    if verdict == "unusual" or verdict == "tolerated":
+        counts.unusual(previous or "", new_state)
+    counts.accepted(EventKind.SNAPSHOT, 1)
+    for name in item.truncated:
+        counts.truncated(name)
+
+
+async def _append_progress(enqueue: Callable[[Sequence[NewEvent]], Awaitable[list[Accepted]]],
+                           counts: AcceptCounts, mahoso: str, items: Sequence[Item], agency: str) -> list[Accepted]:
+    """Append progress items of one dossier (no transition to check) and count them."""
+    accepted = await enqueue([NewEvent(mahoso, EventKind.PROGRESS, it.payload, agency) for it in items])
+    counts.accepted(EventKind.PROGRESS, len(items))
+    for it in items:
+        for name in it.truncated:
+            counts.truncated(name)
+    return accepted
+
+
 class Acceptor(Protocol):
     async def snapshot(self, mahoso: str, item: Item, agency: str) -> Accepted:
         """Append one snapshot; raises HTTPProblem 409 for a forbidden transition (enforce on)."""
@@ -239,28 +259,16 @@ class LocalAcceptor:
             previous = await self._queue.accepted_state(mahoso)
             verdict = self._judge(previous, new_state)
             accepted = await self._queue.enqueue(events)
-        if verdict == "unusual" or verdict == "tolerated":
-            self._counts.unusual(previous or "", new_state)
         if self._cache:
             self._remember(mahoso, new_state)
-        self._counts.accepted(EventKind.SNAPSHOT, 1)
-        self._count_truncated(item.truncated)
+        _count_snapshot(self._counts, item, previous, new_state, verdict)
         return accepted[0]
 
     async def progress(self, mahoso: str, items: Sequence[Item], agency: str) -> list[Accepted]:
-        events = [NewEvent(mahoso, EventKind.PROGRESS, it.payload, agency) for it in items]
-        accepted = await self._queue.enqueue(events)
-        self._counts.accepted(EventKind.PROGRESS, len(events))
-        for it in items:
-            self._count_truncated(it.truncated)
-        return accepted
+        return await _append_progress(self._queue.enqueue, self._counts, mahoso, items, agency)
 
     def observe(self, seconds: float) -> None:
         self._counts.latency(seconds)
-
-    def _count_truncated(self, fields: Sequence[str]) -> None:
-        for name in fields:
-            self._counts.truncated(name)
 
     def _judge(self, previous: str | None, new: str) -> str:
         """The transition's verdict; raises HTTPProblem 409 for an unusual one under enforce."""
@@ -346,21 +354,11 @@ class ProducingAcceptor:
             with contextlib.suppress(QueueUnavailable):
                 await self._relay.call("accept_unwind", mahoso, new_state, previous)
             raise
-        if verdict == "unusual" or verdict == "tolerated":
-            self._counts.unusual(previous or "", new_state)
-        self._counts.accepted(EventKind.SNAPSHOT, 1)
-        for name in item.truncated:
-            self._counts.truncated(name)
+        _count_snapshot(self._counts, item, previous, new_state, verdict)
         return accepted[0]
 
     async def progress(self, mahoso: str, items: Sequence[Item], agency: str) -> list[Accepted]:
-        accepted = await self._appender.enqueue([NewEvent(mahoso, EventKind.PROGRESS, it.payload, agency)
-                                                 for it in items])
-        self._counts.accepted(EventKind.PROGRESS, len(items))
-        for it in items:
-            for name in it.truncated:
-                self._counts.truncated(name)
-        return accepted
+        return await _append_progress(self._appender.enqueue, self._counts, mahoso, items, agency)
 
     def observe(self, seconds: float) -> None:
         self._counts.latency(seconds)
