@@ -817,10 +817,15 @@ class KafkaQueue:
         st.pending = sum(1 for i in d.items.values() if not i.parked) + len(st.ladder)
         st.pending_progress = sum(1 for i in d.items.values() if i.ev.kind is EventKind.PROGRESS) + (
             st.ladder_progress if st.ladder else 0)
+        st.oldest_open_at = self._oldest_open(d)
+
+    @staticmethod
+    def _oldest_open(d: _Dossier) -> float | None:
+        """When the oldest event the dossier still has open was accepted (in memory or in the ladder)."""
         opens = [i.ev.accepted_at for i in d.items.values()]
-        if st.ladder and st.ladder_oldest is not None:
-            opens.append(st.ladder_oldest)
-        st.oldest_open_at = min(opens) if opens else None
+        if d.st.ladder and d.st.ladder_oldest is not None:
+            opens.append(d.st.ladder_oldest)
+        return min(opens) if opens else None
 
     @staticmethod
     def _delivery(d: _Dossier, now: float) -> DeliveryState:
@@ -967,11 +972,9 @@ class KafkaQueue:
             delivery = self._delivery(d, wall).value
             by_state[delivery] = by_state.get(delivery, 0) + 1
             if d.st.ladder or any(not i.parked for i in d.items.values()):  # pending, as _summarise says
-                since = [i.ev.accepted_at for i in d.items.values()]
-                if d.st.ladder and d.st.ladder_oldest is not None:
-                    since.append(d.st.ladder_oldest)
-                if since:
-                    opens[m] = min(since)
+                since = self._oldest_open(d)
+                if since is not None:
+                    opens[m] = since
         oldest = min(opens.values(), default=None)
         dead = sum(1 for dl, _ in self._view.dead.values() if not dl.replayed)
         self.metrics.dead_letters.set(dead)

@@ -37,7 +37,7 @@ _WORDS: dict[int, struct.Struct] = {}
 
 def murmur2(data: bytes) -> int:
     """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``, the default partitioner's
-    hash), as an unsigned 32-bit value: the same results as aiokafka's, a quarter of its time (the
+    hash), as an unsigned 32-bit value: the same results as aiokafka's, in half its time (the
     four-byte words are unpacked at once, and the masks only where a product can overflow)."""
     length = len(data)
     h = 0x9747B28C ^ length
@@ -225,9 +225,6 @@ class Appender:
     async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
         """:meth:`append`, returning only the acceptances."""
         return (await self.append(events))[0] if events else []
-
-    def new_id(self) -> str:
-        return self._new_id()
 
     def _new_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):x}"
