@@ -28,6 +28,9 @@ class ServerSettings:
     # HTTP acceptor processes sharing the port (gateway/acceptor.py); -1: one per CPU, at most 4,
     # none on a single CPU; 0: the daemon process serves HTTP itself
     acceptors: int = -1
+    # serve PUT /v1/dossiers/{MaHoSo} and POST …/progress straight off the socket (gateway/front.py),
+    # every other request through aiohttp; false: aiohttp serves everything
+    fast_accept: bool = True
 
     def __post_init__(self) -> None:
         if self.acceptors < -1:

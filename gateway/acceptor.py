@@ -48,6 +48,7 @@ from gateway.accept import LocalAcceptor, ProducingAcceptor, ShippedCounts, Tall
 from gateway.auth import KEYRING, KeyRing
 from gateway.children import ChildProcess, die_with_parent
 from gateway.errors import QueueUnavailable
+from gateway.front import public_site
 from gateway.http_errors import json_error
 from gateway.keys import ACCEPT, CLOCK, LIFECYCLE, QUEUE, SETTINGS, Lifecycle
 from gateway.middleware import error_middleware
@@ -129,9 +130,11 @@ class AcceptorPool:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def listen_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+def listen_sockets(host: str, port: int, count: int, *, reuse_port: bool = True) -> list[socket.socket]:
     """One listening socket per acceptor on the same address (``SO_REUSEPORT``: the kernel spreads
-    new connections evenly), all bound here before any child starts; port 0 picks one free port."""
+    new connections evenly), all bound here before any child starts; port 0 picks one free port.
+    A single socket for the daemon itself is bound without ``SO_REUSEPORT`` (``reuse_port``), so a
+    port already in use is an error, not a shared port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     socks: list[socket.socket] = []
     try:
@@ -139,7 +142,8 @@ def listen_sockets(host: str, port: int, count: int) -> list[socket.socket]:
             s = socket.socket(family, socket.SOCK_STREAM)
             socks.append(s)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if reuse_port:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             s.bind((host, port))
             port = s.getsockname()[1]
             s.listen(2048)
@@ -170,7 +174,8 @@ async def _acceptor(directory: str, fd: int) -> int:
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=float(settings.server.shutdown_grace))
     await runner.setup()
-    site = web.SockSite(runner, socket.socket(fileno=fd))
+    site = public_site(runner, socket.socket(fileno=fd), fast=settings.server.fast_accept,
+                       grace=float(settings.server.shutdown_grace))
     await site.start()
     runtime.tune()
     stop = asyncio.Event()

@@ -21,11 +21,14 @@ def _digest(key: str) -> bytes:
 
 
 def presented_key(request: web.Request) -> str | None:
-    key = request.headers.get("X-API-Key")
-    if key:
-        return key.strip()
-    auth = request.headers.get("Authorization", "")
-    scheme, _, value = auth.partition(" ")
+    return presented(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+
+
+def presented(x_api_key: str | None, authorization: str | None) -> str | None:
+    """The key from ``X-API-Key``, else from ``Authorization: Bearer``; None if neither has one."""
+    if x_api_key:
+        return x_api_key.strip()
+    scheme, _, value = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None
@@ -62,10 +65,14 @@ KEYRING = web.AppKey("keyring", KeyRing)
 
 def require_agency(request: web.Request) -> AgencySettings:
     """The calling agency; raises 401 (house error shape) for no key or an unknown key."""
-    key = presented_key(request)
+    return agency_for(request.app[KEYRING], presented_key(request))
+
+
+def agency_for(keyring: KeyRing, key: str | None) -> AgencySettings:
+    """The agency holding ``key``; raises 401 (house error shape) for no key or an unknown key."""
     if key is None:
         raise HTTPProblem(401, "unauthenticated", "an agency API key is required (X-API-Key header)")
-    agency = request.app[KEYRING].agency_for(key)
+    agency = keyring.agency_for(key)
     if agency is None:
         raise HTTPProblem(401, "unauthenticated", "unknown API key")
     return agency

@@ -99,7 +99,7 @@ def _check_config(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from gateway import runtime
+    from gateway import front, runtime
     from gateway.acceptor import AcceptorPool, acceptor_count, listen_sockets
     from gateway.app import create_app
     from gateway.logs import setup_logging
@@ -111,33 +111,30 @@ def _serve(args: argparse.Namespace) -> int:
     # the memory queue (tests only) lives in the daemon's process: no other process can append to it
     count = acceptor_count(settings.server.acceptors) if settings.queue.backend != "memory" else 0
     pool: AcceptorPool | None = None
+    try:
+        socks = listen_sockets(host, settings.server.port, max(count, 1), reuse_port=count > 0)
+    except OSError as exc:
+        print(f"dvcgw: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
+        return 2
+    port = socks[0].getsockname()[1]
     if count:
-        try:
-            socks = listen_sockets(host, settings.server.port, count)
-        except OSError as exc:
-            print(f"dvcgw: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
-            return 2
         pool = AcceptorPool(settings, socks)
         app.cleanup_ctx.append(pool.ctx)
-        port = socks[0].getsockname()[1]
-    else:
-        port = settings.server.port
 
     async def tune(_: web.Application) -> None:
         runtime.tune()
 
     app.on_startup.append(tune)
 
-    def announce(_: object) -> None:
+    def announce() -> None:
         base = f"http://{host}:{port}"
         http = f"{count} HTTP acceptor processes" if count else "HTTP in the daemon process"
         print(f"dvcgw ready on {base} ({http}, queue {settings.queue.backend}, store {settings.storage.path}, "
               f"portal {settings.portal.adapter_url})", flush=True)
 
     # with acceptors, the daemon's own application is served only on its private socket
-    where: dict[str, Any] = {"path": pool.http_path} if pool is not None else {"host": host, "port": port}
-    web.run_app(app, **where, print=announce, access_log=None,
-                shutdown_timeout=float(settings.server.shutdown_grace), handle_signals=True)
+    front.run(app, None if pool is not None else socks[0], pool.http_path if pool is not None else None,
+              grace=float(settings.server.shutdown_grace), fast=settings.server.fast_accept, announce=announce)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from config.schema import AgencySettings
 from gateway import dossier, openapi
 from gateway.accept import Item
-from gateway.auth import require_agency, require_operator
+from gateway.auth import KEYRING, agency_for, presented_key, require_agency, require_operator
 from gateway.errors import FieldError
 from gateway.http_errors import HTTPProblem
 from gateway.keys import ACCEPT, CLOCK, ENGINE_VIEW, LIFECYCLE, METRICS, QUEUE, SETTINGS
@@ -37,7 +38,10 @@ def add_routes(app: web.Application, *, signing: bool = False) -> None:
 
 
 def _authorise(request: web.Request, mahoso: str) -> AgencySettings:
-    agency = require_agency(request)
+    return _unit_allowed(require_agency(request), mahoso)
+
+
+def _unit_allowed(agency: AgencySettings, mahoso: str) -> AgencySettings:
     unit = mahoso.split("-", 1)[0]
     if unit not in agency.units:
         raise HTTPProblem(403, "forbidden", f"agency {agency.code} may not send dossiers of unit {unit}",
@@ -45,40 +49,67 @@ def _authorise(request: web.Request, mahoso: str) -> AgencySettings:
     return agency
 
 
-async def _json_body(request: web.Request) -> Any:
-    ctype = request.content_type
+def _agency(app: web.Application, key: str | None, mahoso: str) -> AgencySettings:
+    return _unit_allowed(agency_for(app[KEYRING], key), mahoso)
+
+
+def _reader(request: web.Request) -> Body:
+    async def read() -> bytes:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            limit = request.app[SETTINGS].server.max_body_bytes
+            raise HTTPProblem(413, "payload_too_large", f"the body is over {limit} bytes") from exc
+
+    return read
+
+
+async def _json_body(ctype: str, read: Body) -> Any:
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise HTTPProblem(415, "unsupported_media_type", f"Content-Type must be application/json, got {ctype!r}")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        limit = request.app[SETTINGS].server.max_body_bytes
-        raise HTTPProblem(413, "payload_too_large", f"the body is over {limit} bytes") from exc
+    raw = await read()
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise HTTPProblem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
 
 
-async def put_dossier(request: web.Request) -> web.Response:
-    app = request.app
+Body = Callable[[], Awaitable[bytes]]
+
+
+async def accept_snapshot(app: web.Application, mahoso: str, key: str | None, ctype: str,
+                          read: Body) -> dict[str, Any]:
+    """``PUT /v1/dossiers/{MaHoSo}`` on its raw parts (aiohttp's handler and gateway.front share it):
+    the 202 body, or HTTPProblem / ValidationError / QueueUnavailable. The checks run in the order
+    401/403, 415, 413 (``read``), 400, 422."""
     started = app[CLOCK]()
-    mahoso = request.match_info["MaHoSo"]
-    agency = _authorise(request, mahoso)
-    norm = dossier.validate_snapshot(mahoso, await _json_body(request))
+    agency = _agency(app, key, mahoso)
+    norm = dossier.validate_snapshot(mahoso, await _json_body(ctype, read))
     accept = app[ACCEPT]
     accepted = await accept.snapshot(mahoso, Item(norm.payload, norm.truncated), agency.code)
     accept.observe(app[CLOCK]() - started)
-    return _json(202, {"event_id": accepted.event_id, "sequence": accepted.sequence})
+    return {"event_id": accepted.event_id, "sequence": accepted.sequence}
+
+
+async def accept_progress(app: web.Application, mahoso: str, key: str | None, ctype: str,
+                          read: Body) -> dict[str, Any]:
+    """``POST /v1/dossiers/{MaHoSo}/progress`` on its raw parts, like :func:`accept_snapshot`."""
+    agency = _agency(app, key, mahoso)
+    items = dossier.validate_progress(mahoso, await _json_body(ctype, read))
+    accepted = await app[ACCEPT].progress(mahoso, [Item(it.payload, it.truncated) for it in items], agency.code)
+    return {"event_ids": [a.event_id for a in accepted], "sequence": accepted[-1].sequence}
+
+
+async def put_dossier(request: web.Request) -> web.Response:
+    body = await accept_snapshot(request.app, request.match_info["MaHoSo"], presented_key(request),
+                                 request.content_type, _reader(request))
+    return _json(202, body)
 
 
 async def post_progress(request: web.Request) -> web.Response:
-    mahoso = request.match_info["MaHoSo"]
-    agency = _authorise(request, mahoso)
-    items = dossier.validate_progress(mahoso, await _json_body(request))
-    accepted = await request.app[ACCEPT].progress(mahoso, [Item(it.payload, it.truncated) for it in items],
-                                                  agency.code)
-    return _json(202, {"event_ids": [a.event_id for a in accepted], "sequence": accepted[-1].sequence})
+    body = await accept_progress(request.app, request.match_info["MaHoSo"], presented_key(request),
+                                 request.content_type, _reader(request))
+    return _json(202, body)
 
 
 def _json(status: int, body: dict[str, Any]) -> web.Response:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.errors import QueueUnavailable, ValidationError
-from gateway.http_errors import HTTPProblem, json_error
+from gateway.http_errors import HTTPProblem, error_body, json_error
 
 log = logging.getLogger("dvcgw.http")
 
@@ -27,20 +27,29 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except HTTPProblem:
         raise
-    except ValidationError as exc:
-        return json_error(422, exc.code, "the request body failed validation", exc.errors)
-    except QueueUnavailable as exc:
-        log.error("queue unavailable: %s", exc)
-        return json_error(503, "storage_unavailable", "the gateway cannot store work right now; retry",
-                          headers={"Retry-After": "5"})
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
         code = _CODES.get(exc.status, "error")
         return json_error(exc.status, code, exc.reason, headers=_keep_headers(exc))
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.rel_url.path)
-        return json_error(500, "internal_error", "internal error; the event was not accepted")
+    except Exception as exc:
+        status, body, headers = problem_answer(exc, request.method, request.rel_url.path)
+        return web.json_response(body, status=status, headers=headers or None)
+
+
+def problem_answer(exc: Exception, method: str, path: str) -> tuple[int, dict[str, object], dict[str, str]]:
+    """The house answer to an exception out of a handler: (status, body, extra headers). Shared by
+    the middleware and the HTTP front's own accept routes (gateway.front)."""
+    if isinstance(exc, HTTPProblem):
+        return exc.status_code, error_body(exc.code, exc.message, exc.errors), _keep_headers(exc)
+    if isinstance(exc, ValidationError):
+        return 422, error_body(exc.code, "the request body failed validation", exc.errors), {}
+    if isinstance(exc, QueueUnavailable):
+        log.error("queue unavailable: %s", exc)
+        return 503, error_body("storage_unavailable", "the gateway cannot store work right now; retry"), \
+            {"Retry-After": "5"}
+    log.error("unhandled error in %s %s", method, path, exc_info=exc)
+    return 500, error_body("internal_error", "internal error; the event was not accepted"), {}
 
 
 def _keep_headers(exc: web.HTTPException) -> dict[str, str]:
