@@ -24,17 +24,26 @@ function init(args)
   unit = os.getenv("BENCH_UNIT")
   run = os.getenv("BENCH_RUN")
   limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
-  headers = {["Content-Type"] = "application/json", ["X-API-Key"] = os.getenv("BENCH_KEY")}
+  key = os.getenv("BENCH_KEY")
+  host = wrk.host .. ":" .. wrk.port
+  local i, j = string.find(template, "@MAHOSO@", 1, true)
+  head = string.sub(template, 1, i - 1)
+  tail = string.sub(template, j + 1)
+  halves = #head + #tail
   sent = 0
   answered = 0
   accepted = 0
 end
 
+-- The request is concatenated from the template's two halves, as wrk.format would lay it out:
+-- wrk.format and a gsub over the 2 KB body per request made wrk itself cost ~44 us of CPU per
+-- request, ~20 us this way, on the CPUs the measured processes share.
 function request()
   sent = sent + 1
   local code = string.format("%s-%s%d-%07d", unit, run, tid, sent)
-  local body = string.gsub(template, "@MAHOSO@", code)
-  return wrk.format("PUT", "/v1/dossiers/" .. code, headers, body)
+  return "PUT /v1/dossiers/" .. code .. " HTTP/1.1\r\nHost: " .. host
+    .. "\r\nContent-Type: application/json\r\nX-API-Key: " .. key
+    .. "\r\nContent-Length: " .. (halves + #code) .. "\r\n\r\n" .. head .. code .. tail
 end
 
 function response(status, hdrs, body)
