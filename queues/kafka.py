@@ -74,7 +74,7 @@ from queues.kafka_codec import (
     topics_for,
 )
 from queues.kafka_metrics import KafkaMetrics
-from queues.kafka_produce import Appender, Producing, client_options, guard, partition_of, quietly
+from queues.kafka_produce import Appender, Producing, Record, client_options, guard, partition_of, quietly
 from queues.kafka_view import View
 
 log = logging.getLogger(__name__)
@@ -793,18 +793,20 @@ class KafkaQueue:
     async def _write_states(self, dossiers: list[_Dossier]) -> None:
         """Produce each dossier's state and wait for the acknowledgements; the intake a write
         covers then stops holding its partition's watermark back."""
-        futs = []
+        records: list[Record] = []
+        written: list[tuple[_Dossier, list[tuple[TopicPartition, int]]]] = []
         for d in dossiers:
             st = d.st
             st.v += 1
             st.held = [held_encode(i.ev, i.seq, i.parked) for i in d.sorted_items() if i.parked or i.src is None]
             self._summarise(d)
             marks, d.unwritten = d.unwritten, []
-            written = [(H_WRITTEN, b"%s:%d" % (self._view.writer, st.v))]
-            futs.append((await self._send(self.topics.state, st.mahoso.encode(), st.encode(), written,
-                                          partition_of(st.mahoso, self._parts), "state"), d, marks))
-        for fut, d, marks in futs:
+            records.append((st.mahoso.encode(), st.encode(), [(H_WRITTEN, b"%s:%d" % (self._view.writer, st.v))],
+                            partition_of(st.mahoso, self._parts)))
+            written.append((d, marks))
+        for fut in await self._producing.send_batches(self.topics.state, records, "state"):
             await fut
+        for d, marks in written:
             for tp, offset in marks:
                 taken = self._unwritten.get(tp)
                 if taken is not None:
