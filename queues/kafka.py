@@ -75,7 +75,16 @@ from queues.kafka_codec import (
     topics_for,
 )
 from queues.kafka_metrics import KafkaMetrics
-from queues.kafka_produce import Appender, Producing, Record, client_options, guard, partition_of, quietly
+from queues.kafka_produce import (
+    Appender,
+    Producing,
+    Record,
+    client_options,
+    fetch_options,
+    guard,
+    partition_of,
+    quietly,
+)
 from queues.kafka_view import View
 
 log = logging.getLogger(__name__)
@@ -136,7 +145,8 @@ class KafkaQueue:
         self._clock_hint = 0.0
         self.metrics = KafkaMetrics(metrics_registry)
         self._latency: dict[str, Any] = {}  # produce-latency histogram per topic kind (labels() is not free)
-        self._view = View(self.topics, self._parts, self._opts, writer=uuid.uuid4().hex[:12].encode())
+        self._view = View(self.topics, self._parts, {**self._opts, **fetch_options(self._k)},
+                          writer=uuid.uuid4().hex[:12].encode())
         # lease ids: this process's view writer id and a counter (a uuid4 costs ~5 us, on every claim)
         self._leases = itertools.count(1)
         self._producing = Producing(self._opts, self.observe_produce)
@@ -179,7 +189,7 @@ class KafkaQueue:
         self._consumer = AIOKafkaConsumer(
             group_id=self._k.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,), session_timeout_ms=6000,
-            heartbeat_interval_ms=1000, fetch_max_wait_ms=20, max_poll_interval_ms=300_000, **self._opts,
+            heartbeat_interval_ms=1000, max_poll_interval_ms=300_000, **fetch_options(self._k), **self._opts,
         )
         await guard("consumer start", self._consumer.start(), self._timeout)
         self._consumer.subscribe([self.topics.outbound, *self.topics.retry_names], listener=_Listener(self))

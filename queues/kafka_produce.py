@@ -84,6 +84,12 @@ def client_options(k: KafkaSettings) -> dict[str, Any]:
     return opts
 
 
+def fetch_options(k: KafkaSettings) -> dict[str, Any]:
+    """The fetch settings of the pump's and the view's consumers (``fetch_max_wait``,
+    ``fetch_min_bytes``): the broker answers a fetch once that much data is there or the wait ends."""
+    return {"fetch_max_wait_ms": round(float(k.fetch_max_wait) * 1000), "fetch_min_bytes": k.fetch_min_bytes}
+
+
 async def guard(what: str, aw: Awaitable[T], timeout: float) -> T:
     """Await ``aw``; Kafka errors and time-outs become QueueUnavailable (the edge of the backend).
     ``asyncio.timeout``, not ``wait_for``: no extra task per call on the accept path."""

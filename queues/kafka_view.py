@@ -37,6 +37,7 @@ class View:
 
     def __init__(self, topics: Topics, partitions: int, client_opts: dict[str, Any], *,
                  writer: bytes = b"") -> None:
+        """``client_opts``: the consumer's options (connection and fetch settings)."""
         self.topics = topics
         self.writer = writer  # this process's id in the H_WRITTEN header of the states it writes
         self.partitions = partitions
@@ -59,8 +60,7 @@ class View:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-            fetch_max_wait_ms=20, **self._opts,
+            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest", **self._opts,
         )
         await self._consumer.start()
         tps = self._tps()
