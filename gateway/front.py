@@ -111,6 +111,7 @@ class FastFront:
         self.keepalive_s = keepalive_s
         self.date = _Date()
         self.connections: set[_Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # requests in flight, their clients gone or not
         self.handed_over = 0  # connections given to aiohttp (tests, debugging)
         self.closing = False
         self._sweeper: asyncio.TimerHandle | None = None
@@ -141,9 +142,8 @@ class FastFront:
         for conn in list(self.connections):
             if conn.task is None:
                 conn.close()
-        busy = [c.task for c in self.connections if c.task is not None]
-        if busy:
-            await asyncio.wait(busy, timeout=grace)
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=grace)
         for conn in list(self.connections):
             conn.close()
 
@@ -224,7 +224,11 @@ class _Connection(asyncio.Protocol):
         body = bytes(buf[head_len:head_len + length])
         del buf[:head_len + length]
         keep_alive = parser.should_keep_alive()
-        self.task = asyncio.get_running_loop().create_task(self._answer(kind, mahoso, head.headers, body, keep_alive))
+        self.task = task = asyncio.get_running_loop().create_task(
+            self._answer(kind, mahoso, head.headers, body, keep_alive))
+        tasks = self._front.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def _route(self, parser: httptools.HttpRequestParser, head: _Head) -> tuple[str, str, int] | None:
         """(kind, MaHoSo, body length) for a plain accept request; None for anything else."""
