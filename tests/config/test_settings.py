@@ -37,6 +37,9 @@ def test_example_file_loads_with_the_documented_defaults() -> None:
     ("[portal]\nauth = 'oauth2'\n", "portal.token_url"),
     ("[storage]\nsynchronous = 'off'\n", "storage.synchronous"),
     ("[nosuch]\nx = 1\n", "nosuch"),
+    ("[queue.kafka]\nfetch_max_wait = '5s'\n", "queue.kafka.fetch_max_wait"),
+    ("[queue.kafka]\nfetch_min_bytes = 0\n", "queue.kafka.fetch_min_bytes"),
+    ("[server]\nfast_accept = 'yes'\n", "server.fast_accept"),
 ])
 def test_bad_settings_name_the_key(tmp_path: Path, text: str, key: str) -> None:
     """Each mistake stops loading with a ConfigError whose key is the offending dotted path."""

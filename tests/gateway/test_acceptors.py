@@ -159,18 +159,24 @@ async def test_acceptors_are_restarted_and_never_outlive_the_daemon(sandbox: San
 
 
 @pytest.mark.parametrize("sections", [{"server": {"acceptors": 0}},
-                                      {"server": {"acceptors": 2}, "queue": {"backend": "memory"}}],
-                         ids=["acceptors-0", "memory-queue"])
+                                      {"server": {"acceptors": 2}, "queue": {"backend": "memory"}},
+                                      {"server": {"acceptors": 0, "fast_accept": False}}],
+                         ids=["acceptors-0", "memory-queue", "aiohttp-only"])
 async def test_zero_acceptors_serves_from_the_daemon(sandbox: Sandbox, tmp_path: Path,
                                                     sections: dict[str, dict[str, Any]]) -> None:
     """``acceptors = 0``, or the memory queue (which only the daemon's process can append to):
-    no acceptor processes; the daemon answers on the public port itself."""
+    no acceptor processes; the daemon answers on the public port itself, through the HTTP front
+    unless ``fast_accept`` is off (aiohttp's answers carry a ``Server`` header; the front's do not)."""
+    fast = sections["server"].get("fast_accept", True)
     daemon = await start(tmp_path, sandbox, **sections)
     assert daemon.proc is not None
     try:
         assert children(daemon.proc.pid, "_accept") == []
-        async with aiohttp.ClientSession(headers=H) as http, http.put(
-                f"{daemon.url}/v1/dossiers/{code(1)}", json=sample_dossier(code(1))) as r:
-            assert r.status == 202
+        async with aiohttp.ClientSession(headers=H) as http:
+            async with http.put(f"{daemon.url}/v1/dossiers/{code(1)}", json=sample_dossier(code(1))) as r:
+                assert r.status == 202
+                assert ("Server" in r.headers) is not fast
+            async with http.get(f"{daemon.url}/v1/dossiers/{code(1)}") as r:  # not the front's: aiohttp
+                assert r.status == 200 and "Server" in r.headers
     finally:
         await daemon.kill()
