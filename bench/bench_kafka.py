@@ -51,13 +51,13 @@ from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench._procs import HOST, ROOT, Procs, free_port, processes, run_bench, sample, scrape, wait_http
 from gateway.acceptor import acceptor_count
 from tests.daemon import write_config
 from tests.harness import AGENCY_KEY, UNIT
 from tests.kafka.broker import PrivateBroker
+from tests.kafka.helpers import create_topic
 from tests.samples import sample_dossier
 
 PARTITIONS = 6
@@ -96,12 +96,7 @@ def body_template() -> bytes:
 async def raw_loop(bootstrap: str, n: int) -> Figure:
     """N records produced (acks=all, idempotent) and consumed by a committing group consumer."""
     topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    finally:
-        await admin.close()
+    await create_topic(bootstrap, topic, PARTITIONS)
     template = body_template()
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=topic, enable_auto_commit=False,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=20)

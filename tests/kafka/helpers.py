@@ -6,6 +6,8 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 from config.loader import Duration
 from config.schema import RetrySettings, Settings
 from queues.api import EventKind, NewEvent, QueueBackend, Work
@@ -53,3 +55,12 @@ async def drive(queues: list[QueueBackend], handle: Callable[[QueueBackend, Work
                 await handle(q, w)
         if idle:
             await queues[0].wait_for_work(0.02)
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()

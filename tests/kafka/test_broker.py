@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.kafka.broker import PrivateBroker, unique_prefix
+from tests.kafka.helpers import create_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -36,19 +36,10 @@ async def _read_all(bootstrap: str, topic: str, expected: int) -> list[bytes]:
     return got
 
 
-async def _create(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
-
-
 async def test_shared_broker_round_trip(kafka_bootstrap: str) -> None:
     """Records produced with acks=all and an idempotent producer are read back in order."""
     topic = unique_prefix() + ".smoke"
-    await _create(kafka_bootstrap, topic)
+    await create_topic(kafka_bootstrap, topic)
     values = [b"%d" % i for i in range(20)]
     await _produce(kafka_bootstrap, topic, values)
     assert await _read_all(kafka_bootstrap, topic, 20) == values
@@ -58,7 +49,7 @@ async def test_shared_broker_round_trip(kafka_bootstrap: str) -> None:
 async def test_private_broker_keeps_data_across_restart(private_broker: PrivateBroker) -> None:
     """A stopped and restarted broker answers on the same address with every acknowledged record."""
     topic = unique_prefix() + ".restart"
-    await _create(private_broker.bootstrap, topic)
+    await create_topic(private_broker.bootstrap, topic)
     await _produce(private_broker.bootstrap, topic, [b"a", b"b"])
     before = private_broker.bootstrap
     private_broker.stop()

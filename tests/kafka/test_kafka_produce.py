@@ -7,19 +7,14 @@ import asyncio
 import uuid
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from queues.kafka_produce import Producing, Record
+from tests.kafka.helpers import create_topic
 
 
 async def test_batches_overflow_in_order_and_count_every_record(kafka_bootstrap: str) -> None:
     topic = f"t-{uuid.uuid4().hex[:8]}.state"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 2, 1)])
-    finally:
-        await admin.close()
+    await create_topic(kafka_bootstrap, topic, partitions=2)
     observed: list[str] = []
     producing = Producing({"bootstrap_servers": kafka_bootstrap}, lambda kind, seconds: observed.append(kind))
     # 3 KB values: aiokafka's batches hold 16 KB, so partition 0's 12 records need several batches
