@@ -19,6 +19,9 @@ from gateway.http_errors import HTTPProblem
 from gateway.keys import ACCEPT, CLOCK, ENGINE_VIEW, LIFECYCLE, METRICS, QUEUE, SETTINGS
 from queues.api import DeadLetter, DossierStatus, ReplayResult
 
+# how an accept route gets its body: aiohttp's request.read(), or the front's bytes already read
+Body = Callable[[], Awaitable[bytes]]
+
 
 def add_routes(app: web.Application, *, signing: bool = False) -> None:
     app.router.add_put("/v1/dossiers/{MaHoSo}", put_dossier)
@@ -72,9 +75,6 @@ async def _json_body(ctype: str, read: Body) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise HTTPProblem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
-
-
-Body = Callable[[], Awaitable[bytes]]
 
 
 async def accept_snapshot(app: web.Application, mahoso: str, key: str | None, ctype: str,
