@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -316,3 +317,31 @@ async def test_a_client_gone_mid_request_still_has_its_request_finished(
     held.release.set()
     await asyncio.wait_for(stopping, 10)
     assert held.done.is_set() and held.served == 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_pipelined_mixed_requests_in_random_pieces(front_gateway: Gateway, seed: int) -> None:
+    """A stream of accepts, errors and other routes, pipelined and cut into random pieces: every
+    request gets its answer, in order, whether the front or aiohttp (after a hand-over) serves it."""
+    rng = random.Random(seed)
+    progress = json.dumps(sample_progress(f"{M}p", 2)).encode()
+    kinds = {
+        "put": (put_bytes(f"{M}{seed}", sample_dossier(f"{M}{seed}")), 202),
+        "no key": (put_bytes(f"{M}{seed}", sample_dossier(f"{M}{seed}"), key=""), 401),
+        "invalid": (put_bytes(f"{M}{seed}", {"MaHoSo": 5}), 422),
+        "progress": (b"POST /v1/dossiers/%sp/progress HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                     b"X-API-Key: %s\r\nContent-Length: %d\r\n\r\n%s"
+                     % (M.encode(), AGENCY_KEY.encode(), len(progress), progress), 202),
+        "health": (b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n", 200),
+    }
+    names = [rng.choice(["put", "put", "put", "no key", "invalid", "progress", "health"]) for _ in range(12)]
+    stream = b"".join(kinds[n][0] for n in names)
+    c = await connect(front_gateway)
+    at = 0
+    while at < len(stream):
+        size = rng.randint(1, 700)
+        await c.send(stream[at:at + size])
+        at += size
+    statuses = [(await c.answer())[0] for _ in names]
+    c.close()
+    assert statuses == [kinds[n][1] for n in names]
