@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import logging
 import re
 import socket
 import time
@@ -48,10 +47,10 @@ from gateway.auth import presented
 from gateway.keys import SETTINGS
 from gateway.middleware import problem_answer
 
-log = logging.getLogger("dvcgw.front")
-
 # the request line of the only requests served here; everything else goes to aiohttp at once
 _PREFIXES = (b"PUT /v1/dossiers/", b"POST /v1/dossiers/")
+_PREFIX_MAX = max(len(p) for p in _PREFIXES)
+_METHODS = {"snapshot": "PUT", "progress": "POST"}  # each accept route's one method
 _PATH = re.compile(rb"/v1/dossiers/([^/?#%{}\s]+)(/progress)?")
 _HEAD_MAX = 16 * 1024  # a longer head is not a plain accept: aiohttp applies its own limits
 _BACKLOG = 256 * 1024  # pipelined bytes buffered while a request runs before reading pauses
@@ -198,7 +197,7 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         if not buf.startswith(_PREFIXES):
-            if len(buf) >= 18 or not any(p.startswith(bytes(buf)) for p in _PREFIXES):
+            if len(buf) >= _PREFIX_MAX or not any(p.startswith(bytes(buf)) for p in _PREFIXES):
                 self._hand_over()
             return
         end = buf.find(b"\r\n\r\n", 0, _HEAD_MAX)
@@ -241,7 +240,7 @@ class _Connection(asyncio.Protocol):
         if match is None:
             return None
         kind = "progress" if match.group(2) else "snapshot"
-        if parser.get_method() != (b"POST" if kind == "progress" else b"PUT"):
+        if parser.get_method() != _METHODS[kind].encode():
             return None
         length = h.get(b"content-length")
         if length is None or not length.isdigit() or int(length) > self._front.max_body:
@@ -257,8 +256,8 @@ class _Connection(asyncio.Protocol):
         try:
             status, payload, extra = await front.serve(kind, mahoso, headers, body)
         except Exception as exc:  # answered in the house shape, as by the middleware
-            where = f"/v1/dossiers/{mahoso}/progress" if kind == "progress" else f"/v1/dossiers/{mahoso}"
-            status, err, extra = problem_answer(exc, "POST" if kind == "progress" else "PUT", where)
+            where = f"/v1/dossiers/{mahoso}" + ("/progress" if kind == "progress" else "")
+            status, err, extra = problem_answer(exc, _METHODS[kind], where)
             payload = orjson.dumps(err)
         keep_alive = keep_alive and not front.closing
         if not self._closed and self._transport is not None:
