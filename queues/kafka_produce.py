@@ -119,17 +119,20 @@ async def _kill_producer(producer: AIOKafkaProducer) -> None:
     then cancel its sender and close its connections, so none of its pending batches can land later
     (behind records of the producer that replaces it)."""
     await quietly(producer.stop(), 3.0)
-    sender = getattr(producer, "_sender", None)
-    task = getattr(sender, "sender_task", None)
+    task = _sender_task(producer)
     if task is not None and not task.done():
         task.cancel()
         await quietly(task, 2.0)
     await quietly(producer.client.close(), 2.0)
 
 
+def _sender_task(producer: AIOKafkaProducer) -> asyncio.Task[Any] | None:
+    """aiokafka's sender task (private: looked up defensively)."""
+    return getattr(getattr(producer, "_sender", None), "sender_task", None)
+
+
 def _sender_dead(producer: AIOKafkaProducer) -> bool:
-    sender = getattr(producer, "_sender", None)
-    task = getattr(sender, "sender_task", None)
+    task = _sender_task(producer)
     return task is not None and task.done()
 
 
@@ -147,9 +150,7 @@ class Producing:
     async def send(self, topic: str, key: bytes, value: bytes | None, headers: list[tuple[str, bytes]],
                    partition: int | None, kind: str) -> asyncio.Future[Any]:
         """Hand one record to the producer; the future resolves with its metadata once acknowledged."""
-        producer = self._producer
-        if producer is None or self._broken or _sender_dead(producer):
-            producer = await self.live()
+        producer = await self._ready()
         started = time.perf_counter()
         fut = await producer.send(topic, value=value, key=key, headers=headers, partition=partition)
         return self._watch(fut, producer, kind, started, 1)
@@ -159,9 +160,7 @@ class Producing:
         partition (a full batch is followed by another): a third less CPU per record than
         :meth:`send` one by one. One future per batch, resolved once it is acknowledged; the order
         of ``records`` within a partition is kept."""
-        producer = self._producer
-        if producer is None or self._broken or _sender_dead(producer):
-            producer = await self.live()
+        producer = await self._ready()
         started = time.perf_counter()
         by_part: dict[int, list[Record]] = {}
         for r in records:
@@ -179,6 +178,13 @@ class Producing:
             futs.append(self._watch(await producer.send_batch(batch, topic, partition=part),
                                     producer, kind, started, n))
         return futs
+
+    async def _ready(self) -> AIOKafkaProducer:
+        """The current producer when it is usable (no lock on the hot path), else :meth:`live`."""
+        producer = self._producer
+        if producer is None or self._broken or _sender_dead(producer):
+            producer = await self.live()
+        return producer
 
     def _watch(self, fut: asyncio.Future[Any], producer: AIOKafkaProducer, kind: str, started: float,
                n: int) -> asyncio.Future[Any]:
