@@ -287,10 +287,6 @@ class KafkaQueue:
             self._owned[mahoso] = d
         return d
 
-    async def _send(self, topic: str, key: bytes, value: bytes | None, headers: list[tuple[str, bytes]],
-                    partition: int | None, kind: str) -> asyncio.Future[Any]:
-        return await self._producing.send(topic, key, value, headers, partition, kind)
-
     def observe_produce(self, kind: str, seconds: float) -> None:
         """One acknowledged produce of ``kind`` (outbound, retry, state, dlq, control) on the
         produce-latency histogram; HTTP acceptor processes send theirs through the daemon."""
@@ -437,7 +433,7 @@ class KafkaQueue:
         if ev.kind is EventKind.PROGRESS:
             st.ladder_progress += 1
         st.ladder_oldest = min(st.ladder_oldest or ev.accepted_at, ev.accepted_at)
-        return await self._send(
+        return await self._producing.send(
             st.ladder_topic, ev.mahoso.encode(), ev.encode(),
             ladder_headers(seq, due, st.attempts, src, error or st.error()),
             partition_of(ev.mahoso, self._parts), "retry")
@@ -499,8 +495,8 @@ class KafkaQueue:
                 wm = self._watermark(tp)
                 if wm is None or self._wm_sent.get(tp.partition) == wm:
                     continue
-                fut = await self._send(self.topics.state, WATERMARK_KEY, str(wm).encode(),
-                                       [(H_WATERMARK, b"1")], tp.partition, "watermark")
+                fut = await self._producing.send(self.topics.state, WATERMARK_KEY, str(wm).encode(),
+                                                 [(H_WATERMARK, b"1")], tp.partition, "watermark")
                 sent.append((fut, tp.partition, wm))
             for fut, p, wm in sent:
                 await asyncio.wait_for(fut, self._timeout)
@@ -780,8 +776,9 @@ class KafkaQueue:
             d.st.last_dead_seq = max(d.st.last_dead_seq, item.seq)
         done.append(item.src)
         self._view.dead[dl.id] = (dl, item.ev)
-        return await self._send(self.topics.dlq, dl.id.encode(), dead_letter_encode(dl, item.ev, item.src),
-                                ladder_headers(item.seq, now, dl.attempts, item.src, err), None, "dlq")
+        return await self._producing.send(self.topics.dlq, dl.id.encode(),
+                                          dead_letter_encode(dl, item.ev, item.src),
+                                          ladder_headers(item.seq, now, dl.attempts, item.src, err), None, "dlq")
 
     async def _to_ladder(self, d: _Dossier, outcome: Outcome, now: float,
                          done: list[Src | None]) -> list[asyncio.Future[Any]]:
@@ -954,8 +951,8 @@ class KafkaQueue:
             return
 
         async def send() -> None:
-            fut = await self._send(self.topics.outbound, mahoso.encode(), None,
-                                   [(H_CONTROL, f"unpark:{mahoso}".encode())], p, "control")
+            fut = await self._producing.send(self.topics.outbound, mahoso.encode(), None,
+                                             [(H_CONTROL, f"unpark:{mahoso}".encode())], p, "control")
             await fut
 
         await guard("unpark", send(), self._timeout)
@@ -1037,11 +1034,12 @@ class KafkaQueue:
         async def send() -> None:
             p = partition_of(dl.mahoso, self._parts)
             if not overtaken:
-                fut = await self._send(self.topics.outbound, dl.mahoso.encode(), ev.encode(),
-                                       [(H_SEQ, str(dl.sequence).encode()), (H_REPLAY, b"1")], p, "outbound")
+                fut = await self._producing.send(self.topics.outbound, dl.mahoso.encode(), ev.encode(),
+                                                 [(H_SEQ, str(dl.sequence).encode()), (H_REPLAY, b"1")], p,
+                                                 "outbound")
                 await fut
-            await (await self._send(self.topics.dlq, dl.id.encode(), dead_letter_encode(marked, ev, None), [],
-                                    None, "dlq"))
+            await (await self._producing.send(self.topics.dlq, dl.id.encode(),
+                                              dead_letter_encode(marked, ev, None), [], None, "dlq"))
 
         await guard("replay", send(), self._timeout)
         self._view.dead[dl.id] = (marked, ev)
@@ -1052,7 +1050,7 @@ class KafkaQueue:
             return False
 
         async def send() -> None:
-            await (await self._send(self.topics.dlq, dl_id.encode(), None, [], None, "dlq"))
+            await (await self._producing.send(self.topics.dlq, dl_id.encode(), None, [], None, "dlq"))
 
         await guard("drop", send(), self._timeout)
         self._view.dead.pop(dl_id, None)
