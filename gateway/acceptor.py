@@ -133,9 +133,12 @@ class AcceptorPool:
 def listen_sockets(host: str, port: int, count: int, *, reuse_port: bool = True) -> list[socket.socket]:
     """One listening socket per acceptor on the same address (``SO_REUSEPORT``: the kernel spreads
     new connections evenly), all bound here before any child starts; port 0 picks one free port.
-    A single socket for the daemon itself is bound without ``SO_REUSEPORT`` (``reuse_port``), so a
-    port already in use is an error, not a shared port."""
+    A port already in use is an error, not a shared port: a single socket for the daemon itself is
+    bound without ``SO_REUSEPORT`` (``reuse_port``), and before a group is bound a probe socket
+    without it checks that nothing listens there yet."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if reuse_port and port:
+        _probe(family, host, port)
     socks: list[socket.socket] = []
     try:
         for _ in range(count):
@@ -152,6 +155,15 @@ def listen_sockets(host: str, port: int, count: int, *, reuse_port: bool = True)
             s.close()
         raise
     return socks
+
+
+def _probe(family: int, host: str, port: int) -> None:
+    """Raise OSError (address in use) if anything listens on ``(host, port)``: without this, the
+    ``SO_REUSEPORT`` sockets would silently share the port with another daemon of the same user
+    (a stale one answering half the requests), where a single socket fails to bind."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
 
 
 # ------------------------------------------------------------------ the acceptor process

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from gateway.acceptor import acceptor_count
+from gateway.acceptor import acceptor_count, listen_sockets
 from tests.daemon import Daemon, free_port, write_config
 from tests.gateway.test_worker import _gone, children, until
 from tests.harness import AGENCY_KEY, OPERATOR_KEY, UNIT, Sandbox
@@ -56,6 +57,28 @@ def test_acceptor_count_follows_the_cpus() -> None:
     assert [acceptor_count(-1, n) for n in (1, 2, 3, 8)] == [0, 2, 3, 4]
     assert acceptor_count(0, 8) == 0
     assert acceptor_count(3, 1) == 3
+
+
+@pytest.mark.parametrize("other_reuses_port", [False, True])
+def test_a_port_in_use_is_refused_not_shared(other_reuses_port: bool) -> None:
+    """The acceptors' SO_REUSEPORT sockets must not join a port another process listens on (a
+    stale daemon of the same user would otherwise answer half the requests)."""
+    other = socket.socket()
+    if other_reuses_port:  # another daemon's acceptor group
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    try:
+        port = other.getsockname()[1]
+        for count, reuse in ((2, True), (1, False)):
+            with pytest.raises(OSError):
+                listen_sockets("127.0.0.1", port, count, reuse_port=reuse)
+    finally:
+        other.close()
+    socks = listen_sockets("127.0.0.1", port, 2)  # free again: the group shares it
+    assert {s.getsockname()[1] for s in socks} == {port}
+    for s in socks:
+        s.close()
 
 
 async def test_acceptors_serve_every_route_and_metrics_count_each_accept_once(
