@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy gateway adapters signing queues config monitoring
+	$(BIN)/mypy core gateway adapters signing queues config monitoring
 
 pytest: $(STAMP)
 	@bash scripts/test.sh

@@ -1,6 +1,6 @@
 """Load the one frozen settings tree: a TOML file, then ``DVCGW_SECTION__KEY`` environment overrides.
 
-Rules (all failures raise :class:`gateway.errors.ConfigError` naming the dotted key):
+Rules (all failures raise :class:`core.errors.ConfigError` naming the dotted key):
 
 * unknown keys are errors, so a typo never silently falls back to a default;
 * every value is checked against the dataclass field's type;
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.errors import ConfigError
+from core.errors import ConfigError
 
 T = TypeVar("T")
 

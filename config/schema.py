@@ -1,7 +1,7 @@
 """The settings tree: frozen dataclasses, one per TOML table. Public contract: see README.
 
 Each ``__post_init__`` raises ``ValueError("key: message")``; the loader turns that into a
-:class:`~gateway.errors.ConfigError` carrying the full dotted key.
+:class:`~core.errors.ConfigError` carrying the full dotted key.
 """
 
 from __future__ import annotations

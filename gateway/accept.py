@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from config.schema import Settings
-from gateway.errors import FieldError, QueueUnavailable
+from core.errors import FieldError, QueueUnavailable
 from gateway.http_errors import HTTPProblem
 from gateway.transitions import classify_transition
 from monitoring.metrics import Metrics

@@ -43,14 +43,14 @@ import aiohttp
 from aiohttp import web
 
 from config.schema import Settings
+from core.errors import QueueUnavailable
 from gateway import handlers, runtime
 from gateway.accept import LocalAcceptor, ProducingAcceptor, ShippedCounts, Tally
+from gateway.appkeys import ACCEPT, CLOCK, LIFECYCLE, QUEUE, SETTINGS, Lifecycle
 from gateway.auth import KEYRING, KeyRing
 from gateway.children import ChildProcess, die_with_parent
-from gateway.errors import QueueUnavailable
 from gateway.front import public_site
 from gateway.http_errors import json_error
-from gateway.keys import ACCEPT, CLOCK, LIFECYCLE, QUEUE, SETTINGS, Lifecycle
 from gateway.middleware import error_middleware
 from queues.api import QueueBackend
 from queues.remote import QueueServer, RemoteQueue

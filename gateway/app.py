@@ -19,8 +19,8 @@ from adapters.national_portal.client import PortalClient
 from config.schema import Settings
 from gateway import handlers
 from gateway.accept import LocalAcceptor
+from gateway.appkeys import ACCEPT, CLOCK, ENGINE, ENGINE_VIEW, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
 from gateway.auth import KEYRING, KeyRing
-from gateway.keys import ACCEPT, CLOCK, ENGINE, ENGINE_VIEW, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
 from gateway.middleware import error_middleware
 from gateway.sync import SyncEngine
 from gateway.worker import DeliveryProcess, InlineEngineView

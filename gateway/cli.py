@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from config.schema import Settings, load
-from gateway.errors import ConfigError
+from core.errors import ConfigError
 
 EXIT_CONFIG = 2
 EXIT_REMOTE = 3

@@ -3,7 +3,7 @@
 Pure functions, no I/O. The HTTP layer calls :func:`validate_snapshot` for
 ``PUT /v1/dossiers/{MaHoSo}`` and :func:`validate_progress` for ``POST …/progress``; both return
 the payload exactly as it will be sent to DVCQG, or raise
-:class:`gateway.errors.ValidationError` listing *every* problem, one :class:`FieldError` each,
+:class:`core.errors.ValidationError` listing *every* problem, one :class:`FieldError` each,
 with paths such as ``TaiLieuNop[0].TenTepDinhKem`` or ``[3].ThoiDiemXuLy``.
 
 Normalisation (§6.0): every scalar becomes a JSON string (except ``DanhSachTepDinhKemKhac``
@@ -31,7 +31,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from gateway.errors import FieldError, ValidationError
+from core.errors import FieldError, ValidationError
 from gateway.transitions import STATE_CODES, TransitionClass, classify_transition
 
 __all__ = [

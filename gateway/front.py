@@ -43,8 +43,8 @@ import orjson
 from aiohttp import web
 
 from gateway import handlers
+from gateway.appkeys import SETTINGS
 from gateway.auth import presented
-from gateway.keys import SETTINGS
 from gateway.middleware import problem_answer
 
 # the request line of the only requests served here; everything else goes to aiohttp at once

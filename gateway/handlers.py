@@ -11,12 +11,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from config.schema import AgencySettings
+from core.errors import FieldError
 from gateway import dossier, openapi
 from gateway.accept import Item
+from gateway.appkeys import ACCEPT, CLOCK, ENGINE_VIEW, LIFECYCLE, METRICS, QUEUE, SETTINGS
 from gateway.auth import KEYRING, agency_for, presented_key, require_agency, require_operator
-from gateway.errors import FieldError
 from gateway.http_errors import HTTPProblem
-from gateway.keys import ACCEPT, CLOCK, ENGINE_VIEW, LIFECYCLE, METRICS, QUEUE, SETTINGS
 from queues.api import DeadLetter, DossierStatus, ReplayResult
 
 # how an accept route gets its body: aiohttp's request.read(), or the front's bytes already read

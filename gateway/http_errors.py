@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from gateway.errors import FieldError
+from core.errors import FieldError
 
 
 def error_body(code: str, message: str, errors: Sequence[FieldError] = ()) -> dict[str, object]:

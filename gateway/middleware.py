@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.errors import QueueUnavailable, ValidationError
+from core.errors import QueueUnavailable, ValidationError
 from gateway.http_errors import HTTPProblem, error_body, json_error
 
 log = logging.getLogger("dvcgw.http")

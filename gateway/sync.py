@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from config.schema import Settings
-from gateway.circuit import PortalGate
-from gateway.errors import (
+from core.errors import (
     PortalAlreadyExists,
     PortalAuthFailed,
     PortalForbidden,
@@ -30,14 +29,13 @@ from gateway.errors import (
     PortalThrottled,
     TransientError,
 )
+from gateway.circuit import PortalGate
 from monitoring.metrics import Metrics
-from queues.api import EngineQueue, ErrorInfo, Event, Outcome, Work
+from queues.api import EngineQueue, ErrorInfo, Event, Outcome, OutcomeClass, Work
 
 log = logging.getLogger("dvcgw.sync")
 
 PROGRESS_CHUNK = 10
-OUTCOME_CLASSES = ("ok", "exists", "rejected", "auth_expired", "auth_failed", "forbidden", "throttled",
-                   "retryable")
 
 
 class Portal(Protocol):
@@ -50,19 +48,19 @@ class Portal(Protocol):
     async def push_progress(self, items: Sequence[Mapping[str, Any]]) -> None: ...
 
 
-def classify(exc: BaseException) -> str:
+def classify(exc: BaseException) -> OutcomeClass:
     """The outcome class of a failed portal call (spec §9; also the metric label value)."""
     if isinstance(exc, PortalAlreadyExists):
-        return "exists"
+        return OutcomeClass.EXISTS
     if isinstance(exc, PortalForbidden):
-        return "forbidden"
+        return OutcomeClass.FORBIDDEN
     if isinstance(exc, PortalAuthFailed):
-        return "auth_failed"
+        return OutcomeClass.AUTH_FAILED
     if isinstance(exc, PortalRejected):
-        return "rejected"
+        return OutcomeClass.REJECTED
     if isinstance(exc, PortalThrottled):
-        return "throttled"
-    return "retryable"
+        return OutcomeClass.THROTTLED
+    return OutcomeClass.RETRYABLE
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
@@ -211,7 +209,7 @@ class SyncEngine:
                     await self._send_batch([it], updating)
                 return
             if isinstance(exc, PortalAlreadyExists) and not updating:
-                self._count("exists", "snapshot")
+                self._count(OutcomeClass.EXISTS, "snapshot")
                 batch[0].known = True
                 await self._send_batch(batch, True)
                 return
@@ -222,7 +220,7 @@ class SyncEngine:
                 await self._fail(it, exc, _pending_ids(it.work))
             return
         self.gate.success()
-        self._count("ok", "snapshot", len(batch))
+        self._count(OutcomeClass.OK, "snapshot", len(batch))
         for it in batch:
             it.known = True
         # recorded concurrently, so the queue commits the whole batch in one transaction (one fsync)
@@ -260,7 +258,7 @@ class SyncEngine:
             await self._fail(it, exc, tuple(e.event_id for e in rest))
             return False
         self.gate.success()
-        self._count("ok", "progress", len(chunk))
+        self._count(OutcomeClass.OK, "progress", len(chunk))
         await self._record(it, Outcome(delivered=ids), release=last)
         return True
 
@@ -271,24 +269,24 @@ class SyncEngine:
         """Turn a failed call into a recorded outcome (spec §9 and the issue's outcome table).
         With ``never_dead`` a business error is retried on the ladder instead of dead-lettered."""
         cls = classify(exc)
-        if never_dead and cls in ("rejected", "exists"):
-            cls = "retryable"
+        if never_dead and cls in (OutcomeClass.REJECTED, OutcomeClass.EXISTS):
+            cls = OutcomeClass.RETRYABLE
         snap = it.work.snapshot
         self._count(cls, "snapshot" if snap is not None and snap.event_id in event_ids else "progress")
         info = error_info(exc)
         if info.cls != cls:
             info = ErrorInfo(cls, info.code, info.message)
         now = self._clock()
-        if cls in ("rejected", "exists"):
+        if cls in (OutcomeClass.REJECTED, OutcomeClass.EXISTS):
             self.gate.success()  # the portal answered: it is up
             await self._record(it, Outcome(dead=event_ids, error=info), release=release)
             return
         it.stopped = True
-        if cls in ("auth_failed", "forbidden"):
+        if cls in (OutcomeClass.AUTH_FAILED, OutcomeClass.FORBIDDEN):
             self.gate.pause(cls)
             log.error("portal refused credentials (%s): delivery paused; a person must act", cls)
             outcome = Outcome(retry_at=now + self._s.circuit.cool_down, count_attempt=False, error=info)
-        elif cls == "throttled":
+        elif cls is OutcomeClass.THROTTLED:
             self.gate.release_probe()
             wait = exc.retry_after if isinstance(exc, PortalThrottled) and exc.retry_after else None
             outcome = Outcome(retry_at=now + (wait if wait is not None else self._ladder(it.work.attempts)),
@@ -310,7 +308,7 @@ class SyncEngine:
         jitter = self._s.retry.jitter
         return base * (1 - jitter + 2 * jitter * self._rng()) if jitter else base
 
-    def _count(self, cls: str, kind: str, n: int = 1) -> None:
+    def _count(self, cls: OutcomeClass, kind: str, n: int = 1) -> None:
         self._m.deliveries.labels(outcome=cls, kind=kind).inc(n)
 
 

@@ -83,11 +83,24 @@ class Event:
     accepted_at: float
 
 
+class OutcomeClass(enum.StrEnum):
+    """The class of one delivery attempt's outcome (spec §9); also the ``outcome`` metric label."""
+
+    OK = "ok"
+    EXISTS = "exists"  # "đã tồn tại" to a create: resent as an update
+    REJECTED = "rejected"  # a business rejection: dead letter, the portal's message verbatim
+    AUTH_EXPIRED = "auth_expired"
+    AUTH_FAILED = "auth_failed"  # credentials refused: delivery paused
+    FORBIDDEN = "forbidden"  # no subscription (NGSP/LGSP 403): delivery paused
+    THROTTLED = "throttled"  # 429: wait Retry-After
+    RETRYABLE = "retryable"  # transient: the retry ladder
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
-    """``class`` is the outcome class (``rejected``, ``retryable`` …); ``message`` is verbatim."""
+    """``cls`` is the outcome class; ``message`` is verbatim."""
 
-    cls: str
+    cls: OutcomeClass
     code: str
     message: str
 

@@ -15,7 +15,7 @@ Only the owner reads ``outbound``; every instance's view reads ``dossier-state``
 the owners also write per-partition watermarks that make :meth:`KafkaQueue.status` read-your-writes
 on any instance.
 
-All methods raise only :class:`~gateway.errors.QueueUnavailable` from the error tree.
+All methods raise only :class:`~core.errors.QueueUnavailable` from the error tree.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from config.schema import Settings
-from gateway.errors import QueueUnavailable
+from core.errors import QueueUnavailable
 from queues.api import (
     Accepted,
     DeadLetter,
@@ -50,6 +50,7 @@ from queues.api import (
     EventKind,
     NewEvent,
     Outcome,
+    OutcomeClass,
     QueueStats,
     ReplayResult,
     Work,
@@ -770,7 +771,7 @@ class KafkaQueue:
         item = d.items.pop(eid, None)
         if item is None:
             return None
-        err = error or ErrorInfo("retryable", "", "")
+        err = error or ErrorInfo(OutcomeClass.RETRYABLE, "", "")
         dl = DeadLetter(uuid.uuid4().hex, item.ev.mahoso, item.ev.kind, item.seq, err, max(d.st.attempts, 1), now)
         if item.ev.kind is EventKind.SNAPSHOT:
             d.st.last_dead_seq = max(d.st.last_dead_seq, item.seq)

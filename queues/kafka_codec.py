@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from queues.api import DeadLetter, ErrorInfo, Event, EventKind, state_of
+from queues.api import DeadLetter, ErrorInfo, Event, EventKind, OutcomeClass, state_of
 
 H_SEQ = "dvcgw-seq"
 H_REPLAY = "dvcgw-replay"
@@ -206,7 +206,7 @@ class DossierState:
 
     def error(self) -> ErrorInfo | None:
         e = self.last_error
-        return ErrorInfo(e["class"], e["code"], e["message"]) if e else None
+        return ErrorInfo(OutcomeClass(e["class"]), e["code"], e["message"]) if e else None
 
 
 def dead_letter_encode(dl: DeadLetter, ev: WireEvent, origin: tuple[str, int, int] | None) -> bytes:
@@ -220,6 +220,7 @@ def dead_letter_decode(raw: bytes) -> tuple[DeadLetter, WireEvent]:
     d = orjson.loads(raw)
     ev = WireEvent.from_json(d["event"])
     err = d["error"]
-    dl = DeadLetter(d["id"], ev.mahoso, ev.kind, int(d["seq"]), ErrorInfo(err["class"], err["code"], err["message"]),
+    info = ErrorInfo(OutcomeClass(err["class"]), err["code"], err["message"])
+    dl = DeadLetter(d["id"], ev.mahoso, ev.kind, int(d["seq"]), info,
                     int(d["attempts"]), float(d["dead_at"]), bool(d["replayed"]))
     return dl, ev

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from config.schema import KafkaSettings, Settings
-from gateway.errors import QueueUnavailable
+from core.errors import QueueUnavailable
 from queues.api import Accepted, NewEvent
 from queues.kafka_codec import Topics, WireEvent, summary_headers, topics_for
 

@@ -19,7 +19,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from gateway.errors import QueueUnavailable
+from core.errors import QueueUnavailable
 from queues.api import DossierStatus, Outcome, QueueBackend, Work
 
 _LEN = struct.Struct(">I")

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from config.schema import Settings
-from gateway.errors import QueueUnavailable
+from core.errors import QueueUnavailable
 from queues import sqlstate
 from queues.api import (
     Accepted,

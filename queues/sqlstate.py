@@ -33,6 +33,7 @@ from queues.api import (
     EventState,
     NewEvent,
     Outcome,
+    OutcomeClass,
     QueueStats,
     ReplayResult,
     Work,
@@ -268,7 +269,7 @@ def _mark_delivered(conn: sqlite3.Connection, mahoso: str, eid: int) -> None:
 
 def _mark_dead(conn: sqlite3.Connection, mahoso: str, ids: list[int], error: ErrorInfo | None,
                attempts: int, now: float) -> None:
-    err = error or ErrorInfo("retryable", "", "")
+    err = error or ErrorInfo(OutcomeClass.RETRYABLE, "", "")
     for eid in ids:
         row = conn.execute(
             "UPDATE events SET state = 'dead' WHERE id = ? RETURNING kind, seq", (eid,)
@@ -327,7 +328,7 @@ def status(conn: sqlite3.Connection, mahoso: str, now: float) -> DossierStatus |
         delivery=DeliveryState(delivery),
         attempts=attempts,
         next_attempt_at=due_at if (pending and last_error) else None,
-        last_error=ErrorInfo(err["class"], err["code"], err["message"]) if err else None,
+        last_error=ErrorInfo(OutcomeClass(err["class"]), err["code"], err["message"]) if err else None,
         pending_progress=pending_progress,
         last_sequence=last_seq,
         delivered_sequence=dseq,
@@ -352,7 +353,7 @@ def stats(conn: sqlite3.Connection, now: float) -> QueueStats:
 
 def _dead_letter(row: tuple[Any, ...]) -> DeadLetter:
     dl_id, mahoso, kind, seq, cls, code, message, attempts, dead_at, replayed = row
-    return DeadLetter(str(dl_id), mahoso, EventKind(kind), seq, ErrorInfo(cls, code, message), attempts,
+    return DeadLetter(str(dl_id), mahoso, EventKind(kind), seq, ErrorInfo(OutcomeClass(cls), code, message), attempts,
                       dead_at, bool(replayed))
 
 

@@ -1,4 +1,4 @@
-"""Signing errors, placed in the gateway's tree (see :mod:`gateway.errors`).
+"""Signing errors, placed in the gateway's tree (see :mod:`core.errors`).
 
 ::
 
@@ -16,7 +16,7 @@ Each carries ``status`` and ``code`` so the HTTP layer maps it without string ma
 
 from __future__ import annotations
 
-from gateway.errors import PermanentError, TransientError
+from core.errors import PermanentError, TransientError
 
 
 class SigningError(PermanentError):

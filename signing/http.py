@@ -24,8 +24,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from config.schema import Settings
+from core.errors import FieldError, ValidationError
 from gateway.auth import require_agency
-from gateway.errors import FieldError, ValidationError
 from gateway.http_errors import HTTPProblem
 from signing.errors import BadPdf, PdfTooLarge, SigningError, SigningUnavailable
 from signing.jobs import Job

@@ -28,7 +28,7 @@ from pyhanko.sign.signers.pdf_cms import Signer, SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from config.schema import SigningKeySettings
-from gateway.errors import ConfigError
+from core.errors import ConfigError
 from signing.errors import SigningError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey

@@ -1,6 +1,6 @@
 """The signing service: key registry, process pool, remote-job store and poller.
 
-Contracts (errors from :mod:`signing.errors`, :class:`gateway.errors.ValidationError`):
+Contracts (errors from :mod:`signing.errors`, :class:`core.errors.ValidationError`):
 
 * :meth:`SigningService.sign` returns :class:`Signed` for local keys, or the durable
   :class:`~signing.jobs.Job` for remote keys (the agency gets 202); raises KeyNotAllowed,
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from config.schema import AgencySettings, SigningKeySettings, SigningSettings
-from gateway.errors import ConfigError, FieldError, TransientError, ValidationError
+from core.errors import ConfigError, FieldError, TransientError, ValidationError
 from signing import engine, keys
 from signing.errors import BadPdf, KeyNotAllowed, SigningError, SigningUnavailable, UnknownKey
 from signing.jobs import Job, JobStore, jobs_path

@@ -23,8 +23,8 @@ from config.loader import build
 from config.schema import Settings
 from gateway.acceptor import listen_sockets
 from gateway.app import create_app
+from gateway.appkeys import ENGINE, METRICS, QUEUE, SETTINGS
 from gateway.front import FrontSite
-from gateway.keys import ENGINE, METRICS, QUEUE, SETTINGS
 from monitoring.metrics import Metrics
 from tests.fakes.portal import FakeClock, SandboxHandle, running_sandbox
 

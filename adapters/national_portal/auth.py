@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from gateway.errors import PortalError
+from core.errors import PortalError
 
 # fetch() returns the credential and for how many seconds it may be reused
 Fetch = Callable[[], Awaitable[tuple[str, float]]]

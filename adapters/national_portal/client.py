@@ -8,7 +8,7 @@ Layers, top to bottom::
                                                 HTTP status → error class, JSON decode
     Transport.send                              the network (translated errors, quick reconnects)
 
-Every public coroutine raises only errors of :mod:`gateway.errors`:
+Every public coroutine raises only errors of :mod:`core.errors`:
 PortalUnavailable, PortalThrottled, PortalRejected, PortalAlreadyExists, PortalAuthFailed,
 PortalForbidden. The client never logs dossier content.
 """

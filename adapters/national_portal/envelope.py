@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import PortalAuthFailed, PortalUnavailable
+from core.errors import PortalAuthFailed, PortalUnavailable
 
 LOOKUP = "TraCuuHoSo"
 SYNC_DOSSIERS = "DongBoHoSoMC"

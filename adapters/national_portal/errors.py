@@ -1,4 +1,4 @@
-"""National-portal errors: the public ones live in :mod:`gateway.errors` and are re-exported here.
+"""National-portal errors: the public ones live in :mod:`core.errors` and are re-exported here.
 
 ::
 
@@ -17,7 +17,7 @@ turns a second one into :class:`PortalAuthFailed`.
 
 from __future__ import annotations
 
-from gateway.errors import (
+from core.errors import (
     PortalAlreadyExists,
     PortalAuthFailed,
     PortalError,

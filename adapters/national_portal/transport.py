@@ -2,7 +2,7 @@
 
 ``send`` POSTs one request and returns the raw status, headers and body. It never interprets the
 body. Foreign exceptions (aiohttp, timeouts) are translated here, once, into
-:class:`~gateway.errors.PortalUnavailable` ``from`` the original.
+:class:`~core.errors.PortalUnavailable` ``from`` the original.
 
 Connection errors are retried quickly inside the call (``connect_retries`` extra attempts, waits of
 a few tens of milliseconds). Which errors count depends on ``idempotent``:
@@ -28,7 +28,7 @@ import orjson
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from adapters.national_portal.envelope import status_class
-from gateway.errors import PortalUnavailable
+from core.errors import PortalUnavailable
 from monitoring.metrics import Metrics
 
 

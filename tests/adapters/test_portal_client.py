@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from adapters.national_portal import PortalClient
-from gateway.errors import (
+from core.errors import (
     PortalAlreadyExists,
     PortalAuthFailed,
     PortalForbidden,

@@ -10,7 +10,7 @@ import pytest
 
 from adapters.national_portal import envelope
 from adapters.national_portal.envelope import Verdict
-from gateway.errors import PortalAuthFailed, PortalUnavailable
+from core.errors import PortalAuthFailed, PortalUnavailable
 
 
 @pytest.mark.parametrize("code", [0, "0", "00", " 0 ", "000", "-0"])

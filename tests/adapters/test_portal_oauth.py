@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from adapters.national_portal import PortalClient
-from gateway.errors import PortalAuthFailed, PortalForbidden
+from core.errors import PortalAuthFailed, PortalForbidden
 from monitoring.metrics import Metrics
 from tests.fakes.portal import FakeClock, SandboxHandle, dossier, portal_settings
 

@@ -11,7 +11,7 @@ import pytest
 
 from config.loader import parse_duration
 from config.schema import load
-from gateway.errors import ConfigError
+from core.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.toml"
 

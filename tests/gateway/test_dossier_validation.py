@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from core.errors import ValidationError
 from gateway.dossier import (
     DOSSIER,
     FIELD_LIMITS,
@@ -25,7 +26,6 @@ from gateway.dossier import (
     validate_progress,
     validate_snapshot,
 )
-from gateway.errors import ValidationError
 from tests.samples import DEFAULT_MAHOSO, sample_dossier, sample_progress
 
 M = DEFAULT_MAHOSO

@@ -14,12 +14,13 @@ from queues.api import (
     EventKind,
     NewEvent,
     Outcome,
+    OutcomeClass,
     QueueBackend,
     ReplayResult,
     Work,
 )
 
-REJECT = ErrorInfo("rejected", "-5", "Mã TTHC không tồn tại")
+REJECT = ErrorInfo(OutcomeClass.REJECTED, "-5", "Mã TTHC không tồn tại")
 OUTAGE = ErrorInfo("retryable", "http_503", "Service Unavailable")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import QueueUnavailable
+from core.errors import QueueUnavailable
 from queues.api import EventKind, NewEvent, Outcome
 from queues.sqlite import SQLiteQueue
 

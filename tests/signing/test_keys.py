@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config.schema import SigningKeySettings
-from gateway.errors import ConfigError
+from core.errors import ConfigError
 from signing import keys
 
 

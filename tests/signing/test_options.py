@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from gateway.errors import ValidationError
+from core.errors import ValidationError
 from signing.options import options_from_query, parse_options
 from signing.remote import parse_certificates, parse_hash_result, sign_hash_body
 
