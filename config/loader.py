@@ -49,8 +49,11 @@ def parse_duration(value: object, key: str = "duration") -> Duration:
     raise ConfigError(key, f"expected a duration such as \"30s\", \"5m\", \"2h\"; got {value!r}")
 
 
-def load_settings(cls: type[T], path: str | Path | None, environ: Mapping[str, str] | None = None) -> T:
-    """Read ``path`` (may be None for pure defaults), apply environment overrides, build ``cls``."""
+def load_settings(cls: type[T], path: str | Path | None, environ: Mapping[str, str] | None = None, *,
+                  removed: Mapping[str, str] | None = None) -> T:
+    """Read ``path`` (may be None for pure defaults), apply environment overrides, build ``cls``.
+    ``removed`` maps dotted keys that no longer exist to what replaced them: one still set is
+    refused with that message."""
     raw: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -61,7 +64,19 @@ def load_settings(cls: type[T], path: str | Path | None, environ: Mapping[str, s
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(p), f"not valid TOML: {exc}") from exc
     apply_env(raw, os.environ if environ is None else environ)
+    for key, replacement in (removed or {}).items():
+        if _is_set(raw, key):
+            raise ConfigError(key, replacement)
     return build(cls, raw, "")
+
+
+def _is_set(raw: Mapping[str, Any], dotted: str) -> bool:
+    node: Any = raw
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:

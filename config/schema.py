@@ -25,16 +25,8 @@ class ServerSettings:
     listen: str = "127.0.0.1:8080"
     max_body_bytes: int = 1_048_576
     shutdown_grace: Duration = _D(10.0)
-    # HTTP acceptor processes sharing the port (gateway/acceptor.py); -1: one per CPU, at most 4,
-    # none on a single CPU; 0: the daemon process serves HTTP itself
-    acceptors: int = -1
-    # serve PUT /v1/dossiers/{MaHoSo} and POST …/progress straight off the socket (gateway/front.py),
-    # every other request through aiohttp; false: aiohttp serves everything
-    fast_accept: bool = True
 
     def __post_init__(self) -> None:
-        if self.acceptors < -1:
-            raise ValueError("acceptors: -1 (one per CPU), 0 (none) or a number of processes")
         if not _listen_ok(self.listen):
             raise ValueError("listen: expected host:port, e.g. \"127.0.0.1:8080\"")
         if self.max_body_bytes < 1024:
@@ -52,12 +44,15 @@ class ServerSettings:
 @dataclass(frozen=True)
 class StorageSettings:
     path: str = "var/dvcgw.sqlite3"
+    # SQLite's own PRAGMA synchronous: "full", a 202 survives power loss; "normal", a crash of
+    # the process (queues/sqlite.py)
     synchronous: Literal["full", "normal"] = "full"
-    # group commit: under concurrent load (the last commit carried more than one operation), how
-    # long the writer waits to gather more into one fsync (fewer, larger WAL writes: less CPU per
-    # accept); 0 = commit as soon as the last one ends. A lone operation never waits.
-    commit_window: Duration = _D(0.002)
+    # most operations in one group commit (what arrived during the previous commit)
     commit_max_batch: int = 512
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.commit_max_batch <= 100_000:
+            raise ValueError("commit_max_batch: expected 1..100000")
 
 
 @dataclass(frozen=True)
@@ -96,19 +91,6 @@ class QueueSettings:
     poll_interval: Duration = _D(1.0)
     # a claim not finished within this time is taken back (process died mid-call)
     lease: Duration = _D(120.0)
-    # run the delivery engine in its own process (its own core), reaching the queue through the
-    # daemon; false = in the daemon's event loop
-    delivery_process: bool = True
-    # how much lower the delivery process's CPU priority is (added niceness, 0..19): on a busy
-    # machine accepting agencies' requests comes first and delivery catches up after the burst
-    delivery_nice: int = 10
-    # "idle": the worker's loop runs in the kernel's idle class, with a guard that returns it to
-    # the normal class (at delivery_nice) if it starves (gateway.priority); "nice": niceness only
-    delivery_priority: Literal["idle", "nice"] = "idle"
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.delivery_nice <= 19:
-            raise ValueError("delivery_nice: expected 0..19")
 
 
 @dataclass(frozen=True)
@@ -268,6 +250,20 @@ class Settings:
             raise ValueError("agencies: agency codes must be unique")
 
 
+#: Keys that older versions read, with what replaced them: a file that still sets one is refused
+#: with this message rather than the generic "unknown key" (issue 12: one process per instance).
+_ONE_PROCESS = "dvcgw serve is one process: the HTTP API, the store and the delivery engine share one event loop"
+REMOVED_KEYS: dict[str, str] = {
+    "server.acceptors": f"removed; {_ONE_PROCESS}; to scale out, run several instances on the Kafka backend",
+    "server.fast_accept": f"removed; every request goes through aiohttp and its middleware ({_ONE_PROCESS})",
+    "queue.delivery_process": f"removed; {_ONE_PROCESS}",
+    "queue.delivery_nice": f"removed; {_ONE_PROCESS}",
+    "queue.delivery_priority": f"removed; {_ONE_PROCESS}",
+    "storage.commit_window": "removed; a group commit takes whatever arrived during the previous commit "
+                             "(storage.commit_max_batch bounds it)",
+}
+
+
 def load(path: str | Path | None, environ: dict[str, str] | None = None) -> Settings:
     """Load and validate the settings; raises ConfigError naming the offending key."""
-    return load_settings(Settings, path, environ)
+    return load_settings(Settings, path, environ, removed=REMOVED_KEYS)

@@ -11,6 +11,7 @@
     └── PermanentError            retrying the same input cannot help
         ├── ConfigError            a settings file or environment override is wrong; names the key
         ├── ValidationError        agency input; carries a list of FieldError
+        ├── TransitionRefused      a TrangThaiHoSo transition outside spec §7.2 under [transitions] enforce
         ├── PortalError            (base of the national-portal errors; see adapters/national_portal)
         │   ├── PortalRejected     business rejection: code + message verbatim
         │   │   └── PortalAlreadyExists  "đã tồn tại" reply to a create: resend as an update
@@ -69,6 +70,15 @@ class ValidationError(PermanentError):
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
         self.errors = errors
         self.code = code
+
+
+class TransitionRefused(PermanentError):
+    """A snapshot's ``TrangThaiHoSo`` may not follow the dossier's last accepted state
+    (``[transitions] enforce = true``); nothing was stored."""
+
+    def __init__(self, previous: str | None, new: str) -> None:
+        super().__init__(f"TrangThaiHoSo may not go from {previous} to {new} ([transitions] enforce = true)")
+        self.previous, self.new = previous, new
 
 
 class QueueUnavailable(TransientError):

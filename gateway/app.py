@@ -1,14 +1,14 @@
-"""``create_app(settings)``: the daemon as one aiohttp application.
+"""``create_app(settings)``: the daemon as one aiohttp application in one process.
 
-Each resource is its own ``cleanup_ctx`` (metrics → queue → portal client → sync engine →
-signing), so clean-up runs in reverse order and only for what started. Handlers reach resources
-through the typed ``AppKey``s below.
+Every route goes through one middleware chain. Each resource is its own ``cleanup_ctx`` (queue →
+sync engine → signing), so clean-up runs in reverse order and only for what started. The
+delivery engine runs as a task in the same event loop. Handlers reach resources through the typed
+``AppKey``s of :mod:`gateway.appkeys`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -18,19 +18,14 @@ from aiohttp import web
 from adapters.national_portal.client import PortalClient
 from config.schema import Settings
 from gateway import handlers
-from gateway.accept import LocalAcceptor
-from gateway.appkeys import ACCEPT, CLOCK, ENGINE, ENGINE_VIEW, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
+from gateway.accept import Acceptor
+from gateway.appkeys import ACCEPT, CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
 from gateway.auth import KEYRING, KeyRing
 from gateway.middleware import error_middleware
 from gateway.sync import SyncEngine
-from gateway.worker import DeliveryProcess, InlineEngineView
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
 from queues.sqlite import MemoryQueue, SQLiteQueue, store_options
-
-log = logging.getLogger("dvcgw.app")
-
-
 
 
 def make_queue(settings: Settings, metrics: Metrics, clock: Callable[[], float]) -> QueueBackend:
@@ -46,9 +41,8 @@ def make_queue(settings: Settings, metrics: Metrics, clock: Callable[[], float])
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, run_engine: bool = True,
                metrics: Metrics | None = None) -> web.Application:
-    """The whole daemon. The sync engine runs in a worker process (``[queue] delivery_process``) or
-    in this loop; with ``run_engine=False`` it is built in this loop but not started: tests drive
-    it through ``app[ENGINE].drain()``."""
+    """The whole daemon. With ``run_engine=False`` the sync engine is built but not started: tests
+    drive it through ``app[ENGINE].drain()``."""
     app = web.Application(client_max_size=settings.server.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics()
@@ -58,7 +52,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     app.cleanup_ctx.append(_queue_ctx)
     app.cleanup_ctx.append(_engine_ctx(run_engine))
     if signing_enabled(settings):
-        from signing.http import setup_signing
+        from gateway.signing_routes import setup_signing
 
         setup_signing(app, settings, app[METRICS].registry)
     handlers.add_routes(app, signing=signing_enabled(settings))
@@ -84,7 +78,7 @@ async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
     queue = make_queue(app[SETTINGS], app[METRICS], app[CLOCK])
     await queue.start()
     app[QUEUE] = queue
-    app[ACCEPT] = LocalAcceptor(queue, app[METRICS], app[SETTINGS])
+    app[ACCEPT] = Acceptor(queue, app[METRICS], app[SETTINGS])
     yield
     await queue.close()
 
@@ -92,20 +86,12 @@ async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
 def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        if run and settings.queue.delivery_process:
-            worker = DeliveryProcess(settings, app[QUEUE])
-            await worker.start()
-            app[ENGINE_VIEW] = worker
-            yield
-            await worker.stop(settings.server.shutdown_grace)
-            return
         timeout = aiohttp.ClientTimeout(total=settings.portal.timeout)
         connector = aiohttp.TCPConnector(limit=settings.portal.max_concurrency * 2)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             portal = PortalClient(settings.portal, session, metrics=app[METRICS])
             engine = SyncEngine(app[QUEUE], portal, settings, app[METRICS], clock=app[CLOCK])
             app[ENGINE] = engine
-            app[ENGINE_VIEW] = InlineEngineView(engine, app[METRICS])
             task = asyncio.create_task(engine.run(), name="dvcgw-sync") if run else None
             yield
             await engine.stop(settings.server.shutdown_grace)

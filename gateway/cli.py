@@ -25,7 +25,7 @@ EXIT_REMOTE = 3
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("serve", "_accept", "_deliver"):
+    if args.command == "serve":
         from gateway import runtime
 
         runtime.use_fast_loop()
@@ -55,17 +55,6 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=9000)
     sandbox.set_defaults(func=_sandbox)
-
-    deliver = sub.add_parser("_deliver", help=argparse.SUPPRESS)  # the daemon's own delivery worker
-    deliver.add_argument("--socket", required=True)
-    deliver.add_argument("--parent", type=int)
-    deliver.set_defaults(func=_deliver)
-
-    acceptor = sub.add_parser("_accept", help=argparse.SUPPRESS)  # the daemon's own HTTP acceptors
-    acceptor.add_argument("--dir", required=True)
-    acceptor.add_argument("--fd", type=int, required=True)
-    acceptor.add_argument("--parent", type=int, required=True)
-    acceptor.set_defaults(func=_accept)
 
     dlq = sub.add_parser("dlq", help="dead letters of a running daemon")
     dlq.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
@@ -97,44 +86,32 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """The daemon: one process, one event loop (HTTP API, store, delivery engine). SIGTERM or
+    Ctrl-C drains: in-flight requests and portal calls get ``[server] shutdown_grace``."""
+    import socket
+
     from aiohttp import web
 
-    from gateway import front, runtime
-    from gateway.acceptor import AcceptorPool, acceptor_count, listen_sockets
     from gateway.app import create_app
     from gateway.logs import setup_logging
 
     settings = _load(args.config)
     setup_logging()
-    app = create_app(settings)
-    host = settings.server.host
-    # the memory queue (tests only) lives in the daemon's process: no other process can append to it
-    count = acceptor_count(settings.server.acceptors) if settings.queue.backend != "memory" else 0
-    pool: AcceptorPool | None = None
     try:
-        socks = listen_sockets(host, settings.server.port, max(count, 1), reuse_port=count > 0)
+        sock = socket.create_server((settings.server.host, settings.server.port), backlog=1024)
     except OSError as exc:
         print(f"dvcgw: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
         return 2
-    port = socks[0].getsockname()[1]
-    if count:
-        pool = AcceptorPool(settings, socks)
-        app.cleanup_ctx.append(pool.ctx)
+    host, port = sock.getsockname()[:2]
 
-    async def tune(_: web.Application) -> None:
-        runtime.tune()
+    async def announce(_: web.Application) -> None:
+        print(f"dvcgw ready on http://{host}:{port} (queue {settings.queue.backend}, "
+              f"store {settings.storage.path}, portal {settings.portal.adapter_url})", flush=True)
 
-    app.on_startup.append(tune)
-
-    def announce() -> None:
-        base = f"http://{host}:{port}"
-        http = f"{count} HTTP acceptor processes" if count else "HTTP in the daemon process"
-        print(f"dvcgw ready on {base} ({http}, queue {settings.queue.backend}, store {settings.storage.path}, "
-              f"portal {settings.portal.adapter_url})", flush=True)
-
-    # with acceptors, the daemon's own application is served only on its private socket
-    front.run(app, None if pool is not None else socks[0], pool.http_path if pool is not None else None,
-              grace=float(settings.server.shutdown_grace), fast=settings.server.fast_accept, announce=announce)
+    app = create_app(settings)
+    app.on_startup.append(announce)
+    web.run_app(app, sock=sock, shutdown_timeout=float(settings.server.shutdown_grace),
+                print=None, access_log=None, handle_signals=True)
     return 0
 
 
@@ -147,18 +124,6 @@ def _sandbox(args: argparse.Namespace) -> int:
     use_fast_loop()
     run_sandbox(args.host, args.port)
     return 0
-
-
-def _accept(args: argparse.Namespace) -> int:
-    from gateway.acceptor import run_acceptor
-
-    return run_acceptor(args.dir, args.fd, args.parent)
-
-
-def _deliver(args: argparse.Namespace) -> int:
-    from gateway.worker import run_worker
-
-    return run_worker(args.socket, args.parent)
 
 
 def _operator_key(args: argparse.Namespace) -> str:

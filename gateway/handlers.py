@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -13,14 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from config.schema import AgencySettings
 from core.errors import FieldError
 from gateway import dossier, openapi
-from gateway.accept import Item
-from gateway.appkeys import ACCEPT, CLOCK, ENGINE_VIEW, LIFECYCLE, METRICS, QUEUE, SETTINGS
-from gateway.auth import KEYRING, agency_for, presented_key, require_agency, require_operator
+from gateway.appkeys import ACCEPT, CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, SETTINGS
+from gateway.auth import require_agency, require_operator
 from gateway.http_errors import HTTPProblem
 from queues.api import DeadLetter, DossierStatus, ReplayResult
-
-# how an accept route gets its body: aiohttp's request.read(), or the front's bytes already read
-Body = Callable[[], Awaitable[bytes]]
 
 
 def add_routes(app: web.Application, *, signing: bool = False) -> None:
@@ -41,10 +36,8 @@ def add_routes(app: web.Application, *, signing: bool = False) -> None:
 
 
 def _authorise(request: web.Request, mahoso: str) -> AgencySettings:
-    return _unit_allowed(require_agency(request), mahoso)
-
-
-def _unit_allowed(agency: AgencySettings, mahoso: str) -> AgencySettings:
+    """The calling agency, if it may send dossiers of ``mahoso``'s unit: else 401 or 403."""
+    agency = require_agency(request)
     unit = mahoso.split("-", 1)[0]
     if unit not in agency.units:
         raise HTTPProblem(403, "forbidden", f"agency {agency.code} may not send dossiers of unit {unit}",
@@ -52,64 +45,42 @@ def _unit_allowed(agency: AgencySettings, mahoso: str) -> AgencySettings:
     return agency
 
 
-def _agency(app: web.Application, key: str | None, mahoso: str) -> AgencySettings:
-    return _unit_allowed(agency_for(app[KEYRING], key), mahoso)
-
-
-def _reader(request: web.Request) -> Body:
-    async def read() -> bytes:
-        try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:
-            limit = request.app[SETTINGS].server.max_body_bytes
-            raise HTTPProblem(413, "payload_too_large", f"the body is over {limit} bytes") from exc
-
-    return read
-
-
-async def _json_body(ctype: str, read: Body) -> Any:
+async def _json_body(request: web.Request) -> Any:
+    """The body as JSON: 415 for another media type, 413 over the limit, 400 for broken JSON."""
+    ctype = request.content_type
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise HTTPProblem(415, "unsupported_media_type", f"Content-Type must be application/json, got {ctype!r}")
-    raw = await read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        limit = request.app[SETTINGS].server.max_body_bytes
+        raise HTTPProblem(413, "payload_too_large", f"the body is over {limit} bytes") from exc
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise HTTPProblem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
 
 
-async def accept_snapshot(app: web.Application, mahoso: str, key: str | None, ctype: str,
-                          read: Body) -> dict[str, Any]:
-    """``PUT /v1/dossiers/{MaHoSo}`` on its raw parts (aiohttp's handler and gateway.front share it):
-    the 202 body, or HTTPProblem / ValidationError / QueueUnavailable. The checks run in the order
-    401/403, 415, 413 (``read``), 400, 422."""
-    started = app[CLOCK]()
-    agency = _agency(app, key, mahoso)
-    norm = dossier.validate_snapshot(mahoso, await _json_body(ctype, read))
-    accept = app[ACCEPT]
-    accepted = await accept.snapshot(mahoso, Item(norm.payload, norm.truncated), agency.code)
-    accept.observe(app[CLOCK]() - started)
-    return {"event_id": accepted.event_id, "sequence": accepted.sequence}
-
-
-async def accept_progress(app: web.Application, mahoso: str, key: str | None, ctype: str,
-                          read: Body) -> dict[str, Any]:
-    """``POST /v1/dossiers/{MaHoSo}/progress`` on its raw parts, like :func:`accept_snapshot`."""
-    agency = _agency(app, key, mahoso)
-    items = dossier.validate_progress(mahoso, await _json_body(ctype, read))
-    accepted = await app[ACCEPT].progress(mahoso, [Item(it.payload, it.truncated) for it in items], agency.code)
-    return {"event_ids": [a.event_id for a in accepted], "sequence": accepted[-1].sequence}
-
-
 async def put_dossier(request: web.Request) -> web.Response:
-    body = await accept_snapshot(request.app, request.match_info["MaHoSo"], presented_key(request),
-                                 request.content_type, _reader(request))
-    return _json(202, body)
+    """``PUT /v1/dossiers/{MaHoSo}``: 202 once the snapshot is durable. The checks run in the order
+    401/403, 415, 413, 400, 422, 409 (transition, under enforce)."""
+    app = request.app
+    started = app[CLOCK]()
+    mahoso = request.match_info["MaHoSo"]
+    agency = _authorise(request, mahoso)
+    item = dossier.validate_snapshot(mahoso, await _json_body(request))
+    accepted = await app[ACCEPT].snapshot(mahoso, item, agency.code)
+    app[ACCEPT].observe(app[CLOCK]() - started)
+    return _json(202, {"event_id": accepted.event_id, "sequence": accepted.sequence})
 
 
 async def post_progress(request: web.Request) -> web.Response:
-    body = await accept_progress(request.app, request.match_info["MaHoSo"], presented_key(request),
-                                 request.content_type, _reader(request))
-    return _json(202, body)
+    """``POST /v1/dossiers/{MaHoSo}/progress``: 202 once every item is durable, in order."""
+    mahoso = request.match_info["MaHoSo"]
+    agency = _authorise(request, mahoso)
+    items = dossier.validate_progress(mahoso, await _json_body(request))
+    accepted = await request.app[ACCEPT].progress(mahoso, items, agency.code)
+    return _json(202, {"event_ids": [a.event_id for a in accepted], "sequence": accepted[-1].sequence})
 
 
 def _json(status: int, body: dict[str, Any]) -> web.Response:
@@ -212,7 +183,7 @@ async def readyz(request: web.Request) -> web.Response:
     body = {
         "status": "ok" if ok else "fail",
         "lifecycle": lifecycle,
-        "checks": {"storage": storage, "portal": app[ENGINE_VIEW].gate()},
+        "checks": {"storage": storage, "portal": app[ENGINE].gate.describe()},
     }
     return web.json_response(body, status=200 if ok else 503)
 
@@ -226,6 +197,6 @@ async def metrics(request: web.Request) -> web.Response:
         m.queue_depth.labels(state=state).set(n)
     m.oldest_pending_age.set(max(now - stats.oldest_pending_at, 0.0) if stats.oldest_pending_at else 0.0)
     m.dead_letters.set(stats.dead_letters)
-    resp = web.Response(body=generate_latest(m.registry) + app[ENGINE_VIEW].metrics_text())
+    resp = web.Response(body=generate_latest(m.registry))
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp

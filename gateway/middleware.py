@@ -1,4 +1,7 @@
-"""Every answer, error or not, leaves in the house shape; nothing a client sends produces a 500."""
+"""Every answer, error or not, leaves in the house shape; nothing a client sends produces a 500.
+
+This is where domain errors get their HTTP status: the code below the edge raises from the error
+tree (core.errors) and never chooses a status itself."""
 
 from __future__ import annotations
 
@@ -7,8 +10,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from core.errors import QueueUnavailable, ValidationError
-from gateway.http_errors import HTTPProblem, error_body, json_error
+from core.errors import FieldError, QueueUnavailable, TransitionRefused, ValidationError
+from gateway.http_errors import HTTPProblem, json_error
 
 log = logging.getLogger("dvcgw.http")
 
@@ -32,24 +35,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = _CODES.get(exc.status, "error")
         return json_error(exc.status, code, exc.reason, headers=_keep_headers(exc))
-    except Exception as exc:
-        status, body, headers = problem_answer(exc, request.method, request.rel_url.path)
-        return web.json_response(body, status=status, headers=headers or None)
-
-
-def problem_answer(exc: Exception, method: str, path: str) -> tuple[int, dict[str, object], dict[str, str]]:
-    """The house answer to an exception out of a handler: (status, body, extra headers). Shared by
-    the middleware and the HTTP front's own accept routes (gateway.front)."""
-    if isinstance(exc, HTTPProblem):
-        return exc.status_code, error_body(exc.code, exc.message, exc.errors), _keep_headers(exc)
-    if isinstance(exc, ValidationError):
-        return 422, error_body(exc.code, "the request body failed validation", exc.errors), {}
-    if isinstance(exc, QueueUnavailable):
+    except ValidationError as exc:
+        return json_error(422, exc.code, "the request body failed validation", exc.errors)
+    except TransitionRefused as exc:
+        return json_error(409, "invalid_transition", str(exc),
+                          [FieldError("TrangThaiHoSo", f"transition {exc.previous} → {exc.new} is not allowed")])
+    except QueueUnavailable as exc:
         log.error("queue unavailable: %s", exc)
-        return 503, error_body("storage_unavailable", "the gateway cannot store work right now; retry"), \
-            {"Retry-After": "5"}
-    log.error("unhandled error in %s %s", method, path, exc_info=exc)
-    return 500, error_body("internal_error", "internal error; the event was not accepted"), {}
+        return json_error(503, "storage_unavailable", "the gateway cannot store work right now; retry",
+                          headers={"Retry-After": "5"})
+    except Exception as exc:
+        log.error("unhandled error in %s %s", request.method, request.rel_url.path, exc_info=exc)
+        return json_error(500, "internal_error", "internal error; the event was not accepted")
 
 
 def _keep_headers(exc: web.HTTPException) -> dict[str, str]:

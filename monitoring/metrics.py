@@ -14,23 +14,15 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 
 class Metrics:
-    """The metric families of one gateway instance (``registry`` and ``engine_registry``)."""
+    """The metric families of one gateway instance, on one registry."""
 
     def sample(self, name: str, labels: dict[str, str] | None = None) -> float | None:
-        """One sample's value from either registry (tests, health checks)."""
-        for reg in (self.registry, self.engine_registry):
-            value = reg.get_sample_value(name, labels or {})
-            if value is not None:
-                return value
-        return None
+        """One sample's value (tests, health checks)."""
+        return self.registry.get_sample_value(name, labels or {})
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        # families the delivery engine records: in their own registry, because with
-        # [queue] delivery_process the engine runs in a child process that reports them
-        self.engine_registry = CollectorRegistry()
         r = self.registry
-        e = self.engine_registry
         self.events_accepted = Counter(
             "dvcgw_events_accepted_total", "Events accepted from agencies (202 sent)", ["kind"], registry=r
         )
@@ -39,7 +31,7 @@ class Metrics:
             "Portal delivery attempts by outcome class (ok, exists, rejected, auth_expired, auth_failed, "
             "forbidden, throttled, retryable) and kind",
             ["outcome", "kind"],
-            registry=e,
+            registry=r,
         )
         self.queue_depth = Gauge(
             "dvcgw_queue_dossiers", "Dossiers per delivery state", ["state"], registry=r
@@ -53,19 +45,19 @@ class Metrics:
             "National-portal call latency by service and HTTP status class",
             ["service", "status"],
             buckets=LATENCY_BUCKETS,
-            registry=e,
+            registry=r,
         )
         self.circuit_state = Gauge(
-            "dvcgw_portal_circuit_state", "Portal circuit: 0 closed, 1 half-open, 2 open", registry=e
+            "dvcgw_portal_circuit_state", "Portal circuit: 0 closed, 1 half-open, 2 open", registry=r
         )
         self.delivery_paused = Gauge(
             "dvcgw_portal_delivery_paused",
             "1 while delivery is paused because credentials or subscription were refused",
             ["reason"],
-            registry=e,
+            registry=r,
         )
         self.logins = Counter(
-            "dvcgw_portal_logins_total", "Portal logins and token fetches by result", ["kind", "result"], registry=e
+            "dvcgw_portal_logins_total", "Portal logins and token fetches by result", ["kind", "result"], registry=r
         )
         self.truncated_fields = Counter(
             "dvcgw_truncated_fields_total", "Texts truncated to the portal's limits", ["field"], registry=r

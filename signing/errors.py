@@ -3,15 +3,15 @@
 ::
 
     PermanentError
-    └── SigningError              status 4xx; ``code`` is the house error code
-        ├── KeyNotAllowed         403: the agency may not use that key
-        ├── UnknownKey            404/422: no such key alias
-        ├── BadPdf                422: garbage, encrypted or unsignable PDF
-        └── PdfTooLarge           413
+    └── SigningError              signature policy or input; ``code`` is the house error code
+        ├── KeyNotAllowed         the agency may not use that key
+        ├── UnknownKey            no such key alias
+        ├── BadPdf                garbage, encrypted or unsignable PDF
+        └── PdfTooLarge           over [signing] max_pdf_bytes
     TransientError
-    └── SigningUnavailable        503: every TSA down, remote signer or revocation source unreachable
+    └── SigningUnavailable        every TSA down, remote signer or revocation source unreachable
 
-Each carries ``status`` and ``code`` so the HTTP layer maps it without string matching.
+Each carries a ``code``; the HTTP edge (gateway.signing_routes) chooses the status by class.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from core.errors import PermanentError, TransientError
 class SigningError(PermanentError):
     """Signature policy or input problem; retrying the same request cannot help."""
 
-    status = 422
     code = "signing_failed"
 
     def __init__(self, message: str, *, field: str = "") -> None:
@@ -32,29 +31,24 @@ class SigningError(PermanentError):
 
 
 class KeyNotAllowed(SigningError):
-    status = 403
     code = "key_not_allowed"
 
 
 class UnknownKey(SigningError):
-    status = 422
     code = "unknown_key"
 
 
 class BadPdf(SigningError):
-    status = 422
     code = "invalid_pdf"
 
 
 class PdfTooLarge(SigningError):
-    status = 413
     code = "pdf_too_large"
 
 
 class SigningUnavailable(TransientError):
     """A time-stamping authority, the remote signer or a revocation source cannot be reached now."""
 
-    status = 503
     code = "signing_unavailable"
 
     def __init__(self, message: str, *, code: str = "signing_unavailable",

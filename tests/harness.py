@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,14 +16,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from yarl import URL
 
 from config.loader import build
 from config.schema import Settings
-from gateway.acceptor import listen_sockets
 from gateway.app import create_app
-from gateway.appkeys import ENGINE, METRICS, QUEUE, SETTINGS
-from gateway.front import FrontSite
+from gateway.appkeys import ENGINE, METRICS, QUEUE
 from monitoring.metrics import Metrics
 from tests.fakes.portal import FakeClock, SandboxHandle, running_sandbox
 
@@ -113,29 +109,11 @@ class Gateway:
         return 0.0 if value is None else value
 
 
-class FrontTestServer(TestServer):
-    """aiohttp's TestServer with the agency port served as in production: through the HTTP front
-    (gateway/front.py) unless ``[server] fast_accept`` is off. The client talks to the front's port."""
-
-    async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
-        if self.runner:
-            return
-        await super().start_server(loop, **kwargs)
-        assert isinstance(self.runner, web.AppRunner)
-        if not self.app[SETTINGS].server.fast_accept:
-            return
-        sock = listen_sockets("127.0.0.1", 0, 1, reuse_port=False)[0]
-        self.site = FrontSite(self.runner, sock, grace=5.0)
-        await self.site.start()
-        self.port = sock.getsockname()[1]
-        self._root = URL(f"http://127.0.0.1:{self.port}")
-
-
 @asynccontextmanager
 async def run_gateway(settings: Settings, clock: FakeClock | None = None) -> AsyncIterator[Gateway]:
     clock = clock or FakeClock(start=time.time())
     app = create_app(settings, clock=clock, run_engine=False)
-    client: TestClient[Any, Any] = TestClient(FrontTestServer(app, host="127.0.0.1"))
+    client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
         yield Gateway(client, app, clock)

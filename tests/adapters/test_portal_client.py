@@ -320,7 +320,7 @@ async def test_metrics_latency_and_logins(sandbox: SandboxHandle, http: aiohttp.
     await sandbox.fault("http503")
     with pytest.raises(PortalUnavailable):
         await c.lookup(CODE)
-    get = metrics.engine_registry.get_sample_value
+    get = metrics.registry.get_sample_value
     name = "dvcgw_portal_request_duration_seconds_count"
     assert get(name, {"service": "TraCuuHoSo", "status": "2xx"}) == 1
     assert get(name, {"service": "TraCuuHoSo", "status": "5xx"}) == 1

@@ -39,7 +39,6 @@ def test_example_file_loads_with_the_documented_defaults() -> None:
     ("[nosuch]\nx = 1\n", "nosuch"),
     ("[queue.kafka]\nfetch_max_wait = '5s'\n", "queue.kafka.fetch_max_wait"),
     ("[queue.kafka]\nfetch_min_bytes = 0\n", "queue.kafka.fetch_min_bytes"),
-    ("[server]\nfast_accept = 'yes'\n", "server.fast_accept"),
 ])
 def test_bad_settings_name_the_key(tmp_path: Path, text: str, key: str) -> None:
     """Each mistake stops loading with a ConfigError whose key is the offending dotted path."""
@@ -88,3 +87,25 @@ def test_check_config_cli(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "gateway", "check-config", str(bad)], capture_output=True,
                          text=True, check=False)
     assert res.returncode == 2 and "circuit.failure_treshold" in res.stderr
+
+
+@pytest.mark.parametrize(("text", "key", "says"), [
+    ("[server]\nacceptors = 2\n", "server.acceptors", "Kafka"),
+    ("[server]\nfast_accept = false\n", "server.fast_accept", "aiohttp"),
+    ("[queue]\ndelivery_process = true\n", "queue.delivery_process", "one process"),
+    ("[queue]\ndelivery_nice = 10\n", "queue.delivery_nice", "one process"),
+    ("[queue]\ndelivery_priority = 'idle'\n", "queue.delivery_priority", "one process"),
+    ("[storage]\ncommit_window = '2ms'\n", "storage.commit_window", "commit_max_batch"),
+])
+def test_removed_keys_are_refused_with_their_replacement(tmp_path: Path, text: str, key: str, says: str) -> None:
+    """A key that issue 12 removed stops start-up with a message saying what replaced it, not just
+    "unknown key"; set from the environment, it is refused the same way."""
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(f, environ={})
+    assert info.value.key == key and "removed" in str(info.value) and says in str(info.value), str(info.value)
+    env = "DVCGW_" + key.upper().replace(".", "__")
+    with pytest.raises(ConfigError) as info:
+        load(None, environ={env: "1"})
+    assert info.value.key == key and "removed" in str(info.value)

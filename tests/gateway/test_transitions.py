@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.accept import LocalAcceptor, Refusal
+from core.errors import QueueUnavailable, TransitionRefused
+from gateway.accept import Acceptor
+from gateway.dossier import Normalised as Validated
 from gateway.dossier import classify_transition
 from monitoring.metrics import Metrics
+from queues.api import Accepted, NewEvent
 from queues.sqlite import MemoryQueue
 from tests.harness import settings_for
 
@@ -61,24 +66,41 @@ def test_codes_outside_the_table_are_unusual_not_errors(previous: str, new: str)
     assert classify_transition(previous, new) == "unusual"
 
 
-async def test_the_daemon_notes_a_judged_state_until_its_produce_fails(tmp_path: Path) -> None:
-    """A producing acceptor (Kafka) asks the daemon to judge each snapshot: the allowed state is
-    noted at once, so the next check, from whichever process, judges against it (3 after 4 is
-    refused under enforce); a failed produce takes the note back, unless a later one replaced it."""
+class FailingQueue(MemoryQueue):
+    """The memory queue, whose next append fails once when told to (a store that went away)."""
+
+    fail_next = False
+
+    async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
+        if self.fail_next:
+            self.fail_next = False
+            raise QueueUnavailable("the store went away")
+        return await super().enqueue(events)
+
+
+def _snap(state: str) -> Validated:
+    return Validated({"TrangThaiHoSo": state}, ())
+
+
+async def test_the_acceptor_judges_concurrent_snapshots_in_turn_and_forgets_a_failed_append(tmp_path: Path) -> None:
+    """Under enforce, a snapshot's state is noted before its append is awaited: of two snapshots of a
+    new dossier sent at once ("4", then "3"), the second is judged against the first and refused,
+    not against the empty store. An append that fails takes its note back: the next snapshot is
+    judged against the state before it (storage agrees)."""
     settings = settings_for(tmp_path, "http://127.0.0.1:1", transitions={"enforce": True})
-    queue = MemoryQueue()
+    queue = FailingQueue()
     await queue.start()
-    accept = LocalAcceptor(queue, Metrics(CollectorRegistry()), settings)
+    metrics = Metrics(CollectorRegistry())
+    accept = Acceptor(queue, metrics, settings)
     m = "000.00.01.H55-240318-00001"
-    assert await accept.relayed_check(m, "2") == (None, "first")
-    assert await accept.relayed_check(m, "4") == ("2", "normal")  # judged against the note, not storage
-    refused = await accept.relayed_check(m, "3")
-    assert isinstance(refused, Refusal) and refused.status == 409
-    assert [e.field for e in refused.errors] == ["TrangThaiHoSo"]
-    await accept.relayed_unwind(m, "4", "2")  # the produce of "4" failed
-    assert await accept.relayed_check(m, "5") == ("2", "tolerated")
-    await accept.relayed_unwind(m, "4", None)  # "5" replaced it: nothing taken back
-    assert await accept.relayed_check(m, "9") == ("5", "tolerated")
-    await accept.relayed_unwind(m, "9", None)  # nothing before it: storage decides again
-    assert await accept.relayed_check(m, "2") == (None, "first")
+    first, second = await asyncio.gather(accept.snapshot(m, _snap("4"), "A"), accept.snapshot(m, _snap("3"), "A"),
+                                         return_exceptions=True)
+    assert not isinstance(first, BaseException) and isinstance(second, TransitionRefused)
+    assert await queue.accepted_state(m) == "4"
+    queue.fail_next = True
+    with pytest.raises(QueueUnavailable):
+        await accept.snapshot(m, _snap("6"), "A")
+    await accept.snapshot(m, _snap("5"), "A")  # judged against "4", not the lost "6"
+    assert metrics.sample("dvcqg_unusual_transition_total", {"from": "6", "to": "5"}) is None
+    assert await queue.accepted_state(m) == "5"
     await queue.close()

@@ -56,14 +56,42 @@ async def test_leases_of_a_dead_process_are_released_at_start(tmp_path: Path) ->
 
 
 async def test_second_owner_is_refused(tmp_path: Path) -> None:
-    """Two daemons on one SQLite file would break ordering: the second one is refused."""
+    """Two daemons on one SQLite file would break ordering: SQLite's exclusive lock refuses the
+    second one, and the file is free again once the first has closed it."""
     q = SQLiteQueue(tmp_path / "q.sqlite3")
     await q.start()
     try:
-        with pytest.raises(QueueUnavailable, match="another dvcgw process"):
-            await SQLiteQueue(tmp_path / "q.sqlite3", owner_wait=0.2).start()
+        with pytest.raises(QueueUnavailable, match="another process is using"):
+            await SQLiteQueue(tmp_path / "q.sqlite3").start()
     finally:
         await q.close()
+    again = SQLiteQueue(tmp_path / "q.sqlite3")
+    await again.start()
+    await again.close()
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 2), ("full", 2), ("normal", 1)])
+async def test_durability_is_sqlites_own_synchronous_setting(tmp_path: Path, setting: str | None,
+                                                              expected: int) -> None:
+    """The store runs in WAL mode with SQLite's own PRAGMA synchronous: FULL (2) by default and for
+    "full", NORMAL (1) for "normal"; nothing of our own stands in for it."""
+    kwargs = {} if setting is None else {"synchronous": setting}
+    q = SQLiteQueue(tmp_path / "q.sqlite3", **kwargs)
+    await q.start()
+    try:
+        sync, mode = await q._run(lambda c: (c.execute("PRAGMA synchronous").fetchone()[0],
+                                             c.execute("PRAGMA journal_mode").fetchone()[0]))
+    finally:
+        await q.close()
+    assert (sync, mode) == (expected, "wal")
+
+
+def test_no_hand_made_durability_or_locking_in_queues() -> None:
+    """Durability and single ownership are SQLite's (issue 12): no module under queues/ syncs
+    files, takes file locks or maps memory itself."""
+    found = [f"{p.name}: {word}" for p in sorted((Path(__file__).resolve().parents[2] / "queues").glob("*.py"))
+             for word in ("fdatasync", "fsync", "flock", "lockf", "mmap") if word in p.read_text(encoding="utf-8")]
+    assert found == []
 
 
 async def test_unwritable_store_is_a_queue_error(tmp_path: Path) -> None:

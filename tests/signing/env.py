@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from config.schema import Settings, load
 from gateway.auth import KEYRING, KeyRing
-from signing.http import setup_signing
+from gateway.signing_routes import setup_signing
 from tests.fakes.remote_signer import FakeRemoteSigner
 from tests.fakes.signing_pki import PkiServer, TestPki
 from tests.fakes.threaded import ServerThread

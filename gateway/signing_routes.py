@@ -27,7 +27,7 @@ from config.schema import Settings
 from core.errors import FieldError, ValidationError
 from gateway.auth import require_agency
 from gateway.http_errors import HTTPProblem
-from signing.errors import BadPdf, PdfTooLarge, SigningError, SigningUnavailable
+from signing.errors import BadPdf, KeyNotAllowed, PdfTooLarge, SigningError, SigningUnavailable
 from signing.jobs import Job
 from signing.metrics import SigningMetrics
 from signing.options import SignOptions, options_from_query, parse_options
@@ -60,12 +60,17 @@ def setup_signing(app: web.Application, settings: Settings, metrics_registry: Co
     app.router.add_post("/v1/signatures/callbacks/{id}", post_callback)
 
 
+#: HTTP status by signing error class (the most specific first); any other SigningError is 422.
+_STATUS: tuple[tuple[type[SigningError], int], ...] = ((KeyNotAllowed, 403), (PdfTooLarge, 413))
+
+
 def _problem(exc: Exception) -> HTTPProblem:
     if isinstance(exc, SigningUnavailable):
         return HTTPProblem(503, exc.code, exc.message, headers={"Retry-After": "30"})
     if isinstance(exc, SigningError):
         errors = [FieldError(exc.field, exc.message)] if exc.field else []
-        return HTTPProblem(exc.status, exc.code, exc.message, errors)
+        status = next((st for cls, st in _STATUS if isinstance(exc, cls)), 422)
+        return HTTPProblem(status, exc.code, exc.message, errors)
     if isinstance(exc, ValidationError):
         return HTTPProblem(422, exc.code, "the signing options are not valid", exc.errors)
     raise exc
