@@ -5,6 +5,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-co
     && rm -rf /var/lib/apt/lists/* && useradd --system --home /var/lib/dvcgw dvcgw
 WORKDIR /opt/dvc-gateway
 COPY pyproject.toml README.md ./
+COPY core core
 COPY gateway gateway
 COPY adapters adapters
 COPY signing signing
