@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import linecache
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -128,14 +127,6 @@ class Table:
         self.fields = fields
         self.index: Mapping[str, Spec] = MappingProxyType({f.name: f for f in fields})
         self.names: frozenset[str] = frozenset(self.index)
-        #: (name, checker) per field, in table order, and the row checker made of them; both are
-        #: set by ``_compile_table`` below.
-        self.checks: tuple[tuple[str, Checker], ...] = ()
-        self.check_row: RowChecker = _not_compiled
-
-
-def _not_compiled(obj: Mapping[str, Any], prefix: str, col: _Collector) -> dict[str, Any]:
-    raise RuntimeError("table used before _compile_table")
 
 
 FLAG = ("0", "1")
@@ -275,6 +266,13 @@ PROGRESS = Table("§6.9 progress item", (
 _MAHOSO_KHAC_SPEC = _id(LOCAL_ONLY_FIELD)
 
 # --------------------------------------------------------------------------- checking
+#
+# One checker per field, built once from its Spec by the builder of its Kind:
+# ``check(value, prefix, col)`` returns the field's outgoing value (``_OMIT``: leave the key out),
+# where ``value`` is ``_MISSING`` when the key is absent and ``prefix`` is the row's path. A checker
+# tests for the well-formed value first and hands anything else to ``_reject``, which is where
+# blanks become defaults or "required" errors; paths are built only when a problem is recorded.
+# A JSON integer is ``type(value) is int`` (a boolean is not one).
 
 
 class _Missing:
@@ -298,6 +296,15 @@ class _Collector:
     def raise_if_any(self) -> None:
         if self.errors:
             raise ValidationError(list(self.errors))
+
+
+#: ``check(value, prefix, col)``: the outgoing value of one field (see above).
+Checker = Callable[[object, str, _Collector], object]
+
+#: ``check_row(obj, prefix, col)``: the outgoing row (every field of the table, in table order).
+RowChecker = Callable[[Mapping[str, Any], str, _Collector], dict[str, Any]]
+
+_nfc = unicodedata.normalize
 
 
 def _join(prefix: str, name: str) -> str:
@@ -366,32 +373,35 @@ def _default(spec: Spec) -> object:
     return ""
 
 
-def _check_field(spec: Spec, value: object, path: str, col: _Collector) -> object:
-    """Check one field; return its outgoing value (``_OMIT`` to leave it out)."""
-    if _is_blank(value):
-        if spec.req == "R":
-            how = "missing" if value is _MISSING else "null" if value is None else "empty"
-            col.error(path, f"required field is {how}; expected {_expected(spec)}")
-            return None
+def _reject(spec: Spec, value: object, prefix: str, col: _Collector, why: str = "") -> object:
+    """``value`` is not a well-formed value of ``spec``: a blank (absent, null, "", white space) is
+    the default of an optional field and an error for a required one; anything else is an
+    "expected …; got …" error. Returns the outgoing value (None as a placeholder after an error)."""
+    if not _is_blank(value):
+        message = f"expected {_expected(spec)}; got {_came(spec, value)}{why}"
+    elif spec.req != "R":
         return _default(spec)
-    return _CHECKERS[spec.kind](spec, value, path, col)
-
-
-def _bad(spec: Spec, value: object, path: str, col: _Collector, why: str = "") -> object:
-    """Record "expected …; got …" for ``path``; return None, the placeholder outgoing value."""
-    col.error(path, f"expected {_expected(spec)}; got {_came(spec, value)}{why}")
+    else:
+        how = "missing" if value is _MISSING else "null" if value is None else "empty"
+        message = f"required field is {how}; expected {_expected(spec)}"
+    col.error(_join(prefix, spec.name), message)
     return None
 
 
-def _check_text(spec: Spec, value: object, path: str, col: _Collector) -> object:
-    if not isinstance(value, str):
-        return _bad(spec, value, path, col)
-    text = unicodedata.normalize("NFC", value)
+def _text_checker(spec: Spec) -> Checker:
+    """A string, not blank; sent in NFC, cut to its FIELD_LIMITS entry (recorded in ``truncated``)."""
     limit = FIELD_LIMITS.get(spec.name)
-    if limit is not None and len(text) > limit:
-        col.truncated.append(spec.name)
-        return truncate(text, limit)
-    return text
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if not isinstance(value, str) or not value or value.isspace():
+            return _reject(spec, value, prefix, col)
+        text = _nfc("NFC", value)
+        if limit is not None and len(text) > limit:
+            col.truncated.append(spec.name)
+            return truncate(text, limit)
+        return text
+
+    return check
 
 
 def truncate(text: str, limit: int) -> str:
@@ -408,36 +418,54 @@ def truncate(text: str, limit: int) -> str:
     return text[:cut] + ELLIPSIS
 
 
-def _check_id(spec: Spec, value: object, path: str, col: _Collector) -> object:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str):
-        return unicodedata.normalize("NFC", value)
-    return _bad(spec, value, path, col)
+def _id_checker(spec: Spec) -> Checker:
+    """A string (not blank, sent in NFC) or an integer (sent as its digits)."""
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if isinstance(value, str) and value and not value.isspace():
+            return _nfc("NFC", value)
+        if type(value) is int:
+            return str(value)
+        return _reject(spec, value, prefix, col)
+
+    return check
 
 
-_DATE_RE = re.compile(r"[0-9]{14}")
+def _date_checker(spec: Spec) -> Checker:
+    """A 14-digit string yyyyMMddHHmmss that is a real time; sent as it came."""
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if not (isinstance(value, str) and len(value) == 14 and value.isascii() and value.isdigit()):
+            return _reject(spec, value, prefix, col)
+        problem = _time_problem(int(value))
+        return _reject(spec, value, prefix, col, problem) if problem else value
+
+    return check
 
 
-def _check_date(spec: Spec, value: object, path: str, col: _Collector) -> object:
-    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
-        return _bad(spec, value, path, col)
+def _time_problem(digits: int) -> str:
+    """Why yyyyMMddHHmmss, read as one number, is not a real time ("" if it is)."""
+    rest, second = divmod(digits, 100)  # one int() and divmod: half the cost of six slices
+    rest, minute = divmod(rest, 100)
+    rest, hour = divmod(rest, 100)
+    rest, day = divmod(rest, 100)
+    year, month = divmod(rest, 100)
     try:
-        datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]),
-                 int(value[8:10]), int(value[10:12]), int(value[12:14]))
+        datetime(year, month, day, hour, minute, second)
     except ValueError as exc:
-        return _bad(spec, value, path, col, f", which is not a real time ({exc})")
-    return value
+        return f", which is not a real time ({exc})"
+    return ""
 
 
-def _check_code(spec: Spec, value: object, path: str, col: _Collector) -> object:
-    if isinstance(value, int) and not isinstance(value, bool):
-        code: object = str(value)
-    else:
-        code = value
-    if not isinstance(code, str) or code not in spec.codes:
-        return _bad(spec, value, path, col)
-    return code
+def _code_checker(spec: Spec) -> Checker:
+    """One of the table's codes, as a string or an integer; sent as a string."""
+    codes = frozenset(spec.codes)
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        code = value if isinstance(value, str) else str(value) if type(value) is int else None
+        if code in codes:
+            return code
+        return _reject(spec, value, prefix, col)
+
+    return check
 
 
 _DIGITS_RE = re.compile(r"[0-9]+")
@@ -445,37 +473,39 @@ _DIGITS_RE = re.compile(r"[0-9]+")
 
 def _whole_number(value: object) -> int | None:
     """``value`` as a non-negative integer, if it is one (JSON integer or string of digits)."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if type(value) is int:
         return value if value >= 0 else None
     if isinstance(value, str) and _DIGITS_RE.fullmatch(value):
         return int(value)
     return None
 
 
-def _check_amount(spec: Spec, value: object, path: str, col: _Collector) -> object:
-    number = _whole_number(value)
-    if number is None:
-        return _bad(spec, value, path, col)
-    return str(number)
+def _amount_checker(spec: Spec) -> Checker:
+    """A non-negative whole number (digits or integer); sent as canonical digits ("007" → "7")."""
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        number = _whole_number(value)
+        return _reject(spec, value, prefix, col) if number is None else str(number)
+
+    return check
 
 
-def _check_count(spec: Spec, value: object, path: str, col: _Collector) -> object:
-    number = _whole_number(value)
-    if number is None:
-        return _bad(spec, value, path, col)
-    return number
+def _count_checker(spec: Spec) -> Checker:
+    """A non-negative whole number (digits or integer); sent as a JSON integer (§6.0 exception)."""
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        number = _whole_number(value)
+        return _reject(spec, value, prefix, col) if number is None else number
+
+    return check
+
+
+#: Exactly the characters that are white space (``str.isspace``) or control characters (Cc).
+_SPACE_OR_CONTROL_RE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 
 def _url_problem(value: str) -> str:
     """Why ``value`` is not an absolute http(s) URL ("" if it is). Never repeats the URL."""
-    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in value):
+    if _SPACE_OR_CONTROL_RE.search(value):
         return " containing white space or control characters"
-    return _url_shape_problem(value)
-
-
-def _url_shape_problem(value: str) -> str:
-    """Why ``value``, free of white space and control characters, is not an absolute http(s) URL
-    ("" if it is). Never repeats the URL."""
     try:
         parts = urlsplit(value)
         host = parts.hostname
@@ -490,63 +520,64 @@ def _url_shape_problem(value: str) -> str:
     return ""
 
 
-def _check_url(spec: Spec, value: object, path: str, col: _Collector) -> object:
-    if not isinstance(value, str):
-        return _bad(spec, value, path, col)
-    url = unicodedata.normalize("NFC", value)
-    problem = _url_problem(url)
-    if problem:
-        return _bad(spec, value, path, col, problem)
-    return url
+def _url_checker(spec: Spec) -> Checker:
+    """An absolute http(s) URL with a host, no white space or control characters; sent in NFC."""
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if not isinstance(value, str):
+            return _reject(spec, value, prefix, col)
+        url = _nfc("NFC", value)
+        problem = _url_problem(url)
+        return _reject(spec, value, prefix, col, problem) if problem else url
+
+    return check
 
 
-_DELETED_IN: Mapping[object, str] = MappingProxyType({
+_DELETED_IN: Mapping[str, str] = MappingProxyType({
     "True": IS_DELETED_TRUE, "False": IS_DELETED_FALSE, "1": IS_DELETED_TRUE, "0": IS_DELETED_FALSE,
 })
 
 
-def _check_deleted(spec: Spec, value: object, path: str, col: _Collector) -> object:
-    if isinstance(value, bool):
-        return IS_DELETED_TRUE if value else IS_DELETED_FALSE
-    if isinstance(value, int) and value in (0, 1):
-        value = str(value)
-    if isinstance(value, str) and value in _DELETED_IN:
-        return _DELETED_IN[value]
-    return _bad(spec, value, path, col)
+def _deleted_checker(spec: Spec) -> Checker:
+    """OC's "True"/"False", TH's "1"/"0", JSON true/false or 1/0; sent as IS_DELETED_TRUE/FALSE."""
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        form = str(value) if isinstance(value, int) else value  # true → "True", 1 → "1"
+        sent = _DELETED_IN.get(form) if isinstance(form, str) else None
+        return _reject(spec, value, prefix, col) if sent is None else sent
+
+    return check
 
 
-def _check_list(spec: Spec, value: object, path: str, col: _Collector) -> object:
-    assert spec.item is not None
-    if not isinstance(value, list):
-        return _bad(spec, value, path, col, f" (rows of {spec.item.title})")
-    return _check_rows(value, spec.item, path, col)
+def _list_checker(spec: Spec) -> Checker:
+    """An array of rows of ``spec.item``, each checked by that table's row checker."""
+    item = spec.item
+    assert item is not None
+    check_row = _row_checker(item)
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if not isinstance(value, list):
+            return _reject(spec, value, prefix, col, f" (rows of {item.title})")
+        path = _join(prefix, spec.name)
+        rows: list[dict[str, Any]] = []
+        for i, row in enumerate(value):
+            if isinstance(row, dict):
+                rows.append(check_row(row, f"{path}[{i}]", col))
+            else:
+                col.error(f"{path}[{i}]", f"expected an object (a {item.title} row); got {_json_type(row)}")
+        return rows
+
+    return check
 
 
-def _check_rows(value: list[object], item: Table, path: str, col: _Collector) -> list[dict[str, Any]]:
-    """Check each row of the list at ``path``; return the outgoing rows (bad rows left out)."""
-    rows: list[dict[str, Any]] = []
-    names, check_row = item.names, item.check_row
-    for i, row in enumerate(value):
-        row_path = f"{path}[{i}]"
-        if isinstance(row, dict):
-            if not row.keys() <= names:  # _check_object, inlined: one call less per row
-                _report_unknown(row, item, row_path, col, frozenset())
-            rows.append(check_row(row, row_path, col))
-        else:
-            col.error(row_path, f"expected an object (a {item.title} row); got {_json_type(row)}")
-    return rows
-
-
-_CHECKERS: Mapping[Kind, Callable[[Spec, object, str, _Collector], object]] = MappingProxyType({
-    Kind.TEXT: _check_text,
-    Kind.ID: _check_id,
-    Kind.DATE: _check_date,
-    Kind.CODE: _check_code,
-    Kind.AMOUNT: _check_amount,
-    Kind.COUNT: _check_count,
-    Kind.URL: _check_url,
-    Kind.DELETED: _check_deleted,
-    Kind.LIST: _check_list,
+_CHECKER_OF_KIND: Mapping[Kind, Callable[[Spec], Checker]] = MappingProxyType({
+    Kind.TEXT: _text_checker,
+    Kind.ID: _id_checker,
+    Kind.DATE: _date_checker,
+    Kind.CODE: _code_checker,
+    Kind.AMOUNT: _amount_checker,
+    Kind.COUNT: _count_checker,
+    Kind.URL: _url_checker,
+    Kind.DELETED: _deleted_checker,
+    Kind.LIST: _list_checker,
 })
 
 
@@ -567,286 +598,28 @@ def _report_unknown(obj: Mapping[str, Any], table: Table, prefix: str, col: _Col
             col.error(_join(prefix, key), _unknown_message(key, table, allowed))
 
 
-def _check_object(obj: Mapping[str, Any], table: Table, prefix: str, col: _Collector) -> dict[str, Any]:
-    """Check one row of ``table`` (unknown keys, then every field); return the outgoing row."""
-    if not obj.keys() <= table.names:
-        _report_unknown(obj, table, prefix, col, frozenset())
-    return table.check_row(obj, prefix, col)
+def _row_checker(table: Table, allowed: frozenset[str] = frozenset()) -> RowChecker:
+    """The checker of one row of ``table``: unknown keys (other than ``allowed``) are errors, then
+    every field is checked, in table order."""
+    checks = tuple((spec.name, _CHECKER_OF_KIND[spec.kind](spec)) for spec in table.fields)
+    known = table.names | allowed
+
+    def check_row(obj: Mapping[str, Any], prefix: str, col: _Collector) -> dict[str, Any]:
+        if not obj.keys() <= known:
+            _report_unknown(obj, table, prefix, col, allowed)
+        out: dict[str, Any] = {}
+        for name, check in checks:
+            value = check(obj.get(name, _MISSING), prefix, col)
+            if value is not _OMIT:
+                out[name] = value
+        return out
+
+    return check_row
 
 
-# --------------------------------------------------------------------------- compiled checkers
-#
-# The hot path. Each field of each table gets one closure, built once at import, that settles the
-# common well-formed value itself and hands anything else to ``_check_field`` above, which stays
-# the single definition of the rules and of every message. A fast path may therefore only accept
-# values that ``_check_field`` accepts, returning what it returns; it never records an error.
-# Paths are built only on the slow path, so a valid row costs no string formatting.
-
-#: ``checker(value, prefix, col)``: the outgoing value of one field (``_OMIT``: leave it out);
-#: ``value`` is ``_MISSING`` when the key is absent; ``prefix`` is the row's path.
-Checker = Callable[[object, str, _Collector], object]
-
-#: ``check_row(obj, prefix, col)``: the outgoing row (every field of the table, in table order).
-RowChecker = Callable[[Mapping[str, Any], str, _Collector], dict[str, Any]]
-
-_nfc = unicodedata.normalize
-
-#: Dates certainly real: year 0001-9999, day 01-28 of any month, 29-30 of any month but February,
-#: 31 of the 31-day months. February 29 and everything else is left to ``_check_date``.
-_REAL_DATE_RE = re.compile(
-    r"(?!0000)[0-9]{4}"
-    r"(?:(?:0[1-9]|1[0-2])(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])(?:29|30)|(?:0[13578]|1[02])31)"
-    r"(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]"
-)
-
-#: In an ASCII string, exactly the characters that are white space or control (Cc) characters.
-_ASCII_SPACE_OR_CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
-
-#: A URL that ``urlsplit`` certainly reads as http(s) with a non-empty host, all printable ASCII
-#: (no white space, no control characters): scheme, a plain host name or IPv4 address, an optional
-#: port, then optionally a path, query or fragment. Other URLs go through urlsplit.
-_PLAIN_HTTP_URL_RE = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.\-]+(?::[0-9]*)?(?:[/?#][\x21-\x7e]*)?")
-
-
-def _slow(spec: Spec) -> Checker:
-    name = spec.name
-
-    def check(value: object, prefix: str, col: _Collector) -> object:
-        return _check_field(spec, value, _join(prefix, name), col)
-
-    return check
-
-
-def _compile_text(spec: Spec, slow: Checker, optional: bool) -> Checker:
-    limit = FIELD_LIMITS.get(spec.name)
-
-    def check(value: object, prefix: str, col: _Collector) -> object:
-        if isinstance(value, str):
-            if value and not value.isspace():
-                if not value.isascii():
-                    value = _nfc("NFC", value)
-                if limit is None or len(value) <= limit:
-                    return value
-            elif optional:
-                return ""
-        elif optional and (value is _MISSING or value is None):
-            return ""
-        return slow(value, prefix, col)
-
-    return check
-
-
-def _compile_id(spec: Spec, slow: Checker, optional: bool) -> Checker:
-    def check(value: object, prefix: str, col: _Collector) -> object:
-        if isinstance(value, str):
-            if value and not value.isspace():
-                return value if value.isascii() else _nfc("NFC", value)
-            if optional:
-                return ""
-        elif type(value) is int:
-            return str(value)
-        elif optional and (value is _MISSING or value is None):
-            return ""
-        return slow(value, prefix, col)
-
-    return check
-
-
-def _compile_date(spec: Spec, slow: Checker, optional: bool) -> Checker:
-    real = _REAL_DATE_RE.fullmatch
-
-    def check(value: object, prefix: str, col: _Collector) -> object:
-        if isinstance(value, str):
-            if real(value):
-                return value
-            if optional and not value:
-                return ""
-        elif optional and (value is _MISSING or value is None):
-            return ""
-        return slow(value, prefix, col)
-
-    return check
-
-
-def _compile_code(spec: Spec, slow: Checker, optional: bool) -> Checker:
-    codes = frozenset(spec.codes)
-
-    def check(value: object, prefix: str, col: _Collector) -> object:
-        if isinstance(value, str):
-            if value in codes:
-                return value
-            if optional and not value:
-                return ""
-        elif type(value) is int:
-            code = str(value)
-            if code in codes:
-                return code
-        elif optional and (value is _MISSING or value is None):
-            return ""
-        return slow(value, prefix, col)
-
-    return check
-
-
-def _compile_whole(spec: Spec, slow: Checker, optional: bool) -> Checker:
-    as_text = spec.kind is Kind.AMOUNT
-
-    def check(value: object, prefix: str, col: _Collector) -> object:
-        if type(value) is int:
-            if value >= 0:
-                return str(value) if as_text else value
-        elif isinstance(value, str) and value.isascii() and value.isdigit():
-            number = int(value)
-            return str(number) if as_text else number
-        return slow(value, prefix, col)
-
-    return check
-
-
-def _compile_url(spec: Spec, slow: Checker, optional: bool) -> Checker:
-    plain = _PLAIN_HTTP_URL_RE.fullmatch
-
-    def check(value: object, prefix: str, col: _Collector) -> object:
-        if isinstance(value, str) and (
-                plain(value) or (value.isascii() and not _ASCII_SPACE_OR_CONTROL_RE.search(value)
-                                 and not _url_shape_problem(value))):
-            return value
-        return slow(value, prefix, col)
-
-    return check
-
-
-def _compile_deleted(spec: Spec, slow: Checker, optional: bool) -> Checker:
-    forms = dict(_DELETED_IN)
-
-    def check(value: object, prefix: str, col: _Collector) -> object:
-        if isinstance(value, str):
-            sent = forms.get(value)
-            if sent is not None:
-                return sent
-        return slow(value, prefix, col)
-
-    return check
-
-
-def _compile_list(spec: Spec, slow: Checker, optional: bool) -> Checker:
-    item = spec.item
-    assert item is not None
-    name = spec.name
-
-    def check(value: object, prefix: str, col: _Collector) -> object:
-        if isinstance(value, list):
-            return _check_rows(value, item, _join(prefix, name), col) if value else []
-        if optional and (value is _MISSING or value is None):
-            return []
-        return slow(value, prefix, col)
-
-    return check
-
-
-_COMPILERS: Mapping[Kind, Callable[[Spec, Checker, bool], Checker]] = MappingProxyType({
-    Kind.TEXT: _compile_text,
-    Kind.ID: _compile_id,
-    Kind.DATE: _compile_date,
-    Kind.CODE: _compile_code,
-    Kind.AMOUNT: _compile_whole,
-    Kind.COUNT: _compile_whole,
-    Kind.URL: _compile_url,
-    Kind.DELETED: _compile_deleted,
-    Kind.LIST: _compile_list,
-})
-
-
-def _compile_field(spec: Spec) -> Checker:
-    """The checker of one field: a fast path for well-formed values, else ``_check_field``."""
-    return _COMPILERS[spec.kind](spec, _slow(spec), spec.req != "R")
-
-
-#: Per kind, ``(condition on v, outgoing value)`` for a well-formed value: the first test of the
-#: field's checker, inlined in the row checker so that such a value costs no call. ``{i}`` is the
-#: field's number (``s{i}``: its codes, ``t{i}``: its row table), ``{limit}`` its FIELD_LIMITS entry,
-#: ``{key}``/``{dotted}`` its name quoted, bare or after a dot. Kinds not listed
-#: always call their checker (unless blank and optional, see ``_field_block``).
-_INLINE_ACCEPT: Mapping[Kind, tuple[str, str]] = MappingProxyType({
-    Kind.TEXT: ("v.__class__ is str and v and not v.isspace()", "v if v.isascii() else _nfc('NFC', v)"),
-    Kind.ID: ("v.__class__ is str and v and not v.isspace()", "v if v.isascii() else _nfc('NFC', v)"),
-    Kind.CODE: ("v.__class__ is str and v in s{i}", "v"),
-    Kind.DATE: ("v.__class__ is str and _real_date(v)", "v"),
-    Kind.AMOUNT: ("v.__class__ is str and v.isascii() and v.isdigit()", "str(int(v))"),
-    Kind.LIST: ("v.__class__ is list", "_rows(v, t{i}, prefix + {dotted} if prefix else {key}, col) if v else []"),
-})
-_INLINE_LIMITED_TEXT = (
-    "v.__class__ is str and v and not v.isspace() and len(w := (v if v.isascii() else _nfc('NFC', v))) <= {limit}",
-    "w",
-)
-
-
-def _field_block(i: int, spec: Spec) -> list[str]:
-    """Source lines of ``check_row`` for field number ``i``: an if/elif chain of the inlined
-    acceptance test, then (optional fields) absent/null/"" → the default, else the checker ``c{i}``.
-    A COUNT checker may answer ``_OMIT``, so its block always calls it and tests for that."""
-    key = repr(spec.name)
-    if spec.kind is Kind.COUNT:
-        return [f"    v = get({key}, _MISSING)", "    if v.__class__ is int and v >= 0:",
-                f"        out[{key}] = v", "    else:", f"        v = c{i}(v, prefix, col)",
-                "        if v is not _OMIT:", f"            out[{key}] = v"]
-    branches: list[tuple[str, str]] = []
-    accept = _INLINE_ACCEPT.get(spec.kind)
-    if spec.kind is Kind.TEXT and spec.name in FIELD_LIMITS:
-        accept = _INLINE_LIMITED_TEXT
-    if accept is not None:
-        names = {"i": i, "limit": FIELD_LIMITS.get(spec.name), "key": key, "dotted": repr("." + spec.name)}
-        branches.append((accept[0].format(**names), accept[1].format(**names)))
-    if spec.req != "R":
-        default = _default(spec)
-        branches.append(("v is _MISSING or v is None or v == ''", "[]" if default == [] else repr(default)))
-    lines = [f"    v = get({key}, _MISSING)"]
-    for n, (condition, value) in enumerate(branches):
-        lines += [f"    {'elif' if n else 'if'} {condition}:", f"        out[{key}] = {value}"]
-    if branches:
-        return [*lines, "    else:", f"        out[{key}] = c{i}(v, prefix, col)"]
-    return [*lines, f"    out[{key}] = c{i}(v, prefix, col)"]
-
-
-def _row_checker_source(table: Table) -> tuple[str, dict[str, object]]:
-    """Source of ``check_row`` for ``table`` (one ``_field_block`` per field, unrolled, in table
-    order) and its globals."""
-    env: dict[str, object] = {"_MISSING": _MISSING, "_OMIT": _OMIT, "_nfc": _nfc, "_rows": _check_rows,
-                              "_real_date": _REAL_DATE_RE.fullmatch}
-    lines = ["def check_row(obj, prefix, col):", "    get = obj.get", "    out = {}"]
-    for i, (name, check) in enumerate(table.checks):
-        spec = table.index[name]
-        env[f"c{i}"], env[f"s{i}"], env[f"t{i}"] = check, frozenset(spec.codes), spec.item
-        lines += _field_block(i, spec)
-    lines.append("    return out")
-    return "\n".join(lines) + "\n", env
-
-
-def _compile_table(table: Table) -> None:
-    """Set ``table.checks`` and ``table.check_row`` (generated once, at import).
-
-    The generated function registers its source with :mod:`linecache`, so tracebacks and
-    debuggers show it.
-    """
-    table.checks = tuple((spec.name, _compile_field(spec)) for spec in table.fields)
-    source, env = _row_checker_source(table)
-    filename = f"<gateway.dossier row checker: {table.title}>"
-    exec(compile(source, filename, "exec"), env)  # our own source, made from the tables
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    check_row = env["check_row"]
-    assert callable(check_row)
-    table.check_row = check_row
-
-
-for _table in (TAI_LIEU_NOP, LE_PHI, TEP_DINH_KEM_KHAC, HO_SO_BO_SUNG, GIAY_TO_KET_QUA, DINH_DANH_CHS,
-               KET_NOI_CSDL, DOSSIER, PROGRESS):
-    _compile_table(_table)
-
-_CHECK_MAHOSO_KHAC = _compile_field(_MAHOSO_KHAC_SPEC)
-
-#: Keys a snapshot body may carry.
-_SNAPSHOT_KEYS = DOSSIER.names | {LOCAL_ONLY_FIELD}
-_SNAPSHOT_EXTRA = frozenset({LOCAL_ONLY_FIELD})
+_CHECK_DOSSIER = _row_checker(DOSSIER, frozenset({LOCAL_ONLY_FIELD}))
+_CHECK_PROGRESS = _row_checker(PROGRESS)
+_CHECK_MAHOSO_KHAC = _id_checker(_MAHOSO_KHAC_SPEC)
 
 
 def _check_same_code(payload: Mapping[str, Any], path_mahoso: str, field: str,
@@ -888,9 +661,7 @@ def validate_snapshot(path_mahoso: str, body: object) -> Normalised:
         raise ValidationError([FieldError("", f"expected a JSON object (one dossier, spec §6.1); "
                                               f"got {_json_type(body)}")])
     col = _Collector()
-    if not body.keys() <= _SNAPSHOT_KEYS:
-        _report_unknown(body, DOSSIER, "", col, _SNAPSHOT_EXTRA)
-    payload = DOSSIER.check_row(body, "", col)
+    payload = _CHECK_DOSSIER(body, "", col)
     alt = _CHECK_MAHOSO_KHAC(body.get(LOCAL_ONLY_FIELD, _MISSING), "", col)
     _check_same_code(payload, path_mahoso, "MaHoSo", col)
     col.raise_if_any()
@@ -934,7 +705,7 @@ def validate_progress(path_mahoso: str, body: object) -> list[Normalised]:
         if _is_blank(item.get("MaHoSo", _MISSING)):
             item = {**item, "MaHoSo": path_mahoso}
         first_cut = len(col.truncated)
-        payload = _check_object(item, PROGRESS, prefix, col)
+        payload = _CHECK_PROGRESS(item, prefix, col)
         _check_same_code(payload, path_mahoso, _join(prefix, "MaHoSo"), col)
         results.append(Normalised(payload, tuple(col.truncated[first_cut:])))
     col.raise_if_any()
