@@ -487,7 +487,7 @@ def test_progress_schema_rejects_empty_and_oversized_lists() -> None:
 
 def test_ascii_space_or_control_class_is_exact() -> None:
     """The URL check's character class is exactly "white space or a Cc control character" (ASCII)."""
-    from gateway.dossier import _SPACE_OR_CONTROL_RE
+    from gateway.dossier.validate import _SPACE_OR_CONTROL_RE
     for code in range(128):
         ch = chr(code)
         expected = ch.isspace() or unicodedata.category(ch) == "Cc"

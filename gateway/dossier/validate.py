@@ -1,10 +1,9 @@
-"""The dossier model (spec §6), its validation and its normalisation for the portal.
+"""Validation and normalisation of agency input against the §6 tables (:mod:`.spec`).
 
-Pure functions, no I/O. The HTTP layer calls :func:`validate_snapshot` for
-``PUT /v1/dossiers/{MaHoSo}`` and :func:`validate_progress` for ``POST …/progress``; both return
-the payload exactly as it will be sent to DVCQG, or raise
-:class:`core.errors.ValidationError` listing *every* problem, one :class:`FieldError` each,
-with paths such as ``TaiLieuNop[0].TenTepDinhKem`` or ``[3].ThoiDiemXuLy``.
+:func:`validate_snapshot` and :func:`validate_progress` return the payload exactly as it will be
+sent to DVCQG, or raise :class:`core.errors.ValidationError` listing *every* problem, one
+:class:`FieldError` each, with paths such as ``TaiLieuNop[0].TenTepDinhKem`` or ``[3].ThoiDiemXuLy``.
+Pure functions, no I/O.
 
 Normalisation (§6.0): every scalar becomes a JSON string (except ``DanhSachTepDinhKemKhac``
 ``SoLuong``/``LoaiGiayTo``, which stay integers), codes sent as JSON integers become strings, text
@@ -25,50 +24,26 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from core.errors import FieldError, ValidationError
-from gateway.transitions import STATE_CODES, TransitionClass, classify_transition
-
-__all__ = [
-    "FIELD_LIMITS",
-    "IS_DELETED_FALSE",
-    "IS_DELETED_TRUE",
-    "MAX_PROGRESS_ITEMS",
-    "PERSONAL_FIELDS",
-    "Normalised",
-    "TransitionClass",
-    "classify_transition",
-    "dossier_json_schema",
-    "progress_json_schema",
-    "validate_progress",
-    "validate_snapshot",
-]
-
-#: §6.0 text limits (characters, after NFC). Longer texts end in ``ELLIPSIS`` within the limit.
-FIELD_LIMITS: Mapping[str, int] = MappingProxyType(
-    {"TrichYeuHoSo": 1000, "NguoiXuLy": 50, "TenTepDinhKem": 4000}
+from gateway.dossier.spec import (
+    DOSSIER,
+    ELLIPSIS,
+    FIELD_LIMITS,
+    IS_DELETED_FALSE,
+    IS_DELETED_TRUE,
+    LOCAL_ONLY_FIELD,
+    MAHOSO_KHAC,
+    MAX_PROGRESS_ITEMS,
+    PERSONAL_FIELDS,
+    PROGRESS,
+    Kind,
+    Spec,
+    Table,
 )
-ELLIPSIS = "..."
-
-#: Outgoing form of ``TaiLieuNop.IsDeleted`` [UNCERTAIN in the spec: OC "True"/"False", TH "0"/"1"].
-#: TH's form is used, matching every other §7.8 flag; change both constants to switch.
-IS_DELETED_TRUE = "1"
-IS_DELETED_FALSE = "0"
-
-#: Upper bound on the items of one progress request.
-MAX_PROGRESS_ITEMS = 500
-
-#: Fields whose values are personal data: never echoed in an error message.
-PERSONAL_FIELDS: frozenset[str] = frozenset(
-    {"ChuHoSo", "SoGiayToChuHoSo", "SoDinhDanh", "Email", "SoDienThoai", "Fax", "MaDoiTuong"}
-)
-
-#: Accepted beside §6.1 at the dossier's top level, kept locally, never forwarded (§8).
-LOCAL_ONLY_FIELD = "MaHoSoKhac"
 
 
 @dataclass(frozen=True)
@@ -86,184 +61,6 @@ class Normalised:
     truncated: tuple[str, ...]
     mahoso_khac: str = ""
 
-
-# --------------------------------------------------------------------------- field tables
-
-
-class Kind(Enum):
-    """How a field's value is checked and normalised."""
-
-    TEXT = "text"  # free text: a string; NFC; truncated when over FIELD_LIMITS
-    ID = "id"  # identifier or code of an unknown table: string or integer in, string out
-    DATE = "date"  # yyyyMMddHHmmss, a real time
-    CODE = "code"  # a code from a §7 table: string or integer in, string out
-    AMOUNT = "amount"  # non-negative integer VND: string or integer in, string out
-    COUNT = "count"  # non-negative integer: string or integer in, *integer* out (§6.0 exception)
-    URL = "url"  # absolute http(s) URL
-    DELETED = "deleted"  # IsDeleted: "True"/"False"/"0"/"1" (or JSON true/false) in
-    LIST = "list"  # list of rows of a sub-table
-
-
-Req = Literal["R", "S", "O"]
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One field of a §6 table."""
-
-    name: str
-    kind: Kind
-    req: Req = "O"
-    codes: tuple[str, ...] = ()
-    ref: str = ""  # where the code table is, for messages ("§7.1")
-    item: Table | None = None
-
-
-class Table:
-    """A §6 table: its title (for messages) and its fields, in the spec's order."""
-
-    def __init__(self, title: str, fields: tuple[Spec, ...]) -> None:
-        self.title = title
-        self.fields = fields
-        self.index: Mapping[str, Spec] = MappingProxyType({f.name: f for f in fields})
-        self.names: frozenset[str] = frozenset(self.index)
-
-
-FLAG = ("0", "1")
-
-
-def _text(name: str, req: Req = "O") -> Spec:
-    return Spec(name, Kind.TEXT, req)
-
-
-def _id(name: str, req: Req = "O") -> Spec:
-    return Spec(name, Kind.ID, req)
-
-
-def _date(name: str, req: Req = "O") -> Spec:
-    return Spec(name, Kind.DATE, req)
-
-
-def _code(name: str, codes: tuple[str, ...], ref: str, req: Req = "O") -> Spec:
-    return Spec(name, Kind.CODE, req, codes=codes, ref=ref)
-
-
-def _list(name: str, item: Table) -> Spec:
-    return Spec(name, Kind.LIST, "O", item=item)
-
-
-TAI_LIEU_NOP = Table("§6.2 TaiLieuNop", (
-    _id("TepDinhKemId"),
-    _text("TenTepDinhKem", "R"),
-    Spec("IsDeleted", Kind.DELETED),
-    _id("MaThanhPhanHoSo"),
-    Spec("DuongDanTaiTepTin", Kind.URL, "R"),
-    _code("DuocSoHoa", FLAG, "§7.8"),
-    _code("DuocTaiSuDung", ("0", "1", "2"), "§7.8"),
-    _code("DuocLayTuKhoDMQG", FLAG, "§7.8"),
-    _id("MaKetQuaThayThe"),
-))
-
-LE_PHI = Table("§6.3 DanhSachLePhi", (
-    _text("TenPhiLePhi", "R"),
-    _id("MaPhiLePhi"),
-    _id("HinhThucThu"),
-    Spec("Gia", Kind.AMOUNT, "R"),
-    _id("LoaiPhiLePhi"),
-))
-
-TEP_DINH_KEM_KHAC = Table("§6.4 DanhSachTepDinhKemKhac", (
-    _text("TenGiayTo", "R"),
-    Spec("SoLuong", Kind.COUNT),
-    Spec("LoaiGiayTo", Kind.COUNT),
-))
-
-HO_SO_BO_SUNG = Table("§6.5 DanhSachHoSoBoSung", (
-    _id("HoSoBoSungId", "R"),
-    _text("NguoiYeuCauBoSung"),
-    _text("NoiDungBoSung"),
-    _date("NgayBoSung", "R"),
-    _text("NguoiTiepNhanBoSung"),
-    _text("ThongTinTiepNhan"),
-    _date("NgayTiepNhanBoSung"),
-    _code("TrangThaiBoSung", FLAG, "§7.8"),
-    _list("DanhSachGiayToBoSung", TAI_LIEU_NOP),
-    _list("DanhSachLePhiBoSung", LE_PHI),
-    _date("NgayHenTraTruoc"),
-    _date("NgayHenTraMoi"),
-))
-
-GIAY_TO_KET_QUA = Table("§6.6 DanhSachGiayToKetQua", (
-    _text("TenGiayTo", "R"),
-    _id("MaThanhPhanHoSo"),
-    _id("GiayToId"),
-    Spec("DuongDanTepTinKetQua", Kind.URL, "R"),
-    _id("MaGiayToKetQua", "S"),
-))
-
-DINH_DANH_CHS = Table("§6.7 DinhDanhCHS", (
-    _code("LoaiDinhDanh", ("1", "2"), "§7.5", "R"),
-    _text("SoDinhDanh", "R"),
-))
-
-KET_NOI_CSDL = Table("§6.8 DSKetNoiCSDL", (
-    _id("MaCSDL", "R"),
-))
-
-DOSSIER = Table("§6.1 dossier", (
-    _id("MaHoSo", "R"),
-    _id("MaTTHC", "R"),
-    _text("TenTTHC", "R"),
-    _id("MaLinhVuc", "S"),
-    _text("TenLinhVuc", "S"),
-    _id("SoBienNhan"),
-    _code("KenhThucHien", ("1", "2", "3"), "§7.3", "R"),
-    _text("ChuHoSo", "R"),
-    _text("SoGiayToChuHoSo"),
-    _code("LoaiDoiTuong", ("1", "2", "3", "4"), "§7.4", "S"),
-    _text("MaDoiTuong"),
-    _text("ThongTinKhac"),
-    _text("Email", "S"),
-    _text("Fax"),
-    _text("SoDienThoai", "S"),
-    _text("TrichYeuHoSo", "S"),
-    _date("NgayTiepNhan", "R"),
-    _date("NgayHenTra", "S"),
-    _code("TrangThaiHoSo", STATE_CODES, "§7.1", "R"),
-    _date("NgayTra"),
-    _text("ThongTinTra"),
-    _code("HinhThuc", ("0", "1"), "§7.6", "S"),
-    _date("NgayKetThucXuLy"),
-    _text("DonViXuLy", "S"),
-    _text("GhiChu"),
-    _date("NgayNopHoSo"),
-    _date("NgayTuChoi"),
-    _id("NoiNopHoSo"),
-    _code("HoSoCoThanhPhanSoHoa", FLAG, "§7.8"),
-    _code("TaiKhoanDuocXacThucVoiVNeID", FLAG, "§7.8"),
-    _code("DuocThanhToanTrucTuyen", ("0", "1", "2", "3"), "§7.7"),
-    _list("TaiLieuNop", TAI_LIEU_NOP),
-    _list("DanhSachLePhi", LE_PHI),
-    _list("DanhSachTepDinhKemKhac", TEP_DINH_KEM_KHAC),
-    _list("DanhSachHoSoBoSung", HO_SO_BO_SUNG),
-    _list("DanhSachGiayToKetQua", GIAY_TO_KET_QUA),
-    _list("DinhDanhCHS", DINH_DANH_CHS),
-    _list("DSKetNoiCSDL", KET_NOI_CSDL),
-))
-
-PROGRESS = Table("§6.9 progress item", (
-    _id("MaHoSo", "R"),
-    _text("NguoiXuLy", "R"),
-    _text("ChucDanh"),
-    _date("ThoiDiemXuLy", "R"),
-    _text("PhongBanXuLy"),
-    _text("NoiDungXuLy", "S"),
-    _code("TrangThai", STATE_CODES, "§7.1", "R"),
-    _date("NgayBatDau"),
-    _date("NgayKetThucTheoQuyDinh"),
-))
-
-_MAHOSO_KHAC_SPEC = _id(LOCAL_ONLY_FIELD)
 
 # --------------------------------------------------------------------------- checking
 #
@@ -619,7 +416,7 @@ def _row_checker(table: Table, allowed: frozenset[str] = frozenset()) -> RowChec
 
 _CHECK_DOSSIER = _row_checker(DOSSIER, frozenset({LOCAL_ONLY_FIELD}))
 _CHECK_PROGRESS = _row_checker(PROGRESS)
-_CHECK_MAHOSO_KHAC = _id_checker(_MAHOSO_KHAC_SPEC)
+_CHECK_MAHOSO_KHAC = _id_checker(MAHOSO_KHAC)
 
 
 def _check_same_code(payload: Mapping[str, Any], path_mahoso: str, field: str,
@@ -710,78 +507,3 @@ def validate_progress(path_mahoso: str, body: object) -> list[Normalised]:
         results.append(Normalised(payload, tuple(col.truncated[first_cut:])))
     col.raise_if_any()
     return results
-
-
-# --------------------------------------------------------------------------- JSON Schema
-
-_NON_BLANK = {"type": "string", "pattern": r"\S"}
-
-
-def _scalar_schema(spec: Spec) -> dict[str, Any]:
-    """JSON Schema of one present, non-blank scalar value."""
-    whole = [{"type": "string", "pattern": "^[0-9]+$"}, {"type": "integer", "minimum": 0}]
-    schemas: dict[Kind, dict[str, Any]] = {
-        Kind.TEXT: dict(_NON_BLANK),
-        Kind.ID: {"anyOf": [dict(_NON_BLANK), {"type": "integer"}]},
-        Kind.DATE: {"type": "string", "pattern": "^[0-9]{14}$"},
-        Kind.CODE: {"enum": [*spec.codes, *(int(c) for c in spec.codes)]},
-        Kind.AMOUNT: {"anyOf": whole},
-        Kind.COUNT: {"anyOf": whole},
-        Kind.URL: {"type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]+"},
-        Kind.DELETED: {"enum": ["True", "False", "0", "1", True, False, 0, 1]},
-    }
-    return schemas[spec.kind]
-
-
-def _field_schema(spec: Spec) -> dict[str, Any]:
-    if spec.kind is Kind.LIST:
-        assert spec.item is not None
-        schema: dict[str, Any] = {"type": "array", "items": _object_schema(spec.item)}
-    else:
-        schema = _scalar_schema(spec)
-    if spec.req != "R":
-        # Absent, null, "" and white space all mean "not known" for an optional field.
-        schema = {"anyOf": [schema, {"type": "null"}, {"type": "string", "pattern": r"^\s*$"}]}
-    limit = FIELD_LIMITS.get(spec.name)
-    if limit is not None:
-        schema["description"] = f"Longer texts are cut to {limit} characters, ending in \"...\"."
-    return schema
-
-
-def _object_schema(table: Table, extra: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    properties = {spec.name: _field_schema(spec) for spec in table.fields}
-    properties.update(extra or {})
-    return {
-        "type": "object",
-        "title": table.title,
-        "properties": properties,
-        "required": [spec.name for spec in table.fields if spec.req == "R"],
-        "additionalProperties": False,
-    }
-
-
-def dossier_json_schema() -> dict[str, Any]:
-    """JSON Schema (2020-12, OpenAPI 3.1 compatible, no ``$ref``) of an accepted snapshot body.
-
-    It describes shapes only: whether a date is a real time and whether the body ``MaHoSo`` is
-    the path's are checked by :func:`validate_snapshot` alone.
-    """
-    alt = _field_schema(_MAHOSO_KHAC_SPEC)
-    alt["description"] = "Alternative dossier code (spec §8); kept by the gateway, never forwarded."
-    schema = _object_schema(DOSSIER, {LOCAL_ONLY_FIELD: alt})
-    schema["description"] = ("One dossier snapshot in DVCQG field names (spec §6.1). Codes may be "
-                             "strings or integers; absent optional values are sent as \"\" or [].")
-    return schema
-
-
-def progress_json_schema() -> dict[str, Any]:
-    """JSON Schema of an accepted progress body: one §6.9 item or a list of 1–500 of them.
-
-    ``MaHoSo`` may be left out (it is taken from the path), so it is not required here.
-    """
-    item = _object_schema(PROGRESS)
-    item["required"] = [name for name in item["required"] if name != "MaHoSo"]
-    return {
-        "description": "Progress items (spec §6.9), in the order they happened.",
-        "oneOf": [item, {"type": "array", "minItems": 1, "maxItems": MAX_PROGRESS_ITEMS, "items": item}],
-    }
