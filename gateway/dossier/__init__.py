@@ -17,7 +17,7 @@ from gateway.dossier.spec import (
     PROGRESS,
 )
 from gateway.dossier.validate import (
-    Normalised,
+    Validated,
     derive_dinh_danh,
     truncate,
     validate_progress,
@@ -33,8 +33,8 @@ __all__ = [
     "MAX_PROGRESS_ITEMS",
     "PERSONAL_FIELDS",
     "PROGRESS",
-    "Normalised",
     "TransitionClass",
+    "Validated",
     "classify_transition",
     "derive_dinh_danh",
     "dossier_json_schema",

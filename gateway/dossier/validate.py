@@ -47,8 +47,8 @@ from gateway.dossier.spec import (
 
 
 @dataclass(frozen=True)
-class Normalised:
-    """A validated event, ready to send to the portal.
+class Validated:
+    """One validated event, ready to send to the portal.
 
     ``payload``: §6.1 dossier or §6.9 progress item, every scalar a JSON string, lists never null.
     ``truncated``: the *names* of the fields that were cut (one entry per cut value, in document
@@ -57,8 +57,8 @@ class Normalised:
     ``payload`` because it is never forwarded.
     """
 
-    payload: dict[str, Any]
-    truncated: tuple[str, ...]
+    payload: Mapping[str, Any]
+    truncated: tuple[str, ...] = ()
     mahoso_khac: str = ""
 
 
@@ -446,7 +446,7 @@ def derive_dinh_danh(number: str) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------- entry points
 
 
-def validate_snapshot(path_mahoso: str, body: object) -> Normalised:
+def validate_snapshot(path_mahoso: str, body: object) -> Validated:
     """Validate and normalise one dossier snapshot (§6.1) for ``PUT /v1/dossiers/{path_mahoso}``.
 
     Raises :class:`ValidationError` listing every problem: a body that is not an object (field
@@ -464,7 +464,7 @@ def validate_snapshot(path_mahoso: str, body: object) -> Normalised:
     col.raise_if_any()
     if not payload["DinhDanhCHS"]:
         payload["DinhDanhCHS"] = derive_dinh_danh(payload["SoGiayToChuHoSo"])
-    return Normalised(payload, tuple(col.truncated), alt if isinstance(alt, str) else "")
+    return Validated(payload, tuple(col.truncated), alt if isinstance(alt, str) else "")
 
 
 def _progress_items(body: object) -> tuple[list[object], bool]:
@@ -482,18 +482,18 @@ def _progress_items(body: object) -> tuple[list[object], bool]:
     raise ValidationError([FieldError("", message)])
 
 
-def validate_progress(path_mahoso: str, body: object) -> list[Normalised]:
+def validate_progress(path_mahoso: str, body: object) -> list[Validated]:
     """Validate and normalise progress for ``POST /v1/dossiers/{path_mahoso}/progress`` (§6.9).
 
     ``body`` is one item (errors on ``ThoiDiemXuLy``…) or a non-empty list of at most
     :data:`MAX_PROGRESS_ITEMS` items (errors on ``[3].ThoiDiemXuLy``…). An item without
     ``MaHoSo`` takes the path's; one with another code is an error. Returns one
-    :class:`Normalised` per item, in the order given. Raises :class:`ValidationError` listing
+    :class:`Validated` per item, in the order given. Raises :class:`ValidationError` listing
     every problem of every item.
     """
     items, single = _progress_items(body)
     col = _Collector()
-    results: list[Normalised] = []
+    results: list[Validated] = []
     for i, item in enumerate(items):
         prefix = "" if single else f"[{i}]"
         if not isinstance(item, dict):
@@ -504,6 +504,6 @@ def validate_progress(path_mahoso: str, body: object) -> list[Normalised]:
         first_cut = len(col.truncated)
         payload = _CHECK_PROGRESS(item, prefix, col)
         _check_same_code(payload, path_mahoso, _join(prefix, "MaHoSo"), col)
-        results.append(Normalised(payload, tuple(col.truncated[first_cut:])))
+        results.append(Validated(payload, tuple(col.truncated[first_cut:])))
     col.raise_if_any()
     return results

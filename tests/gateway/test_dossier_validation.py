@@ -19,7 +19,7 @@ from gateway.dossier import (
     IS_DELETED_TRUE,
     MAX_PROGRESS_ITEMS,
     PROGRESS,
-    Normalised,
+    Validated,
     dossier_json_schema,
     progress_json_schema,
     truncate,
@@ -206,7 +206,7 @@ def test_bad_progress_reports_exact_field_paths(body: object, expected: list[str
 def test_sample_dossier_is_accepted_and_fully_keyed() -> None:
     """The sample passes; the payload carries every §6.1 key (optional ones filled), lists not null."""
     result = validate_snapshot(M, sample_dossier(M))
-    assert isinstance(result, Normalised)
+    assert isinstance(result, Validated)
     assert list(result.payload) == [spec.name for spec in DOSSIER.fields]
     assert result.truncated == ()
     for row in result.payload["TaiLieuNop"]:
