@@ -70,7 +70,8 @@ def dossier_json_schema() -> dict[str, Any]:
     the path's are checked by :func:`validate_snapshot` alone.
     """
     alt = _field_schema(MAHOSO_KHAC)
-    alt["description"] = "Alternative dossier code (spec §8); kept by the gateway, never forwarded."
+    alt["description"] = ("Alternative dossier code (spec §8): checked, never forwarded to the portal, "
+                          "not stored by the gateway yet.")
     schema = _object_schema(DOSSIER, {LOCAL_ONLY_FIELD: alt})
     schema["description"] = ("One dossier snapshot in DVCQG field names (spec §6.1). Codes may be "
                              "strings or integers; absent optional values are sent as \"\" or [].")

@@ -33,7 +33,9 @@ PERSONAL_FIELDS: frozenset[str] = frozenset(
     {"ChuHoSo", "SoGiayToChuHoSo", "SoDinhDanh", "Email", "SoDienThoai", "Fax", "MaDoiTuong"}
 )
 
-#: Accepted beside §6.1 at the dossier's top level, kept locally, never forwarded (§8).
+#: Accepted beside §6.1 at the dossier's top level (§8 step 2): checked, returned to the caller in
+#: ``Validated.mahoso_khac``, never forwarded to the portal. The gateway does not store it: mapping
+#: local codes to portal codes (§8) is a later capability.
 LOCAL_ONLY_FIELD = "MaHoSoKhac"
 
 
@@ -210,5 +212,5 @@ PROGRESS = Table("§6.9 progress item", (
     _date("NgayKetThucTheoQuyDinh"),
 ))
 
-#: The agency's alternative dossier code, accepted beside §6.1 at the top level (see LOCAL_ONLY_FIELD).
+#: The agency's alternative dossier code, an identifier like MaHoSo (see LOCAL_ONLY_FIELD).
 MAHOSO_KHAC = _id(LOCAL_ONLY_FIELD)

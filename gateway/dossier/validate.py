@@ -53,8 +53,9 @@ class Validated:
     ``payload``: §6.1 dossier or §6.9 progress item, every scalar a JSON string, lists never null.
     ``truncated``: the *names* of the fields that were cut (one entry per cut value, in document
     order), for a metric label; never values.
-    ``mahoso_khac``: the agency's alternative dossier code (§8 step 2), "" if none; it is not in
-    ``payload`` because it is never forwarded.
+    ``mahoso_khac``: the agency's alternative dossier code (§8 step 2), "" if none. It is not in
+    ``payload`` because it is never forwarded to the portal, and the gateway does not store it: it
+    is returned for the caller only (mapping local codes to portal codes, §8, is a later capability).
     """
 
     payload: Mapping[str, Any]
@@ -452,7 +453,8 @@ def validate_snapshot(path_mahoso: str, body: object) -> Validated:
     Raises :class:`ValidationError` listing every problem: a body that is not an object (field
     ``""``), unknown fields, missing required fields (``ChuHoSo`` included), unreal dates, codes
     outside their tables, bad amounts or URLs, a body ``MaHoSo`` that differs from the path.
-    ``MaHoSoKhac`` is accepted, returned in ``mahoso_khac`` and left out of the payload.
+    ``MaHoSoKhac`` is checked, returned in ``mahoso_khac`` and left out of the payload (never
+    forwarded); it is not stored.
     """
     if not isinstance(body, dict):
         raise ValidationError([FieldError("", f"expected a JSON object (one dossier, spec §6.1); "
