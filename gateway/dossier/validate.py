@@ -102,9 +102,6 @@ Checker = Callable[[object, str, _Collector], object]
 #: ``check_row(obj, prefix, col)``: the outgoing row (every field of the table, in table order).
 RowChecker = Callable[[Mapping[str, Any], str, _Collector], dict[str, Any]]
 
-_nfc = unicodedata.normalize
-
-
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
@@ -193,7 +190,7 @@ def _text_checker(spec: Spec) -> Checker:
     def check(value: object, prefix: str, col: _Collector) -> object:
         if not isinstance(value, str) or not value or value.isspace():
             return _reject(spec, value, prefix, col)
-        text = _nfc("NFC", value)
+        text = unicodedata.normalize("NFC", value)
         if limit is not None and len(text) > limit:
             col.truncated.append(spec.name)
             return truncate(text, limit)
@@ -220,7 +217,7 @@ def _id_checker(spec: Spec) -> Checker:
     """A string (not blank, sent in NFC) or an integer (sent as its digits)."""
     def check(value: object, prefix: str, col: _Collector) -> object:
         if isinstance(value, str) and value and not value.isspace():
-            return _nfc("NFC", value)
+            return unicodedata.normalize("NFC", value)
         if type(value) is int:
             return str(value)
         return _reject(spec, value, prefix, col)
@@ -323,7 +320,7 @@ def _url_checker(spec: Spec) -> Checker:
     def check(value: object, prefix: str, col: _Collector) -> object:
         if not isinstance(value, str):
             return _reject(spec, value, prefix, col)
-        url = _nfc("NFC", value)
+        url = unicodedata.normalize("NFC", value)
         problem = _url_problem(url)
         return _reject(spec, value, prefix, col, problem) if problem else url
 
