@@ -1,7 +1,8 @@
 """Validation micro-benchmark: µs per :func:`gateway.dossier.validate_snapshot` of the realistic
 sample dossier (``tests/samples.py:sample_dossier()``) and per :func:`validate_progress` of a
 10-item progress list, beside a baseline measured in the same run: ``json.loads`` of the same
-body, the parse cost a bare aiohttp handler pays for it.
+body, the parse cost a bare aiohttp handler pays for it. Both validators are the one form in
+``gateway/dossier/validate.py`` (per-field checkers built once from the §6 tables).
 
 Method: the body is serialised once (as an agency would send it) and parsed once; the parsed
 object is what the validators get, as in the handler. Each figure is ``timeit`` over

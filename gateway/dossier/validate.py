@@ -1,0 +1,508 @@
+"""Validation and normalisation of agency input against the §6 tables (:mod:`.spec`).
+
+:func:`validate_snapshot` and :func:`validate_progress` return the payload exactly as it will be
+sent to DVCQG, or raise :class:`core.errors.ValidationError` listing *every* problem, one
+:class:`FieldError` each, with paths such as ``TaiLieuNop[0].TenTepDinhKem`` or ``[3].ThoiDiemXuLy``.
+Pure functions, no I/O.
+
+Normalisation (§6.0): every scalar becomes a JSON string (except ``DanhSachTepDinhKemKhac``
+``SoLuong``/``LoaiGiayTo``, which stay integers), codes sent as JSON integers become strings, text
+is NFC, texts over :data:`FIELD_LIMITS` are cut at a character boundary and end in ``"..."``,
+absent optional scalars become ``""`` and absent lists ``[]`` (see docs/decisions.md,
+"dossier validation", for the exceptions).
+
+Error messages never repeat the value of a free-text, identifier or URL field, nor of any field in
+:data:`PERSONAL_FIELDS`: they name what was expected and the JSON type that came.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.errors import FieldError, ValidationError
+from gateway.dossier.spec import (
+    DOSSIER,
+    ELLIPSIS,
+    FIELD_LIMITS,
+    IS_DELETED_FALSE,
+    IS_DELETED_TRUE,
+    LOCAL_ONLY_FIELD,
+    MAHOSO_KHAC,
+    MAX_PROGRESS_ITEMS,
+    PERSONAL_FIELDS,
+    PROGRESS,
+    Kind,
+    Spec,
+    Table,
+)
+
+
+@dataclass(frozen=True)
+class Validated:
+    """One validated event, ready to send to the portal.
+
+    ``payload``: §6.1 dossier or §6.9 progress item, every scalar a JSON string, lists never null.
+    ``truncated``: the *names* of the fields that were cut (one entry per cut value, in document
+    order), for a metric label; never values.
+    ``mahoso_khac``: the agency's alternative dossier code (§8 step 2), "" if none. It is not in
+    ``payload`` because it is never forwarded to the portal, and the gateway does not store it: it
+    is returned for the caller only (mapping local codes to portal codes, §8, is a later capability).
+    """
+
+    payload: Mapping[str, Any]
+    truncated: tuple[str, ...] = ()
+    mahoso_khac: str = ""
+
+
+# --------------------------------------------------------------------------- checking
+#
+# One checker per field, built once from its Spec by the builder of its Kind:
+# ``check(value, prefix, col)`` returns the field's outgoing value (``_OMIT``: leave the key out),
+# where ``value`` is ``_MISSING`` when the key is absent and ``prefix`` is the row's path. A checker
+# tests for the well-formed value first and hands anything else to ``_reject``, which is where
+# blanks become defaults or "required" errors; paths are built only when a problem is recorded.
+# A JSON integer is ``type(value) is int`` (a boolean is not one).
+
+
+class _Missing:
+    """Marks a key absent from the body (as opposed to JSON null)."""
+
+
+_MISSING = _Missing()
+_OMIT = object()  # a checker's answer meaning "leave the key out of the payload"
+
+
+class _Collector:
+    """The problems and truncations found while walking one request."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self.truncated: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(FieldError(path, message))
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ValidationError(list(self.errors))
+
+
+#: ``check(value, prefix, col)``: the outgoing value of one field (see above).
+Checker = Callable[[object, str, _Collector], object]
+
+#: ``check_row(obj, prefix, col)``: the outgoing row (every field of the table, in table order).
+RowChecker = Callable[[Mapping[str, Any], str, _Collector], dict[str, Any]]
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _json_type(value: object) -> str:
+    """The JSON type of ``value``, with its article, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _came(spec: Spec, value: object) -> str:
+    """What came, for a message: the JSON type, plus the value when it is safe to repeat."""
+    shown = spec.kind in (Kind.CODE, Kind.DATE, Kind.AMOUNT, Kind.COUNT, Kind.DELETED)
+    if not shown or spec.name in PERSONAL_FIELDS or isinstance(value, (list, dict)):
+        return _json_type(value)
+    text = json.dumps(value, ensure_ascii=False)
+    return f"{_json_type(value)} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _expected(spec: Spec) -> str:
+    """What the field accepts, in words."""
+    kind = spec.kind
+    if kind is Kind.CODE:
+        listed = ", ".join(f'"{c}"' for c in spec.codes)
+        return f"one of {listed} ({spec.ref} {spec.name}), as a string or an integer"
+    return _EXPECTED[kind]
+
+
+_EXPECTED: Mapping[Kind, str] = MappingProxyType({
+    Kind.TEXT: "a string",
+    Kind.ID: "a string (or an integer)",
+    Kind.DATE: "a date-time string yyyyMMddHHmmss in Asia/Ho_Chi_Minh time, e.g. \"20240315093000\"",
+    Kind.AMOUNT: "a non-negative whole amount in VND, as a string of digits or an integer, e.g. \"50000\"",
+    Kind.COUNT: "a non-negative integer (or a string of digits)",
+    Kind.URL: "an absolute http(s) URL that DVCQG can download from, e.g. \"https://host/path/file.pdf\"",
+    Kind.DELETED: "one of \"True\", \"False\", \"0\", \"1\" (or true/false)",
+    Kind.LIST: "an array of objects",
+})
+
+
+def _is_blank(value: object) -> bool:
+    return value is _MISSING or value is None or (isinstance(value, str) and not value.strip())
+
+
+def _default(spec: Spec) -> object:
+    """What an absent optional field is sent as (§6.0 policy)."""
+    if spec.kind is Kind.LIST:
+        return []
+    if spec.kind is Kind.COUNT:
+        return _OMIT
+    if spec.kind is Kind.DELETED:
+        return IS_DELETED_FALSE
+    return ""
+
+
+def _reject(spec: Spec, value: object, prefix: str, col: _Collector, why: str = "") -> object:
+    """``value`` is not a well-formed value of ``spec``: a blank (absent, null, "", white space) is
+    the default of an optional field and an error for a required one; anything else is an
+    "expected …; got …" error. Returns the outgoing value (None as a placeholder after an error)."""
+    if not _is_blank(value):
+        message = f"expected {_expected(spec)}; got {_came(spec, value)}{why}"
+    elif spec.req != "R":
+        return _default(spec)
+    else:
+        how = "missing" if value is _MISSING else "null" if value is None else "empty"
+        message = f"required field is {how}; expected {_expected(spec)}"
+    col.error(_join(prefix, spec.name), message)
+    return None
+
+
+def _text_checker(spec: Spec) -> Checker:
+    """A string, not blank; sent in NFC, cut to its FIELD_LIMITS entry (recorded in ``truncated``)."""
+    limit = FIELD_LIMITS.get(spec.name)
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if not isinstance(value, str) or not value or value.isspace():
+            return _reject(spec, value, prefix, col)
+        text = unicodedata.normalize("NFC", value)
+        if limit is not None and len(text) > limit:
+            col.truncated.append(spec.name)
+            return truncate(text, limit)
+        return text
+
+    return check
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, ending in "...", never splitting a character.
+
+    A base letter and the combining marks after it stay together (NFC leaves some Vietnamese
+    letters decomposed when no precomposed form exists).
+    """
+    if len(text) <= limit:
+        return text
+    cut = max(limit - len(ELLIPSIS), 0)
+    while cut > 0 and unicodedata.combining(text[cut]):
+        cut -= 1
+    return text[:cut] + ELLIPSIS
+
+
+def _id_checker(spec: Spec) -> Checker:
+    """A string (not blank, sent in NFC) or an integer (sent as its digits)."""
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if isinstance(value, str) and value and not value.isspace():
+            return unicodedata.normalize("NFC", value)
+        if type(value) is int:
+            return str(value)
+        return _reject(spec, value, prefix, col)
+
+    return check
+
+
+def _date_checker(spec: Spec) -> Checker:
+    """A 14-digit string yyyyMMddHHmmss that is a real time; sent as it came."""
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if not (isinstance(value, str) and len(value) == 14 and value.isascii() and value.isdigit()):
+            return _reject(spec, value, prefix, col)
+        problem = _time_problem(int(value))
+        return _reject(spec, value, prefix, col, problem) if problem else value
+
+    return check
+
+
+def _time_problem(digits: int) -> str:
+    """Why yyyyMMddHHmmss, read as one number, is not a real time ("" if it is)."""
+    rest, second = divmod(digits, 100)  # one int() and divmod: half the cost of six slices
+    rest, minute = divmod(rest, 100)
+    rest, hour = divmod(rest, 100)
+    rest, day = divmod(rest, 100)
+    year, month = divmod(rest, 100)
+    try:
+        datetime(year, month, day, hour, minute, second)
+    except ValueError as exc:
+        return f", which is not a real time ({exc})"
+    return ""
+
+
+def _code_checker(spec: Spec) -> Checker:
+    """One of the table's codes, as a string or an integer; sent as a string."""
+    codes = frozenset(spec.codes)
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        code = value if isinstance(value, str) else str(value) if type(value) is int else None
+        if code in codes:
+            return code
+        return _reject(spec, value, prefix, col)
+
+    return check
+
+
+_DIGITS_RE = re.compile(r"[0-9]+")
+
+
+def _whole_number(value: object) -> int | None:
+    """``value`` as a non-negative integer, if it is one (JSON integer or string of digits)."""
+    if type(value) is int:
+        return value if value >= 0 else None
+    if isinstance(value, str) and _DIGITS_RE.fullmatch(value):
+        return int(value)
+    return None
+
+
+def _amount_checker(spec: Spec) -> Checker:
+    """A non-negative whole number (digits or integer); sent as canonical digits ("007" → "7")."""
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        number = _whole_number(value)
+        return _reject(spec, value, prefix, col) if number is None else str(number)
+
+    return check
+
+
+def _count_checker(spec: Spec) -> Checker:
+    """A non-negative whole number (digits or integer); sent as a JSON integer (§6.0 exception)."""
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        number = _whole_number(value)
+        return _reject(spec, value, prefix, col) if number is None else number
+
+    return check
+
+
+#: Exactly the characters that are white space (``str.isspace``) or control characters (Cc).
+_SPACE_OR_CONTROL_RE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def _url_problem(value: str) -> str:
+    """Why ``value`` is not an absolute http(s) URL ("" if it is). Never repeats the URL."""
+    if _SPACE_OR_CONTROL_RE.search(value):
+        return " containing white space or control characters"
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return " that does not parse as a URL"
+    if not parts.scheme:
+        return " that is a relative reference (no scheme)"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f" with scheme {parts.scheme[:10]!r}"
+    if not host:
+        return " without a host"
+    return ""
+
+
+def _url_checker(spec: Spec) -> Checker:
+    """An absolute http(s) URL with a host, no white space or control characters; sent in NFC."""
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if not isinstance(value, str):
+            return _reject(spec, value, prefix, col)
+        url = unicodedata.normalize("NFC", value)
+        problem = _url_problem(url)
+        return _reject(spec, value, prefix, col, problem) if problem else url
+
+    return check
+
+
+_DELETED_IN: Mapping[str, str] = MappingProxyType({
+    "True": IS_DELETED_TRUE, "False": IS_DELETED_FALSE, "1": IS_DELETED_TRUE, "0": IS_DELETED_FALSE,
+})
+
+
+def _deleted_checker(spec: Spec) -> Checker:
+    """OC's "True"/"False", TH's "1"/"0", JSON true/false or 1/0; sent as IS_DELETED_TRUE/FALSE."""
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        form = str(value) if isinstance(value, int) else value  # true → "True", 1 → "1"
+        sent = _DELETED_IN.get(form) if isinstance(form, str) else None
+        return _reject(spec, value, prefix, col) if sent is None else sent
+
+    return check
+
+
+def _list_checker(spec: Spec) -> Checker:
+    """An array of rows of ``spec.item``, each checked by that table's row checker."""
+    item = spec.item
+    assert item is not None
+    check_row = _row_checker(item)
+
+    def check(value: object, prefix: str, col: _Collector) -> object:
+        if not isinstance(value, list):
+            return _reject(spec, value, prefix, col, f" (rows of {item.title})")
+        path = _join(prefix, spec.name)
+        rows: list[dict[str, Any]] = []
+        for i, row in enumerate(value):
+            if isinstance(row, dict):
+                rows.append(check_row(row, f"{path}[{i}]", col))
+            else:
+                col.error(f"{path}[{i}]", f"expected an object (a {item.title} row); got {_json_type(row)}")
+        return rows
+
+    return check
+
+
+_CHECKER_OF_KIND: Mapping[Kind, Callable[[Spec], Checker]] = MappingProxyType({
+    Kind.TEXT: _text_checker,
+    Kind.ID: _id_checker,
+    Kind.DATE: _date_checker,
+    Kind.CODE: _code_checker,
+    Kind.AMOUNT: _amount_checker,
+    Kind.COUNT: _count_checker,
+    Kind.URL: _url_checker,
+    Kind.DELETED: _deleted_checker,
+    Kind.LIST: _list_checker,
+})
+
+
+def _unknown_message(key: str, table: Table, allowed: frozenset[str]) -> str:
+    names = [*table.index, *allowed]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
+    if not close:
+        close = [n for n in names if n.lower() == key.lower()]
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown field: not in {table.title} (field names are case-sensitive){hint}"
+
+
+def _report_unknown(obj: Mapping[str, Any], table: Table, prefix: str, col: _Collector,
+                    allowed: frozenset[str]) -> None:
+    """One error per key of ``obj`` that is neither a field of ``table`` nor in ``allowed``."""
+    for key in obj:
+        if key not in table.index and key not in allowed:
+            col.error(_join(prefix, key), _unknown_message(key, table, allowed))
+
+
+def _row_checker(table: Table, allowed: frozenset[str] = frozenset()) -> RowChecker:
+    """The checker of one row of ``table``: unknown keys (other than ``allowed``) are errors, then
+    every field is checked, in table order."""
+    checks = tuple((spec.name, _CHECKER_OF_KIND[spec.kind](spec)) for spec in table.fields)
+    known = table.names | allowed
+
+    def check_row(obj: Mapping[str, Any], prefix: str, col: _Collector) -> dict[str, Any]:
+        if not obj.keys() <= known:
+            _report_unknown(obj, table, prefix, col, allowed)
+        out: dict[str, Any] = {}
+        for name, check in checks:
+            value = check(obj.get(name, _MISSING), prefix, col)
+            if value is not _OMIT:
+                out[name] = value
+        return out
+
+    return check_row
+
+
+_CHECK_DOSSIER = _row_checker(DOSSIER, frozenset({LOCAL_ONLY_FIELD}))
+_CHECK_PROGRESS = _row_checker(PROGRESS)
+_CHECK_MAHOSO_KHAC = _id_checker(MAHOSO_KHAC)
+
+
+def _check_same_code(payload: Mapping[str, Any], path_mahoso: str, field: str,
+                     col: _Collector) -> None:
+    """The body's ``MaHoSo`` (already checked) must be the URL path's."""
+    body_code = payload.get("MaHoSo")
+    if isinstance(body_code, str) and body_code != unicodedata.normalize("NFC", path_mahoso):
+        col.error(field, f"must equal the dossier code in the URL path: the path has {path_mahoso!r}, "
+                         f"the body has {body_code!r}")
+
+
+# --------------------------------------------------------------------------- DinhDanhCHS
+
+_ID_NUMBER_TYPES: Mapping[int, str] = MappingProxyType({12: "1", 9: "2"})  # §7.5: CCCD / CMND
+
+
+def derive_dinh_danh(number: str) -> list[dict[str, str]]:
+    """§7.5: ``[{"LoaiDinhDanh", "SoDinhDanh"}]`` for a 9-digit (CMND, "2") or 12-digit (CCCD, "1")
+    number, else ``[]``. Never a placeholder."""
+    digits = number.strip()
+    kind = _ID_NUMBER_TYPES.get(len(digits))
+    if kind is None or not _DIGITS_RE.fullmatch(digits):
+        return []
+    return [{"LoaiDinhDanh": kind, "SoDinhDanh": digits}]
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def validate_snapshot(path_mahoso: str, body: object) -> Validated:
+    """Validate and normalise one dossier snapshot (§6.1) for ``PUT /v1/dossiers/{path_mahoso}``.
+
+    Raises :class:`ValidationError` listing every problem: a body that is not an object (field
+    ``""``), unknown fields, missing required fields (``ChuHoSo`` included), unreal dates, codes
+    outside their tables, bad amounts or URLs, a body ``MaHoSo`` that differs from the path.
+    ``MaHoSoKhac`` is checked, returned in ``mahoso_khac`` and left out of the payload (never
+    forwarded); it is not stored.
+    """
+    if not isinstance(body, dict):
+        raise ValidationError([FieldError("", f"expected a JSON object (one dossier, spec §6.1); "
+                                              f"got {_json_type(body)}")])
+    col = _Collector()
+    payload = _CHECK_DOSSIER(body, "", col)
+    alt = _CHECK_MAHOSO_KHAC(body.get(LOCAL_ONLY_FIELD, _MISSING), "", col)
+    _check_same_code(payload, path_mahoso, "MaHoSo", col)
+    col.raise_if_any()
+    if not payload["DinhDanhCHS"]:
+        payload["DinhDanhCHS"] = derive_dinh_danh(payload["SoGiayToChuHoSo"])
+    return Validated(payload, tuple(col.truncated), alt if isinstance(alt, str) else "")
+
+
+def _progress_items(body: object) -> tuple[list[object], bool]:
+    """The items of a progress body and whether it was a single object; raises on a bad shape."""
+    if isinstance(body, dict):
+        return [body], True
+    if not isinstance(body, list):
+        message = f"expected a progress item (§6.9) or a list of them; got {_json_type(body)}"
+    elif not body:
+        message = "expected at least one progress item; got an empty array"
+    elif len(body) > MAX_PROGRESS_ITEMS:
+        message = f"expected at most {MAX_PROGRESS_ITEMS} progress items; got {len(body)}"
+    else:
+        return list(body), False
+    raise ValidationError([FieldError("", message)])
+
+
+def validate_progress(path_mahoso: str, body: object) -> list[Validated]:
+    """Validate and normalise progress for ``POST /v1/dossiers/{path_mahoso}/progress`` (§6.9).
+
+    ``body`` is one item (errors on ``ThoiDiemXuLy``…) or a non-empty list of at most
+    :data:`MAX_PROGRESS_ITEMS` items (errors on ``[3].ThoiDiemXuLy``…). An item without
+    ``MaHoSo`` takes the path's; one with another code is an error. Returns one
+    :class:`Validated` per item, in the order given. Raises :class:`ValidationError` listing
+    every problem of every item.
+    """
+    items, single = _progress_items(body)
+    col = _Collector()
+    results: list[Validated] = []
+    for i, item in enumerate(items):
+        prefix = "" if single else f"[{i}]"
+        if not isinstance(item, dict):
+            col.error(prefix, f"expected an object (a §6.9 progress item); got {_json_type(item)}")
+            continue
+        if _is_blank(item.get("MaHoSo", _MISSING)):
+            item = {**item, "MaHoSo": path_mahoso}
+        first_cut = len(col.truncated)
+        payload = _CHECK_PROGRESS(item, prefix, col)
+        _check_same_code(payload, path_mahoso, _join(prefix, "MaHoSo"), col)
+        results.append(Validated(payload, tuple(col.truncated[first_cut:])))
+    col.raise_if_any()
+    return results
