@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from config.schema import Settings
 from core.errors import TransitionRefused
-from gateway.dossier import Normalised as Validated
+from gateway.dossier import Validated
 from gateway.transitions import classify_transition
 from monitoring.metrics import Metrics
 from queues.api import Accepted, EventKind, NewEvent, QueueBackend, state_of

@@ -11,8 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from core.errors import QueueUnavailable, TransitionRefused
 from gateway.accept import Acceptor
-from gateway.dossier import Normalised as Validated
-from gateway.dossier import classify_transition
+from gateway.dossier import Validated, classify_transition
 from monitoring.metrics import Metrics
 from queues.api import Accepted, NewEvent
 from queues.sqlite import MemoryQueue
@@ -79,7 +78,7 @@ class FailingQueue(MemoryQueue):
 
 
 def _snap(state: str) -> Validated:
-    return Validated({"TrangThaiHoSo": state}, ())
+    return Validated({"TrangThaiHoSo": state})
 
 
 async def test_the_acceptor_judges_concurrent_snapshots_in_turn_and_forgets_a_failed_append(tmp_path: Path) -> None:
