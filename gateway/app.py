@@ -58,7 +58,17 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     handlers.add_routes(app, signing=signing_enabled(settings))
     app.on_startup.append(_ready)
     app.on_shutdown.append(_draining)
+    app.on_response_prepare.append(_server_header)
     return app
+
+
+#: What the ``Server`` header says: no software name or version for a prober to match (issue 13).
+SERVER_HEADER = "dvcgw"
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """aiohttp would send ``Server: Python/3.x aiohttp/3.y``; it only fills the header when unset."""
+    response.headers["Server"] = SERVER_HEADER
 
 
 def signing_enabled(settings: Settings) -> bool:
