@@ -1,4 +1,4 @@
-"""Per-agency and operator identity: API keys in the ``X-API-Key`` header (or ``Authorization: Bearer``).
+"""Per-agency and operator identity: one API key, in the ``X-API-Key`` header or ``Authorization: Bearer``.
 
 Keys are compared by SHA-256 digest in constant time; plaintext keys from settings are hashed at
 start-up, so only digests stay in memory. Which agency called is stored on the request.
@@ -21,7 +21,26 @@ def _digest(key: str) -> bytes:
 
 
 def presented_key(request: web.Request) -> str | None:
-    return presented(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+    """The one key the request presents; None if it presents none.
+
+    Raises 400 (house error shape) when it presents more than one: ``X-API-Key`` twice,
+    ``Authorization`` twice, or both headers with different keys. Each route used to take the
+    first or the last of them; now no route has to choose (docs/decisions.md, issue 13).
+    """
+    x_api_keys = request.headers.getall("X-API-Key", [])
+    authorizations = request.headers.getall("Authorization", [])
+    if len(x_api_keys) > 1 or len(authorizations) > 1:
+        raise _more_than_one_key()
+    key = presented(x_api_keys[0] if x_api_keys else None, None)
+    bearer = presented(None, authorizations[0] if authorizations else None)
+    if key is not None and bearer is not None and key != bearer:
+        raise _more_than_one_key()
+    return key if key is not None else bearer
+
+
+def _more_than_one_key() -> HTTPProblem:
+    return HTTPProblem(400, "bad_request", "the request presents more than one API key; send exactly one, "
+                                           "in X-API-Key or in Authorization: Bearer")
 
 
 def presented(x_api_key: str | None, authorization: str | None) -> str | None:

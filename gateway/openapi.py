@@ -75,7 +75,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "Sync status of one dossier",
                 "security": _AGENCY,
-                "responses": {"200": _resp("Status", _STATUS), **_errors(401, 403, 404)},
+                "responses": {"200": _resp("Status", _STATUS), **_errors(400, 401, 403, 404)},
             },
         },
         "/v1/dossiers/{MaHoSo}/progress": {
@@ -104,9 +104,9 @@ def _paths() -> dict[str, Any]:
         "/v1/dead-letters/{id}": {
             "parameters": [_DLID],
             "get": {"summary": "One dead letter", "security": _OPERATOR,
-                    "responses": {"200": _resp("The dead letter", _DEAD), **_errors(401, 404)}},
+                    "responses": {"200": _resp("The dead letter", _DEAD), **_errors(400, 401, 404)}},
             "delete": {"summary": "Drop a dead letter", "security": _OPERATOR,
-                       "responses": {"204": _resp("Dropped"), **_errors(401, 404)}},
+                       "responses": {"204": _resp("Dropped"), **_errors(400, 401, 404)}},
         },
         "/v1/dead-letters/{id}/replay": {
             "parameters": [_DLID],
@@ -114,7 +114,7 @@ def _paths() -> dict[str, Any]:
                      "responses": {"202": _resp("replayed, or superseded (a newer state was delivered)", {
                          "type": "object", "properties": {"id": {"type": "string"},
                                                           "result": {"enum": ["replayed", "superseded"]}}}),
-                                   **_errors(401, 404, 409)}},
+                                   **_errors(400, 401, 404, 409)}},
         },
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _resp("Alive")}}},
         "/readyz": {"get": {"summary": "Readiness; a portal outage is reported in the body, not failed",
@@ -147,7 +147,7 @@ def _signing_paths() -> dict[str, Any]:
                           **_errors(400, 401, 403, 413, 415, 422, 503)}}},
         "/v1/signatures/{id}": {"parameters": [_DLID], "get": {
             "summary": "A remote signing job", "security": _AGENCY,
-            "responses": {"200": _resp("The job", _JOB), **_errors(401, 404)}}},
+            "responses": {"200": _resp("The job", _JOB), **_errors(400, 401, 404)}}},
         "/v1/signatures/validate": {"post": {
             "summary": "Validate every signature of a PDF", "security": _AGENCY,
             "requestBody": {"required": True, "content": _PDF_IN},

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.harness import Gateway
+import pytest
+
+from tests.harness import AGENCY_KEY, OTHER_KEY, Gateway
+
+M = "000.00.01.H55-240315-00012"
 
 
 def assert_shape(body: dict[str, Any], code: str) -> None:
@@ -26,3 +30,34 @@ async def test_server_header_names_no_software_versions(gateway: Gateway) -> Non
     for path in ("/healthz", "/no-such-route", "/v1/dossiers/x"):
         r = await gateway.client.get(path)
         assert r.headers.get("Server") == "dvcgw", (path, r.headers.get("Server"))
+
+
+# ---------------------------------------------------------------- more than one key
+
+
+@pytest.mark.parametrize("headers", [
+    [("X-API-Key", AGENCY_KEY), ("X-API-Key", OTHER_KEY)],
+    [("X-API-Key", OTHER_KEY), ("X-API-Key", AGENCY_KEY)],
+    [("X-API-Key", AGENCY_KEY), ("X-API-Key", AGENCY_KEY)],
+    [("X-API-Key", AGENCY_KEY), ("Authorization", f"Bearer {OTHER_KEY}")],
+    [("Authorization", f"Bearer {AGENCY_KEY}"), ("Authorization", f"Bearer {AGENCY_KEY}")],
+], ids=["two-keys", "two-keys-reversed", "same-key-twice", "header-and-bearer-differ", "two-bearers"])
+async def test_more_than_one_key_is_400(gateway: Gateway, headers: list[tuple[str, str]]) -> None:
+    """A request presenting more than one key is refused with 400 before any key is looked up, on
+    agency and operator routes alike: no route may pick the first or the last."""
+    for path in (f"/v1/dossiers/{M}", "/v1/dead-letters"):
+        r = await gateway.client.get(path, headers=headers)
+        assert r.status == 400, (path, r.status, await r.text())
+        body = await r.json()
+        assert_shape(body, "bad_request")
+        assert "more than one" in body["message"]
+
+
+async def test_the_same_key_in_both_places_is_one_key(gateway: Gateway) -> None:
+    """``X-API-Key`` and ``Authorization: Bearer`` carrying the same key count as one key."""
+    r = await gateway.client.get(f"/v1/dossiers/{M}", headers={
+        "X-API-Key": AGENCY_KEY, "Authorization": f"Bearer {AGENCY_KEY}"})
+    assert r.status == 404  # authenticated; the gateway has no event for the dossier yet
+    r = await gateway.client.get(f"/v1/dossiers/{M}", headers={
+        "X-API-Key": AGENCY_KEY, "Authorization": "Basic dXNlcjpwYXNz"})
+    assert r.status == 404  # a Basic credential is not a key
