@@ -14,7 +14,7 @@ from core.errors import FieldError
 from gateway import dossier, openapi
 from gateway.appkeys import ACCEPT, CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, SETTINGS
 from gateway.auth import require_agency, require_operator
-from gateway.http_errors import HTTPProblem
+from gateway.http_errors import HTTPProblem, refuse_encoded_body
 from queues.api import DeadLetter, DossierStatus, ReplayResult
 
 
@@ -46,10 +46,12 @@ def _authorise(request: web.Request, mahoso: str) -> AgencySettings:
 
 
 async def _json_body(request: web.Request) -> Any:
-    """The body as JSON: 415 for another media type, 413 over the limit, 400 for broken JSON."""
+    """The body as JSON: 415 for another media type or any Content-Encoding, 413 over the limit,
+    400 for broken JSON."""
     ctype = request.content_type
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise HTTPProblem(415, "unsupported_media_type", f"Content-Type must be application/json, got {ctype!r}")
+    refuse_encoded_body(request)
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:

@@ -34,3 +34,18 @@ class HTTPProblem(web.HTTPException):
 
 
         self.text = json.dumps(error_body(code, message, errors), ensure_ascii=False)
+
+
+def refuse_encoded_body(request: web.Request) -> None:
+    """Raise 415 naming the encoding when the body has a ``Content-Encoding`` other than identity.
+
+    The API takes plain bodies only (docs/decisions.md, issue 13): aiohttp would otherwise
+    inflate gzip and deflate itself, or fail on an encoding it lacks a library for, so what an
+    agency may send would depend on the install. Checked before the body is read.
+    """
+    codings = [c.strip() for h in request.headers.getall("Content-Encoding", []) for c in h.split(",")]
+    other = [c for c in codings if c.lower() not in ("", "identity")]
+    if other:
+        raise HTTPProblem(415, "unsupported_media_type",
+                          f"Content-Encoding {other[0][:20]!r} is not accepted; send the body uncompressed "
+                          f"(Content-Encoding absent or identity)")

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from config.schema import Settings
 from core.errors import FieldError, ValidationError
 from gateway.auth import require_agency
-from gateway.http_errors import HTTPProblem
+from gateway.http_errors import HTTPProblem, refuse_encoded_body
 from signing.errors import BadPdf, KeyNotAllowed, PdfTooLarge, SigningError, SigningUnavailable
 from signing.jobs import Job
 from signing.metrics import SigningMetrics
@@ -146,7 +146,9 @@ async def post_callback(request: web.Request) -> web.Response:
 
 
 async def read_pdf_request(request: web.Request, limit: int) -> tuple[bytes, Any | None]:
-    """The PDF and, for multipart, the decoded ``options`` JSON; raises PdfTooLarge, BadPdf, ValidationError."""
+    """The PDF and, for multipart, the decoded ``options`` JSON; raises PdfTooLarge, BadPdf, ValidationError
+    (and 415 for a Content-Encoding, as every route with a body)."""
+    refuse_encoded_body(request)
     if request.content_length is not None and request.content_length > limit + _OPTIONS_LIMIT:
         raise PdfTooLarge(f"the request is larger than the {limit}-byte limit")
     if request.content_type.startswith("multipart/"):

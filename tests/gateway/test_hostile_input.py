@@ -7,11 +7,15 @@ and nothing stored or delivered that should not be.
 
 from __future__ import annotations
 
+import gzip
+import json
+import zlib
 from typing import Any
 
 import pytest
 
 from tests.harness import AGENCY_KEY, OTHER_KEY, Gateway
+from tests.samples import sample_dossier
 
 M = "000.00.01.H55-240315-00012"
 
@@ -61,3 +65,29 @@ async def test_the_same_key_in_both_places_is_one_key(gateway: Gateway) -> None:
     r = await gateway.client.get(f"/v1/dossiers/{M}", headers={
         "X-API-Key": AGENCY_KEY, "Authorization": "Basic dXNlcjpwYXNz"})
     assert r.status == 404  # a Basic credential is not a key
+
+
+# ---------------------------------------------------------------- Content-Encoding
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "GZIP", "identity, gzip"])
+async def test_an_encoded_body_is_415_naming_the_encoding(gateway: Gateway, encoding: str) -> None:
+    """A body with any ``Content-Encoding`` but ``identity`` is refused with 415 naming the
+    encoding, before it is read, and nothing is stored: the API takes plain JSON only."""
+    raw = json.dumps(sample_dossier(M)).encode()
+    body = zlib.compress(raw) if encoding == "deflate" else gzip.compress(raw)
+    r = await gateway.client.put(f"/v1/dossiers/{M}", data=body, headers={
+        "X-API-Key": AGENCY_KEY, "Content-Type": "application/json", "Content-Encoding": encoding})
+    assert r.status == 415, await r.text()
+    reply = await r.json()
+    assert_shape(reply, "unsupported_media_type")
+    assert encoding.split(",")[-1].strip() in reply["message"]
+    r = await gateway.client.get(f"/v1/dossiers/{M}", headers={"X-API-Key": AGENCY_KEY})
+    assert r.status == 404
+
+
+async def test_identity_encoding_is_plain_json(gateway: Gateway) -> None:
+    """``Content-Encoding: identity`` means no encoding: the body is taken."""
+    r = await gateway.client.put(f"/v1/dossiers/{M}", data=json.dumps(sample_dossier(M)).encode(), headers={
+        "X-API-Key": AGENCY_KEY, "Content-Type": "application/json", "Content-Encoding": "identity"})
+    assert r.status == 202, await r.text()
