@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from config.schema import AgencySettings
 from core.errors import FieldError
-from gateway import dossier, openapi
+from gateway import dossier, openapi, params
 from gateway.appkeys import ACCEPT, CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, SETTINGS
 from gateway.auth import require_agency, require_operator
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
@@ -127,19 +127,27 @@ def dead_letter_json(d: DeadLetter) -> dict[str, Any]:
     }
 
 
+def _dead_letter_id(request: web.Request) -> str:
+    """The path's dead-letter id; 422 when malformed (gateway.params)."""
+    return params.dead_letter_id(request.match_info["id"], request.app[SETTINGS].queue.backend)
+
+
 async def list_dead_letters(request: web.Request) -> web.Response:
     require_operator(request)
     limit_s = request.query.get("limit", "100")
     if not limit_s.isdigit() or not 1 <= int(limit_s) <= 1000:
         raise HTTPProblem(400, "bad_request", "limit must be an integer from 1 to 1000",
                           [FieldError("limit", "expected 1..1000")])
-    page = await request.app[QUEUE].dead_letters(request.query.get("cursor") or None, int(limit_s))
+    cursor = request.query.get("cursor") or None
+    if cursor is not None:
+        cursor = params.dead_letter_id(cursor, request.app[SETTINGS].queue.backend, "cursor")
+    page = await request.app[QUEUE].dead_letters(cursor, int(limit_s))
     return web.json_response({"items": [dead_letter_json(d) for d in page.items], "next": page.next_cursor})
 
 
 async def get_dead_letter(request: web.Request) -> web.Response:
     require_operator(request)
-    d = await request.app[QUEUE].dead_letter(request.match_info["id"])
+    d = await request.app[QUEUE].dead_letter(_dead_letter_id(request))
     if d is None:
         raise HTTPProblem(404, "not_found", "no such dead letter")
     return web.json_response(dead_letter_json(d))
@@ -147,17 +155,18 @@ async def get_dead_letter(request: web.Request) -> web.Response:
 
 async def replay_dead_letter(request: web.Request) -> web.Response:
     require_operator(request)
-    result = await request.app[QUEUE].replay(request.match_info["id"], request.app[CLOCK]())
+    dl_id = _dead_letter_id(request)
+    result = await request.app[QUEUE].replay(dl_id, request.app[CLOCK]())
     if result is ReplayResult.NOT_FOUND:
         raise HTTPProblem(404, "not_found", "no such dead letter")
     if result is ReplayResult.ALREADY_REPLAYED:
         raise HTTPProblem(409, "already_replayed", "this dead letter was already replayed")
-    return web.json_response({"id": request.match_info["id"], "result": result.value}, status=202)
+    return web.json_response({"id": dl_id, "result": result.value}, status=202)
 
 
 async def drop_dead_letter(request: web.Request) -> web.Response:
     require_operator(request)
-    if not await request.app[QUEUE].drop(request.match_info["id"]):
+    if not await request.app[QUEUE].drop(_dead_letter_id(request)):
         raise HTTPProblem(404, "not_found", "no such dead letter")
     return web.Response(status=204)
 

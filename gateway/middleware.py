@@ -46,7 +46,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                           headers={"Retry-After": "5"})
     except Exception as exc:
         log.error("unhandled error in %s %s", request.method, request.rel_url.path, exc_info=exc)
-        return json_error(500, "internal_error", "internal error; the event was not accepted")
+        return json_error(500, "internal_error", _internal_error_message(request.method))
+
+
+def _internal_error_message(method: str) -> str:
+    """What is true of any route after an unexpected error: a read changed nothing; a write may have
+    failed before or after its effect (say, after the append was durable), so the client looks first."""
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return "internal error; nothing was changed"
+    return ("internal error; the request may or may not have taken effect: check (for a dossier, "
+            "GET /v1/dossiers/{MaHoSo}) before sending it again")
 
 
 def _keep_headers(exc: web.HTTPException) -> dict[str, str]:

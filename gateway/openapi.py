@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import dossier
+from gateway import dossier, params
+from gateway.appkeys import SETTINGS
 
 _ERR = {"$ref": "#/components/responses/Error"}
 _AGENCY: list[dict[str, list[str]]] = [{"agencyKey": []}]
@@ -31,7 +32,11 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 _MAHOSO = {"name": "MaHoSo", "in": "path", "required": True, "schema": {"type": "string"},
            "description": "Dossier code; its first dash segment is the unit code the agency must own."}
-_DLID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _dead_letter_id(backend: str) -> dict[str, Any]:
+    return {"name": "id", "in": "path", "required": True, "schema": params.id_schema(backend)}
 
 _STATUS = {
     "type": "object",
@@ -59,7 +64,7 @@ _DEAD = {
 }
 
 
-def _paths() -> dict[str, Any]:
+def _paths(backend: str) -> dict[str, Any]:
     return {
         "/v1/dossiers/{MaHoSo}": {
             "parameters": [_MAHOSO],
@@ -94,27 +99,28 @@ def _paths() -> dict[str, Any]:
         "/v1/dead-letters": {"get": {
             "summary": "Dead letters, oldest first",
             "security": _OPERATOR,
-            "parameters": [{"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            "parameters": [{"name": "cursor", "in": "query", "schema": params.id_schema(backend),
+                            "description": "The `next` of the previous page"},
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                        "maximum": 1000}}],
             "responses": {"200": _resp("A page", {"type": "object", "properties": {
                 "items": {"type": "array", "items": _DEAD}, "next": {"type": ["string", "null"]}}}),
-                          **_errors(400, 401)},
+                          **_errors(400, 401, 422)},
         }},
         "/v1/dead-letters/{id}": {
-            "parameters": [_DLID],
+            "parameters": [_dead_letter_id(backend)],
             "get": {"summary": "One dead letter", "security": _OPERATOR,
-                    "responses": {"200": _resp("The dead letter", _DEAD), **_errors(400, 401, 404)}},
+                    "responses": {"200": _resp("The dead letter", _DEAD), **_errors(400, 401, 404, 422)}},
             "delete": {"summary": "Drop a dead letter", "security": _OPERATOR,
-                       "responses": {"204": _resp("Dropped"), **_errors(400, 401, 404)}},
+                       "responses": {"204": _resp("Dropped"), **_errors(400, 401, 404, 422)}},
         },
         "/v1/dead-letters/{id}/replay": {
-            "parameters": [_DLID],
+            "parameters": [_dead_letter_id(backend)],
             "post": {"summary": "Re-enter the event at the head of the retry ladder", "security": _OPERATOR,
                      "responses": {"202": _resp("replayed, or superseded (a newer state was delivered)", {
                          "type": "object", "properties": {"id": {"type": "string"},
                                                           "result": {"enum": ["replayed", "superseded"]}}}),
-                                   **_errors(400, 401, 404, 409)}},
+                                   **_errors(400, 401, 404, 409, 422)}},
         },
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _resp("Alive")}}},
         "/readyz": {"get": {"summary": "Readiness; a portal outage is reported in the body, not failed",
@@ -145,7 +151,7 @@ def _signing_paths() -> dict[str, Any]:
             "responses": {"200": {"description": "The signed PDF", "content": _PDF},
                           "202": _resp("Remote key: the job waits for confirmation", _JOB),
                           **_errors(400, 401, 403, 413, 415, 422, 503)}}},
-        "/v1/signatures/{id}": {"parameters": [_DLID], "get": {
+        "/v1/signatures/{id}": {"parameters": [_JOB_ID], "get": {
             "summary": "A remote signing job", "security": _AGENCY,
             "responses": {"200": _resp("The job", _JOB), **_errors(400, 401, 404)}}},
         "/v1/signatures/validate": {"post": {
@@ -154,7 +160,7 @@ def _signing_paths() -> dict[str, Any]:
             "responses": {"200": _resp("One report per signature", {"type": "object", "properties": {
                 "signatures": {"type": "array", "items": {"type": "object"}}}}),
                 **_errors(400, 401, 413, 415, 422)}}},
-        "/v1/signatures/callbacks/{id}": {"parameters": [_DLID], "post": {
+        "/v1/signatures/callbacks/{id}": {"parameters": [_JOB_ID], "post": {
             "summary": "Webhook of the remote signing service (authenticated by its token query parameter)",
             "parameters": [{"name": "token", "in": "query", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": _resp("Noted; the job asks the service for the result"),
@@ -163,12 +169,13 @@ def _signing_paths() -> dict[str, Any]:
 
 
 @cache
-def document(signing: bool = False) -> dict[str, Any]:
+def document(signing: bool = False, backend: str = "sqlite") -> dict[str, Any]:
+    """The document for an app with (or without) the signing routes, on queue ``backend``."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "dvc-gateway", "version": "0.1.0",
                  "description": "Agency, operator and health API of the DVCQG sync gateway."},
-        "paths": {**_paths(), **(_signing_paths() if signing else {})},
+        "paths": {**_paths(backend), **(_signing_paths() if signing else {})},
         "components": {
             "securitySchemes": {
                 "agencyKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -189,9 +196,9 @@ def document(signing: bool = False) -> dict[str, Any]:
 
 
 async def serve(request: web.Request) -> web.Response:
-    return web.json_response(document())
+    return web.json_response(document(backend=request.app[SETTINGS].queue.backend))
 
 
 async def serve_full(request: web.Request) -> web.Response:
     """The document including the signing routes (where [signing] is configured)."""
-    return web.json_response(document(signing=True))
+    return web.json_response(document(signing=True, backend=request.app[SETTINGS].queue.backend))

@@ -10,11 +10,16 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
-from tests.harness import AGENCY_KEY, OTHER_KEY, Gateway
+from gateway.app import create_app
+from tests.harness import AGENCY_KEY, OPERATOR_KEY, OTHER_KEY, Gateway, Sandbox, settings_for
 from tests.samples import sample_dossier
 
 M = "000.00.01.H55-240315-00012"
@@ -91,3 +96,85 @@ async def test_identity_encoding_is_plain_json(gateway: Gateway) -> None:
     r = await gateway.client.put(f"/v1/dossiers/{M}", data=json.dumps(sample_dossier(M)).encode(), headers={
         "X-API-Key": AGENCY_KEY, "Content-Type": "application/json", "Content-Encoding": "identity"})
     assert r.status == 202, await r.text()
+
+
+# ---------------------------------------------------------------- dead-letter ids and cursors
+
+TOO_BIG = "99999999999999999999999999"
+INT64_MAX = str(2**63 - 1)
+
+
+@pytest.mark.parametrize("dl_id", [TOO_BIG, str(2**63), "abc", "-1", "1.0", "%D9%A1", "1%20", "0x1F"],
+                         ids=["26-digits", "2^63", "letters", "negative", "decimal-point", "arabic-digit",
+                              "trailing-space", "hex"])
+async def test_a_malformed_dead_letter_id_is_422(gateway: Gateway, dl_id: str) -> None:
+    """GET, DELETE and POST …/replay with an id that is not a decimal 0..2^63-1 (SQLite store)
+    answer 422 naming ``id``, never a 500 from the store."""
+    for method, path in (("GET", f"/v1/dead-letters/{dl_id}"), ("DELETE", f"/v1/dead-letters/{dl_id}"),
+                         ("POST", f"/v1/dead-letters/{dl_id}/replay")):
+        r = await gateway.client.request(method, URL(path, encoded=True), headers={"X-API-Key": OPERATOR_KEY})
+        assert r.status == 422, (method, path, r.status, await r.text())
+        body = await r.json()
+        assert_shape(body, "validation_failed")
+        assert [e["field"] for e in body["errors"]] == ["id"]
+
+
+@pytest.mark.parametrize("dl_id", [INT64_MAX, "0", "12345"])
+async def test_a_well_formed_unknown_dead_letter_id_is_404(gateway: Gateway, dl_id: str) -> None:
+    """Ids up to 2^63-1 are well formed: an unknown one is 404 on every dead-letter route."""
+    for method, path in (("GET", f"/v1/dead-letters/{dl_id}"), ("DELETE", f"/v1/dead-letters/{dl_id}"),
+                         ("POST", f"/v1/dead-letters/{dl_id}/replay")):
+        r = await gateway.operator(method, path)
+        assert r.status == 404, (method, path, r.status, await r.text())
+        assert_shape(await r.json(), "not_found")
+
+
+async def test_dead_letter_cursor_is_bounded(gateway: Gateway) -> None:
+    """``?cursor=`` takes the same ids: past 2^63-1 or not digits is 422 naming ``cursor``;
+    the largest id is a valid cursor (an empty page)."""
+    for cursor in (TOO_BIG, str(2**63), "abc", "-5"):
+        r = await gateway.operator("GET", f"/v1/dead-letters?cursor={cursor}")
+        assert r.status == 422, (cursor, r.status, await r.text())
+        body = await r.json()
+        assert_shape(body, "validation_failed")
+        assert [e["field"] for e in body["errors"]] == ["cursor"]
+    r = await gateway.operator("GET", f"/v1/dead-letters?cursor={INT64_MAX}")
+    assert r.status == 200
+    assert await r.json() == {"items": [], "next": None}
+
+
+async def test_dead_letter_ids_are_bounded_in_the_openapi_document(gateway: Gateway) -> None:
+    """The served document carries the id and cursor bounds the edge checks."""
+    doc = await (await gateway.client.get("/openapi.json")).json()
+    for path in ("/v1/dead-letters/{id}", "/v1/dead-letters/{id}/replay"):
+        (param,) = doc["paths"][path]["parameters"]
+        assert param["schema"]["pattern"] == "^[0-9]{1,19}$" and param["schema"]["maxLength"] == 19
+        for op in ("get", "delete", "post"):
+            if op in doc["paths"][path]:
+                assert "422" in doc["paths"][path][op]["responses"]
+    (cursor,) = [p for p in doc["paths"]["/v1/dead-letters"]["get"]["parameters"] if p["name"] == "cursor"]
+    assert cursor["schema"]["pattern"] == "^[0-9]{1,19}$"
+
+
+# ---------------------------------------------------------------- internal errors
+
+
+async def test_internal_error_message_is_true_for_every_route(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A 500 never claims an "event" on a route that accepts none: a read says nothing changed,
+    a write says it may or may not have taken effect. Both keep the house shape."""
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("a bug")
+
+    app = create_app(settings_for(tmp_path, sandbox.url), run_engine=False)
+    app.router.add_get("/_test/boom", boom)
+    app.router.add_post("/_test/boom", boom)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        r = await client.get("/_test/boom")
+        assert r.status == 500
+        body = await r.json()
+        assert_shape(body, "internal_error")
+        assert "event" not in body["message"] and "nothing was changed" in body["message"]
+        r = await client.post("/_test/boom")
+        assert r.status == 500
+        body = await r.json()
+        assert "event" not in body["message"] and "may or may not have taken effect" in body["message"]

@@ -1,0 +1,45 @@
+"""Path and query parameters checked at the HTTP edge, before any store sees them.
+
+Dead-letter ids and the dead-letter cursor have the shape of the backend's ids: on the SQLite
+store (and the in-memory one) a decimal row id, 0..2^63-1 (SQLite's INTEGER; a larger number made
+the store raise ``OverflowError``, a 500); on Kafka an opaque token (today 32 hex digits). A
+malformed value is a 422 naming the parameter; a well-formed unknown id is the handler's 404.
+The OpenAPI document takes its schemas from :func:`id_schema`, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from core.errors import FieldError
+from gateway.http_errors import HTTPProblem
+
+MAX_ROW_ID = 2**63 - 1
+_ROW_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "١" and "²"
+_TOKEN = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+def id_schema(backend: str) -> dict[str, Any]:
+    """JSON Schema of a dead-letter id (and cursor) on ``backend``."""
+    if backend == "kafka":
+        return {"type": "string", "pattern": "^[0-9A-Za-z_-]{1,64}$", "maxLength": 64,
+                "description": "Dead-letter id as listed (Kafka backend: an opaque token)."}
+    return {"type": "string", "pattern": "^[0-9]{1,19}$", "maxLength": 19,
+            "description": f"Dead-letter id as listed: a decimal number from 0 to {MAX_ROW_ID}."}
+
+
+def dead_letter_id(value: str, backend: str, name: str = "id") -> str:
+    """``value`` if it is a well-formed dead-letter id on ``backend``; else 422 naming ``name``."""
+    if backend == "kafka":
+        if _TOKEN.fullmatch(value):
+            return value
+        raise _malformed(name, "expected the id of a listed dead letter (letters, digits, '_' or '-', "
+                               "at most 64)")
+    if _ROW_ID.fullmatch(value) and int(value) <= MAX_ROW_ID:
+        return value
+    raise _malformed(name, f"expected the id of a listed dead letter: a decimal number from 0 to {MAX_ROW_ID}")
+
+
+def _malformed(name: str, message: str) -> HTTPProblem:
+    return HTTPProblem(422, "validation_failed", f"the {name} parameter is malformed", [FieldError(name, message)])
