@@ -10,6 +10,7 @@ from gateway.dossier.spec import (
     FIELD_LIMITS,
     LOCAL_ONLY_FIELD,
     MAHOSO_KHAC,
+    MAX_NUMBER_DIGITS,
     MAX_PROGRESS_ITEMS,
     PROGRESS,
     Kind,
@@ -22,7 +23,8 @@ _NON_BLANK = {"type": "string", "pattern": r"\S"}
 
 def _scalar_schema(spec: Spec) -> dict[str, Any]:
     """JSON Schema of one present, non-blank scalar value."""
-    whole = [{"type": "string", "pattern": "^[0-9]+$"}, {"type": "integer", "minimum": 0}]
+    whole = [{"type": "string", "pattern": f"^[0-9]{{1,{MAX_NUMBER_DIGITS}}}$"},
+             {"type": "integer", "minimum": 0, "maximum": 10**MAX_NUMBER_DIGITS - 1}]
     schemas: dict[Kind, dict[str, Any]] = {
         Kind.TEXT: dict(_NON_BLANK),
         Kind.ID: {"anyOf": [dict(_NON_BLANK), {"type": "integer"}]},

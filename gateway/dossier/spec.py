@@ -28,6 +28,11 @@ IS_DELETED_FALSE = "0"
 #: Upper bound on the items of one progress request.
 MAX_PROGRESS_ITEMS = 500
 
+#: Amounts and counts have at most this many digits (string or JSON integer). 18 nines fit in a
+#: signed 64-bit integer, whatever the reader; a longer string reached int(), which raises past
+#: 4,300 digits (a 500) and costs the square of the length below that.
+MAX_NUMBER_DIGITS = 18
+
 #: Fields whose values are personal data: never echoed in an error message.
 PERSONAL_FIELDS: frozenset[str] = frozenset(
     {"ChuHoSo", "SoGiayToChuHoSo", "SoDinhDanh", "Email", "SoDienThoai", "Fax", "MaDoiTuong"}

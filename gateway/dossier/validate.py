@@ -37,6 +37,7 @@ from gateway.dossier.spec import (
     IS_DELETED_TRUE,
     LOCAL_ONLY_FIELD,
     MAHOSO_KHAC,
+    MAX_NUMBER_DIGITS,
     MAX_PROGRESS_ITEMS,
     PERSONAL_FIELDS,
     PROGRESS,
@@ -128,7 +129,7 @@ def _came(spec: Spec, value: object) -> str:
     shown = spec.kind in (Kind.CODE, Kind.DATE, Kind.AMOUNT, Kind.COUNT, Kind.DELETED)
     if not shown or spec.name in PERSONAL_FIELDS or isinstance(value, (list, dict)):
         return _json_type(value)
-    text = json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value[:40] if isinstance(value, str) else value, ensure_ascii=False)
     return f"{_json_type(value)} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
@@ -145,8 +146,9 @@ _EXPECTED: Mapping[Kind, str] = MappingProxyType({
     Kind.TEXT: "a string",
     Kind.ID: "a string (or an integer)",
     Kind.DATE: "a date-time string yyyyMMddHHmmss in Asia/Ho_Chi_Minh time, e.g. \"20240315093000\"",
-    Kind.AMOUNT: "a non-negative whole amount in VND, as a string of digits or an integer, e.g. \"50000\"",
-    Kind.COUNT: "a non-negative integer (or a string of digits)",
+    Kind.AMOUNT: "a non-negative whole amount in VND of at most 18 digits, as a string of digits or an integer, "
+                 "e.g. \"50000\"",
+    Kind.COUNT: "a non-negative integer of at most 18 digits (or a string of digits)",
     Kind.URL: "an absolute http(s) URL that DVCQG can download from, e.g. \"https://host/path/file.pdf\"",
     Kind.DELETED: "one of \"True\", \"False\", \"0\", \"1\" (or true/false)",
     Kind.LIST: "an array of objects",
@@ -265,30 +267,45 @@ def _code_checker(spec: Spec) -> Checker:
 
 _DIGITS_RE = re.compile(r"[0-9]+")
 
+_NUMBER_BOUND = 10**MAX_NUMBER_DIGITS
+_TOO_LONG = f" with more than {MAX_NUMBER_DIGITS} digits"
+
 
 def _whole_number(value: object) -> int | None:
-    """``value`` as a non-negative integer, if it is one (JSON integer or string of digits)."""
+    """``value`` as a non-negative integer of at most MAX_NUMBER_DIGITS digits, if it is one (JSON
+    integer or string of digits); the length is checked before converting."""
     if type(value) is int:
-        return value if value >= 0 else None
-    if isinstance(value, str) and _DIGITS_RE.fullmatch(value):
+        return value if 0 <= value < _NUMBER_BOUND else None
+    if isinstance(value, str) and len(value) <= MAX_NUMBER_DIGITS and _DIGITS_RE.fullmatch(value):
         return int(value)
     return None
 
 
+def _number_problem(value: object) -> str:
+    """Why ``value``, refused by :func:`_whole_number`, was: "" unless it is too long."""
+    if type(value) is int and value >= _NUMBER_BOUND:
+        return _TOO_LONG
+    if isinstance(value, str) and len(value) > MAX_NUMBER_DIGITS and value.isascii() and value.isdigit():
+        return _TOO_LONG
+    return ""
+
+
 def _amount_checker(spec: Spec) -> Checker:
-    """A non-negative whole number (digits or integer); sent as canonical digits ("007" → "7")."""
+    """A non-negative whole number (digits or integer, at most 18 digits); sent as canonical digits
+    ("007" → "7")."""
     def check(value: object, prefix: str, col: _Collector) -> object:
         number = _whole_number(value)
-        return _reject(spec, value, prefix, col) if number is None else str(number)
+        return _reject(spec, value, prefix, col, _number_problem(value)) if number is None else str(number)
 
     return check
 
 
 def _count_checker(spec: Spec) -> Checker:
-    """A non-negative whole number (digits or integer); sent as a JSON integer (§6.0 exception)."""
+    """A non-negative whole number (digits or integer, at most 18 digits); sent as a JSON integer
+    (§6.0 exception)."""
     def check(value: object, prefix: str, col: _Collector) -> object:
         number = _whole_number(value)
-        return _reject(spec, value, prefix, col) if number is None else number
+        return _reject(spec, value, prefix, col, _number_problem(value)) if number is None else number
 
     return check
 

@@ -178,3 +178,38 @@ async def test_internal_error_message_is_true_for_every_route(sandbox: Sandbox, 
         assert r.status == 500
         body = await r.json()
         assert "event" not in body["message"] and "may or may not have taken effect" in body["message"]
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def _with_fee(gia: object = "100000", so_luong: object = 1) -> dict[str, Any]:
+    body = sample_dossier(M)
+    body["DanhSachLePhi"][0]["Gia"] = gia
+    body["DanhSachTepDinhKemKhac"][0]["SoLuong"] = so_luong
+    return body
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    (_with_fee(gia="9" * 4301), "DanhSachLePhi[0].Gia"),
+    (_with_fee(so_luong="9" * 4301), "DanhSachTepDinhKemKhac[0].SoLuong"),
+    (_with_fee(gia="9" * 19), "DanhSachLePhi[0].Gia"),
+    (_with_fee(gia=10**18), "DanhSachLePhi[0].Gia"),
+    (_with_fee(so_luong=2**63 - 1), "DanhSachTepDinhKemKhac[0].SoLuong"),
+], ids=["gia-4301-digits", "soluong-4301-digits", "gia-19-digits", "gia-int-10^18", "soluong-int64-max"])
+async def test_a_number_past_18_digits_is_422_naming_the_field(gateway: Gateway, body: dict[str, Any],
+                                                               field: str) -> None:
+    """Amounts and counts have at most 18 digits (string or JSON integer): past Python's 4,300-digit
+    conversion limit this was a 500; now any longer number is a 422 naming the field."""
+    r = await gateway.put(M, body)
+    assert r.status == 422, await r.text()
+    reply = await r.json()
+    assert_shape(reply, "validation_failed")
+    assert [e["field"] for e in reply["errors"]] == [field]
+    assert "18 digits" in reply["errors"][0]["message"]
+
+
+async def test_an_18_digit_amount_is_taken(gateway: Gateway) -> None:
+    """The bound is 18 digits: 999…9 (18 nines) is still an amount, as a string or an integer."""
+    assert (await gateway.put(M, _with_fee(gia="9" * 18, so_luong=10**18 - 1))).status == 202
+    assert (await gateway.put(M, _with_fee(gia=10**18 - 1))).status == 202
