@@ -64,12 +64,17 @@ class FieldError:
 
 
 class ValidationError(PermanentError):
-    """Agency input failed validation; every problem is listed in ``errors``."""
+    """Agency input failed validation; the problems are listed in ``errors``. ``more_errors``
+    counts those found beyond the listed ones (the dossier validator lists at most 50), and
+    ``stopped`` says the check gave up looking for more (there may be others)."""
 
-    def __init__(self, errors: list[FieldError], *, code: str = "validation_failed") -> None:
+    def __init__(self, errors: list[FieldError], *, code: str = "validation_failed", more_errors: int = 0,
+                 stopped: bool = False) -> None:
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
         self.errors = errors
         self.code = code
+        self.more_errors = more_errors
+        self.stopped = stopped
 
 
 class TransitionRefused(PermanentError):

@@ -1,6 +1,9 @@
 """The one error shape every HTTP answer uses.
 
 ``{"error": "<code>", "message": "...", "errors": [{"field": "...", "message": "..."}]}``
+
+A 422 whose list was cut also carries ``"more_errors": <n>``, the number of problems found and
+not listed; absent, the list is complete.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ from aiohttp import web
 from core.errors import FieldError
 
 
-def error_body(code: str, message: str, errors: Sequence[FieldError] = ()) -> dict[str, object]:
-    return {"error": code, "message": message, "errors": [e.as_json() for e in errors]}
+def error_body(code: str, message: str, errors: Sequence[FieldError] = (), more_errors: int = 0) -> dict[str, object]:
+    body: dict[str, object] = {"error": code, "message": message, "errors": [e.as_json() for e in errors]}
+    if more_errors:
+        body["more_errors"] = more_errors
+    return body
 
 
 def json_error(status: int, code: str, message: str, errors: Sequence[FieldError] = (),
-               headers: dict[str, str] | None = None) -> web.Response:
+               headers: dict[str, str] | None = None, more_errors: int = 0) -> web.Response:
     """A JSON error response with the house shape."""
-    return web.json_response(error_body(code, message, errors), status=status, headers=headers)
+    return web.json_response(error_body(code, message, errors, more_errors), status=status, headers=headers)
 
 
 class HTTPProblem(web.HTTPException):

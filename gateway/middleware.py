@@ -36,7 +36,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = _CODES.get(exc.status, "error")
         return json_error(exc.status, code, exc.reason, headers=_keep_headers(exc))
     except ValidationError as exc:
-        return json_error(422, exc.code, "the request body failed validation", exc.errors)
+        return json_error(422, exc.code, _validation_message(exc), exc.errors, more_errors=exc.more_errors)
     except TransitionRefused as exc:
         return json_error(409, "invalid_transition", str(exc),
                           [FieldError("TrangThaiHoSo", f"transition {exc.previous} → {exc.new} is not allowed")])
@@ -47,6 +47,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception as exc:
         log.error("unhandled error in %s %s", request.method, request.rel_url.path, exc_info=exc)
         return json_error(500, "internal_error", _internal_error_message(request.method))
+
+
+def _validation_message(exc: ValidationError) -> str:
+    """The 422's message: says when the list is cut, and when the check stopped looking."""
+    listed, found = len(exc.errors), len(exc.errors) + exc.more_errors
+    if exc.stopped:
+        return (f"the request body failed validation; the check stopped after {found} problems, "
+                f"there may be more (the first {listed} are listed)")
+    if exc.more_errors:
+        return f"the request body failed validation; {found} problems, the first {listed} are listed"
+    return "the request body failed validation"
 
 
 def _internal_error_message(method: str) -> str:

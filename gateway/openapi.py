@@ -186,8 +186,11 @@ def document(signing: bool = False, backend: str = "sqlite") -> dict[str, Any]:
                 "Progress": dossier.progress_json_schema(),
                 "Error": {"type": "object", "required": ["error", "message", "errors"], "properties": {
                     "error": {"type": "string"}, "message": {"type": "string"},
-                    "errors": {"type": "array", "items": {"type": "object", "properties": {
-                        "field": {"type": "string"}, "message": {"type": "string"}}}}}},
+                    "errors": {"type": "array", "maxItems": 50, "items": {"type": "object", "properties": {
+                        "field": {"type": "string"}, "message": {"type": "string"}}}},
+                    "more_errors": {"type": "integer", "minimum": 1, "description": (
+                        "Only when the list was cut: how many more problems were found and not listed. "
+                        "The check stops looking after 1000 problems (the message says so).")}}},
             },
             "responses": {"Error": {"description": "Error (house shape)",
                                     "content": _json({"$ref": "#/components/schemas/Error"})}},

@@ -1,9 +1,10 @@
 """Validation and normalisation of agency input against the §6 tables (:mod:`.spec`).
 
 :func:`validate_snapshot` and :func:`validate_progress` return the payload exactly as it will be
-sent to DVCQG, or raise :class:`core.errors.ValidationError` listing *every* problem, one
-:class:`FieldError` each, with paths such as ``TaiLieuNop[0].TenTepDinhKem`` or ``[3].ThoiDiemXuLy``.
-Pure functions, no I/O.
+sent to DVCQG, or raise :class:`core.errors.ValidationError` listing the problems, one
+:class:`FieldError` each, with paths such as ``TaiLieuNop[0].TenTepDinhKem`` or ``[3].ThoiDiemXuLy``:
+the first :data:`MAX_LISTED_ERRORS`, the others counted in ``more_errors``; past
+:data:`MAX_COUNTED_ERRORS` no further rows are examined (``stopped``). Pure functions, no I/O.
 
 Normalisation (§6.0): every scalar becomes a JSON string (except ``DanhSachTepDinhKemKhac``
 ``SoLuong``/``LoaiGiayTo``, which stay integers), codes sent as JSON integers become strings, text
@@ -82,19 +83,47 @@ _MISSING = _Missing()
 _OMIT = object()  # a checker's answer meaning "leave the key out of the payload"
 
 
+#: At most this many problems are listed in one answer; the rest are counted (``more_errors``):
+#: 100,000 unknown keys made a 9.9 MB answer (issue 13).
+MAX_LISTED_ERRORS = 50
+#: Once this many problems are found, no further list rows or progress items are examined (the
+#: answer says the check stopped): 300,000 empty rows cost seconds to walk, for nobody's benefit.
+#: Unknown keys of an object already being examined are still all counted (one set operation).
+MAX_COUNTED_ERRORS = 1000
+#: At most this many unknown keys per request get a "did you mean" (each search costs difflib time).
+MAX_SUGGESTIONS = 5
+#: Unknown keys are named by at most this many characters in an error's ``field``.
+MAX_KEY_SHOWN = 64
+
+
 class _Collector:
-    """The problems and truncations found while walking one request."""
+    """The problems and truncations found while walking one request. Past MAX_LISTED_ERRORS a
+    problem is only counted (callers test :attr:`full` first and skip building its message); past
+    MAX_COUNTED_ERRORS :attr:`stopped` tells the list walkers to look no further."""
 
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
+        self.more = 0
+        self.full = False
+        self.stopped = False
+        self.suggestions = 0
         self.truncated: list[str] = []
 
     def error(self, path: str, message: str) -> None:
+        if self.full:
+            self.count()
+            return
         self.errors.append(FieldError(path, message))
+        self.full = len(self.errors) >= MAX_LISTED_ERRORS
+
+    def count(self, n: int = 1) -> None:
+        """Count ``n`` problems beyond the listed ones."""
+        self.more += n
+        self.stopped = MAX_LISTED_ERRORS + self.more >= MAX_COUNTED_ERRORS
 
     def raise_if_any(self) -> None:
         if self.errors:
-            raise ValidationError(list(self.errors))
+            raise ValidationError(list(self.errors), more_errors=self.more, stopped=self.stopped)
 
 
 #: ``check(value, prefix, col)``: the outgoing value of one field (see above).
@@ -174,6 +203,9 @@ def _reject(spec: Spec, value: object, prefix: str, col: _Collector, why: str = 
     """``value`` is not a well-formed value of ``spec``: a blank (absent, null, "", white space) is
     the default of an optional field and an error for a required one; anything else is an
     "expected …; got …" error. Returns the outgoing value (None as a placeholder after an error)."""
+    if col.full and (spec.req == "R" or not _is_blank(value)):
+        col.count()
+        return None
     if not _is_blank(value):
         message = f"expected {_expected(spec)}; got {_came(spec, value)}{why}"
     elif spec.req != "R":
@@ -371,6 +403,8 @@ def _list_checker(spec: Spec) -> Checker:
         path = _join(prefix, spec.name)
         rows: list[dict[str, Any]] = []
         for i, row in enumerate(value):
+            if col.stopped:
+                break
             if isinstance(row, dict):
                 rows.append(check_row(row, f"{path}[{i}]", col))
             else:
@@ -393,21 +427,38 @@ _CHECKER_OF_KIND: Mapping[Kind, Callable[[Spec], Checker]] = MappingProxyType({
 })
 
 
-def _unknown_message(key: str, table: Table, allowed: frozenset[str]) -> str:
-    names = [*table.index, *allowed]
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
-    if not close:
-        close = [n for n in names if n.lower() == key.lower()]
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+def _unknown_message(key: str, table: Table, allowed: frozenset[str], col: _Collector) -> str:
+    """The message for unknown ``key``: with a "did you mean" for the first MAX_SUGGESTIONS keys of
+    the request that are near a field name (keys longer than any name are not searched)."""
+    hint = ""
+    if col.suggestions < MAX_SUGGESTIONS and len(key) <= MAX_KEY_SHOWN:
+        names = [*table.index, *allowed]
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
+        if not close:
+            close = [n for n in names if n.lower() == key.lower()]
+        if close:
+            col.suggestions += 1
+            hint = f"; did you mean {close[0]!r}?"
     return f"unknown field: not in {table.title} (field names are case-sensitive){hint}"
 
 
+def _shown_key(key: str) -> str:
+    return key if len(key) <= MAX_KEY_SHOWN else key[:MAX_KEY_SHOWN - 3] + "..."
+
+
 def _report_unknown(obj: Mapping[str, Any], table: Table, prefix: str, col: _Collector,
-                    allowed: frozenset[str]) -> None:
-    """One error per key of ``obj`` that is neither a field of ``table`` nor in ``allowed``."""
+                    known: frozenset[str]) -> None:
+    """One error per key of ``obj`` not in ``known`` (the table's fields and the allowed extras);
+    once the collector is full the remaining keys are counted in one set operation."""
+    allowed = known - table.names
+    listed = 0
     for key in obj:
-        if key not in table.index and key not in allowed:
-            col.error(_join(prefix, key), _unknown_message(key, table, allowed))
+        if key not in known:
+            if col.full:
+                col.count(len(obj.keys() - known) - listed)
+                return
+            col.error(_join(prefix, _shown_key(key)), _unknown_message(key, table, allowed, col))
+            listed += 1
 
 
 def _row_checker(table: Table, allowed: frozenset[str] = frozenset()) -> RowChecker:
@@ -418,7 +469,7 @@ def _row_checker(table: Table, allowed: frozenset[str] = frozenset()) -> RowChec
 
     def check_row(obj: Mapping[str, Any], prefix: str, col: _Collector) -> dict[str, Any]:
         if not obj.keys() <= known:
-            _report_unknown(obj, table, prefix, col, allowed)
+            _report_unknown(obj, table, prefix, col, known)
         out: dict[str, Any] = {}
         for name, check in checks:
             value = check(obj.get(name, _MISSING), prefix, col)
@@ -439,8 +490,8 @@ def _check_same_code(payload: Mapping[str, Any], path_mahoso: str, field: str,
     """The body's ``MaHoSo`` (already checked) must be the URL path's."""
     body_code = payload.get("MaHoSo")
     if isinstance(body_code, str) and body_code != unicodedata.normalize("NFC", path_mahoso):
-        col.error(field, f"must equal the dossier code in the URL path: the path has {path_mahoso!r}, "
-                         f"the body has {body_code!r}")
+        col.error(field, f"must equal the dossier code in the URL path: the path has {_shown_key(path_mahoso)!r}, "
+                         f"the body has {_shown_key(body_code)!r}")
 
 
 # --------------------------------------------------------------------------- DinhDanhCHS
@@ -464,7 +515,7 @@ def derive_dinh_danh(number: str) -> list[dict[str, str]]:
 def validate_snapshot(path_mahoso: str, body: object) -> Validated:
     """Validate and normalise one dossier snapshot (§6.1) for ``PUT /v1/dossiers/{path_mahoso}``.
 
-    Raises :class:`ValidationError` listing every problem: a body that is not an object (field
+    Raises :class:`ValidationError` listing the problems: a body that is not an object (field
     ``""``), unknown fields, missing required fields (``ChuHoSo`` included), unreal dates, codes
     outside their tables, bad amounts or URLs, a body ``MaHoSo`` that differs from the path.
     ``MaHoSoKhac`` is checked, returned in ``mahoso_khac`` and left out of the payload (never
@@ -505,12 +556,14 @@ def validate_progress(path_mahoso: str, body: object) -> list[Validated]:
     :data:`MAX_PROGRESS_ITEMS` items (errors on ``[3].ThoiDiemXuLy``…). An item without
     ``MaHoSo`` takes the path's; one with another code is an error. Returns one
     :class:`Validated` per item, in the order given. Raises :class:`ValidationError` listing
-    every problem of every item.
+    the problems of every item (the first 50, the others counted).
     """
     items, single = _progress_items(body)
     col = _Collector()
     results: list[Validated] = []
     for i, item in enumerate(items):
+        if col.stopped:
+            break
         prefix = "" if single else f"[{i}]"
         if not isinstance(item, dict):
             col.error(prefix, f"expected an object (a §6.9 progress item); got {_json_type(item)}")

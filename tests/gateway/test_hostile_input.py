@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,97 @@ async def test_an_18_digit_amount_is_taken(gateway: Gateway) -> None:
     """The bound is 18 digits: 999…9 (18 nines) is still an amount, as a string or an integer."""
     assert (await gateway.put(M, _with_fee(gia="9" * 18, so_luong=10**18 - 1))).status == 202
     assert (await gateway.put(M, _with_fee(gia=10**18 - 1))).status == 202
+
+
+# ---------------------------------------------------------------- error amplification
+
+CPU_BUDGET_S = 0.100
+
+
+async def _timed_put(gateway: Gateway, raw: bytes, mahoso: str = M) -> tuple[int, bytes, float]:
+    """PUT ``raw`` as it is; the status, the answer's bytes and the CPU time this process spent on
+    the request (client and server share the process and its loop)."""
+    await gateway.client.get("/healthz")  # warm: nothing lazy is counted
+    started = time.process_time()
+    r = await gateway.client.put(URL(f"/v1/dossiers/{mahoso}", encoded=True), data=raw, headers={
+        "X-API-Key": AGENCY_KEY, "Content-Type": "application/json"})
+    body = await r.read()
+    return r.status, body, time.process_time() - started
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def test_100000_unknown_keys_cost_little_and_answer_50_errors(gateway: Gateway) -> None:
+    """100,000 unknown keys in one 1 MB body: at most 50 errors are listed and the rest counted in
+    ``more_errors``; the answer stays small and the request costs under 100 ms of CPU."""
+    body = sample_dossier(M)
+    body.update({f"{i:05x}": 0 for i in range(100_000)})
+    raw = _encode(body)
+    assert 1_000_000 < len(raw) <= 1_048_576
+    status, answer, cpu = await _timed_put(gateway, raw)
+    assert status == 422
+    reply = json.loads(answer)
+    assert_shape(reply, "validation_failed")
+    assert len(reply["errors"]) == 50
+    assert reply["more_errors"] == 100_000 - 50  # unknown keys of one object are all counted
+    assert "the first 50 are listed" in reply["message"]
+    assert len(answer) < 16_384
+    assert cpu < CPU_BUDGET_S, cpu
+
+
+async def test_suggestions_stop_after_a_few(gateway: Gateway) -> None:
+    """Each unknown key near a field name gets a "did you mean", but only the first five: the
+    search costs time per key, and five typos are enough to show the pattern."""
+    body = sample_dossier(M)
+    typos = [name[:-1] + name[-1].swapcase() for name in
+             ("TrangThaiHoSo", "ChuHoSo", "NgayTiepNhan", "KenhThucHien", "TenTTHC", "MaTTHC", "NgayHenTra",
+              "DonViXuLy")]
+    body.update({t: "x" for t in typos})
+    r = await gateway.put(M, body)
+    assert r.status == 422
+    messages = [e["message"] for e in (await r.json())["errors"]]
+    assert len(messages) == len(typos)
+    assert ["did you mean" in m for m in messages] == [True] * 5 + [False] * 3
+
+
+async def test_a_huge_unknown_key_is_not_echoed(gateway: Gateway) -> None:
+    """An unknown key of 500,000 characters is named by its first characters only: the answer
+    stays small, and no suggestion is searched for it."""
+    body = sample_dossier(M)
+    body["K" * 500_000] = 1
+    status, answer, cpu = await _timed_put(gateway, _encode(body))
+    assert status == 422
+    reply = json.loads(answer)
+    assert len(reply["errors"]) == 1 and reply["errors"][0]["field"].startswith("KKKK")
+    assert len(answer) < 2_048
+    assert cpu < CPU_BUDGET_S, cpu
+
+
+async def test_many_bad_rows_cost_little_and_answer_50_errors(gateway: Gateway) -> None:
+    """300,000 empty rows (each missing its two required fields): 50 errors listed, the walk stops
+    once 1,000 problems are found and the answer says so; a small answer, under 100 ms of CPU."""
+    body = sample_dossier(M, TaiLieuNop=[{}] * 300_000)
+    status, answer, cpu = await _timed_put(gateway, _encode(body))
+    assert status == 422
+    reply = json.loads(answer)
+    assert len(reply["errors"]) == 50
+    assert reply["more_errors"] == 1000 - 50
+    assert "stopped after 1000 problems" in reply["message"]
+    assert len(answer) < 16_384
+    assert cpu < CPU_BUDGET_S, cpu
+
+
+async def test_a_cut_list_says_how_many_more(gateway: Gateway) -> None:
+    """60 problems: the first 50 are listed, ``more_errors`` is 10 and the message says 60; with
+    50 or fewer there is no ``more_errors`` (the list is complete)."""
+    body = sample_dossier(M)
+    body.update({f"extra{i}": 1 for i in range(60)})
+    reply = await (await gateway.put(M, body)).json()
+    assert len(reply["errors"]) == 50 and reply["more_errors"] == 10
+    assert "60 problems, the first 50 are listed" in reply["message"]
+    body = sample_dossier(M)
+    body.update({f"extra{i}": 1 for i in range(50)})
+    reply = await (await gateway.put(M, body)).json()
+    assert len(reply["errors"]) == 50 and "more_errors" not in reply
