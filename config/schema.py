@@ -179,6 +179,24 @@ class TransitionSettings:
 
 
 @dataclass(frozen=True)
+class DossierSettings:
+    """What agency input may look like beyond spec §6 (issue 13, docs/decisions.md)."""
+
+    # a text, identifier or URL value longer than this (characters, as sent) is refused with 422
+    # before it is normalised; the §6.0 truncation limits (at most 4000) apply below it
+    max_text_chars: int = 10_000
+    # more combining marks in a row than this is refused with 422: normalising to NFC costs the
+    # square of such a run, and a Vietnamese letter needs at most 2
+    max_combining_marks: int = 4
+
+    def __post_init__(self) -> None:
+        if not 4000 <= self.max_text_chars <= 1_048_576:
+            raise ValueError("max_text_chars: expected 4000..1048576 (at least the longest §6.0 truncation limit)")
+        if not 2 <= self.max_combining_marks <= 16:
+            raise ValueError("max_combining_marks: expected 2..16 (NFC costs the square of a run)")
+
+
+@dataclass(frozen=True)
 class SigningKeySettings:
     alias: str
     source: Literal["file", "pkcs11", "remote"]
@@ -241,6 +259,7 @@ class Settings:
     agencies: tuple[AgencySettings, ...] = ()
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     transitions: TransitionSettings = field(default_factory=TransitionSettings)
+    dossiers: DossierSettings = field(default_factory=DossierSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 

@@ -12,6 +12,10 @@ is NFC, texts over :data:`FIELD_LIMITS` are cut at a character boundary and end 
 absent optional scalars become ``""`` and absent lists ``[]`` (see docs/decisions.md,
 "dossier validation", for the exceptions).
 
+Bounds (issue 13): a text, identifier or URL longer than ``[dossiers] max_text_chars``, or with more
+than ``max_combining_marks`` combining marks in a row, is an error found before normalising
+(normalisation costs the square of a run of marks); the §6.0 truncation applies below the bound.
+
 Error messages never repeat the value of a free-text, identifier or URL field, nor of any field in
 :data:`PERSONAL_FIELDS`: they name what was expected and the JSON type that came.
 """
@@ -19,6 +23,7 @@ Error messages never repeat the value of a free-text, identifier or URL field, n
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 import unicodedata
@@ -29,6 +34,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from config.schema import DossierSettings
 from core.errors import FieldError, ValidationError
 from gateway.dossier.spec import (
     DOSSIER,
@@ -96,12 +102,82 @@ MAX_SUGGESTIONS = 5
 MAX_KEY_SHOWN = 64
 
 
-class _Collector:
-    """The problems and truncations found while walking one request. Past MAX_LISTED_ERRORS a
-    problem is only counted (callers test :attr:`full` first and skip building its message); past
-    MAX_COUNTED_ERRORS :attr:`stopped` tells the list walkers to look no further."""
+# --------------------------------------------------------------------------- text bounds
+#
+# unicodedata.normalize puts each run of combining marks in canonical order by insertion sort, so
+# NFC costs the square of the longest run: "a" + 64,000 marks took 6.6 s (issue 13). A text is
+# therefore measured before it is normalised, and a run of marks is bounded. A "mark" here is a
+# code point whose canonical decomposition is only combining marks (canonical combining class not
+# 0): the marks themselves and the few letters such as U+0F73 that decompose into marks only, so
+# a run cannot hide behind them. Every such code point is below U+20000 (a test checks it).
 
-    def __init__(self) -> None:
+_MARK_SCAN_END = 0x20000
+_ASTRAL = "\\U00010000-\\U0010ffff"
+
+
+def _is_mark(ch: str) -> bool:
+    if unicodedata.combining(ch):
+        return True
+    d = unicodedata.decomposition(ch)
+    return bool(d) and not d.startswith("<") and all(unicodedata.combining(c)
+                                                     for c in unicodedata.normalize("NFD", ch))
+
+
+def _class_body(points: list[int]) -> str:
+    """The body of a regex character class matching ``points`` (sorted), as ranges of escapes."""
+    ranges: list[list[int]] = []
+    for cp in points:
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    return "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+
+
+_MARK_POINTS = [cp for cp in range(_MARK_SCAN_END) if _is_mark(chr(cp))]  # ~40 ms once, at import
+# Split at the BMP: re compiles a class of BMP characters to a bitmap (one lookup per character),
+# but a class with any character above it to a list of ranges tried one by one (~20x slower).
+_BMP_MARKS = _class_body([cp for cp in _MARK_POINTS if cp < 0x10000])
+_ASTRAL_MARKS = _class_body([cp for cp in _MARK_POINTS if cp >= 0x10000])
+_MARK_OR_ASTRAL_RE = re.compile(f"[{_BMP_MARKS}{_ASTRAL}]")
+_ASTRAL_RE = re.compile(f"[{_ASTRAL}]")
+
+
+@dataclass(frozen=True)
+class _TextBounds:
+    max_chars: int
+    max_marks: int
+    bmp_run: re.Pattern[str]  # a run of more than max_marks marks, in a text without astral characters
+    any_run: re.Pattern[str]  # the same in any text (slower)
+
+    def too_many_marks(self, text: str) -> bool:
+        """Whether ``text`` has more than ``max_marks`` marks in a row; linear in its length, and
+        under a microsecond for a line of NFC Vietnamese (no marks at all)."""
+        if not _MARK_OR_ASTRAL_RE.search(text):
+            return False
+        run = self.any_run if _ASTRAL_RE.search(text) else self.bmp_run
+        return run.search(text) is not None
+
+
+@functools.lru_cache(maxsize=8)
+def _text_bounds(settings: DossierSettings) -> _TextBounds:
+    n = settings.max_combining_marks + 1
+    any_mark = f"(?:[{_BMP_MARKS}]|(?=[{_ASTRAL}])[{_ASTRAL_MARKS}])"
+    return _TextBounds(settings.max_text_chars, settings.max_combining_marks,
+                       re.compile(f"[{_BMP_MARKS}]{{{n}}}"), re.compile(f"{any_mark}{{{n}}}"))
+
+
+_DEFAULT_SETTINGS = DossierSettings()
+
+
+class _Collector:
+    """The problems and truncations found while walking one request, and the text bounds it is
+    held to. Past MAX_LISTED_ERRORS a problem is only counted (callers test :attr:`full` first and
+    skip building its message); past MAX_COUNTED_ERRORS :attr:`stopped` tells the list walkers to
+    look no further."""
+
+    def __init__(self, settings: DossierSettings = _DEFAULT_SETTINGS) -> None:
+        self.bounds = _text_bounds(settings)
         self.errors: list[FieldError] = []
         self.more = 0
         self.full = False
@@ -217,14 +293,37 @@ def _reject(spec: Spec, value: object, prefix: str, col: _Collector, why: str = 
     return None
 
 
+def _nfc(spec: Spec, value: str, prefix: str, col: _Collector) -> str | None:
+    """``value`` in NFC, if it is within the text bounds; else None, with the problem recorded.
+    The bounds are checked first: normalising costs the square of a run of marks."""
+    bounds = col.bounds
+    if len(value) > bounds.max_chars:
+        problem = f"is {len(value)} characters long; the gateway takes at most {bounds.max_chars} in one field"
+    elif value.isascii():
+        return value
+    elif bounds.too_many_marks(value):
+        problem = (f"has more than {bounds.max_marks} combining marks (accents) in a row; "
+                   f"a Vietnamese letter needs at most 2")
+    else:
+        return unicodedata.normalize("NFC", value)
+    if col.full:
+        col.count()
+    else:
+        col.error(_join(prefix, spec.name), problem)
+    return None
+
+
 def _text_checker(spec: Spec) -> Checker:
-    """A string, not blank; sent in NFC, cut to its FIELD_LIMITS entry (recorded in ``truncated``)."""
+    """A string, not blank, within the text bounds; sent in NFC, cut to its FIELD_LIMITS entry
+    (recorded in ``truncated``)."""
     limit = FIELD_LIMITS.get(spec.name)
 
     def check(value: object, prefix: str, col: _Collector) -> object:
         if not isinstance(value, str) or not value or value.isspace():
             return _reject(spec, value, prefix, col)
-        text = unicodedata.normalize("NFC", value)
+        text = _nfc(spec, value, prefix, col)
+        if text is None:
+            return None
         if limit is not None and len(text) > limit:
             col.truncated.append(spec.name)
             return truncate(text, limit)
@@ -248,10 +347,10 @@ def truncate(text: str, limit: int) -> str:
 
 
 def _id_checker(spec: Spec) -> Checker:
-    """A string (not blank, sent in NFC) or an integer (sent as its digits)."""
+    """A string (not blank, within the text bounds, sent in NFC) or an integer (sent as its digits)."""
     def check(value: object, prefix: str, col: _Collector) -> object:
         if isinstance(value, str) and value and not value.isspace():
-            return unicodedata.normalize("NFC", value)
+            return _nfc(spec, value, prefix, col)
         if type(value) is int:
             return str(value)
         return _reject(spec, value, prefix, col)
@@ -365,11 +464,14 @@ def _url_problem(value: str) -> str:
 
 
 def _url_checker(spec: Spec) -> Checker:
-    """An absolute http(s) URL with a host, no white space or control characters; sent in NFC."""
+    """An absolute http(s) URL with a host, no white space or control characters, within the text
+    bounds; sent in NFC."""
     def check(value: object, prefix: str, col: _Collector) -> object:
-        if not isinstance(value, str):
+        if not isinstance(value, str) or _is_blank(value):
             return _reject(spec, value, prefix, col)
-        url = unicodedata.normalize("NFC", value)
+        url = _nfc(spec, value, prefix, col)
+        if url is None:
+            return None
         problem = _url_problem(url)
         return _reject(spec, value, prefix, col, problem) if problem else url
 
@@ -512,7 +614,7 @@ def derive_dinh_danh(number: str) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------- entry points
 
 
-def validate_snapshot(path_mahoso: str, body: object) -> Validated:
+def validate_snapshot(path_mahoso: str, body: object, settings: DossierSettings = _DEFAULT_SETTINGS) -> Validated:
     """Validate and normalise one dossier snapshot (§6.1) for ``PUT /v1/dossiers/{path_mahoso}``.
 
     Raises :class:`ValidationError` listing the problems: a body that is not an object (field
@@ -524,7 +626,7 @@ def validate_snapshot(path_mahoso: str, body: object) -> Validated:
     if not isinstance(body, dict):
         raise ValidationError([FieldError("", f"expected a JSON object (one dossier, spec §6.1); "
                                               f"got {_json_type(body)}")])
-    col = _Collector()
+    col = _Collector(settings)
     payload = _CHECK_DOSSIER(body, "", col)
     alt = _CHECK_MAHOSO_KHAC(body.get(LOCAL_ONLY_FIELD, _MISSING), "", col)
     _check_same_code(payload, path_mahoso, "MaHoSo", col)
@@ -549,7 +651,8 @@ def _progress_items(body: object) -> tuple[list[object], bool]:
     raise ValidationError([FieldError("", message)])
 
 
-def validate_progress(path_mahoso: str, body: object) -> list[Validated]:
+def validate_progress(path_mahoso: str, body: object,
+                      settings: DossierSettings = _DEFAULT_SETTINGS) -> list[Validated]:
     """Validate and normalise progress for ``POST /v1/dossiers/{path_mahoso}/progress`` (§6.9).
 
     ``body`` is one item (errors on ``ThoiDiemXuLy``…) or a non-empty list of at most
@@ -559,7 +662,7 @@ def validate_progress(path_mahoso: str, body: object) -> list[Validated]:
     the problems of every item (the first 50, the others counted).
     """
     items, single = _progress_items(body)
-    col = _Collector()
+    col = _Collector(settings)
     results: list[Validated] = []
     for i, item in enumerate(items):
         if col.stopped:

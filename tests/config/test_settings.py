@@ -23,6 +23,7 @@ def test_example_file_loads_with_the_documented_defaults() -> None:
     assert s.retry.delays == (5, 30, 120, 600, 1800, 3600) and s.retry.give_up_after == 72 * 3600
     assert s.queue.backend == "sqlite" and s.storage.synchronous == "full"
     assert s.agencies[0].units == ("000.00.01.H55",)
+    assert s.dossiers.max_text_chars == 10_000 and s.dossiers.max_combining_marks == 4
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.server.listen = "x"  # type: ignore[misc]
 
@@ -39,6 +40,8 @@ def test_example_file_loads_with_the_documented_defaults() -> None:
     ("[nosuch]\nx = 1\n", "nosuch"),
     ("[queue.kafka]\nfetch_max_wait = '5s'\n", "queue.kafka.fetch_max_wait"),
     ("[queue.kafka]\nfetch_min_bytes = 0\n", "queue.kafka.fetch_min_bytes"),
+    ("[dossiers]\nmax_text_chars = 100\n", "dossiers.max_text_chars"),
+    ("[dossiers]\nmax_combining_marks = 1000\n", "dossiers.max_combining_marks"),
 ])
 def test_bad_settings_name_the_key(tmp_path: Path, text: str, key: str) -> None:
     """Each mistake stops loading with a ConfigError whose key is the offending dotted path."""
