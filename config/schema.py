@@ -182,6 +182,10 @@ class TransitionSettings:
 class DossierSettings:
     """What agency input may look like beyond spec §6 (issue 13, docs/decisions.md)."""
 
+    # every MaHoSo must have the portal's form <unit>-<yyMMdd>-<digits> (spec §8), not only
+    # <unit>-<one or more segments>
+    strict_code: bool = False
+
     # a text, identifier or URL value longer than this (characters, as sent) is refused with 422
     # before it is normalised; the §6.0 truncation limits (at most 4000) apply below it
     max_text_chars: int = 10_000

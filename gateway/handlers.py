@@ -36,8 +36,13 @@ def add_routes(app: web.Application, *, signing: bool = False) -> None:
 
 
 def _authorise(request: web.Request, mahoso: str) -> AgencySettings:
-    """The calling agency, if it may send dossiers of ``mahoso``'s unit: else 401 or 403."""
+    """The calling agency, if it may send dossiers of ``mahoso``'s unit: else 401, 422 for a
+    malformed code (before its unit is looked at), or 403."""
     agency = require_agency(request)
+    problem = dossier.code_problem(mahoso, request.app[SETTINGS].dossiers.strict_code)
+    if problem:
+        raise HTTPProblem(422, "validation_failed", "the dossier code (MaHoSo) in the path is malformed",
+                          [FieldError("MaHoSo", problem)])
     unit = mahoso.split("-", 1)[0]
     if unit not in agency.units:
         raise HTTPProblem(403, "forbidden", f"agency {agency.code} may not send dossiers of unit {unit}",
@@ -65,7 +70,7 @@ async def _json_body(request: web.Request) -> Any:
 
 async def put_dossier(request: web.Request) -> web.Response:
     """``PUT /v1/dossiers/{MaHoSo}``: 202 once the snapshot is durable. The checks run in the order
-    401/403, 415, 413, 400, 422, 409 (transition, under enforce)."""
+    400 (two keys)/401, 422 (the path's code), 403, 415, 413, 400, 422, 409 (transition, under enforce)."""
     app = request.app
     started = app[CLOCK]()
     mahoso = request.match_info["MaHoSo"]

@@ -30,8 +30,10 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): _ERR for c in codes}
 
 
-_MAHOSO = {"name": "MaHoSo", "in": "path", "required": True, "schema": {"type": "string"},
-           "description": "Dossier code; its first dash segment is the unit code the agency must own."}
+def _mahoso(strict: bool) -> dict[str, Any]:
+    return {"name": "MaHoSo", "in": "path", "required": True, "schema": dossier.code_schema(strict),
+            "description": "Dossier code; its first dash segment is the unit code the agency must own. "
+                           "A malformed code is a 422, checked before the unit (403)."}
 _JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -64,10 +66,10 @@ _DEAD = {
 }
 
 
-def _paths(backend: str) -> dict[str, Any]:
+def _paths(backend: str, strict: bool) -> dict[str, Any]:
     return {
         "/v1/dossiers/{MaHoSo}": {
-            "parameters": [_MAHOSO],
+            "parameters": [_mahoso(strict)],
             "put": {
                 "summary": "Accept one dossier snapshot (DVCQG field names, spec §6.1)",
                 "security": _AGENCY,
@@ -80,11 +82,11 @@ def _paths(backend: str) -> dict[str, Any]:
             "get": {
                 "summary": "Sync status of one dossier",
                 "security": _AGENCY,
-                "responses": {"200": _resp("Status", _STATUS), **_errors(400, 401, 403, 404)},
+                "responses": {"200": _resp("Status", _STATUS), **_errors(400, 401, 403, 404, 422)},
             },
         },
         "/v1/dossiers/{MaHoSo}/progress": {
-            "parameters": [_MAHOSO],
+            "parameters": [_mahoso(strict)],
             "post": {
                 "summary": "Accept one progress item or a list of them (spec §6.9), in the order they happened",
                 "security": _AGENCY,
@@ -168,22 +170,34 @@ def _signing_paths() -> dict[str, Any]:
     }
 
 
+def _body_schemas(strict: bool) -> dict[str, Any]:
+    """The Dossier and Progress schemas, their ``MaHoSo`` held to the path's code format (a body
+    code must equal the path's)."""
+    snapshot, progress = dossier.dossier_json_schema(), dossier.progress_json_schema()
+    snapshot["properties"]["MaHoSo"] = dossier.code_schema(strict)
+    for shape in (progress["oneOf"][0], progress["oneOf"][1]["items"]):
+        shape["properties"]["MaHoSo"] = {"anyOf": [dossier.code_schema(strict), {"type": "null"},
+                                                   {"type": "string", "pattern": r"^\s*$"}],
+                                         "description": "Left out, null or blank: the path's code."}
+    return {"Dossier": snapshot, "Progress": progress}
+
+
 @cache
-def document(signing: bool = False, backend: str = "sqlite") -> dict[str, Any]:
-    """The document for an app with (or without) the signing routes, on queue ``backend``."""
+def document(signing: bool = False, backend: str = "sqlite", strict_code: bool = False) -> dict[str, Any]:
+    """The document for an app with (or without) the signing routes, on queue ``backend``, with
+    (or without) ``[dossiers] strict_code``."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "dvc-gateway", "version": "0.1.0",
                  "description": "Agency, operator and health API of the DVCQG sync gateway."},
-        "paths": {**_paths(backend), **(_signing_paths() if signing else {})},
+        "paths": {**_paths(backend, strict_code), **(_signing_paths() if signing else {})},
         "components": {
             "securitySchemes": {
                 "agencyKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "operatorKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
             },
             "schemas": {
-                "Dossier": dossier.dossier_json_schema(),
-                "Progress": dossier.progress_json_schema(),
+                **_body_schemas(strict_code),
                 "Error": {"type": "object", "required": ["error", "message", "errors"], "properties": {
                     "error": {"type": "string"}, "message": {"type": "string"},
                     "errors": {"type": "array", "maxItems": 50, "items": {"type": "object", "properties": {
@@ -198,10 +212,15 @@ def document(signing: bool = False, backend: str = "sqlite") -> dict[str, Any]:
     }
 
 
+def _served(request: web.Request, signing: bool) -> web.Response:
+    settings = request.app[SETTINGS]
+    return web.json_response(document(signing, settings.queue.backend, settings.dossiers.strict_code))
+
+
 async def serve(request: web.Request) -> web.Response:
-    return web.json_response(document(backend=request.app[SETTINGS].queue.backend))
+    return _served(request, signing=False)
 
 
 async def serve_full(request: web.Request) -> web.Response:
     """The document including the signing routes (where [signing] is configured)."""
-    return web.json_response(document(signing=True, backend=request.app[SETTINGS].queue.backend))
+    return _served(request, signing=True)

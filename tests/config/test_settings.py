@@ -24,6 +24,7 @@ def test_example_file_loads_with_the_documented_defaults() -> None:
     assert s.queue.backend == "sqlite" and s.storage.synchronous == "full"
     assert s.agencies[0].units == ("000.00.01.H55",)
     assert s.dossiers.max_text_chars == 10_000 and s.dossiers.max_combining_marks == 4
+    assert s.dossiers.strict_code is False
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.server.listen = "x"  # type: ignore[misc]
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
+import re
 import time
 import unicodedata
+import urllib.parse
 import zlib
 from pathlib import Path
 from typing import Any
@@ -395,3 +398,132 @@ def test_every_mark_is_below_the_scanned_range() -> None:
 
     above = [cp for cp in range(validate._MARK_SCAN_END, 0x110000) if validate._is_mark(chr(cp))]
     assert above == []
+
+
+# ---------------------------------------------------------------- the dossier code (MaHoSo)
+
+#: Malformed codes as they appear in a request path (percent-encoded where a client must).
+BAD_CODES = {
+    "unit-only": "000.00.01.H55",
+    "trailing-dash": "000.00.01.H55-",
+    "empty-segment": "000.00.01.H55--00012",
+    "300-chars": "000.00.01.H55-" + "1" * 286,
+    "space": "000.00.01.H55-240315%2000012",
+    "slash": "000.00.01.H55-240315%2F00012",
+    "backslash": "000.00.01.H55-240315%5C00012",
+    "percent": "000.00.01.H55-240315%2500012",
+    "vietnamese": "000.00.01.H55-h%E1%BB%93s%C6%A1",
+    "nfd-e-acute": "000.00.01.H55-240315-0001e%CC%81",
+    "nul": "000.00.01.H55-240315-00012%00",
+    "newline": "000.00.01.H55-240315-00012%0A",
+    "hello": "hello",
+    "short-unit": "00.00.01.H55-240315-00012",
+    "five-groups": "000.00.01.H55.1-240315-00012",
+}
+
+
+@pytest.mark.parametrize("code", BAD_CODES.values(), ids=BAD_CODES.keys())
+async def test_a_malformed_code_is_422_before_the_unit_check(gateway: Gateway, sandbox: Sandbox, code: str) -> None:
+    """PUT, POST progress and GET with a malformed ``MaHoSo`` in the path answer 422 naming
+    ``MaHoSo`` (not 403, and not 202): nothing is stored, nothing reaches the portal."""
+    headers = {"X-API-Key": AGENCY_KEY}
+    calls = [
+        ("PUT", f"/v1/dossiers/{code}", _encode(sample_dossier(M))),
+        ("POST", f"/v1/dossiers/{code}/progress", _encode({"NguoiXuLy": "A", "ThoiDiemXuLy": "20240316100000",
+                                                            "TrangThai": "4"})),
+        ("GET", f"/v1/dossiers/{code}", None),
+    ]
+    for method, path, data in calls:
+        r = await gateway.client.request(method, URL(path, encoded=True), data=data,
+                                         headers={**headers, "Content-Type": "application/json"})
+        assert r.status == 422, (method, path, r.status, await r.text())
+        reply = await r.json()
+        assert_shape(reply, "validation_failed")
+        assert [e["field"] for e in reply["errors"]] == ["MaHoSo"]
+    await gateway.drain()
+    assert (await sandbox.record())["dossiers"] == {}
+
+
+@pytest.mark.parametrize(("code", "status"), [
+    ("000.00.01.H55-240315-00012", 202), ("000.00.01.H55-c10-0000001", 202), ("000.00.01.H55-HS_2024.77", 202),
+    ("000.00.01.h55-x", 403),
+])
+async def test_local_codes_are_well_formed(gateway: Gateway, code: str, status: int) -> None:
+    """Without ``strict_code`` any ASCII segments after the unit make a code (local codes, §8).
+    A unit code in lower case is well formed, but units are compared exactly: 403, not 422."""
+    r = await gateway.put(code, sample_dossier(code))
+    assert r.status == status, await r.text()
+
+
+async def test_a_well_formed_code_of_another_unit_is_still_403(gateway: Gateway) -> None:
+    """The unit check follows the format check: a well-formed code of a unit the agency does not
+    hold is 403 naming ``MaHoSo``."""
+    code = "000.00.02.H55-240315-00012"
+    r = await gateway.put(code, sample_dossier(code))
+    assert r.status == 403
+    assert [e["field"] for e in (await r.json())["errors"]] == ["MaHoSo"]
+
+
+async def test_strict_code_takes_only_the_portal_form(sandbox: Sandbox, tmp_path: Path) -> None:
+    """``[dossiers] strict_code = true``: only ``<unit>-<yyMMdd>-<digits>`` with a real date."""
+    async with run_gateway(settings_for(tmp_path, sandbox.url, dossiers={"strict_code": True})) as gw:
+        assert (await gw.put(M, sample_dossier(M))).status == 202
+        for code, why in (("000.00.01.H55-c10-0000001", "portal's form"),
+                          ("000.00.01.H55-241332-00001", "not a real date"),
+                          ("000.00.01.H55-240315-00012-1", "portal's form")):
+            r = await gw.put(code, sample_dossier(code))
+            assert r.status == 422, (code, await r.text())
+            (error,) = (await r.json())["errors"]
+            assert error["field"] == "MaHoSo" and why in error["message"]
+        doc = await (await gw.client.get("/openapi.json")).json()
+        (param,) = doc["paths"]["/v1/dossiers/{MaHoSo}"]["parameters"]
+        assert r"-[0-9]{6}-[0-9]+$" in param["schema"]["pattern"]
+
+
+async def test_an_nfd_spelling_cannot_open_a_second_queue(gateway: Gateway) -> None:
+    """"One dossier, two queues": the NFD spelling of a code in the path (``…e%CC%81``) was stored
+    under the NFD code while the body carried the NFC one. Both spellings are now refused."""
+    nfc = "000.00.01.H55-240315-0001\u00e9"
+    nfd = unicodedata.normalize("NFD", nfc)
+    status, _, _ = await _timed_put(gateway, _encode(sample_dossier(nfc)),
+                                    mahoso="000.00.01.H55-240315-0001e%CC%81")
+    assert status == 422
+    status, _, _ = await _timed_put(gateway, _encode(sample_dossier(nfc)), mahoso="000.00.01.H55-240315-0001%C3%A9")
+    assert status == 422
+    assert await gateway.queue.status(nfd) is None and await gateway.queue.status(nfc) is None
+
+
+async def test_a_newline_in_the_path_forges_no_log_line(gateway: Gateway, sandbox: Sandbox,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """The ``%0A`` path that wrote a forged line ("level=WARNING logger=dvcgw.auth operator key
+    rotated by admin") is refused with 422 on every dossier route; no log record carries it and
+    nothing reaches the portal."""
+    forged = "000.00.01.H55-240315-00012%0Alevel=WARNING%20logger=dvcgw.auth%20operator%20key%20rotated%20by%20admin"
+    caplog.set_level(logging.DEBUG)
+    for method, path in (("PUT", f"/v1/dossiers/{forged}"), ("POST", f"/v1/dossiers/{forged}/progress"),
+                         ("GET", f"/v1/dossiers/{forged}")):
+        r = await gateway.client.request(method, URL(path, encoded=True), data=b"{}", headers={
+            "X-API-Key": AGENCY_KEY, "Content-Type": "application/json"})
+        assert r.status == 422, (method, await r.text())
+    await gateway.drain()
+    assert (await sandbox.record())["dossiers"] == {}
+    assert not [rec for rec in caplog.records if "rotated by admin" in rec.getMessage()]
+
+
+async def test_the_openapi_document_carries_the_code_format(gateway: Gateway) -> None:
+    """The path parameter and the bodies' ``MaHoSo`` carry the checker's pattern and maxLength,
+    and the pattern agrees with the checker on every code above."""
+    doc = await (await gateway.client.get("/openapi.json")).json()
+    for path in ("/v1/dossiers/{MaHoSo}", "/v1/dossiers/{MaHoSo}/progress"):
+        (param,) = doc["paths"][path]["parameters"]
+        assert param["schema"]["maxLength"] == 64
+        pattern = re.compile(param["schema"]["pattern"])
+    assert doc["components"]["schemas"]["Dossier"]["properties"]["MaHoSo"] == param["schema"]
+    assert "422" in doc["paths"]["/v1/dossiers/{MaHoSo}"]["get"]["responses"]
+    # JSON Schema patterns are ECMA-262, where "$" is the end of the input: fullmatch, not search
+    # (Python's "$" also matches before a final newline)
+    for code in BAD_CODES.values():
+        decoded = urllib.parse.unquote(code)
+        assert not (pattern.fullmatch(decoded) and len(decoded) <= 64), code
+    for code in ("000.00.01.H55-240315-00012", "000.00.01.H55-c10-0000001", "000.00.01.H55-HS_2024.77"):
+        assert pattern.fullmatch(code), code
