@@ -527,3 +527,25 @@ async def test_the_openapi_document_carries_the_code_format(gateway: Gateway) ->
         assert not (pattern.fullmatch(decoded) and len(decoded) <= 64), code
     for code in ("000.00.01.H55-240315-00012", "000.00.01.H55-c10-0000001", "000.00.01.H55-HS_2024.77"):
         assert pattern.fullmatch(code), code
+
+
+async def test_the_signing_upload_refuses_an_encoded_body_too() -> None:
+    """The signing routes read their PDF through ``read_pdf_request``, which takes the same rule:
+    a gzip-encoded upload is 415 naming the encoding (checked here on a real app with just that
+    reader behind the gateway's middleware, without a signing key set-up)."""
+    from gateway.middleware import error_middleware
+    from gateway.signing_routes import read_pdf_request
+
+    async def upload(request: web.Request) -> web.Response:
+        pdf, _ = await read_pdf_request(request, 1_000_000)
+        return web.Response(text=str(len(pdf)))
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_post("/upload", upload)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        pdf = b"%PDF-1.7\n" + b"0" * 100
+        r = await client.post("/upload", data=gzip.compress(pdf), headers={
+            "Content-Type": "application/pdf", "Content-Encoding": "gzip"})
+        assert r.status == 415 and "gzip" in (await r.json())["message"]
+        r = await client.post("/upload", data=pdf, headers={"Content-Type": "application/pdf"})
+        assert r.status == 200
