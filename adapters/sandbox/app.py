@@ -333,11 +333,4 @@ def create_sandbox_app(*, clock: Callable[[], float] | None = None) -> web.Appli
 def run_sandbox(host: str = "127.0.0.1", port: int = 9000) -> None:
     """Serve the simulator until interrupted (blocking; used by ``dvcgw sandbox``)."""
     app = create_sandbox_app()
-
-    async def tune(_: web.Application) -> None:
-        from gateway.runtime import tune
-
-        tune()
-
-    app.on_startup.append(tune)
     web.run_app(app, host=host, port=port, access_log=None)
