@@ -91,6 +91,9 @@ class Figure:
     delivered: float
     note: str = ""
 
+    def __str__(self) -> str:
+        return f"{self.what}: {self.accepted:.0f}/s accepted, {self.delivered:.0f}/s delivered ({self.note})"
+
 
 def body_template() -> bytes:
     return json.dumps(sample_dossier("@MAHOSO@"), ensure_ascii=False).encode()
