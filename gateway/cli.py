@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="start the national-portal sandbox")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=9000)
+    sandbox.add_argument("--latency", default="0s", help="wait before answering each portal call, e.g. 50ms")
+    sandbox.add_argument("--rate-limit", type=int, default=0,
+                         help="portal calls admitted per second, the rest answered 429 (0 = no limit)")
     sandbox.set_defaults(func=_sandbox)
 
     dlq = sub.add_parser("dlq", help="dead letters of a running daemon")
@@ -122,7 +125,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     setup_logging()
     use_fast_loop()
-    run_sandbox(args.host, args.port)
+    run_sandbox(args.host, args.port, latency=args.latency, rate_limit=args.rate_limit)
     return 0
 
 
