@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a settings file without starting anything")
     check.add_argument("file")
+    check.add_argument("--print", action="store_true", dest="print_where",
+                       help="print where the daemon will listen and store, as shell-readable lines (no secrets)")
     check.set_defaults(func=_check_config)
 
     sandbox = sub.add_parser("sandbox", help="start the national-portal sandbox")
@@ -83,6 +85,10 @@ def _load(path: str | None) -> Settings:
 
 def _check_config(args: argparse.Namespace) -> int:
     settings = load(args.file)
+    if args.print_where:
+        print(f"listen={settings.server.listen}\nstore={settings.storage.path}\n"
+              f"backend={settings.queue.backend}\nportal={settings.portal.adapter_url}")
+        return 0
     print(f"{args.file}: OK (queue={settings.queue.backend}, portal={settings.portal.adapter_url}, "
           f"{len(settings.agencies)} agencies)")
     return 0
