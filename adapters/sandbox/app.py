@@ -236,7 +236,7 @@ async def _service_call(request: web.Request, endpoint: str) -> web.Response:
 
 
 async def _serve(state: SandboxState, request: web.Request, endpoint: str) -> web.Response:
-    fault = state.take_fault()
+    fault = state.take_fault(endpoint)
     if fault is not None:
         forced = await _fault_response(fault)
         if forced is not None:
@@ -289,6 +289,19 @@ def _parse_fault(body: dict[str, Any]) -> Fault | str:
     if "error_code" in body:
         fault.error_code = str(body["error_code"])
     return fault
+
+
+async def admin_list_faults(request: web.Request) -> web.Response:
+    """The faults still queued, in the order they will apply."""
+    return web.json_response({"faults": request.app[STATE].queued_faults()})
+
+
+async def admin_clear_faults(request: web.Request) -> web.Response:
+    """Forget every queued fault (what already happened stays in the record)."""
+    state = request.app[STATE]
+    cleared = len(state.faults)
+    state.faults.clear()
+    return web.json_response({"ok": True, "cleared": cleared})
 
 
 async def admin_faults(request: web.Request) -> web.Response:
@@ -384,6 +397,8 @@ def create_sandbox_app(*, clock: Callable[[], float] | None = None, latency: flo
     app.router.add_post("/service", service)
     app.router.add_post("/share", share)
     app.router.add_post("/_sandbox/faults", admin_faults)
+    app.router.add_get("/_sandbox/faults", admin_list_faults)
+    app.router.add_delete("/_sandbox/faults", admin_clear_faults)
     app.router.add_post("/_sandbox/config", admin_config)
     app.router.add_post("/_sandbox/dossiers", admin_dossiers)
     app.router.add_get("/_sandbox/dossiers/{code}", admin_dossier)

@@ -27,6 +27,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -83,6 +84,7 @@ class SandboxState:
     dossiers: dict[str, dict[str, Any]] = field(default_factory=dict)
     record: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     faults: deque[Fault] = field(default_factory=deque)
+    faulted: list[dict[str, Any]] = field(default_factory=list)  # service calls a fault answered
     logins: int = 0
     login_failures: int = 0
     tokens_issued: int = 0
@@ -130,15 +132,21 @@ class SandboxState:
         elif fault.remaining > 0:
             self.faults.append(fault)
 
-    def take_fault(self) -> Fault | None:
-        """The fault for this service call, if any (consumes one of its count)."""
+    def take_fault(self, endpoint: str) -> Fault | None:
+        """The fault for this service call, if any (consumes one of its count; noted in the
+        record's ``faulted`` list)."""
         if not self.faults:
             return None
         fault = self.faults[0]
         fault.remaining -= 1
         if fault.remaining <= 0:
             self.faults.popleft()
+        self.faulted.append({"mode": fault.mode, "endpoint": endpoint, "at": self.clock()})
         return fault
+
+    def queued_faults(self) -> list[dict[str, Any]]:
+        """The faults still waiting, in order (``GET /_sandbox/faults``)."""
+        return [dataclasses.asdict(f) for f in self.faults]
 
     # ── credentials ───────────────────────────────────────────────────────────────────────
 
@@ -202,6 +210,7 @@ class SandboxState:
             "tokens": self.tokens_issued,
             "token_methods": self.token_methods,
             "calls": self.calls,
+            "faulted": self.faulted,
             "throttled": self.throttled,
             "max_in_flight": self.max_in_flight,
             "stored": len(self.dossiers),

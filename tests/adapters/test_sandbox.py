@@ -197,6 +197,28 @@ async def test_faults_apply_to_the_next_n_calls(sandbox: SandboxHandle, session:
     assert (await sandbox.record())["calls"] == 0 and sandbox.state.sessions == {}
 
 
+async def test_faulted_calls_are_in_the_record_and_queued_faults_can_be_listed_and_cleared(
+        sandbox: SandboxHandle, session: str) -> None:
+    """Admin (issue 13): every call a fault answered is listed in the record's ``faulted``, in order;
+    GET /_sandbox/faults lists what is still queued, DELETE clears it, and the next call is normal."""
+    await sandbox.fault("http503", count=1)
+    await sandbox.fault("reject", count=3)
+    body = {"session": session, "madonvi": MADONVI, "service": "TraCuuHoSo", "mahoso": CODE}
+    statuses = []
+    for _ in range(2):
+        async with sandbox.http.post(f"{sandbox.url}/service", json=body, headers={"dstcode": DSTCODE}) as resp:
+            statuses.append(resp.status)
+    assert statuses == [503, 200]
+    async with sandbox.http.get(f"{sandbox.url}/_sandbox/faults") as resp:
+        queued = (await resp.json())["faults"]
+    assert [(f["mode"], f["remaining"]) for f in queued] == [("reject", 2)]
+    async with sandbox.http.delete(f"{sandbox.url}/_sandbox/faults") as resp:
+        assert (await resp.json()) == {"ok": True, "cleared": 1}
+    assert (await call(sandbox, "TraCuuHoSo", session, mahoso=CODE))["error_code"] == "0"
+    faulted = (await sandbox.record())["faulted"]
+    assert [(f["mode"], f["endpoint"]) for f in faulted] == [("http503", "integration"), ("reject", "integration")]
+
+
 async def test_admin_refuses_unknown_fault(sandbox: SandboxHandle) -> None:
     """Admin: an unknown fault mode is a 400, not silently ignored."""
     async with sandbox.http.post(f"{sandbox.url}/_sandbox/faults", json={"mode": "explode"}) as resp:
