@@ -23,11 +23,11 @@ Multi-dossier calls are atomic: one bad dossier rejects the whole call and store
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-import dataclasses
 from dataclasses import dataclass, field, replace
 from typing import Any
 
