@@ -145,12 +145,11 @@ class KafkaQueue:
         self._wall = clock
         self._clock_hint = 0.0
         self.metrics = KafkaMetrics(metrics_registry)
-        self._latency: dict[str, Any] = {}  # produce-latency histogram per topic kind (labels() is not free)
         self._view = View(self.topics, self._parts, {**self._opts, **fetch_options(self._k)},
                           writer=uuid.uuid4().hex[:12].encode())
         # lease ids: this process's view writer id and a counter (a uuid4 costs ~5 us, on every claim)
         self._leases = itertools.count(1)
-        self._producing = Producing(self._opts, self.observe_produce)
+        self._producing = Producing(self._opts, self.metrics.observe_produce)
         self._appender = Appender(settings, self._producing, clock)
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -272,9 +271,6 @@ class KafkaQueue:
             self._consumer.resume(tp)
         self._wake.set()
 
-    def _tp(self, topic: str, mahoso: str) -> TopicPartition:
-        return TopicPartition(topic, partition_of(mahoso, self._parts))
-
     def _dossier(self, mahoso: str) -> _Dossier:
         d = self._owned.get(mahoso)
         if d is None:
@@ -287,14 +283,6 @@ class KafkaQueue:
                 d.items[ev.event_id] = _Item(ev, seq, None, parked)
             self._owned[mahoso] = d
         return d
-
-    def observe_produce(self, kind: str, seconds: float) -> None:
-        """One acknowledged produce of ``kind`` (outbound, retry, state, dlq, control) on the
-        produce-latency histogram; HTTP acceptor processes send theirs through the daemon."""
-        latency = self._latency.get(kind)
-        if latency is None:
-            latency = self._latency[kind] = self.metrics.produce_latency.labels(kind)
-        latency.observe(seconds)
 
     # ------------------------------------------------------------------ enqueue
 
