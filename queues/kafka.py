@@ -26,7 +26,6 @@ import itertools
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -56,6 +55,7 @@ from queues.api import (
     Work,
     state_of,
 )
+from queues.kafka_accepts import Accepts
 from queues.kafka_codec import (
     H_CONTROL,
     H_DUE,
@@ -77,7 +77,6 @@ from queues.kafka_codec import (
 )
 from queues.kafka_metrics import KafkaMetrics
 from queues.kafka_produce import (
-    Appender,
     Producing,
     Record,
     client_options,
@@ -97,7 +96,6 @@ _FLUSH_S = 0.2  # intake not yet written in a state record for this long is writ
 _WATERMARK_S = 0.1  # at most one watermark record per partition per this interval
 _STATS_S = 0.5  # stats() answers from its last computation for this long
 _COMMIT_S = 0.1  # the pump commits offsets (and refreshes the lag gauges) at most this often
-_LOCAL_MEMORY = 100_000  # dossiers whose last accepted state this instance remembers from its own accepts
 
 
 @dataclass
@@ -150,13 +148,12 @@ class KafkaQueue:
         # lease ids: this process's view writer id and a counter (a uuid4 costs ~5 us, on every claim)
         self._leases = itertools.count(1)
         self._producing = Producing(self._opts, self.metrics.observe_produce)
-        self._appender = Appender(settings, self._producing, clock)
+        self._accepts = Accepts(self._producing, self.topics, self._parts, self._timeout, clock)
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._write_batch: tuple[dict[str, _Dossier], asyncio.Future[None]] | None = None
         self._writes: set[asyncio.Task[None]] = set()  # batched state writes under way (see _write_soon)
         self._owned: dict[str, _Dossier] = {}
-        self._produced: dict[TopicPartition, int] = {}  # outbound offsets this instance produced
         self._pumped = asyncio.Event()  # replaced after every pump round; set() wakes the waiters once
         self._unresolved: dict[TopicPartition, set[int]] = {}
         self._next: dict[TopicPartition, int] = {}
@@ -173,7 +170,6 @@ class KafkaQueue:
         self._wm_at = 0.0
         self._committed_at = 0.0
         self._stats: tuple[float, QueueStats] | None = None
-        self._local: OrderedDict[str, tuple[int, str]] = OrderedDict()  # own accepts: seq, TrangThaiHoSo
         self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -288,25 +284,9 @@ class KafkaQueue:
 
     async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
         """Produce ``events`` (one dossier) to outbound and wait for ``acks=all`` (see
-        :class:`~queues.kafka_produce.Appender`). Raises QueueUnavailable when the produce was not
+        :class:`~queues.kafka_accepts.Accepts`). Raises QueueUnavailable when the produce was not
         acknowledged in time."""
-        if not events:
-            return []
-        out, wires, tp = await self._appender.append(events)
-        self._produced[tp] = max(self._produced.get(tp, -1), out[-1].sequence - 1)
-        for w, a in zip(wires, out, strict=True):
-            state = state_of(w.kind, w.payload)
-            if state is not None:
-                self._remember_local(w.mahoso, a.sequence, state)
-        return out
-
-    def _remember_local(self, mahoso: str, seq: int, state: str) -> None:
-        old = self._local.get(mahoso)
-        if old is None or seq > old[0]:
-            self._local[mahoso] = (seq, state)
-            self._local.move_to_end(mahoso)
-            if len(self._local) > _LOCAL_MEMORY:
-                self._local.popitem(last=False)
+        return await self._accepts.append(events)
 
     # ------------------------------------------------------------------ the pump (owner side)
 
@@ -607,7 +587,7 @@ class KafkaQueue:
         """Read-your-writes for claims: wait (at most ``_BARRIER_S``) until the pump has taken in
         what this instance produced to its own partitions before this call. A fixed target: under
         load, chasing the newest produce would never end."""
-        targets = [(tp, off) for tp, off in self._produced.items() if tp in self._assigned]
+        targets = [(tp, off) for tp, off in self._accepts.produced() if tp in self._assigned]
 
         def caught_up() -> bool:
             return all(tp not in self._assigned or tp in self._paused or self._next.get(tp, 0) > off
@@ -907,7 +887,7 @@ class KafkaQueue:
         if not confirmed and delivery in (DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PARKED):
             delivery = DeliveryState.RETRYING if st.attempts else DeliveryState.PENDING
         pending = st.pending > 0 or delivery in (DeliveryState.PENDING, DeliveryState.RETRYING)
-        local = self._local.get(mahoso)
+        local = self._accepts.newest(mahoso)
         accepted = local[1] if local is not None and local[0] > st.accepted_seq else st.accepted_state
         return DossierStatus(
             mahoso=mahoso, accepted_state=accepted, delivered_state=st.delivered_state, delivery=delivery,
@@ -922,7 +902,7 @@ class KafkaQueue:
         instances: right after an accept on another instance it may still return the state before
         (the transition check it serves only classifies; it never loses an event)."""
         best_seq, best = 0, None
-        local = self._local.get(mahoso)
+        local = self._accepts.newest(mahoso)
         if local is not None:
             best_seq, best = local
         st = self._known_state(mahoso)
@@ -938,13 +918,7 @@ class KafkaQueue:
             d = self._owned[mahoso]
             await guard("state write", self._write_states([d]), self._timeout)
             return
-
-        async def send() -> None:
-            fut = await self._producing.send(self.topics.outbound, mahoso.encode(), None,
-                                             [(H_CONTROL, f"unpark:{mahoso}".encode())], p, "control")
-            await fut
-
-        await guard("unpark", send(), self._timeout)
+        await self._accepts.ask_unpark(mahoso)
 
     def _unpark_owned(self, mahoso: str) -> None:
         d = self._dossier(mahoso)
@@ -1013,7 +987,7 @@ class KafkaQueue:
             return ReplayResult.ALREADY_REPLAYED
         await self._confirmed(partition_of(dl.mahoso, self._parts), _READ_BARRIER_S)
         st = self._known_state(dl.mahoso)
-        local = self._local.get(dl.mahoso)
+        local = self._accepts.newest(dl.mahoso)
         newer_accepted = (st is not None and st.accepted_seq > dl.sequence) or (
             local is not None and local[0] > dl.sequence)
         newer_delivered = st is not None and st.delivered_seq >= dl.sequence
