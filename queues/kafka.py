@@ -181,7 +181,7 @@ class KafkaQueue:
         await guard("producer start", self._producing.live(), self._timeout)
         await guard("view start", self._view.start(), self._timeout)
         self._tasks.append(asyncio.create_task(self._supervise(self._view.run, "view")))
-        await guard("view catch-up", self._view.catch_up(self._view._tps(), self._timeout), self._timeout + 1)
+        await guard("view catch-up", self._view.catch_up(self._view.tps(), self._timeout), self._timeout + 1)
         self._consumer = AIOKafkaConsumer(
             group_id=self._k.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,), session_timeout_ms=6000,
@@ -197,7 +197,8 @@ class KafkaQueue:
         """Stop the loops and the clients; bounded even with a dead broker. On Python 3.11 a
         cancellation that meets a finishing ``asyncio.wait_for`` is lost (the task runs on), so
         the loops also watch ``_closing`` and are cancelled again until they end."""
-        self._closing = self._view.closing = True
+        self._closing = True
+        self._view.halt()
         for task in self._tasks:
             for _ in range(20):
                 if task.done():
@@ -744,7 +745,7 @@ class KafkaQueue:
         if item.ev.kind is EventKind.SNAPSHOT:
             d.st.last_dead_seq = max(d.st.last_dead_seq, item.seq)
         done.append(item.src)
-        self._view.dead[dl.id] = (dl, item.ev)
+        self._view.note_dead(dl, item.ev)
         return await self._producing.send(self.topics.dlq, dl.id.encode(),
                                           dead_letter_encode(dl, item.ev, item.src),
                                           ladder_headers(item.seq, now, dl.attempts, item.src, err), None, "dlq")
@@ -1005,7 +1006,7 @@ class KafkaQueue:
                                               dead_letter_encode(marked, ev, None), [], None, "dlq"))
 
         await guard("replay", send(), self._timeout)
-        self._view.dead[dl.id] = (marked, ev)
+        self._view.note_dead(marked, ev)
         return ReplayResult.SUPERSEDED if overtaken else ReplayResult.REPLAYED
 
     async def drop(self, dl_id: str) -> bool:
@@ -1016,7 +1017,7 @@ class KafkaQueue:
             await (await self._producing.send(self.topics.dlq, dl_id.encode(), None, [], None, "dlq"))
 
         await guard("drop", send(), self._timeout)
-        self._view.dead.pop(dl_id, None)
+        self._view.forget_dead(dl_id)
         return True
 
     async def ping(self) -> None:
