@@ -49,7 +49,6 @@ from queues.api import (
     EventKind,
     NewEvent,
     Outcome,
-    OutcomeClass,
     QueueStats,
     ReplayResult,
     Work,
@@ -66,15 +65,16 @@ from queues.kafka_codec import (
     H_WRITTEN,
     WATERMARK_KEY,
     DossierState,
+    Src,
     Topics,
     WireEvent,
-    dead_letter_encode,
     header_map,
     held_decode,
     held_encode,
     ladder_headers,
     topics_for,
 )
+from queues.kafka_letters import DeadLetters
 from queues.kafka_metrics import KafkaMetrics
 from queues.kafka_produce import (
     Producing,
@@ -89,7 +89,6 @@ from queues.kafka_view import View
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Src = tuple[str, int, int]  # topic, partition, offset of the record an item came from
 _BARRIER_S = 5.0
 _READ_BARRIER_S = 2.0  # status(): how long to wait for the owner to confirm the dossier's newest records
 _FLUSH_S = 0.2  # intake not yet written in a state record for this long is written by the pump
@@ -149,6 +148,7 @@ class KafkaQueue:
         self._leases = itertools.count(1)
         self._producing = Producing(self._opts, self.metrics.observe_produce)
         self._accepts = Accepts(self._producing, self.topics, self._parts, self._timeout, clock)
+        self._letters = DeadLetters(self._view, self._producing, self.topics, self._parts, self._timeout)
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._write_batch: tuple[dict[str, _Dossier], asyncio.Future[None]] | None = None
@@ -740,15 +740,10 @@ class KafkaQueue:
         item = d.items.pop(eid, None)
         if item is None:
             return None
-        err = error or ErrorInfo(OutcomeClass.RETRYABLE, "", "")
-        dl = DeadLetter(uuid.uuid4().hex, item.ev.mahoso, item.ev.kind, item.seq, err, max(d.st.attempts, 1), now)
         if item.ev.kind is EventKind.SNAPSHOT:
             d.st.last_dead_seq = max(d.st.last_dead_seq, item.seq)
         done.append(item.src)
-        self._view.note_dead(dl, item.ev)
-        return await self._producing.send(self.topics.dlq, dl.id.encode(),
-                                          dead_letter_encode(dl, item.ev, item.src),
-                                          ladder_headers(item.seq, now, dl.attempts, item.src, err), None, "dlq")
+        return await self._letters.bury(item.ev, item.seq, item.src, error, max(d.st.attempts, 1), now)
 
     async def _to_ladder(self, d: _Dossier, outcome: Outcome, now: float,
                          done: list[Src | None]) -> list[asyncio.Future[Any]]:
@@ -952,7 +947,7 @@ class KafkaQueue:
                 if since is not None:
                     opens[m] = since
         oldest = min(opens.values(), default=None)
-        dead = sum(1 for dl, _ in self._view.dead.values() if not dl.replayed)
+        dead = self._letters.open_count()
         self.metrics.dead_letters.set(dead)
         result = QueueStats(by_state=by_state, oldest_pending_at=oldest, dead_letters=dead)
         self._stats = (time.monotonic(), result)
@@ -960,65 +955,29 @@ class KafkaQueue:
 
     # ------------------------------------------------------------------ dead letters
 
-    def _open_letters(self) -> list[DeadLetter]:
-        return sorted((dl for dl, _ in self._view.dead.values() if not dl.replayed), key=lambda x: (x.dead_at, x.id))
-
     async def dead_letters(self, cursor: str | None, limit: int) -> DeadLetterPage:
-        letters = self._open_letters()
-        start = 0
-        if cursor:
-            ids = [dl.id for dl in letters]
-            start = ids.index(cursor) + 1 if cursor in ids else 0
-        items = tuple(letters[start:start + limit])
-        more = start + limit < len(letters)
-        return DeadLetterPage(items, items[-1].id if more and items else None)
+        return self._letters.page(cursor, limit)
 
     async def dead_letter(self, dl_id: str) -> DeadLetter | None:
-        entry = self._view.dead.get(dl_id)
-        return entry[0] if entry else None
+        return self._letters.get(dl_id)
 
     async def replay(self, dl_id: str, now: float) -> ReplayResult:
-        """Send a dead event back through outbound with its old sequence (attempts restart at 0);
-        a snapshot that a newer one has overtaken is marked replayed and never sent."""
-        entry = self._view.dead.get(dl_id)
-        if entry is None:
-            return ReplayResult.NOT_FOUND
-        dl, ev = entry
-        if dl.replayed:
-            return ReplayResult.ALREADY_REPLAYED
+        """See :meth:`DeadLetters.replay <queues.kafka_letters.DeadLetters.replay>`."""
+        return await self._letters.replay(dl_id, self._overtaken)
+
+    async def _overtaken(self, dl: DeadLetter) -> bool:
+        """Whether a dead snapshot has been overtaken (a newer one accepted, or it or a newer one
+        delivered), as far as this instance can confirm within the read barrier."""
         await self._confirmed(partition_of(dl.mahoso, self._parts), _READ_BARRIER_S)
         st = self._known_state(dl.mahoso)
         local = self._accepts.newest(dl.mahoso)
         newer_accepted = (st is not None and st.accepted_seq > dl.sequence) or (
             local is not None and local[0] > dl.sequence)
         newer_delivered = st is not None and st.delivered_seq >= dl.sequence
-        overtaken = dl.kind is EventKind.SNAPSHOT and (newer_accepted or newer_delivered)
-        marked = DeadLetter(dl.id, dl.mahoso, dl.kind, dl.sequence, dl.error, dl.attempts, dl.dead_at, True)
-
-        async def send() -> None:
-            p = partition_of(dl.mahoso, self._parts)
-            if not overtaken:
-                fut = await self._producing.send(self.topics.outbound, dl.mahoso.encode(), ev.encode(),
-                                                 [(H_SEQ, str(dl.sequence).encode()), (H_REPLAY, b"1")], p,
-                                                 "outbound")
-                await fut
-            await (await self._producing.send(self.topics.dlq, dl.id.encode(),
-                                              dead_letter_encode(marked, ev, None), [], None, "dlq"))
-
-        await guard("replay", send(), self._timeout)
-        self._view.note_dead(marked, ev)
-        return ReplayResult.SUPERSEDED if overtaken else ReplayResult.REPLAYED
+        return dl.kind is EventKind.SNAPSHOT and (newer_accepted or newer_delivered)
 
     async def drop(self, dl_id: str) -> bool:
-        if dl_id not in self._view.dead:
-            return False
-
-        async def send() -> None:
-            await (await self._producing.send(self.topics.dlq, dl_id.encode(), None, [], None, "dlq"))
-
-        await guard("drop", send(), self._timeout)
-        self._view.forget_dead(dl_id)
-        return True
+        return await self._letters.drop(dl_id)
 
     async def ping(self) -> None:
         """Raise QueueUnavailable unless the broker answers a metadata request."""
