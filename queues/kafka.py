@@ -61,9 +61,7 @@ from queues.kafka_codec import (
     H_REPLAY,
     H_SEQ,
     H_STATE,
-    H_WATERMARK,
     H_WRITTEN,
-    WATERMARK_KEY,
     DossierState,
     Src,
     Topics,
@@ -75,6 +73,7 @@ from queues.kafka_codec import (
     topics_for,
 )
 from queues.kafka_letters import DeadLetters
+from queues.kafka_marks import Offsets, Watermarks
 from queues.kafka_metrics import KafkaMetrics
 from queues.kafka_produce import (
     Producing,
@@ -92,7 +91,6 @@ T = TypeVar("T")
 _BARRIER_S = 5.0
 _READ_BARRIER_S = 2.0  # status(): how long to wait for the owner to confirm the dossier's newest records
 _FLUSH_S = 0.2  # intake not yet written in a state record for this long is written by the pump
-_WATERMARK_S = 0.1  # at most one watermark record per partition per this interval
 _STATS_S = 0.5  # stats() answers from its last computation for this long
 _COMMIT_S = 0.1  # the pump commits offsets (and refreshes the lag gauges) at most this often
 
@@ -148,6 +146,8 @@ class KafkaQueue:
         self._leases = itertools.count(1)
         self._producing = Producing(self._opts, self.metrics.observe_produce)
         self._accepts = Accepts(self._producing, self.topics, self._parts, self._timeout, clock)
+        self._offsets = Offsets()
+        self._marks = Watermarks(self._producing, self.topics.state, self._offsets, self._timeout)
         self._letters = DeadLetters(self._view, self._producing, self.topics, self._parts, self._timeout)
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -155,19 +155,11 @@ class KafkaQueue:
         self._writes: set[asyncio.Task[None]] = set()  # batched state writes under way (see _write_soon)
         self._owned: dict[str, _Dossier] = {}
         self._pumped = asyncio.Event()  # replaced after every pump round; set() wakes the waiters once
-        self._unresolved: dict[TopicPartition, set[int]] = {}
-        self._next: dict[TopicPartition, int] = {}
-        self._committed: dict[TopicPartition, int] = {}
         self._paused: dict[TopicPartition, tuple[float, asyncio.TimerHandle]] = {}
         self._revoking: set[int] = set()
         self._assigned: set[TopicPartition] = set()
         self._wake = asyncio.Event()
         self._assigned_once = asyncio.Event()
-        # outbound records taken in whose dossier's state has not been written since: offset ->
-        # (MaHoSo, intake time), in offset order; the watermark of a partition is its first offset
-        self._unwritten: dict[TopicPartition, dict[int, tuple[str, float]]] = {}
-        self._wm_sent: dict[int, int] = {}
-        self._wm_at = 0.0
         self._committed_at = 0.0
         self._stats: tuple[float, QueueStats] | None = None
         self._closing = False
@@ -305,7 +297,8 @@ class KafkaQueue:
             if forwards:
                 await self._settle(touched, forwards)
             await self._flush_intake()
-            await self._write_watermarks()
+            await self._marks.write([tp for tp in self._assigned if tp.topic == self.topics.outbound
+                                     and tp.partition not in self._revoking])
             now = time.monotonic()
             if now - self._committed_at >= _COMMIT_S:  # a commit per fetched batch was a round trip each
                 self._committed_at = now
@@ -338,7 +331,7 @@ class KafkaQueue:
         else:
             await self._take(tp, rec, hs, touched, forwards)
         # only now: the read-your-writes barrier must not pass a record still being taken in
-        self._next[tp] = rec.offset + 1
+        self._offsets.advance(tp, rec.offset + 1)
         return True
 
     async def _take(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any], hs: dict[str, str],
@@ -360,8 +353,8 @@ class KafkaQueue:
             return
         if tp.topic == self.topics.outbound:  # not yet in any state record: holds the watermark back
             d.unwritten.append((tp, rec.offset))
-            self._unwritten.setdefault(tp, {})[rec.offset] = (ev.mahoso, time.monotonic())
-        self._unresolved.setdefault(tp, set()).add(rec.offset)
+            self._marks.taken(tp, rec.offset, ev.mahoso)
+        self._offsets.hold(tp, rec.offset)
         if d.st.ladder and tp.topic == self.topics.outbound:
             forwards.append((await self._forward(d, ev, seq, src, None), src))
             touched[ev.mahoso] = d
@@ -379,7 +372,7 @@ class KafkaQueue:
         assert self._consumer is not None
         self._consumer.seek(tp, offset)
         self._consumer.pause(tp)
-        self._next[tp] = offset
+        self._offsets.advance(tp, offset)
         handle = asyncio.get_running_loop().call_later(due - now, self._resume, tp)
         self._paused[tp] = (due, handle)
         return True
@@ -418,9 +411,9 @@ class KafkaQueue:
                 self._reset_partition(p)
             return
         for _, src in forwards:
-            self._resolve(src)
+            self._offsets.resolve(src)
 
-    # ------------------------------------------------------------------ watermarks
+    # ------------------------------------------------------------------ intake not yet written
 
     async def _flush_intake(self) -> None:
         """Write the state of every dossier whose intake has waited ``_FLUSH_S`` without a state
@@ -428,13 +421,10 @@ class KafkaQueue:
         gets one state write in all, and the watermark never lags far behind the intake."""
         limit = time.monotonic() - _FLUSH_S
         due: dict[str, _Dossier] = {}
-        for marks in self._unwritten.values():
-            for m, taken in marks.values():
-                if taken > limit:
-                    break
-                d = self._owned.get(m)
-                if d is not None and d.unwritten:
-                    due[m] = d
+        for m in self._marks.waiting(limit):
+            d = self._owned.get(m)
+            if d is not None and d.unwritten:
+                due[m] = d
         if not due:
             return
         try:
@@ -443,54 +433,10 @@ class KafkaQueue:
             for p in {partition_of(m, self._parts) for m in due}:
                 self._reset_partition(p)
 
-    def _watermark(self, tp: TopicPartition) -> int | None:
-        """The outbound offset below which every record of ``tp`` is in a durable state record."""
-        marks = self._unwritten.get(tp)
-        if marks:
-            return next(iter(marks))
-        return self._next.get(tp)
-
-    async def _write_watermarks(self) -> None:
-        """Tell every instance's view how far this owner's state records reflect ``outbound``
-        (at most once per ``_WATERMARK_S`` per partition, and only when it moved)."""
-        now = time.monotonic()
-        if now - self._wm_at < _WATERMARK_S:
-            return
-        self._wm_at = now
-        sent: list[tuple[asyncio.Future[Any], int, int]] = []
-        try:
-            for tp in self._assigned:
-                if tp.topic != self.topics.outbound or tp.partition in self._revoking:
-                    continue
-                wm = self._watermark(tp)
-                if wm is None or self._wm_sent.get(tp.partition) == wm:
-                    continue
-                fut = await self._producing.send(self.topics.state, WATERMARK_KEY, str(wm).encode(),
-                                                 [(H_WATERMARK, b"1")], tp.partition, "watermark")
-                sent.append((fut, tp.partition, wm))
-            for fut, p, wm in sent:
-                await asyncio.wait_for(fut, self._timeout)
-                self._wm_sent[p] = wm
-        except (KafkaError, TimeoutError, OSError) as exc:
-            log.info("kafka watermark not written: %s", type(exc).__name__)
-
-    # ------------------------------------------------------------------ offsets
-
-    def _resolve(self, src: Src | None) -> None:
-        if src is not None:
-            self._unresolved.get(TopicPartition(src[0], src[1]), set()).discard(src[2])
-
     async def _commit(self) -> None:
         """Commit, per owned partition, the lowest offset whose outcome is not yet durable."""
         assert self._consumer is not None
-        offsets: dict[TopicPartition, int] = {}
-        for tp in self._assigned:
-            if tp not in self._next:
-                continue
-            pending = self._unresolved.get(tp)
-            value = min(pending) if pending else self._next[tp]
-            if self._committed.get(tp) != value:
-                offsets[tp] = value
+        offsets = self._offsets.to_commit(self._assigned)
         if not offsets:
             return
         started = time.perf_counter()
@@ -500,7 +446,7 @@ class KafkaQueue:
             log.info("kafka commit skipped: %s", type(exc).__name__)
             return
         self.metrics.commit_latency.observe(time.perf_counter() - started)
-        self._committed.update(offsets)
+        self._offsets.committed_to(offsets)
 
     def _reset_partition(self, p: int) -> None:
         """After a failed write, forget partition ``p``'s memory and re-read it from the last commit."""
@@ -509,16 +455,10 @@ class KafkaQueue:
         for m in [m for m in self._owned if partition_of(m, self._parts) == p]:
             del self._owned[m]
         for tp in [tp for tp in self._assigned if tp.partition == p]:
-            self._unresolved.pop(tp, None)
-            self._unwritten.pop(tp, None)
+            self._marks.forget(tp)
             if tp in self._paused:
                 self._resume(tp)
-            if tp in self._committed:
-                self._consumer.seek(tp, self._committed[tp])
-                self._next[tp] = self._committed[tp]
-            else:
-                self._next.pop(tp, None)
-                self._consumer.seek(tp, 0)
+            self._consumer.seek(tp, self._offsets.rewind(tp))
 
     def _update_lag(self) -> None:
         assert self._consumer is not None
@@ -527,10 +467,12 @@ class KafkaQueue:
             high = self._consumer.highwater(tp)
             if high is None:
                 continue
-            lag = max(0, high - self._next.get(tp, self._committed.get(tp, 0)))
+            committed = self._offsets.committed(tp) or 0
+            position = self._offsets.position(tp)
+            lag = max(0, high - (committed if position is None else position))
             self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
             if tp.topic in depth:
-                depth[tp.topic] += max(0, high - self._committed.get(tp, 0))
+                depth[tp.topic] += max(0, high - committed)
         for name, n in depth.items():
             self.metrics.ladder_depth.labels(name.rsplit(".", 1)[-1]).set(n)
 
@@ -552,11 +494,8 @@ class KafkaQueue:
             entry = self._paused.pop(tp, None)
             if entry is not None:
                 entry[1].cancel()
-            self._unresolved.pop(tp, None)
-            self._unwritten.pop(tp, None)
-            self._next.pop(tp, None)
-            self._committed.pop(tp, None)
-            self._wm_sent.pop(tp.partition, None)
+            self._offsets.forget(tp)
+            self._marks.release(tp)
         for m in [m for m in self._owned if partition_of(m, self._parts) in parts]:
             del self._owned[m]
         self._assigned -= revoked
@@ -574,9 +513,8 @@ class KafkaQueue:
         for tp in assigned:
             with contextlib.suppress(Exception):
                 pos = await self._consumer.position(tp)
-                self._committed[tp] = pos
-                self._next[tp] = pos
-        log.info("kafka assigned %s", sorted((tp.topic, tp.partition, self._next.get(tp)) for tp in assigned))
+                self._offsets.start(tp, pos)
+        log.info("kafka assigned %s", sorted((tp.topic, tp.partition, self._offsets.position(tp)) for tp in assigned))
         self._assigned |= assigned
         self._consumer.resume(*(tp for tp in assigned if tp not in self._paused))
         self._assigned_once.set()
@@ -591,7 +529,7 @@ class KafkaQueue:
         targets = [(tp, off) for tp, off in self._accepts.produced() if tp in self._assigned]
 
         def caught_up() -> bool:
-            return all(tp not in self._assigned or tp in self._paused or self._next.get(tp, 0) > off
+            return all(tp not in self._assigned or tp in self._paused or (self._offsets.position(tp) or 0) > off
                        for tp, off in targets)
 
         deadline = time.monotonic() + _BARRIER_S
@@ -623,7 +561,7 @@ class KafkaQueue:
         newest = snaps[-1] if snaps and snaps[-1].seq > d.st.delivered_seq else None
         for stale in (s for s in snaps if s is not newest):
             del d.items[stale.ev.event_id]
-            self._resolve(stale.src)
+            self._offsets.resolve(stale.src)
         d.lease, d.lease_until = f"{self._view.writer.decode()}-{next(self._leases):x}", now + self._lease_s
         progress = tuple(i.ev.event(i.seq) for i in items if i.ev.kind is EventKind.PROGRESS)
         return Work(d.st.mahoso, d.lease, newest.ev.event(newest.seq) if newest else None, progress,
@@ -651,7 +589,7 @@ class KafkaQueue:
             self._reset_partition(partition_of(work.mahoso, self._parts))
             raise
         for src in done + parked_srcs:
-            self._resolve(src)
+            self._offsets.resolve(src)
         for item in d.items.values():
             if item.parked:
                 item.src = None
@@ -782,10 +720,7 @@ class KafkaQueue:
         for fut in await self._producing.send_batches(self.topics.state, records, "state"):
             await fut
         for d, marks in written:
-            for tp, offset in marks:
-                taken = self._unwritten.get(tp)
-                if taken is not None:
-                    taken.pop(offset, None)
+            self._marks.written(marks)
             self._view.put_state(d.st.copy())
 
     def _summarise(self, d: _Dossier) -> None:
@@ -852,7 +787,8 @@ class KafkaQueue:
         if self._view.watermarks.get(p, 0) >= end:
             return True
         while self._owns(p):
-            if self._next.get(tp, -1) >= end:
+            position = self._offsets.position(tp)
+            if position is not None and position >= end:
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
