@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -38,46 +36,33 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from config.schema import Settings
-from core.errors import QueueUnavailable
 from queues.api import (
     Accepted,
     DeadLetter,
     DeadLetterPage,
     DeliveryState,
     DossierStatus,
-    ErrorInfo,
     EventKind,
     NewEvent,
     Outcome,
     QueueStats,
     ReplayResult,
     Work,
-    state_of,
 )
 from queues.kafka_accepts import Accepts
 from queues.kafka_codec import (
     H_CONTROL,
     H_DUE,
-    H_REPLAY,
-    H_SEQ,
-    H_STATE,
-    H_WRITTEN,
-    DossierState,
-    Src,
     Topics,
-    WireEvent,
     header_map,
-    held_decode,
-    held_encode,
-    ladder_headers,
     topics_for,
 )
 from queues.kafka_letters import DeadLetters
 from queues.kafka_marks import Offsets, Watermarks
 from queues.kafka_metrics import KafkaMetrics
+from queues.kafka_owner import Forwards, Owner
 from queues.kafka_produce import (
     Producing,
-    Record,
     client_options,
     fetch_options,
     guard,
@@ -90,29 +75,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _BARRIER_S = 5.0
 _READ_BARRIER_S = 2.0  # status(): how long to wait for the owner to confirm the dossier's newest records
-_FLUSH_S = 0.2  # intake not yet written in a state record for this long is written by the pump
 _STATS_S = 0.5  # stats() answers from its last computation for this long
 _COMMIT_S = 0.1  # the pump commits offsets (and refreshes the lag gauges) at most this often
-
-
-@dataclass
-class _Item:
-    ev: WireEvent
-    seq: int
-    src: Src | None  # None: the dossier state holds the event (parked progress)
-    parked: bool = False
-
-
-@dataclass
-class _Dossier:
-    st: DossierState
-    items: dict[str, _Item] = field(default_factory=dict)
-    lease: str | None = None
-    lease_until: float = 0.0
-    unwritten: list[tuple[TopicPartition, int]] = field(default_factory=list)  # intake no state write covers
-
-    def sorted_items(self) -> list[_Item]:
-        return sorted(self.items.values(), key=lambda i: i.seq)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -142,23 +106,22 @@ class KafkaQueue:
         self.metrics = KafkaMetrics(metrics_registry)
         self._view = View(self.topics, self._parts, {**self._opts, **fetch_options(self._k)},
                           writer=uuid.uuid4().hex[:12].encode())
-        # lease ids: this process's view writer id and a counter (a uuid4 costs ~5 us, on every claim)
-        self._leases = itertools.count(1)
         self._producing = Producing(self._opts, self.metrics.observe_produce)
         self._accepts = Accepts(self._producing, self.topics, self._parts, self._timeout, clock)
         self._offsets = Offsets()
         self._marks = Watermarks(self._producing, self.topics.state, self._offsets, self._timeout)
         self._letters = DeadLetters(self._view, self._producing, self.topics, self._parts, self._timeout)
+        self._wake = asyncio.Event()
+        self._owner = Owner(view=self._view, producing=self._producing, letters=self._letters,
+                            offsets=self._offsets, marks=self._marks, topics=self.topics, partitions=self._parts,
+                            lease_s=self._lease_s, timeout=self._timeout, now=self._now, wake=self._wake,
+                            rewind=self._reset_partition)
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._write_batch: tuple[dict[str, _Dossier], asyncio.Future[None]] | None = None
-        self._writes: set[asyncio.Task[None]] = set()  # batched state writes under way (see _write_soon)
-        self._owned: dict[str, _Dossier] = {}
         self._pumped = asyncio.Event()  # replaced after every pump round; set() wakes the waiters once
         self._paused: dict[TopicPartition, tuple[float, asyncio.TimerHandle]] = {}
         self._revoking: set[int] = set()
         self._assigned: set[TopicPartition] = set()
-        self._wake = asyncio.Event()
         self._assigned_once = asyncio.Event()
         self._committed_at = 0.0
         self._stats: tuple[float, QueueStats] | None = None
@@ -202,8 +165,7 @@ class KafkaQueue:
         for _, handle in self._paused.values():
             handle.cancel()
         # every step bounded: a dead broker must not hang shutdown
-        if self._writes:  # batched state writes finish first, so the final commit covers them
-            await quietly(asyncio.gather(*self._writes, return_exceptions=True), 5.0)
+        await self._owner.drain(5.0)  # batched state writes finish first, so the final commit covers them
         if self._consumer is not None:
             await quietly(self._commit(), 5.0)
             await quietly(self._consumer.stop(), 10.0)
@@ -260,19 +222,6 @@ class KafkaQueue:
             self._consumer.resume(tp)
         self._wake.set()
 
-    def _dossier(self, mahoso: str) -> _Dossier:
-        d = self._owned.get(mahoso)
-        if d is None:
-            # the view holds the newest version read or written (own writes are put there once
-            # acknowledged), also when another owner wrote it while the partition was away
-            base = self._view.states.get(mahoso) or DossierState(mahoso)
-            d = _Dossier(base.copy())
-            for raw in d.st.held:
-                ev, seq, parked = held_decode(raw)
-                d.items[ev.event_id] = _Item(ev, seq, None, parked)
-            self._owned[mahoso] = d
-        return d
-
     # ------------------------------------------------------------------ enqueue
 
     async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
@@ -288,15 +237,13 @@ class KafkaQueue:
         while not self._closing:
             self._tick(0.0)
             batch = await self._consumer.getmany(timeout_ms=50, max_records=2000)
-            touched: dict[str, _Dossier] = {}
-            forwards: list[tuple[asyncio.Future[Any], Src]] = []
+            forwards = Forwards()
             for tp, records in batch.items():
                 for rec in records:
-                    if not await self._ingest(tp, rec, touched, forwards):
+                    if not await self._ingest(tp, rec, forwards):
                         break
-            if forwards:
-                await self._settle(touched, forwards)
-            await self._flush_intake()
+            await self._owner.settle(forwards)
+            await self._owner.flush_intake()
             await self._marks.write([tp for tp in self._assigned if tp.topic == self.topics.outbound
                                      and tp.partition not in self._revoking])
             now = time.monotonic()
@@ -309,8 +256,7 @@ class KafkaQueue:
             if batch:
                 self._wake.set()
 
-    async def _ingest(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any], touched: dict[str, _Dossier],
-                      forwards: list[tuple[asyncio.Future[Any], Src]]) -> bool:
+    async def _ingest(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any], forwards: Forwards) -> bool:
         """Take one record into the owner's memory; False stops the partition's batch (not yet due,
         or the partition is still being set up: then the consumer is sent back to the record, since
         a fetched record that is skipped without a seek is never fetched again)."""
@@ -327,42 +273,12 @@ class KafkaQueue:
         if rec.value is None:
             pass
         elif H_CONTROL in hs:
-            self._unpark_owned(hs[H_CONTROL].removeprefix("unpark:"))
+            self._owner.unpark_held(hs[H_CONTROL].removeprefix("unpark:"))
         else:
-            await self._take(tp, rec, hs, touched, forwards)
+            await self._owner.take(tp, rec, hs, forwards)
         # only now: the read-your-writes barrier must not pass a record still being taken in
         self._offsets.advance(tp, rec.offset + 1)
         return True
-
-    async def _take(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any], hs: dict[str, str],
-                    touched: dict[str, _Dossier], forwards: list[tuple[asyncio.Future[Any], Src]]) -> None:
-        ev = WireEvent.decode(rec.value)
-        seq = int(hs[H_SEQ]) if H_SEQ in hs else rec.offset + 1
-        d = self._dossier(ev.mahoso)
-        st = d.st
-        st.last_seq = max(st.last_seq, seq)
-        if ev.kind is EventKind.SNAPSHOT and seq > st.accepted_seq:
-            st.accepted_seq, st.accepted_state = seq, hs.get(H_STATE) or state_of(ev.kind, ev.payload)
-        src: Src = (tp.topic, tp.partition, rec.offset)
-        replay = H_REPLAY in hs
-        if replay:
-            d.st.attempts, d.st.first_failure_at, d.st.last_error, d.st.next_attempt_at = 0, None, None, None
-        if tp.topic != self.topics.outbound and ev.event_id in d.st.ladder:
-            d.st.ladder.remove(ev.event_id)
-        if self._is_duplicate(d, ev, seq, replay):
-            return
-        if tp.topic == self.topics.outbound:  # not yet in any state record: holds the watermark back
-            d.unwritten.append((tp, rec.offset))
-            self._marks.taken(tp, rec.offset, ev.mahoso)
-        self._offsets.hold(tp, rec.offset)
-        if d.st.ladder and tp.topic == self.topics.outbound:
-            forwards.append((await self._forward(d, ev, seq, src, None), src))
-            touched[ev.mahoso] = d
-            return
-        d.items[ev.event_id] = _Item(ev, seq, src)
-        if ev.kind is EventKind.SNAPSHOT:
-            for item in d.items.values():
-                item.parked = False
 
     def _hold_until_due(self, tp: TopicPartition, offset: int, due: float) -> bool:
         """A ladder record not yet due: seek back to it, pause the partition, resume on a timer."""
@@ -376,62 +292,6 @@ class KafkaQueue:
         handle = asyncio.get_running_loop().call_later(due - now, self._resume, tp)
         self._paused[tp] = (due, handle)
         return True
-
-    @staticmethod
-    def _is_duplicate(d: _Dossier, ev: WireEvent, seq: int, replay: bool) -> bool:
-        if ev.event_id in d.items:
-            return True
-        if replay:
-            return False
-        if ev.kind is EventKind.SNAPSHOT:
-            return seq <= d.st.delivered_seq
-        return seq <= d.st.progress_hw
-
-    async def _forward(self, d: _Dossier, ev: WireEvent, seq: int, src: Src | None,
-                       error: ErrorInfo | None) -> asyncio.Future[Any]:
-        """Put one event into the dossier's current ladder step, behind its predecessors."""
-        st = d.st
-        due = st.next_attempt_at or self._now()
-        st.ladder.append(ev.event_id)
-        if ev.kind is EventKind.PROGRESS:
-            st.ladder_progress += 1
-        st.ladder_oldest = min(st.ladder_oldest or ev.accepted_at, ev.accepted_at)
-        return await self._producing.send(
-            st.ladder_topic, ev.mahoso.encode(), ev.encode(),
-            ladder_headers(seq, due, st.attempts, src, error or st.error()),
-            partition_of(ev.mahoso, self._parts), "retry")
-
-    async def _settle(self, touched: dict[str, _Dossier], forwards: list[tuple[asyncio.Future[Any], Src]]) -> None:
-        """Wait for forwarded records, write the touched dossiers' states, then resolve the inputs."""
-        try:
-            await asyncio.wait_for(asyncio.gather(*(f for f, _ in forwards)), self._timeout)
-            await self._write_states(list(touched.values()))
-        except (KafkaError, TimeoutError):
-            for p in {src[1] for _, src in forwards}:
-                self._reset_partition(p)
-            return
-        for _, src in forwards:
-            self._offsets.resolve(src)
-
-    # ------------------------------------------------------------------ intake not yet written
-
-    async def _flush_intake(self) -> None:
-        """Write the state of every dossier whose intake has waited ``_FLUSH_S`` without a state
-        write (one record per dossier, however many events it took in): a dossier delivered quickly
-        gets one state write in all, and the watermark never lags far behind the intake."""
-        limit = time.monotonic() - _FLUSH_S
-        due: dict[str, _Dossier] = {}
-        for m in self._marks.waiting(limit):
-            d = self._owned.get(m)
-            if d is not None and d.unwritten:
-                due[m] = d
-        if not due:
-            return
-        try:
-            await guard("state write", self._write_states(list(due.values())), self._timeout)
-        except QueueUnavailable:
-            for p in {partition_of(m, self._parts) for m in due}:
-                self._reset_partition(p)
 
     async def _commit(self) -> None:
         """Commit, per owned partition, the lowest offset whose outcome is not yet durable."""
@@ -452,8 +312,7 @@ class KafkaQueue:
         """After a failed write, forget partition ``p``'s memory and re-read it from the last commit."""
         assert self._consumer is not None
         log.warning("kafka partition %d: a write failed; re-reading it from the last commit", p)
-        for m in [m for m in self._owned if partition_of(m, self._parts) == p]:
-            del self._owned[m]
+        self._owner.forget({p})
         for tp in [tp for tp in self._assigned if tp.partition == p]:
             self._marks.forget(tp)
             if tp in self._paused:
@@ -485,8 +344,7 @@ class KafkaQueue:
         self._revoking |= parts
         deadline = time.monotonic() + min(self._lease_s, 20.0)
         # polling: a lease ends in record(), in whichever task the engine runs it
-        while time.monotonic() < deadline and any(  # noqa: ASYNC110
-                d.lease for m, d in self._owned.items() if partition_of(m, self._parts) in parts):
+        while time.monotonic() < deadline and self._owner.has_leases(parts):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         with contextlib.suppress(Exception):
             await self._commit()
@@ -496,8 +354,7 @@ class KafkaQueue:
                 entry[1].cancel()
             self._offsets.forget(tp)
             self._marks.release(tp)
-        for m in [m for m in self._owned if partition_of(m, self._parts) in parts]:
-            del self._owned[m]
+        self._owner.forget(parts)
         self._assigned -= revoked
         self._revoking -= parts
 
@@ -540,220 +397,12 @@ class KafkaQueue:
     async def claim(self, limit: int, now: float) -> list[Work]:
         self._tick(now)
         await self._barrier()
-        out: list[Work] = []
-        for m, d in list(self._owned.items()):
-            if len(out) >= limit:
-                break
-            if self._claimable(m, d, now):
-                out.append(self._claim_one(d, now))
-        return out
-
-    def _claimable(self, mahoso: str, d: _Dossier, now: float) -> bool:
-        if d.st.ladder or (d.lease is not None and d.lease_until >= now):
-            return False
-        if partition_of(mahoso, self._parts) in self._revoking:
-            return False
-        return any(not i.parked for i in d.items.values())
-
-    def _claim_one(self, d: _Dossier, now: float) -> Work:
-        items = [i for i in d.sorted_items() if not i.parked]
-        snaps = [i for i in items if i.ev.kind is EventKind.SNAPSHOT]
-        newest = snaps[-1] if snaps and snaps[-1].seq > d.st.delivered_seq else None
-        for stale in (s for s in snaps if s is not newest):
-            del d.items[stale.ev.event_id]
-            self._offsets.resolve(stale.src)
-        d.lease, d.lease_until = f"{self._view.writer.decode()}-{next(self._leases):x}", now + self._lease_s
-        progress = tuple(i.ev.event(i.seq) for i in items if i.ev.kind is EventKind.PROGRESS)
-        return Work(d.st.mahoso, d.lease, newest.ev.event(newest.seq) if newest else None, progress,
-                    d.st.known_on_portal, d.st.attempts, d.st.first_failure_at)
+        return self._owner.claim(limit, now, self._revoking)
 
     async def record(self, work: Work, outcome: Outcome, now: float, *, release: bool = True) -> None:
-        """Apply ``outcome``: produce dead letters and ladder records, then the dossier state; the
-        inputs are committed only after all of it is acknowledged. Raises QueueUnavailable."""
+        """See :meth:`Owner.record <queues.kafka_owner.Owner.record>`. Raises QueueUnavailable."""
         self._tick(now)
-        d = self._owned.get(work.mahoso)
-        if d is None:
-            raise QueueUnavailable("kafka: the dossier's partition moved to another instance")
-        done: list[Src | None] = []
-        futs = await self._apply(d, outcome, now, done)
-        if release:
-            d.lease = None
-        else:
-            d.lease_until = now + self._lease_s
-        parked_srcs = [i.src for i in d.items.values() if i.parked and i.src is not None]
-        try:
-            if futs:
-                await guard("record", asyncio.gather(*futs), self._timeout)
-            await self._write_soon(d)
-        except QueueUnavailable:
-            self._reset_partition(partition_of(work.mahoso, self._parts))
-            raise
-        for src in done + parked_srcs:
-            self._offsets.resolve(src)
-        for item in d.items.values():
-            if item.parked:
-                item.src = None
-        if release:
-            self._forget_if_settled(d)
-            self._wake.set()
-
-    async def _write_soon(self, d: _Dossier) -> None:
-        """Write ``d``'s state together with every dossier recorded in the same turn of the event
-        loop (the engine records a delivered batch concurrently): one produce round, one timer and
-        one task for all of them instead of one each. Returns once the write is acknowledged;
-        raises QueueUnavailable if it was not."""
-        batch = self._write_batch
-        if batch is None:
-            loop = asyncio.get_running_loop()
-            batch = self._write_batch = ({}, loop.create_future())
-            batch[1].add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if nobody waits
-            loop.call_soon(self._start_write, batch)
-        batch[0][d.st.mahoso] = d
-        await asyncio.shield(batch[1])  # one caller's cancellation must not fail the others' write
-
-    def _start_write(self, batch: tuple[dict[str, _Dossier], asyncio.Future[None]]) -> None:
-        self._write_batch = None
-
-        async def write() -> None:
-            try:
-                await guard("state write", self._write_states(list(batch[0].values())), self._timeout)
-            except BaseException as exc:  # every waiter sees the failure, and so does the caller
-                batch[1].set_exception(exc if isinstance(exc, Exception) else QueueUnavailable("cancelled"))
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                batch[1].set_result(None)
-
-        task = asyncio.create_task(write())
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-
-    def _forget_if_settled(self, d: _Dossier) -> None:
-        """A dossier with nothing waiting leaves the owner's memory (its state is durable and in the
-        view), so claims scan only live dossiers."""
-        if not d.items and not d.st.ladder and d.lease is None and self._owned.get(d.st.mahoso) is d:
-            del self._owned[d.st.mahoso]
-
-    async def _apply(self, d: _Dossier, outcome: Outcome, now: float,
-                     done: list[Src | None]) -> list[asyncio.Future[Any]]:
-        """Change the owner's memory as ``outcome`` says; return the produces that make it durable."""
-        futs: list[asyncio.Future[Any]] = []
-        st = d.st
-        for eid in outcome.delivered:
-            self._delivered(d, eid, done)
-        for eid in outcome.dead:
-            fut = await self._dead(d, eid, outcome.error, now, done)
-            if fut is not None:
-                futs.append(fut)
-        for eid in outcome.parked:
-            if eid in d.items:
-                d.items[eid].parked = True
-        if outcome.known_on_portal is not None:
-            st.known_on_portal = outcome.known_on_portal
-        if outcome.retry_at is not None:
-            futs += await self._to_ladder(d, outcome, now, done)
-        elif outcome.delivered or outcome.dead:
-            st.attempts, st.first_failure_at, st.next_attempt_at = 0, None, None
-            st.last_error = outcome.error.as_json() if outcome.error else None
-        return futs
-
-    def _delivered(self, d: _Dossier, eid: str, done: list[Src | None]) -> None:
-        item = d.items.pop(eid, None)
-        if item is None:
-            return
-        done.append(item.src)
-        st = d.st
-        if item.ev.kind is EventKind.PROGRESS:
-            st.progress_hw = max(st.progress_hw, item.seq)
-            return
-        if item.seq > st.delivered_seq:
-            st.delivered_seq, st.delivered_state = item.seq, state_of(item.ev.kind, item.ev.payload)
-        st.known_on_portal = True
-        for other in [i for i in d.items.values() if i.ev.kind is EventKind.SNAPSHOT and i.seq < item.seq]:
-            del d.items[other.ev.event_id]
-            done.append(other.src)
-
-    async def _dead(self, d: _Dossier, eid: str, error: ErrorInfo | None, now: float,
-                    done: list[Src | None]) -> asyncio.Future[Any] | None:
-        item = d.items.pop(eid, None)
-        if item is None:
-            return None
-        if item.ev.kind is EventKind.SNAPSHOT:
-            d.st.last_dead_seq = max(d.st.last_dead_seq, item.seq)
-        done.append(item.src)
-        return await self._letters.bury(item.ev, item.seq, item.src, error, max(d.st.attempts, 1), now)
-
-    async def _to_ladder(self, d: _Dossier, outcome: Outcome, now: float,
-                         done: list[Src | None]) -> list[asyncio.Future[Any]]:
-        st = d.st
-        assert outcome.retry_at is not None
-        if outcome.count_attempt:
-            st.attempts += 1
-            st.first_failure_at = st.first_failure_at or now
-        st.last_error = outcome.error.as_json() if outcome.error else st.last_error
-        st.next_attempt_at = outcome.retry_at
-        waiting = [i for i in d.sorted_items() if not i.parked]
-        if not waiting:
-            return []
-        st.ladder_topic = self.topics.retry_for(outcome.retry_at - now)
-        futs = []
-        for item in waiting:
-            del d.items[item.ev.event_id]
-            futs.append(await self._forward(d, item.ev, item.seq, item.src, outcome.error))
-            done.append(item.src)
-        return futs
-
-    async def _write_states(self, dossiers: list[_Dossier]) -> None:
-        """Produce each dossier's state and wait for the acknowledgements; the intake a write
-        covers then stops holding its partition's watermark back."""
-        records: list[Record] = []
-        written: list[tuple[_Dossier, list[tuple[TopicPartition, int]]]] = []
-        for d in dossiers:
-            st = d.st
-            st.v += 1
-            st.held = [held_encode(i.ev, i.seq, i.parked) for i in d.sorted_items() if i.parked or i.src is None]
-            self._summarise(d)
-            marks, d.unwritten = d.unwritten, []
-            records.append((st.mahoso.encode(), st.encode(), [(H_WRITTEN, b"%s:%d" % (self._view.writer, st.v))],
-                            partition_of(st.mahoso, self._parts)))
-            written.append((d, marks))
-        for fut in await self._producing.send_batches(self.topics.state, records, "state"):
-            await fut
-        for d, marks in written:
-            self._marks.written(marks)
-            self._view.put_state(d.st.copy())
-
-    def _summarise(self, d: _Dossier) -> None:
-        st = d.st
-        st.delivery = self._delivery(d, self._now()).value
-        st.pending = sum(1 for i in d.items.values() if not i.parked) + len(st.ladder)
-        st.pending_progress = sum(1 for i in d.items.values() if i.ev.kind is EventKind.PROGRESS) + (
-            st.ladder_progress if st.ladder else 0)
-        st.oldest_open_at = self._oldest_open(d)
-
-    @staticmethod
-    def _oldest_open(d: _Dossier) -> float | None:
-        """When the oldest event the dossier still has open was accepted (in memory or in the ladder)."""
-        opens = [i.ev.accepted_at for i in d.items.values()]
-        if d.st.ladder and d.st.ladder_oldest is not None:
-            opens.append(d.st.ladder_oldest)
-        return min(opens) if opens else None
-
-    @staticmethod
-    def _delivery(d: _Dossier, now: float) -> DeliveryState:
-        st = d.st
-        if not st.ladder:
-            st.ladder_progress, st.ladder_oldest = 0, None
-        pending = any(not i.parked for i in d.items.values()) or bool(st.ladder)
-        if d.lease is not None and d.lease_until >= now:
-            return DeliveryState.IN_FLIGHT
-        if pending:
-            return DeliveryState.RETRYING if st.attempts > 0 else DeliveryState.PENDING
-        if any(i.parked for i in d.items.values()):
-            return DeliveryState.PARKED
-        if st.last_dead_seq > st.delivered_seq:
-            return DeliveryState.DEAD
-        return DeliveryState.DELIVERED
+        await self._owner.record(work, outcome, now, release=release)
 
     # ------------------------------------------------------------------ waiting
 
@@ -763,7 +412,7 @@ class KafkaQueue:
         self._wake.clear()
 
     async def next_due_at(self) -> float | None:
-        dues = [d.st.next_attempt_at for d in self._owned.values() if d.st.ladder and d.st.next_attempt_at]
+        dues = self._owner.ladder_dues()
         dues += [due for due, _ in self._paused.values()]
         return min(dues) if dues else None
 
@@ -797,13 +446,6 @@ class KafkaQueue:
                 await asyncio.wait_for(self._pumped.wait(), left)
         return await self._view.wait_watermark(p, end, max(deadline - time.monotonic(), 0.0))
 
-    def _known_state(self, mahoso: str) -> DossierState | None:
-        d = self._owned.get(mahoso)
-        if d is not None:
-            self._summarise(d)
-            return d.st
-        return self._view.states.get(mahoso)
-
     async def status(self, mahoso: str) -> DossierStatus | None:
         """The dossier's status on any instance. First waits (≤ 2 s) until this instance's knowledge
         covers every ``outbound`` record accepted before the call (see :meth:`_confirmed`), so a read
@@ -811,10 +453,10 @@ class KafkaQueue:
         time (the owner is gone, the broker is away), a settled-looking dossier is reported as
         pending: never "delivered" too early."""
         confirmed = await self._confirmed(partition_of(mahoso, self._parts), _READ_BARRIER_S)
-        st = self._known_state(mahoso)
+        st = self._owner.known_state(mahoso)
         if st is None:
             return None
-        owned = mahoso in self._owned
+        owned = self._owner.holds(mahoso)
         delivery = DeliveryState(st.delivery) if st.v or owned else DeliveryState.PENDING
         if not confirmed and delivery in (DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PARKED):
             delivery = DeliveryState.RETRYING if st.attempts else DeliveryState.PENDING
@@ -837,7 +479,7 @@ class KafkaQueue:
         local = self._accepts.newest(mahoso)
         if local is not None:
             best_seq, best = local
-        st = self._known_state(mahoso)
+        st = self._owner.known_state(mahoso)
         if st is not None and st.accepted_state is not None and st.accepted_seq >= best_seq:
             best = st.accepted_state
         return best
@@ -845,18 +487,10 @@ class KafkaQueue:
     async def unpark(self, mahoso: str) -> None:
         """Owner: un-park now. Elsewhere: send a control record to the owner through outbound."""
         p = partition_of(mahoso, self._parts)
-        if self._owns(p) and mahoso in self._owned:
-            self._unpark_owned(mahoso)
-            d = self._owned[mahoso]
-            await guard("state write", self._write_states([d]), self._timeout)
-            return
-        await self._accepts.ask_unpark(mahoso)
-
-    def _unpark_owned(self, mahoso: str) -> None:
-        d = self._dossier(mahoso)
-        for item in d.items.values():
-            item.parked = False
-        self._wake.set()
+        if self._owns(p) and self._owner.holds(mahoso):
+            await self._owner.unpark(mahoso)
+        else:
+            await self._accepts.ask_unpark(mahoso)
 
     async def stats(self, now: float) -> QueueStats:
         """Counts per delivery state and the oldest pending event: the view's running counts, with
@@ -866,23 +500,7 @@ class KafkaQueue:
         cached = self._stats
         if cached is not None and time.monotonic() - cached[0] < _STATS_S:
             return cached[1]
-        by_state = {s.value: 0 for s in DeliveryState}
-        for state, n in self._view.counts.items():
-            by_state[state] = by_state.get(state, 0) + n
-        opens = dict(self._view.open_since)
-        wall = self._now()
-        for m, d in self._owned.items():
-            seen = self._view.states.get(m)
-            if seen is not None:
-                by_state[seen.delivery] -= 1
-                opens.pop(m, None)
-            delivery = self._delivery(d, wall).value
-            by_state[delivery] = by_state.get(delivery, 0) + 1
-            if d.st.ladder or any(not i.parked for i in d.items.values()):  # pending, as _summarise says
-                since = self._oldest_open(d)
-                if since is not None:
-                    opens[m] = since
-        oldest = min(opens.values(), default=None)
+        by_state, oldest = self._owner.census()
         dead = self._letters.open_count()
         self.metrics.dead_letters.set(dead)
         result = QueueStats(by_state=by_state, oldest_pending_at=oldest, dead_letters=dead)
@@ -905,7 +523,7 @@ class KafkaQueue:
         """Whether a dead snapshot has been overtaken (a newer one accepted, or it or a newer one
         delivered), as far as this instance can confirm within the read barrier."""
         await self._confirmed(partition_of(dl.mahoso, self._parts), _READ_BARRIER_S)
-        st = self._known_state(dl.mahoso)
+        st = self._owner.known_state(dl.mahoso)
         local = self._accepts.newest(dl.mahoso)
         newer_accepted = (st is not None and st.accepted_seq > dl.sequence) or (
             local is not None and local[0] > dl.sequence)
