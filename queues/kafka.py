@@ -25,13 +25,11 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
@@ -51,16 +49,13 @@ from queues.api import (
 )
 from queues.kafka_accepts import Accepts
 from queues.kafka_codec import (
-    H_CONTROL,
-    H_DUE,
     Topics,
-    header_map,
     topics_for,
 )
 from queues.kafka_letters import DeadLetters
 from queues.kafka_marks import Offsets, Watermarks
 from queues.kafka_metrics import KafkaMetrics
-from queues.kafka_owner import Forwards, Owner
+from queues.kafka_owner import Owner
 from queues.kafka_produce import (
     Producing,
     client_options,
@@ -69,6 +64,7 @@ from queues.kafka_produce import (
     partition_of,
     quietly,
 )
+from queues.kafka_pump import Pump
 from queues.kafka_view import View
 
 log = logging.getLogger(__name__)
@@ -76,18 +72,6 @@ T = TypeVar("T")
 _BARRIER_S = 5.0
 _READ_BARRIER_S = 2.0  # status(): how long to wait for the owner to confirm the dossier's newest records
 _STATS_S = 0.5  # stats() answers from its last computation for this long
-_COMMIT_S = 0.1  # the pump commits offsets (and refreshes the lag gauges) at most this often
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, queue: KafkaQueue) -> None:
-        self.queue = queue
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self.queue._on_revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self.queue._on_assigned(set(assigned))
 
 
 class KafkaQueue:
@@ -115,15 +99,11 @@ class KafkaQueue:
         self._owner = Owner(view=self._view, producing=self._producing, letters=self._letters,
                             offsets=self._offsets, marks=self._marks, topics=self.topics, partitions=self._parts,
                             lease_s=self._lease_s, timeout=self._timeout, now=self._now, wake=self._wake,
-                            rewind=self._reset_partition)
-        self._consumer: AIOKafkaConsumer | None = None
+                            rewind=self._rewind)
+        self._pump = Pump(kafka=self._k, client_opts=self._opts, topics=self.topics, owner=self._owner,
+                          offsets=self._offsets, marks=self._marks, view=self._view, metrics=self.metrics,
+                          now=self._now, wake=self._wake, lease_s=self._lease_s, timeout=self._timeout)
         self._tasks: list[asyncio.Task[None]] = []
-        self._pumped = asyncio.Event()  # replaced after every pump round; set() wakes the waiters once
-        self._paused: dict[TopicPartition, tuple[float, asyncio.TimerHandle]] = {}
-        self._revoking: set[int] = set()
-        self._assigned: set[TopicPartition] = set()
-        self._assigned_once = asyncio.Event()
-        self._committed_at = 0.0
         self._stats: tuple[float, QueueStats] | None = None
         self._closing = False
 
@@ -137,16 +117,9 @@ class KafkaQueue:
         await guard("view start", self._view.start(), self._timeout)
         self._tasks.append(asyncio.create_task(self._supervise(self._view.run, "view")))
         await guard("view catch-up", self._view.catch_up(self._view.tps(), self._timeout), self._timeout + 1)
-        self._consumer = AIOKafkaConsumer(
-            group_id=self._k.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,), session_timeout_ms=6000,
-            heartbeat_interval_ms=1000, max_poll_interval_ms=300_000, **fetch_options(self._k), **self._opts,
-        )
-        await guard("consumer start", self._consumer.start(), self._timeout)
-        self._consumer.subscribe([self.topics.outbound, *self.topics.retry_names], listener=_Listener(self))
-        self._tasks.append(asyncio.create_task(self._supervise(self._pump, "pump")))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._assigned_once.wait(), 30)
+        await guard("consumer start", self._pump.start(), self._timeout)
+        self._tasks.append(asyncio.create_task(self._supervise(self._pump.run, "pump")))
+        await self._pump.wait_assigned(30)
 
     async def close(self) -> None:
         """Stop the loops and the clients; bounded even with a dead broker. On Python 3.11 a
@@ -154,6 +127,7 @@ class KafkaQueue:
         the loops also watch ``_closing`` and are cancelled again until they end."""
         self._closing = True
         self._view.halt()
+        self._pump.halt()
         for task in self._tasks:
             for _ in range(20):
                 if task.done():
@@ -162,13 +136,10 @@ class KafkaQueue:
                 await asyncio.wait([task], timeout=0.5)
             if not task.done():
                 log.warning("kafka background loop did not stop")
-        for _, handle in self._paused.values():
-            handle.cancel()
+        self._pump.cancel_timers()
         # every step bounded: a dead broker must not hang shutdown
         await self._owner.drain(5.0)  # batched state writes finish first, so the final commit covers them
-        if self._consumer is not None:
-            await quietly(self._commit(), 5.0)
-            await quietly(self._consumer.stop(), 10.0)
+        await self._pump.stop()
         await self._producing.close()
         await quietly(self._view.stop(), 10.0)
 
@@ -201,6 +172,10 @@ class KafkaQueue:
         finally:
             await admin.close()
 
+    def owned_partitions(self) -> set[int]:
+        """The partitions (of every dossier topic) this instance owns at the moment."""
+        return self._pump.partitions()
+
     # ------------------------------------------------------------------ clock and helpers
 
     def _now(self) -> float:
@@ -209,18 +184,11 @@ class KafkaQueue:
     def _tick(self, now: float) -> None:
         """Adopt the caller's clock (the engine's ``now``) and resume ladder partitions now due."""
         self._clock_hint = max(self._clock_hint, now)
-        current = self._now()
-        for tp, (due, _) in list(self._paused.items()):
-            if due <= current:
-                self._resume(tp)
+        self._pump.resume_due()
 
-    def _resume(self, tp: TopicPartition) -> None:
-        entry = self._paused.pop(tp, None)
-        if entry is not None:
-            entry[1].cancel()
-        if self._consumer is not None and tp in self._assigned:
-            self._consumer.resume(tp)
-        self._wake.set()
+    def _rewind(self, partition: int) -> None:
+        """The owner's write for ``partition`` failed: the pump re-reads it from the last commit."""
+        self._pump.rewind(partition)
 
     # ------------------------------------------------------------------ enqueue
 
@@ -230,174 +198,27 @@ class KafkaQueue:
         acknowledged in time."""
         return await self._accepts.append(events)
 
-    # ------------------------------------------------------------------ the pump (owner side)
-
-    async def _pump(self) -> None:
-        assert self._consumer is not None
-        while not self._closing:
-            self._tick(0.0)
-            batch = await self._consumer.getmany(timeout_ms=50, max_records=2000)
-            forwards = Forwards()
-            for tp, records in batch.items():
-                for rec in records:
-                    if not await self._ingest(tp, rec, forwards):
-                        break
-            await self._owner.settle(forwards)
-            await self._owner.flush_intake()
-            await self._marks.write([tp for tp in self._assigned if tp.topic == self.topics.outbound
-                                     and tp.partition not in self._revoking])
-            now = time.monotonic()
-            if now - self._committed_at >= _COMMIT_S:  # a commit per fetched batch was a round trip each
-                self._committed_at = now
-                await self._commit()
-                self._update_lag()
-            pumped, self._pumped = self._pumped, asyncio.Event()
-            pumped.set()
-            if batch:
-                self._wake.set()
-
-    async def _ingest(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any], forwards: Forwards) -> bool:
-        """Take one record into the owner's memory; False stops the partition's batch (not yet due,
-        or the partition is still being set up: then the consumer is sent back to the record, since
-        a fetched record that is skipped without a seek is never fetched again)."""
-        if tp in self._paused:
-            return False
-        if tp not in self._assigned:
-            assert self._consumer is not None
-            if tp in self._consumer.assignment():
-                self._consumer.seek(tp, rec.offset)
-            return False
-        hs = header_map(rec.headers)
-        if tp.topic != self.topics.outbound and self._hold_until_due(tp, rec.offset, float(hs[H_DUE])):
-            return False
-        if rec.value is None:
-            pass
-        elif H_CONTROL in hs:
-            self._owner.unpark_held(hs[H_CONTROL].removeprefix("unpark:"))
-        else:
-            await self._owner.take(tp, rec, hs, forwards)
-        # only now: the read-your-writes barrier must not pass a record still being taken in
-        self._offsets.advance(tp, rec.offset + 1)
-        return True
-
-    def _hold_until_due(self, tp: TopicPartition, offset: int, due: float) -> bool:
-        """A ladder record not yet due: seek back to it, pause the partition, resume on a timer."""
-        now = self._now()
-        if due <= now:
-            return False
-        assert self._consumer is not None
-        self._consumer.seek(tp, offset)
-        self._consumer.pause(tp)
-        self._offsets.advance(tp, offset)
-        handle = asyncio.get_running_loop().call_later(due - now, self._resume, tp)
-        self._paused[tp] = (due, handle)
-        return True
-
-    async def _commit(self) -> None:
-        """Commit, per owned partition, the lowest offset whose outcome is not yet durable."""
-        assert self._consumer is not None
-        offsets = self._offsets.to_commit(self._assigned)
-        if not offsets:
-            return
-        started = time.perf_counter()
-        try:
-            await self._consumer.commit(offsets)
-        except KafkaError as exc:
-            log.info("kafka commit skipped: %s", type(exc).__name__)
-            return
-        self.metrics.commit_latency.observe(time.perf_counter() - started)
-        self._offsets.committed_to(offsets)
-
-    def _reset_partition(self, p: int) -> None:
-        """After a failed write, forget partition ``p``'s memory and re-read it from the last commit."""
-        assert self._consumer is not None
-        log.warning("kafka partition %d: a write failed; re-reading it from the last commit", p)
-        self._owner.forget({p})
-        for tp in [tp for tp in self._assigned if tp.partition == p]:
-            self._marks.forget(tp)
-            if tp in self._paused:
-                self._resume(tp)
-            self._consumer.seek(tp, self._offsets.rewind(tp))
-
-    def _update_lag(self) -> None:
-        assert self._consumer is not None
-        depth = {name: 0 for name in self.topics.retry_names}
-        for tp in self._assigned:
-            high = self._consumer.highwater(tp)
-            if high is None:
-                continue
-            committed = self._offsets.committed(tp) or 0
-            position = self._offsets.position(tp)
-            lag = max(0, high - (committed if position is None else position))
-            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-            if tp.topic in depth:
-                depth[tp.topic] += max(0, high - committed)
-        for name, n in depth.items():
-            self.metrics.ladder_depth.labels(name.rsplit(".", 1)[-1]).set(n)
-
-    # ------------------------------------------------------------------ rebalance
-
-    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Let in-flight claims of the revoked partitions finish (bounded), commit, forget them."""
-        self.metrics.rebalances.labels("revoked").inc()
-        parts = {tp.partition for tp in revoked}
-        self._revoking |= parts
-        deadline = time.monotonic() + min(self._lease_s, 20.0)
-        # polling: a lease ends in record(), in whichever task the engine runs it
-        while time.monotonic() < deadline and self._owner.has_leases(parts):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        with contextlib.suppress(Exception):
-            await self._commit()
-        for tp in revoked:
-            entry = self._paused.pop(tp, None)
-            if entry is not None:
-                entry[1].cancel()
-            self._offsets.forget(tp)
-            self._marks.release(tp)
-        self._owner.forget(parts)
-        self._assigned -= revoked
-        self._revoking -= parts
-
-    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Before taking partitions, read the dossier states their previous owner wrote."""
-        self.metrics.rebalances.labels("assigned").inc()
-        parts = sorted({tp.partition for tp in assigned})
-        assert self._consumer is not None
-        # nothing of these partitions may be taken in before the previous owner's state is read
-        self._consumer.pause(*assigned)
-        with contextlib.suppress(Exception):
-            await self._view.catch_up([TopicPartition(self.topics.state, p) for p in parts], self._timeout)
-        for tp in assigned:
-            with contextlib.suppress(Exception):
-                pos = await self._consumer.position(tp)
-                self._offsets.start(tp, pos)
-        log.info("kafka assigned %s", sorted((tp.topic, tp.partition, self._offsets.position(tp)) for tp in assigned))
-        self._assigned |= assigned
-        self._consumer.resume(*(tp for tp in assigned if tp not in self._paused))
-        self._assigned_once.set()
-        self._wake.set()
-
     # ------------------------------------------------------------------ claim and record
 
     async def _barrier(self) -> None:
         """Read-your-writes for claims: wait (at most ``_BARRIER_S``) until the pump has taken in
         what this instance produced to its own partitions before this call. A fixed target: under
         load, chasing the newest produce would never end."""
-        targets = [(tp, off) for tp, off in self._accepts.produced() if tp in self._assigned]
+        pump = self._pump
+        targets = [(tp, off) for tp, off in self._accepts.produced() if pump.has(tp)]
 
         def caught_up() -> bool:
-            return all(tp not in self._assigned or tp in self._paused or (self._offsets.position(tp) or 0) > off
+            return all(not pump.has(tp) or pump.is_paused(tp) or (self._offsets.position(tp) or 0) > off
                        for tp, off in targets)
 
         deadline = time.monotonic() + _BARRIER_S
         while not caught_up() and time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._pumped.wait(), deadline - time.monotonic())
+            await pump.next_round(deadline - time.monotonic())
 
     async def claim(self, limit: int, now: float) -> list[Work]:
         self._tick(now)
         await self._barrier()
-        return self._owner.claim(limit, now, self._revoking)
+        return self._owner.claim(limit, now, self._pump.revoking)
 
     async def record(self, work: Work, outcome: Outcome, now: float, *, release: bool = True) -> None:
         """See :meth:`Owner.record <queues.kafka_owner.Owner.record>`. Raises QueueUnavailable."""
@@ -413,13 +234,10 @@ class KafkaQueue:
 
     async def next_due_at(self) -> float | None:
         dues = self._owner.ladder_dues()
-        dues += [due for due, _ in self._paused.values()]
+        dues += self._pump.paused_dues()
         return min(dues) if dues else None
 
     # ------------------------------------------------------------------ reads
-
-    def _owns(self, p: int) -> bool:
-        return any(tp.partition == p for tp in self._assigned)
 
     async def _confirmed(self, p: int, timeout: float) -> bool:
         """Read-your-writes for status reads: fetch the end of ``outbound`` partition ``p`` now,
@@ -435,15 +253,14 @@ class KafkaQueue:
         end = ends.get(tp, 0)
         if self._view.watermarks.get(p, 0) >= end:
             return True
-        while self._owns(p):
+        while self._pump.owns(p):
             position = self._offsets.position(tp)
             if position is not None and position >= end:
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._pumped.wait(), left)
+            await self._pump.next_round(left)
         return await self._view.wait_watermark(p, end, max(deadline - time.monotonic(), 0.0))
 
     async def status(self, mahoso: str) -> DossierStatus | None:
@@ -487,7 +304,7 @@ class KafkaQueue:
     async def unpark(self, mahoso: str) -> None:
         """Owner: un-park now. Elsewhere: send a control record to the owner through outbound."""
         p = partition_of(mahoso, self._parts)
-        if self._owns(p) and self._owner.holds(mahoso):
+        if self._pump.owns(p) and self._owner.holds(mahoso):
             await self._owner.unpark(mahoso)
         else:
             await self._accepts.ask_unpark(mahoso)
