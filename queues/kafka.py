@@ -15,6 +15,23 @@ Only the owner reads ``outbound``; every instance's view reads ``dossier-state``
 the owners also write per-partition watermarks that make :meth:`KafkaQueue.status` read-your-writes
 on any instance.
 
+:class:`KafkaQueue` is the ``QueueBackend`` facade: it builds the parts below, starts and stops
+them, and delegates. Each part owns its fields and is changed only through its own methods.
+
+* :class:`~queues.kafka_accepts.Accepts`: appends accepted events (and un-park requests) to
+  ``outbound``; remembers this instance's own accepts.
+* :class:`~queues.kafka_pump.Pump`: the group consumer, its assignment and rebalances, the paused
+  ladder partitions with their resume timers, commits.
+* :class:`~queues.kafka_owner.Owner`: the owned dossiers in memory, their leases, claim and record,
+  the ladder forwards and the (batched) state writes.
+* :class:`~queues.kafka_marks.Offsets` and :class:`~queues.kafka_marks.Watermarks`: per input
+  partition, what was taken in, what is resolved and committed, what no state write covers yet.
+* :class:`~queues.kafka_reads.Reads`: the claim and status read barriers, status and accepted state.
+* :class:`~queues.kafka_letters.DeadLetters`: write, list, replay and drop dead letters.
+* Shared by them: :class:`~queues.kafka_view.View` (every instance's materialised ``dossier-state``
+  and ``dlq``), :class:`~queues.kafka_produce.Producing` (the one producer), the wire formats in
+  :mod:`queues.kafka_codec` and the metrics in :mod:`queues.kafka_metrics`.
+
 All methods raise only :class:`~core.errors.QueueUnavailable` from the error tree.
 """
 
@@ -26,11 +43,8 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
 
-from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from config.schema import Settings
@@ -38,9 +52,7 @@ from queues.api import (
     Accepted,
     DeadLetter,
     DeadLetterPage,
-    DeliveryState,
     DossierStatus,
-    EventKind,
     NewEvent,
     Outcome,
     QueueStats,
@@ -48,29 +60,17 @@ from queues.api import (
     Work,
 )
 from queues.kafka_accepts import Accepts
-from queues.kafka_codec import (
-    Topics,
-    topics_for,
-)
+from queues.kafka_codec import Topics, topics_for
 from queues.kafka_letters import DeadLetters
 from queues.kafka_marks import Offsets, Watermarks
 from queues.kafka_metrics import KafkaMetrics
 from queues.kafka_owner import Owner
-from queues.kafka_produce import (
-    Producing,
-    client_options,
-    fetch_options,
-    guard,
-    partition_of,
-    quietly,
-)
+from queues.kafka_produce import Producing, client_options, fetch_options, guard, partition_of, quietly
 from queues.kafka_pump import Pump
+from queues.kafka_reads import Reads
 from queues.kafka_view import View
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-_BARRIER_S = 5.0
-_READ_BARRIER_S = 2.0  # status(): how long to wait for the owner to confirm the dossier's newest records
 _STATS_S = 0.5  # stats() answers from its last computation for this long
 
 
@@ -103,6 +103,8 @@ class KafkaQueue:
         self._pump = Pump(kafka=self._k, client_opts=self._opts, topics=self.topics, owner=self._owner,
                           offsets=self._offsets, marks=self._marks, view=self._view, metrics=self.metrics,
                           now=self._now, wake=self._wake, lease_s=self._lease_s, timeout=self._timeout)
+        self._reads = Reads(view=self._view, pump=self._pump, offsets=self._offsets, owner=self._owner,
+                            accepts=self._accepts, topics=self.topics, partitions=self._parts)
         self._tasks: list[asyncio.Task[None]] = []
         self._stats: tuple[float, QueueStats] | None = None
         self._closing = False
@@ -200,24 +202,9 @@ class KafkaQueue:
 
     # ------------------------------------------------------------------ claim and record
 
-    async def _barrier(self) -> None:
-        """Read-your-writes for claims: wait (at most ``_BARRIER_S``) until the pump has taken in
-        what this instance produced to its own partitions before this call. A fixed target: under
-        load, chasing the newest produce would never end."""
-        pump = self._pump
-        targets = [(tp, off) for tp, off in self._accepts.produced() if pump.has(tp)]
-
-        def caught_up() -> bool:
-            return all(not pump.has(tp) or pump.is_paused(tp) or (self._offsets.position(tp) or 0) > off
-                       for tp, off in targets)
-
-        deadline = time.monotonic() + _BARRIER_S
-        while not caught_up() and time.monotonic() < deadline:
-            await pump.next_round(deadline - time.monotonic())
-
     async def claim(self, limit: int, now: float) -> list[Work]:
         self._tick(now)
-        await self._barrier()
+        await self._reads.own_accepts_taken_in()
         return self._owner.claim(limit, now, self._pump.revoking)
 
     async def record(self, work: Work, outcome: Outcome, now: float, *, release: bool = True) -> None:
@@ -239,67 +226,14 @@ class KafkaQueue:
 
     # ------------------------------------------------------------------ reads
 
-    async def _confirmed(self, p: int, timeout: float) -> bool:
-        """Read-your-writes for status reads: fetch the end of ``outbound`` partition ``p`` now,
-        then wait (bounded) until what this instance knows covers every record below it: the pump's
-        position when this instance owns ``p``, else the owner's watermark as the view shows it
-        (the view has then also read every state record written before that watermark)."""
-        tp = TopicPartition(self.topics.outbound, p)
-        deadline = time.monotonic() + timeout
-        try:
-            ends = await asyncio.wait_for(self._view.end_offsets([tp]), timeout)
-        except (KafkaError, TimeoutError, OSError):
-            return False
-        end = ends.get(tp, 0)
-        if self._view.watermarks.get(p, 0) >= end:
-            return True
-        while self._pump.owns(p):
-            position = self._offsets.position(tp)
-            if position is not None and position >= end:
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            await self._pump.next_round(left)
-        return await self._view.wait_watermark(p, end, max(deadline - time.monotonic(), 0.0))
-
     async def status(self, mahoso: str) -> DossierStatus | None:
-        """The dossier's status on any instance. First waits (≤ 2 s) until this instance's knowledge
-        covers every ``outbound`` record accepted before the call (see :meth:`_confirmed`), so a read
-        on B right after an accept or a delivery on A reflects it. If that cannot be confirmed in
-        time (the owner is gone, the broker is away), a settled-looking dossier is reported as
-        pending: never "delivered" too early."""
-        confirmed = await self._confirmed(partition_of(mahoso, self._parts), _READ_BARRIER_S)
-        st = self._owner.known_state(mahoso)
-        if st is None:
-            return None
-        owned = self._owner.holds(mahoso)
-        delivery = DeliveryState(st.delivery) if st.v or owned else DeliveryState.PENDING
-        if not confirmed and delivery in (DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PARKED):
-            delivery = DeliveryState.RETRYING if st.attempts else DeliveryState.PENDING
-        pending = st.pending > 0 or delivery in (DeliveryState.PENDING, DeliveryState.RETRYING)
-        local = self._accepts.newest(mahoso)
-        accepted = local[1] if local is not None and local[0] > st.accepted_seq else st.accepted_state
-        return DossierStatus(
-            mahoso=mahoso, accepted_state=accepted, delivered_state=st.delivered_state, delivery=delivery,
-            attempts=st.attempts, next_attempt_at=st.next_attempt_at if (pending and st.attempts) else None,
-            last_error=st.error(), pending_progress=st.pending_progress, last_sequence=st.last_seq,
-            delivered_sequence=st.delivered_seq)
+        """See :meth:`Reads.status <queues.kafka_reads.Reads.status>` (read-your-writes on any instance)."""
+        return await self._reads.status(mahoso)
 
     async def accepted_state(self, mahoso: str) -> str | None:
-        """The dossier's last accepted ``TrangThaiHoSo`` as this instance knows it, or None when it
-        knows none: its own recent accepts, the owner's memory (if it owns the dossier) and the
-        materialised states. No broker round trip, so it is *eventually consistent* across
-        instances: right after an accept on another instance it may still return the state before
-        (the transition check it serves only classifies; it never loses an event)."""
-        best_seq, best = 0, None
-        local = self._accepts.newest(mahoso)
-        if local is not None:
-            best_seq, best = local
-        st = self._owner.known_state(mahoso)
-        if st is not None and st.accepted_state is not None and st.accepted_seq >= best_seq:
-            best = st.accepted_state
-        return best
+        """See :meth:`Reads.accepted_state <queues.kafka_reads.Reads.accepted_state>` (eventually
+        consistent across instances, no broker round trip)."""
+        return self._reads.accepted_state(mahoso)
 
     async def unpark(self, mahoso: str) -> None:
         """Owner: un-park now. Elsewhere: send a control record to the owner through outbound."""
@@ -334,18 +268,7 @@ class KafkaQueue:
 
     async def replay(self, dl_id: str, now: float) -> ReplayResult:
         """See :meth:`DeadLetters.replay <queues.kafka_letters.DeadLetters.replay>`."""
-        return await self._letters.replay(dl_id, self._overtaken)
-
-    async def _overtaken(self, dl: DeadLetter) -> bool:
-        """Whether a dead snapshot has been overtaken (a newer one accepted, or it or a newer one
-        delivered), as far as this instance can confirm within the read barrier."""
-        await self._confirmed(partition_of(dl.mahoso, self._parts), _READ_BARRIER_S)
-        st = self._owner.known_state(dl.mahoso)
-        local = self._accepts.newest(dl.mahoso)
-        newer_accepted = (st is not None and st.accepted_seq > dl.sequence) or (
-            local is not None and local[0] > dl.sequence)
-        newer_delivered = st is not None and st.delivered_seq >= dl.sequence
-        return dl.kind is EventKind.SNAPSHOT and (newer_accepted or newer_delivered)
+        return await self._letters.replay(dl_id, self._reads.overtaken)
 
     async def drop(self, dl_id: str) -> bool:
         return await self._letters.drop(dl_id)
