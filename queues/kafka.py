@@ -205,7 +205,7 @@ class KafkaQueue:
     async def claim(self, limit: int, now: float) -> list[Work]:
         self._tick(now)
         await self._reads.own_accepts_taken_in()
-        return self._owner.claim(limit, now, self._pump.revoking)
+        return self._owner.claim(limit, now, self._pump.revoking())
 
     async def record(self, work: Work, outcome: Outcome, now: float, *, release: bool = True) -> None:
         """See :meth:`Owner.record <queues.kafka_owner.Owner.record>`. Raises QueueUnavailable."""

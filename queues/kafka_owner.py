@@ -26,79 +26,20 @@ from queues.kafka_codec import (
     H_REPLAY,
     H_SEQ,
     H_STATE,
-    H_WRITTEN,
     DossierState,
     Src,
     Topics,
     WireEvent,
     held_decode,
-    held_encode,
     ladder_headers,
 )
 from queues.kafka_letters import DeadLetters
 from queues.kafka_marks import Offsets, Watermarks
-from queues.kafka_produce import Producing, Record, guard, partition_of, quietly
+from queues.kafka_produce import Producing, guard, partition_of
+from queues.kafka_states import Dossier, Item, StateWriter
 from queues.kafka_view import View
 
 _FLUSH_S = 0.2  # intake not yet written in a state record for this long is written by the pump
-
-
-@dataclass
-class Item:
-    ev: WireEvent
-    seq: int
-    src: Src | None  # None: the dossier state holds the event (parked progress)
-    parked: bool = False
-
-
-@dataclass
-class Dossier:
-    """One owned dossier: its state as last written or since changed, and its events in memory."""
-
-    st: DossierState
-    items: dict[str, Item] = field(default_factory=dict)
-    lease: str | None = None
-    lease_until: float = 0.0
-    unwritten: list[tuple[TopicPartition, int]] = field(default_factory=list)  # intake no state write covers
-
-    def sorted_items(self) -> list[Item]:
-        return sorted(self.items.values(), key=lambda i: i.seq)
-
-    def pending(self) -> bool:
-        """Work waits: an event not parked, in memory or in the ladder."""
-        return bool(self.st.ladder) or any(not i.parked for i in self.items.values())
-
-    def oldest_open(self) -> float | None:
-        """When the oldest event the dossier still has open was accepted (in memory or in the ladder)."""
-        opens = [i.ev.accepted_at for i in self.items.values()]
-        if self.st.ladder and self.st.ladder_oldest is not None:
-            opens.append(self.st.ladder_oldest)
-        return min(opens) if opens else None
-
-    def delivery(self, now: float) -> DeliveryState:
-        """The dossier's delivery state at ``now`` (clears the ladder summary once the ladder is empty)."""
-        st = self.st
-        if not st.ladder:
-            st.ladder_progress, st.ladder_oldest = 0, None
-        pending = any(not i.parked for i in self.items.values()) or bool(st.ladder)
-        if self.lease is not None and self.lease_until >= now:
-            return DeliveryState.IN_FLIGHT
-        if pending:
-            return DeliveryState.RETRYING if st.attempts > 0 else DeliveryState.PENDING
-        if any(i.parked for i in self.items.values()):
-            return DeliveryState.PARKED
-        if st.last_dead_seq > st.delivered_seq:
-            return DeliveryState.DEAD
-        return DeliveryState.DELIVERED
-
-    def summarise(self, now: float) -> None:
-        """Refresh the summary fields other instances read from the state record."""
-        st = self.st
-        st.delivery = self.delivery(now).value
-        st.pending = sum(1 for i in self.items.values() if not i.parked) + len(st.ladder)
-        st.pending_progress = sum(1 for i in self.items.values() if i.ev.kind is EventKind.PROGRESS) + (
-            st.ladder_progress if st.ladder else 0)
-        st.oldest_open_at = self.oldest_open()
 
 
 @dataclass
@@ -111,8 +52,8 @@ class Forwards:
 
 
 class Owner:
-    """The dossiers of the owned partitions, their leases and their state writes. Coroutines
-    raise only QueueUnavailable."""
+    """The dossiers of the owned partitions and their leases; the only code that changes them.
+    Their state records go out through its :class:`~queues.kafka_states.StateWriter`."""
 
     def __init__(self, *, view: View, producing: Producing, letters: DeadLetters, offsets: Offsets,
                  marks: Watermarks, topics: Topics, partitions: int, lease_s: float, timeout: float,
@@ -134,8 +75,8 @@ class Owner:
         self._owned: dict[str, Dossier] = {}
         # lease ids: this process's view writer id and a counter (a uuid4 costs ~5 us, on every claim)
         self._leases = itertools.count(1)
-        self._write_batch: tuple[dict[str, Dossier], asyncio.Future[None]] | None = None
-        self._writes: set[asyncio.Task[None]] = set()  # batched state writes under way (see _write_soon)
+        self._states = StateWriter(view=view, producing=producing, marks=marks, state_topic=topics.state,
+                                   partitions=partitions, timeout=timeout, now=now)
 
     # ------------------------------------------------------------------ memory
 
@@ -265,7 +206,7 @@ class Owner:
             return
         try:
             await asyncio.wait_for(asyncio.gather(*(f for f, _ in forwards.sent)), self._timeout)
-            await self._write_states(list(forwards.touched.values()))
+            await self._states.write(list(forwards.touched.values()))
         except (KafkaError, TimeoutError):
             for p in {src[1] for _, src in forwards.sent}:
                 self._rewind(p)
@@ -286,7 +227,7 @@ class Owner:
         if not due:
             return
         try:
-            await guard("state write", self._write_states(list(due.values())), self._timeout)
+            await guard("state write", self._states.write(list(due.values())), self._timeout)
         except QueueUnavailable:
             for p in {partition_of(m, self._parts) for m in due}:
                 self._rewind(p)
@@ -339,7 +280,7 @@ class Owner:
         try:
             if futs:
                 await guard("record", asyncio.gather(*futs), self._timeout)
-            await self._write_soon(d)
+            await self._states.write_soon(d)
         except QueueUnavailable:
             self._rewind(partition_of(work.mahoso, self._parts))
             raise
@@ -445,63 +386,8 @@ class Owner:
     async def unpark(self, mahoso: str) -> None:
         """Un-park a dossier this owner holds and write its state. Raises QueueUnavailable."""
         self.unpark_held(mahoso)
-        await guard("state write", self._write_states([self._owned[mahoso]]), self._timeout)
-
-    # ------------------------------------------------------------------ state writes
-
-    async def _write_soon(self, d: Dossier) -> None:
-        """Write ``d``'s state together with every dossier recorded in the same turn of the event
-        loop (the engine records a delivered batch concurrently): one produce round, one timer and
-        one task for all of them instead of one each. Returns once the write is acknowledged;
-        raises QueueUnavailable if it was not."""
-        batch = self._write_batch
-        if batch is None:
-            loop = asyncio.get_running_loop()
-            batch = self._write_batch = ({}, loop.create_future())
-            batch[1].add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if nobody waits
-            loop.call_soon(self._start_write, batch)
-        batch[0][d.st.mahoso] = d
-        await asyncio.shield(batch[1])  # one caller's cancellation must not fail the others' write
-
-    def _start_write(self, batch: tuple[dict[str, Dossier], asyncio.Future[None]]) -> None:
-        self._write_batch = None
-
-        async def write() -> None:
-            try:
-                await guard("state write", self._write_states(list(batch[0].values())), self._timeout)
-            except BaseException as exc:  # every waiter sees the failure, and so does the caller
-                batch[1].set_exception(exc if isinstance(exc, Exception) else QueueUnavailable("cancelled"))
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                batch[1].set_result(None)
-
-        task = asyncio.create_task(write())
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-
-    async def _write_states(self, dossiers: list[Dossier]) -> None:
-        """Produce each dossier's state and wait for the acknowledgements; the intake a write
-        covers then stops holding its partition's watermark back."""
-        records: list[Record] = []
-        written: list[tuple[Dossier, list[tuple[TopicPartition, int]]]] = []
-        for d in dossiers:
-            st = d.st
-            st.v += 1
-            st.held = [held_encode(i.ev, i.seq, i.parked) for i in d.sorted_items() if i.parked or i.src is None]
-            d.summarise(self._now())
-            marks, d.unwritten = d.unwritten, []
-            records.append((st.mahoso.encode(), st.encode(), [(H_WRITTEN, b"%s:%d" % (self._view.writer, st.v))],
-                            partition_of(st.mahoso, self._parts)))
-            written.append((d, marks))
-        for fut in await self._producing.send_batches(self._topics.state, records, "state"):
-            await fut
-        for d, marks in written:
-            self._marks.written(marks)
-            self._view.put_state(d.st.copy())
+        await guard("state write", self._states.write([self._owned[mahoso]]), self._timeout)
 
     async def drain(self, timeout: float) -> None:
-        """Let the batched state writes under way finish (bounded; failures swallowed): on close,
-        before the final commit."""
-        if self._writes:
-            await quietly(asyncio.gather(*self._writes, return_exceptions=True), timeout)
+        """Let the batched state writes under way finish (bounded): on close, before the final commit."""
+        await self._states.drain(timeout)

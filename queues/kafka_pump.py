@@ -126,10 +126,9 @@ class Pump:
         """Whether ``tp`` waits for a retry record to fall due."""
         return tp in self._paused
 
-    @property
-    def revoking(self) -> set[int]:
-        """Partitions being revoked: their dossiers must not be claimed any more (read only)."""
-        return self._revoking
+    def revoking(self) -> frozenset[int]:
+        """Partitions being revoked: their dossiers must not be claimed any more."""
+        return frozenset(self._revoking)
 
     def paused_dues(self) -> list[float]:
         """When each paused partition's next retry record falls due."""
