@@ -191,7 +191,7 @@ class QueueStats:
 
 
 class EngineQueue(Protocol):
-    """The part of the contract the sync engine uses (what a delivery worker process is served)."""
+    """The part of the contract the sync engine uses."""
 
     async def claim(self, limit: int, now: float) -> list[Work]: ...
 
