@@ -231,6 +231,18 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    format: Literal["text", "json"] = "text"
+    # an identical warning or error (or protocol errors from one peer) is written once per
+    # interval; the next line written says how many were not; "0s" writes every one
+    repeat_interval: Duration = _D(10.0)
+
+    def __post_init__(self) -> None:
+        if not 0 <= float(self.repeat_interval) <= 3600:
+            raise ValueError("repeat_interval: expected 0..3600s")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -243,6 +255,7 @@ class Settings:
     transitions: TransitionSettings = field(default_factory=TransitionSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     def __post_init__(self) -> None:
         codes = [a.code for a in self.agencies]

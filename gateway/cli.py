@@ -93,10 +93,10 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from gateway.app import create_app
-    from gateway.logs import setup_logging
+    from gateway.logs import flush_repeats, setup_logging
 
     settings = _load(args.config)
-    setup_logging()
+    setup_logging(settings.log)
     try:
         sock = socket.create_server((settings.server.host, settings.server.port), backlog=1024)
     except OSError as exc:
@@ -112,6 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
     app.on_startup.append(announce)
     web.run_app(app, sock=sock, shutdown_timeout=float(settings.server.shutdown_grace),
                 print=None, access_log=None, handle_signals=True)
+    flush_repeats()
     return 0
 
 

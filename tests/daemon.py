@@ -55,13 +55,14 @@ def write_config(path: Path, port: int, portal_url: str, store: Path, **sections
 
 
 class Daemon:
-    def __init__(self, config: Path, port: int, log: Path) -> None:
+    def __init__(self, config: Path, port: int, log: Path, env: dict[str, str] | None = None) -> None:
         self.config, self.port, self.log = config, port, log
+        self.extra_env = env or {}
         self.proc: asyncio.subprocess.Process | None = None
         self.url = f"http://127.0.0.1:{port}"
 
     async def start(self, timeout: float = 30.0) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DVCGW_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DVCGW_")} | self.extra_env
         with self.log.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gateway", "serve", "--config", str(self.config),
