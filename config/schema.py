@@ -25,6 +25,8 @@ class ServerSettings:
     listen: str = "127.0.0.1:8080"
     max_body_bytes: int = 1_048_576
     shutdown_grace: Duration = _D(10.0)
+    # one INFO line per request on the dvcgw.access logger (route template, never the raw path)
+    access_log: bool = False
 
     def __post_init__(self) -> None:
         if not _listen_ok(self.listen):

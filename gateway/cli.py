@@ -88,6 +88,7 @@ def _check_config(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     """The daemon: one process, one event loop (HTTP API, store, delivery engine). SIGTERM or
     Ctrl-C drains: in-flight requests and portal calls get ``[server] shutdown_grace``."""
+    import logging
     import socket
 
     from aiohttp import web
@@ -104,9 +105,10 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     host, port = sock.getsockname()[:2]
 
-    async def announce(_: web.Application) -> None:
-        print(f"dvcgw ready on http://{host}:{port} (queue {settings.queue.backend}, "
-              f"store {settings.storage.path}, portal {settings.portal.adapter_url})", flush=True)
+    async def announce(_: web.Application) -> None:  # a log line, so that JSON logs are JSON throughout
+        logging.getLogger("dvcgw.serve").info(
+            "dvcgw ready on http://%s:%s (queue %s, store %s, portal %s)", host, port,
+            settings.queue.backend, settings.storage.path, settings.portal.adapter_url)
 
     app = create_app(settings)
     app.on_startup.append(announce)

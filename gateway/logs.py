@@ -17,7 +17,7 @@ passes its one filter, :class:`LogGuard`, then one of the two formatters:
   peer, is written once per ``[log] repeat_interval``; the next line written for it carries
   ``repeated=N`` (N occurrences not written), and :func:`flush_repeats` writes what is still
   counted at shutdown.
-* **Request ids.** :data:`REQUEST_ID` is set per request; every
+* **Request ids.** :data:`REQUEST_ID` is set per request (:mod:`gateway.requestlog`); every
   record logged while it is set carries it as ``request_id``.
 
 Personal data never reaches a log line: the code logs classes, counts and codes, never dossier
@@ -295,7 +295,7 @@ def setup_logging(settings: LogSettings | None = None, level: str | None = None)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(lvl)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # it would log raw paths
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # raw paths: gateway.requestlog logs
     _handler = handler
     _guard = next(f for f in handler.filters if isinstance(f, LogGuard))
 

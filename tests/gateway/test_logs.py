@@ -13,9 +13,11 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from gateway.logs import setup_logging
@@ -216,3 +218,77 @@ def test_an_exception_message_that_may_quote_input_is_not_logged() -> None:
     text = out.getvalue()
     assert number not in text and "ValueError" in text and "int(f\"{number}x\")" in text
     assert "Connection refused" in text
+
+
+async def test_a_newline_in_a_path_or_header_cannot_forge_a_log_line(sandbox: Sandbox, tmp_path: Path) -> None:
+    """``%0A`` in a path segment (a dossier code, a dead-letter id) and a request id header with
+    ``%0A`` and control characters never put a line of the requester's making in the log."""
+    encoded = FORGED.replace(" ", "%20")
+    async with daemon(sandbox, tmp_path, server={"access_log": True}) as d, aiohttp.ClientSession() as http:
+        for path, key in ((f"/v1/dead-letters/1%0A{encoded}", OPERATOR_KEY),
+                          (f"/v1/dossiers/{UNIT}-1%0A{encoded}", AGENCY_KEY),
+                          (f"/v1/dossiers/{UNIT}-1%0D%0A{encoded}/progress", AGENCY_KEY)):
+            async with http.get(d.url + path, headers={"X-API-Key": key, "X-Request-ID": f"id%0A{encoded}"},
+                                allow_redirects=False) as r:
+                assert r.status < 600
+                assert re.fullmatch(r"[0-9a-f]{16}", r.headers["X-Request-ID"])
+        answer = await send(d.port, b"GET /healthz HTTP/1.1\r\nHost: gw\r\nX-Request-ID: a\x1bb\r\n\r\n")
+        assert b"\x1b" not in answer
+        await wait_for(lambda: d.log.read_text().count("logger=dvcgw.access") >= 3, what="access lines")
+    lines = d.log.read_text().splitlines()
+    assert not [line for line in lines if line.startswith(FORGED[:30]) or line.startswith("operator key")]
+    assert all(not line.startswith("20") or re.match(r"\d{4}-\d\d-\d\d [\d:,]+ level=\w+ logger=", line)
+               for line in lines)
+    assert "\x1b" not in "".join(lines)
+
+
+async def test_the_access_log_has_route_templates_and_request_ids(sandbox: Sandbox, tmp_path: Path) -> None:
+    """With ``[server] access_log = true`` each request writes one line: method, route template
+    (never the raw path with the dossier code), status, duration, the agency when its key was valid,
+    and the request id: the client's ``X-Request-ID`` when short and safe, else a generated one,
+    echoed in the response."""
+    async with daemon(sandbox, tmp_path, server={"access_log": True}) as d, aiohttp.ClientSession() as http:
+        headers = {"X-API-Key": AGENCY_KEY, "X-Request-ID": "agency-req-1"}
+        async with http.put(f"{d.url}/v1/dossiers/{M}", json=sample_dossier(M), headers=headers) as r:
+            assert r.status == 202 and r.headers["X-Request-ID"] == "agency-req-1"
+        async with http.get(f"{d.url}/v1/dossiers/{M}", headers={"X-API-Key": AGENCY_KEY}) as r:
+            assert r.status == 200
+            generated = r.headers["X-Request-ID"]
+            assert re.fullmatch(r"[0-9a-f]{16}", generated)
+        async with http.put(f"{d.url}/v1/dossiers/{M}", json={}, headers={"X-Request-ID": "x" * 65}) as r:
+            assert r.status == 401 and r.headers["X-Request-ID"] != "x" * 65
+            unauthenticated = r.headers["X-Request-ID"]
+        async with http.get(f"{d.url}/nowhere", headers={"X-Request-ID": "nowhere-1"}) as r:
+            assert r.status == 404 and r.headers["X-Request-ID"] == "nowhere-1"
+        await wait_for(lambda: d.log.read_text().count("logger=dvcgw.access") >= 5, what="five access lines")
+    text = d.log.read_text()
+    access = {m["request_id"]: m for m in (dict(re.findall(r"(\w+)=(\S+)", line))
+                                           for line in text.splitlines() if "logger=dvcgw.access" in line)}
+    put = access["agency-req-1"]
+    assert (put["method"], put["route"], put["status"], put["agency"]) == ("PUT", "/v1/dossiers/{MaHoSo}", "202", UNIT)
+    assert float(put["duration_ms"]) >= 0
+    assert access[generated]["route"] == "/v1/dossiers/{MaHoSo}" and access[generated]["status"] == "200"
+    assert access[unauthenticated]["status"] == "401" and "agency" not in access[unauthenticated]
+    assert access["nowhere-1"]["route"] == "-" and access["nowhere-1"]["status"] == "404"
+    assert M not in text and "/nowhere" not in text
+
+
+async def test_json_log_lines(sandbox: Sandbox, tmp_path: Path) -> None:
+    """With ``[log] format = "json"`` every line the daemon writes is one JSON object with ts (ISO
+    8601), level, logger, message and request_id, plus the record's fields; no personal data."""
+    async with daemon(sandbox, tmp_path, log={"format": "json"}, server={"access_log": True}) as d, \
+            aiohttp.ClientSession() as http:
+        headers = {"X-API-Key": AGENCY_KEY, "X-Request-ID": "json-1"}
+        async with http.put(f"{d.url}/v1/dossiers/{M}", json=sample_dossier(M), headers=headers) as r:
+            assert r.status == 202
+        await wait_for(lambda: "json-1" in d.log.read_text(), what="the access line")
+    text = d.log.read_text(encoding="utf-8")
+    records = [json.loads(line) for line in text.splitlines()]
+    for rec in records:
+        assert {"ts", "level", "logger", "message", "request_id"} <= rec.keys(), rec
+        assert datetime.fromisoformat(rec["ts"]).utcoffset() is not None
+    put = next(r for r in records if r["request_id"] == "json-1" and r["logger"] == "dvcgw.access")
+    assert put["method"] == "PUT" and put["route"] == "/v1/dossiers/{MaHoSo}" and put["status"] == 202
+    assert put["agency"] == UNIT and isinstance(put["duration_ms"], float)
+    assert records[0]["logger"] == "dvcgw.serve" and records[0]["message"].startswith("dvcgw ready on")
+    assert secrets_in(text) == [] and M not in text
