@@ -7,6 +7,8 @@
 * With ``[server] access_log = true``, one INFO line per request on ``dvcgw.access``: the method,
   the route template (``/v1/dossiers/{MaHoSo}``, never the raw path, which holds the dossier code),
   the status, the duration and the calling agency's code when its key was valid.
+* A client that closes the connection before its request is read is a normal event: one INFO line
+  (status 499 in the access log, as nginx writes it), not an error with a traceback.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from gateway.logs import REQUEST_ID, new_request_id
 
 HEADER = "X-Request-ID"
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
+CLIENT_CLOSED = 499  # nginx's "client closed request": no answer was sent
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
+log = logging.getLogger("dvcgw.http")
 access = logging.getLogger("dvcgw.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -45,8 +49,14 @@ def route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else "-"
 
 
+def client_gone(request: web.Request) -> bool:
+    """True once the client's connection is closed (it left before the answer)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def request_context(*, access_log: bool) -> Middleware:
-    """The outermost middleware: sets the request id, writes the access line."""
+    """The outermost middleware: sets the request id, notes a client that left, writes the access line."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -65,6 +75,14 @@ def request_context(*, access_log: bool) -> Middleware:
         except asyncio.CancelledError:
             status = "cancelled"  # shutdown_grace ran out
             raise
+        except Exception:
+            if not client_gone(request):
+                raise
+            status = CLIENT_CLOSED
+            log.info("client closed the connection before its request was read", extra={
+                "route": route_template(request), "peer": request.remote,
+                "_dvcgw_repeat": ("closed", request.remote)})
+            return web.Response(status=CLIENT_CLOSED)  # never sent: aiohttp drops it quietly
         finally:
             if access_log:
                 _access(request, status, time.perf_counter() - started)

@@ -242,11 +242,20 @@ async def test_a_newline_in_a_path_or_header_cannot_forge_a_log_line(sandbox: Sa
     assert "\x1b" not in "".join(lines)
 
 
+async def _leave_mid_body(port: int, request_id: str) -> None:
+    body = body_bytes()
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(put_head(len(body), extra=f"X-Request-ID: {request_id}\r\n") + body[:300])
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
 async def test_the_access_log_has_route_templates_and_request_ids(sandbox: Sandbox, tmp_path: Path) -> None:
     """With ``[server] access_log = true`` each request writes one line: method, route template
     (never the raw path with the dossier code), status, duration, the agency when its key was valid,
     and the request id: the client's ``X-Request-ID`` when short and safe, else a generated one,
-    echoed in the response."""
+    echoed in the response. Other lines about the request (a client leaving) carry the same id."""
     async with daemon(sandbox, tmp_path, server={"access_log": True}) as d, aiohttp.ClientSession() as http:
         headers = {"X-API-Key": AGENCY_KEY, "X-Request-ID": "agency-req-1"}
         async with http.put(f"{d.url}/v1/dossiers/{M}", json=sample_dossier(M), headers=headers) as r:
@@ -260,7 +269,8 @@ async def test_the_access_log_has_route_templates_and_request_ids(sandbox: Sandb
             unauthenticated = r.headers["X-Request-ID"]
         async with http.get(f"{d.url}/nowhere", headers={"X-Request-ID": "nowhere-1"}) as r:
             assert r.status == 404 and r.headers["X-Request-ID"] == "nowhere-1"
-        await wait_for(lambda: d.log.read_text().count("logger=dvcgw.access") >= 5, what="five access lines")
+        await _leave_mid_body(d.port, "left-1")
+        await wait_for(lambda: d.log.read_text().count("logger=dvcgw.access") >= 6, what="six access lines")
     text = d.log.read_text()
     access = {m["request_id"]: m for m in (dict(re.findall(r"(\w+)=(\S+)", line))
                                            for line in text.splitlines() if "logger=dvcgw.access" in line)}
@@ -270,6 +280,9 @@ async def test_the_access_log_has_route_templates_and_request_ids(sandbox: Sandb
     assert access[generated]["route"] == "/v1/dossiers/{MaHoSo}" and access[generated]["status"] == "200"
     assert access[unauthenticated]["status"] == "401" and "agency" not in access[unauthenticated]
     assert access["nowhere-1"]["route"] == "-" and access["nowhere-1"]["status"] == "404"
+    assert access["left-1"]["status"] == "499"
+    about_left = [line for line in text.splitlines() if "left-1" in line]
+    assert len(about_left) == 2 and all("request_id=left-1" in line for line in about_left), about_left
     assert M not in text and "/nowhere" not in text
 
 
@@ -281,7 +294,8 @@ async def test_json_log_lines(sandbox: Sandbox, tmp_path: Path) -> None:
         headers = {"X-API-Key": AGENCY_KEY, "X-Request-ID": "json-1"}
         async with http.put(f"{d.url}/v1/dossiers/{M}", json=sample_dossier(M), headers=headers) as r:
             assert r.status == 202
-        await wait_for(lambda: "json-1" in d.log.read_text(), what="the access line")
+        await _leave_mid_body(d.port, "json-2")
+        await wait_for(lambda: "json-2" in d.log.read_text(), what="the disconnect line")
     text = d.log.read_text(encoding="utf-8")
     records = [json.loads(line) for line in text.splitlines()]
     for rec in records:
@@ -290,5 +304,6 @@ async def test_json_log_lines(sandbox: Sandbox, tmp_path: Path) -> None:
     put = next(r for r in records if r["request_id"] == "json-1" and r["logger"] == "dvcgw.access")
     assert put["method"] == "PUT" and put["route"] == "/v1/dossiers/{MaHoSo}" and put["status"] == 202
     assert put["agency"] == UNIT and isinstance(put["duration_ms"], float)
+    assert any(r["request_id"] == "json-2" and r["level"] == "INFO" and r["logger"] == "dvcgw.http" for r in records)
     assert records[0]["logger"] == "dvcgw.serve" and records[0]["message"].startswith("dvcgw ready on")
     assert secrets_in(text) == [] and M not in text
