@@ -25,6 +25,9 @@ class ServerSettings:
     listen: str = "127.0.0.1:8080"
     max_body_bytes: int = 1_048_576
     shutdown_grace: Duration = _D(10.0)
+    # on SIGTERM, how long /readyz answers 503 "draining" with the listener still open, so that a
+    # load balancer stops sending before the port closes (Ctrl-C, SIGINT, skips it)
+    drain_delay: Duration = _D(5.0)
     # one INFO line per request on the dvcgw.access logger (route template, never the raw path)
     access_log: bool = False
 
@@ -33,6 +36,8 @@ class ServerSettings:
             raise ValueError("listen: expected host:port, e.g. \"127.0.0.1:8080\"")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes: must be at least 1024")
+        if not 0 <= float(self.drain_delay) <= 300:
+            raise ValueError("drain_delay: expected 0..300s")
 
     @property
     def host(self) -> str:

@@ -86,15 +86,14 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """The daemon: one process, one event loop (HTTP API, store, delivery engine). SIGTERM or
-    Ctrl-C drains: in-flight requests and portal calls get ``[server] shutdown_grace``."""
-    import logging
+    """The daemon: one process, one event loop (HTTP API, store, delivery engine). SIGTERM drains:
+    ``/readyz`` answers 503 for ``[server] drain_delay`` with the listener open, then in-flight
+    requests and portal calls get ``[server] shutdown_grace``; Ctrl-C skips the delay (gateway.serving)."""
     import socket
 
-    from aiohttp import web
-
     from gateway.app import create_app
-    from gateway.logs import flush_repeats, setup_logging
+    from gateway.logs import setup_logging
+    from gateway.serving import serve
 
     settings = _load(args.config)
     setup_logging(settings.log)
@@ -103,18 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"dvcgw: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
         return 2
-    host, port = sock.getsockname()[:2]
-
-    async def announce(_: web.Application) -> None:  # a log line, so that JSON logs are JSON throughout
-        logging.getLogger("dvcgw.serve").info(
-            "dvcgw ready on http://%s:%s (queue %s, store %s, portal %s)", host, port,
-            settings.queue.backend, settings.storage.path, settings.portal.adapter_url)
-
-    app = create_app(settings)
-    app.on_startup.append(announce)
-    web.run_app(app, sock=sock, shutdown_timeout=float(settings.server.shutdown_grace),
-                print=None, access_log=None, handle_signals=True)
-    flush_repeats()
+    serve(create_app(settings), sock, settings)
     return 0
 
 
