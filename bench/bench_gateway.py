@@ -108,6 +108,7 @@ def write_config(path: Path, *, port: int, portal_url: str, store: Path, batch_s
 [server]
 listen = "{HOST}:{port}"
 shutdown_grace = "2s"
+drain_delay = "0s"
 
 [storage]
 path = "{store}"
