@@ -167,7 +167,7 @@ def write_config(path: Path, *, port: int, portal_url: str, store: Path, **table
     an operator key. ``tables`` add or override keys per table (``queue__kafka`` for
     ``[queue.kafka]``); everything else is the daemon's default."""
     base: dict[str, dict[str, Any]] = {
-        "server": {"listen": f"{HOST}:{port}", "shutdown_grace": "2s"},
+        "server": {"listen": f"{HOST}:{port}", "shutdown_grace": "2s", "drain_delay": "0s"},
         "storage": {"path": str(store), "synchronous": "full"},
         "portal": {"adapter_url": portal_url, "username": "bench", "password": "bench",
                    "madonvi": "000.00.00.H55", "dstcode": "BENCH", "timeout": "10s"},

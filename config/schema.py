@@ -27,12 +27,19 @@ class ServerSettings:
     listen: str = "127.0.0.1:8080"
     max_body_bytes: int = 1_048_576
     shutdown_grace: Duration = _D(10.0)
+    # on SIGTERM, how long /readyz answers 503 "draining" with the listener still open, so that a
+    # load balancer stops sending before the port closes (Ctrl-C, SIGINT, skips it)
+    drain_delay: Duration = _D(5.0)
+    # one INFO line per request on the dvcgw.access logger (route template, never the raw path)
+    access_log: bool = False
 
     def __post_init__(self) -> None:
         if not _listen_ok(self.listen):
             raise ValueError("listen: expected host:port, e.g. \"127.0.0.1:8080\"")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes: must be at least 1024")
+        if not 0 <= float(self.drain_delay) <= 300:
+            raise ValueError("drain_delay: expected 0..300s")
 
     @property
     def host(self) -> str:
@@ -239,6 +246,18 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    format: Literal["text", "json"] = "text"
+    # an identical warning or error (or protocol errors from one peer) is written once per
+    # interval; the next line written says how many were not; "0s" writes every one
+    repeat_interval: Duration = _D(10.0)
+
+    def __post_init__(self) -> None:
+        if not 0 <= float(self.repeat_interval) <= 3600:
+            raise ValueError("repeat_interval: expected 0..3600s")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -251,6 +270,7 @@ class Settings:
     transitions: TransitionSettings = field(default_factory=TransitionSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     def __post_init__(self) -> None:
         codes = [a.code for a in self.agencies]

@@ -95,32 +95,23 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """The daemon: one process, one event loop (HTTP API, store, delivery engine). SIGTERM or
-    Ctrl-C drains: in-flight requests and portal calls get ``[server] shutdown_grace``."""
+    """The daemon: one process, one event loop (HTTP API, store, delivery engine). SIGTERM drains:
+    ``/readyz`` answers 503 for ``[server] drain_delay`` with the listener open, then in-flight
+    requests and portal calls get ``[server] shutdown_grace``; Ctrl-C skips the delay (gateway.serving)."""
     import socket
-
-    from aiohttp import web
 
     from gateway.app import create_app
     from gateway.logs import setup_logging
+    from gateway.serving import serve
 
     settings = _load(args.config)
-    setup_logging()
+    setup_logging(settings.log)
     try:
         sock = socket.create_server((settings.server.host, settings.server.port), backlog=1024)
     except OSError as exc:
         print(f"dvcgw: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
         return 2
-    host, port = sock.getsockname()[:2]
-
-    async def announce(_: web.Application) -> None:
-        print(f"dvcgw ready on http://{host}:{port} (queue {settings.queue.backend}, "
-              f"store {settings.storage.path}, portal {settings.portal.adapter_url})", flush=True)
-
-    app = create_app(settings)
-    app.on_startup.append(announce)
-    web.run_app(app, sock=sock, shutdown_timeout=float(settings.server.shutdown_grace),
-                print=None, access_log=None, handle_signals=True)
+    serve(create_app(settings), sock, settings)
     return 0
 
 
