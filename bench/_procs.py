@@ -1,18 +1,21 @@
-"""Subprocess plumbing for the benchmarks: free ports, started-and-always-stopped processes,
-readiness polling, RSS, Prometheus scraping. Everything listens on and talks to 127.0.0.1 only.
+"""What the benchmarks share: free ports, started-and-always-stopped processes, readiness
+polling, RSS, Prometheus scraping, the daemon's settings file, the wrk run of bench/put.lua, and
+the summary table. Everything listens on and talks to 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import platform
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
+UNIT = "000.00.01.H55"  # the bench agency's unit: first dash segment of every MaHoSo it sends
+KEY = "bench-agency-key"
+OPERATOR_KEY = "bench-operator-key"
 
 
 def free_port() -> int:
@@ -142,3 +148,107 @@ def run_bench(main: Coroutine[Any, Any, bool]) -> int:
         return 130
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0 if ok else 1
+
+
+# ---------------------------------------------------------------------------------- the daemon's settings
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def write_config(path: Path, *, port: int, portal_url: str, store: Path, **tables: Mapping[str, Any]) -> Path:
+    """A ``dvcgw serve`` settings file as an operator writes one: the listen address, a durable
+    SQLite store (``synchronous = "full"``), the portal with bench credentials, one agency and
+    an operator key. ``tables`` add or override keys per table (``queue__kafka`` for
+    ``[queue.kafka]``); everything else is the daemon's default."""
+    base: dict[str, dict[str, Any]] = {
+        "server": {"listen": f"{HOST}:{port}", "shutdown_grace": "2s", "drain_delay": "0s"},
+        "storage": {"path": str(store), "synchronous": "full"},
+        "portal": {"adapter_url": portal_url, "username": "bench", "password": "bench",
+                   "madonvi": "000.00.00.H55", "dstcode": "BENCH", "timeout": "10s"},
+        "operator": {"api_key": OPERATOR_KEY},
+    }
+    for name, values in tables.items():
+        base[name] = {**base.get(name, {}), **values}
+    lines: list[str] = []
+    for name, values in base.items():
+        lines.append(f"[{name.replace('__', '.')}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
+        lines.append("")
+    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key = "{KEY}"', f'units = ["{UNIT}"]']
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------- wrk
+
+
+async def wrk(url: str, *, seconds: int, body: Path, tag: str, threads: int = 1, connections: int = 64,
+              limit: int = 0, until: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
+    """One wrk run of bench/put.lua against ``url`` (a new MaHoSo per request, tagged ``tag``);
+    returns its BENCH summary plus ``rate`` (202 answers per second of the run). With ``limit``,
+    each thread stops after its share of ``limit`` answers, and wrk is stopped once ``until()``
+    returns."""
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+            "-s", str(ROOT / "bench" / "put.lua"), url]
+    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_KEY": KEY, "BENCH_UNIT": UNIT, "BENCH_RUN": tag,
+           "BENCH_LIMIT": str(-(-limit // threads) if limit else 0)}
+    proc = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+    try:
+        if until is not None:
+            # wrk's thread:stop() ends sending but wrk still waits out -d; SIGINT makes it report now
+            await until()
+            proc.send_signal(signal.SIGINT)
+        out, _ = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = out.decode(errors="replace")
+    line = next((ln for ln in text.splitlines() if ln.startswith("BENCH ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{text}")
+    result: dict[str, Any] = json.loads(line[6:])
+    result["rate"] = result["accepted"] / (result["duration_us"] / 1e6)
+    return result
+
+
+# ---------------------------------------------------------------------------------- the report
+
+
+@dataclass
+class Row:
+    """One line of the summary: a figure beside its same-run baseline, and its verdict."""
+
+    what: str
+    figure: str
+    baseline: str
+    target: str
+    passed: bool | None  # None: informative, no target
+
+
+def summary(rows: list[Row]) -> bool:
+    """Print the summary table; True when no row failed."""
+    print("\nSUMMARY")
+    header = ("figure", "measured", "baseline (same run)", "target", "result")
+    table = [header] + [(r.what, r.figure, r.baseline, r.target,
+                         "-" if r.passed is None else ("PASS" if r.passed else "FAIL")) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    return all(r.passed is not False for r in rows)
+
+
+def machine() -> str:
+    """CPUs, CPU model, Python and kernel: the first line of every benchmark's output."""
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), "unknown CPU")
+    return (f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")

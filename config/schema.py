@@ -6,11 +6,13 @@ Each ``__post_init__`` raises ``ValueError("key: message")``; the loader turns t
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from config.loader import Duration, load_settings
+from core.codes import is_unit_code
 
 _D = Duration
 
@@ -25,12 +27,19 @@ class ServerSettings:
     listen: str = "127.0.0.1:8080"
     max_body_bytes: int = 1_048_576
     shutdown_grace: Duration = _D(10.0)
+    # on SIGTERM, how long /readyz answers 503 "draining" with the listener still open, so that a
+    # load balancer stops sending before the port closes (Ctrl-C, SIGINT, skips it)
+    drain_delay: Duration = _D(5.0)
+    # one INFO line per request on the dvcgw.access logger (route template, never the raw path)
+    access_log: bool = False
 
     def __post_init__(self) -> None:
         if not _listen_ok(self.listen):
             raise ValueError("listen: expected host:port, e.g. \"127.0.0.1:8080\"")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes: must be at least 1024")
+        if not 0 <= float(self.drain_delay) <= 300:
+            raise ValueError("drain_delay: expected 0..300s")
 
     @property
     def host(self) -> str:
@@ -151,6 +160,9 @@ class PortalSettings:
             raise ValueError("max_concurrency: must be at least 1")
         if not 1 <= self.batch_size <= 500:
             raise ValueError("batch_size: must be between 1 and 500")
+        if not is_unit_code(self.madonvi):
+            raise ValueError(f"madonvi: expected the sending unit's code, such as \"000.00.01.H56\"; "
+                             f"got {self.madonvi!r}")
 
 
 @dataclass(frozen=True)
@@ -165,6 +177,9 @@ class AgencySettings:
             raise ValueError("api_key: one of api_key, api_key_file or api_key_sha256 is required")
         if self.api_key_sha256 and len(self.api_key_sha256) != 64:
             raise ValueError("api_key_sha256: expected 64 hex characters")
+        bad = [u for u in self.units if not is_unit_code(u)]
+        if bad:
+            raise ValueError(f"units: {bad[0]!r} is not a unit code such as \"000.00.01.H56\"")
 
 
 @dataclass(frozen=True)
@@ -253,6 +268,18 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    format: Literal["text", "json"] = "text"
+    # an identical warning or error (or protocol errors from one peer) is written once per
+    # interval; the next line written says how many were not; "0s" writes every one
+    repeat_interval: Duration = _D(10.0)
+
+    def __post_init__(self) -> None:
+        if not 0 <= float(self.repeat_interval) <= 3600:
+            raise ValueError("repeat_interval: expected 0..3600s")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -266,11 +293,20 @@ class Settings:
     dossiers: DossierSettings = field(default_factory=DossierSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     def __post_init__(self) -> None:
         codes = [a.code for a in self.agencies]
         if len(codes) != len(set(codes)):
             raise ValueError("agencies: agency codes must be unique")
+        digests = [key_digest(a.api_key, a.api_key_sha256) for a in self.agencies]
+        for i, d in enumerate(digests):
+            if d in digests[:i]:
+                raise ValueError(f"agencies[{i}].api_key: the same key as agencies[{digests.index(d)}]: "
+                                 "each agency needs its own key")
+        operator = key_digest(self.operator.api_key, self.operator.api_key_sha256)
+        if operator is not None and operator in digests:
+            raise ValueError("operator.api_key: equal to an agency's key; the operator needs a key of its own")
 
 
 #: Keys that older versions read, with what replaced them: a file that still sets one is refused
@@ -285,6 +321,13 @@ REMOVED_KEYS: dict[str, str] = {
     "storage.commit_window": "removed; a group commit takes whatever arrived during the previous commit "
                              "(storage.commit_max_batch bounds it)",
 }
+
+
+def key_digest(api_key: str, api_key_sha256: str) -> str | None:
+    """The SHA-256 (hex) of a configured key, however it was given; None when none is."""
+    if api_key_sha256:
+        return api_key_sha256.lower()
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest() if api_key else None
 
 
 def load(path: str | Path | None, environ: dict[str, str] | None = None) -> Settings:

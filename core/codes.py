@@ -1,14 +1,21 @@
-"""Code formats shared by the layers: kept here, at the bottom, so that settings checks (config/)
-and the HTTP edge (gateway/) use the same expression.
+"""Code formats every layer checks the same way.
 
-Unit codes (mã định danh of an agency, spec §3 ``madonvi`` and §8 ``MaDinhDanhDonVi``, e.g.
-``000.00.01.H55``) are four dot-separated groups of 3, 2, 2 and 3 ASCII letters or digits. The
-spec infers the format from examples (``000.00.01.H56``, ``000.00.00.H55``); the gateway accepts
-letters in any group and either case, so ``G12.01.00.A01`` or a lower-case spelling also pass
-(docs/decisions.md, "hostile input").
+A unit code (mã định danh of an agency, Decision 20/2020/QĐ-TTg) is four dot-separated groups:
+three digits, two digits, two digits, then a letter and two digits (``H56`` for a province's
+units, ``G…`` for central bodies), e.g. ``000.00.01.H56``. It is the first dash segment of every
+``MaHoSo`` and the portal's ``madonvi`` (spec §2, §8; the spec marks the format [INFERRED], so the
+letter is not fixed to ``H``). The same expression checks ``[[agencies]] units`` and
+``portal.madonvi`` (config/) and the first segment of every ``MaHoSo`` in a request path
+(gateway/dossier/code.py).
 """
 
 from __future__ import annotations
 
-#: A unit code, as a regular expression without anchors.
-UNIT_CODE_PATTERN = r"[0-9A-Za-z]{3}\.[0-9A-Za-z]{2}\.[0-9A-Za-z]{2}\.[0-9A-Za-z]{3}"
+import re
+
+UNIT_CODE = r"[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}"
+UNIT_CODE_RE = re.compile(UNIT_CODE)
+
+
+def is_unit_code(text: str) -> bool:
+    return UNIT_CODE_RE.fullmatch(text) is not None

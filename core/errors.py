@@ -14,7 +14,8 @@
         ├── TransitionRefused      a TrangThaiHoSo transition outside spec §7.2 under [transitions] enforce
         ├── PortalError            (base of the national-portal errors; see adapters/national_portal)
         │   ├── PortalRejected     business rejection: code + message verbatim
-        │   │   └── PortalAlreadyExists  "đã tồn tại" reply to a create: resend as an update
+        │   │   ├── PortalAlreadyExists  "đã tồn tại" reply to a create: resend as an update
+        │   │   └── PortalNotFound       "hồ sơ … không tồn tại" reply to an update: resend as a create
         │   ├── PortalAuthFailed   login or token refused twice: pause delivery, a person must act
         │   └── PortalForbidden    HTTP 403 from NGSP/LGSP: subscription missing, pause delivery
         └── SigningError           signature policy, bad PDF, key not allowed (signing/)
@@ -113,6 +114,11 @@ class PortalRejected(PortalError, PermanentError):
 
 class PortalAlreadyExists(PortalRejected):
     """The portal already holds the dossier ("đã tồn tại"): resend the same body as an update."""
+
+
+class PortalNotFound(PortalRejected):
+    """An update was refused because the portal does not hold the dossier (it lost it, or it was
+    deleted there): forget that the portal has it, and resend the same body as a create."""
 
 
 class PortalAuthFailed(PortalError, PermanentError):

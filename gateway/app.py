@@ -22,6 +22,7 @@ from gateway.accept import Acceptor
 from gateway.appkeys import ACCEPT, CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
 from gateway.auth import KEYRING, KeyRing
 from gateway.middleware import error_middleware
+from gateway.requestlog import echo_request_id, request_context
 from gateway.sync import SyncEngine
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
@@ -43,7 +44,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
                metrics: Metrics | None = None) -> web.Application:
     """The whole daemon. With ``run_engine=False`` the sync engine is built but not started: tests
     drive it through ``app[ENGINE].drain()``."""
-    app = web.Application(client_max_size=settings.server.max_body_bytes, middlewares=[error_middleware])
+    request_ctx = request_context(access_log=settings.server.access_log)
+    app = web.Application(client_max_size=settings.server.max_body_bytes,
+                          middlewares=[request_ctx, error_middleware])
     app[SETTINGS] = settings
     app[METRICS] = metrics or Metrics()
     app[CLOCK] = clock
@@ -57,6 +60,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
         setup_signing(app, settings, app[METRICS].registry)
     handlers.add_routes(app, signing=signing_enabled(settings))
     app.on_startup.append(_ready)
+    app.on_response_prepare.append(echo_request_id)
     app.on_shutdown.append(_draining)
     app.on_response_prepare.append(_server_header)
     return app

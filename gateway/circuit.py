@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Callable
 
@@ -102,5 +103,10 @@ class PortalGate:
             "reason": self.reason,
             "paused": self.reason in PAUSE_REASONS,
             "consecutive_failures": self._failures,
-            "reopens_at": self._open_until,
+            "reopens_at": _iso(self._open_until),
         }
+
+
+def _iso(ts: float | None) -> str | None:
+    """ISO 8601 in UTC, like every other time in the HTTP API."""
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")

@@ -49,11 +49,16 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a settings file without starting anything")
     check.add_argument("file")
+    check.add_argument("--print", action="store_true", dest="print_where",
+                       help="print where the daemon will listen and store, as shell-readable lines (no secrets)")
     check.set_defaults(func=_check_config)
 
     sandbox = sub.add_parser("sandbox", help="start the national-portal sandbox")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=9000)
+    sandbox.add_argument("--latency", default="0s", help="wait before answering each portal call, e.g. 50ms")
+    sandbox.add_argument("--rate-limit", type=int, default=0,
+                         help="portal calls admitted per second, the rest answered 429 (0 = no limit)")
     sandbox.set_defaults(func=_sandbox)
 
     dlq = sub.add_parser("dlq", help="dead letters of a running daemon")
@@ -80,38 +85,33 @@ def _load(path: str | None) -> Settings:
 
 def _check_config(args: argparse.Namespace) -> int:
     settings = load(args.file)
+    if args.print_where:
+        print(f"listen={settings.server.listen}\nstore={settings.storage.path}\n"
+              f"backend={settings.queue.backend}\nportal={settings.portal.adapter_url}")
+        return 0
     print(f"{args.file}: OK (queue={settings.queue.backend}, portal={settings.portal.adapter_url}, "
           f"{len(settings.agencies)} agencies)")
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """The daemon: one process, one event loop (HTTP API, store, delivery engine). SIGTERM or
-    Ctrl-C drains: in-flight requests and portal calls get ``[server] shutdown_grace``."""
+    """The daemon: one process, one event loop (HTTP API, store, delivery engine). SIGTERM drains:
+    ``/readyz`` answers 503 for ``[server] drain_delay`` with the listener open, then in-flight
+    requests and portal calls get ``[server] shutdown_grace``; Ctrl-C skips the delay (gateway.serving)."""
     import socket
-
-    from aiohttp import web
 
     from gateway.app import create_app
     from gateway.logs import setup_logging
+    from gateway.serving import serve
 
     settings = _load(args.config)
-    setup_logging()
+    setup_logging(settings.log)
     try:
         sock = socket.create_server((settings.server.host, settings.server.port), backlog=1024)
     except OSError as exc:
         print(f"dvcgw: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
         return 2
-    host, port = sock.getsockname()[:2]
-
-    async def announce(_: web.Application) -> None:
-        print(f"dvcgw ready on http://{host}:{port} (queue {settings.queue.backend}, "
-              f"store {settings.storage.path}, portal {settings.portal.adapter_url})", flush=True)
-
-    app = create_app(settings)
-    app.on_startup.append(announce)
-    web.run_app(app, sock=sock, shutdown_timeout=float(settings.server.shutdown_grace),
-                print=None, access_log=None, handle_signals=True)
+    serve(create_app(settings), sock, settings)
     return 0
 
 
@@ -122,7 +122,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     setup_logging()
     use_fast_loop()
-    run_sandbox(args.host, args.port)
+    run_sandbox(args.host, args.port, latency=args.latency, rate_limit=args.rate_limit)
     return 0
 
 

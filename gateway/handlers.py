@@ -197,7 +197,7 @@ async def readyz(request: web.Request) -> web.Response:
     lifecycle = app[LIFECYCLE].state
     ok = storage["status"] == "ok" and lifecycle == "ready"
     body = {
-        "status": "ok" if ok else "fail",
+        "status": "ok" if ok else "draining" if lifecycle == "draining" else "fail",
         "lifecycle": lifecycle,
         "checks": {"storage": storage, "portal": app[ENGINE].gate.describe()},
     }

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from core.errors import FieldError, QueueUnavailable, TransitionRefused, ValidationError
 from gateway.http_errors import HTTPProblem, json_error
+from gateway.requestlog import client_gone, route_template
 
 log = logging.getLogger("dvcgw.http")
 
@@ -45,7 +46,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(503, "storage_unavailable", "the gateway cannot store work right now; retry",
                           headers={"Retry-After": "5"})
     except Exception as exc:
-        log.error("unhandled error in %s %s", request.method, request.rel_url.path, exc_info=exc)
+        if client_gone(request):
+            raise  # the client left mid-request: one INFO line from gateway.requestlog, no 500
+        log.error("unhandled error in %s %s", request.method, route_template(request), exc_info=exc)
         return json_error(500, "internal_error", _internal_error_message(request.method))
 
 

@@ -25,6 +25,7 @@ from core.errors import (
     PortalAlreadyExists,
     PortalAuthFailed,
     PortalForbidden,
+    PortalNotFound,
     PortalRejected,
     PortalThrottled,
     TransientError,
@@ -81,6 +82,7 @@ class _Progressing:
     known: bool
     released: bool = False
     stopped: bool = False  # a failure scheduled a retry: deliver nothing more this round
+    lost: ErrorInfo | None = None  # the portal had lost the dossier; it was sent again as a create
 
 
 class SyncEngine:
@@ -213,6 +215,9 @@ class SyncEngine:
                 batch[0].known = True
                 await self._send_batch(batch, True)
                 return
+            if isinstance(exc, PortalNotFound) and updating and batch[0].lost is None:
+                await self._recreate(batch[0], exc)
+                return
             await self._fail(batch[0], exc, (_snap_id(batch[0]),), release=not batch[0].work.progress)
             return
         except Exception as exc:
@@ -224,8 +229,20 @@ class SyncEngine:
         for it in batch:
             it.known = True
         # recorded concurrently, so the queue commits the whole batch in one transaction (one fsync)
-        await asyncio.gather(*(self._record(it, Outcome(delivered=(_snap_id(it),), known_on_portal=True),
-                                            release=not it.work.progress) for it in batch))
+        await asyncio.gather(*(self._record(it, Outcome(delivered=(_snap_id(it),), known_on_portal=True,
+                                                        error=it.lost), release=not it.work.progress)
+                               for it in batch))
+
+    async def _recreate(self, it: _Progressing, exc: PortalNotFound) -> None:
+        """The portal refused an update because it does not hold the dossier (spec §5.6 the other
+        way round): forget that it has it and send the same body as a create, once per round. The
+        dossier's status keeps the portal's words as its last error, and the metric counts it."""
+        log.warning("the portal no longer holds a dossier it had; sending it again as a create")
+        self._count(OutcomeClass.NOT_FOUND, "snapshot")
+        it.known = False
+        it.lost = ErrorInfo(OutcomeClass.NOT_FOUND, exc.code, exc.portal_message)
+        await self._record(it, Outcome(known_on_portal=False), release=False)
+        await self._send_batch([it], False)
 
     # ------------------------------------------------------------------ progress
 

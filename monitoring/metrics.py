@@ -28,8 +28,8 @@ class Metrics:
         )
         self.deliveries = Counter(
             "dvcgw_deliveries_total",
-            "Portal delivery attempts by outcome class (ok, exists, rejected, auth_expired, auth_failed, "
-            "forbidden, throttled, retryable) and kind",
+            "Portal delivery attempts by outcome class (ok, exists, not_found, rejected, auth_expired, "
+            "auth_failed, forbidden, throttled, retryable) and kind",
             ["outcome", "kind"],
             registry=r,
         )

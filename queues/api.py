@@ -88,6 +88,7 @@ class OutcomeClass(enum.StrEnum):
 
     OK = "ok"
     EXISTS = "exists"  # "đã tồn tại" to a create: resent as an update
+    NOT_FOUND = "not_found"  # "hồ sơ … không tồn tại" to an update: the portal lost it, resent as a create
     REJECTED = "rejected"  # a business rejection: dead letter, the portal's message verbatim
     AUTH_EXPIRED = "auth_expired"
     AUTH_FAILED = "auth_failed"  # credentials refused: delivery paused
@@ -190,7 +191,7 @@ class QueueStats:
 
 
 class EngineQueue(Protocol):
-    """The part of the contract the sync engine uses (what a delivery worker process is served)."""
+    """The part of the contract the sync engine uses."""
 
     async def claim(self, limit: int, now: float) -> list[Work]: ...
 

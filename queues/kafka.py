@@ -15,6 +15,23 @@ Only the owner reads ``outbound``; every instance's view reads ``dossier-state``
 the owners also write per-partition watermarks that make :meth:`KafkaQueue.status` read-your-writes
 on any instance.
 
+:class:`KafkaQueue` is the ``QueueBackend`` facade: it builds the parts below, starts and stops
+them, and delegates. Each part owns its fields and is changed only through its own methods.
+
+* :class:`~queues.kafka_accepts.Accepts`: appends accepted events (and un-park requests) to
+  ``outbound``; remembers this instance's own accepts.
+* :class:`~queues.kafka_pump.Pump`: the group consumer, its assignment and rebalances, the paused
+  ladder partitions with their resume timers, commits.
+* :class:`~queues.kafka_owner.Owner`: the owned dossiers in memory, their leases, claim and record,
+  the ladder forwards and the (batched) state writes.
+* :class:`~queues.kafka_marks.Offsets` and :class:`~queues.kafka_marks.Watermarks`: per input
+  partition, what was taken in, what is resolved and committed, what no state write covers yet.
+* :class:`~queues.kafka_reads.Reads`: the claim and status read barriers, status and accepted state.
+* :class:`~queues.kafka_letters.DeadLetters`: write, list, replay and drop dead letters.
+* Shared by them: :class:`~queues.kafka_view.View` (every instance's materialised ``dossier-state``
+  and ``dlq``), :class:`~queues.kafka_produce.Producing` (the one producer), the wire formats in
+  :mod:`queues.kafka_codec` and the metrics in :mod:`queues.kafka_metrics`.
+
 All methods raise only :class:`~core.errors.QueueUnavailable` from the error tree.
 """
 
@@ -22,113 +39,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from config.schema import Settings
-from core.errors import QueueUnavailable
 from queues.api import (
     Accepted,
     DeadLetter,
     DeadLetterPage,
-    DeliveryState,
     DossierStatus,
-    ErrorInfo,
-    EventKind,
     NewEvent,
     Outcome,
-    OutcomeClass,
     QueueStats,
     ReplayResult,
     Work,
-    state_of,
 )
-from queues.kafka_codec import (
-    H_CONTROL,
-    H_DUE,
-    H_REPLAY,
-    H_SEQ,
-    H_STATE,
-    H_WATERMARK,
-    H_WRITTEN,
-    WATERMARK_KEY,
-    DossierState,
-    Topics,
-    WireEvent,
-    dead_letter_encode,
-    header_map,
-    held_decode,
-    held_encode,
-    ladder_headers,
-    topics_for,
-)
+from queues.kafka_accepts import Accepts
+from queues.kafka_codec import Topics, topics_for
+from queues.kafka_letters import DeadLetters
+from queues.kafka_marks import Offsets, Watermarks
 from queues.kafka_metrics import KafkaMetrics
-from queues.kafka_produce import (
-    Appender,
-    Producing,
-    Record,
-    client_options,
-    fetch_options,
-    guard,
-    partition_of,
-    quietly,
-)
+from queues.kafka_owner import Owner
+from queues.kafka_produce import Producing, client_options, fetch_options, guard, partition_of, quietly
+from queues.kafka_pump import Pump
+from queues.kafka_reads import Reads
 from queues.kafka_view import View
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-Src = tuple[str, int, int]  # topic, partition, offset of the record an item came from
-_BARRIER_S = 5.0
-_READ_BARRIER_S = 2.0  # status(): how long to wait for the owner to confirm the dossier's newest records
-_FLUSH_S = 0.2  # intake not yet written in a state record for this long is written by the pump
-_WATERMARK_S = 0.1  # at most one watermark record per partition per this interval
 _STATS_S = 0.5  # stats() answers from its last computation for this long
-_COMMIT_S = 0.1  # the pump commits offsets (and refreshes the lag gauges) at most this often
-_LOCAL_MEMORY = 100_000  # dossiers whose last accepted state this instance remembers from its own accepts
-
-
-@dataclass
-class _Item:
-    ev: WireEvent
-    seq: int
-    src: Src | None  # None: the dossier state holds the event (parked progress)
-    parked: bool = False
-
-
-@dataclass
-class _Dossier:
-    st: DossierState
-    items: dict[str, _Item] = field(default_factory=dict)
-    lease: str | None = None
-    lease_until: float = 0.0
-    unwritten: list[tuple[TopicPartition, int]] = field(default_factory=list)  # intake no state write covers
-
-    def sorted_items(self) -> list[_Item]:
-        return sorted(self.items.values(), key=lambda i: i.seq)
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, queue: KafkaQueue) -> None:
-        self.queue = queue
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self.queue._on_revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self.queue._on_assigned(set(assigned))
 
 
 class KafkaQueue:
@@ -145,36 +88,25 @@ class KafkaQueue:
         self._wall = clock
         self._clock_hint = 0.0
         self.metrics = KafkaMetrics(metrics_registry)
-        self._latency: dict[str, Any] = {}  # produce-latency histogram per topic kind (labels() is not free)
         self._view = View(self.topics, self._parts, {**self._opts, **fetch_options(self._k)},
                           writer=uuid.uuid4().hex[:12].encode())
-        # lease ids: this process's view writer id and a counter (a uuid4 costs ~5 us, on every claim)
-        self._leases = itertools.count(1)
-        self._producing = Producing(self._opts, self.observe_produce)
-        self._appender = Appender(settings, self._producing, clock)
-        self._consumer: AIOKafkaConsumer | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._write_batch: tuple[dict[str, _Dossier], asyncio.Future[None]] | None = None
-        self._writes: set[asyncio.Task[None]] = set()  # batched state writes under way (see _write_soon)
-        self._owned: dict[str, _Dossier] = {}
-        self._produced: dict[TopicPartition, int] = {}  # outbound offsets this instance produced
-        self._pumped = asyncio.Event()  # replaced after every pump round; set() wakes the waiters once
-        self._unresolved: dict[TopicPartition, set[int]] = {}
-        self._next: dict[TopicPartition, int] = {}
-        self._committed: dict[TopicPartition, int] = {}
-        self._paused: dict[TopicPartition, tuple[float, asyncio.TimerHandle]] = {}
-        self._revoking: set[int] = set()
-        self._assigned: set[TopicPartition] = set()
+        self._producing = Producing(self._opts, self.metrics.observe_produce)
+        self._accepts = Accepts(self._producing, self.topics, self._parts, self._timeout, clock)
+        self._offsets = Offsets()
+        self._marks = Watermarks(self._producing, self.topics.state, self._offsets, self._timeout)
+        self._letters = DeadLetters(self._view, self._producing, self.topics, self._parts, self._timeout)
         self._wake = asyncio.Event()
-        self._assigned_once = asyncio.Event()
-        # outbound records taken in whose dossier's state has not been written since: offset ->
-        # (MaHoSo, intake time), in offset order; the watermark of a partition is its first offset
-        self._unwritten: dict[TopicPartition, dict[int, tuple[str, float]]] = {}
-        self._wm_sent: dict[int, int] = {}
-        self._wm_at = 0.0
-        self._committed_at = 0.0
+        self._owner = Owner(view=self._view, producing=self._producing, letters=self._letters,
+                            offsets=self._offsets, marks=self._marks, topics=self.topics, partitions=self._parts,
+                            lease_s=self._lease_s, timeout=self._timeout, now=self._now, wake=self._wake,
+                            rewind=self._rewind)
+        self._pump = Pump(kafka=self._k, client_opts=self._opts, topics=self.topics, owner=self._owner,
+                          offsets=self._offsets, marks=self._marks, view=self._view, metrics=self.metrics,
+                          now=self._now, wake=self._wake, lease_s=self._lease_s, timeout=self._timeout)
+        self._reads = Reads(view=self._view, pump=self._pump, offsets=self._offsets, owner=self._owner,
+                            accepts=self._accepts, topics=self.topics, partitions=self._parts)
+        self._tasks: list[asyncio.Task[None]] = []
         self._stats: tuple[float, QueueStats] | None = None
-        self._local: OrderedDict[str, tuple[int, str]] = OrderedDict()  # own accepts: seq, TrangThaiHoSo
         self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -186,23 +118,18 @@ class KafkaQueue:
         await guard("producer start", self._producing.live(), self._timeout)
         await guard("view start", self._view.start(), self._timeout)
         self._tasks.append(asyncio.create_task(self._supervise(self._view.run, "view")))
-        await guard("view catch-up", self._view.catch_up(self._view._tps(), self._timeout), self._timeout + 1)
-        self._consumer = AIOKafkaConsumer(
-            group_id=self._k.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,), session_timeout_ms=6000,
-            heartbeat_interval_ms=1000, max_poll_interval_ms=300_000, **fetch_options(self._k), **self._opts,
-        )
-        await guard("consumer start", self._consumer.start(), self._timeout)
-        self._consumer.subscribe([self.topics.outbound, *self.topics.retry_names], listener=_Listener(self))
-        self._tasks.append(asyncio.create_task(self._supervise(self._pump, "pump")))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._assigned_once.wait(), 30)
+        await guard("view catch-up", self._view.catch_up(self._view.tps(), self._timeout), self._timeout + 1)
+        await guard("consumer start", self._pump.start(), self._timeout)
+        self._tasks.append(asyncio.create_task(self._supervise(self._pump.run, "pump")))
+        await self._pump.wait_assigned(30)
 
     async def close(self) -> None:
         """Stop the loops and the clients; bounded even with a dead broker. On Python 3.11 a
         cancellation that meets a finishing ``asyncio.wait_for`` is lost (the task runs on), so
         the loops also watch ``_closing`` and are cancelled again until they end."""
-        self._closing = self._view.closing = True
+        self._closing = True
+        self._view.halt()
+        self._pump.halt()
         for task in self._tasks:
             for _ in range(20):
                 if task.done():
@@ -211,14 +138,10 @@ class KafkaQueue:
                 await asyncio.wait([task], timeout=0.5)
             if not task.done():
                 log.warning("kafka background loop did not stop")
-        for _, handle in self._paused.values():
-            handle.cancel()
+        self._pump.cancel_timers()
         # every step bounded: a dead broker must not hang shutdown
-        if self._writes:  # batched state writes finish first, so the final commit covers them
-            await quietly(asyncio.gather(*self._writes, return_exceptions=True), 5.0)
-        if self._consumer is not None:
-            await quietly(self._commit(), 5.0)
-            await quietly(self._consumer.stop(), 10.0)
+        await self._owner.drain(5.0)  # batched state writes finish first, so the final commit covers them
+        await self._pump.stop()
         await self._producing.close()
         await quietly(self._view.stop(), 10.0)
 
@@ -251,6 +174,10 @@ class KafkaQueue:
         finally:
             await admin.close()
 
+    def owned_partitions(self) -> set[int]:
+        """The partitions (of every dossier topic) this instance owns at the moment."""
+        return self._pump.partitions()
+
     # ------------------------------------------------------------------ clock and helpers
 
     def _now(self) -> float:
@@ -259,602 +186,31 @@ class KafkaQueue:
     def _tick(self, now: float) -> None:
         """Adopt the caller's clock (the engine's ``now``) and resume ladder partitions now due."""
         self._clock_hint = max(self._clock_hint, now)
-        current = self._now()
-        for tp, (due, _) in list(self._paused.items()):
-            if due <= current:
-                self._resume(tp)
+        self._pump.resume_due()
 
-    def _resume(self, tp: TopicPartition) -> None:
-        entry = self._paused.pop(tp, None)
-        if entry is not None:
-            entry[1].cancel()
-        if self._consumer is not None and tp in self._assigned:
-            self._consumer.resume(tp)
-        self._wake.set()
-
-    def _tp(self, topic: str, mahoso: str) -> TopicPartition:
-        return TopicPartition(topic, partition_of(mahoso, self._parts))
-
-    def _dossier(self, mahoso: str) -> _Dossier:
-        d = self._owned.get(mahoso)
-        if d is None:
-            # the view holds the newest version read or written (own writes are put there once
-            # acknowledged), also when another owner wrote it while the partition was away
-            base = self._view.states.get(mahoso) or DossierState(mahoso)
-            d = _Dossier(base.copy())
-            for raw in d.st.held:
-                ev, seq, parked = held_decode(raw)
-                d.items[ev.event_id] = _Item(ev, seq, None, parked)
-            self._owned[mahoso] = d
-        return d
-
-    def observe_produce(self, kind: str, seconds: float) -> None:
-        """One acknowledged produce of ``kind`` (outbound, retry, state, dlq, control) on the
-        produce-latency histogram; HTTP acceptor processes send theirs through the daemon."""
-        latency = self._latency.get(kind)
-        if latency is None:
-            latency = self._latency[kind] = self.metrics.produce_latency.labels(kind)
-        latency.observe(seconds)
+    def _rewind(self, partition: int) -> None:
+        """The owner's write for ``partition`` failed: the pump re-reads it from the last commit."""
+        self._pump.rewind(partition)
 
     # ------------------------------------------------------------------ enqueue
 
     async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
         """Produce ``events`` (one dossier) to outbound and wait for ``acks=all`` (see
-        :class:`~queues.kafka_produce.Appender`). Raises QueueUnavailable when the produce was not
+        :class:`~queues.kafka_accepts.Accepts`). Raises QueueUnavailable when the produce was not
         acknowledged in time."""
-        if not events:
-            return []
-        out, wires, tp = await self._appender.append(events)
-        self._produced[tp] = max(self._produced.get(tp, -1), out[-1].sequence - 1)
-        for w, a in zip(wires, out, strict=True):
-            state = state_of(w.kind, w.payload)
-            if state is not None:
-                self._remember_local(w.mahoso, a.sequence, state)
-        return out
-
-    def _remember_local(self, mahoso: str, seq: int, state: str) -> None:
-        old = self._local.get(mahoso)
-        if old is None or seq > old[0]:
-            self._local[mahoso] = (seq, state)
-            self._local.move_to_end(mahoso)
-            if len(self._local) > _LOCAL_MEMORY:
-                self._local.popitem(last=False)
-
-    # ------------------------------------------------------------------ the pump (owner side)
-
-    async def _pump(self) -> None:
-        assert self._consumer is not None
-        while not self._closing:
-            self._tick(0.0)
-            batch = await self._consumer.getmany(timeout_ms=50, max_records=2000)
-            touched: dict[str, _Dossier] = {}
-            forwards: list[tuple[asyncio.Future[Any], Src]] = []
-            for tp, records in batch.items():
-                for rec in records:
-                    if not await self._ingest(tp, rec, touched, forwards):
-                        break
-            if forwards:
-                await self._settle(touched, forwards)
-            await self._flush_intake()
-            await self._write_watermarks()
-            now = time.monotonic()
-            if now - self._committed_at >= _COMMIT_S:  # a commit per fetched batch was a round trip each
-                self._committed_at = now
-                await self._commit()
-                self._update_lag()
-            pumped, self._pumped = self._pumped, asyncio.Event()
-            pumped.set()
-            if batch:
-                self._wake.set()
-
-    async def _ingest(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any], touched: dict[str, _Dossier],
-                      forwards: list[tuple[asyncio.Future[Any], Src]]) -> bool:
-        """Take one record into the owner's memory; False stops the partition's batch (not yet due,
-        or the partition is still being set up: then the consumer is sent back to the record, since
-        a fetched record that is skipped without a seek is never fetched again)."""
-        if tp in self._paused:
-            return False
-        if tp not in self._assigned:
-            assert self._consumer is not None
-            if tp in self._consumer.assignment():
-                self._consumer.seek(tp, rec.offset)
-            return False
-        hs = header_map(rec.headers)
-        if tp.topic != self.topics.outbound and self._hold_until_due(tp, rec.offset, float(hs[H_DUE])):
-            return False
-        if rec.value is None:
-            pass
-        elif H_CONTROL in hs:
-            self._unpark_owned(hs[H_CONTROL].removeprefix("unpark:"))
-        else:
-            await self._take(tp, rec, hs, touched, forwards)
-        # only now: the read-your-writes barrier must not pass a record still being taken in
-        self._next[tp] = rec.offset + 1
-        return True
-
-    async def _take(self, tp: TopicPartition, rec: ConsumerRecord[Any, Any], hs: dict[str, str],
-                    touched: dict[str, _Dossier], forwards: list[tuple[asyncio.Future[Any], Src]]) -> None:
-        ev = WireEvent.decode(rec.value)
-        seq = int(hs[H_SEQ]) if H_SEQ in hs else rec.offset + 1
-        d = self._dossier(ev.mahoso)
-        st = d.st
-        st.last_seq = max(st.last_seq, seq)
-        if ev.kind is EventKind.SNAPSHOT and seq > st.accepted_seq:
-            st.accepted_seq, st.accepted_state = seq, hs.get(H_STATE) or state_of(ev.kind, ev.payload)
-        src: Src = (tp.topic, tp.partition, rec.offset)
-        replay = H_REPLAY in hs
-        if replay:
-            d.st.attempts, d.st.first_failure_at, d.st.last_error, d.st.next_attempt_at = 0, None, None, None
-        if tp.topic != self.topics.outbound and ev.event_id in d.st.ladder:
-            d.st.ladder.remove(ev.event_id)
-        if self._is_duplicate(d, ev, seq, replay):
-            return
-        if tp.topic == self.topics.outbound:  # not yet in any state record: holds the watermark back
-            d.unwritten.append((tp, rec.offset))
-            self._unwritten.setdefault(tp, {})[rec.offset] = (ev.mahoso, time.monotonic())
-        self._unresolved.setdefault(tp, set()).add(rec.offset)
-        if d.st.ladder and tp.topic == self.topics.outbound:
-            forwards.append((await self._forward(d, ev, seq, src, None), src))
-            touched[ev.mahoso] = d
-            return
-        d.items[ev.event_id] = _Item(ev, seq, src)
-        if ev.kind is EventKind.SNAPSHOT:
-            for item in d.items.values():
-                item.parked = False
-
-    def _hold_until_due(self, tp: TopicPartition, offset: int, due: float) -> bool:
-        """A ladder record not yet due: seek back to it, pause the partition, resume on a timer."""
-        now = self._now()
-        if due <= now:
-            return False
-        assert self._consumer is not None
-        self._consumer.seek(tp, offset)
-        self._consumer.pause(tp)
-        self._next[tp] = offset
-        handle = asyncio.get_running_loop().call_later(due - now, self._resume, tp)
-        self._paused[tp] = (due, handle)
-        return True
-
-    @staticmethod
-    def _is_duplicate(d: _Dossier, ev: WireEvent, seq: int, replay: bool) -> bool:
-        if ev.event_id in d.items:
-            return True
-        if replay:
-            return False
-        if ev.kind is EventKind.SNAPSHOT:
-            return seq <= d.st.delivered_seq
-        return seq <= d.st.progress_hw
-
-    async def _forward(self, d: _Dossier, ev: WireEvent, seq: int, src: Src | None,
-                       error: ErrorInfo | None) -> asyncio.Future[Any]:
-        """Put one event into the dossier's current ladder step, behind its predecessors."""
-        st = d.st
-        due = st.next_attempt_at or self._now()
-        st.ladder.append(ev.event_id)
-        if ev.kind is EventKind.PROGRESS:
-            st.ladder_progress += 1
-        st.ladder_oldest = min(st.ladder_oldest or ev.accepted_at, ev.accepted_at)
-        return await self._producing.send(
-            st.ladder_topic, ev.mahoso.encode(), ev.encode(),
-            ladder_headers(seq, due, st.attempts, src, error or st.error()),
-            partition_of(ev.mahoso, self._parts), "retry")
-
-    async def _settle(self, touched: dict[str, _Dossier], forwards: list[tuple[asyncio.Future[Any], Src]]) -> None:
-        """Wait for forwarded records, write the touched dossiers' states, then resolve the inputs."""
-        try:
-            await asyncio.wait_for(asyncio.gather(*(f for f, _ in forwards)), self._timeout)
-            await self._write_states(list(touched.values()))
-        except (KafkaError, TimeoutError):
-            for p in {src[1] for _, src in forwards}:
-                self._reset_partition(p)
-            return
-        for _, src in forwards:
-            self._resolve(src)
-
-    # ------------------------------------------------------------------ watermarks
-
-    async def _flush_intake(self) -> None:
-        """Write the state of every dossier whose intake has waited ``_FLUSH_S`` without a state
-        write (one record per dossier, however many events it took in): a dossier delivered quickly
-        gets one state write in all, and the watermark never lags far behind the intake."""
-        limit = time.monotonic() - _FLUSH_S
-        due: dict[str, _Dossier] = {}
-        for marks in self._unwritten.values():
-            for m, taken in marks.values():
-                if taken > limit:
-                    break
-                d = self._owned.get(m)
-                if d is not None and d.unwritten:
-                    due[m] = d
-        if not due:
-            return
-        try:
-            await guard("state write", self._write_states(list(due.values())), self._timeout)
-        except QueueUnavailable:
-            for p in {partition_of(m, self._parts) for m in due}:
-                self._reset_partition(p)
-
-    def _watermark(self, tp: TopicPartition) -> int | None:
-        """The outbound offset below which every record of ``tp`` is in a durable state record."""
-        marks = self._unwritten.get(tp)
-        if marks:
-            return next(iter(marks))
-        return self._next.get(tp)
-
-    async def _write_watermarks(self) -> None:
-        """Tell every instance's view how far this owner's state records reflect ``outbound``
-        (at most once per ``_WATERMARK_S`` per partition, and only when it moved)."""
-        now = time.monotonic()
-        if now - self._wm_at < _WATERMARK_S:
-            return
-        self._wm_at = now
-        sent: list[tuple[asyncio.Future[Any], int, int]] = []
-        try:
-            for tp in self._assigned:
-                if tp.topic != self.topics.outbound or tp.partition in self._revoking:
-                    continue
-                wm = self._watermark(tp)
-                if wm is None or self._wm_sent.get(tp.partition) == wm:
-                    continue
-                fut = await self._producing.send(self.topics.state, WATERMARK_KEY, str(wm).encode(),
-                                                 [(H_WATERMARK, b"1")], tp.partition, "watermark")
-                sent.append((fut, tp.partition, wm))
-            for fut, p, wm in sent:
-                await asyncio.wait_for(fut, self._timeout)
-                self._wm_sent[p] = wm
-        except (KafkaError, TimeoutError, OSError) as exc:
-            log.info("kafka watermark not written: %s", type(exc).__name__)
-
-    # ------------------------------------------------------------------ offsets
-
-    def _resolve(self, src: Src | None) -> None:
-        if src is not None:
-            self._unresolved.get(TopicPartition(src[0], src[1]), set()).discard(src[2])
-
-    async def _commit(self) -> None:
-        """Commit, per owned partition, the lowest offset whose outcome is not yet durable."""
-        assert self._consumer is not None
-        offsets: dict[TopicPartition, int] = {}
-        for tp in self._assigned:
-            if tp not in self._next:
-                continue
-            pending = self._unresolved.get(tp)
-            value = min(pending) if pending else self._next[tp]
-            if self._committed.get(tp) != value:
-                offsets[tp] = value
-        if not offsets:
-            return
-        started = time.perf_counter()
-        try:
-            await self._consumer.commit(offsets)
-        except KafkaError as exc:
-            log.info("kafka commit skipped: %s", type(exc).__name__)
-            return
-        self.metrics.commit_latency.observe(time.perf_counter() - started)
-        self._committed.update(offsets)
-
-    def _reset_partition(self, p: int) -> None:
-        """After a failed write, forget partition ``p``'s memory and re-read it from the last commit."""
-        assert self._consumer is not None
-        log.warning("kafka partition %d: a write failed; re-reading it from the last commit", p)
-        for m in [m for m in self._owned if partition_of(m, self._parts) == p]:
-            del self._owned[m]
-        for tp in [tp for tp in self._assigned if tp.partition == p]:
-            self._unresolved.pop(tp, None)
-            self._unwritten.pop(tp, None)
-            if tp in self._paused:
-                self._resume(tp)
-            if tp in self._committed:
-                self._consumer.seek(tp, self._committed[tp])
-                self._next[tp] = self._committed[tp]
-            else:
-                self._next.pop(tp, None)
-                self._consumer.seek(tp, 0)
-
-    def _update_lag(self) -> None:
-        assert self._consumer is not None
-        depth = {name: 0 for name in self.topics.retry_names}
-        for tp in self._assigned:
-            high = self._consumer.highwater(tp)
-            if high is None:
-                continue
-            lag = max(0, high - self._next.get(tp, self._committed.get(tp, 0)))
-            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-            if tp.topic in depth:
-                depth[tp.topic] += max(0, high - self._committed.get(tp, 0))
-        for name, n in depth.items():
-            self.metrics.ladder_depth.labels(name.rsplit(".", 1)[-1]).set(n)
-
-    # ------------------------------------------------------------------ rebalance
-
-    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Let in-flight claims of the revoked partitions finish (bounded), commit, forget them."""
-        self.metrics.rebalances.labels("revoked").inc()
-        parts = {tp.partition for tp in revoked}
-        self._revoking |= parts
-        deadline = time.monotonic() + min(self._lease_s, 20.0)
-        # polling: a lease ends in record(), in whichever task the engine runs it
-        while time.monotonic() < deadline and any(  # noqa: ASYNC110
-                d.lease for m, d in self._owned.items() if partition_of(m, self._parts) in parts):
-            await asyncio.sleep(0.05)
-        with contextlib.suppress(Exception):
-            await self._commit()
-        for tp in revoked:
-            entry = self._paused.pop(tp, None)
-            if entry is not None:
-                entry[1].cancel()
-            self._unresolved.pop(tp, None)
-            self._unwritten.pop(tp, None)
-            self._next.pop(tp, None)
-            self._committed.pop(tp, None)
-            self._wm_sent.pop(tp.partition, None)
-        for m in [m for m in self._owned if partition_of(m, self._parts) in parts]:
-            del self._owned[m]
-        self._assigned -= revoked
-        self._revoking -= parts
-
-    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Before taking partitions, read the dossier states their previous owner wrote."""
-        self.metrics.rebalances.labels("assigned").inc()
-        parts = sorted({tp.partition for tp in assigned})
-        assert self._consumer is not None
-        # nothing of these partitions may be taken in before the previous owner's state is read
-        self._consumer.pause(*assigned)
-        with contextlib.suppress(Exception):
-            await self._view.catch_up([TopicPartition(self.topics.state, p) for p in parts], self._timeout)
-        for tp in assigned:
-            with contextlib.suppress(Exception):
-                pos = await self._consumer.position(tp)
-                self._committed[tp] = pos
-                self._next[tp] = pos
-        log.info("kafka assigned %s", sorted((tp.topic, tp.partition, self._next.get(tp)) for tp in assigned))
-        self._assigned |= assigned
-        self._consumer.resume(*(tp for tp in assigned if tp not in self._paused))
-        self._assigned_once.set()
-        self._wake.set()
+        return await self._accepts.append(events)
 
     # ------------------------------------------------------------------ claim and record
 
-    async def _barrier(self) -> None:
-        """Read-your-writes for claims: wait (at most ``_BARRIER_S``) until the pump has taken in
-        what this instance produced to its own partitions before this call. A fixed target: under
-        load, chasing the newest produce would never end."""
-        targets = [(tp, off) for tp, off in self._produced.items() if tp in self._assigned]
-
-        def caught_up() -> bool:
-            return all(tp not in self._assigned or tp in self._paused or self._next.get(tp, 0) > off
-                       for tp, off in targets)
-
-        deadline = time.monotonic() + _BARRIER_S
-        while not caught_up() and time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._pumped.wait(), deadline - time.monotonic())
-
     async def claim(self, limit: int, now: float) -> list[Work]:
         self._tick(now)
-        await self._barrier()
-        out: list[Work] = []
-        for m, d in list(self._owned.items()):
-            if len(out) >= limit:
-                break
-            if self._claimable(m, d, now):
-                out.append(self._claim_one(d, now))
-        return out
-
-    def _claimable(self, mahoso: str, d: _Dossier, now: float) -> bool:
-        if d.st.ladder or (d.lease is not None and d.lease_until >= now):
-            return False
-        if partition_of(mahoso, self._parts) in self._revoking:
-            return False
-        return any(not i.parked for i in d.items.values())
-
-    def _claim_one(self, d: _Dossier, now: float) -> Work:
-        items = [i for i in d.sorted_items() if not i.parked]
-        snaps = [i for i in items if i.ev.kind is EventKind.SNAPSHOT]
-        newest = snaps[-1] if snaps and snaps[-1].seq > d.st.delivered_seq else None
-        for stale in (s for s in snaps if s is not newest):
-            del d.items[stale.ev.event_id]
-            self._resolve(stale.src)
-        d.lease, d.lease_until = f"{self._view.writer.decode()}-{next(self._leases):x}", now + self._lease_s
-        progress = tuple(i.ev.event(i.seq) for i in items if i.ev.kind is EventKind.PROGRESS)
-        return Work(d.st.mahoso, d.lease, newest.ev.event(newest.seq) if newest else None, progress,
-                    d.st.known_on_portal, d.st.attempts, d.st.first_failure_at)
+        await self._reads.own_accepts_taken_in()
+        return self._owner.claim(limit, now, self._pump.revoking())
 
     async def record(self, work: Work, outcome: Outcome, now: float, *, release: bool = True) -> None:
-        """Apply ``outcome``: produce dead letters and ladder records, then the dossier state; the
-        inputs are committed only after all of it is acknowledged. Raises QueueUnavailable."""
+        """See :meth:`Owner.record <queues.kafka_owner.Owner.record>`. Raises QueueUnavailable."""
         self._tick(now)
-        d = self._owned.get(work.mahoso)
-        if d is None:
-            raise QueueUnavailable("kafka: the dossier's partition moved to another instance")
-        done: list[Src | None] = []
-        futs = await self._apply(d, outcome, now, done)
-        if release:
-            d.lease = None
-        else:
-            d.lease_until = now + self._lease_s
-        parked_srcs = [i.src for i in d.items.values() if i.parked and i.src is not None]
-        try:
-            if futs:
-                await guard("record", asyncio.gather(*futs), self._timeout)
-            await self._write_soon(d)
-        except QueueUnavailable:
-            self._reset_partition(partition_of(work.mahoso, self._parts))
-            raise
-        for src in done + parked_srcs:
-            self._resolve(src)
-        for item in d.items.values():
-            if item.parked:
-                item.src = None
-        if release:
-            self._forget_if_settled(d)
-            self._wake.set()
-
-    async def _write_soon(self, d: _Dossier) -> None:
-        """Write ``d``'s state together with every dossier recorded in the same turn of the event
-        loop (the engine records a delivered batch concurrently): one produce round, one timer and
-        one task for all of them instead of one each. Returns once the write is acknowledged;
-        raises QueueUnavailable if it was not."""
-        batch = self._write_batch
-        if batch is None:
-            loop = asyncio.get_running_loop()
-            batch = self._write_batch = ({}, loop.create_future())
-            batch[1].add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if nobody waits
-            loop.call_soon(self._start_write, batch)
-        batch[0][d.st.mahoso] = d
-        await asyncio.shield(batch[1])  # one caller's cancellation must not fail the others' write
-
-    def _start_write(self, batch: tuple[dict[str, _Dossier], asyncio.Future[None]]) -> None:
-        self._write_batch = None
-
-        async def write() -> None:
-            try:
-                await guard("state write", self._write_states(list(batch[0].values())), self._timeout)
-            except BaseException as exc:  # every waiter sees the failure, and so does the caller
-                batch[1].set_exception(exc if isinstance(exc, Exception) else QueueUnavailable("cancelled"))
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                batch[1].set_result(None)
-
-        task = asyncio.create_task(write())
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
-
-    def _forget_if_settled(self, d: _Dossier) -> None:
-        """A dossier with nothing waiting leaves the owner's memory (its state is durable and in the
-        view), so claims scan only live dossiers."""
-        if not d.items and not d.st.ladder and d.lease is None and self._owned.get(d.st.mahoso) is d:
-            del self._owned[d.st.mahoso]
-
-    async def _apply(self, d: _Dossier, outcome: Outcome, now: float,
-                     done: list[Src | None]) -> list[asyncio.Future[Any]]:
-        """Change the owner's memory as ``outcome`` says; return the produces that make it durable."""
-        futs: list[asyncio.Future[Any]] = []
-        st = d.st
-        for eid in outcome.delivered:
-            self._delivered(d, eid, done)
-        for eid in outcome.dead:
-            fut = await self._dead(d, eid, outcome.error, now, done)
-            if fut is not None:
-                futs.append(fut)
-        for eid in outcome.parked:
-            if eid in d.items:
-                d.items[eid].parked = True
-        if outcome.known_on_portal is not None:
-            st.known_on_portal = outcome.known_on_portal
-        if outcome.retry_at is not None:
-            futs += await self._to_ladder(d, outcome, now, done)
-        elif outcome.delivered or outcome.dead:
-            st.attempts, st.first_failure_at, st.next_attempt_at = 0, None, None
-            st.last_error = outcome.error.as_json() if outcome.error else None
-        return futs
-
-    def _delivered(self, d: _Dossier, eid: str, done: list[Src | None]) -> None:
-        item = d.items.pop(eid, None)
-        if item is None:
-            return
-        done.append(item.src)
-        st = d.st
-        if item.ev.kind is EventKind.PROGRESS:
-            st.progress_hw = max(st.progress_hw, item.seq)
-            return
-        if item.seq > st.delivered_seq:
-            st.delivered_seq, st.delivered_state = item.seq, state_of(item.ev.kind, item.ev.payload)
-        st.known_on_portal = True
-        for other in [i for i in d.items.values() if i.ev.kind is EventKind.SNAPSHOT and i.seq < item.seq]:
-            del d.items[other.ev.event_id]
-            done.append(other.src)
-
-    async def _dead(self, d: _Dossier, eid: str, error: ErrorInfo | None, now: float,
-                    done: list[Src | None]) -> asyncio.Future[Any] | None:
-        item = d.items.pop(eid, None)
-        if item is None:
-            return None
-        err = error or ErrorInfo(OutcomeClass.RETRYABLE, "", "")
-        dl = DeadLetter(uuid.uuid4().hex, item.ev.mahoso, item.ev.kind, item.seq, err, max(d.st.attempts, 1), now)
-        if item.ev.kind is EventKind.SNAPSHOT:
-            d.st.last_dead_seq = max(d.st.last_dead_seq, item.seq)
-        done.append(item.src)
-        self._view.dead[dl.id] = (dl, item.ev)
-        return await self._producing.send(self.topics.dlq, dl.id.encode(),
-                                          dead_letter_encode(dl, item.ev, item.src),
-                                          ladder_headers(item.seq, now, dl.attempts, item.src, err), None, "dlq")
-
-    async def _to_ladder(self, d: _Dossier, outcome: Outcome, now: float,
-                         done: list[Src | None]) -> list[asyncio.Future[Any]]:
-        st = d.st
-        assert outcome.retry_at is not None
-        if outcome.count_attempt:
-            st.attempts += 1
-            st.first_failure_at = st.first_failure_at or now
-        st.last_error = outcome.error.as_json() if outcome.error else st.last_error
-        st.next_attempt_at = outcome.retry_at
-        waiting = [i for i in d.sorted_items() if not i.parked]
-        if not waiting:
-            return []
-        st.ladder_topic = self.topics.retry_for(outcome.retry_at - now)
-        futs = []
-        for item in waiting:
-            del d.items[item.ev.event_id]
-            futs.append(await self._forward(d, item.ev, item.seq, item.src, outcome.error))
-            done.append(item.src)
-        return futs
-
-    async def _write_states(self, dossiers: list[_Dossier]) -> None:
-        """Produce each dossier's state and wait for the acknowledgements; the intake a write
-        covers then stops holding its partition's watermark back."""
-        records: list[Record] = []
-        written: list[tuple[_Dossier, list[tuple[TopicPartition, int]]]] = []
-        for d in dossiers:
-            st = d.st
-            st.v += 1
-            st.held = [held_encode(i.ev, i.seq, i.parked) for i in d.sorted_items() if i.parked or i.src is None]
-            self._summarise(d)
-            marks, d.unwritten = d.unwritten, []
-            records.append((st.mahoso.encode(), st.encode(), [(H_WRITTEN, b"%s:%d" % (self._view.writer, st.v))],
-                            partition_of(st.mahoso, self._parts)))
-            written.append((d, marks))
-        for fut in await self._producing.send_batches(self.topics.state, records, "state"):
-            await fut
-        for d, marks in written:
-            for tp, offset in marks:
-                taken = self._unwritten.get(tp)
-                if taken is not None:
-                    taken.pop(offset, None)
-            self._view.put_state(d.st.copy())
-
-    def _summarise(self, d: _Dossier) -> None:
-        st = d.st
-        st.delivery = self._delivery(d, self._now()).value
-        st.pending = sum(1 for i in d.items.values() if not i.parked) + len(st.ladder)
-        st.pending_progress = sum(1 for i in d.items.values() if i.ev.kind is EventKind.PROGRESS) + (
-            st.ladder_progress if st.ladder else 0)
-        st.oldest_open_at = self._oldest_open(d)
-
-    @staticmethod
-    def _oldest_open(d: _Dossier) -> float | None:
-        """When the oldest event the dossier still has open was accepted (in memory or in the ladder)."""
-        opens = [i.ev.accepted_at for i in d.items.values()]
-        if d.st.ladder and d.st.ladder_oldest is not None:
-            opens.append(d.st.ladder_oldest)
-        return min(opens) if opens else None
-
-    @staticmethod
-    def _delivery(d: _Dossier, now: float) -> DeliveryState:
-        st = d.st
-        if not st.ladder:
-            st.ladder_progress, st.ladder_oldest = 0, None
-        pending = any(not i.parked for i in d.items.values()) or bool(st.ladder)
-        if d.lease is not None and d.lease_until >= now:
-            return DeliveryState.IN_FLIGHT
-        if pending:
-            return DeliveryState.RETRYING if st.attempts > 0 else DeliveryState.PENDING
-        if any(i.parked for i in d.items.values()):
-            return DeliveryState.PARKED
-        if st.last_dead_seq > st.delivered_seq:
-            return DeliveryState.DEAD
-        return DeliveryState.DELIVERED
+        await self._owner.record(work, outcome, now, release=release)
 
     # ------------------------------------------------------------------ waiting
 
@@ -864,105 +220,28 @@ class KafkaQueue:
         self._wake.clear()
 
     async def next_due_at(self) -> float | None:
-        dues = [d.st.next_attempt_at for d in self._owned.values() if d.st.ladder and d.st.next_attempt_at]
-        dues += [due for due, _ in self._paused.values()]
+        dues = self._owner.ladder_dues()
+        dues += self._pump.paused_dues()
         return min(dues) if dues else None
 
     # ------------------------------------------------------------------ reads
 
-    def _owns(self, p: int) -> bool:
-        return any(tp.partition == p for tp in self._assigned)
-
-    async def _confirmed(self, p: int, timeout: float) -> bool:
-        """Read-your-writes for status reads: fetch the end of ``outbound`` partition ``p`` now,
-        then wait (bounded) until what this instance knows covers every record below it: the pump's
-        position when this instance owns ``p``, else the owner's watermark as the view shows it
-        (the view has then also read every state record written before that watermark)."""
-        tp = TopicPartition(self.topics.outbound, p)
-        deadline = time.monotonic() + timeout
-        try:
-            ends = await asyncio.wait_for(self._view.end_offsets([tp]), timeout)
-        except (KafkaError, TimeoutError, OSError):
-            return False
-        end = ends.get(tp, 0)
-        if self._view.watermarks.get(p, 0) >= end:
-            return True
-        while self._owns(p):
-            if self._next.get(tp, -1) >= end:
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._pumped.wait(), left)
-        return await self._view.wait_watermark(p, end, max(deadline - time.monotonic(), 0.0))
-
-    def _known_state(self, mahoso: str) -> DossierState | None:
-        d = self._owned.get(mahoso)
-        if d is not None:
-            self._summarise(d)
-            return d.st
-        return self._view.states.get(mahoso)
-
     async def status(self, mahoso: str) -> DossierStatus | None:
-        """The dossier's status on any instance. First waits (≤ 2 s) until this instance's knowledge
-        covers every ``outbound`` record accepted before the call (see :meth:`_confirmed`), so a read
-        on B right after an accept or a delivery on A reflects it. If that cannot be confirmed in
-        time (the owner is gone, the broker is away), a settled-looking dossier is reported as
-        pending: never "delivered" too early."""
-        confirmed = await self._confirmed(partition_of(mahoso, self._parts), _READ_BARRIER_S)
-        st = self._known_state(mahoso)
-        if st is None:
-            return None
-        owned = mahoso in self._owned
-        delivery = DeliveryState(st.delivery) if st.v or owned else DeliveryState.PENDING
-        if not confirmed and delivery in (DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.PARKED):
-            delivery = DeliveryState.RETRYING if st.attempts else DeliveryState.PENDING
-        pending = st.pending > 0 or delivery in (DeliveryState.PENDING, DeliveryState.RETRYING)
-        local = self._local.get(mahoso)
-        accepted = local[1] if local is not None and local[0] > st.accepted_seq else st.accepted_state
-        return DossierStatus(
-            mahoso=mahoso, accepted_state=accepted, delivered_state=st.delivered_state, delivery=delivery,
-            attempts=st.attempts, next_attempt_at=st.next_attempt_at if (pending and st.attempts) else None,
-            last_error=st.error(), pending_progress=st.pending_progress, last_sequence=st.last_seq,
-            delivered_sequence=st.delivered_seq)
+        """See :meth:`Reads.status <queues.kafka_reads.Reads.status>` (read-your-writes on any instance)."""
+        return await self._reads.status(mahoso)
 
     async def accepted_state(self, mahoso: str) -> str | None:
-        """The dossier's last accepted ``TrangThaiHoSo`` as this instance knows it, or None when it
-        knows none: its own recent accepts, the owner's memory (if it owns the dossier) and the
-        materialised states. No broker round trip, so it is *eventually consistent* across
-        instances: right after an accept on another instance it may still return the state before
-        (the transition check it serves only classifies; it never loses an event)."""
-        best_seq, best = 0, None
-        local = self._local.get(mahoso)
-        if local is not None:
-            best_seq, best = local
-        st = self._known_state(mahoso)
-        if st is not None and st.accepted_state is not None and st.accepted_seq >= best_seq:
-            best = st.accepted_state
-        return best
+        """See :meth:`Reads.accepted_state <queues.kafka_reads.Reads.accepted_state>` (eventually
+        consistent across instances, no broker round trip)."""
+        return self._reads.accepted_state(mahoso)
 
     async def unpark(self, mahoso: str) -> None:
         """Owner: un-park now. Elsewhere: send a control record to the owner through outbound."""
         p = partition_of(mahoso, self._parts)
-        if self._owns(p) and mahoso in self._owned:
-            self._unpark_owned(mahoso)
-            d = self._owned[mahoso]
-            await guard("state write", self._write_states([d]), self._timeout)
-            return
-
-        async def send() -> None:
-            fut = await self._producing.send(self.topics.outbound, mahoso.encode(), None,
-                                             [(H_CONTROL, f"unpark:{mahoso}".encode())], p, "control")
-            await fut
-
-        await guard("unpark", send(), self._timeout)
-
-    def _unpark_owned(self, mahoso: str) -> None:
-        d = self._dossier(mahoso)
-        for item in d.items.values():
-            item.parked = False
-        self._wake.set()
+        if self._pump.owns(p) and self._owner.holds(mahoso):
+            await self._owner.unpark(mahoso)
+        else:
+            await self._accepts.ask_unpark(mahoso)
 
     async def stats(self, now: float) -> QueueStats:
         """Counts per delivery state and the oldest pending event: the view's running counts, with
@@ -972,24 +251,8 @@ class KafkaQueue:
         cached = self._stats
         if cached is not None and time.monotonic() - cached[0] < _STATS_S:
             return cached[1]
-        by_state = {s.value: 0 for s in DeliveryState}
-        for state, n in self._view.counts.items():
-            by_state[state] = by_state.get(state, 0) + n
-        opens = dict(self._view.open_since)
-        wall = self._now()
-        for m, d in self._owned.items():
-            seen = self._view.states.get(m)
-            if seen is not None:
-                by_state[seen.delivery] -= 1
-                opens.pop(m, None)
-            delivery = self._delivery(d, wall).value
-            by_state[delivery] = by_state.get(delivery, 0) + 1
-            if d.st.ladder or any(not i.parked for i in d.items.values()):  # pending, as _summarise says
-                since = self._oldest_open(d)
-                if since is not None:
-                    opens[m] = since
-        oldest = min(opens.values(), default=None)
-        dead = sum(1 for dl, _ in self._view.dead.values() if not dl.replayed)
+        by_state, oldest = self._owner.census()
+        dead = self._letters.open_count()
         self.metrics.dead_letters.set(dead)
         result = QueueStats(by_state=by_state, oldest_pending_at=oldest, dead_letters=dead)
         self._stats = (time.monotonic(), result)
@@ -997,65 +260,18 @@ class KafkaQueue:
 
     # ------------------------------------------------------------------ dead letters
 
-    def _open_letters(self) -> list[DeadLetter]:
-        return sorted((dl for dl, _ in self._view.dead.values() if not dl.replayed), key=lambda x: (x.dead_at, x.id))
-
     async def dead_letters(self, cursor: str | None, limit: int) -> DeadLetterPage:
-        letters = self._open_letters()
-        start = 0
-        if cursor:
-            ids = [dl.id for dl in letters]
-            start = ids.index(cursor) + 1 if cursor in ids else 0
-        items = tuple(letters[start:start + limit])
-        more = start + limit < len(letters)
-        return DeadLetterPage(items, items[-1].id if more and items else None)
+        return self._letters.page(cursor, limit)
 
     async def dead_letter(self, dl_id: str) -> DeadLetter | None:
-        entry = self._view.dead.get(dl_id)
-        return entry[0] if entry else None
+        return self._letters.get(dl_id)
 
     async def replay(self, dl_id: str, now: float) -> ReplayResult:
-        """Send a dead event back through outbound with its old sequence (attempts restart at 0);
-        a snapshot that a newer one has overtaken is marked replayed and never sent."""
-        entry = self._view.dead.get(dl_id)
-        if entry is None:
-            return ReplayResult.NOT_FOUND
-        dl, ev = entry
-        if dl.replayed:
-            return ReplayResult.ALREADY_REPLAYED
-        await self._confirmed(partition_of(dl.mahoso, self._parts), _READ_BARRIER_S)
-        st = self._known_state(dl.mahoso)
-        local = self._local.get(dl.mahoso)
-        newer_accepted = (st is not None and st.accepted_seq > dl.sequence) or (
-            local is not None and local[0] > dl.sequence)
-        newer_delivered = st is not None and st.delivered_seq >= dl.sequence
-        overtaken = dl.kind is EventKind.SNAPSHOT and (newer_accepted or newer_delivered)
-        marked = DeadLetter(dl.id, dl.mahoso, dl.kind, dl.sequence, dl.error, dl.attempts, dl.dead_at, True)
-
-        async def send() -> None:
-            p = partition_of(dl.mahoso, self._parts)
-            if not overtaken:
-                fut = await self._producing.send(self.topics.outbound, dl.mahoso.encode(), ev.encode(),
-                                                 [(H_SEQ, str(dl.sequence).encode()), (H_REPLAY, b"1")], p,
-                                                 "outbound")
-                await fut
-            await (await self._producing.send(self.topics.dlq, dl.id.encode(),
-                                              dead_letter_encode(marked, ev, None), [], None, "dlq"))
-
-        await guard("replay", send(), self._timeout)
-        self._view.dead[dl.id] = (marked, ev)
-        return ReplayResult.SUPERSEDED if overtaken else ReplayResult.REPLAYED
+        """See :meth:`DeadLetters.replay <queues.kafka_letters.DeadLetters.replay>`."""
+        return await self._letters.replay(dl_id, self._reads.overtaken)
 
     async def drop(self, dl_id: str) -> bool:
-        if dl_id not in self._view.dead:
-            return False
-
-        async def send() -> None:
-            await (await self._producing.send(self.topics.dlq, dl_id.encode(), None, [], None, "dlq"))
-
-        await guard("drop", send(), self._timeout)
-        self._view.dead.pop(dl_id, None)
-        return True
+        return await self._letters.drop(dl_id)
 
     async def ping(self) -> None:
         """Raise QueueUnavailable unless the broker answers a metadata request."""

@@ -43,6 +43,7 @@ H_WRITTEN = "dvcgw-written"  # dossier-state: "<writer process id>:<version>" of
 WATERMARK_KEY = b"\x00watermark"  # never a MaHoSo
 
 Headers = list[tuple[str, bytes]]
+Src = tuple[str, int, int]  # topic, partition and offset of the input record an event was taken in from
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def header_map(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
     return {k: v.decode() for k, v in (headers or ())}
 
 
-def ladder_headers(seq: int, due_at: float, attempt: int, origin: tuple[str, int, int] | None,
+def ladder_headers(seq: int, due_at: float, attempt: int, origin: Src | None,
                    error: ErrorInfo | None) -> Headers:
     """Headers of a record forwarded into a retry topic (or the dead letters)."""
     hs: Headers = [(H_SEQ, str(seq).encode()), (H_DUE, repr(due_at).encode()),
@@ -209,7 +210,7 @@ class DossierState:
         return ErrorInfo(OutcomeClass(e["class"]), e["code"], e["message"]) if e else None
 
 
-def dead_letter_encode(dl: DeadLetter, ev: WireEvent, origin: tuple[str, int, int] | None) -> bytes:
+def dead_letter_encode(dl: DeadLetter, ev: WireEvent, origin: Src | None) -> bytes:
     return _dumps(
         {"id": dl.id, "seq": dl.sequence, "error": dl.error.as_json(), "attempts": dl.attempts,
          "dead_at": dl.dead_at, "replayed": dl.replayed, "event": ev.as_json(),

@@ -5,6 +5,8 @@ Labels are topics, partitions and ladder steps only: never a dossier code.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from monitoring.metrics import LATENCY_BUCKETS
@@ -39,3 +41,12 @@ class KafkaMetrics:
             "dvcgw_kafka_rebalances_total", "Partition assignments received by this instance's consumer",
             ["kind"], registry=r,
         )
+        self._produce_by_kind: dict[str, Any] = {}  # produce_latency's child per topic kind (labels() is not free)
+
+    def observe_produce(self, kind: str, seconds: float) -> None:
+        """One acknowledged produce of ``kind`` (outbound, retry, state, watermark, dlq, control)
+        on the produce-latency histogram: the hook :class:`~queues.kafka_produce.Producing` calls."""
+        child = self._produce_by_kind.get(kind)
+        if child is None:
+            child = self._produce_by_kind[kind] = self.produce_latency.labels(kind)
+        child.observe(seconds)

@@ -1,31 +1,25 @@
-"""Producing to the Kafka backend's topics, shared by the daemon's :class:`queues.kafka.KafkaQueue`
-and by the HTTP acceptor processes, which append accepted events to ``<prefix>.outbound``
-themselves (:class:`Appender`) instead of relaying them through the daemon's event loop.
+"""Producing to the Kafka backend's topics, and the small helpers every part of the backend shares
+(partitioning by ``MaHoSo``, client options, the error edge :func:`guard`).
 
-Every process has one :class:`Producing`: an idempotent ``acks=all`` producer, replaced when one of
-its batches failed. Appending is the same wherever it runs: the record is keyed and partitioned by
-``MaHoSo``, and the event's sequence is its offset + 1.
+Each :class:`~queues.kafka.KafkaQueue` has one :class:`Producing`: an idempotent ``acks=all``
+producer, replaced when one of its batches failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import logging
 import struct
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from config.schema import KafkaSettings, Settings
+from config.schema import KafkaSettings
 from core.errors import QueueUnavailable
-from queues.api import Accepted, NewEvent
-from queues.kafka_codec import Topics, WireEvent, summary_headers, topics_for
 
 log = logging.getLogger("queues.kafka")
 T = TypeVar("T")
@@ -137,7 +131,7 @@ def _sender_dead(producer: AIOKafkaProducer) -> bool:
 
 
 class Producing:
-    """The producer of one process: idempotent, ``acks=all``, ``linger_ms=2``. ``observe(kind,
+    """The producer of one queue: idempotent, ``acks=all``, ``linger_ms=2``. ``observe(kind,
     seconds)`` gets the acknowledgement time of every successful send."""
 
     def __init__(self, opts: dict[str, Any], observe: Callable[[str, float], None]) -> None:
@@ -232,47 +226,3 @@ class Producing:
         if self._producer is not None:
             await quietly(self._producer.stop(), 10.0)
             await _kill_producer(self._producer)
-
-
-class Appender:
-    """Appends accepted events of one dossier to ``<prefix>.outbound`` and returns once ``acks=all``
-    acknowledged them. An event's sequence is its offset + 1: one dossier lives in one partition, so
-    sequences rise per dossier with no coordination between processes or instances (they are not
-    consecutive). Event ids are this process's random prefix and a counter (a uuid4 per event was a
-    visible cost of the accept path)."""
-
-    def __init__(self, settings: Settings, producing: Producing, clock: Callable[[], float] = time.time) -> None:
-        k = settings.queue.kafka
-        self.topics: Topics = topics_for(k.topic_prefix, [float(d) for d in settings.retry.delays])
-        self._parts = k.partitions
-        self._timeout = float(k.request_timeout)
-        self._producing = producing
-        self._clock = clock
-        self._id_prefix, self._ids = uuid.uuid4().hex[:16], itertools.count(1)
-
-    async def append(self, events: Sequence[NewEvent]) -> tuple[list[Accepted], list[WireEvent], TopicPartition]:
-        """Produce ``events`` (one dossier; not empty); their acceptances, their records and their
-        partition. Raises QueueUnavailable when the produce was not acknowledged in time."""
-        now = self._clock()
-        wires = [WireEvent(self._new_id(), e.mahoso, e.kind, e.payload, e.agency, now) for e in events]
-        p = partition_of(events[0].mahoso, self._parts)
-        send = self._producing.send
-        outbound = self.topics.outbound
-
-        async def produce() -> list[Any]:
-            futs = [await send(outbound, w.mahoso.encode(), w.encode(), summary_headers(w), p, "outbound")
-                    for w in wires]
-            if len(futs) == 1:  # a snapshot: no gather (its future and callbacks) on the hot path
-                return [await futs[0]]
-            return list(await asyncio.gather(*futs))
-
-        metas = await guard("produce", produce(), self._timeout)
-        accepted = [Accepted(w.event_id, m.offset + 1) for w, m in zip(wires, metas, strict=True)]
-        return accepted, wires, TopicPartition(outbound, p)
-
-    async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
-        """:meth:`append`, returning only the acceptances."""
-        return (await self.append(events))[0] if events else []
-
-    def _new_id(self) -> str:
-        return f"{self._id_prefix}{next(self._ids):x}"

@@ -52,9 +52,10 @@ class View:
         self._advanced = asyncio.Event()  # replaced after every batch; set() wakes the waiters once
         self._consumer: AIOKafkaConsumer | None = None
         self.failure: BaseException | None = None
-        self.closing = False  # set by the owner's close(): run() ends even if a cancellation is lost
+        self._closing = False  # set by halt(): run() ends even if a cancellation is lost
 
-    def _tps(self) -> list[TopicPartition]:
+    def tps(self) -> list[TopicPartition]:
+        """Every partition the view reads (all of ``dossier-state`` and ``dlq``)."""
         names = (self.topics.state, self.topics.dlq)
         return [TopicPartition(t, p) for t in names for p in range(self.partitions)]
 
@@ -63,7 +64,7 @@ class View:
             group_id=None, enable_auto_commit=False, auto_offset_reset="earliest", **self._opts,
         )
         await self._consumer.start()
-        tps = self._tps()
+        tps = self.tps()
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         self._pos = {tp: 0 for tp in tps}
@@ -73,9 +74,13 @@ class View:
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
 
+    def halt(self) -> None:
+        """Make :meth:`run` end after its current batch (the queue's close() also cancels it)."""
+        self._closing = True
+
     async def run(self) -> None:
         assert self._consumer is not None
-        while not self.closing:
+        while not self._closing:
             batch = await self._consumer.getmany(timeout_ms=100, max_records=5000)
             for tp, records in batch.items():
                 apply = self._apply_state if tp.topic == self.topics.state else self._apply_dead
@@ -111,6 +116,14 @@ class View:
         else:
             dl, ev = dead_letter_decode(rec.value)
             self.dead[dl.id] = (dl, ev)
+
+    def note_dead(self, dl: DeadLetter, ev: WireEvent) -> None:
+        """Show a dead letter this instance just wrote (or rewrote as replayed) before its record is read back."""
+        self.dead[dl.id] = (dl, ev)
+
+    def forget_dead(self, dl_id: str) -> None:
+        """Stop showing a dead letter this instance just dropped (its tombstone is on the way)."""
+        self.dead.pop(dl_id, None)
 
     def put_state(self, st: DossierState) -> None:
         """Keep ``st`` unless a newer version of the same dossier is already known."""

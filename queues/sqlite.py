@@ -31,7 +31,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -171,7 +173,7 @@ class SQLiteQueue(_SqlQueueBase):
     async def start(self) -> None:
         """Open (or create) the store and take it: raises QueueUnavailable if another process has it."""
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
+            _private(self._path)
             conn = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise QueueUnavailable(f"cannot open the queue store {self._path}: {exc}") from exc
@@ -241,6 +243,19 @@ class SQLiteQueue(_SqlQueueBase):
             return [(False, QueueUnavailable(f"queue store commit failed: {exc}"))] * len(batch)
         self.commits += 1
         return results
+
+
+def _private(path: Path) -> None:
+    """The store holds whole dossiers, personal data included: its folder is 0700 and its file
+    0600 (SQLite gives the WAL file the database file's mode). Created so; an existing folder or
+    file open to others is closed to them, with a warning naming the old mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for target, mode in ((path.parent, 0o700), (path, 0o600)):
+        old = stat.S_IMODE(target.stat().st_mode)
+        if old & 0o077:
+            log.warning("%s was open to other users (mode %o); setting %o", target, old, mode)
+            target.chmod(mode)
 
 
 def _run_plain(conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[tuple[bool, Any]] | None:

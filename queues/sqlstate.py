@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS dossiers (
 );
 CREATE INDEX IF NOT EXISTS dossiers_due ON dossiers (due_at) WHERE pending > 0;
 CREATE TABLE IF NOT EXISTS dead_letters (
-    id       INTEGER PRIMARY KEY,
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id INTEGER NOT NULL,
     mahoso   TEXT NOT NULL,
     kind     TEXT NOT NULL,
@@ -94,7 +94,24 @@ _PARKED = EventState.PARKED.value
 
 
 def init(conn: sqlite3.Connection) -> None:
+    """Create the tables, or bring an older store's up to date (outside any transaction)."""
+    _number_dead_letters_for_good(conn)
     conn.executescript(SCHEMA)
+
+
+def _number_dead_letters_for_good(conn: sqlite3.Connection) -> None:
+    """Stores made before dead-letter ids were AUTOINCREMENT could give a dropped letter's id to the
+    next one; copy such a table into one that never reuses an id (rows and ids kept)."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'").fetchone()
+    if row is None or "AUTOINCREMENT" in row[0].upper():
+        return
+    conn.executescript(
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE dead_letters RENAME TO dead_letters_old;"
+        + SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS dead_letters"):]
+        + "INSERT INTO dead_letters SELECT * FROM dead_letters_old;"
+        "DROP TABLE dead_letters_old;"
+        "COMMIT;")
 
 
 def release_all_leases(conn: sqlite3.Connection) -> int:

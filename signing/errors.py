@@ -6,6 +6,7 @@
     └── SigningError              signature policy or input; ``code`` is the house error code
         ├── KeyNotAllowed         the agency may not use that key
         ├── UnknownKey            no such key alias
+        ├── LevelNotAvailable     B-T or above asked for, and no TSA is configured
         ├── BadPdf                garbage, encrypted or unsignable PDF
         └── PdfTooLarge           over [signing] max_pdf_bytes
     TransientError
@@ -36,6 +37,10 @@ class KeyNotAllowed(SigningError):
 
 class UnknownKey(SigningError):
     code = "unknown_key"
+
+
+class LevelNotAvailable(SigningError):
+    code = "level_not_available"
 
 
 class BadPdf(SigningError):

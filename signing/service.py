@@ -30,7 +30,7 @@ import aiohttp
 from config.schema import AgencySettings, SigningKeySettings, SigningSettings
 from core.errors import ConfigError, FieldError, TransientError, ValidationError
 from signing import engine, keys
-from signing.errors import BadPdf, KeyNotAllowed, SigningError, SigningUnavailable, UnknownKey
+from signing.errors import BadPdf, KeyNotAllowed, LevelNotAvailable, SigningError, SigningUnavailable, UnknownKey
 from signing.jobs import Job, JobStore, jobs_path
 from signing.metrics import SigningMetrics
 from signing.options import SignOptions
@@ -164,6 +164,7 @@ class SigningService:
     async def sign(self, agency: AgencySettings, pdf: bytes, opts: SignOptions) -> Signed | Job:
         ks = self.key_for(agency, opts.key)
         try:
+            self._require_tsa_for(opts)
             if ks.source == "remote":
                 job = await self._start_remote(agency, ks, pdf, opts)
                 self._count(ks.alias, opts.level, "pending" if job.state != "failed" else "error")
@@ -175,6 +176,13 @@ class SigningService:
         except (SigningError, ValidationError):
             self._count(ks.alias, opts.level, "rejected")
             raise
+
+    def _require_tsa_for(self, opts: SignOptions) -> None:
+        """B-T and above need a time-stamp: with no TSA configured (and no downgrade allowed) no
+        retry can ever help, so the request is refused as such, not answered 503."""
+        if opts.level != "B-B" and not self.settings.tsa_urls and not self.settings.allow_downgrade:
+            raise LevelNotAvailable(f"level {opts.level} needs a time-stamp, and no time-stamping authority is "
+                                    "configured ([signing] tsa_urls); ask for B-B or configure a TSA", field="level")
 
     def _count(self, alias: str, level: str, outcome: str) -> None:
         self.metrics.signatures.labels(alias, level, outcome).inc()

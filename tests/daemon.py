@@ -35,7 +35,8 @@ def _toml_value(v: Any) -> str:
 def write_config(path: Path, port: int, portal_url: str, store: Path, **sections: dict[str, Any]) -> Path:
     """A complete settings file for one daemon; ``sections`` override or add keys per table."""
     tables: dict[str, dict[str, Any]] = {
-        "server": {"listen": f"127.0.0.1:{port}", "shutdown_grace": "2s"},
+        # no load balancer watches a test daemon: SIGTERM need not hold the listener open
+        "server": {"listen": f"127.0.0.1:{port}", "shutdown_grace": "2s", "drain_delay": "0s"},
         "storage": {"path": str(store), "synchronous": "full"},
         "retry": {"delays": ["200ms", "500ms", "1s"], "give_up_after": "1h", "jitter": 0.0},
         "circuit": {"failure_threshold": 5, "cool_down": "500ms"},
@@ -55,13 +56,14 @@ def write_config(path: Path, port: int, portal_url: str, store: Path, **sections
 
 
 class Daemon:
-    def __init__(self, config: Path, port: int, log: Path) -> None:
+    def __init__(self, config: Path, port: int, log: Path, env: dict[str, str] | None = None) -> None:
         self.config, self.port, self.log = config, port, log
+        self.extra_env = env or {}
         self.proc: asyncio.subprocess.Process | None = None
         self.url = f"http://127.0.0.1:{port}"
 
     async def start(self, timeout: float = 30.0) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DVCGW_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DVCGW_")} | self.extra_env
         with self.log.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gateway", "serve", "--config", str(self.config),

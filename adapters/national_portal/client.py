@@ -31,6 +31,7 @@ from adapters.national_portal.errors import (
     PortalAuthFailed,
     PortalError,
     PortalForbidden,
+    PortalNotFound,
     PortalRejected,
     PortalThrottled,
     PortalUnavailable,
@@ -110,7 +111,8 @@ class PortalClient:
         """``DongBoHoSoMC`` with ``isUpdating`` "True"/"False"; an empty sequence sends nothing.
 
         A create answered "đã tồn tại" raises PortalAlreadyExists (resend the same body as an
-        update); an update answered "đã tồn tại" is success.
+        update); an update answered "đã tồn tại" is success. An update answered "hồ sơ … không tồn
+        tại" raises PortalNotFound (the portal lost the dossier: resend the same body as a create).
         """
         if not dossiers:
             return
@@ -119,6 +121,8 @@ class PortalClient:
             if updating:
                 return
             raise PortalAlreadyExists(envelope.code_text(reply.get("error_code")), envelope.message_of(reply))
+        if updating and envelope.verdict(reply) is Verdict.NOT_FOUND:
+            raise PortalNotFound(envelope.code_text(reply.get("error_code")), envelope.message_of(reply))
         _require_ok(reply)
 
     async def push_progress(self, items: Sequence[Mapping[str, Any]]) -> None:

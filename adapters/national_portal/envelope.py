@@ -32,6 +32,10 @@ MAX_PROGRESS_ITEMS = 10
 
 _EXISTS_CODES = frozenset({"0", "3", "-3"})
 _EXISTS_TEXT = "đã tồn tại"
+# [UNCERTAIN] the portal's words for "this dossier does not exist" to an update are not public; the
+# simulator and the reports we have say "Hồ sơ … không tồn tại …". Both words are required, so a
+# rejection such as "Mã TTHC không tồn tại" (an unknown procedure code) stays a rejection.
+_MISSING_TEXTS = ("hồ sơ", "không tồn tại")
 # [UNCERTAIN] the portal's expired-session reply is not public; these words in a non-zero reply's
 # message are taken to mean "log in again" (spec §2.5 reactive refresh, §9 auth_expired).
 _SESSION_WORDS = ("phiên", "session", "đăng nhập", "login")
@@ -42,6 +46,7 @@ class Verdict(enum.Enum):
 
     OK = "ok"
     EXISTS = "exists"  # "đã tồn tại" with error_code in {"0", "3", "-3"}
+    NOT_FOUND = "not_found"  # a non-zero reply saying the dossier ("hồ sơ") does not exist
     SESSION_EXPIRED = "session_expired"
     REJECTED = "rejected"
 
@@ -80,6 +85,12 @@ def is_already_exists(reply: Mapping[str, Any]) -> bool:
     return code_text(reply.get("error_code")) in _EXISTS_CODES and _EXISTS_TEXT in fold(message_of(reply))
 
 
+def is_not_found(reply: Mapping[str, Any]) -> bool:
+    """A non-zero reply whose folded message says the dossier does not exist."""
+    folded = fold(message_of(reply))
+    return not is_ok(reply.get("error_code")) and all(text in folded for text in _MISSING_TEXTS)
+
+
 def mentions_session(message: str) -> bool:
     """True when a message speaks of the session or of logging in (the expiry heuristic)."""
     folded = fold(message)
@@ -94,6 +105,8 @@ def verdict(reply: Mapping[str, Any]) -> Verdict:
         return Verdict.OK
     if mentions_session(message_of(reply)):
         return Verdict.SESSION_EXPIRED
+    if is_not_found(reply):
+        return Verdict.NOT_FOUND
     return Verdict.REJECTED
 
 

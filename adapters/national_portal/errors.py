@@ -6,7 +6,8 @@
     ├── PortalUnavailable (TransientError)   5xx, 408, timeout, connection reset, non-JSON/HTML/empty body
     ├── PortalThrottled   (TransientError)   HTTP 429; ``retry_after`` from Retry-After, or None
     ├── PortalRejected    (PermanentError)   non-zero error_code; ``code`` + ``portal_message`` verbatim
-    │   └── PortalAlreadyExists              "đã tồn tại" reply to a create: resend as an update
+    │   ├── PortalAlreadyExists              "đã tồn tại" reply to a create: resend as an update
+    │   └── PortalNotFound                   "hồ sơ … không tồn tại" reply to an update: resend as a create
     ├── PortalAuthFailed  (PermanentError)   login/token refused, or refused again after one refresh
     │   └── PortalForbidden                  HTTP 403 from NGSP/LGSP
     └── SessionExpired                       internal only: never leaves PortalClient
@@ -22,6 +23,7 @@ from core.errors import (
     PortalAuthFailed,
     PortalError,
     PortalForbidden,
+    PortalNotFound,
     PortalRejected,
     PortalThrottled,
     PortalUnavailable,
@@ -32,6 +34,7 @@ __all__ = [
     "PortalAuthFailed",
     "PortalError",
     "PortalForbidden",
+    "PortalNotFound",
     "PortalRejected",
     "PortalThrottled",
     "PortalUnavailable",

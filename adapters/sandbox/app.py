@@ -16,6 +16,13 @@ Portal routes (spec ``national-portal.md`` §2, §3, §5, §9):
 ``POST /share``
     ``LayDanhSachTTHC``, ``LayDanhMucCoQuan``, ``LayDanhMucLinhVuc`` (empty result).
 
+In front of these four routes sits what an API gateway (NGSP/LGSP, Kong-style) adds: every call
+waits ``latency`` seconds before it is answered, and with ``rate_limit`` N > 0 at most N calls
+are admitted in any one-second window (sliding); a call over the limit is answered HTTP 429 with
+``Retry-After`` (whole seconds until one would be admitted, at least 1) and a JSON body, and
+never reaches the portal: it counts in ``throttled``, not in ``calls``, and consumes no fault.
+Both come from ``dvcgw sandbox --latency 50ms --rate-limit 100`` and ``/_sandbox/config``.
+
 Every ``/service`` and ``/share`` body is ``{"session", "madonvi", "service", …params}`` with a
 ``dstcode`` header. An unknown session gets ``{"error_code": "-1", "message": "Phiên làm việc đã
 hết hạn, vui lòng đăng nhập lại"}``. Once any token has been issued, every ``/login``,
@@ -35,21 +42,22 @@ Admin routes:
     ``expire_sessions`` / ``expire_tokens`` invalidate all sessions / tokens at once (no count).
 ``POST /_sandbox/config``
     Any of ``{"refuse_logins": bool, "credentials": {user: password} | null,
-    "clients": {client_id: secret} | null, "session_ttl": s, "token_ttl": s}``.
+    "clients": {client_id: secret} | null, "session_ttl": s, "token_ttl": s,
+    "latency": s | "50ms", "rate_limit": calls per second (0 = none)}``.
 ``POST /_sandbox/dossiers``
     ``{"dossiers": ["<MaHoSo>" | {dossier}, …]}``: mark dossiers as already on the portal.
 ``GET /_sandbox/dossiers/{MaHoSo}``
     The stored dossier, or 404.
 ``GET /_sandbox/record``
     ``{"dossiers": {"<MaHoSo>": [entry, …]}, "logins", "login_failures", "tokens",
-    "token_methods", "calls", "max_in_flight", "stored"}``; entries in arrival order, e.g.
+    "token_methods", "calls", "throttled", "max_in_flight", "stored"}``; entries in arrival order, e.g.
     ``{"service": "DongBoHoSoMC", "isUpdating": "False", "data": {…}, "at": <epoch>,
     "madonvi": "…", "dstcode": "…", "error_code": "00"}`` or
     ``{"service": "CapNhatTienDoHoSoMC", "items": […], …}`` or
     ``{"service": "TraCuuHoSo", "params": {"mahoso": "…"}, …}``. Rejected calls are recorded
     too, with their ``error_code``.
 ``POST /_sandbox/reset``
-    Forget everything, configuration included.
+    Forget everything; the configuration returns to its start-up values (the command line's).
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ import asyncio
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -74,6 +83,8 @@ from adapters.sandbox.state import (
     SandboxState,
     empty_result,
 )
+from config.loader import parse_duration
+from core.errors import ConfigError
 
 STATE = web.AppKey("sandbox_state", SandboxState)
 
@@ -114,12 +125,26 @@ def _bearer_refused(state: SandboxState, request: web.Request) -> bool:
     return state.token_ever_issued and not state.bearer_valid(request.headers.get("Authorization"))
 
 
+async def _gateway(state: SandboxState) -> web.Response | None:
+    """The API gateway's part of a portal call: the rate limit decides on arrival, then the
+    answer waits ``latency``, a refusal included. Returns the 429 to send, or None to carry on."""
+    wait = state.admit()
+    if state.config.latency > 0:
+        await asyncio.sleep(state.config.latency)
+    if wait is None:
+        return None
+    return await _fault_response(Fault(mode="http429", retry_after=math.ceil(wait)))
+
+
 # ── portal routes ────────────────────────────────────────────────────────────────────────
 
 
 async def login(request: web.Request) -> web.Response:
     """§2.2 login."""
     state = request.app[STATE]
+    refused = await _gateway(state)
+    if refused is not None:
+        return refused
     if _bearer_refused(state, request):
         return _unauthorized()
     if not request.headers.get("dstcode"):
@@ -144,6 +169,9 @@ def _client_credentials(authorization: str | None, form: Any) -> tuple[str, str,
 async def token(request: web.Request) -> web.Response:
     """§3.1 client-credentials token endpoint."""
     state = request.app[STATE]
+    refused = await _gateway(state)
+    if refused is not None:
+        return refused
     form = await request.post()
     if form.get("grant_type") != "client_credentials":
         return web.json_response({"error": "unsupported_grant_type"}, status=400)
@@ -164,7 +192,8 @@ async def _fault_response(fault: Fault) -> web.Response | None:
         return web.Response(status=503, text=html, content_type="text/html")
     if fault.mode == "http429":
         headers = {} if fault.retry_after is None else {"Retry-After": _retry_after_text(fault.retry_after)}
-        return web.json_response({"error": "quota exceeded"}, status=429, headers=headers)
+        body = {"error": "quota exceeded", "message": "API rate limit exceeded"}
+        return web.json_response(body, status=429, headers=headers)
     if fault.mode == "http403":
         return web.json_response({"error": "forbidden", "message": "Application not subscribed"}, status=403)
     if fault.mode == "html":
@@ -194,17 +223,20 @@ def _envelope_problem(state: SandboxState, request: web.Request, body: dict[str,
 
 async def _service_call(request: web.Request, endpoint: str) -> web.Response:
     state = request.app[STATE]
-    state.calls += 1
     state.in_flight += 1
     state.max_in_flight = max(state.max_in_flight, state.in_flight)
     try:
+        refused = await _gateway(state)
+        if refused is not None:
+            return refused
+        state.calls += 1
         return await _serve(state, request, endpoint)
     finally:
         state.in_flight -= 1
 
 
 async def _serve(state: SandboxState, request: web.Request, endpoint: str) -> web.Response:
-    fault = state.take_fault()
+    fault = state.take_fault(endpoint)
     if fault is not None:
         forced = await _fault_response(fault)
         if forced is not None:
@@ -259,6 +291,19 @@ def _parse_fault(body: dict[str, Any]) -> Fault | str:
     return fault
 
 
+async def admin_list_faults(request: web.Request) -> web.Response:
+    """The faults still queued, in the order they will apply."""
+    return web.json_response({"faults": request.app[STATE].queued_faults()})
+
+
+async def admin_clear_faults(request: web.Request) -> web.Response:
+    """Forget every queued fault (what already happened stays in the record)."""
+    state = request.app[STATE]
+    cleared = len(state.faults)
+    state.faults.clear()
+    return web.json_response({"ok": True, "cleared": cleared})
+
+
 async def admin_faults(request: web.Request) -> web.Response:
     """Queue a fault for the next service calls, or expire sessions/tokens now."""
     state = request.app[STATE]
@@ -270,18 +315,45 @@ async def admin_faults(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "pending": sum(f.remaining for f in state.faults)})
 
 
-_CONFIG_KEYS = {"refuse_logins", "credentials", "clients", "session_ttl", "token_ttl"}
+_CONFIG_KEYS = {"refuse_logins", "credentials", "clients", "session_ttl", "token_ttl", "latency", "rate_limit"}
+
+
+def latency_seconds(value: object) -> float:
+    """A latency setting (seconds, or text such as ``"50ms"``) in seconds; raises ConfigError."""
+    seconds = float(parse_duration(value, "latency"))
+    if seconds < 0:
+        raise ConfigError("latency", f"must not be negative; got {value!r}")
+    return seconds
+
+
+def rate_limit_calls(value: object) -> int:
+    """A rate-limit setting (whole calls per second, 0 = none); raises ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError("rate_limit", f"expected a whole number of calls per second (0 = none); got {value!r}")
+    return value
+
+
+_CHECKED: dict[str, Callable[[object], object]] = {"latency": latency_seconds, "rate_limit": rate_limit_calls}
 
 
 async def admin_config(request: web.Request) -> web.Response:
-    """Change login/token acceptance and lifetimes; unknown keys are refused."""
+    """Change login/token acceptance, lifetimes, latency and rate limit; unknown keys and bad
+    latency or rate-limit values are refused, and then nothing is changed."""
     state = request.app[STATE]
     body = await _json_object(request)
     if body is None or not set(body) <= _CONFIG_KEYS:
         return _admin_error(f"expected an object with keys among {sorted(_CONFIG_KEYS)}")
-    for key, value in body.items():
+    try:
+        values = {key: _CHECKED.get(key, _same)(value) for key, value in body.items()}
+    except ConfigError as exc:
+        return _admin_error(str(exc))
+    for key, value in values.items():
         setattr(state.config, key, value)
     return web.json_response(vars(state.config))
+
+
+def _same(value: object) -> object:
+    return value
 
 
 async def admin_dossiers(request: web.Request) -> web.Response:
@@ -312,16 +384,21 @@ async def admin_reset(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def create_sandbox_app(*, clock: Callable[[], float] | None = None) -> web.Application:
-    """The simulator as an aiohttp application (``clock`` drives session/token expiry)."""
+def create_sandbox_app(*, clock: Callable[[], float] | None = None, latency: float = 0.0,
+                       rate_limit: int = 0) -> web.Application:
+    """The simulator as an aiohttp application (``clock`` drives session/token expiry and the
+    rate-limit window); ``latency`` (s) and ``rate_limit`` (calls/s) are its start-up values."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
-    app[STATE] = SandboxState(clock=clock) if clock is not None else SandboxState()
-    app[STATE].config = SandboxConfig()
+    startup = SandboxConfig(latency=latency, rate_limit=rate_limit)
+    app[STATE] = SandboxState(clock=clock, startup=startup) if clock is not None else SandboxState(startup=startup)
+    app[STATE].reset()
     app.router.add_post("/login", login)
     app.router.add_post("/token", token)
     app.router.add_post("/service", service)
     app.router.add_post("/share", share)
     app.router.add_post("/_sandbox/faults", admin_faults)
+    app.router.add_get("/_sandbox/faults", admin_list_faults)
+    app.router.add_delete("/_sandbox/faults", admin_clear_faults)
     app.router.add_post("/_sandbox/config", admin_config)
     app.router.add_post("/_sandbox/dossiers", admin_dossiers)
     app.router.add_get("/_sandbox/dossiers/{code}", admin_dossier)
@@ -330,7 +407,8 @@ def create_sandbox_app(*, clock: Callable[[], float] | None = None) -> web.Appli
     return app
 
 
-def run_sandbox(host: str = "127.0.0.1", port: int = 9000) -> None:
-    """Serve the simulator until interrupted (blocking; used by ``dvcgw sandbox``)."""
-    app = create_sandbox_app()
+def run_sandbox(host: str = "127.0.0.1", port: int = 9000, *, latency: object = 0.0, rate_limit: object = 0) -> None:
+    """Serve the simulator until interrupted (blocking; used by ``dvcgw sandbox``). ``latency``
+    is seconds or text such as ``"50ms"``; raises ConfigError for a bad latency or rate limit."""
+    app = create_sandbox_app(latency=latency_seconds(latency), rate_limit=rate_limit_calls(rate_limit))
     web.run_app(app, host=host, port=port, access_log=None)

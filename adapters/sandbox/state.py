@@ -23,11 +23,12 @@ Multi-dossier calls are atomic: one bad dossier rejects the whole call and store
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from adapters.sandbox.validation import code_of, dossier_problem, progress_problem
@@ -66,13 +67,16 @@ class SandboxConfig:
     clients: dict[str, str] | None = None  # client_id → secret; None = any non-empty pair
     session_ttl: float = 0.0  # seconds; 0 = sessions never expire by age
     token_ttl: int = 3600
+    latency: float = 0.0  # seconds every portal call waits before it is answered
+    rate_limit: int = 0  # portal calls admitted in any one-second window; 0 = no limit
 
 
 @dataclass
 class SandboxState:
-    """All the sandbox remembers; ``reset()`` forgets everything."""
+    """All the sandbox remembers; ``reset()`` forgets everything but the start-up configuration."""
 
     clock: Callable[[], float] = time.monotonic
+    startup: SandboxConfig = field(default_factory=SandboxConfig)  # what reset() returns to
     config: SandboxConfig = field(default_factory=SandboxConfig)
     sessions: dict[str, float] = field(default_factory=dict)  # session → issued at
     tokens: dict[str, float] = field(default_factory=dict)  # access token → expires at
@@ -80,6 +84,7 @@ class SandboxState:
     dossiers: dict[str, dict[str, Any]] = field(default_factory=dict)
     record: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     faults: deque[Fault] = field(default_factory=deque)
+    faulted: list[dict[str, Any]] = field(default_factory=list)  # service calls a fault answered
     logins: int = 0
     login_failures: int = 0
     tokens_issued: int = 0
@@ -87,10 +92,34 @@ class SandboxState:
     calls: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    admitted: deque[float] = field(default_factory=deque)  # admission times of the last second
+    throttled: int = 0
 
     def reset(self) -> None:
-        """Forget sessions, tokens, dossiers, the record, faults and configuration."""
-        self.__dict__.update(SandboxState(clock=self.clock).__dict__)
+        """Forget sessions, tokens, dossiers, the record and faults; the configuration returns to
+        its start-up values."""
+        fresh = SandboxState(clock=self.clock, startup=self.startup, config=replace(self.startup))
+        self.__dict__.update(fresh.__dict__)
+
+    # ── the API gateway in front of the portal ─────────────────────────────────────────────
+
+    def admit(self) -> float | None:
+        """Rate limit, a sliding one-second window: None admits this portal call; otherwise
+        the call is refused (and counted in ``throttled``) and the result is the seconds until
+        one would be admitted. Refused calls do not count against the window."""
+        limit = self.config.rate_limit
+        if limit <= 0:
+            return None
+        now = self.clock()
+        window = self.admitted
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) < limit:
+            window.append(now)
+            return None
+        self.throttled += 1
+        # the call that must leave the window before one more fits (limit may have been lowered)
+        return window[len(window) - limit] + 1.0 - now
 
     # ── faults ────────────────────────────────────────────────────────────────────────────
 
@@ -103,15 +132,21 @@ class SandboxState:
         elif fault.remaining > 0:
             self.faults.append(fault)
 
-    def take_fault(self) -> Fault | None:
-        """The fault for this service call, if any (consumes one of its count)."""
+    def take_fault(self, endpoint: str) -> Fault | None:
+        """The fault for this service call, if any (consumes one of its count; noted in the
+        record's ``faulted`` list)."""
         if not self.faults:
             return None
         fault = self.faults[0]
         fault.remaining -= 1
         if fault.remaining <= 0:
             self.faults.popleft()
+        self.faulted.append({"mode": fault.mode, "endpoint": endpoint, "at": self.clock()})
         return fault
+
+    def queued_faults(self) -> list[dict[str, Any]]:
+        """The faults still waiting, in order (``GET /_sandbox/faults``)."""
+        return [dataclasses.asdict(f) for f in self.faults]
 
     # ── credentials ───────────────────────────────────────────────────────────────────────
 
@@ -175,6 +210,8 @@ class SandboxState:
             "tokens": self.tokens_issued,
             "token_methods": self.token_methods,
             "calls": self.calls,
+            "faulted": self.faulted,
+            "throttled": self.throttled,
             "max_in_flight": self.max_in_flight,
             "stored": len(self.dossiers),
         }

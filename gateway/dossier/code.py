@@ -5,8 +5,8 @@ Every code, the portal's own and a local one that §8 will later map to a portal
 * at most :data:`MAX_CODE_LENGTH` characters, all of them ASCII letters, digits, ``.``, ``_`` or
   ``-`` (so no space, slash, backslash, percent sign, control character or Vietnamese letter: one
   spelling per dossier, nothing that forges a log line or escapes a path);
-* a first dash segment that is a unit code (:data:`core.codes.UNIT_CODE_PATTERN`, e.g.
-  ``000.00.01.H55``), which is what the agency's units are compared with;
+* a first dash segment that is a unit code (:data:`core.codes.UNIT_CODE`, e.g. ``000.00.01.H55``),
+  the same format the settings demand of ``[[agencies]] units``, which it is compared with;
 * at least one more dash segment, none of them empty.
 
 With ``[dossiers] strict_code = true`` it must moreover have the portal's form
@@ -20,12 +20,11 @@ import re
 from datetime import date
 from typing import Any
 
-from core.codes import UNIT_CODE_PATTERN
+from core.codes import UNIT_CODE, is_unit_code
 
 MAX_CODE_LENGTH = 64
 
 _ALPHABET_RE = re.compile(r"[0-9A-Za-z._-]+")
-_UNIT_RE = re.compile(UNIT_CODE_PATTERN)
 _REST_RE = re.compile(r"(?:-[0-9A-Za-z._]+)+")
 _STRICT_REST_RE = re.compile(r"-([0-9]{2})([0-9]{2})([0-9]{2})-[0-9]+")
 EXAMPLE = "000.00.01.H55-240315-00012"
@@ -34,7 +33,7 @@ EXAMPLE = "000.00.01.H55-240315-00012"
 def code_pattern(strict: bool = False) -> str:
     """The rule as one anchored regular expression (JSON Schema ``pattern``)."""
     rest = r"-[0-9]{6}-[0-9]+" if strict else r"(?:-[0-9A-Za-z._]+)+"
-    return f"^{UNIT_CODE_PATTERN}{rest}$"
+    return f"^{UNIT_CODE}{rest}$"
 
 
 def code_schema(strict: bool = False) -> dict[str, Any]:
@@ -42,7 +41,7 @@ def code_schema(strict: bool = False) -> dict[str, Any]:
     form = "<unit>-<yyMMdd>-<digits>" if strict else "<unit>-<one or more segments>"
     return {"type": "string", "pattern": code_pattern(strict), "maxLength": MAX_CODE_LENGTH,
             "description": f"Dossier code, {form}, e.g. {EXAMPLE}: ASCII letters, digits, '.', '_' and '-'; "
-                           f"the first dash segment is the unit code (four dot-separated groups)."}
+                           f"the first dash segment is the unit code (e.g. 000.00.01.H55)."}
 
 
 def code_problem(code: str, strict: bool = False) -> str:
@@ -53,8 +52,9 @@ def code_problem(code: str, strict: bool = False) -> str:
         return ("may contain only the ASCII letters A-Z and a-z, digits, '.', '_' and '-' (no space, slash, "
                 "backslash, percent sign, control character or Vietnamese letter)")
     unit, dash, rest = code.partition("-")
-    if not _UNIT_RE.fullmatch(unit):
-        return "its first dash segment must be a unit code: four dot-separated groups such as 000.00.01.H55"
+    if not is_unit_code(unit):
+        return ("its first dash segment must be a unit code: digits in groups of 3, 2 and 2, then a capital "
+                "letter and 2 digits, dot-separated, e.g. 000.00.01.H55")
     if strict:
         return _strict_problem(dash + rest)
     if not _REST_RE.fullmatch(dash + rest):

@@ -126,3 +126,17 @@ def test_token_kept_until_sixty_seconds_before_expiry() -> None:
     assert envelope.parse_token({"access_token": "T", "expires_in": 60}).usable_for == 30
     with pytest.raises(PortalAuthFailed):
         envelope.parse_token({"token_type": "Bearer"})
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    ({"error_code": "-5", "message": "Hồ sơ 000.00.01.H55-240315-00012 không tồn tại trên hệ thống"},
+     envelope.Verdict.NOT_FOUND),
+    ({"error_code": "-1", "message": "HỒ SƠ KHÔNG TỒN TẠI"}, envelope.Verdict.NOT_FOUND),
+    ({"error_code": "-5", "message": "Mã TTHC không tồn tại"}, envelope.Verdict.REJECTED),
+    ({"error_code": "0", "message": "Hồ sơ không tồn tại"}, envelope.Verdict.OK),
+    ({"error_code": "-3", "message": "Hồ sơ đã tồn tại"}, envelope.Verdict.EXISTS),
+])
+def test_a_reply_saying_the_dossier_does_not_exist(reply: dict[str, str], expected: envelope.Verdict) -> None:
+    """Only a non-zero reply that names the dossier ("hồ sơ") and says "không tồn tại" means the
+    portal lacks it; an unknown procedure code stays a rejection, and "đã tồn tại" stays "exists"."""
+    assert envelope.verdict(reply) is expected

@@ -3,10 +3,17 @@ driven with raw HTTP so that nothing in the client can hide a wire mistake."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+from adapters.sandbox.app import create_sandbox_app, run_sandbox
+from core.errors import ConfigError
 from tests.fakes.portal import DSTCODE, MADONVI, FakeClock, SandboxHandle, dossier, progress, running_sandbox
 
 CODE = "000.00.01.H56-240315-00101"
@@ -190,6 +197,28 @@ async def test_faults_apply_to_the_next_n_calls(sandbox: SandboxHandle, session:
     assert (await sandbox.record())["calls"] == 0 and sandbox.state.sessions == {}
 
 
+async def test_faulted_calls_are_in_the_record_and_queued_faults_can_be_listed_and_cleared(
+        sandbox: SandboxHandle, session: str) -> None:
+    """Admin (issue 13): every call a fault answered is listed in the record's ``faulted``, in order;
+    GET /_sandbox/faults lists what is still queued, DELETE clears it, and the next call is normal."""
+    await sandbox.fault("http503", count=1)
+    await sandbox.fault("reject", count=3)
+    body = {"session": session, "madonvi": MADONVI, "service": "TraCuuHoSo", "mahoso": CODE}
+    statuses = []
+    for _ in range(2):
+        async with sandbox.http.post(f"{sandbox.url}/service", json=body, headers={"dstcode": DSTCODE}) as resp:
+            statuses.append(resp.status)
+    assert statuses == [503, 200]
+    async with sandbox.http.get(f"{sandbox.url}/_sandbox/faults") as resp:
+        queued = (await resp.json())["faults"]
+    assert [(f["mode"], f["remaining"]) for f in queued] == [("reject", 2)]
+    async with sandbox.http.delete(f"{sandbox.url}/_sandbox/faults") as resp:
+        assert (await resp.json()) == {"ok": True, "cleared": 1}
+    assert (await call(sandbox, "TraCuuHoSo", session, mahoso=CODE))["error_code"] == "0"
+    faulted = (await sandbox.record())["faulted"]
+    assert [(f["mode"], f["endpoint"]) for f in faulted] == [("http503", "integration"), ("reject", "integration")]
+
+
 async def test_admin_refuses_unknown_fault(sandbox: SandboxHandle) -> None:
     """Admin: an unknown fault mode is a 400, not silently ignored."""
     async with sandbox.http.post(f"{sandbox.url}/_sandbox/faults", json={"mode": "explode"}) as resp:
@@ -206,3 +235,129 @@ async def test_session_ttl_on_the_sandbox_clock() -> None:
         assert (await call(sb, "TraCuuHoSo", session, mahoso=CODE))["error_code"] == "0"
         clock.advance(2)
         assert (await call(sb, "TraCuuHoSo", session, mahoso=CODE))["error_code"] == "-1"
+
+
+# ── the API gateway in front of the portal: rate limit and latency ──────────────────────
+
+
+async def lookup_status(sb: SandboxHandle, session: str) -> tuple[int, str | None, Any]:
+    """One TraCuuHoSo: (HTTP status, Retry-After, JSON body)."""
+    body = {"session": session, "madonvi": MADONVI, "service": "TraCuuHoSo", "mahoso": CODE}
+    async with sb.http.post(f"{sb.url}/service", json=body, headers={"dstcode": DSTCODE}) as resp:
+        return resp.status, resp.headers.get("Retry-After"), await resp.json()
+
+
+@asynccontextmanager
+async def sandbox_started_with(**startup: Any) -> AsyncIterator[SandboxHandle]:
+    """The sandbox app as ``dvcgw sandbox --latency … --rate-limit …`` builds it, on port 0."""
+    app = create_sandbox_app(clock=FakeClock(), **startup)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield SandboxHandle(url=f"http://{host}:{port}", app=app, http=http)
+    finally:
+        await runner.cleanup()
+
+
+async def test_rate_limit_burst_gets_429_with_retry_after() -> None:
+    """Rate limit 5/s (sliding one-second window): of a burst of 8 concurrent calls exactly 5 are
+    served and 3 answered 429 with Retry-After "1" and a JSON body; refused calls never reach the
+    portal (not in calls, counted in throttled) and do not use up the window."""
+    clock = FakeClock()
+    async with running_sandbox(clock=clock) as sb:
+        session = str((await login(sb))["session"])
+        await sb.admin("config", {"rate_limit": 5})
+        answers = await asyncio.gather(*(lookup_status(sb, session) for _ in range(8)))
+        assert sorted(status for status, _, _ in answers) == [200] * 5 + [429] * 3
+        refused = [(ra, body) for status, ra, body in answers if status == 429]
+        assert refused == [("1", {"error": "quota exceeded", "message": "API rate limit exceeded"})] * 3
+        record = await sb.record()
+        assert (record["calls"], record["throttled"]) == (5, 3)
+
+
+async def test_rate_limit_window_slides() -> None:
+    """The window is the last second, on the sandbox clock: a call is refused until the oldest
+    admitted call is a full second old, then exactly one more fits per call that left."""
+    clock = FakeClock()
+    async with running_sandbox(clock=clock) as sb:
+        session = str((await login(sb))["session"])
+        await sb.admin("config", {"rate_limit": 2})
+        assert (await lookup_status(sb, session))[0] == 200
+        clock.advance(0.5)
+        assert (await lookup_status(sb, session))[0] == 200
+        assert (await lookup_status(sb, session))[:2] == (429, "1")  # 0.5 s to wait: whole seconds, at least 1
+        clock.advance(0.5)  # the first call leaves the window, the second is still in it
+        assert [(await lookup_status(sb, session))[0] for _ in range(2)] == [200, 429]
+        clock.advance(1.0)  # both admitted calls leave it
+        assert [(await lookup_status(sb, session))[0] for _ in range(3)] == [200, 200, 429]
+
+
+async def test_rate_limit_covers_login_and_token_and_survives_reset() -> None:
+    """Started with a rate limit (as ``--rate-limit 1``): /login and /token count against it and
+    are refused with 429 too; reset keeps the start-up value, admin config can lift it."""
+    async with sandbox_started_with(rate_limit=1) as sb:
+        assert (await login(sb))["error_code"] == 0
+        async with sb.http.post(f"{sb.url}/login", json={"username": "u", "password": "p"},
+                                headers={"dstcode": DSTCODE}) as resp:
+            assert (resp.status, resp.headers.get("Retry-After")) == (429, "1")
+        form = {"grant_type": "client_credentials", "client_id": "a", "client_secret": "b"}
+        async with sb.http.post(f"{sb.url}/token", data=form) as resp:
+            assert resp.status == 429
+        await sb.admin("reset")
+        assert sb.state.config.rate_limit == 1 and (await sb.record())["throttled"] == 0
+        await sb.admin("config", {"rate_limit": 0})
+        replies = [await login(sb) for _ in range(3)]
+        assert [r["error_code"] for r in replies] == [0, 0, 0]
+
+
+async def test_latency_delays_every_portal_call(sandbox: SandboxHandle) -> None:
+    """Admin config latency "200ms": a login, a service call and a 429 each take at least 0.2 s
+    (loop clock); the admin routes are not delayed (a 1-hour latency does not hold them up)."""
+    loop = asyncio.get_running_loop()
+    await sandbox.admin("config", {"latency": "200ms"})
+    started = loop.time()
+    session = str((await login(sandbox))["session"])
+    assert loop.time() - started >= 0.2
+    await sandbox.admin("config", {"rate_limit": 1})
+    started = loop.time()
+    status, _, _ = await lookup_status(sandbox, session)
+    assert status == 200 and loop.time() - started >= 0.2
+    started = loop.time()
+    status, _, _ = await lookup_status(sandbox, session)
+    assert status == 429 and loop.time() - started >= 0.2
+    await sandbox.admin("config", {"latency": 3600})
+    async with asyncio.timeout(30):
+        await sandbox.record()
+        assert (await sandbox.admin("config", {"latency": 0}))["latency"] == 0
+
+
+async def test_latency_set_at_start_up() -> None:
+    """Started with a latency (as ``--latency 150ms``): the first call already waits it."""
+    loop = asyncio.get_running_loop()
+    async with sandbox_started_with(latency=0.15) as sb:
+        started = loop.time()
+        await login(sb)
+        assert loop.time() - started >= 0.15
+
+
+@pytest.mark.parametrize("body", [{"latency": "fast"}, {"latency": -1}, {"latency": True}, {"rate_limit": 2.5},
+                                  {"rate_limit": -1}, {"rate_limit": "100"}, {"rate_limit": 5, "latency": "x"}])
+async def test_admin_config_refuses_bad_latency_or_rate(sandbox: SandboxHandle, body: dict[str, Any]) -> None:
+    """Admin config: a latency that is not a duration ≥ 0 or a rate limit that is not a whole
+    number ≥ 0 is a 400, and nothing of that request is applied."""
+    async with sandbox.http.post(f"{sandbox.url}/_sandbox/config", json=body) as resp:
+        assert resp.status == 400
+    assert (sandbox.state.config.latency, sandbox.state.config.rate_limit) == (0.0, 0)
+
+
+def test_start_up_values_are_checked() -> None:
+    """``dvcgw sandbox --latency``/``--rate-limit`` go through the same checks: bad values are
+    configuration errors before anything is served."""
+    with pytest.raises(ConfigError):
+        run_sandbox("127.0.0.1", 0, latency="soon")
+    with pytest.raises(ConfigError):
+        run_sandbox("127.0.0.1", 0, rate_limit=-5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,30 @@ def test_removed_keys_are_refused_with_their_replacement(tmp_path: Path, text: s
     with pytest.raises(ConfigError) as info:
         load(None, environ={env: "1"})
     assert info.value.key == key and "removed" in str(info.value)
+
+
+_AGENCY = "[[agencies]]\ncode = '{code}'\napi_key = '{key}'\nunits = ['{unit}']\n"
+
+
+@pytest.mark.parametrize(("text", "key", "says"), [
+    ("[portal]\nmadonvi = ''\n", "portal.madonvi", "unit's code"),
+    ("[portal]\nmadonvi = 'H55'\n", "portal.madonvi", "unit's code"),
+    (_AGENCY.format(code="A", key="k1", unit="000.00.01.H55")
+     + _AGENCY.format(code="B", key="k1", unit="000.00.02.H55"), "agencies[1].api_key", "agencies[0]"),
+    (_AGENCY.format(code="A", key="k1", unit="000.00.01.H55")
+     + f"[[agencies]]\ncode = 'B'\napi_key_sha256 = '{hashlib.sha256(b'k1').hexdigest().upper()}'\n",
+     "agencies[1].api_key", "agencies[0]"),
+    (_AGENCY.format(code="A", key="k1", unit="000.00.01.H55") + "[operator]\napi_key = 'k1'\n",
+     "operator.api_key", "agency"),
+    (_AGENCY.format(code="A", key="k1", unit="hello"), "agencies[0].units", "'hello'"),
+    (_AGENCY.format(code="A", key="k1", unit="000.00.01.H55-1"), "agencies[0].units", "unit code"),
+])
+def test_configurations_that_must_never_start(tmp_path: Path, text: str, key: str, says: str) -> None:
+    """check-config and start-up refuse, naming the key: an empty or malformed sending unit code, two
+    agencies with one API key (given plainly or as a digest), an operator key equal to an agency
+    key, and a unit code outside the unit-code format (issue 13)."""
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(f, environ={})
+    assert info.value.key == key and says in str(info.value), str(info.value)

@@ -134,3 +134,28 @@ async def test_integer_codes_are_sent_as_strings(gateway: Gateway, sandbox: Sand
     await gateway.drain()
     data = next(c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC")["data"]
     assert (data["TrangThaiHoSo"], data["KenhThucHien"], data["LoaiDoiTuong"]) == ("4", "2", "1")
+
+
+async def test_a_dossier_the_portal_lost_reaches_it_again_on_the_next_update(gateway: Gateway,
+                                                                            sandbox: Sandbox) -> None:
+    """The sandbox "loses" a delivered dossier (reset): the next snapshot goes as an update, the
+    portal answers "hồ sơ … không tồn tại", and the engine sends the same body again as a create,
+    with no operator action; no dead letter, the status keeps the portal's words, the metric counts it
+    (issue 13)."""
+    assert (await gateway.put(M, sample_dossier(M, TrangThaiHoSo="2"))).status == 202
+    await gateway.drain()
+    await sandbox.admin("reset")
+    assert (await gateway.put(M, sample_dossier(M, TrangThaiHoSo="4"))).status == 202
+    await gateway.drain()
+    pushes = [c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC"]
+    assert [(p["isUpdating"], p["data"]["TrangThaiHoSo"]) for p in pushes] == [("True", "4"), ("False", "4")]
+    st = await gateway.status(M)
+    assert st["delivery"] == "delivered" and st["delivered_state"] == "4"
+    assert st["last_error"]["class"] == "not_found" and "không tồn tại" in st["last_error"]["message"]
+    assert gateway.metric("dvcgw_deliveries_total", outcome="not_found", kind="snapshot") == 1
+    r = await gateway.operator("GET", "/v1/dead-letters")
+    assert (await r.json())["items"] == []
+    assert (await gateway.put(M, sample_dossier(M, TrangThaiHoSo="5"))).status == 202
+    await gateway.drain()
+    pushes = [c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC"]
+    assert [p["isUpdating"] for p in pushes] == ["True", "False", "True"]  # known again: an update

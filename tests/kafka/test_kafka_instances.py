@@ -44,10 +44,10 @@ async def test_two_instances_share_partitions_and_state(kafka_bootstrap: str) ->
     await b.start()
     try:
         for _ in range(100):  # both members hold partitions once the join settles
-            if a._assigned and b._assigned:
+            if a.owned_partitions() and b.owned_partitions():
                 break
             await asyncio.sleep(0.1)
-        assert a._assigned and b._assigned
+        assert a.owned_partitions() and b.owned_partitions()
         names = {id(a): "a", id(b): "b"}
         dossiers = [f"M{i:03d}" for i in range(40)]
         await asyncio.gather(*(a.enqueue([snap(m, "2"), prog(m, 1), prog(m, 2)]) for m in dossiers))

@@ -255,3 +255,19 @@ async def test_concurrent_enqueues_all_survive(backend: QueueBackend) -> None:
     assert len(set(seqs)) == 200 and seqs[0] >= 1
     st = await backend.status("D1")
     assert st is not None and st.last_sequence == seqs[-1]
+
+
+async def test_dead_letter_ids_are_never_reused(backend: QueueBackend) -> None:
+    """An operator refers to dead letters by id: after one is dropped, the next dead letter gets a
+    new id, never the dropped one's (issue 13)."""
+    now = time.time() + 1
+    seen: list[str] = []
+    for n in range(3):
+        await backend.enqueue([snap(f"D{n}")])
+        w = await claim_one(backend, now)
+        await backend.record(w, Outcome(dead=(w.snapshot.event_id,), error=REJECT), now)  # type: ignore[union-attr]
+        items = (await backend.dead_letters(None, 10)).items
+        assert len(items) == 1
+        seen.append(items[0].id)
+        assert await backend.drop(items[0].id)
+    assert len(set(seen)) == 3, seen

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import stat
 import time
 from pathlib import Path
 
 import pytest
 
 from core.errors import QueueUnavailable
-from queues.api import EventKind, NewEvent, Outcome
+from queues import sqlstate
+from queues.api import ErrorInfo, EventKind, NewEvent, Outcome, OutcomeClass
 from queues.sqlite import SQLiteQueue
 
 
@@ -100,3 +104,50 @@ async def test_unwritable_store_is_a_queue_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(QueueUnavailable, match="cannot open"):
         await SQLiteQueue(blocker / "sub" / "q.sqlite3").start()
+
+
+async def test_an_older_store_keeps_its_dead_letters_and_stops_reusing_ids(tmp_path: Path) -> None:
+    """A store whose dead_letters table predates AUTOINCREMENT is migrated at start: its letters and
+    their ids stay, and the id of a dropped last letter is not given out again."""
+    path = tmp_path / "q.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.executescript(sqlstate.SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY"))
+        old.execute("INSERT INTO dead_letters (id, event_id, mahoso, kind, seq, cls, code, message, attempts, dead_at)"
+                    " VALUES (7, 1, 'D1', 'snapshot', 1, 'rejected', '-5', 'x', 1, 0)")
+    old.close()
+    q = SQLiteQueue(path)
+    await q.start()
+    try:
+        assert [d.id for d in (await q.dead_letters(None, 10)).items] == ["7"]
+        assert await q.drop("7")
+        await q.enqueue([ev("D2", 1)])
+        w = (await q.claim(10, time.time() + 1))[0]
+        err = ErrorInfo(OutcomeClass.REJECTED, "-5", "x")
+        await q.record(w, Outcome(dead=(w.progress[0].event_id,), error=err), time.time() + 1)
+        assert [d.id for d in (await q.dead_letters(None, 10)).items] == ["8"]
+    finally:
+        await q.close()
+
+
+async def test_the_store_is_private_to_its_user(tmp_path: Path) -> None:
+    """The store holds personal data: a new store's folder is 0700 and its files 0600 whatever the
+    umask; an existing folder and file open to others are closed to them at start (issue 13)."""
+    fresh = tmp_path / "new" / "q.sqlite3"
+    old_umask = os.umask(0o022)
+    try:
+        q = SQLiteQueue(fresh)
+        await q.start()
+        await q.enqueue([ev("D1", 1)])
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [fresh.parent, *fresh.parent.iterdir()]}
+        await q.close()
+    finally:
+        os.umask(old_umask)
+    assert modes["new"] == 0o700 and modes["q.sqlite3"] == 0o600 and modes["q.sqlite3-wal"] == 0o600, modes
+    opened = tmp_path / "old"
+    opened.mkdir(mode=0o755)
+    (opened / "q.sqlite3").touch(mode=0o644)
+    q = SQLiteQueue(opened / "q.sqlite3")
+    await q.start()
+    await q.close()
+    assert stat.S_IMODE(opened.stat().st_mode) == 0o700
+    assert stat.S_IMODE((opened / "q.sqlite3").stat().st_mode) == 0o600

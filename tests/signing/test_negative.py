@@ -104,6 +104,23 @@ async def test_all_tsas_down_with_allow_downgrade_signs_b_b(world, tmp_path):
     assert (r.headers["X-Signature-Level"], r.headers["X-Signature-Downgraded"]) == ("B-B", "true")
 
 
+async def test_b_t_without_any_tsa_configured_is_refused_not_retried(world, tmp_path):
+    """No [signing] tsa_urls and no allow_downgrade: B-T is a 422 naming ``level`` (no retry can
+    help), not a 503 with Retry-After; B-B still signs (issue 13)."""
+    from prometheus_client import CollectorRegistry
+    settings = load_settings(world, "no-tsa", storage=tmp_path, tsa_urls=(), workers=1)
+    url, runner = world.servers.serve(gateway_app(settings, CollectorRegistry()))
+    try:
+        r = await client.sign(url, one_page_pdf(), {"key": "file-pem", "level": "B-T"})
+        ok = await client.sign(url, one_page_pdf(), {"key": "file-pem", "level": "B-B"})
+    finally:
+        world.servers.stop(runner)
+    assert r.status == 422 and "Retry-After" not in r.headers
+    body = r.json()
+    assert body["error"] == "level_not_available" and [e["field"] for e in body["errors"]] == ["level"]
+    assert ok.status == 200
+
+
 async def test_agency_refused_a_key_not_its_own(signing_gw):
     """An agency may use only keys listing it: 403 key_not_allowed; an unknown alias is 422."""
     r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "syt-seal"}, agency="STP")
