@@ -18,7 +18,7 @@ Guarantees a backend must give (checked by ``tests/queues/contract.py`` against 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -210,8 +210,12 @@ class QueueBackend(Protocol):
 
     async def close(self) -> None: ...
 
-    async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
-        """Persist ``events`` (all of one dossier, in order) durably; return ids and sequences."""
+    async def enqueue(self, events: Sequence[NewEvent],
+                      check: Callable[[str | None], None] | None = None) -> list[Accepted]:
+        """Persist ``events`` (all of one dossier, in order) durably; return ids and sequences.
+        ``check``, if given, is called with the dossier's last accepted ``TrangThaiHoSo`` (None for
+        a new dossier) atomically with the append: no other append of the dossier on this
+        instance comes between. What it raises, ``enqueue`` raises, and nothing is appended."""
         ...
 
     async def claim(self, limit: int, now: float) -> list[Work]:

@@ -194,11 +194,18 @@ class KafkaQueue:
 
     # ------------------------------------------------------------------ enqueue
 
-    async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
+    async def enqueue(self, events: Sequence[NewEvent],
+                      check: Callable[[str | None], None] | None = None) -> list[Accepted]:
         """Produce ``events`` (one dossier) to outbound and wait for ``acks=all`` (see
-        :class:`~queues.kafka_accepts.Accepts`). Raises QueueUnavailable when the produce was not
-        acknowledged in time."""
-        return await self._accepts.append(events)
+        :class:`~queues.kafka_accepts.Accepts`). ``check`` sees the last state this instance knows
+        (its own accepts, else the shared view), with the dossier's appends on this instance taken
+        one at a time. Raises QueueUnavailable when the produce was not acknowledged in time."""
+        if check is None or not events:
+            return await self._accepts.append(events)
+        mahoso = events[0].mahoso
+        async with self._accepts.turn(mahoso):
+            check(self._reads.accepted_state(mahoso))
+            return await self._accepts.append(events)
 
     # ------------------------------------------------------------------ claim and record
 

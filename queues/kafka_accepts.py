@@ -9,11 +9,12 @@ accepted, for the transition check, the status read and the claim barrier.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -41,6 +42,8 @@ class Accepts:
         self._id_prefix, self._ids = uuid.uuid4().hex[:16], itertools.count(1)
         self._produced: dict[TopicPartition, int] = {}
         self._local: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        # per dossier with a check-and-append under way here: its lock and how many hold or wait for it
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def append(self, events: Sequence[NewEvent]) -> list[Accepted]:
         """Produce ``events`` (one dossier, in order) and return once ``acks=all`` acknowledged
@@ -59,6 +62,22 @@ class Accepts:
             if state is not None:
                 self._remember(w.mahoso, a.sequence, state)
         return accepted
+
+    @contextlib.asynccontextmanager
+    async def turn(self, mahoso: str) -> AsyncIterator[None]:
+        """One check-and-append of ``mahoso`` at a time on this instance, in arrival order (a lock
+        per dossier, forgotten when nobody holds or waits for it)."""
+        lock, users = self._turns.get(mahoso, (asyncio.Lock(), 0))
+        self._turns[mahoso] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[mahoso]
+            if users == 1:
+                del self._turns[mahoso]
+            else:
+                self._turns[mahoso] = (lock, users - 1)
 
     async def _produce(self, wires: list[WireEvent], p: int) -> list[Any]:
         send = self._producing.send

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -120,13 +120,17 @@ def release_all_leases(conn: sqlite3.Connection) -> int:
     return conn.execute("UPDATE dossiers SET lease = NULL, lease_until = NULL WHERE lease IS NOT NULL").rowcount
 
 
-def enqueue(conn: sqlite3.Connection, events: Sequence[NewEvent], now: float) -> list[Accepted]:
+def enqueue(conn: sqlite3.Connection, events: Sequence[NewEvent], now: float,
+            check: Callable[[str | None], None] | None = None) -> list[Accepted]:
     """Append ``events`` (one dossier, in order). A new snapshot un-parks waiting progress, which then
     follows it.
 
     The common case is two statements per event: one upsert that takes the next sequence and keeps
     the cached counts current (one more pending event; due now unless the ladder set a later time;
-    the oldest open event stays the oldest), and the event's insert. Only un-parking recounts."""
+    the oldest open event stays the oldest), and the event's insert. Only un-parking recounts.
+    ``check``, if given, sees the dossier's last accepted state first, in the same transaction."""
+    if check is not None and events:  # what it raises undoes nothing: nothing was written yet
+        check(accepted_state(conn, events[0].mahoso))
     out: list[Accepted] = []
     recount = False
     for ev in events:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from gateway.accept import Acceptor
 from gateway.dossier import Validated, classify_transition
 from monitoring.metrics import Metrics
 from queues.api import Accepted, NewEvent
-from queues.sqlite import MemoryQueue
+from queues.sqlite import SQLiteQueue
 from tests.harness import settings_for
 
 # Written out by hand from the spec's table (not derived from the module's constants), so a
@@ -65,29 +65,30 @@ def test_codes_outside_the_table_are_unusual_not_errors(previous: str, new: str)
     assert classify_transition(previous, new) == "unusual"
 
 
-class FailingQueue(MemoryQueue):
-    """The memory queue, whose next append fails once when told to (a store that went away)."""
+class FailingQueue(SQLiteQueue):
+    """The SQLite store, whose next append fails once when told to (a store that went away)."""
 
     fail_next = False
 
-    async def enqueue(self, events: Sequence[NewEvent]) -> list[Accepted]:
+    async def enqueue(self, events: Sequence[NewEvent],
+                      check: Callable[[str | None], None] | None = None) -> list[Accepted]:
         if self.fail_next:
             self.fail_next = False
             raise QueueUnavailable("the store went away")
-        return await super().enqueue(events)
+        return await super().enqueue(events, check)
 
 
 def _snap(state: str) -> Validated:
     return Validated({"TrangThaiHoSo": state})
 
 
-async def test_the_acceptor_judges_concurrent_snapshots_in_turn_and_forgets_a_failed_append(tmp_path: Path) -> None:
-    """Under enforce, a snapshot's state is noted before its append is awaited: of two snapshots of a
-    new dossier sent at once ("4", then "3"), the second is judged against the first and refused,
-    not against the empty store. An append that fails takes its note back: the next snapshot is
-    judged against the state before it (storage agrees)."""
+async def test_concurrent_snapshots_are_judged_in_turn_inside_the_append(tmp_path: Path) -> None:
+    """Under enforce, the check runs inside the append (one group commit may carry both): of two
+    snapshots of a new dossier sent at once ("4", then "3"), the second is judged against the first
+    and refused, not against the empty store. An append that fails leaves no trace: the next
+    snapshot is judged against the state before it (storage agrees)."""
     settings = settings_for(tmp_path, "http://127.0.0.1:1", transitions={"enforce": True})
-    queue = FailingQueue()
+    queue = FailingQueue(tmp_path / "q.sqlite3")
     await queue.start()
     metrics = Metrics(CollectorRegistry())
     accept = Acceptor(queue, metrics, settings)

@@ -271,3 +271,24 @@ async def test_dead_letter_ids_are_never_reused(backend: QueueBackend) -> None:
         seen.append(items[0].id)
         assert await backend.drop(items[0].id)
     assert len(set(seen)) == 3, seen
+
+
+async def test_the_check_sees_the_last_state_and_its_refusal_stores_nothing(backend: QueueBackend) -> None:
+    """``enqueue``'s check is called with the dossier's last accepted state (None when new), one
+    append of the dossier at a time even when sent at once; what it raises, enqueue raises, and
+    nothing is appended (the transition check's contract, issue 12)."""
+    seen: list[str | None] = []
+
+    def note(previous: str | None) -> None:
+        seen.append(previous)
+
+    def refuse(previous: str | None) -> None:
+        raise ValueError(f"not after {previous}")
+
+    await asyncio.gather(backend.enqueue([snap("D1", "2")], note), backend.enqueue([snap("D1", "4")], note))
+    assert seen[0] is None and seen[-1] == "2", seen
+    with pytest.raises(ValueError, match="not after 4"):
+        await backend.enqueue([snap("D1", "9")], refuse)
+    assert await backend.accepted_state("D1") == "4"
+    st = await backend.status("D1")
+    assert st is not None and st.accepted_state == "4" and st.last_sequence >= 2
