@@ -242,12 +242,13 @@ def _encode(body: dict[str, Any]) -> bytes:
 
 async def test_100000_unknown_keys_cost_little_and_answer_50_errors(gateway: Gateway) -> None:
     """100,000 unknown keys in one 1 MB body: at most 50 errors are listed and the rest counted in
-    ``more_errors``; the answer stays small and the request costs under 100 ms of CPU."""
+    ``more_errors``; the answer stays small. (Its CPU bound is measured on the daemon alone, in
+    tests/gateway/test_hostile_suite.py: here the client's work and this process's GC would count.)"""
     body = sample_dossier(M)
     body.update({f"{i:05x}": 0 for i in range(100_000)})
     raw = _encode(body)
     assert 1_000_000 < len(raw) <= 1_048_576
-    status, answer, cpu = await _timed_put(gateway, raw)
+    status, answer, _ = await _timed_put(gateway, raw)
     assert status == 422
     reply = json.loads(answer)
     assert_shape(reply, "validation_failed")
@@ -255,7 +256,6 @@ async def test_100000_unknown_keys_cost_little_and_answer_50_errors(gateway: Gat
     assert reply["more_errors"] == 100_000 - 50  # unknown keys of one object are all counted
     assert "the first 50 are listed" in reply["message"]
     assert len(answer) < 16_384
-    assert cpu < CPU_BUDGET_S, cpu
 
 
 async def test_suggestions_stop_after_a_few(gateway: Gateway) -> None:
@@ -288,17 +288,18 @@ async def test_a_huge_unknown_key_is_not_echoed(gateway: Gateway) -> None:
 
 async def test_many_bad_rows_cost_little_and_answer_50_errors(gateway: Gateway) -> None:
     """100,000 empty rows (each missing its two required fields): 50 errors listed, the walk stops
-    once 1,000 problems are found and the answer says so; a small answer, under 100 ms of CPU.
-    (Before, all 200,000 problems were listed: seconds of CPU and a 20 MB answer.)"""
+    once 1,000 problems are found and the answer says so; a small answer. (Before, all 200,000
+    problems were listed: seconds of CPU and a 20 MB answer. The CPU bound is measured on the
+    daemon alone, in tests/gateway/test_hostile_suite.py.)"""
     body = sample_dossier(M, TaiLieuNop=[{}] * 100_000)
-    status, answer, cpu = await _timed_put(gateway, _encode(body))
+    status, answer, _ = await _timed_put(gateway, _encode(body))
     assert status == 422
     reply = json.loads(answer)
     assert len(reply["errors"]) == 50
     assert reply["more_errors"] == 1000 - 50
     assert "stopped after 1000 problems" in reply["message"]
     assert len(answer) < 16_384
-    assert cpu < CPU_BUDGET_S, cpu
+
 
 
 async def test_a_cut_list_says_how_many_more(gateway: Gateway) -> None:
