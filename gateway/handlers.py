@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -57,11 +58,17 @@ async def _json_body(request: web.Request) -> Any:
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise HTTPProblem(415, "unsupported_media_type", f"Content-Type must be application/json, got {ctype!r}")
     refuse_encoded_body(request)
+    server = request.app[SETTINGS].server
     try:
-        raw = await request.read()
+        async with asyncio.timeout(float(server.body_timeout)):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        limit = request.app[SETTINGS].server.max_body_bytes
-        raise HTTPProblem(413, "payload_too_large", f"the body is over {limit} bytes") from exc
+        raise HTTPProblem(413, "payload_too_large", f"the body is over {server.max_body_bytes} bytes") from exc
+    except TimeoutError as exc:
+        waited = float(server.body_timeout)
+        problem = HTTPProblem(408, "request_timeout", f"the body did not arrive within {waited:g} s")
+        problem.force_close()  # the rest of the body may still come: this connection carries nothing more
+        raise problem from exc
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

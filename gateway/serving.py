@@ -28,6 +28,7 @@ from config.schema import Settings
 from gateway.appkeys import LIFECYCLE
 from gateway.logs import flush_repeats
 
+LINGER_S = 2.0  # aiohttp's default is 10 s: a stalled client held the connection that long again
 log = logging.getLogger("dvcgw.serve")
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -39,7 +40,11 @@ def serve(app: web.Application, sock: socket.socket, settings: Settings) -> None
 
 
 async def _serve(app: web.Application, sock: socket.socket, settings: Settings) -> None:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=float(settings.server.shutdown_grace))
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=float(settings.server.shutdown_grace),
+                           keepalive_timeout=float(settings.server.keepalive_timeout),
+                           # after an error answered before the body was read (408, 413, 401), how long
+                           # the rest of the body is read and dropped before the connection closes
+                           lingering_time=LINGER_S)
     await runner.setup()
     signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
     loop = asyncio.get_running_loop()

@@ -5,7 +5,9 @@ writes holds no key, no personal data of the fixture and no forged line."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Awaitable
 from pathlib import Path
 
@@ -81,3 +83,22 @@ async def test_hostile_requests_are_refused_cheaply_and_leave_nothing_in_the_log
     assert over == {}, costs
     assert secrets_in(text) == []
     assert not any(line.startswith(FORGED[:30]) for line in text.splitlines())
+
+
+async def test_a_body_that_never_arrives_is_408_and_the_connection_closes(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A PUT whose head promises a body that stops coming: after ``[server] body_timeout`` the
+    daemon answers 408 in the house shape, then closes the connection within the 2 s it reads
+    and drops what may still come (it held the connection ~78 s before)."""
+    async with daemon(sandbox, tmp_path, server={"body_timeout": "500ms"}) as d:
+        reader, writer = await asyncio.open_connection("127.0.0.1", d.port)
+        started = time.monotonic()
+        writer.write(put_head(2000) + b'{"MaHoSo": "')
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        answered = time.monotonic() - started
+        rest = await asyncio.wait_for(reader.read(), 10)  # read() returns at EOF: the daemon closed
+        closed = time.monotonic() - started
+        writer.close()
+    assert b" 408 " in head[:16] and b"Connection: close" in head, head
+    assert json.loads(rest)["error"] == "request_timeout"
+    assert 0.4 < answered < 3 and closed < answered + 4, (answered, closed)
