@@ -8,11 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 
-from adapters.sandbox.app import create_sandbox_app, run_sandbox
+from adapters.sandbox.app import run_sandbox
 from core.errors import ConfigError
 from tests.fakes.portal import DSTCODE, MADONVI, FakeClock, SandboxHandle, dossier, progress, running_sandbox
 
@@ -250,17 +248,8 @@ async def lookup_status(sb: SandboxHandle, session: str) -> tuple[int, str | Non
 @asynccontextmanager
 async def sandbox_started_with(**startup: Any) -> AsyncIterator[SandboxHandle]:
     """The sandbox app as ``dvcgw sandbox --latency … --rate-limit …`` builds it, on port 0."""
-    app = create_sandbox_app(clock=FakeClock(), **startup)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield SandboxHandle(url=f"http://{host}:{port}", app=app, http=http)
-    finally:
-        await runner.cleanup()
+    async with running_sandbox(FakeClock(), **startup) as sb:
+        yield sb
 
 
 async def test_rate_limit_burst_gets_429_with_retry_after() -> None:
