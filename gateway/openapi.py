@@ -11,8 +11,9 @@ from gateway import dossier, params
 from gateway.appkeys import SETTINGS
 
 _ERR = {"$ref": "#/components/responses/Error"}
-_AGENCY: list[dict[str, list[str]]] = [{"agencyKey": []}]
-_OPERATOR: list[dict[str, list[str]]] = [{"operatorKey": []}]
+# Either header carries the key (gateway/auth.py): each requirement is an alternative.
+_AGENCY: list[dict[str, list[str]]] = [{"agencyKey": []}, {"agencyBearer": []}]
+_OPERATOR: list[dict[str, list[str]]] = [{"operatorKey": []}, {"operatorBearer": []}]
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -195,6 +196,12 @@ def document(signing: bool = False, backend: str = "sqlite", strict_code: bool =
             "securitySchemes": {
                 "agencyKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "operatorKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "agencyBearer": {"type": "http", "scheme": "bearer",
+                                 "description": "The agency key as `Authorization: Bearer <key>`. With "
+                                                "X-API-Key as well, both must carry the same key (else 400)."},
+                "operatorBearer": {"type": "http", "scheme": "bearer",
+                                   "description": "The operator key as `Authorization: Bearer <key>`. With "
+                                                  "X-API-Key as well, both must carry the same key (else 400)."},
             },
             "schemas": {
                 **_body_schemas(strict_code),
