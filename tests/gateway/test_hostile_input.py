@@ -161,6 +161,25 @@ async def test_dead_letter_ids_are_bounded_in_the_openapi_document(gateway: Gate
     assert cursor["schema"]["pattern"] == "^[0-9]{1,19}$"
 
 
+BOUNDARY_IDS = ["0", INT64_MAX, str(2**63), str(2**64), TOO_BIG, "-1"]
+
+
+async def test_the_openapi_examples_of_ids_and_cursors_say_what_each_gets(gateway: Gateway) -> None:
+    """The id and the cursor carry the ids at and past the 64-bit bounds as examples (schemathesis'
+    examples phase starts from them), and the answer each summary names is the one the routes give."""
+    doc = await (await gateway.client.get("/openapi.json")).json()
+    (cursor,) = [p for p in doc["paths"]["/v1/dead-letters"]["get"]["parameters"] if p["name"] == "cursor"]
+    routes = {("GET", "/v1/dead-letters?cursor={}"): cursor["examples"]}
+    for path, methods in (("/v1/dead-letters/{id}", ("GET", "DELETE")), ("/v1/dead-letters/{id}/replay", ("POST",))):
+        (param,) = doc["paths"][path]["parameters"]
+        routes |= {(m, path.replace("{id}", "{}")): param["examples"] for m in methods}
+    for (method, template), examples in routes.items():
+        assert [e["value"] for e in examples.values()] == BOUNDARY_IDS
+        for example in examples.values():
+            r = await gateway.operator(method, template.format(example["value"]))
+            assert str(r.status) in example["summary"], (method, template, example, r.status)
+
+
 # ---------------------------------------------------------------- internal errors
 
 
