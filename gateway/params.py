@@ -18,6 +18,7 @@ from gateway.http_errors import HTTPProblem
 MAX_ROW_ID = 2**63 - 1
 _ROW_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "١" and "²"
 _TOKEN = re.compile(r"[0-9A-Za-z_-]{1,64}")
+MAX_PAGE = 1000
 
 
 def id_schema(backend: str) -> dict[str, Any]:
@@ -56,6 +57,20 @@ def dead_letter_id(value: str, backend: str, name: str = "id") -> str:
         raise _malformed(name, "expected the id of a listed dead letter (letters, digits, '_' or '-', "
                                "at most 64)")
     raise _malformed(name, f"expected the id of a listed dead letter: a decimal number from 0 to {MAX_ROW_ID}")
+
+
+def page_limit(value: str | None, default: int = 100) -> int:
+    """The dead-letter page size ``?limit=``, 1..1000; else 400 naming ``limit``.
+
+    ASCII digits only, as for ids: ``str.isdigit()`` also takes "²" (which ``int()`` refuses) and
+    ``int()`` refuses more than 4,300 digits; either was a 500.
+    """
+    if value is None:
+        return default
+    if _ROW_ID.fullmatch(value) and 1 <= int(value) <= MAX_PAGE:
+        return int(value)
+    raise HTTPProblem(400, "bad_request", f"limit must be an integer from 1 to {MAX_PAGE}",
+                      [FieldError("limit", f"expected 1..{MAX_PAGE}")])
 
 
 def _malformed(name: str, message: str) -> HTTPProblem:

@@ -161,6 +161,26 @@ async def test_dead_letter_ids_are_bounded_in_the_openapi_document(gateway: Gate
     assert cursor["schema"]["pattern"] == "^[0-9]{1,19}$"
 
 
+@pytest.mark.parametrize("limit", ["%C2%B2", "%D9%A1", "1" * 4301, "0x10", "1.0", "%201"],
+                         ids=["superscript-two", "arabic-digit", "4301-digits", "hex", "decimal-point", "space"])
+async def test_a_malformed_page_limit_is_400(gateway: Gateway, limit: str) -> None:
+    """``?limit=`` takes ASCII digits only: "²" passed ``str.isdigit()`` and made ``int()`` raise,
+    and so did 4,301 digits (Python's conversion bound), both a 500; "١" was taken as 1. Each is
+    now the documented 400 naming ``limit``."""
+    r = await gateway.client.get(URL(f"/v1/dead-letters?limit={limit}", encoded=True),
+                                 headers={"X-API-Key": OPERATOR_KEY})
+    assert r.status == 400, (limit[:12], r.status, await r.text())
+    body = await r.json()
+    assert_shape(body, "bad_request")
+    assert [e["field"] for e in body["errors"]] == ["limit"]
+
+
+async def test_a_page_limit_may_have_leading_zeros(gateway: Gateway) -> None:
+    """Leading zeros are still digits: ``0001000`` is 1000."""
+    r = await gateway.operator("GET", "/v1/dead-letters?limit=0001000")
+    assert r.status == 200, await r.text()
+
+
 BOUNDARY_IDS = ["0", INT64_MAX, str(2**63), str(2**64), TOO_BIG, "-1"]
 
 
