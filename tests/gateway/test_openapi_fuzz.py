@@ -2,9 +2,11 @@
 
 ``schemathesis run`` (the CLI, as CI would call it) fuzzes every operation the document lists with
 the key its security scheme names, derandomized and bounded to a few hundred cases, checking
-``not_a_server_error``: the examples phase, the coverage phase (boundary and malformed values,
-other methods) except on the dossier routes, where it alone made ~1,400 cases, and the fuzzing
-phase. The daemon is a subprocess on a free 127.0.0.1 port delivering to the real sandbox, and
+``not_a_server_error`` and, as the document is complete enough for them, that each status, media
+type and body is the one documented. Phases: examples, coverage (boundary and malformed values,
+other methods) except on the dossier routes, where it alone made ~1,400 cases, and fuzzing.
+
+The daemon is a subprocess on a free 127.0.0.1 port delivering to the real sandbox, and
 schemathesis another, so the test's loop keeps serving the sandbox while they run.
 tests/gateway/openapi_fuzz_hooks.py adds the ids and cursors at and past the 64-bit bounds as
 explicit examples and moves dossier codes into the test agency's unit. The run's HAR file is
@@ -51,6 +53,9 @@ deterministic = true  # derandomized: the same cases in every run
 [checks]
 enabled = false
 not_a_server_error.enabled = true
+response_schema_conformance.enabled = true
+status_code_conformance.enabled = true
+content_type_conformance.enabled = true
 [phases]
 stateful.enabled = false
 [auth.openapi.agencyKey]
@@ -141,7 +146,7 @@ def expected_for(route: str, value: str) -> set[int]:
 
 async def test_schemathesis_finds_no_server_error(sandbox: Sandbox, tmp_path: Path) -> None:
     """Every operation of the served document, fuzzed with the right key per operation, a few
-    hundred cases: no answer is a 5xx, and fuzzed dossiers and progress reach the store (202).
+    hundred cases: no answer is a 5xx or undocumented, and fuzzed dossiers and progress reach the store (202).
     Each id route and the cursor got every id at and past the 64-bit bounds: a well-formed id
     404 (the cursor 200), a malformed one 422."""
     started = time.monotonic()
