@@ -146,14 +146,11 @@ def _dead_letter_id(request: web.Request) -> str:
 
 async def list_dead_letters(request: web.Request) -> web.Response:
     require_operator(request)
-    limit_s = request.query.get("limit", "100")
-    if not limit_s.isdigit() or not 1 <= int(limit_s) <= 1000:
-        raise HTTPProblem(400, "bad_request", "limit must be an integer from 1 to 1000",
-                          [FieldError("limit", "expected 1..1000")])
+    limit = params.page_limit(request.query.get("limit"))
     cursor = request.query.get("cursor") or None
     if cursor is not None:
         cursor = params.dead_letter_id(cursor, request.app[SETTINGS].queue.backend, "cursor")
-    page = await request.app[QUEUE].dead_letters(cursor, int(limit_s))
+    page = await request.app[QUEUE].dead_letters(cursor, limit)
     return web.json_response({"items": [dead_letter_json(d) for d in page.items], "next": page.next_cursor})
 
 

@@ -11,8 +11,9 @@ from gateway import dossier, params
 from gateway.appkeys import SETTINGS
 
 _ERR = {"$ref": "#/components/responses/Error"}
-_AGENCY: list[dict[str, list[str]]] = [{"agencyKey": []}]
-_OPERATOR: list[dict[str, list[str]]] = [{"operatorKey": []}]
+# Either header carries the key (gateway/auth.py): each requirement is an alternative.
+_AGENCY: list[dict[str, list[str]]] = [{"agencyKey": []}, {"agencyBearer": []}]
+_OPERATOR: list[dict[str, list[str]]] = [{"operatorKey": []}, {"operatorBearer": []}]
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -37,8 +38,17 @@ def _mahoso(strict: bool) -> dict[str, Any]:
 _JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+def _id_examples(backend: str, well_formed: str) -> dict[str, Any]:
+    """The ids at and past the 64-bit bounds, each with the answer it gets on ``backend``: a fuzzer
+    (schemathesis' examples phase) sends those the schema admits."""
+    return {name: {"value": value, "summary": f"{label}: " + (
+        well_formed if params.is_dead_letter_id(value, backend) else "malformed, 422")}
+            for name, (value, label) in params.BOUNDARY_IDS.items()}
+
+
 def _dead_letter_id(backend: str) -> dict[str, Any]:
-    return {"name": "id", "in": "path", "required": True, "schema": params.id_schema(backend)}
+    return {"name": "id", "in": "path", "required": True, "schema": params.id_schema(backend),
+            "examples": _id_examples(backend, "well formed, 404 unless a dead letter has it")}
 
 _STATUS = {
     "type": "object",
@@ -102,7 +112,8 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
             "summary": "Dead letters, oldest first",
             "security": _OPERATOR,
             "parameters": [{"name": "cursor", "in": "query", "schema": params.id_schema(backend),
-                            "description": "The `next` of the previous page"},
+                            "description": "The `next` of the previous page",
+                            "examples": _id_examples(backend, "well formed, 200 and a page")},
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                        "maximum": 1000}}],
             "responses": {"200": _resp("A page", {"type": "object", "properties": {
@@ -195,6 +206,12 @@ def document(signing: bool = False, backend: str = "sqlite", strict_code: bool =
             "securitySchemes": {
                 "agencyKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "operatorKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "agencyBearer": {"type": "http", "scheme": "bearer",
+                                 "description": "The agency key as `Authorization: Bearer <key>`. With "
+                                                "X-API-Key as well, both must carry the same key (else 400)."},
+                "operatorBearer": {"type": "http", "scheme": "bearer",
+                                   "description": "The operator key as `Authorization: Bearer <key>`. With "
+                                                  "X-API-Key as well, both must carry the same key (else 400)."},
             },
             "schemas": {
                 **_body_schemas(strict_code),

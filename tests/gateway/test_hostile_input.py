@@ -161,6 +161,45 @@ async def test_dead_letter_ids_are_bounded_in_the_openapi_document(gateway: Gate
     assert cursor["schema"]["pattern"] == "^[0-9]{1,19}$"
 
 
+@pytest.mark.parametrize("limit", ["%C2%B2", "%D9%A1", "1" * 4301, "0x10", "1.0", "%201"],
+                         ids=["superscript-two", "arabic-digit", "4301-digits", "hex", "decimal-point", "space"])
+async def test_a_malformed_page_limit_is_400(gateway: Gateway, limit: str) -> None:
+    """``?limit=`` takes ASCII digits only: "²" passed ``str.isdigit()`` and made ``int()`` raise,
+    and so did 4,301 digits (Python's conversion bound), both a 500; "١" was taken as 1. Each is
+    now the documented 400 naming ``limit``."""
+    r = await gateway.client.get(URL(f"/v1/dead-letters?limit={limit}", encoded=True),
+                                 headers={"X-API-Key": OPERATOR_KEY})
+    assert r.status == 400, (limit[:12], r.status, await r.text())
+    body = await r.json()
+    assert_shape(body, "bad_request")
+    assert [e["field"] for e in body["errors"]] == ["limit"]
+
+
+async def test_a_page_limit_may_have_leading_zeros(gateway: Gateway) -> None:
+    """Leading zeros are still digits: ``0001000`` is 1000."""
+    r = await gateway.operator("GET", "/v1/dead-letters?limit=0001000")
+    assert r.status == 200, await r.text()
+
+
+BOUNDARY_IDS = ["0", INT64_MAX, str(2**63), str(2**64), TOO_BIG, "-1"]
+
+
+async def test_the_openapi_examples_of_ids_and_cursors_say_what_each_gets(gateway: Gateway) -> None:
+    """The id and the cursor carry the ids at and past the 64-bit bounds as examples (schemathesis'
+    examples phase starts from them), and the answer each summary names is the one the routes give."""
+    doc = await (await gateway.client.get("/openapi.json")).json()
+    (cursor,) = [p for p in doc["paths"]["/v1/dead-letters"]["get"]["parameters"] if p["name"] == "cursor"]
+    routes = {("GET", "/v1/dead-letters?cursor={}"): cursor["examples"]}
+    for path, methods in (("/v1/dead-letters/{id}", ("GET", "DELETE")), ("/v1/dead-letters/{id}/replay", ("POST",))):
+        (param,) = doc["paths"][path]["parameters"]
+        routes |= {(m, path.replace("{id}", "{}")): param["examples"] for m in methods}
+    for (method, template), examples in routes.items():
+        assert [e["value"] for e in examples.values()] == BOUNDARY_IDS
+        for example in examples.values():
+            r = await gateway.operator(method, template.format(example["value"]))
+            assert str(r.status) in example["summary"], (method, template, example, r.status)
+
+
 # ---------------------------------------------------------------- internal errors
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
+from gateway import openapi
 from tests.harness import AGENCY_KEY, OPERATOR_KEY, OTHER_KEY, Gateway, Sandbox, run_gateway, settings_for
 from tests.samples import sample_dossier, sample_progress
 
@@ -245,6 +246,29 @@ async def test_openapi_is_valid_and_lists_every_route(gateway: Gateway) -> None:
     doc = await (await gateway.client.get("/openapi.json")).json()
     validate(doc)
     assert served_routes(gateway) == documented_routes(doc)
+
+
+def secured_operations(doc: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, list[str]]]]:
+    return {(p, m): op["security"] for p, ops in doc["paths"].items() for m, op in ops.items()
+            if m != "parameters" and "security" in op}
+
+
+async def test_openapi_declares_the_bearer_scheme_beside_the_api_key(gateway: Gateway) -> None:
+    """``Authorization: Bearer <key>`` is accepted wherever ``X-API-Key`` is, so the served document
+    declares it as an alternative on every secured operation; both alternatives really work."""
+    doc = await (await gateway.client.get("/openapi.json")).json()
+    schemes = doc["components"]["securitySchemes"]
+    for who in ("agency", "operator"):
+        assert schemes[f"{who}Bearer"]["type"] == "http" and schemes[f"{who}Bearer"]["scheme"] == "bearer"
+    secured = secured_operations(doc) | secured_operations(openapi.document(signing=True))
+    assert len(secured) >= 7
+    for operation, security in secured.items():
+        assert security in ([{"agencyKey": []}, {"agencyBearer": []}],
+                            [{"operatorKey": []}, {"operatorBearer": []}]), operation
+    r = await gateway.client.get(f"/v1/dossiers/{M}", headers={"Authorization": f"Bearer {AGENCY_KEY}"})
+    assert r.status == 404, await r.text()
+    r = await gateway.client.get("/v1/dead-letters", headers={"Authorization": f"Bearer {OPERATOR_KEY}"})
+    assert r.status == 200, await r.text()
 
 
 async def test_openapi_lists_the_signing_routes_when_signing_is_configured(sandbox: Sandbox,
