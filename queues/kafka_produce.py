@@ -27,6 +27,12 @@ T = TypeVar("T")
 Record = tuple[bytes, bytes | None, list[tuple[str, bytes]], int]
 
 
+# Every client waits this long before retrying a failed request (aiokafka: 100 ms). Through an
+# outage the consumers' fetch, coordinator and metadata retries cost ~4 % of a core at 100 ms and
+# ~1 % at 500 ms; a longer wait also delays each retry at start-up and after the broker returns
+# (~0.4 s more per start on fresh topics). docs/decisions.md, "2026-12-06: a broker outage".
+RETRY_BACKOFF_MS = 500
+
 _M = 0x5BD1E995
 _WORDS: dict[int, struct.Struct] = {}
 
@@ -64,9 +70,10 @@ def partition_of(mahoso: str, partitions: int) -> int:
 
 
 def client_options(k: KafkaSettings) -> dict[str, Any]:
-    """aiokafka connection options (bootstrap, TLS, SASL) from ``[queue.kafka]``."""
+    """aiokafka connection options (bootstrap, TLS, SASL, retry back-off) from ``[queue.kafka]``;
+    every client the queue makes (producer, consumers, admin) gets them."""
     opts: dict[str, Any] = {"bootstrap_servers": k.bootstrap_servers, "security_protocol": k.security_protocol,
-                            "request_timeout_ms": int(k.request_timeout * 1000)}
+                            "request_timeout_ms": int(k.request_timeout * 1000), "retry_backoff_ms": RETRY_BACKOFF_MS}
     if k.sasl_mechanism:
         opts.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_plain_username,
                     sasl_plain_password=k.sasl_plain_password)
