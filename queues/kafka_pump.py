@@ -181,7 +181,11 @@ class Pump:
         elif H_CONTROL in hs:
             self._owner.unpark_held(hs[H_CONTROL].removeprefix("unpark:"))
         else:
-            await self._owner.take(tp, rec, hs, forwards)
+            try:
+                await self._owner.take(tp, rec, hs, forwards)
+            except KafkaError:  # a forward the producer refused (paused): take the partition in again later
+                self.rewind(tp.partition)
+                return False
         # only now: the read-your-writes barrier must not pass a record still being taken in
         self._offsets.advance(tp, rec.offset + 1)
         return True
