@@ -16,7 +16,8 @@ passes its one filter, :class:`LogGuard`, then one of the two formatters:
 * **No floods.** An identical warning or error, or a protocol error or disconnect from the same
   peer, is written once per ``[log] repeat_interval``; the next line written for it carries
   ``repeated=N`` (N occurrences not written), and :func:`flush_repeats` writes what is still
-  counted at shutdown.
+  counted at shutdown. "Identical" ignores numbers and hex addresses (a task number, a port, a
+  partition, a node id), so a library's retry loop counts as one line however its text varies.
 * **Request ids.** :data:`REQUEST_ID` is set per request (:mod:`gateway.requestlog`); every
   record logged while it is set carries it as ``request_id``.
 
@@ -30,6 +31,7 @@ import copy
 import datetime as dt
 import logging
 import os
+import re
 import secrets
 import sqlite3
 import sys
@@ -59,6 +61,8 @@ MESSAGE_SAFE: tuple[type[BaseException], ...] = (TransientError, TransitionRefus
 _AIOHTTP_ERROR = "Error handling request from %s"
 _MAX_KEYS = 4096  # rate-limit keys kept (oldest forgotten first)
 _MAX_KEY_TEXT = 512
+# what may differ between two lines that count as repeats of one another: numbers and hex addresses
+_VARYING = re.compile(r"0x[0-9a-fA-F]+|\d+")
 
 _ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
 _ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord("\\"): "\\\\",
@@ -177,7 +181,7 @@ def _repeat_key(record: logging.LogRecord) -> Hashable | None:
     except Exception:  # a broken call site: key on the template
         text = str(record.msg)
     exc = record.exc_info[1] if record.exc_info else None
-    return record.name, record.levelno, text[:_MAX_KEY_TEXT], type(exc).__name__ if exc else None
+    return record.name, record.levelno, _VARYING.sub("#", text[:_MAX_KEY_TEXT]), type(exc).__name__ if exc else None
 
 
 # ---------------------------------------------------------------------------- formatters

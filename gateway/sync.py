@@ -13,6 +13,7 @@ is claimable and nothing is in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -28,6 +29,7 @@ from core.errors import (
     PortalNotFound,
     PortalRejected,
     PortalThrottled,
+    QueueUnavailable,
     TransientError,
 )
 from gateway.circuit import PortalGate
@@ -166,15 +168,21 @@ class SyncEngine:
             if with_snapshot:
                 await self._push_snapshots(with_snapshot)
             await asyncio.gather(*(self._push_progress(it) for it in items if not it.stopped))
+        except QueueUnavailable as exc:  # the queue went away mid-round (a broker outage): no bug, not the portal
+            log.warning("delivery round stopped: %s; its claims go back to the queue", exc)
         except Exception as exc:  # a bug must not lose work: schedule a retry for what is left
             log.exception("delivery round failed unexpectedly")
             for it in items:
                 if not it.released:
-                    await self._fail(it, exc, ())
+                    with contextlib.suppress(QueueUnavailable):
+                        await self._fail(it, exc, ())
         finally:
             for it in items:
                 if not it.released:
-                    await self._record(it, Outcome(), release=True)
+                    # an unavailable queue takes the claim back itself (its lease runs out, or Kafka
+                    # re-reads the partition); the events stay durable
+                    with contextlib.suppress(QueueUnavailable):
+                        await self._record(it, Outcome(), release=True)
 
     async def _record(self, it: _Progressing, outcome: Outcome, *, release: bool) -> None:
         await self._q.record(it.work, outcome, self._clock(), release=release)

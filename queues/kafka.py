@@ -29,7 +29,8 @@ them, and delegates. Each part owns its fields and is changed only through its o
 * :class:`~queues.kafka_reads.Reads`: the claim and status read barriers, status and accepted state.
 * :class:`~queues.kafka_letters.DeadLetters`: write, list, replay and drop dead letters.
 * Shared by them: :class:`~queues.kafka_view.View` (every instance's materialised ``dossier-state``
-  and ``dlq``), :class:`~queues.kafka_produce.Producing` (the one producer), the wire formats in
+  and ``dlq``), :class:`~queues.kafka_produce.Producing` (the one producer, paused while the broker
+  is unreachable: the facade's watch asks the view's consumer when sends stall), the wire formats in
   :mod:`queues.kafka_codec` and the metrics in :mod:`queues.kafka_metrics`.
 
 All methods raise only :class:`~core.errors.QueueUnavailable` from the error tree.
@@ -65,13 +66,14 @@ from queues.kafka_letters import DeadLetters
 from queues.kafka_marks import Offsets, Watermarks
 from queues.kafka_metrics import KafkaMetrics
 from queues.kafka_owner import Owner
-from queues.kafka_produce import Producing, client_options, fetch_options, guard, partition_of, quietly
+from queues.kafka_produce import BACKOFF_S, Producing, client_options, fetch_options, guard, partition_of, quietly
 from queues.kafka_pump import Pump
 from queues.kafka_reads import Reads
 from queues.kafka_view import View
 
 log = logging.getLogger(__name__)
 _STATS_S = 0.5  # stats() answers from its last computation for this long
+_WATCH_S = 0.25  # how often the broker watch looks at the clients (see KafkaQueue._watch_broker)
 
 
 class KafkaQueue:
@@ -108,6 +110,8 @@ class KafkaQueue:
         self._tasks: list[asyncio.Task[None]] = []
         self._stats: tuple[float, QueueStats] | None = None
         self._closing = False
+        self._away = False  # the broker watch found it unreachable: producing paused, fetching stopped
+        self._asked_at = 0.0  # when the watch last asked the broker (time.monotonic())
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -121,6 +125,7 @@ class KafkaQueue:
         await guard("view catch-up", self._view.catch_up(self._view.tps(), self._timeout), self._timeout + 1)
         await guard("consumer start", self._pump.start(), self._timeout)
         self._tasks.append(asyncio.create_task(self._supervise(self._pump.run, "pump")))
+        self._tasks.append(asyncio.create_task(self._supervise(self._watch_broker, "watch")))
         await self._pump.wait_assigned(30)
 
     async def close(self) -> None:
@@ -155,6 +160,44 @@ class KafkaQueue:
             except Exception as exc:  # a broker outage must not kill the loop
                 log.warning("kafka %s loop error: %s", name, type(exc).__name__)
                 await asyncio.sleep(0.5)
+
+    async def _watch_broker(self) -> None:
+        """Stop every client while the broker is unreachable. aiokafka retries a failed connection
+        at once, with no back-off, where the last metadata named no leader for a partition (a
+        broker that shut down names none): each client then spins, forcing metadata updates that
+        fail at once, until the broker returns (docs/decisions.md, "a broker outage").
+
+        Every :data:`_WATCH_S`: when sends have waited that long unacknowledged, or the view has had
+        no fetch answered for longer than its fetches may wait, ask the broker for metadata (at
+        most every :data:`~queues.kafka_produce.BACKOFF_S`; a slow broker still answers). If it
+        does not answer within ``request_timeout``, pause producing and stop both consumers (the
+        pump gives its partitions up); then ask every ``BACKOFF_S`` and start them again once it
+        answers."""
+        quiet_s = 2 * float(self._k.fetch_max_wait) + 0.5
+        while not self._closing:
+            await asyncio.sleep(_WATCH_S)
+            if self._away or self._producing.stalled(_WATCH_S) or not self._view.fetched_within(quiet_s):
+                await self._ask_broker()
+
+    async def _ask_broker(self) -> None:
+        now = time.monotonic()
+        if now - self._asked_at < BACKOFF_S:
+            return
+        self._asked_at = now
+        reachable = await self._view.reachable(self._timeout)
+        if reachable and self._away:
+            log.info("kafka broker reachable again: fetching resumed")
+            self._away = False
+            self._view.resume()
+            self._pump.resume()
+            self._producing.retry_now()
+        elif not reachable and not self._away:
+            log.warning("kafka broker unreachable: producing paused and fetching stopped until it answers "
+                        "(asked every %.0f s)", BACKOFF_S)
+            self._away = True
+            await self._producing.pause()
+            self._view.suspend()
+            self._pump.suspend()
 
     async def _create_topics(self) -> None:
         admin = AIOKafkaAdminClient(**self._opts)

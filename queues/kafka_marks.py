@@ -134,9 +134,10 @@ class Watermarks:
     async def write(self, tps: Iterable[TopicPartition]) -> None:
         """Tell every instance's view how far this owner's state records reflect the ``outbound``
         partitions ``tps`` (at most once per ``_WATERMARK_S``, and only for a partition whose
-        watermark moved). A failure is logged; the next call tries again."""
+        watermark moved; not while producing is paused). A failure is logged; the next call tries
+        again."""
         now = time.monotonic()
-        if now - self._at < _WATERMARK_S:
+        if now - self._at < _WATERMARK_S or self._producing.paused():
             return
         self._at = now
         sent: list[tuple[asyncio.Future[Any], int, int]] = []
@@ -152,7 +153,7 @@ class Watermarks:
                 await asyncio.wait_for(fut, self._timeout)
                 self._sent[p] = wm
         except (KafkaError, TimeoutError, OSError) as exc:
-            log.info("kafka watermark not written: %s", type(exc).__name__)
+            log.warning("kafka watermark not written: %s", type(exc).__name__)  # a warning: repeats are limited
 
     def forget(self, tp: TopicPartition) -> None:
         """Drop ``tp``'s unwritten intake (it is about to be re-read)."""

@@ -75,6 +75,7 @@ class Pump:
         self._assigned_once = asyncio.Event()
         self._committed_at = 0.0
         self._closing = False
+        self._suspended = False  # unsubscribed while the broker is unreachable (suspend/resume)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -101,6 +102,25 @@ class Pump:
         """Cancel the resume timers of the paused partitions (on close, once the loops have ended)."""
         for _, handle in self._paused.values():
             handle.cancel()
+
+    def suspend(self) -> None:
+        """The broker is unreachable: unsubscribe, so the consumer fetches nothing (for a partition
+        whose leader the last metadata did not name, aiokafka's fetcher forces a metadata update
+        after every failed one, with no back-off), and give the partitions up as on a revocation,
+        without the commit (nothing reaches the broker): what was taken in since the last commit
+        is read again when the group assigns the partitions anew after :meth:`resume`."""
+        if self._suspended or self._consumer is None:
+            return
+        self._suspended = True
+        self._consumer.unsubscribe()
+        self._release(set(self._assigned))
+
+    def resume(self) -> None:
+        """The broker answers again: subscribe again (the group assigns the partitions anew)."""
+        if not self._suspended or self._consumer is None:
+            return
+        self._suspended = False
+        self._consumer.subscribe([self._topics.outbound, *self._topics.retry_names], listener=_Listener(self))
 
     async def stop(self) -> None:
         """Commit what is durable and stop the consumer; bounded even with a dead broker."""
@@ -166,7 +186,7 @@ class Pump:
         """Take one record into the owner's memory; False stops the partition's batch (not yet due,
         or the partition is still being set up: then the consumer is sent back to the record, since
         a fetched record that is skipped without a seek is never fetched again)."""
-        if tp in self._paused:
+        if tp in self._paused or self._suspended:
             return False
         if tp not in self._assigned:
             assert self._consumer is not None
@@ -181,14 +201,19 @@ class Pump:
         elif H_CONTROL in hs:
             self._owner.unpark_held(hs[H_CONTROL].removeprefix("unpark:"))
         else:
-            await self._owner.take(tp, rec, hs, forwards)
+            try:
+                await self._owner.take(tp, rec, hs, forwards)
+            except KafkaError:  # a forward the producer refused (paused): take the partition in again later
+                self.rewind(tp.partition)
+                return False
         # only now: the read-your-writes barrier must not pass a record still being taken in
         self._offsets.advance(tp, rec.offset + 1)
         return True
 
     async def _commit_now_and_then(self) -> None:
         now = time.monotonic()
-        if now - self._committed_at >= _COMMIT_S:  # a commit per fetched batch was a round trip each
+        # a commit per fetched batch was a round trip each; none while suspended (nothing to commit to)
+        if now - self._committed_at >= _COMMIT_S and not self._suspended:
             self._committed_at = now
             await self._commit()
             self._update_lag()
@@ -197,7 +222,7 @@ class Pump:
         """Commit, per owned partition, the lowest offset whose outcome is not yet durable."""
         assert self._consumer is not None
         offsets = self._offsets.to_commit(self._assigned)
-        if not offsets:
+        if not offsets or self._suspended:
             return
         started = time.perf_counter()
         try:
@@ -248,7 +273,7 @@ class Pump:
 
     def _resume(self, tp: TopicPartition) -> None:
         self._unpause(tp)
-        if self._consumer is not None and tp in self._assigned:
+        if self._consumer is not None and tp in self._assigned and not self._suspended:
             self._consumer.resume(tp)
         self._wake.set()
 
@@ -262,6 +287,8 @@ class Pump:
     def rewind(self, partition: int) -> None:
         """After a failed write, forget ``partition``'s memory and re-read it from the last commit."""
         assert self._consumer is not None
+        if self._suspended:  # given up already: read again when assigned anew
+            return
         log.warning("kafka partition %d: a write failed; re-reading it from the last commit", partition)
         self._owner.forget({partition})
         for tp in [tp for tp in self._assigned if tp.partition == partition]:
@@ -281,13 +308,17 @@ class Pump:
             await asyncio.sleep(0.05)
         with contextlib.suppress(Exception):
             await self._commit()
-        for tp in revoked:
+        self._release(revoked)
+        self._revoking -= parts
+
+    def _release(self, tps: set[TopicPartition]) -> None:
+        """Forget ``tps``: their pause timers, positions, intake and dossiers."""
+        for tp in tps:
             self._unpause(tp)
             self._offsets.forget(tp)
             self._marks.release(tp)
-        self._owner.forget(parts)
-        self._assigned -= revoked
-        self._revoking -= parts
+        self._owner.forget({tp.partition for tp in tps})
+        self._assigned -= tps
 
     async def assigned(self, assigned: set[TopicPartition]) -> None:
         """Before taking partitions, read the dossier states their previous owner wrote."""

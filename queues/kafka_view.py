@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from queues.api import DeadLetter
 from queues.kafka_codec import (
@@ -68,6 +69,39 @@ class View:
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         self._pos = {tp: 0 for tp in tps}
+
+    def suspend(self) -> None:
+        """Stop fetching while the broker is unreachable: for a partition whose leader the last
+        metadata did not name (a broker that shut down names none), aiokafka's fetcher forces a
+        metadata update after every failed one, with no back-off. :meth:`run` waits meanwhile."""
+        assert self._consumer is not None
+        self._consumer.unsubscribe()
+
+    def resume(self) -> None:
+        """Fetch again from the positions reached (records fetched but not applied are fetched again)."""
+        assert self._consumer is not None
+        tps = self.tps()
+        self._consumer.assign(tps)
+        for tp in tps:
+            self._consumer.seek(tp, self._pos.get(tp, 0))
+
+    def fetched_within(self, seconds: float) -> bool:
+        """Whether the broker answered a fetch of one of the view's partitions in the last
+        ``seconds`` (aiokafka's ``last_poll_timestamp``; True before the first answer)."""
+        assert self._consumer is not None
+        polled = [self._consumer.last_poll_timestamp(tp) for tp in self.tps()]
+        known = [t for t in polled if t is not None]
+        return not known or time.time() * 1000 - max(known) <= seconds * 1000
+
+    async def reachable(self, timeout: float) -> bool:
+        """Whether the broker answers a metadata request within ``timeout`` (the consumer's public
+        ``topics()``, which always asks the cluster)."""
+        assert self._consumer is not None
+        try:
+            await asyncio.wait_for(self._consumer.topics(), timeout)
+        except (KafkaError, TimeoutError, OSError):
+            return False
+        return True
 
     async def stop(self) -> None:
         if self._consumer is not None:

@@ -20,8 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.logs import setup_logging
+from gateway.logs import LogGuard, setup_logging
 from tests.daemon import Daemon, free_port, write_config
+from tests.fakes.portal import FakeClock
 from tests.harness import AGENCY_KEY, OPERATOR_KEY, UNIT, Sandbox
 from tests.samples import sample_dossier
 
@@ -161,6 +162,37 @@ def _route_root_to(out: io.StringIO) -> None:
     handler = logging.getLogger().handlers[0]
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(out)
+
+
+@pytest.mark.usefixtures("root_logging")
+def test_a_library_retry_loop_is_one_line_per_interval_with_a_count() -> None:
+    """aiokafka's loggers reach the root handler like every logger; an error its reconnect loop
+    repeats is written once per ``repeat_interval`` and the next line written carries the count,
+    also when the repeats differ in a number or an address (a node id, a port, a task number).
+    A different message is not held back."""
+    clock = FakeClock(0.0)
+    out = io.StringIO()
+    setup_logging()
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(out)
+    handler.filters[:] = [LogGuard(10.0, clock=clock)]
+    import aiokafka.consumer.fetcher  # noqa: F401  (importing it must not give it a handler of its own)
+
+    kafka, fetcher = logging.getLogger("aiokafka"), logging.getLogger("aiokafka.consumer.fetcher")
+    assert kafka.propagate and not kafka.handlers and fetcher.propagate and not fetcher.handlers
+    for i in range(5000):  # the calls aiokafka's client makes while its broker refuses connections
+        kafka.error("Unable connect to node with id %s: %s", 1 + i % 3, ConnectionRefusedError(111, "refused"))
+        kafka.error('Unable connect to "%s:%s": %s', "127.0.0.1", 30000 + i, OSError("Connect call failed"))
+        kafka.error("Task exception was never retrieved\nfuture: <Task finished name='Task-%d' at 0x%x>", i, 4096 + i)
+        clock.advance(0.001)  # 5 s in all
+    fetcher.error("Failed fetch messages from %s: %s", 1, "NodeNotReadyError")
+    clock.advance(10.0)
+    kafka.error("Unable connect to node with id %s: %s", 2, ConnectionRefusedError(111, "refused"))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 5, lines
+    assert lines[-1].endswith("repeated=4999") and "node with id 2" in lines[-1], lines
+    assert "Failed fetch messages" in lines[3] and not any("repeated" in line for line in lines[:4]), lines
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])

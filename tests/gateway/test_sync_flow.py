@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import gc
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
+
+from adapters.national_portal.client import PortalClient
+from core.errors import QueueUnavailable
+from gateway.circuit import GateState
 from gateway.dossier import validate_progress, validate_snapshot
-from tests.harness import Gateway, Sandbox, run_gateway, settings_for
+from gateway.sync import SyncEngine
+from monitoring.metrics import Metrics
+from queues.api import EventKind, NewEvent, Outcome, Work
+from queues.sqlite import MemoryQueue
+from tests.fakes.portal import FakeClock
+from tests.harness import UNIT, Gateway, Sandbox, run_gateway, settings_for
 from tests.samples import sample_dossier, sample_progress
 
 M = "000.00.01.H55-240315-00012"
@@ -159,3 +173,50 @@ async def test_a_dossier_the_portal_lost_reaches_it_again_on_the_next_update(gat
     await gateway.drain()
     pushes = [c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC"]
     assert [p["isUpdating"] for p in pushes] == ["True", "False", "True"]  # known again: an update
+
+
+class _OutageQueue(MemoryQueue):
+    """The memory queue, except that recording fails with QueueUnavailable while ``down`` (what the
+    Kafka backend raises when its broker goes away in the middle of a delivery round)."""
+
+    down = False
+
+    async def record(self, work: Work, outcome: Outcome, now: float, *, release: bool = True) -> None:
+        if self.down:
+            raise QueueUnavailable("kafka: state write failed: TimeoutError")
+        await super().record(work, outcome, now, release=release)
+
+
+async def test_a_queue_outage_mid_round_is_a_warning_and_the_claims_wait(sandbox: Sandbox, tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """The portal took a batch but the queue cannot record it (its broker went away): the round ends
+    with a WARNING, not a "failed unexpectedly" ERROR or an unretrieved task exception, and the
+    portal's circuit counts no failure (the portal answered). The claims go back to the queue: once
+    their lease has run out, the next round delivers the events again."""
+    settings = settings_for(tmp_path, sandbox.url)
+    clock = FakeClock(start=time.time())
+    queue = _OutageQueue(lease_s=60, clock=clock)
+    await queue.start()
+    codes = [f"{UNIT}-240322-{i:05d}" for i in range(3)]
+    for m in codes:
+        await queue.enqueue([NewEvent(m, EventKind.SNAPSHOT, validate_snapshot(m, sample_dossier(m)).payload, UNIT)])
+    caplog.set_level(logging.WARNING)
+    try:
+        async with aiohttp.ClientSession() as http:
+            engine = SyncEngine(queue, PortalClient(settings.portal, http), settings, Metrics(), clock=clock)
+            queue.down = True
+            await engine.drain()
+            gc.collect()  # an unretrieved task exception is logged when the task is collected
+            assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+            assert any("delivery round stopped" in r.getMessage() for r in caplog.records)
+            assert engine.gate.state is GateState.CLOSED
+            queue.down = False
+            clock.advance(61)
+            await engine.drain()
+        for m in codes:
+            st = await queue.status(m)
+            assert st is not None and st.delivery == "delivered", st
+            pushes = [c for c in await sandbox.calls_for(m) if c["service"] == "DongBoHoSoMC"]
+            assert len(pushes) == 2  # at least once: the unrecorded delivery is repeated
+    finally:
+        await queue.close()
