@@ -35,14 +35,15 @@ class ServerSettings:
     # a request body that has not wholly arrived this long after its head is answered 408 and its
     # connection closed (a client that stalls mid-body holds a connection and memory)
     body_timeout: Duration = _D(30.0)
-    # a kept-alive connection idle this long between requests is closed
-    keepalive_timeout: Duration = _D(75.0)
+    # a connection that has not sent a complete request head this long after it opened, or after
+    # its last answer (an idle kept-alive connection), is closed (aiohttp's keep-alive timer)
+    header_timeout: Duration = _D(60.0)
 
     def __post_init__(self) -> None:
         if not 0.1 <= float(self.body_timeout) <= 600:
             raise ValueError("body_timeout: expected 100ms..600s")
-        if not 1 <= float(self.keepalive_timeout) <= 3600:
-            raise ValueError("keepalive_timeout: expected 1s..3600s")
+        if not 1 <= float(self.header_timeout) <= 3600:
+            raise ValueError("header_timeout: expected 1s..3600s")
         if not _listen_ok(self.listen):
             raise ValueError("listen: expected host:port, e.g. \"127.0.0.1:8080\"")
         if self.max_body_bytes < 1024:

@@ -41,7 +41,9 @@ def serve(app: web.Application, sock: socket.socket, settings: Settings) -> None
 
 async def _serve(app: web.Application, sock: socket.socket, settings: Settings) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=float(settings.server.shutdown_grace),
-                           keepalive_timeout=float(settings.server.keepalive_timeout),
+                           # aiohttp's keep-alive timer runs from a connection's start and from each
+                           # answer until a complete head arrives: it is the head deadline as well
+                           keepalive_timeout=float(settings.server.header_timeout),
                            # after an error answered before the body was read (408, 413, 401), how long
                            # the rest of the body is read and dropped before the connection closes
                            lingering_time=LINGER_S)

@@ -102,3 +102,21 @@ async def test_a_body_that_never_arrives_is_408_and_the_connection_closes(sandbo
     assert b" 408 " in head[:16] and b"Connection: close" in head, head
     assert json.loads(rest)["error"] == "request_timeout"
     assert 0.4 < answered < 3 and closed < answered + 4, (answered, closed)
+
+
+async def test_a_head_that_never_completes_is_closed_at_the_header_deadline(sandbox: Sandbox,
+                                                                            tmp_path: Path) -> None:
+    """A connection that sends part of a request head and then trickles or stalls is closed once
+    ``[server] header_timeout`` has passed since it opened (aiohttp's default kept it an hour)."""
+    async with daemon(sandbox, tmp_path, server={"header_timeout": "1s"}) as d:
+        reader, writer = await asyncio.open_connection("127.0.0.1", d.port)
+        started = time.monotonic()
+        writer.write(f"PUT /v1/dossiers/{M} HTTP/1.1\r\nHost: gw\r\n".encode())
+        await writer.drain()
+        await asyncio.sleep(0.5)
+        writer.write(b"X-Trickle: 1\r\n")  # a little more of the head: the deadline still counts from the start
+        await writer.drain()
+        rest = await asyncio.wait_for(reader.read(), 10)  # read() returns at EOF: the daemon closed
+        closed = time.monotonic() - started
+        writer.close()
+    assert rest == b"" and 0.9 < closed < 4, (rest[:80], closed)
