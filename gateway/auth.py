@@ -80,20 +80,19 @@ class KeyRing:
 
 
 KEYRING = web.AppKey("keyring", KeyRing)
+AGENCY = web.RequestKey("agency", AgencySettings)  # set on the request once require_agency succeeded
 
 
 def require_agency(request: web.Request) -> AgencySettings:
-    """The calling agency; raises 401 (house error shape) for no key or an unknown key."""
-    return agency_for(request.app[KEYRING], presented_key(request))
-
-
-def agency_for(keyring: KeyRing, key: str | None) -> AgencySettings:
-    """The agency holding ``key``; raises 401 (house error shape) for no key or an unknown key."""
+    """The calling agency, also stored on the request (``request[AGENCY]``); raises 401 (house
+    error shape) for no key or an unknown key."""
+    key = presented_key(request)
     if key is None:
         raise HTTPProblem(401, "unauthenticated", "an agency API key is required (X-API-Key header)")
-    agency = keyring.agency_for(key)
+    agency = request.app[KEYRING].agency_for(key)
     if agency is None:
         raise HTTPProblem(401, "unauthenticated", "unknown API key")
+    request[AGENCY] = agency
     return agency
 
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from gateway.auth import KEYRING, presented_key
+from gateway.auth import AGENCY
 from gateway.logs import REQUEST_ID, new_request_id
 
 HEADER = "X-Request-ID"
@@ -92,8 +92,7 @@ def request_context(*, access_log: bool) -> Middleware:
 
 
 def _access(request: web.Request, status: int | str, seconds: float) -> None:
-    key = presented_key(request)
-    agency = request.app[KEYRING].agency_for(key) if key else None
+    agency = request.get(AGENCY)  # set by the route's authentication, when the agency's key was valid
     access.info("request", extra={
         "method": request.method, "route": route_template(request), "status": status,
         "duration_ms": round(seconds * 1000, 1), "agency": agency.code if agency else None})
