@@ -278,6 +278,26 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    """/readyz (gateway/health.py): each sub-check's result is kept ok_cache when it passed and
+    fail_cache when it failed (X-Road's 2 s / 30 s); a check gets check_timeout to answer."""
+
+    ok_cache: Duration = _D(2.0)
+    fail_cache: Duration = _D(30.0)
+    check_timeout: Duration = _D(2.0)
+    # start in maintenance mode: /readyz answers 503 "maintenance" until an operator turns it off
+    maintenance: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= float(self.ok_cache) <= 300:
+            raise ValueError("ok_cache: expected 0..300s")
+        if not 0 <= float(self.fail_cache) <= 300:
+            raise ValueError("fail_cache: expected 0..300s")
+        if not 0.05 <= float(self.check_timeout) <= 60:
+            raise ValueError("check_timeout: expected 50ms..60s")
+
+
+@dataclass(frozen=True)
 class LogSettings:
     format: Literal["text", "json"] = "text"
     # an identical warning or error (or protocol errors from one peer) is written once per
@@ -303,6 +323,7 @@ class Settings:
     dossiers: DossierSettings = field(default_factory=DossierSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from adapters.national_portal.client import PortalClient
 from config.schema import Settings
-from gateway import handlers
+from gateway import handlers, ops_routes
 from gateway.accept import Acceptor
 from gateway.appkeys import ACCEPT, CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
 from gateway.auth import KEYRING, KeyRing
@@ -59,6 +59,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
 
         setup_signing(app, settings, app[METRICS].registry)
     handlers.add_routes(app, signing=signing_enabled(settings))
+    ops_routes.setup_readiness(app)
+    ops_routes.add_routes(app)
     app.on_startup.append(_ready)
     app.on_response_prepare.append(echo_request_id)
     app.on_shutdown.append(_draining)

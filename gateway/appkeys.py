@@ -9,6 +9,7 @@ from aiohttp import web
 
 from config.schema import Settings
 from gateway.accept import Acceptor
+from gateway.health import Readiness
 from gateway.sync import SyncEngine
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
@@ -28,3 +29,4 @@ ENGINE = web.AppKey("engine", SyncEngine)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 ACCEPT = web.AppKey("accept", Acceptor)
+READINESS = web.AppKey("readiness", Readiness)

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from config.schema import AgencySettings
 from core.errors import FieldError
 from gateway import dossier, openapi, params
-from gateway.appkeys import ACCEPT, CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, SETTINGS
+from gateway.appkeys import ACCEPT, CLOCK, METRICS, QUEUE, SETTINGS
 from gateway.auth import require_agency, require_operator
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
 from queues.api import DeadLetter, DossierStatus, ReplayResult
@@ -28,7 +28,6 @@ def add_routes(app: web.Application, *, signing: bool = False) -> None:
     app.router.add_post("/v1/dead-letters/{id}/replay", replay_dead_letter)
     app.router.add_delete("/v1/dead-letters/{id}", drop_dead_letter)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi.serve_full if signing else openapi.serve)
 
@@ -185,27 +184,6 @@ async def drop_dead_letter(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    """503 only while the gateway cannot accept work; a portal outage is reported, not failed."""
-    import asyncio
-
-    app = request.app
-    storage: dict[str, Any] = {"status": "ok", "backend": app[SETTINGS].queue.backend}
-    try:
-        async with asyncio.timeout(2.0):
-            await app[QUEUE].ping()
-    except Exception as exc:  # any failure to reach storage means: cannot accept work
-        storage = {**storage, "status": "fail", "error": type(exc).__name__}
-    lifecycle = app[LIFECYCLE].state
-    ok = storage["status"] == "ok" and lifecycle == "ready"
-    body = {
-        "status": "ok" if ok else "draining" if lifecycle == "draining" else "fail",
-        "lifecycle": lifecycle,
-        "checks": {"storage": storage, "portal": app[ENGINE].gate.describe()},
-    }
-    return web.json_response(body, status=200 if ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -16,6 +16,11 @@ _AGENCY: list[dict[str, list[str]]] = [{"agencyKey": []}, {"agencyBearer": []}]
 _OPERATOR: list[dict[str, list[str]]] = [{"operatorKey": []}, {"operatorBearer": []}]
 
 
+_MAINTENANCE = {"type": "object", "properties": {
+    "enabled": {"type": "boolean"}, "reason": {"type": ["string", "null"]},
+    "since": {"type": ["string", "null"], "format": "date-time"}}}
+
+
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
@@ -135,10 +140,22 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
                                                           "result": {"enum": ["replayed", "superseded"]}}}),
                                    **_errors(400, 401, 404, 409, 422)}},
         },
+        "/v1/maintenance": {
+            "get": {"summary": "Whether the instance is in maintenance mode", "security": _OPERATOR,
+                    "responses": {"200": _resp("The mode", _MAINTENANCE), **_errors(400, 401)}},
+            "put": {"summary": "Turn maintenance mode on or off: /readyz answers 503 while it is on, and the "
+                               "instance keeps serving", "security": _OPERATOR,
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "additionalProperties": False, "required": ["enabled"],
+                        "properties": {"enabled": {"type": "boolean"},
+                                       "reason": {"type": "string", "maxLength": 200}}}}}},
+                    "responses": {"200": _resp("The mode now", _MAINTENANCE), **_errors(400, 401, 415, 422)}},
+        },
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _resp("Alive")}}},
-        "/readyz": {"get": {"summary": "Readiness; a portal outage is reported in the body, not failed",
+        "/readyz": {"get": {"summary": "Readiness: cached sub-checks (2 s when passing, 30 s when failing); a "
+                                       "portal outage is reported in the body, not failed",
                             "responses": {"200": _resp("Accepting work"),
-                                          "503": _resp("Storage unusable, starting or draining")}}},
+                                          "503": _resp("Storage unusable, starting, draining or in maintenance")}}},
         "/metrics": {"get": {"summary": "Prometheus metrics",
                              "responses": {"200": {"description": "text exposition format",
                                                    "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
