@@ -74,6 +74,16 @@ def _parser() -> argparse.ArgumentParser:
         c = dsub.add_parser(name, help=helptext)
         c.add_argument("id")
     dlq.set_defaults(func=_dlq)
+
+    maint = sub.add_parser("maintenance", help="take a running daemon out of its load balancer (/readyz 503), "
+                           "or put it back")
+    maint.add_argument("state", choices=("on", "off", "show"))
+    maint.add_argument("--reason", default="", help="why, shown on /readyz and /status")
+    maint.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
+    maint.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
+                       "or [operator] api_key of --config)")
+    maint.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+    maint.set_defaults(func=_maintenance)
     return p
 
 
@@ -180,6 +190,34 @@ async def _dlq_list(s: aiohttp.ClientSession, base: str, follow: bool) -> int:
             if cursor:
                 print(f"(more: --all to list every page; next cursor {cursor})")
             return 0
+
+
+def _maintenance(args: argparse.Namespace) -> int:
+    return asyncio.run(_maintenance_async(args, _operator_key(args)))
+
+
+async def _maintenance_async(args: argparse.Namespace, key: str) -> int:
+    url = args.url.rstrip("/") + "/v1/maintenance"
+    async with aiohttp.ClientSession(headers={"X-API-Key": key}, timeout=aiohttp.ClientTimeout(total=30)) as s:
+        try:
+            if args.state == "show":
+                request = s.get(url)
+            else:
+                request = s.put(url, json={"enabled": args.state == "on", "reason": args.reason})
+            async with request as r:
+                body = await r.text()
+                if r.status >= 400:
+                    return _remote_error(r.status, body)
+        except aiohttp.ClientError as exc:
+            print(f"dvcgw: cannot reach the daemon at {args.url}: {exc}", file=sys.stderr)
+            return EXIT_REMOTE
+    mode = json.loads(body)
+    if mode["enabled"]:
+        print(f"maintenance: on since {mode['since']}" + (f" ({mode['reason']})" if mode["reason"] else "")
+              + "; /readyz answers 503")
+    else:
+        print("maintenance: off; /readyz answers as its checks say")
+    return 0
 
 
 def _remote_error(status: int, body: str) -> int:

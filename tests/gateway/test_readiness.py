@@ -4,6 +4,7 @@ as X-Road does), and a maintenance mode makes it answer 503 on purpose while the
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,25 @@ async def test_an_instance_can_start_in_maintenance(sandbox: Sandbox, tmp_path: 
         assert r.status == 503 and (await r.json())["status"] == "maintenance"
         r = await gw.client.get("/v1/maintenance", headers={"X-API-Key": OPERATOR_KEY})
         assert (await r.json())["enabled"] is True
+
+
+async def _maintenance_cli(gateway: Gateway, *args: str, key: str = OPERATOR_KEY) -> tuple[int, str, str]:
+    url = str(gateway.client.make_url("/"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "maintenance", *args, "--url", url, "--key", key,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_dvcgw_maintenance_turns_the_mode_on_and_off(gateway: Gateway) -> None:
+    rc, out, _ = await _maintenance_cli(gateway, "on", "--reason", "disk swap")
+    assert rc == 0 and "on since" in out and "disk swap" in out
+    assert (await gateway.client.get("/readyz")).status == 503
+    rc, out, _ = await _maintenance_cli(gateway, "show")
+    assert rc == 0 and "on since" in out
+    rc, out, _ = await _maintenance_cli(gateway, "off")
+    assert rc == 0 and "off" in out
+    assert (await gateway.client.get("/readyz")).status == 200
+    rc, _, err = await _maintenance_cli(gateway, "on", key="wrong")
+    assert rc == 3 and "401" in err
