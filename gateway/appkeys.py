@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -20,6 +21,7 @@ class Lifecycle:
     """Readiness: the gateway accepts work only between start-up and draining."""
 
     state: str = "starting"  # starting | ready | draining
+    started_at: float = field(default_factory=time.time)
 
 
 SETTINGS = web.AppKey("settings", Settings)

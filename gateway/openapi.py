@@ -151,6 +151,13 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
                                        "reason": {"type": "string", "maxLength": 200}}}}}},
                     "responses": {"200": _resp("The mode now", _MAINTENANCE), **_errors(400, 401, 415, 422)}},
         },
+        "/status": {"get": {
+            "summary": "The operator's status page (HTML, Vietnamese or English, refreshes itself): sync "
+                       "health, queue, dead letters by reason, portal circuit, 766 indicators",
+            "parameters": [{"name": "lang", "in": "query", "schema": {"type": "string"},
+                            "description": "vi or en; otherwise Accept-Language, then Vietnamese"}],
+            "responses": {"200": {"description": "HTML page",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _resp("Alive")}}},
         "/readyz": {"get": {"summary": "Readiness: cached sub-checks (2 s when passing, 30 s when failing); a "
                                        "portal outage is reported in the body, not failed",

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import socket
+from importlib import metadata
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from core.errors import FieldError
-from gateway.appkeys import CLOCK, ENGINE, LIFECYCLE, QUEUE, READINESS, SETTINGS
+from gateway.appkeys import CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, READINESS, SETTINGS
 from gateway.auth import require_operator
 from gateway.health import Readiness
 from gateway.http_errors import HTTPProblem
+from monitoring import status as page
+from monitoring.metrics import Metrics
 
 log = logging.getLogger("dvcgw.health")
 
@@ -47,6 +51,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/maintenance", get_maintenance)
     app.router.add_put("/v1/maintenance", put_maintenance)
+    app.router.add_get("/status", status_page)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -118,3 +123,116 @@ async def put_maintenance(request: web.Request) -> web.Response:
     log.warning("maintenance mode %s by the operator%s: /readyz answers %s", "on" if enabled else "off",
                 f" ({reason})" if reason else "", 503 if enabled else "as its checks say")
     return web.json_response(maintenance_json(request.app))
+
+
+#: Dead letters grouped on the status page: at most this many are read (one page of the store).
+DEAD_SCAN = 500
+
+_PAGE_HEADERS = {
+    # the page carries no script and loads nothing: refuse both, and framing
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def version() -> str:
+    try:
+        return metadata.version("dvc-gateway")
+    except metadata.PackageNotFoundError:
+        return "dev"
+
+
+def _samples(metric: Any) -> list[Any]:
+    """The samples of one of our own metric objects (``Collector.collect``), without walking the
+    whole registry."""
+    return [s for family in metric.collect() for s in family.samples]
+
+
+def _counted(m: Metrics) -> tuple[float, float, float]:
+    accepted = sum(s.value for s in _samples(m.events_accepted) if s.name.endswith("_total"))
+    delivered = failed = 0.0
+    for s in _samples(m.deliveries):
+        if not s.name.endswith("_total"):
+            continue
+        if s.labels.get("outcome") == "ok":
+            delivered += s.value
+        else:
+            failed += s.value
+    return accepted, delivered, failed
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """The ``q`` quantile of a cumulative histogram (``(le, count)`` pairs, ``+Inf`` last) by
+    linear interpolation inside the bucket, as PromQL's histogram_quantile does."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower_le, lower_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return lower_le
+            inside = count - lower_count
+            return lower_le + (le - lower_le) * ((rank - lower_count) / inside if inside else 0.0)
+        lower_le, lower_count = le, count
+    return lower_le
+
+
+def _lag(m: Metrics) -> tuple[float | None, float | None]:
+    merged: dict[float, float] = {}
+    lag = getattr(m, "sync_lag", None)  # TODO(i14-metrics merge): m.sync_lag
+    for s in _samples(lag) if lag is not None else []:
+        if s.name.endswith("_bucket"):
+            le = float(s.labels["le"])
+            merged[le] = merged.get(le, 0.0) + s.value
+    buckets = sorted(merged.items())
+    return quantile(buckets, 0.5), quantile(buckets, 0.95)
+
+
+async def _dead_groups(app: web.Application) -> tuple[list[page.DeadGroup], bool]:
+    letters = (await app[QUEUE].dead_letters(None, DEAD_SCAN)).items
+    groups: dict[tuple[str, str], page.DeadGroup] = {}
+    for d in letters:
+        if d.replayed:
+            continue
+        key = (str(d.error.cls), d.error.code)
+        g = groups.get(key)
+        if g is None or d.dead_at >= g.latest:
+            message = d.error.message
+            latest = d.dead_at
+        else:
+            message, latest = g.message, g.latest
+        groups[key] = page.DeadGroup(key[0], key[1], (g.count if g else 0) + 1, latest, message)
+    ordered = sorted(groups.values(), key=lambda g: (-g.count, g.cls, g.code))
+    return ordered, len(letters) >= DEAD_SCAN
+
+
+def _kpi_bars(app: web.Application) -> list[page.KpiBar]:
+    return []
+
+
+async def status_page(request: web.Request) -> web.Response:
+    """``GET /status``: the operator's page (``?lang=vi|en``). Open like ``/metrics``: it shows
+    counts, reasons and indicators, never a dossier code or personal data."""
+    app = request.app
+    settings = app[SETTINGS]
+    now = app[CLOCK]()
+    _, readiness = await readiness_body(app)
+    stats = await app[QUEUE].stats(now)
+    m = app[METRICS]
+    accepted, delivered, failed = _counted(m)
+    lag50, lag95 = _lag(m)
+    dead, cut = await _dead_groups(app)
+    view = page.StatusView(
+        now=now, instance=f"{socket.gethostname()}:{settings.server.port}", version=version(),
+        started_at=app[LIFECYCLE].started_at, backend=settings.queue.backend, readiness=readiness,
+        accepted=accepted, delivered=delivered, failed=failed, lag_p50=lag50, lag_p95=lag95,
+        oldest_pending_age=max(now - stats.oldest_pending_at, 0.0) if stats.oldest_pending_at else None,
+        by_state=stats.by_state, dead=dead, dead_total=stats.dead_letters,
+        dead_scanned_limit=DEAD_SCAN if cut else None, kpi=_kpi_bars(app))
+    lang = page.pick_lang(request.query.get("lang"), request.headers.get("Accept-Language"))
+    return web.Response(text=page.render(view, lang), content_type="text/html", charset="utf-8",
+                        headers={**_PAGE_HEADERS, "Content-Language": lang})

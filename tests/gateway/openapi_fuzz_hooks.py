@@ -8,6 +8,9 @@
   only) to one, so that fuzzed dossiers and progress get past 403 (another agency's unit), the
   path/body mismatch and the calendar to the rest of the checks and the store behind them (202).
   Malformed codes are left alone.
+- A fuzzed ``PUT /v1/maintenance`` never turns maintenance mode on: that makes ``/readyz`` answer
+  503 on purpose, which the server-error check would take for a failure of every later /readyz.
+  tests/gateway/test_readiness.py covers turning it on.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ def before_add_examples(context: schemathesis.HookContext, examples: list[schema
 
 @schemathesis.hook
 def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
+    if case.operation.path == "/v1/maintenance" and isinstance(case.body, dict) and case.body.get("enabled") is True:
+        case.body = {**case.body, "enabled": False}
     code = (case.path_parameters or {}).get("MaHoSo")
     if not isinstance(code, str) or code_problem(code):
         return case
