@@ -59,6 +59,7 @@ cat <<EOT
   Agency API     $URL/v1/dossiers/{MaHoSo}      (X-API-Key: demo-agency-key)
   Operator API   $URL/v1/dead-letters           (X-API-Key: demo-operator-key)
   Health         $URL/readyz
+  Status page    $URL/status                    (open it in a browser; ?lang=en for English)
   Metrics        $URL/metrics
   OpenAPI        $URL/openapi.json
   Sandbox        http://127.0.0.1:${SANDBOX_PORT}   (what it received: /_sandbox/record)

@@ -62,6 +62,7 @@ async def test_make_run_on_another_port_then_a_second_run_refuses(tmp_path: Path
     try:
         banner = await _banner(first)
         assert f"http://127.0.0.1:{port}/readyz" in banner and ":8080" not in banner
+        assert f"http://127.0.0.1:{port}/status" in banner
         assert str(tmp_path / "store" / "dvcgw.sqlite3") in banner
         async with aiohttp.ClientSession() as http:
             body = (ROOT / "docs" / "examples" / "dossier.json").read_bytes()
