@@ -302,9 +302,9 @@ class KafkaQueue:
         if cached is not None and time.monotonic() - cached[0] < _STATS_S:
             return cached[1]
         by_state, oldest = self._owner.census()
-        dead = self._letters.open_count()
-        self.metrics.dead_letters.set(dead)
-        result = QueueStats(by_state=by_state, oldest_pending_at=oldest, dead_letters=dead)
+        dead = self._letters.open_by_reason()
+        self.metrics.dead_letters.set(sum(dead.values()))
+        result = QueueStats(by_state=by_state, oldest_pending_at=oldest, dead_letters_by_reason=dead)
         self._stats = (time.monotonic(), result)
         return result
 
