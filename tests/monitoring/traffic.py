@@ -13,12 +13,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import aiohttp
-
 from tests.fakes.pdfs import one_page_pdf
 from tests.harness import AGENCY_KEY, UNIT, Gateway, Sandbox, run_gateway, settings_for
 from tests.samples import sample_dossier, sample_progress
-from tests.signing.env import PASSPHRASE, World
+from tests.signing.env import World
 
 CREATED = f"{UNIT}-240315-00101"
 TRUNCATED = f"{UNIT}-240315-00102"
@@ -30,9 +28,8 @@ DOSSIERS = (CREATED, TRUNCATED, THROTTLED, FAILING, REJECTED)
 
 
 def signing_section(world: World) -> dict[str, object]:
+    """[signing] with the world's file key (its passphrase file is written by build_world) and both TSAs."""
     keys = world.tmp / "keys"
-    (world.tmp / "secrets").mkdir(exist_ok=True)
-    (world.tmp / "secrets" / "pass").write_bytes(PASSPHRASE + b"\n")
     return {
         "tsa_urls": list(world.tsa_urls), "tsa_timeout": "3s", "tsa_attempts": 1, "workers": 1,
         "trust_roots": [str(world.root_pem)],
@@ -102,9 +99,3 @@ async def scrape(gw: Gateway) -> str:
     r = await gw.client.get("/metrics")
     assert r.status == 200
     return await r.text()
-
-
-async def scrape_url(url: str) -> str:
-    async with aiohttp.ClientSession() as s, s.get(url) as r:
-        assert r.status == 200
-        return await r.text()
