@@ -220,7 +220,7 @@ def load(run: Run, url: str, seconds: int, tag: str, **kw: Any) -> Awaitable[dic
 
 
 def outcomes(m: Mapping[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float]:
-    """``dvcgw_deliveries_total`` summed over kinds, per outcome class."""
+    """``dvcgw_deliveries_total`` summed over counterparts and operations, per outcome class."""
     out: dict[str, float] = {}
     for (name, labels), value in m.items():
         if name == OK_METRIC:

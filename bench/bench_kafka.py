@@ -174,7 +174,8 @@ async def delivered(http: aiohttp.ClientSession, urls: list[str]) -> float:
     total = 0.0
     for url in urls:
         m = await scrape(http, url)
-        total += sample(m, "dvcgw_deliveries_total", outcome="ok", kind="snapshot")
+        total += sum(sample(m, "dvcgw_deliveries_total", counterpart="portal", operation=op, outcome="ok")
+                     for op in ("create", "update"))  # snapshots
     return total
 
 

@@ -24,7 +24,8 @@ from gateway.auth import KEYRING, KeyRing
 from gateway.middleware import error_middleware
 from gateway.requestlog import echo_request_id, request_context
 from gateway.sync import SyncEngine
-from monitoring.metrics import Metrics
+from monitoring.metrics import PORTAL, Metrics
+from monitoring.tracing import trace_config
 from queues.api import QueueBackend
 from queues.sqlite import MemoryQueue, SQLiteQueue, store_options
 
@@ -44,11 +45,12 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
                metrics: Metrics | None = None) -> web.Application:
     """The whole daemon. With ``run_engine=False`` the sync engine is built but not started: tests
     drive it through ``app[ENGINE].drain()``."""
-    request_ctx = request_context(access_log=settings.server.access_log)
+    metrics = metrics or Metrics()
+    request_ctx = request_context(access_log=settings.server.access_log, metrics=metrics)
     app = web.Application(client_max_size=settings.server.max_body_bytes,
                           middlewares=[request_ctx, error_middleware])
     app[SETTINGS] = settings
-    app[METRICS] = metrics or Metrics()
+    app[METRICS] = metrics
     app[CLOCK] = clock
     app[LIFECYCLE] = Lifecycle()
     app[KEYRING] = KeyRing(settings.agencies, settings.operator)
@@ -57,7 +59,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     if signing_enabled(settings):
         from gateway.signing_routes import setup_signing
 
-        setup_signing(app, settings, app[METRICS].registry)
+        setup_signing(app, settings, metrics)
     handlers.add_routes(app, signing=signing_enabled(settings))
     ops_routes.setup_readiness(app)
     ops_routes.add_routes(app)
@@ -104,7 +106,8 @@ def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
         settings = app[SETTINGS]
         timeout = aiohttp.ClientTimeout(total=settings.portal.timeout)
         connector = aiohttp.TCPConnector(limit=settings.portal.max_concurrency * 2)
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        traced = [trace_config(app[METRICS], PORTAL)]  # latency per service; 429s counted as throttled
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector, trace_configs=traced) as session:
             portal = PortalClient(settings.portal, session, metrics=app[METRICS])
             engine = SyncEngine(app[QUEUE], portal, settings, app[METRICS], clock=app[CLOCK])
             app[ENGINE] = engine

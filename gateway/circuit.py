@@ -11,7 +11,7 @@ import datetime as dt
 import enum
 from collections.abc import Callable
 
-from monitoring.metrics import Metrics
+from monitoring.metrics import PAUSE_REASONS, PORTAL, Metrics
 
 
 class GateState(enum.StrEnum):
@@ -21,7 +21,6 @@ class GateState(enum.StrEnum):
 
 
 _GAUGE = {GateState.CLOSED: 0, GateState.HALF_OPEN: 1, GateState.OPEN: 2}
-PAUSE_REASONS = ("auth_failed", "forbidden")
 
 
 class PortalGate:
@@ -93,7 +92,7 @@ class PortalGate:
     def _publish(self) -> None:
         if self._metrics is None:
             return
-        self._metrics.circuit_state.set(_GAUGE[self.state])
+        self._metrics.circuit_state.labels(counterpart=PORTAL).set(_GAUGE[self.state])
         for r in PAUSE_REASONS:
             self._metrics.delivery_paused.labels(reason=r).set(1 if self.reason == r else 0)
 

@@ -190,11 +190,7 @@ async def metrics(request: web.Request) -> web.Response:
     app = request.app
     m = app[METRICS]
     now = app[CLOCK]()
-    stats = await app[QUEUE].stats(now)
-    for state, n in stats.by_state.items():
-        m.queue_depth.labels(state=state).set(n)
-    m.oldest_pending_age.set(max(now - stats.oldest_pending_at, 0.0) if stats.oldest_pending_at else 0.0)
-    m.dead_letters.set(stats.dead_letters)
+    m.publish_queue(await app[QUEUE].stats(now), now)
     resp = web.Response(body=generate_latest(m.registry))
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp

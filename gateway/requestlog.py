@@ -9,6 +9,10 @@
   the status, the duration and the calling agency's code when its key was valid.
 * A client that closes the connection before its request is read is a normal event: one INFO line
   (status 499 in the access log, as nginx writes it), not an error with a traceback.
+* Every request counts on ``dvcgw_http_requests_total{route, method, status}``: the same route
+  template (``unmatched`` when no route matched, so a scan of random paths adds one series, not
+  one per path), the method (``other`` beyond the usual seven), the status class (499 is 4xx; a
+  request cancelled at shutdown is 5xx).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from aiohttp.typedefs import Middleware
 
 from gateway.auth import AGENCY
 from gateway.logs import REQUEST_ID, new_request_id
+from monitoring.metrics import Metrics
 
 HEADER = "X-Request-ID"
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
@@ -43,10 +48,15 @@ def request_id_for(request: web.Request) -> str:
     return given if _SAFE_ID.fullmatch(given) else new_request_id()
 
 
-def route_template(request: web.Request) -> str:
-    """The matched route's template (``/v1/dossiers/{MaHoSo}``), or ``-`` when nothing matched."""
+def matched_route(request: web.Request) -> str | None:
+    """The matched route's template (``/v1/dossiers/{MaHoSo}``), or None when nothing matched."""
     resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "-"
+    return resource.canonical if resource is not None else None
+
+
+def route_template(request: web.Request) -> str:
+    """The matched route's template, or ``-`` when nothing matched (the access log's form)."""
+    return matched_route(request) or "-"
 
 
 def client_gone(request: web.Request) -> bool:
@@ -55,8 +65,9 @@ def client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-def request_context(*, access_log: bool) -> Middleware:
-    """The outermost middleware: sets the request id, notes a client that left, writes the access line."""
+def request_context(*, access_log: bool, metrics: Metrics | None = None) -> Middleware:
+    """The outermost middleware: sets the request id, notes a client that left, writes the access line
+    and counts the request."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -86,6 +97,8 @@ def request_context(*, access_log: bool) -> Middleware:
         finally:
             if access_log:
                 _access(request, status, time.perf_counter() - started)
+            if metrics is not None:
+                metrics.http_request(matched_route(request), request.method, status if isinstance(status, int) else 500)
             REQUEST_ID.reset(token)
 
     return middleware

@@ -21,15 +21,15 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from config.schema import Settings
 from core.errors import FieldError, ValidationError
 from gateway.auth import require_agency
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
+from monitoring.metrics import Metrics, SigningMetrics
+from monitoring.tracing import trace_config
 from signing.errors import BadPdf, KeyNotAllowed, PdfTooLarge, SigningError, SigningUnavailable
 from signing.jobs import Job
-from signing.metrics import SigningMetrics
 from signing.options import SignOptions, options_from_query, parse_options
 from signing.service import SigningService, callback_token, utc_now
 
@@ -38,13 +38,15 @@ _OPTIONS_LIMIT = 64 * 1024
 _CHUNK = 64 * 1024
 
 
-def setup_signing(app: web.Application, settings: Settings, metrics_registry: CollectorRegistry,
+def setup_signing(app: web.Application, settings: Settings, instance_metrics: Metrics,
                   *, clock: Callable[[], datetime] = utc_now) -> None:
-    """Adds the /v1/signatures routes and a cleanup_ctx (process pool, signers, job store, remote poller)."""
-    metrics = SigningMetrics(metrics_registry)
+    """Adds the /v1/signatures routes and a cleanup_ctx (process pool, signers, job store, remote poller).
+    The signing families register on ``instance_metrics``' registry; the remote signer's session is traced."""
+    metrics = SigningMetrics(instance_metrics)
 
     async def signing_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with aiohttp.ClientSession() as session:
+        traced = [trace_config(instance_metrics, "remote_signer")]
+        async with aiohttp.ClientSession(trace_configs=traced) as session:
             service = SigningService(settings.signing, settings.storage.path, metrics, session, clock)
             try:
                 await service.start()

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import random
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,7 +34,7 @@ from core.errors import (
     TransientError,
 )
 from gateway.circuit import PortalGate
-from monitoring.metrics import Metrics
+from monitoring.metrics import PORTAL, Metrics
 from queues.api import EngineQueue, ErrorInfo, Event, Outcome, OutcomeClass, Work
 
 log = logging.getLogger("dvcgw.sync")
@@ -99,6 +100,7 @@ class SyncEngine:
         self.gate = PortalGate(settings.circuit.failure_threshold, settings.circuit.cool_down, clock, metrics)
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._throttles: weakref.WeakSet[BaseException] = weakref.WeakSet()  # 429s whose wait is counted
 
     # ------------------------------------------------------------------ loops
 
@@ -219,7 +221,7 @@ class SyncEngine:
                     await self._send_batch([it], updating)
                 return
             if isinstance(exc, PortalAlreadyExists) and not updating:
-                self._count(OutcomeClass.EXISTS, "snapshot")
+                self._count(OutcomeClass.EXISTS, "create")
                 batch[0].known = True
                 await self._send_batch(batch, True)
                 return
@@ -233,7 +235,7 @@ class SyncEngine:
                 await self._fail(it, exc, _pending_ids(it.work))
             return
         self.gate.success()
-        self._count(OutcomeClass.OK, "snapshot", len(batch))
+        self._delivered("update" if updating else "create", [it.work.snapshot for it in batch if it.work.snapshot])
         for it in batch:
             it.known = True
         # recorded concurrently, so the queue commits the whole batch in one transaction (one fsync)
@@ -246,7 +248,7 @@ class SyncEngine:
         way round): forget that it has it and send the same body as a create, once per round. The
         dossier's status keeps the portal's words as its last error, and the metric counts it."""
         log.warning("the portal no longer holds a dossier it had; sending it again as a create")
-        self._count(OutcomeClass.NOT_FOUND, "snapshot")
+        self._count(OutcomeClass.NOT_FOUND, "update")
         it.known = False
         it.lost = ErrorInfo(OutcomeClass.NOT_FOUND, exc.code, exc.portal_message)
         await self._record(it, Outcome(known_on_portal=False), release=False)
@@ -283,7 +285,7 @@ class SyncEngine:
             await self._fail(it, exc, tuple(e.event_id for e in rest))
             return False
         self.gate.success()
-        self._count(OutcomeClass.OK, "progress", len(chunk))
+        self._delivered("progress", chunk)
         await self._record(it, Outcome(delivered=ids), release=last)
         return True
 
@@ -297,7 +299,8 @@ class SyncEngine:
         if never_dead and cls in (OutcomeClass.REJECTED, OutcomeClass.EXISTS):
             cls = OutcomeClass.RETRYABLE
         snap = it.work.snapshot
-        self._count(cls, "snapshot" if snap is not None and snap.event_id in event_ids else "progress")
+        with_snapshot = snap is not None and snap.event_id in event_ids
+        self._count(cls, ("update" if it.known else "create") if with_snapshot else "progress")
         info = error_info(exc)
         if info.cls != cls:
             info = ErrorInfo(cls, info.code, info.message)
@@ -314,8 +317,11 @@ class SyncEngine:
         elif cls is OutcomeClass.THROTTLED:
             self.gate.release_probe()
             wait = exc.retry_after if isinstance(exc, PortalThrottled) and exc.retry_after else None
-            outcome = Outcome(retry_at=now + (wait if wait is not None else self._ladder(it.work.attempts)),
-                              error=info)
+            delay = wait if wait is not None else self._ladder(it.work.attempts)
+            if exc not in self._throttles:  # one 429 holding back a whole batch is counted once
+                self._throttles.add(exc)
+                self._m.throttled_wait.labels(PORTAL).inc(delay)
+            outcome = Outcome(retry_at=now + delay, error=info)
         else:
             self.gate.failure()
             outcome = self._retry_or_give_up(it.work, event_ids, info, now)
@@ -333,8 +339,16 @@ class SyncEngine:
         jitter = self._s.retry.jitter
         return base * (1 - jitter + 2 * jitter * self._rng()) if jitter else base
 
-    def _count(self, cls: OutcomeClass, kind: str, n: int = 1) -> None:
-        self._m.deliveries.labels(outcome=cls, kind=kind).inc(n)
+    def _count(self, cls: OutcomeClass, operation: str, n: int = 1) -> None:
+        """``operation``: create, update or progress."""
+        self._m.delivered(operation, cls, n)
+
+    def _delivered(self, operation: str, events: Sequence[Event]) -> None:
+        """The portal accepted ``events``: count them, and each one's lag since it was accepted."""
+        self._count(OutcomeClass.OK, operation, len(events))
+        now = self._clock()
+        for e in events:
+            self._m.observe_lag(e.kind, now - e.accepted_at)
 
 
 def _snap_id(it: _Progressing) -> str:

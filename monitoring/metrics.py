@@ -1,76 +1,293 @@
-"""Every metric the gateway exports, defined in one place.
+"""Every metric family the gateway exports, defined in this one module (documented in docs/metrics.md).
 
-Names follow Prometheus conventions (``_total`` counters, ``_seconds`` base units). No label ever
-carries a dossier code or personal data: labels are outcome classes, services, states, fields.
-Each gateway instance builds one :class:`Metrics` on its own ``CollectorRegistry`` (so tests and
-several apps in one process never collide) and passes it to whoever records.
+Names follow Prometheus conventions: a ``dvcgw_`` prefix, ``_total`` counters, base units
+(``_seconds``), bounded label sets. No label ever carries a dossier code or personal data: labels
+are outcome classes, operations, states, fields, route templates, key aliases and TSA URLs from
+the configuration. Each gateway instance builds one :class:`Metrics` on its own
+``CollectorRegistry`` (so tests and several apps in one process never collide) and passes it to
+whoever records. The families of optional parts register only where the part runs, on the same
+registry: :class:`SigningMetrics` (where ``[signing]`` is configured) and :class:`KafkaMetrics`
+(the Kafka queue backend). The 766 indicator families (``dvcgw_kpi766_*``) are provided by
+``monitoring/kpi``.
+
+``tests/monitoring/test_metrics_catalogue.py`` fails when this module and docs/metrics.md drift
+apart; ``tests/monitoring/test_promtool.py`` lints a live scrape with ``promtool check metrics``.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+import time
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from queues.api import DeliveryState, EventKind, OutcomeClass, QueueStats
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SIGNING_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: accepted → delivered: from a fast portal's 100 ms to a day-long outage
+LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+               7200.0, 14400.0, 43200.0, 86400.0)
+
+PORTAL = "portal"
+#: the ``counterpart`` label's values
+COUNTERPARTS = (PORTAL, "tsa", "remote_signer")
+#: the ``operation`` label of ``dvcgw_deliveries_total``
+DELIVERY_OPERATIONS = ("create", "update", "progress")
+#: the ``kind`` and ``result`` labels of ``dvcgw_auth_total``
+AUTH_KINDS = ("login", "token", "refresh")
+AUTH_RESULTS = ("ok", "failed")
+#: the reasons a dead letter has in practice (a business rejection, "exists", retries given up);
+#: always exported, 0 when there is none, so alerts see a series
+DEAD_REASONS = (OutcomeClass.REJECTED.value, OutcomeClass.EXISTS.value, OutcomeClass.RETRYABLE.value)
+PAUSE_REASONS = ("auth_failed", "forbidden")
+#: request methods counted by name in ``dvcgw_http_requests_total``; any other is ``other``
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"
+
+# No ``*_created`` series beside every counter and histogram: in the text format each is one more
+# gauge series per child that Prometheus stores and nobody queries. A process-wide setting of
+# prometheus_client; this process serves one exposition, ours.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+def status_class(status: int | None) -> str:
+    """The ``status`` label of an HTTP answer: ``2xx``, ``4xx``, ``5xx`` …, or ``error`` when none came."""
+    return "error" if status is None else f"{status // 100}xx"
+
+
+def build_version() -> str:
+    """The installed distribution's version (``unknown`` when run from an uninstalled tree)."""
+    try:
+        return metadata.version("dvc-gateway")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class Metrics:
-    """The metric families of one gateway instance, on one registry."""
+    """The always-present metric families of one gateway instance, on one registry."""
 
     def sample(self, name: str, labels: dict[str, str] | None = None) -> float | None:
         """One sample's value (tests, health checks)."""
         return self.registry.get_sample_value(name, labels or {})
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, started_at: float | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._sync_families()
+        self._counterpart_families()
+        self._process_families(time.time() if started_at is None else started_at)
+        self._http_children: dict[tuple[str, str, str], Any] = {}  # labels() is not free on the request path
+        self._lag_children = {kind.value: self.sync_lag.labels(kind.value) for kind in EventKind}
+        self._dead_seen: set[str] = set(DEAD_REASONS)
+        self._initialise_children()
+
+    # ------------------------------------------------------------------ definitions
+
+    def _sync_families(self) -> None:
         r = self.registry
         self.events_accepted = Counter(
-            "dvcgw_events_accepted_total", "Events accepted from agencies (202 sent)", ["kind"], registry=r
-        )
+            "dvcgw_events_accepted_total", "Events accepted from agencies (202 sent), by kind", ["kind"], registry=r)
         self.deliveries = Counter(
             "dvcgw_deliveries_total",
-            "Portal delivery attempts by outcome class (ok, exists, not_found, rejected, auth_expired, "
-            "auth_failed, forbidden, throttled, retryable) and kind",
-            ["outcome", "kind"],
-            registry=r,
-        )
-        self.queue_depth = Gauge(
-            "dvcgw_queue_dossiers", "Dossiers per delivery state", ["state"], registry=r
-        )
+            "Delivery attempts by counterpart, operation (create, update, progress) and outcome class "
+            "(ok, exists, not_found, rejected, auth_expired, auth_failed, forbidden, throttled, retryable)",
+            ["counterpart", "operation", "outcome"], registry=r)
+        self.sync_lag = Histogram(
+            "dvcgw_sync_lag_seconds", "Time from an event's acceptance (202) to the portal accepting it, by kind",
+            ["kind"], buckets=LAG_BUCKETS, registry=r)
+        self.queue_depth = Gauge("dvcgw_queue_dossiers", "Dossiers per delivery state", ["state"], registry=r)
         self.oldest_pending_age = Gauge(
-            "dvcgw_oldest_pending_age_seconds", "Age of the oldest event not yet delivered", registry=r
-        )
-        self.dead_letters = Gauge("dvcgw_dead_letters", "Dead letters waiting for an operator", registry=r)
-        self.portal_latency = Histogram(
-            "dvcgw_portal_request_duration_seconds",
-            "National-portal call latency by service and HTTP status class",
-            ["service", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
+            "dvcgw_oldest_pending_age_seconds", "Age of the oldest event not yet delivered", registry=r)
+        self.dead_letters = Gauge(
+            "dvcgw_dead_letters", "Dead letters waiting for an operator, by the outcome class of their error",
+            ["reason"], registry=r)
+        self.accept_latency = Histogram(
+            "dvcgw_accept_duration_seconds", "Time from request to durable 202", buckets=LATENCY_BUCKETS, registry=r)
+        self.unusual_transitions = Counter(
+            "dvcgw_unusual_transitions_total",
+            "Dossier state transitions outside the normal table (forwarded unless enforce = true)",
+            ["from", "to"], registry=r)
+        self.truncated_fields = Counter(
+            "dvcgw_truncated_fields_total", "Texts truncated to the portal's limits, by field", ["field"], registry=r)
+        self.http_requests = Counter(
+            "dvcgw_http_requests_total",
+            "HTTP requests served, by route template (never the raw path), method and status class",
+            ["route", "method", "status"], registry=r)
+
+    def _counterpart_families(self) -> None:
+        r = self.registry
+        self.counterpart_latency = Histogram(
+            "dvcgw_counterpart_request_duration_seconds",
+            "Outbound HTTP request latency (until the answer's head arrived) by counterpart, operation and "
+            "status class (error: no answer)",
+            ["counterpart", "operation", "status"], buckets=LATENCY_BUCKETS, registry=r)
         self.circuit_state = Gauge(
-            "dvcgw_portal_circuit_state", "Portal circuit: 0 closed, 1 half-open, 2 open", registry=r
-        )
+            "dvcgw_circuit_state", "Circuit breaker per counterpart: 0 closed, 1 half-open, 2 open",
+            ["counterpart"], registry=r)
         self.delivery_paused = Gauge(
             "dvcgw_portal_delivery_paused",
-            "1 while delivery is paused because credentials or subscription were refused",
-            ["reason"],
-            registry=r,
-        )
-        self.logins = Counter(
-            "dvcgw_portal_logins_total", "Portal logins and token fetches by result", ["kind", "result"], registry=r
-        )
-        self.truncated_fields = Counter(
-            "dvcgw_truncated_fields_total", "Texts truncated to the portal's limits", ["field"], registry=r
-        )
-        self.unusual_transitions = Counter(
-            "dvcqg_unusual_transition_total",
-            "State transitions outside the normal table (forwarded unless enforce = true)",
-            ["from", "to"],
-            registry=r,
-        )
-        self.accept_latency = Histogram(
-            "dvcgw_accept_duration_seconds",
-            "Time from request to durable 202",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
+            "1 while delivery is paused because credentials or subscription were refused", ["reason"], registry=r)
+        self.auth = Counter(
+            "dvcgw_auth_total", "Credential fetches (login, token, refresh) by counterpart and result",
+            ["counterpart", "kind", "result"], registry=r)
+        self.throttled = Counter(
+            "dvcgw_throttled_total", "HTTP 429 answers by counterpart", ["counterpart"], registry=r)
+        self.throttled_wait = Counter(
+            "dvcgw_throttled_wait_seconds_total",
+            "Seconds delivery was put off because of 429 answers (Retry-After, else the retry ladder)",
+            ["counterpart"], registry=r)
+
+    def _process_families(self, started_at: float) -> None:
+        r = self.registry
+        self.build_info = Gauge(
+            "dvcgw_build_info", "Always 1; the gateway's version and the Python it runs on", ["version", "python"],
+            registry=r)
+        self.build_info.labels(build_version(), platform.python_version()).set(1)
+        self.start_time = Gauge(
+            "dvcgw_start_time_seconds", "When this gateway instance started (Unix time)", registry=r)
+        self.start_time.set(started_at)
+        # process_* and python_*: the collectors prometheus_client puts on its global registry, on ours
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+
+    def _initialise_children(self) -> None:
+        """Series with a bounded label set exist from the start, at 0, so that ``rate()`` and alerts
+        see them before the first event (Prometheus' advice on missing series)."""
+        for event_kind in EventKind:
+            self.events_accepted.labels(event_kind.value)
+        for op in DELIVERY_OPERATIONS:
+            for cls in OutcomeClass:
+                self.deliveries.labels(PORTAL, op, cls.value)
+        for state in DeliveryState:
+            self.queue_depth.labels(state.value)
+        for reason in DEAD_REASONS:
+            self.dead_letters.labels(reason)
+        self.circuit_state.labels(PORTAL).set(0)
+        for reason in PAUSE_REASONS:
+            self.delivery_paused.labels(reason).set(0)
+        for kind in AUTH_KINDS:
+            for result in AUTH_RESULTS:
+                self.auth.labels(PORTAL, kind, result)
+        self.throttled.labels(PORTAL)
+        self.throttled_wait.labels(PORTAL)
+
+    # ------------------------------------------------------------------ recording hooks
+
+    def counterpart_call(self, counterpart: str, operation: str, status: int | None, seconds: float) -> None:
+        """One outbound HTTP request finished (``status`` None: no answer). The hook of
+        :func:`monitoring.tracing.trace_config`; a 429 also counts on ``dvcgw_throttled_total``."""
+        self.counterpart_latency.labels(counterpart, operation, status_class(status)).observe(max(seconds, 0.0))
+        if status == 429:
+            self.throttled.labels(counterpart).inc()
+
+    def delivered(self, operation: str, outcome: str, n: int = 1) -> None:
+        """``n`` delivery attempts to the portal with this outcome class."""
+        self.deliveries.labels(PORTAL, operation, outcome).inc(n)
+
+    def observe_lag(self, kind: str, seconds: float) -> None:
+        """One event of ``kind`` (snapshot, progress) reached the portal ``seconds`` after its 202."""
+        self._lag_children[kind].observe(max(seconds, 0.0))
+
+    def auth_result(self, counterpart: str, kind: str, ok: bool) -> None:
+        """One credential fetch: ``kind`` login, token or refresh."""
+        self.auth.labels(counterpart, kind, "ok" if ok else "failed").inc()
+
+    def http_request(self, route: str | None, method: str, status: int) -> None:
+        """One request served: ``route`` is the matched template, None when nothing matched."""
+        key = (route or UNMATCHED_ROUTE, method if method in HTTP_METHODS else "other", status_class(status))
+        child = self._http_children.get(key)
+        if child is None:
+            child = self._http_children[key] = self.http_requests.labels(*key)
+        child.inc()
+
+    def publish_queue(self, stats: QueueStats, now: float) -> None:
+        """The queue's gauges from one census (``/metrics`` takes one per scrape)."""
+        for state, n in stats.by_state.items():
+            self.queue_depth.labels(state).set(n)
+        oldest = stats.oldest_pending_at
+        self.oldest_pending_age.set(max(now - oldest, 0.0) if oldest else 0.0)
+        self.publish_dead_letters(stats.dead_letters_by_reason)
+
+    def publish_dead_letters(self, by_reason: Mapping[str, int]) -> None:
+        """Dead letters per reason; a reason seen before and now gone drops to 0 (never stale)."""
+        self._dead_seen.update(by_reason)
+        for reason in sorted(self._dead_seen):
+            self.dead_letters.labels(reason).set(by_reason.get(reason, 0))
+
+
+class SigningMetrics:
+    """The signing service's families, on the instance's registry (only where signing is configured).
+
+    Labels carry key aliases, levels, outcome classes and TSA URLs from the configuration only:
+    never document content or personal data. ``calls`` receives the outbound HTTP requests the
+    signing workers made (TSA) for ``dvcgw_counterpart_request_duration_seconds``.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        r = metrics.registry
+        self.calls = metrics
+        self.signatures = Counter(
+            "dvcgw_signatures_total",
+            "Signature requests by key alias, requested level and outcome "
+            "(ok, downgraded, pending, rejected, unavailable, error)",
+            ["key", "level", "outcome"], registry=r)
+        self.signing_duration = Histogram(
+            "dvcgw_signing_duration_seconds", "Time to produce a signed PDF (local keys)",
+            buckets=SIGNING_BUCKETS, registry=r)
+        self.tsa_duration = Histogram(
+            "dvcgw_tsa_request_duration_seconds", "Time-stamp request latency per TSA URL",
+            ["url"], buckets=SIGNING_BUCKETS, registry=r)
+        self.tsa_failures = Counter(
+            "dvcgw_tsa_failures_total", "Failed time-stamp requests per TSA URL", ["url"], registry=r)
+        self.tsa_available = Gauge(
+            "dvcgw_tsa_available", "1 if the last time-stamp request to this TSA succeeded, 0 if it failed",
+            ["url"], registry=r)
+        self.validations = Counter(
+            "dvcgw_validations_total", "Validated signatures by ETSI main indication", ["indication"], registry=r)
+        self.cert_expiry = Gauge(
+            "dvcgw_signing_cert_expiry_seconds",
+            "Seconds until each signing key's certificate expires (negative once it has)", ["key"], registry=r)
+
+
+class KafkaMetrics:
+    """The Kafka queue backend's families on one instance's registry.
+
+    Labels are topics, partitions and ladder steps only: never a dossier code. Dead letters are
+    counted by ``dvcgw_dead_letters{reason}`` for every backend.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry if registry is not None else CollectorRegistry()
+        self.registry = r
+        self.consumer_lag = Gauge(
+            "dvcgw_kafka_consumer_lag", "Records not yet consumed, per owned partition",
+            ["topic", "partition"], registry=r)
+        self.ladder_depth = Gauge(
+            "dvcgw_kafka_ladder_depth", "Events waiting in each retry-ladder step (owned partitions)",
+            ["step"], registry=r)
+        self.produce_latency = Histogram(
+            "dvcgw_kafka_produce_duration_seconds", "Time until a produce is acknowledged (acks=all)",
+            ["topic_kind"], buckets=LATENCY_BUCKETS, registry=r)
+        self.commit_latency = Histogram(
+            "dvcgw_kafka_commit_duration_seconds", "Consumer offset commit latency",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.rebalances = Counter(
+            "dvcgw_kafka_rebalances_total", "Partition assignments received by this instance's consumer",
+            ["kind"], registry=r)
+        self._produce_by_kind: dict[str, Any] = {}  # produce_latency's child per topic kind (labels() is not free)
+
+    def observe_produce(self, kind: str, seconds: float) -> None:
+        """One acknowledged produce of ``kind`` (outbound, retry, state, watermark, dlq, control)
+        on the produce-latency histogram: the hook :class:`~queues.kafka_produce.Producing` calls."""
+        child = self._produce_by_kind.get(kind)
+        if child is None:
+            child = self._produce_by_kind[kind] = self.produce_latency.labels(kind)
+        child.observe(seconds)
+

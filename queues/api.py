@@ -187,7 +187,14 @@ class DeadLetterPage:
 class QueueStats:
     by_state: Mapping[str, int] = field(default_factory=dict)  # DeliveryState value -> dossiers
     oldest_pending_at: float | None = None
-    dead_letters: int = 0
+    #: open (not replayed) dead letters by the outcome class of their stored error (rejected,
+    #: exists, retryable …); classes with none may be absent
+    dead_letters_by_reason: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def dead_letters(self) -> int:
+        """Open dead letters in all."""
+        return sum(self.dead_letters_by_reason.values())
 
 
 class EngineQueue(Protocol):

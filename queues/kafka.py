@@ -31,7 +31,7 @@ them, and delegates. Each part owns its fields and is changed only through its o
 * Shared by them: :class:`~queues.kafka_view.View` (every instance's materialised ``dossier-state``
   and ``dlq``), :class:`~queues.kafka_produce.Producing` (the one producer, paused while the broker
   is unreachable: the facade's watch asks the view's consumer when sends stall), the wire formats in
-  :mod:`queues.kafka_codec` and the metrics in :mod:`queues.kafka_metrics`.
+  :mod:`queues.kafka_codec` and the metrics in :class:`monitoring.metrics.KafkaMetrics`.
 
 All methods raise only :class:`~core.errors.QueueUnavailable` from the error tree.
 """
@@ -49,6 +49,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from config.schema import Settings
+from monitoring.metrics import KafkaMetrics
 from queues.api import (
     Accepted,
     DeadLetter,
@@ -64,7 +65,6 @@ from queues.kafka_accepts import Accepts
 from queues.kafka_codec import Topics, topics_for
 from queues.kafka_letters import DeadLetters
 from queues.kafka_marks import Offsets, Watermarks
-from queues.kafka_metrics import KafkaMetrics
 from queues.kafka_owner import Owner
 from queues.kafka_produce import BACKOFF_S, Producing, client_options, fetch_options, guard, partition_of, quietly
 from queues.kafka_pump import Pump
@@ -302,9 +302,8 @@ class KafkaQueue:
         if cached is not None and time.monotonic() - cached[0] < _STATS_S:
             return cached[1]
         by_state, oldest = self._owner.census()
-        dead = self._letters.open_count()
-        self.metrics.dead_letters.set(dead)
-        result = QueueStats(by_state=by_state, oldest_pending_at=oldest, dead_letters=dead)
+        result = QueueStats(by_state=by_state, oldest_pending_at=oldest,
+                            dead_letters_by_reason=self._letters.open_by_reason())
         self._stats = (time.monotonic(), result)
         return result
 

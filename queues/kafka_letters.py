@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,9 +43,9 @@ class DeadLetters:
     def _open(self) -> list[DeadLetter]:
         return sorted((dl for dl, _ in self._view.dead.values() if not dl.replayed), key=lambda x: (x.dead_at, x.id))
 
-    def open_count(self) -> int:
-        """Dead letters not yet replayed."""
-        return sum(1 for dl, _ in self._view.dead.values() if not dl.replayed)
+    def open_by_reason(self) -> dict[str, int]:
+        """Dead letters not yet replayed, by the outcome class of the error each one carries."""
+        return dict(Counter(str(dl.error.cls) for dl, _ in self._view.dead.values() if not dl.replayed))
 
     def page(self, cursor: str | None, limit: int) -> DeadLetterPage:
         """Open letters, oldest first, ``limit`` after ``cursor`` (an unknown cursor starts over)."""

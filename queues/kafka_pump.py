@@ -25,9 +25,9 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 
 from config.schema import KafkaSettings
+from monitoring.metrics import KafkaMetrics
 from queues.kafka_codec import H_CONTROL, H_DUE, Topics, header_map
 from queues.kafka_marks import Offsets, Watermarks
-from queues.kafka_metrics import KafkaMetrics
 from queues.kafka_owner import Forwards, Owner
 from queues.kafka_produce import fetch_options, quietly
 from queues.kafka_view import View

@@ -364,8 +364,8 @@ def stats(conn: sqlite3.Connection, now: float) -> QueueStats:
     ):
         by_state[state] = n
     (oldest,) = conn.execute("SELECT MIN(oldest_open_at) FROM dossiers WHERE pending > 0").fetchone()
-    (dead,) = conn.execute("SELECT COUNT(*) FROM dead_letters WHERE replayed = 0").fetchone()
-    return QueueStats(by_state=by_state, oldest_pending_at=oldest, dead_letters=dead)
+    dead = dict(conn.execute("SELECT cls, COUNT(*) FROM dead_letters WHERE replayed = 0 GROUP BY cls"))
+    return QueueStats(by_state=by_state, oldest_pending_at=oldest, dead_letters_by_reason=dead)
 
 
 def _dead_letter(row: tuple[Any, ...]) -> DeadLetter:

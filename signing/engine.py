@@ -2,7 +2,7 @@
 
 The parent submits picklable jobs to a process pool; each worker was initialised once by
 :func:`init_worker`, which parses every local key (or opens its PKCS#11 session) and keeps it,
-together with an event loop, an aiohttp session (TSA, OCSP, CRL) and the per-(key, level)
+together with an event loop, aiohttp sessions (TSA, traced; OCSP, CRL) and the per-(key, level)
 placeholder sizes. Results come back as :class:`WorkerResult` data, never as exceptions, so
 nothing depends on pickling exception classes.
 """
@@ -10,6 +10,7 @@ nothing depends on pickling exception classes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +43,7 @@ from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBacken
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from config.schema import SigningSettings
+from monitoring.tracing import CallLog, CounterpartCall, trace_config
 from signing import keys, report
 from signing.options import Level, SignOptions
 from signing.tsa import AllTsaFailed, FailoverTimeStamper, TsaCall
@@ -59,6 +61,7 @@ class WorkerResult:
     level: str = ""
     downgraded: bool = False
     tsa_calls: tuple[TsaCall, ...] = ()
+    http_calls: tuple[CounterpartCall, ...] = ()  # outbound requests (TSA), for the parent's metrics
     error: str = ""
     message: str = ""
     field: str = ""
@@ -108,7 +111,10 @@ class _Worker:
     trust_roots: list[asn1_x509.Certificate]
     font: GlyphAccumulatorFactory
     reserved: dict[tuple[str, str], int] = field(default_factory=dict)
-    session: aiohttp.ClientSession | None = None
+    session: aiohttp.ClientSession | None = None  # OCSP, CRL
+    tsa_session: aiohttp.ClientSession | None = None  # traced into ``calls``
+    calls: CallLog = field(default_factory=CallLog)
+    stampers: list[FailoverTimeStamper] = field(default_factory=list)  # the current job's
 
 
 _W: _Worker | None = None
@@ -154,12 +160,18 @@ def _state() -> _Worker:
 
 
 def _run(coro: Any) -> WorkerResult:
+    """Runs one job; its result carries the job's TSA attempts and traced requests, also when it failed
+    (every TSA down is exactly when the parent must see them)."""
     w = _state()
     try:
         result: WorkerResult = w.loop.run_until_complete(coro)
-        return result
     except _JobFailed as exc:
-        return WorkerResult(error=exc.code, message=exc.message, field=exc.field)
+        result = WorkerResult(error=exc.code, message=exc.message, field=exc.field)
+    finally:  # a job that raised must not leave its calls to the next one
+        tsa_calls = tuple(call for ts in w.stampers for call in ts.take_calls())
+        w.stampers.clear()
+        http_calls = w.calls.take()
+    return dataclasses.replace(result, tsa_calls=tsa_calls, http_calls=http_calls)
 
 
 def _session() -> aiohttp.ClientSession:
@@ -169,9 +181,20 @@ def _session() -> aiohttp.ClientSession:
     return w.session
 
 
+def _tsa_session() -> aiohttp.ClientSession:
+    w = _state()
+    if w.tsa_session is None or w.tsa_session.closed:
+        w.tsa_session = aiohttp.ClientSession(trace_configs=[trace_config(w.calls, "tsa", operation="timestamp")])
+    return w.tsa_session
+
+
 def _timestamper() -> FailoverTimeStamper:
-    s = _state().settings
-    return FailoverTimeStamper(s.tsa_urls, _session(), timeout=s.tsa_timeout, attempts=s.tsa_attempts)
+    """A time-stamper for the current job (:func:`_run` collects its attempts)."""
+    w = _state()
+    s = w.settings
+    ts = FailoverTimeStamper(s.tsa_urls, _tsa_session(), timeout=s.tsa_timeout, attempts=s.tsa_attempts)
+    w.stampers.append(ts)
+    return ts
 
 
 def _vc_kwargs() -> dict[str, Any]:
@@ -229,17 +252,13 @@ async def _sign_local(job: SignJob) -> WorkerResult:
     ts = _timestamper() if job.options.needs_tsa() else None
     try:
         pdf = await _sign_with(signer, job, job.options.level, ts)
-        return WorkerResult(pdf=pdf, level=job.options.level, tsa_calls=_calls(ts))
+        return WorkerResult(pdf=pdf, level=job.options.level)
     except AllTsaFailed as exc:
         if not w.settings.allow_downgrade:
             raise _JobFailed("tsa_unavailable", f"{exc}; the {job.options.level} signature needs a time-stamp"
                              ) from exc
     pdf = await _sign_with(signer, job, "B-B", None)
-    return WorkerResult(pdf=pdf, level="B-B", downgraded=True, tsa_calls=_calls(ts))
-
-
-def _calls(ts: FailoverTimeStamper | None) -> tuple[TsaCall, ...]:
-    return tuple(ts.take_calls()) if ts is not None else ()
+    return WorkerResult(pdf=pdf, level="B-B", downgraded=True)
 
 
 async def _sign_with(signer: Signer, job: SignJob, level: Level, ts: FailoverTimeStamper | None) -> bytes:
@@ -354,7 +373,7 @@ async def _prepare_remote(job: RemotePrepareJob) -> WorkerResult:
     pdf = bytes(output.getvalue())  # type: ignore[attr-defined]
     state = PreparedRemote(pdf, prepared.document_digest, prepared.reserved_region_start,
                            prepared.reserved_region_end, der, hashlib.sha256(der).digest())
-    return WorkerResult(prepared=state, level=job.options.level, tsa_calls=_calls(ts))
+    return WorkerResult(prepared=state, level=job.options.level)
 
 
 def finish_remote(job: RemoteFinishJob) -> WorkerResult:
@@ -392,7 +411,7 @@ async def _finish_remote(job: RemoteFinishJob) -> WorkerResult:
     pdf = bytes(out.getvalue())
     if job.level in ("B-LT", "B-LTA"):
         pdf = await _add_ltv(pdf, job.level, ts)
-    return WorkerResult(pdf=pdf, level=job.level, tsa_calls=_calls(ts))
+    return WorkerResult(pdf=pdf, level=job.level)
 
 
 async def _add_ltv(pdf: bytes, level: Level, ts: FailoverTimeStamper | None) -> bytes:

@@ -88,24 +88,27 @@ class RemoteSigner:
         """Signer certificate first, then its chain; raises SigningUnavailable/SigningError."""
         if self._chain is None:
             body = await self._post("/csc/v2/credentials/info",
-                                    {"credentialID": self._credential, "certificates": "chain"})
+                                    {"credentialID": self._credential, "certificates": "chain"}, "credentials_info")
             self._chain = parse_certificates(body[1])
         return self._chain
 
     async def sign_hash(self, digest: bytes, client_data: str, callback_url: str = "") -> HashResult:
         status, body = await self._post("/csc/v2/signatures/signHash",
-                                        sign_hash_body(self._credential, digest, client_data, callback_url))
+                                        sign_hash_body(self._credential, digest, client_data, callback_url),
+                                        "sign_hash")
         return parse_hash_result(status, body)
 
     async def status(self, transaction_id: str) -> HashResult:
-        status, body = await self._post("/csc/v2/signatures/status", {"transactionID": transaction_id})
+        status, body = await self._post("/csc/v2/signatures/status", {"transactionID": transaction_id},
+                                        "signature_status")
         return parse_hash_result(status, body)
 
-    async def _post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    async def _post(self, path: str, body: dict[str, Any], operation: str) -> tuple[int, Any]:
+        """POST JSON; ``operation`` names the call for the session's trace hooks (the metrics' label)."""
         headers = {"Authorization": f"Bearer {self._secret}"} if self._secret else {}
         try:
-            async with self._session.post(self._base + path, json=body, headers=headers,
-                                          timeout=self._timeout) as resp:
+            async with self._session.post(self._base + path, json=body, headers=headers, timeout=self._timeout,
+                                          trace_request_ctx={"operation": operation}) as resp:
                 if resp.status >= 500 or resp.status == 429:
                     raise SigningUnavailable(f"remote signer answered HTTP {resp.status}",
                                              code="remote_signer_unavailable")

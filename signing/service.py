@@ -29,10 +29,10 @@ import aiohttp
 
 from config.schema import AgencySettings, SigningKeySettings, SigningSettings
 from core.errors import ConfigError, FieldError, TransientError, ValidationError
+from monitoring.metrics import SigningMetrics
 from signing import engine, keys
 from signing.errors import BadPdf, KeyNotAllowed, LevelNotAvailable, SigningError, SigningUnavailable, UnknownKey
 from signing.jobs import Job, JobStore, jobs_path
-from signing.metrics import SigningMetrics
 from signing.options import SignOptions
 from signing.remote import HashResult, RemoteSigner
 
@@ -129,8 +129,8 @@ class SigningService:
     def _set_info(self, info: keys.KeyInfo) -> None:
         self._infos[info.alias] = info
         not_after = info.not_after
-        self.metrics.cert_expiry_days.labels(info.alias).set_function(
-            lambda: (not_after - self.clock()).total_seconds() / 86400)
+        self.metrics.cert_expiry.labels(info.alias).set_function(
+            lambda: (not_after - self.clock()).total_seconds())
 
     def _start_pool(self) -> None:
         n = self.settings.workers or os.cpu_count() or 1
@@ -188,10 +188,15 @@ class SigningService:
         self.metrics.signatures.labels(alias, level, outcome).inc()
 
     def _record_tsa(self, res: engine.WorkerResult) -> None:
+        """The worker's TSA attempts (in order: the last one per URL says whether it is available)
+        and its outbound HTTP requests, traced in the worker, into this process's metrics."""
         for call in res.tsa_calls:
             self.metrics.tsa_duration.labels(call.url).observe(call.seconds)
+            self.metrics.tsa_available.labels(call.url).set(1 if call.ok else 0)
             if not call.ok:
                 self.metrics.tsa_failures.labels(call.url).inc()
+        for http in res.http_calls:
+            self.metrics.calls.counterpart_call(http.counterpart, http.operation, http.status, http.seconds)
 
     async def _sign_local(self, ks: SigningKeySettings, pdf: bytes, opts: SignOptions) -> Signed:
         start = time.perf_counter()

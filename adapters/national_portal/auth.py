@@ -33,6 +33,7 @@ class CredentialCache:
         self._attempts = 0
         self._completed = 0  # fetches finished, successfully or not
         self._last_error: PortalError | None = None
+        self._held = False  # a fetch has succeeded before
 
     def _fresh(self) -> str | None:
         if self._value is not None and self._clock() < self._expires_at:
@@ -67,12 +68,18 @@ class CredentialCache:
             self._completed += 1
         self._last_error = None
         self._value, self._expires_at = value, self._clock() + lifetime
+        self._held = True
         return value
 
     def invalidate(self, stale: str) -> None:
         """Forget ``stale`` if it is still the cached value (a newer one is kept)."""
         if self._value == stale:
             self._value = None
+
+    @property
+    def refreshing(self) -> bool:
+        """True once a credential was held: a fetch now replaces one that ran out or was refused."""
+        return self._held
 
     @property
     def fetches(self) -> int:

@@ -39,7 +39,7 @@ from adapters.national_portal.errors import (
 )
 from adapters.national_portal.transport import RawReply, Transport
 from config.schema import PortalSettings
-from monitoring.metrics import Metrics
+from monitoring.metrics import PORTAL, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,7 @@ class PortalClient:
     ) -> None:
         self._s = settings
         self._metrics = metrics
-        self._transport = Transport(
-            session, timeout=settings.timeout, connect_retries=settings.connect_retries, metrics=metrics
-        )
+        self._transport = Transport(session, timeout=settings.timeout, connect_retries=settings.connect_retries)
         self._limit = asyncio.Semaphore(settings.max_concurrency)
         self._rate = RateLimiter(settings.rate_limit_per_s)
         uses_token = settings.auth in ("oauth2", "oauth2+session")
@@ -198,30 +196,34 @@ class PortalClient:
             reply = await self._post(self._login_url, "login", body)
             session = envelope.session_from_login(reply)
         except SessionExpired as exc:
-            self._count_login("session", "failed")
+            self._count_auth("login", ok=False)
             raise PortalAuthFailed("portal login refused with HTTP 401", code="401") from exc
         except PortalError:
-            self._count_login("session", "failed")
+            self._count_auth("login", ok=False)
             raise
-        self._count_login("session", "ok")
+        self._count_auth("login", ok=True)
         return session, self._s.session_max_age
 
     async def _fetch_token(self) -> tuple[str, float]:
-        """§3.1 client-credentials token, reused until ``expires_in − 60 s``."""
+        """§3.1 client-credentials token, reused until ``expires_in − 60 s``. Counted as ``token``
+        the first time, ``refresh`` once it replaces a token that ran out or was refused."""
         s = self._s
+        kind = "refresh" if self._tokens is not None and self._tokens.refreshing else "token"
         req = envelope.token_request(s.client_id, s.client_secret, client_auth=s.client_auth)
         try:
             raw = await self._transport.send(s.token_url, service="token", headers=req.headers, form=req.form)
             token = envelope.parse_token(_decode_token(raw))
         except PortalError:
-            self._count_login("oauth2", "failed")
+            self._count_auth(kind, ok=False)
             raise
-        self._count_login("oauth2", "ok")
+        self._count_auth(kind, ok=True)
         return token.header_value, token.usable_for
 
-    def _count_login(self, kind: str, result: str) -> None:
+    def _count_auth(self, kind: str, *, ok: bool) -> None:
+        """``dvcgw_auth_total{counterpart="portal", kind, result}``: login (a DVCQG session, the
+        first or a new one after a refusal), token or refresh (OAuth2)."""
         if self._metrics is not None:
-            self._metrics.logins.labels(kind=kind, result=result).inc()
+            self._metrics.auth_result(PORTAL, kind, ok)
 
 
 # ── reply interpretation (pure helpers) ──────────────────────────────────────────────────

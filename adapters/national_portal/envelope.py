@@ -207,11 +207,6 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def status_class(status: int | None) -> str:
-    """Metric label for an HTTP status: "2xx", "4xx", "5xx" …, or "error" when none came back."""
-    return "error" if status is None else f"{status // 100}xx"
-
-
 # ── OAuth2 client credentials (spec §3) ─────────────────────────────────────────────────────
 
 

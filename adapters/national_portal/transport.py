@@ -12,12 +12,12 @@ a few tens of milliseconds). Which errors count depends on ``idempotent``:
   request the portal may already have processed is not sent twice from here.
 
 Timeouts and HTTP statuses (5xx included) are never retried here: that is the queue's job.
-Latency of every attempt is observed on ``metrics.portal_latency{service, status}``.
+Each attempt's POST carries ``trace_request_ctx={"operation": service}``: the session's trace hooks
+(:func:`monitoring.tracing.trace_config`, attached where the session is made) observe its latency.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,9 +27,7 @@ import aiohttp
 import orjson
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from adapters.national_portal.envelope import status_class
 from core.errors import PortalUnavailable
-from monitoring.metrics import Metrics
 
 
 @dataclass(frozen=True)
@@ -61,13 +59,11 @@ class Transport:
         *,
         timeout: float,
         connect_retries: int,
-        metrics: Metrics | None = None,
         retry_wait: float = 0.025,
     ) -> None:
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._attempts = 1 + max(0, connect_retries)
-        self._metrics = metrics
         self._retry_wait = retry_wait
 
     async def send(
@@ -97,21 +93,12 @@ class Transport:
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     async def _once(self, url: str, service: str, headers: Mapping[str, str], data: bytes) -> RawReply:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        status: int | None = None
-        try:
-            async with self._session.post(
-                url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False
-            ) as resp:
-                status = resp.status
-                body = await resp.read()
-                return RawReply(status=resp.status, headers=resp.headers, body=body)
-        finally:
-            if self._metrics is not None:
-                self._metrics.portal_latency.labels(service=service, status=status_class(status)).observe(
-                    loop.time() - started
-                )
+        async with self._session.post(
+            url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False,
+            trace_request_ctx={"operation": service},
+        ) as resp:
+            body = await resp.read()
+            return RawReply(status=resp.status, headers=resp.headers, body=body)
 
 
 def _encode(

@@ -22,6 +22,7 @@ from core.errors import (
     TransientError,
 )
 from monitoring.metrics import Metrics
+from monitoring.tracing import trace_config
 from tests.fakes.portal import (
     DSTCODE,
     MADONVI,
@@ -312,17 +313,24 @@ async def test_rate_limit(sandbox: SandboxHandle, http: aiohttp.ClientSession) -
     assert time.monotonic() - started >= 0.45
 
 
-async def test_metrics_latency_and_logins(sandbox: SandboxHandle, http: aiohttp.ClientSession) -> None:
-    """Latency is observed per service and status class; logins are counted by kind and result."""
+async def test_metrics_latency_and_logins(sandbox: SandboxHandle) -> None:
+    """Through a session traced for the portal, latency is observed per service (the operation the
+    transport names) and status class; logins are counted by kind and result."""
     metrics = Metrics(CollectorRegistry())
-    c = client(sandbox, http, metrics=metrics)
-    await c.lookup(CODE)
-    await sandbox.fault("http503")
-    with pytest.raises(PortalUnavailable):
+    async with aiohttp.ClientSession(trace_configs=[trace_config(metrics, "portal")]) as traced:
+        c = client(sandbox, traced, metrics=metrics)
         await c.lookup(CODE)
+        await sandbox.fault("http503")
+        with pytest.raises(PortalUnavailable):
+            await c.lookup(CODE)
+        await sandbox.admin("config", {"refuse_logins": True})
+        c2 = client(sandbox, traced, metrics=metrics)
+        with pytest.raises(PortalAuthFailed):
+            await c2.lookup(CODE)
     get = metrics.registry.get_sample_value
-    name = "dvcgw_portal_request_duration_seconds_count"
-    assert get(name, {"service": "TraCuuHoSo", "status": "2xx"}) == 1
-    assert get(name, {"service": "TraCuuHoSo", "status": "5xx"}) == 1
-    assert get(name, {"service": "login", "status": "2xx"}) == 1
-    assert get("dvcgw_portal_logins_total", {"kind": "session", "result": "ok"}) == 1
+    name = "dvcgw_counterpart_request_duration_seconds_count"
+    assert get(name, {"counterpart": "portal", "operation": "TraCuuHoSo", "status": "2xx"}) == 1
+    assert get(name, {"counterpart": "portal", "operation": "TraCuuHoSo", "status": "5xx"}) == 1
+    assert get(name, {"counterpart": "portal", "operation": "login", "status": "2xx"}) == 2
+    assert get("dvcgw_auth_total", {"counterpart": "portal", "kind": "login", "result": "ok"}) == 1
+    assert get("dvcgw_auth_total", {"counterpart": "portal", "kind": "login", "result": "failed"}) == 1

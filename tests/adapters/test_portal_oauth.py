@@ -71,7 +71,8 @@ async def test_401_drops_token_and_retries_once(sandbox: SandboxHandle, http: ai
     assert await c.lookup(CODE) is False
     record = await sandbox.record()
     assert record["tokens"] == 2 and record["calls"] == 3
-    assert metrics.sample("dvcgw_portal_logins_total", {"kind": "oauth2", "result": "ok"}) == 2
+    assert metrics.sample("dvcgw_auth_total", {"counterpart": "portal", "kind": "token", "result": "ok"}) == 1
+    assert metrics.sample("dvcgw_auth_total", {"counterpart": "portal", "kind": "refresh", "result": "ok"}) == 1
 
 
 async def test_second_401_is_auth_failed(sandbox: SandboxHandle, http: aiohttp.ClientSession) -> None:
@@ -94,7 +95,7 @@ async def test_refused_client_credentials_are_auth_failed(
     with pytest.raises(PortalAuthFailed):
         await client(sandbox, http, metrics=metrics).lookup(CODE)
     assert (await sandbox.record())["calls"] == 0
-    assert metrics.sample("dvcgw_portal_logins_total", {"kind": "oauth2", "result": "failed"}) == 1
+    assert metrics.sample("dvcgw_auth_total", {"counterpart": "portal", "kind": "token", "result": "failed"}) == 1
 
 
 async def test_403_with_token_is_forbidden(sandbox: SandboxHandle, http: aiohttp.ClientSession) -> None:

@@ -120,7 +120,7 @@ async def test_forbidden_transition_is_409_only_when_enforced(sandbox: Sandbox, 
     async with run_gateway(settings_for(tmp_path / "a", sandbox.url)) as gw:
         assert (await gw.put(M, sample_dossier(M, TrangThaiHoSo="10"))).status == 202
         assert (await gw.put(M, sample_dossier(M, TrangThaiHoSo="4"))).status == 202
-        assert gw.metric("dvcqg_unusual_transition_total", **{"from": "10", "to": "4"}) == 1
+        assert gw.metric("dvcgw_unusual_transitions_total", **{"from": "10", "to": "4"}) == 1
     async with run_gateway(settings_for(tmp_path / "b", sandbox.url, transitions={"enforce": True})) as gw:
         assert (await gw.put(M, sample_dossier(M, TrangThaiHoSo="10"))).status == 202
         r = await gw.put(M, sample_dossier(M, TrangThaiHoSo="4"))
@@ -221,7 +221,7 @@ async def test_readyz_healthz_and_metrics(gateway: Gateway) -> None:
     await gateway.progress(M, sample_progress(M, 2))
     text = await (await gateway.client.get("/metrics")).text()
     for name in ("dvcgw_events_accepted_total", "dvcgw_queue_dossiers", "dvcgw_oldest_pending_age_seconds",
-                 "dvcgw_dead_letters", "dvcgw_portal_circuit_state", "dvcgw_accept_duration_seconds"):
+                 "dvcgw_dead_letters", "dvcgw_circuit_state", "dvcgw_accept_duration_seconds"):
         assert name in text, name
     assert 'dvcgw_events_accepted_total{kind="progress"} 2.0' in text
     assert M not in text  # never a dossier code in a label

@@ -31,7 +31,7 @@ async def test_rejected_goes_to_dead_letters_with_the_portal_message(gateway: Ga
     items = (await r.json())["items"]
     assert [(i["MaHoSo"], i["kind"], i["reason_class"]) for i in items] == [(M, "snapshot", "rejected")]
     assert items[0]["message"] == "Mã thủ tục không tồn tại trên Cổng DVCQG"
-    assert gateway.metric("dvcgw_deliveries_total", outcome="rejected", kind="snapshot") == 1
+    assert gateway.metric("dvcgw_deliveries_total", counterpart="portal", operation="update", outcome="rejected") == 1
 
 
 async def test_a_failed_lookup_is_retried_never_guessed(gateway: Gateway, sandbox: Sandbox) -> None:
@@ -66,7 +66,7 @@ async def test_retryable_follows_the_ladder_then_succeeds(gateway: Gateway, sand
     await gateway.drain()
     st = await gateway.status(M)
     assert st["delivery"] == "delivered" and st["attempts"] == 0
-    assert gateway.metric("dvcgw_deliveries_total", outcome="retryable", kind="snapshot") == 2
+    assert gateway.metric("dvcgw_deliveries_total", counterpart="portal", operation="create", outcome="retryable") == 2
 
 
 async def test_retryable_becomes_dead_after_give_up_after(gateway: Gateway, sandbox: Sandbox) -> None:
@@ -100,7 +100,7 @@ async def test_throttled_waits_for_retry_after(gateway: Gateway, sandbox: Sandbo
     gateway.clock.advance(31)
     await gateway.drain()
     assert len(await pushes(sandbox)) == 1
-    assert gateway.metric("dvcgw_deliveries_total", outcome="throttled", kind="snapshot") == 1
+    assert gateway.metric("dvcgw_deliveries_total", counterpart="portal", operation="create", outcome="throttled") == 1
 
 
 async def test_expired_session_logs_in_again_once(gateway: Gateway, sandbox: Sandbox) -> None:
@@ -147,7 +147,7 @@ async def test_forbidden_pauses_delivery(gateway: Gateway, sandbox: Sandbox) -> 
     body = await (await gateway.client.get("/readyz")).json()
     assert body["checks"]["portal"]["reason"] == "forbidden"
     assert (await gateway.status(M))["last_error"]["class"] == "forbidden"
-    assert gateway.metric("dvcgw_deliveries_total", outcome="forbidden", kind="snapshot") == 1
+    assert gateway.metric("dvcgw_deliveries_total", counterpart="portal", operation="create", outcome="forbidden") == 1
 
 
 async def test_circuit_opens_after_threshold_and_closes_after_a_good_probe(gateway: Gateway,
@@ -159,7 +159,7 @@ async def test_circuit_opens_after_threshold_and_closes_after_a_good_probe(gatew
         await gateway.put(f"000.00.01.H55-240315-0000{i}", sample_dossier(f"000.00.01.H55-240315-0000{i}"))
     await gateway.drain()
     assert gateway.engine.gate.state == "open"
-    assert gateway.metric("dvcgw_portal_circuit_state") == 2
+    assert gateway.metric("dvcgw_circuit_state", counterpart="portal") == 2
     calls = (await sandbox.record())["calls"]
     gateway.clock.advance(6)  # the dossiers are due again, but the circuit is open
     await gateway.drain()

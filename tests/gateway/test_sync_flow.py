@@ -48,7 +48,7 @@ async def test_snapshot_reaches_the_portal_with_the_spec_field_names(gateway: Ga
     assert all(isinstance(v, str) for v in scalars)
     st = await gateway.status(M)
     assert st["delivery"] == "delivered" and st["delivered_state"] == "4"
-    assert gateway.metric("dvcgw_deliveries_total", outcome="ok", kind="snapshot") == 1
+    assert gateway.metric("dvcgw_deliveries_total", counterpart="portal", operation="create", outcome="ok") == 1
 
 
 async def test_newest_snapshot_wins_and_later_ones_are_updates(gateway: Gateway, sandbox: Sandbox) -> None:
@@ -129,7 +129,7 @@ async def test_fallback_path_resends_as_update_after_da_ton_tai(sandbox: Sandbox
         pushes = [c for c in await sandbox.calls_for(M) if c["service"] == "DongBoHoSoMC"]
         assert [p["isUpdating"] for p in pushes] == ["False", "True"]
         assert pushes[0]["data"] == pushes[1]["data"]
-        assert gw.metric("dvcgw_deliveries_total", outcome="exists", kind="snapshot") == 1
+        assert gw.metric("dvcgw_deliveries_total", counterpart="portal", operation="create", outcome="exists") == 1
         assert (await gw.status(M))["delivery"] == "delivered"
 
 
@@ -166,7 +166,7 @@ async def test_a_dossier_the_portal_lost_reaches_it_again_on_the_next_update(gat
     st = await gateway.status(M)
     assert st["delivery"] == "delivered" and st["delivered_state"] == "4"
     assert st["last_error"]["class"] == "not_found" and "không tồn tại" in st["last_error"]["message"]
-    assert gateway.metric("dvcgw_deliveries_total", outcome="not_found", kind="snapshot") == 1
+    assert gateway.metric("dvcgw_deliveries_total", counterpart="portal", operation="update", outcome="not_found") == 1
     r = await gateway.operator("GET", "/v1/dead-letters")
     assert (await r.json())["items"] == []
     assert (await gateway.put(M, sample_dossier(M, TrangThaiHoSo="5"))).status == 202

@@ -101,6 +101,6 @@ async def test_concurrent_snapshots_are_judged_in_turn_inside_the_append(tmp_pat
     with pytest.raises(QueueUnavailable):
         await accept.snapshot(m, _snap("6"), "A")
     await accept.snapshot(m, _snap("5"), "A")  # judged against "4", not the lost "6"
-    assert metrics.sample("dvcqg_unusual_transition_total", {"from": "6", "to": "5"}) is None
+    assert metrics.sample("dvcgw_unusual_transitions_total", {"from": "6", "to": "5"}) is None
     assert await queue.accepted_state(m) == "5"
     await queue.close()

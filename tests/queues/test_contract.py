@@ -212,18 +212,22 @@ async def test_chunked_recording_keeps_the_claim(backend: QueueBackend) -> None:
 
 
 async def test_stats_count_dossiers_by_state(backend: QueueBackend) -> None:
-    """Stats count dossiers per delivery state, dead letters, and the oldest open event."""
+    """Stats count dossiers per delivery state, dead letters (by the outcome class of their error,
+    the ``reason`` of dvcgw_dead_letters), and the oldest open event."""
     now = time.time() + 1  # claims happen after the enqueues below
-    for m in ("D1", "D2", "D3"):
+    for m in ("D1", "D2", "D3", "D4", "D5"):
         await backend.enqueue([snap(m)])
-    works = await claim_until(backend, 3, now)
+    works = await claim_until(backend, 5, now)
     by = {w.mahoso: w for w in works}
     await backend.record(by["D1"], Outcome(delivered=(by["D1"].snapshot.event_id,)), now)  # type: ignore[union-attr]
-    await backend.record(by["D2"], Outcome(dead=(by["D2"].snapshot.event_id,), error=REJECT), now)  # type: ignore[union-attr]
+    for m in ("D2", "D4"):
+        await backend.record(by[m], Outcome(dead=(by[m].snapshot.event_id,), error=REJECT), now)  # type: ignore[union-attr]
     await backend.record(by["D3"], Outcome(retry_at=now + 60, error=OUTAGE), now)
+    await backend.record(by["D5"], Outcome(dead=(by["D5"].snapshot.event_id,), error=OUTAGE), now)  # type: ignore[union-attr]
     s = await backend.stats(now)
-    assert s.by_state["delivered"] == 1 and s.by_state["dead"] == 1 and s.by_state["retrying"] == 1
-    assert s.dead_letters == 1
+    assert s.by_state["delivered"] == 1 and s.by_state["dead"] == 3 and s.by_state["retrying"] == 1
+    assert dict(s.dead_letters_by_reason) == {"rejected": 2, "retryable": 1}
+    assert s.dead_letters == 3
     assert s.oldest_pending_at is not None and s.oldest_pending_at <= time.time()
     assert await backend.next_due_at() is not None
 

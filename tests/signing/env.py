@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from config.schema import Settings, load
 from gateway.auth import KEYRING, KeyRing
 from gateway.signing_routes import setup_signing
+from monitoring.metrics import Metrics
 from tests.fakes.remote_signer import FakeRemoteSigner
 from tests.fakes.signing_pki import PkiServer, TestPki
 from tests.fakes.threaded import ServerThread
@@ -226,5 +227,5 @@ def load_settings(w: World, name: str, **kw: object) -> Settings:
 def gateway_app(settings: Settings, registry: CollectorRegistry, **kw: object) -> web.Application:
     app = web.Application()
     app[KEYRING] = KeyRing(settings.agencies, settings.operator)
-    setup_signing(app, settings, registry, **kw)  # type: ignore[arg-type]
+    setup_signing(app, settings, Metrics(registry), **kw)  # type: ignore[arg-type]
     return app

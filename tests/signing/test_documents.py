@@ -97,17 +97,27 @@ async def test_raw_pdf_body_takes_options_from_query(signing_gw):
 
 
 async def test_metrics_are_exported(signing_gw):
-    """Signatures, latency, TSA latency, validations and certificate expiry are recorded on the injected registry."""
+    """Signatures, latency, TSA latency and availability, validations and certificate expiry are
+    recorded on the injected registry; the TSA requests (made in a worker process) and the remote
+    signer's reach the counterpart latency histogram through their sessions' trace hooks."""
     await client.sign(signing_gw.url, one_page_pdf(), {"key": "file-pem", "level": "B-T"})
     r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "file-pem", "level": "B-B"})
     await client.validate(signing_gw.url, r.body)
+    remote = await client.sign(signing_gw.url, one_page_pdf(), {"key": "remote-auto"})
+    assert remote.status == 202
+    assert (await client.wait_job(signing_gw.url, remote.json()["id"]))["state"] == "completed"
     assert signing_gw.metric("dvcgw_signatures_total", key="file-pem", level="B-B", outcome="ok") >= 1
     assert signing_gw.metric("dvcgw_signing_duration_seconds_count") >= 2
     assert signing_gw.metric("dvcgw_tsa_request_duration_seconds_count", url=gateway_tsa(signing_gw)) >= 1
+    assert signing_gw.metric("dvcgw_tsa_available", url=gateway_tsa(signing_gw)) == 1
+    latency = "dvcgw_counterpart_request_duration_seconds_count"
+    assert signing_gw.metric(latency, counterpart="tsa", operation="timestamp", status="2xx") >= 1
+    assert signing_gw.metric(latency, counterpart="remote_signer", operation="credentials_info", status="2xx") >= 1
+    assert signing_gw.metric(latency, counterpart="remote_signer", operation="sign_hash", status="2xx") >= 1
     assert signing_gw.metric("dvcgw_validations_total", indication="TOTAL-PASSED") >= 1
-    days = signing_gw.metric("dvcgw_signing_cert_expiry_days", key="file-pem")
+    days = signing_gw.metric("dvcgw_signing_cert_expiry_seconds", key="file-pem") / 86400
     assert 360 < days < 366
-    assert signing_gw.metric("dvcgw_signing_cert_expiry_days", key="hsm") > 360
+    assert signing_gw.metric("dvcgw_signing_cert_expiry_seconds", key="hsm") > 360 * 86400
 
 
 def gateway_tsa(signing_gw) -> str:

@@ -70,6 +70,10 @@ async def test_tsa_down_fails_over_to_next(signing_gw, world):
     assert r.status == 200 and r.headers["X-Signature-Level"] == "B-T"
     assert world.tsa_b.requests > seen_b
     assert signing_gw.metric("dvcgw_tsa_failures_total", url=url_a) > before
+    assert signing_gw.metric("dvcgw_tsa_available", url=url_a) == 0
+    assert signing_gw.metric("dvcgw_tsa_available", url=world.tsa_urls[1]) == 1
+    assert signing_gw.metric("dvcgw_counterpart_request_duration_seconds_count",
+                             counterpart="tsa", operation="timestamp", status="5xx") >= 1
     _, body = await client.validate(signing_gw.url, r.body)
     assert body["signatures"][0]["timestamp"]["valid"] is True
 
@@ -79,10 +83,13 @@ async def test_all_tsas_down_fails_the_request(signing_gw, world):
     world.tsa_a.fail = world.tsa_b.fail = True
     try:
         r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "file-pem", "level": "B-T"})
+        # the failed job's attempts still reach the metrics: every TSA reads unavailable
+        availability = [signing_gw.metric("dvcgw_tsa_available", url=u) for u in world.tsa_urls]
         ok = await client.sign(signing_gw.url, one_page_pdf(), {"key": "file-pem", "level": "B-B"})
     finally:
         world.tsa_a.fail = world.tsa_b.fail = False
     assert r.status == 503
+    assert availability == [0, 0]
     body = r.json()
     assert body["error"] == "tsa_unavailable" and "time-stamping" in body["message"]
     assert ok.status == 200
