@@ -183,8 +183,7 @@ def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
 
 def _lag(m: Metrics) -> tuple[float | None, float | None]:
     merged: dict[float, float] = {}
-    lag = getattr(m, "sync_lag", None)  # TODO(i14-metrics merge): m.sync_lag
-    for s in _samples(lag) if lag is not None else []:
+    for s in _samples(m.sync_lag):
         if s.name.endswith("_bucket"):
             le = float(s.labels["le"])
             merged[le] = merged.get(le, 0.0) + s.value

@@ -86,6 +86,8 @@ async def test_status_page_is_green_when_all_is_well(gateway: Gateway, sandbox: 
     assert "portal-outage" not in dom
     assert re.search(r'id="readiness" class="banner ok"', dom), dom[:2000]
     assert "closed (normal)" in dom
+    lag = re.search(r"Sync lag \(median / p95\)</th><td>([^<]*)</td>", dom)
+    assert lag is not None and lag.group(1) != "— / —", "one delivered event gives a lag"
 
 
 async def test_status_page_headers_language_and_refresh(gateway: Gateway) -> None:
