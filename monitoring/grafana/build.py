@@ -209,7 +209,7 @@ KPI766 = Row("766 indicators: unit $unit, current $period", (
     Panel("Gap to target by unit and indicator", "Every unit's rate minus the province's target, per "
           "indicator, in the period chosen above. Sort by Value to see who is furthest behind.",
           (Query(agg("max", "unit, indicator", sel("dvcgw_kpi766_ratio", _PERIOD))
-                 + " - on (indicator) group_left " + _TARGET),),
+                 + " - on (indicator) group_left " + _TARGET, "gap to target"),),
           kind="table", unit="percentunit", width=12, height=10, steps=_GAP_STEPS),
     Panel("Numerator and denominator", "What each rate of the unit and period chosen above is made of.",
           (Query(agg("max", "indicator", sel("dvcgw_kpi766_numerator", *_KPI)), "numerator"),
@@ -313,9 +313,22 @@ def panel_json(p: Panel, pid: int, pos: dict[str, int]) -> dict[str, Any]:
         "gridPos": pos, "fieldConfig": _field_config(p), "options": _OPTIONS[p.kind],
         "targets": [_target(q, i, p.kind) for i, q in enumerate(p.queries)],
     }
-    if p.kind == "table" and len(p.queries) > 1:
-        out["transformations"] = [{"id": "merge", "options": {}}]
+    if p.kind == "table":
+        out["transformations"] = _table_transformations(p.queries)
     return out
+
+
+def _table_transformations(queries: Sequence[Query]) -> list[dict[str, Any]]:
+    """Instant queries in table format give a ``Value`` column each (``Value #A`` … once merged):
+    merge them on their labels, drop the time, and name each value column by its query's legend."""
+    if len(queries) == 1:
+        names = {"Value": queries[0].legend}
+        steps: list[dict[str, Any]] = []
+    else:
+        names = {f"Value #{chr(ord('A') + i)}": q.legend for i, q in enumerate(queries)}
+        steps = [{"id": "merge", "options": {}}]
+    organize = {"excludeByName": {"Time": True}, "renameByName": names, "indexByName": {}}
+    return [*steps, {"id": "organize", "options": organize}]
 
 
 def layout(rows: Sequence[Row]) -> list[dict[str, Any]]:
