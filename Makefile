@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench system-deps kafka-up kafka-down clean
+.PHONY: run test lint typecheck pytest bench system-deps kafka-up kafka-down clean dashboard monitoring-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,16 @@ pytest: $(STAMP)
 	@bash scripts/test.sh
 
 test: system-deps $(STAMP) lint typecheck pytest
+
+# the Grafana dashboard is code: monitoring/grafana/build.py writes monitoring/grafana/dvc-gateway.json
+dashboard: $(STAMP)
+	$(BIN)/python -m monitoring.grafana.build
+
+# the alert rules, their promtool unit tests and the dashboard's freshness (make test runs these too, in pytest)
+monitoring-check: $(STAMP)
+	promtool check rules monitoring/prometheus/alerts.yml
+	promtool test rules monitoring/prometheus/tests/*.yml
+	$(BIN)/python -m monitoring.grafana.build --check
 
 bench: system-deps $(STAMP)
 	@bash scripts/bench.sh

@@ -1,0 +1,1 @@
+"""Grafana: the dashboard built as code (build.py) and its provisioning files."""
