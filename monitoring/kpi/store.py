@@ -1,0 +1,270 @@
+"""The indicators' own SQLite file: the facts of every event, and one derived row per dossier.
+
+Two tables:
+
+* ``ev``: one row per event the delivery engine recorded (:mod:`monitoring.kpi.facts`), keyed by
+  (``MaHoSo``, sequence); sync facts on every row, a progress item's status and time, a snapshot's
+  indicator figures.
+* ``dossier``: one row per dossier with a ``NgayTiepNhan``, derived from its ``ev`` rows whenever
+  one of them changes (:data:`DERIVE`): the figures of its newest snapshot that was not
+  dead-lettered, its end-of-processing verdict (kpi-766.md §3.2 steps 1, 2 and 4), and its sync
+  summary (the worst delivery lag, the oldest event not delivered). The periodic computation reads
+  only this table, one row per dossier (:func:`aggregate`).
+
+Every write is one transaction (:func:`write`): a crash loses at most the batch not yet written,
+never leaves a dossier's derived row out of step with its events. The file is in WAL mode, so the
+``dvcgw kpi`` command can read it while the daemon writes (it opens it read-only). Derivation is
+SQL, run by SQLite without the GIL, so a write costs the event loop little.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitoring.kpi.facts import COLUMNS, KIND_SNAPSHOT, Row
+
+SCHEMA_VERSION = 1
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS ev (
+    mahoso TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,
+    accepted_at REAL NOT NULL, delivered_at REAL, dead INTEGER NOT NULL DEFAULT 0,
+    status INTEGER, at INTEGER,
+    unit TEXT, tthc TEXT, received INTEGER, due INTEGER, ended INTEGER, channel INTEGER, paid INTEGER,
+    fee INTEGER, comp_file INTEGER, result_link INTEGER, sohoa INTEGER, kho INTEGER, vneid INTEGER,
+    csdl TEXT, supp_rows INTEGER, supp_req INTEGER, supp_pause INTEGER,
+    PRIMARY KEY (mahoso, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dossier (
+    mahoso TEXT PRIMARY KEY, unit TEXT NOT NULL, received INTEGER NOT NULL,
+    verdict INTEGER,        -- ON_TIME decided: 1 on time, 0 late; NULL: judged at the cut (or no deadline)
+    due INTEGER,            -- NgayHenTra; NULL: none (§3.2 step 5)
+    finished INTEGER NOT NULL,  -- processing finished or result returned (9 or 10)
+    channel INTEGER, paid INTEGER, fee INTEGER, comp_file INTEGER, result_link INTEGER, sohoa INTEGER,
+    kho INTEGER, vneid INTEGER, csdl TEXT,
+    worst_lag REAL,         -- the longest accepted -> delivered of its events
+    open_since REAL         -- accepted_at of its oldest event not delivered (dead letters included)
+);
+CREATE INDEX IF NOT EXISTS dossier_received ON dossier (received);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');
+CREATE TEMP TABLE IF NOT EXISTS dirty (mahoso TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+
+_UPSERT = (
+    f"INSERT INTO ev ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    " ON CONFLICT (mahoso, seq) DO UPDATE SET"
+    " delivered_at = COALESCE(ev.delivered_at, excluded.delivered_at),"
+    " dead = CASE WHEN excluded.delivered_at IS NOT NULL THEN 0 WHEN excluded.dead = 1 THEN 1 ELSE ev.dead END"
+)
+
+# A delivered snapshot carries every older state of its dossier to the portal (the queue
+# supersedes the older ones): they count as delivered when it was.
+_COVER = ("UPDATE ev SET delivered_at = ?, dead = 0"
+          " WHERE mahoso = ? AND seq < ? AND kind = 0 AND delivered_at IS NULL")
+
+#: The derived row of every dossier in ``dirty`` (kpi-766.md §3.2, steps applied in order):
+#: 1. end = the first 9, else the first 10, else the first 8 or 3, else the first 7 (withdrawal
+#:    ranked last, [UNCERTAIN]); without a terminal progress item, the snapshot's NgayKetThucXuLy
+#:    when its TrangThaiHoSo is final (GW: history sent as a snapshot only);
+#: 2. no end and more than one supplement request: late; exactly one: its time is the end;
+#: 3. no end and no supplement request: judged at the computation's cut (``due >= cut``);
+#: 4. the supplement time (Σ completed − requested) is subtracted from a step-1 end;
+#: 5. no NgayHenTra: ``verdict`` NULL and ``due`` NULL, the [kpi] no_deadline policy decides.
+#: Supplement requests = max(runs of consecutive status-5 items, DanhSachHoSoBoSung rows).
+DERIVE = """
+WITH snap AS (
+    SELECT e.* FROM ev e JOIN dirty d ON d.mahoso = e.mahoso
+    WHERE e.kind = 0 AND e.dead = 0 AND e.received IS NOT NULL
+      AND e.seq = (SELECT MAX(x.seq) FROM ev x WHERE x.mahoso = e.mahoso AND x.kind = 0 AND x.dead = 0)
+), steps AS (
+    SELECT e.mahoso, e.status, e.at,
+           LAG(e.status) OVER (PARTITION BY e.mahoso ORDER BY e.at, e.seq) AS prev
+    FROM ev e JOIN dirty d ON d.mahoso = e.mahoso
+    WHERE e.kind = 1 AND e.dead = 0 AND e.at IS NOT NULL
+), prog AS (
+    SELECT mahoso,
+           COALESCE(MIN(at) FILTER (WHERE status = 9), MIN(at) FILTER (WHERE status = 10),
+                    MIN(at) FILTER (WHERE status IN (3, 8)), MIN(at) FILTER (WHERE status = 7)) AS t_end,
+           MAX(status IN (9, 10)) AS done,
+           COUNT(*) FILTER (WHERE status = 5 AND (prev IS NULL OR prev <> 5)) AS asks,
+           MIN(at) FILTER (WHERE status = 5) AS t_ask
+    FROM steps GROUP BY mahoso
+), sync AS (
+    SELECT e.mahoso, MAX(e.delivered_at - e.accepted_at) AS worst_lag,
+           MIN(CASE WHEN e.delivered_at IS NULL THEN e.accepted_at END) AS open_since
+    FROM ev e JOIN dirty d ON d.mahoso = e.mahoso GROUP BY e.mahoso
+), joined AS (
+    SELECT s.*, y.worst_lag, y.open_since,
+           COALESCE(p.t_end, CASE WHEN s.status IN (3, 7, 8, 9, 10) THEN s.ended END) AS t_end,
+           MAX(COALESCE(p.asks, 0), COALESCE(s.supp_rows, 0)) AS asks,
+           COALESCE(p.t_ask, s.supp_req) AS t_ask,
+           COALESCE(p.done, 0) OR s.status IN (9, 10) AS finished
+    FROM snap s JOIN sync y ON y.mahoso = s.mahoso LEFT JOIN prog p ON p.mahoso = s.mahoso
+)
+INSERT INTO dossier
+SELECT mahoso, unit, received,
+       CASE WHEN due IS NULL THEN NULL
+            WHEN t_end IS NOT NULL THEN t_end - COALESCE(supp_pause, 0) <= due
+            WHEN asks > 1 THEN 0
+            WHEN asks = 1 THEN t_ask <= due
+       END,
+       due, finished, channel, paid, fee, comp_file, result_link, sohoa, kho, vneid, csdl,
+       worst_lag, open_since
+FROM joined
+"""
+
+
+@dataclass(frozen=True)
+class Counts:
+    """One unit's counts for one period (the numerators and denominators of every indicator)."""
+
+    received: int = 0
+    sync_ok: int = 0
+    on_time: int = 0
+    on_time_total: int = 0
+    online: int = 0
+    finished: int = 0
+    result_link: int = 0
+    so_hoa: int = 0
+    reused: int = 0
+    kho: int = 0
+    fee: int = 0
+    paid_online: int = 0
+    citizen_data: int = 0
+    vneid: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
+
+    def astuple(self) -> tuple[int, ...]:
+        return tuple(getattr(self, f) for f in self.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The settings the computation applies (``[kpi]``): see docs/kpi.md."""
+
+    sync_lag_slo: float = 3600.0
+    open_dossier_cut: str = "now"  # "now" | "period_end"
+    no_deadline: str = "on_time"  # "on_time" | "late" | "exclude"
+    population_db_codes: tuple[str, ...] = ()
+
+
+def _citizen_data(codes: Sequence[str]) -> str:
+    """VNeID, a document from the citizen's store, or a population-database connection (§3.6)."""
+    matches = [f"instr(csdl, :csdl{i}) > 0" for i in range(len(codes))]
+    return " OR ".join(["vneid = 1", "kho = 1", *matches])
+
+
+def aggregate_sql(rules: Rules) -> str:
+    on_time = ("CASE WHEN verdict IS NOT NULL THEN verdict WHEN due IS NULL THEN :no_due"
+               " ELSE due >= :cut END")
+    counted = "CASE WHEN verdict IS NULL AND due IS NULL AND :no_due IS NULL THEN 0 ELSE 1 END"
+    return f"""
+SELECT unit, COUNT(*),
+       SUM(COALESCE(worst_lag, 0) <= :slo AND (open_since IS NULL OR :now - open_since <= :slo)),
+       SUM({on_time}), SUM({counted}),
+       SUM(channel = 2), SUM(finished), SUM(finished AND result_link = 1),
+       SUM(comp_file = 1 AND result_link = 1), SUM(sohoa = 1), SUM(kho = 1),
+       SUM(fee = 1), SUM(fee = 1 AND paid IN (1, 2)),
+       SUM({_citizen_data(rules.population_db_codes)}), SUM(vneid = 1)
+FROM dossier WHERE received >= :start AND received < :end GROUP BY unit
+"""
+
+
+def aggregate(conn: sqlite3.Connection, rules: Rules, start: int, end: int, now: float) -> dict[str, Counts]:
+    """Counts per unit (as stored: the first segment of MaHoSo) of the dossiers received in
+    [start, end); ``now`` judges what is still open (the SLO, dossiers in processing)."""
+    cut = min(now, end) if rules.open_dossier_cut == "now" else end
+    no_due = {"on_time": 1, "late": 0, "exclude": None}[rules.no_deadline]
+    params: dict[str, object] = {"start": start, "end": end, "now": now, "cut": cut, "slo": rules.sync_lag_slo,
+                                 "no_due": no_due}
+    params.update({f"csdl{i}": f",{c}," for i, c in enumerate(rules.population_db_codes)})
+    out: dict[str, Counts] = {}
+    for unit, *values in conn.execute(aggregate_sql(rules), params):
+        out[unit] = Counts(*(int(v or 0) for v in values))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ writes
+
+
+def write(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
+    """Apply a batch of event rows and re-derive the dossiers they touch, in one transaction."""
+    if not rows:
+        return
+    covers = [(r[4], r[0], r[1]) for r in rows if r[2] == KIND_SNAPSHOT and r[4] is not None]
+    dirty = [(m,) for m in {r[0] for r in rows}]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(_UPSERT, rows)
+        if covers:
+            conn.executemany(_COVER, covers)
+        conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", dirty)
+        conn.execute("DELETE FROM dossier WHERE mahoso IN (SELECT mahoso FROM dirty)")
+        conn.execute(DERIVE)
+        conn.execute("DELETE FROM dirty")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def prune(conn: sqlite3.Connection, before: int) -> int:
+    """Forget the dossiers received before ``before`` (Unix seconds), their events included;
+    returns how many dossiers went."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM ev WHERE mahoso IN (SELECT mahoso FROM dossier WHERE received < ?)", (before,))
+        n = conn.execute("DELETE FROM dossier WHERE received < ?", (before,)).rowcount
+        # events of dossiers whose snapshot never came (so never placed in a period), as old
+        conn.execute("DELETE FROM ev WHERE accepted_at < ? AND mahoso NOT IN (SELECT mahoso FROM dossier)", (before,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return int(n)
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def open_store(path: Path) -> sqlite3.Connection:
+    """Open (or create) the file for writing: folder 0700, file 0600 (it names dossiers), WAL."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(SCHEMA)
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+def open_reader(path: Path) -> sqlite3.Connection:
+    """Open the file read-only (the ``dvcgw kpi`` command, while the daemon may be writing)."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def close(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def units_in(conn: sqlite3.Connection) -> Mapping[str, int]:
+    """Dossiers per stored unit (tests, diagnostics)."""
+    return dict(conn.execute("SELECT unit, COUNT(*) FROM dossier GROUP BY unit").fetchall())
