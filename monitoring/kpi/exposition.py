@@ -41,15 +41,19 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _values(report: KpiReport, targets: Mapping[str, float | None]) -> dict[str, list[tuple[tuple[str, ...], float]]]:
-    """Every family's (label values, value) pairs, in the order they are exposed."""
-    rows = report.rows
+
+
+def _values(report: KpiReport, targets: Mapping[str, float | None],
+            per_row: bool = True) -> dict[str, list[tuple[tuple[str, ...], float]]]:
+    """Every family's (label values, value) pairs, in the order they are exposed; with
+    ``per_row`` False the four per-row families are left empty (:func:`render` writes them)."""
+    rows = report.rows if per_row else []
     out: dict[str, list[tuple[tuple[str, ...], float]]] = {
         "numerator": [((r.indicator, r.unit, r.period), float(r.numerator)) for r in rows],
         "denominator": [((r.indicator, r.unit, r.period), float(r.denominator)) for r in rows],
         "ratio": [((r.indicator, r.unit, r.period), r.ratio) for r in rows],
         "score_estimate": [((r.indicator, r.unit, r.period, r.basis), r.score) for r in rows],
-        "max_points": [((name,), points) for name, points in _max_points(rows).items()],
+        "max_points": [((name,), points) for name, points in _max_points(report.rows).items()],
         "target_ratio": [((name,), t) for name in INDICATOR_NAMES if (t := targets.get(name)) is not None],
         "period_info": [((kind, pid), 1.0) for kind, pid in report.period_ids.items()],
         "computed_timestamp_seconds": [((), report.computed_at)],
@@ -90,19 +94,48 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
+def _num(value: float) -> str:
+    """``floatToGoString``, whose answer below 10⁶ is ``repr`` (the Go format only differs for
+    larger numbers, NaN and infinities)."""
+    return repr(value) if 0.0 <= value < 1e6 else _float(value)
+
+
+def _row_labels(report: KpiReport) -> list[str]:
+    """``indicator="…",period="…",unit="…"`` of each row (label names sorted, as exposed)."""
+    escaped: dict[str, str] = {}
+
+    def esc(value: str) -> str:
+        text = escaped.get(value)
+        if text is None:
+            text = escaped[value] = _escape(value)
+        return text
+
+    return [f'indicator="{esc(r.indicator)}",period="{esc(r.period)}",unit="{esc(r.unit)}"' for r in report.rows]
+
+
 def render(report: KpiReport, targets: Mapping[str, float | None]) -> bytes:
     """The families in the Prometheus text format 0.0.4, exactly as ``generate_latest`` writes
-    them (label names sorted, values through ``floatToGoString``)."""
+    them over :class:`KpiCollector` (label names sorted, numbers as ``floatToGoString``): the
+    per-row families with each row's label text built once, the small ones generically."""
+    labels = _row_labels(report)
+    rows = report.rows
     out: list[str] = []
-    for name, pairs in _values(report, targets).items():
-        doc, labels = FAMILIES[name]
+    lines = {
+        "numerator": [f"{{{lab}}} {_num(float(r.numerator))}\n" for lab, r in zip(labels, rows, strict=True)],
+        "denominator": [f"{{{lab}}} {_num(float(r.denominator))}\n" for lab, r in zip(labels, rows, strict=True)],
+        "ratio": [f"{{{lab}}} {_num(r.ratio)}\n" for lab, r in zip(labels, rows, strict=True)],
+        "score_estimate": [f'{{basis="{r.basis}",{lab}}} {_num(r.score)}\n'
+                           for lab, r in zip(labels, rows, strict=True)],
+    }
+    for name, pairs in _values(report, targets, per_row=False).items():
+        doc, names = FAMILIES[name]
         metric = PREFIX + name
         out.append(f"# HELP {metric} {doc}\n# TYPE {metric} gauge\n")
-        order = sorted(range(len(labels)), key=lambda i: labels[i])
+        if name in lines:
+            out += [metric + line for line in lines[name]]
+            continue
+        order = sorted(range(len(names)), key=lambda i: names[i])
         for values, value in pairs:
-            if labels:
-                text = ",".join(f'{labels[i]}="{_escape(values[i])}"' for i in order)
-                out.append(f"{metric}{{{text}}} {_float(value)}\n")
-            else:
-                out.append(f"{metric} {_float(value)}\n")
+            text = ",".join(f'{names[i]}="{_escape(values[i])}"' for i in order)
+            out.append(f"{metric}{{{text}}} {_num(value)}\n" if names else f"{metric} {_num(value)}\n")
     return "".join(out).encode("utf-8")

@@ -2,9 +2,9 @@
 
 Dates in the dossier stream are ``yyyyMMddHHmmss`` in local time, Asia/Ho_Chi_Minh (UTC+07:00, no
 daylight saving; spec §6.0, ``[monitoring] timezone_offset_hours``). The indicators store them as
-Unix seconds. A dossier belongs to a period by its ``NgayTiepNhan`` (kpi-766.md §3): a month
-``2025-11``, a quarter ``2025-Q4`` or a year ``2025``, each from its first local midnight up to
-(not including) the next period's.
+Unix seconds (monitoring/kpi/store.py converts them). A dossier belongs to a period by its
+``NgayTiepNhan`` (kpi-766.md §3): a month ``2025-11``, a quarter ``2025-Q4`` or a year ``2025``,
+each from its first local midnight up to (not including) the next period's.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 PERIOD_KINDS = ("month", "quarter", "year")
 _PERIOD = re.compile(r"(?P<y>[0-9]{4})(?:-(?P<m>0[1-9]|1[0-2])|-Q(?P<q>[1-4]))?")
@@ -33,23 +32,6 @@ class Period:
 
 class PeriodError(ValueError):
     """A period id that is not ``YYYY-MM``, ``YYYY-Qn`` or ``YYYY`` (message says which form)."""
-
-
-@lru_cache(maxsize=8192)
-def _day(yyyymmdd: str) -> int:
-    return dt.date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8])).toordinal() - _EPOCH_ORDINAL
-
-
-def local_epoch(text: object, offset_s: int) -> int | None:
-    """Unix seconds of a ``yyyyMMddHHmmss`` local date (the gateway validated its shape); None for
-    an absent (``""``) or malformed one."""
-    if not isinstance(text, str) or len(text) != 14:
-        return None
-    try:
-        clock = int(text[8:10]) * 3600 + int(text[10:12]) * 60 + int(text[12:14])
-        return _day(text[:8]) * 86400 + clock - offset_s
-    except ValueError:
-        return None
 
 
 def _midnight(year: int, month: int, offset_s: int) -> int:

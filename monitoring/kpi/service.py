@@ -31,7 +31,7 @@ from typing import TypeVar
 from config.schema import KpiSettings, Settings
 from monitoring.kpi import store
 from monitoring.kpi.exposition import render
-from monitoring.kpi.facts import Row, outcome_rows
+from monitoring.kpi.facts import Facts, outcome_facts
 from monitoring.kpi.indicators import INDICATOR_NAMES, KpiReport, KpiRow, Scoring, unit_rows
 from monitoring.kpi.periods import Period, current_periods, make_period, parse_period
 from queues.api import Outcome, Work
@@ -98,7 +98,7 @@ class KpiService:
         self.calc = Calculator(settings)
         self.path: Path = settings.kpi.file(settings.storage.path)
         self._clock = clock
-        self._buffer: list[Row] = []
+        self._buffer: list[Facts] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dvcgw-kpi")
         self._conn: sqlite3.Connection | None = None
         self._latest: KpiReport | None = None
@@ -123,6 +123,11 @@ class KpiService:
         conn = self._connection()
         return await self._in_thread(lambda: self.calc.one(conn, period, unit, self._clock()))
 
+    @property
+    def buffered(self) -> int:
+        """Rows recorded and not yet written."""
+        return len(self._buffer)
+
     def metrics_text(self) -> bytes:
         """The ``dvcgw_kpi766_*`` families of the last computation (text format 0.0.4), or b""."""
         return self._text
@@ -133,7 +138,7 @@ class KpiService:
         """The sync engine's observer: called after each successful ``queue.record``. Never raises
         (a fault here must not touch delivery): a bad payload is logged and skipped."""
         try:
-            rows = outcome_rows(work, outcome, now, self.calc.offset_s)
+            rows = outcome_facts(work, outcome, now)
         except Exception:  # a bug in fact extraction must not become a delivery retry
             log.exception("766 indicators: could not read the facts of a recorded outcome")
             return
@@ -169,7 +174,7 @@ class KpiService:
             return
         conn = self._conn
         try:
-            await self._in_thread(lambda: store.write(conn, rows))
+            await self._in_thread(lambda: store.write(conn, rows, self.calc.offset_s))
         except sqlite3.Error as exc:
             self._keep(rows)
             log.error("766 indicators: cannot write %s: %s; %d rows wait", self.path, exc, len(self._buffer))
@@ -202,12 +207,11 @@ class KpiService:
             log.info("766 indicators: forgot %d dossiers received before %d", n, year - 1)
 
     async def _run(self) -> None:
+        """Compute at once (the figures of what the file holds), then write every tick and
+        compute every ``refresh_interval`` (monotonic time: the injected clock only dates them)."""
         loop = asyncio.get_running_loop()
         next_refresh = loop.time()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), float(self.settings.flush_interval))
-            self._wake.clear()
             try:
                 if loop.time() >= next_refresh:
                     next_refresh = loop.time() + float(self.settings.refresh_interval)
@@ -216,8 +220,11 @@ class KpiService:
                     await self.flush()
             except Exception:  # the next tick tries again; delivery is never affected
                 log.exception("766 indicators: periodic computation failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), float(self.settings.flush_interval))
+            self._wake.clear()
 
-    def _keep(self, rows: Iterable[Row]) -> None:
+    def _keep(self, rows: Iterable[Facts]) -> None:
         """Put rows that could not be written back in front, dropping the oldest past MAX_BUFFER."""
         self._buffer = [*rows, *self._buffer]
         extra = len(self._buffer) - MAX_BUFFER

@@ -1,14 +1,15 @@
 """The indicators' own SQLite file: the facts of every event, and one derived row per dossier.
 
-Two tables:
+Three tables:
 
 * ``ev``: one row per event the delivery engine recorded (:mod:`monitoring.kpi.facts`), keyed by
-  (``MaHoSo``, sequence); sync facts on every row, a progress item's status and time, a snapshot's
-  indicator figures.
-* ``dossier``: one row per dossier with a ``NgayTiepNhan``, derived from its ``ev`` rows whenever
-  one of them changes (:data:`DERIVE`): the figures of its newest snapshot that was not
-  dead-lettered, its end-of-processing verdict (kpi-766.md §3.2 steps 1, 2 and 4), and its sync
-  summary (the worst delivery lag, the oldest event not delivered). The periodic computation reads
+  (``MaHoSo``, sequence): its sync facts, and a progress item's status and time;
+* ``snap``: one row per snapshot with the figures the indicators count;
+* ``dossier``: one row per dossier with a ``NgayTiepNhan``, derived from its rows whenever one of
+  them changes (:data:`DERIVE`): the figures of its newest snapshot that was not dead-lettered
+  (else of its newest snapshot: the dossier exists in the provincial system even when the portal
+  refused it, and counts, unsynced), its end-of-processing verdict (kpi-766.md §3.2 steps 1, 2
+  and 4), and its sync summary (the worst delivery lag, the oldest event not delivered). The periodic computation reads
   only this table, one row per dossier (:func:`aggregate`).
 
 Every write is one transaction (:func:`write`): a crash loses at most the batch not yet written,
@@ -26,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitoring.kpi.facts import COLUMNS, KIND_SNAPSHOT, Row
+from monitoring.kpi.facts import KIND_SNAPSHOT, Facts
 
 SCHEMA_VERSION = 1
 
@@ -34,12 +35,16 @@ SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ev (
     mahoso TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,
     accepted_at REAL NOT NULL, delivered_at REAL, dead INTEGER NOT NULL DEFAULT 0,
-    status INTEGER, at INTEGER,
-    unit TEXT, tthc TEXT, received INTEGER, due INTEGER, ended INTEGER, channel INTEGER, paid INTEGER,
-    fee INTEGER, comp_file INTEGER, result_link INTEGER, sohoa INTEGER, kho INTEGER, vneid INTEGER,
-    csdl TEXT, supp_rows INTEGER, supp_req INTEGER, supp_pause INTEGER,
+    status INTEGER, at INTEGER,  -- TrangThai, ThoiDiemXuLy (a snapshot's TrangThaiHoSo)
     PRIMARY KEY (mahoso, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snap (
+    mahoso TEXT NOT NULL, seq INTEGER NOT NULL, status INTEGER, unit TEXT, tthc TEXT,
+    received INTEGER, due INTEGER, ended INTEGER, channel INTEGER, paid INTEGER, fee INTEGER,
+    comp_file INTEGER, result_link INTEGER, sohoa INTEGER, kho INTEGER, vneid INTEGER, csdl TEXT,
+    supp_rows INTEGER, supp_req INTEGER, supp_pause INTEGER,
+    PRIMARY KEY (mahoso, seq)
+);
 CREATE TABLE IF NOT EXISTS dossier (
     mahoso TEXT PRIMARY KEY, unit TEXT NOT NULL, received INTEGER NOT NULL,
     verdict INTEGER,        -- ON_TIME decided: 1 on time, 0 late; NULL: judged at the cut (or no deadline)
@@ -56,12 +61,42 @@ INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');
 CREATE TEMP TABLE IF NOT EXISTS dirty (mahoso TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
-_UPSERT = (
-    f"INSERT INTO ev ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+def _epoch(text: str) -> str:
+    """SQL: Unix seconds of a local ``yyyyMMddHHmmss`` (``text`` an SQL expression; ``:offset`` is
+    substituted by :func:`statements`); NULL when absent or not a date."""
+    parts = "||".join(f"{sep}substr({text}, {i}, {n})" if sep else f"substr({text}, {i}, {n})"
+                      for sep, i, n in (("", 1, 4), ("'-'||", 5, 2), ("'-'||", 7, 2), ("' '||", 9, 2),
+                                        ("':'||", 11, 2), ("':'||", 13, 2)))
+    return f"(CASE WHEN length({text}) = 14 THEN unixepoch({parts}) - :offset END)"
+
+
+_UPSERT_EV = (
+    "INSERT INTO ev (mahoso, seq, kind, accepted_at, delivered_at, dead, status, at)"
+    f" VALUES (?1, ?2, ?3, ?4, ?5, ?6, CAST(nullif(?7, '') AS INTEGER), {_epoch('?8')})"
     " ON CONFLICT (mahoso, seq) DO UPDATE SET"
     " delivered_at = COALESCE(ev.delivered_at, excluded.delivered_at),"
     " dead = CASE WHEN excluded.delivered_at IS NOT NULL THEN 0 WHEN excluded.dead = 1 THEN 1 ELSE ev.dead END"
 )
+
+
+#: Column order of a ``snap`` row (monitoring/kpi/facts.py gives the dates as sent).
+SNAP_COLUMNS = ("mahoso", "seq", "status", "unit", "tthc", "received", "due", "ended", "channel", "paid", "fee",
+                "comp_file", "result_link", "sohoa", "kho", "vneid", "csdl", "supp_rows", "supp_req", "supp_pause")
+
+#: A snapshot's row: codes to integers, the unit from MaHoSo, local dates to Unix seconds.
+_INSERT_SNAP = (
+    f"INSERT OR IGNORE INTO snap ({', '.join(SNAP_COLUMNS)}) VALUES (?1, ?2, CAST(nullif(?3, '') AS INTEGER),"
+    f" substr(?1, 1, instr(?1, '-') - 1), nullif(?4, ''), {_epoch('?5')}, {_epoch('?6')}, {_epoch('?7')},"
+    " CAST(nullif(?8, '') AS INTEGER), CAST(nullif(?9, '') AS INTEGER), ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+    f" {_epoch('?18')}, ?19)"
+)
+
+
+def statements(offset_s: int) -> tuple[str, str]:
+    """The event upsert and the snapshot insert for a time zone ``offset_s`` seconds east of UTC."""
+    offset = str(int(offset_s))
+    return _UPSERT_EV.replace(":offset", offset), _INSERT_SNAP.replace(":offset", offset)
+
 
 # A delivered snapshot carries every older state of its dossier to the portal (the queue
 # supersedes the older ones): they count as delivered when it was.
@@ -76,17 +111,21 @@ _COVER = ("UPDATE ev SET delivered_at = ?, dead = 0"
 #: 3. no end and no supplement request: judged at the computation's cut (``due >= cut``);
 #: 4. the supplement time (Σ completed − requested) is subtracted from a step-1 end;
 #: 5. no NgayHenTra: ``verdict`` NULL and ``due`` NULL, the [kpi] no_deadline policy decides.
-#: Supplement requests = max(runs of consecutive status-5 items, DanhSachHoSoBoSung rows).
+#: Supplement requests = max(runs of consecutive status-5 items, DanhSachHoSoBoSung rows). The
+#: snapshot is the newest one not dead-lettered, else the newest (the dossier exists in the
+#: provincial system even when the portal refused it). Dead-lettered progress is not what the
+#: portal has: it is left out of the steps. CROSS JOIN keeps SQLite starting from ``dirty``.
 DERIVE = """
-WITH snap AS (
-    SELECT e.* FROM ev e JOIN dirty d ON d.mahoso = e.mahoso
-    WHERE e.kind = 0 AND e.dead = 0 AND e.received IS NOT NULL
-      AND e.seq = (SELECT MAX(x.seq) FROM ev x WHERE x.mahoso = e.mahoso AND x.kind = 0 AND x.dead = 0)
+WITH pick AS (
+    SELECT d.mahoso, (SELECT e.seq FROM ev e JOIN snap s ON s.mahoso = e.mahoso AND s.seq = e.seq
+                      WHERE e.mahoso = d.mahoso AND e.kind = 0 AND s.received IS NOT NULL
+                      ORDER BY e.dead, e.seq DESC LIMIT 1) AS seq
+    FROM dirty d
 ), steps AS (
     SELECT e.mahoso, e.status, e.at,
            LAG(e.status) OVER (PARTITION BY e.mahoso ORDER BY e.at, e.seq) AS prev
-    FROM ev e JOIN dirty d ON d.mahoso = e.mahoso
-    WHERE e.kind = 1 AND e.dead = 0 AND e.at IS NOT NULL
+    FROM dirty d CROSS JOIN ev e
+    WHERE e.mahoso = d.mahoso AND e.kind = 1 AND e.dead = 0 AND e.at IS NOT NULL
 ), prog AS (
     SELECT mahoso,
            COALESCE(MIN(at) FILTER (WHERE status = 9), MIN(at) FILTER (WHERE status = 10),
@@ -98,14 +137,15 @@ WITH snap AS (
 ), sync AS (
     SELECT e.mahoso, MAX(e.delivered_at - e.accepted_at) AS worst_lag,
            MIN(CASE WHEN e.delivered_at IS NULL THEN e.accepted_at END) AS open_since
-    FROM ev e JOIN dirty d ON d.mahoso = e.mahoso GROUP BY e.mahoso
+    FROM dirty d CROSS JOIN ev e WHERE e.mahoso = d.mahoso GROUP BY e.mahoso
 ), joined AS (
     SELECT s.*, y.worst_lag, y.open_since,
            COALESCE(p.t_end, CASE WHEN s.status IN (3, 7, 8, 9, 10) THEN s.ended END) AS t_end,
            MAX(COALESCE(p.asks, 0), COALESCE(s.supp_rows, 0)) AS asks,
            COALESCE(p.t_ask, s.supp_req) AS t_ask,
            COALESCE(p.done, 0) OR s.status IN (9, 10) AS finished
-    FROM snap s JOIN sync y ON y.mahoso = s.mahoso LEFT JOIN prog p ON p.mahoso = s.mahoso
+    FROM pick k CROSS JOIN snap s ON s.mahoso = k.mahoso AND s.seq = k.seq
+    JOIN sync y ON y.mahoso = k.mahoso LEFT JOIN prog p ON p.mahoso = k.mahoso
 )
 INSERT INTO dossier
 SELECT mahoso, unit, received,
@@ -195,18 +235,23 @@ def aggregate(conn: sqlite3.Connection, rules: Rules, start: int, end: int, now:
 # ------------------------------------------------------------------------------------------ writes
 
 
-def write(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
-    """Apply a batch of event rows and re-derive the dossiers they touch, in one transaction."""
-    if not rows:
+def write(conn: sqlite3.Connection, facts: Sequence[Facts], offset_s: int) -> None:
+    """Apply a batch of facts and re-derive the dossiers they touch, in one transaction.
+    ``offset_s``: the portal's local time zone, seconds east of UTC (its dates are local)."""
+    if not facts:
         return
-    covers = [(r[4], r[0], r[1]) for r in rows if r[2] == KIND_SNAPSHOT and r[4] is not None]
-    dirty = [(m,) for m in {r[0] for r in rows}]
+    upsert_ev, insert_snap = statements(offset_s)
+    events = [ev for ev, _ in facts]
+    snaps = [snap for _, snap in facts if snap is not None]
+    covers = [(ev[4], ev[0], ev[1]) for ev in events if ev[2] == KIND_SNAPSHOT and ev[4] is not None]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(_UPSERT, rows)
+        conn.executemany(upsert_ev, events)
+        if snaps:
+            conn.executemany(insert_snap, snaps)
         if covers:
             conn.executemany(_COVER, covers)
-        conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", dirty)
+        conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(m,) for m in {ev[0] for ev in events}])
         conn.execute("DELETE FROM dossier WHERE mahoso IN (SELECT mahoso FROM dirty)")
         conn.execute(DERIVE)
         conn.execute("DELETE FROM dirty")
@@ -221,10 +266,13 @@ def prune(conn: sqlite3.Connection, before: int) -> int:
     returns how many dossiers went."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("DELETE FROM ev WHERE mahoso IN (SELECT mahoso FROM dossier WHERE received < ?)", (before,))
+        old = "SELECT mahoso FROM dossier WHERE received < ?"
+        conn.execute(f"DELETE FROM ev WHERE mahoso IN ({old})", (before,))
+        conn.execute(f"DELETE FROM snap WHERE mahoso IN ({old})", (before,))
         n = conn.execute("DELETE FROM dossier WHERE received < ?", (before,)).rowcount
-        # events of dossiers whose snapshot never came (so never placed in a period), as old
-        conn.execute("DELETE FROM ev WHERE accepted_at < ? AND mahoso NOT IN (SELECT mahoso FROM dossier)", (before,))
+        # events of dossiers never placed in a period (no NgayTiepNhan seen), as old
+        conn.execute("DELETE FROM ev WHERE accepted_at < ? AND mahoso NOT IN (SELECT mahoso FROM dossier)",
+                     (before,))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from monitoring.kpi import store
-from monitoring.kpi.facts import event_row
+from monitoring.kpi.facts import Facts, event_facts
 from monitoring.kpi.indicators import Scoring, unit_rows
-from monitoring.kpi.periods import PeriodError, current_periods, local_epoch, make_period, parse_period
+from monitoring.kpi.periods import PeriodError, current_periods, make_period, parse_period
 from queues.api import Event, EventKind
 from tests.monitoring.kpi_helpers import OFFSET_S, UNIT_A, code, local, payload, progress_payloads
 
@@ -37,7 +37,7 @@ class Dossier:
     def __init__(self, n: int = 1, **snapshot: Any) -> None:
         self.mahoso = code(UNIT_A, n)
         self.seq = 0
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: list[Facts] = []
         self.snapshot(**snapshot)
 
     def _event(self, kind: EventKind, body: dict[str, Any], accepted: float) -> Event:
@@ -49,21 +49,21 @@ class Dossier:
         body = payload(self.mahoso, **kw)
         at = accepted if accepted is not None else local(body["NgayTiepNhan"])
         ev = self._event(EventKind.SNAPSHOT, body, at)
-        self.rows.append(event_row(ev, None if lag is None else at + lag, dead, OFFSET_S))
+        self.rows.append(event_facts(ev, None if lag is None else at + lag, dead))
         return self
 
     def steps(self, *steps: tuple[str, str], lag: float | None = 1.0, dead: bool = False) -> Dossier:
         for body in progress_payloads(self.mahoso, *steps):
             at = local(body["ThoiDiemXuLy"])
             ev = self._event(EventKind.PROGRESS, body, at)
-            self.rows.append(event_row(ev, None if lag is None else at + lag, dead, OFFSET_S))
+            self.rows.append(event_facts(ev, None if lag is None else at + lag, dead))
         return self
 
 
 def counts(conn: sqlite3.Connection, dossiers: Sequence[Dossier], now: float = MID_NOV,
            **rules: Any) -> store.Counts:
     for d in dossiers:
-        store.write(conn, d.rows)
+        store.write(conn, d.rows, OFFSET_S)
     got = store.aggregate(conn, store.Rules(**rules), NOV.start, NOV.end, now)
     return sum(got.values(), store.Counts())
 
@@ -222,6 +222,17 @@ def test_sync_late_delivered_late_or_still_waiting_past_the_slo(conn: sqlite3.Co
     assert (c.sync_ok, c.received) == (2, 4)
 
 
+def test_a_dossier_the_portal_refused_still_counts_unsynced(conn: sqlite3.Connection) -> None:
+    """Its only snapshot dead-lettered: the dossier exists in the provincial system, so it counts
+    (with that snapshot's figures), and is late for DOSSIER_SYNC once the SLO has passed. A newer
+    snapshot refused after an older one was delivered does not replace the older one's figures."""
+    now = local("20261120120000")
+    refused = Dossier(1, accepted=now - 4000, lag=None, dead=True, KenhThucHien="2")
+    kept = Dossier(2, KenhThucHien="2").snapshot(KenhThucHien="1", accepted=now - 100, lag=None, dead=True)
+    c = counts(conn, [refused, kept], now=now)
+    assert (c.received, c.online, c.sync_ok) == (2, 2, 1)
+
+
 def test_a_delivered_snapshot_carries_the_older_ones(conn: sqlite3.Connection) -> None:
     """An older snapshot seen waiting is delivered with the newer one that superseded it: the lag
     counts from the older one's acceptance."""
@@ -253,8 +264,6 @@ def test_periods_parse_and_the_current_ones() -> None:
     assert {k: p.id for k, p in current_periods(now, OFFSET_S).items()} == {
         "month": "2026-12", "quarter": "2026-Q4", "year": "2026"}
     assert current_periods(now + 1, OFFSET_S)["year"].id == "2027"
-    assert local_epoch("20240315093000", OFFSET_S) == local("20240315093000")
-    assert local_epoch("", OFFSET_S) is None
 
 
 # ----------------------------------------------------------------------------- §4 scores
