@@ -10,6 +10,7 @@ from aiohttp import web
 from config.schema import Settings
 from gateway.accept import Acceptor
 from gateway.sync import SyncEngine
+from monitoring.kpi import KpiService
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
 
@@ -28,3 +29,5 @@ ENGINE = web.AppKey("engine", SyncEngine)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 ACCEPT = web.AppKey("accept", Acceptor)
+#: The 766 indicators (monitoring/kpi); absent when ``[kpi] enabled = false``.
+KPI = web.AppKey("kpi", KpiService)
