@@ -54,15 +54,21 @@ class Calculator:
     def __init__(self, settings: Settings) -> None:
         k = settings.kpi
         self.offset_s = settings.monitoring.timezone_offset_hours * 3600
-        self.rules = store.Rules(float(k.sync_lag_slo), k.open_dossier_cut, k.no_deadline, k.population_db_codes)
+        self.rules = store.Rules(float(k.sync_lag_slo), k.open_dossier_cut, k.no_deadline, k.population_db_codes,
+                                 self.offset_s)
         self.scoring = Scoring(k.so_hoa_full_at, k.online_share_max_points)
         self.targets = {name: k.targets.for_indicator(name) for name in INDICATOR_NAMES}
         self.units = tuple(sorted({u for a in settings.agencies for u in a.units}))
 
-    def period_rows(self, conn: sqlite3.Connection, period: Period, now: float) -> list[KpiRow]:
+    def period_rows(self, conn: sqlite3.Connection, period: Period, now: float, scan: bool = False) -> list[KpiRow]:
         """Rows of every configured unit, then ``other`` (dossiers of units no agency has, if any),
-        then ``all`` (the province: every dossier)."""
-        by_unit = store.aggregate(conn, self.rules, period.start, period.end, now)
+        then ``all`` (the province: every dossier). ``scan``: from the dossier rows alone, not
+        the tally (a read-only file, whose tally was kept under the daemon's settings)."""
+        if scan:
+            by_unit = store.aggregate_scan(conn, self.rules, period.start, period.end, now)
+        else:
+            by_unit = store.aggregate(conn, self.rules, period.start, period.end, period.first_month,
+                                      period.last_month, now)
         known = set(self.units)
         total, other = store.Counts(), store.Counts()
         for unit, counts in by_unit.items():
@@ -84,9 +90,10 @@ class Calculator:
         rows = [r for p in periods.values() for r in self.period_rows(conn, p, now)]
         return KpiReport({k: p.id for k, p in periods.items()}, now, rows, time.perf_counter() - started)
 
-    def one(self, conn: sqlite3.Connection, period: Period, unit: str | None, now: float) -> KpiReport:
+    def one(self, conn: sqlite3.Connection, period: Period, unit: str | None, now: float,
+            scan: bool = False) -> KpiReport:
         started = time.perf_counter()
-        rows = [r for r in self.period_rows(conn, period, now) if unit is None or r.unit == unit]
+        rows = [r for r in self.period_rows(conn, period, now, scan) if unit is None or r.unit == unit]
         return KpiReport({period.kind: period.id}, now, rows, time.perf_counter() - started)
 
 
@@ -151,7 +158,14 @@ class KpiService:
 
     async def start(self) -> None:
         """Open (or create) the file and start the periodic writes and computations."""
-        self._conn = await self._in_thread(lambda: store.open_store(self.path))
+        rules = self.calc.rules
+
+        def open_and_recount() -> sqlite3.Connection:
+            conn = store.open_store(self.path)
+            store.rebuild_tally(conn, rules)
+            return conn
+
+        self._conn = await self._in_thread(open_and_recount)
         self._task = asyncio.create_task(self._run(), name="dvcgw-kpi")
 
     async def close(self) -> None:
@@ -174,7 +188,7 @@ class KpiService:
             return
         conn = self._conn
         try:
-            await self._in_thread(lambda: store.write(conn, rows, self.calc.offset_s))
+            await self._in_thread(lambda: store.write(conn, rows, self.calc.rules))
         except sqlite3.Error as exc:
             self._keep(rows)
             log.error("766 indicators: cannot write %s: %s; %d rows wait", self.path, exc, len(self._buffer))
@@ -199,9 +213,9 @@ class KpiService:
         year = int(current_periods(now, self.calc.offset_s)["year"].id)
         if self._pruned_year == year:
             return
-        before = make_period("year", year - 1, 0, self.calc.offset_s).start
+        keep = make_period("year", year - 1, 0, self.calc.offset_s)
         conn = self._connection()
-        n = await self._in_thread(lambda: store.prune(conn, before))
+        n = await self._in_thread(lambda: store.prune(conn, keep.start, keep.first_month))
         self._pruned_year = year
         if n:
             log.info("766 indicators: forgot %d dossiers received before %d", n, year - 1)

@@ -1,6 +1,7 @@
-"""The indicators' own SQLite file: the facts of every event, and one derived row per dossier.
+"""The indicators' own SQLite file: the facts of every event, one derived row per dossier, and
+running counts per unit and month.
 
-Three tables:
+Four tables:
 
 * ``ev``: one row per event the delivery engine recorded (:mod:`monitoring.kpi.facts`), keyed by
   (``MaHoSo``, sequence): its sync facts, and a progress item's status and time;
@@ -9,13 +10,23 @@ Three tables:
   them changes (:data:`DERIVE`): the figures of its newest snapshot that was not dead-lettered
   (else of its newest snapshot: the dossier exists in the provincial system even when the portal
   refused it, and counts, unsynced), its end-of-processing verdict (kpi-766.md §3.2 steps 1, 2
-  and 4), and its sync summary (the worst delivery lag, the oldest event not delivered). The periodic computation reads
-  only this table, one row per dossier (:func:`aggregate`).
+  and 4), and its sync summary (the worst delivery lag, the oldest event not delivered);
+* ``tally``: per unit and month of reception, the counts of every indicator over the *settled*
+  dossiers, kept in step by each write (the touched dossiers' old rows subtracted, their new rows
+  added). A dossier is *open* while its figures still depend on the time of the computation: an
+  event not yet delivered (DOSSIER_SYNC) or no end of processing yet with a NgayHenTra (ON_TIME).
+
+A computation adds the tally's months of a period to the open dossiers of the period, evaluated
+at that moment (:func:`aggregate`): its cost follows the number of units and open dossiers, not
+the year's dossiers. :func:`aggregate_scan` computes the same from the ``dossier`` rows alone
+(the ``dvcgw kpi`` command, which reads the file read-only under its own settings; a test holds
+the two equal). The tally's settled counts depend on ``[kpi]`` (the SLO, the no-deadline policy,
+the population-database codes): :func:`rebuild_tally` recomputes it at every start.
 
 Every write is one transaction (:func:`write`): a crash loses at most the batch not yet written,
-never leaves a dossier's derived row out of step with its events. The file is in WAL mode, so the
-``dvcgw kpi`` command can read it while the daemon writes (it opens it read-only). Derivation is
-SQL, run by SQLite without the GIL, so a write costs the event loop little.
+never leaves a dossier's rows or the tally out of step with its events. The file is in WAL mode,
+so the command can read it while the daemon writes. The work is SQL, run by SQLite without the
+GIL, so a write costs the event loop little.
 """
 
 from __future__ import annotations
@@ -24,7 +35,8 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 
 from monitoring.kpi.facts import KIND_SNAPSHOT, Facts
@@ -47,6 +59,7 @@ CREATE TABLE IF NOT EXISTS snap (
 );
 CREATE TABLE IF NOT EXISTS dossier (
     mahoso TEXT PRIMARY KEY, unit TEXT NOT NULL, received INTEGER NOT NULL,
+    month INTEGER NOT NULL,  -- local yyyymm of NgayTiepNhan
     verdict INTEGER,        -- ON_TIME decided: 1 on time, 0 late; NULL: judged at the cut (or no deadline)
     due INTEGER,            -- NgayHenTra; NULL: none (§3.2 step 5)
     finished INTEGER NOT NULL,  -- processing finished or result returned (9 or 10)
@@ -55,15 +68,23 @@ CREATE TABLE IF NOT EXISTS dossier (
     worst_lag REAL,         -- the longest accepted -> delivered of its events
     open_since REAL         -- accepted_at of its oldest event not delivered (dead letters included)
 );
-CREATE INDEX IF NOT EXISTS dossier_received ON dossier (received);
+CREATE INDEX IF NOT EXISTS dossier_open ON dossier (received) WHERE {{open}};
+CREATE TABLE IF NOT EXISTS tally (
+    unit TEXT NOT NULL, month INTEGER NOT NULL, {{tally_columns}},
+    PRIMARY KEY (unit, month)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');
 CREATE TEMP TABLE IF NOT EXISTS dirty (mahoso TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
+#: A dossier whose figures depend on the time of the computation (see the module docstring).
+OPEN = "(open_since IS NOT NULL OR (verdict IS NULL AND due IS NOT NULL))"
+
+
 def _epoch(text: str) -> str:
-    """SQL: Unix seconds of a local ``yyyyMMddHHmmss`` (``text`` an SQL expression; ``:offset`` is
-    substituted by :func:`statements`); NULL when absent or not a date."""
+    """SQL: Unix seconds of a local ``yyyyMMddHHmmss`` (``text`` an SQL expression; ``:offset``,
+    seconds east of UTC, is substituted by :func:`statements`); NULL when absent or not a date."""
     parts = "||".join(f"{sep}substr({text}, {i}, {n})" if sep else f"substr({text}, {i}, {n})"
                       for sep, i, n in (("", 1, 4), ("'-'||", 5, 2), ("'-'||", 7, 2), ("' '||", 9, 2),
                                         ("':'||", 11, 2), ("':'||", 13, 2)))
@@ -90,12 +111,6 @@ _INSERT_SNAP = (
     " CAST(nullif(?8, '') AS INTEGER), CAST(nullif(?9, '') AS INTEGER), ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
     f" {_epoch('?18')}, ?19)"
 )
-
-
-def statements(offset_s: int) -> tuple[str, str]:
-    """The event upsert and the snapshot insert for a time zone ``offset_s`` seconds east of UTC."""
-    offset = str(int(offset_s))
-    return _UPSERT_EV.replace(":offset", offset), _INSERT_SNAP.replace(":offset", offset)
 
 
 # A delivered snapshot carries every older state of its dossier to the portal (the queue
@@ -148,7 +163,7 @@ WITH pick AS (
     JOIN sync y ON y.mahoso = k.mahoso LEFT JOIN prog p ON p.mahoso = k.mahoso
 )
 INSERT INTO dossier
-SELECT mahoso, unit, received,
+SELECT mahoso, unit, received, CAST(strftime('%Y%m', received + :offset, 'unixepoch') AS INTEGER),
        CASE WHEN due IS NULL THEN NULL
             WHEN t_end IS NOT NULL THEN t_end - COALESCE(supp_pause, 0) <= due
             WHEN asks > 1 THEN 0
@@ -183,77 +198,178 @@ class Counts:
         return Counts(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
 
     def astuple(self) -> tuple[int, ...]:
-        return tuple(getattr(self, f) for f in self.__dataclass_fields__)
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+COUNT_NAMES = tuple(f.name for f in fields(Counts))
 
 
 @dataclass(frozen=True)
 class Rules:
-    """The settings the computation applies (``[kpi]``): see docs/kpi.md."""
+    """The settings the computation applies (``[kpi]``, docs/kpi.md), and the portal's time zone."""
 
     sync_lag_slo: float = 3600.0
     open_dossier_cut: str = "now"  # "now" | "period_end"
     no_deadline: str = "on_time"  # "on_time" | "late" | "exclude"
     population_db_codes: tuple[str, ...] = ()
+    offset_s: int = 7 * 3600
+
+    @property
+    def no_due(self) -> int | None:
+        """What a dossier without NgayHenTra counts: 1 on time, 0 late, None left out."""
+        return {"on_time": 1, "late": 0, "exclude": None}[self.no_deadline]
+
+    def cut(self, end: int, now: float) -> float:
+        """When a dossier still in processing is judged, for a period ending at ``end``."""
+        return min(now, end) if self.open_dossier_cut == "now" else end
 
 
-def _citizen_data(codes: Sequence[str]) -> str:
-    """VNeID, a document from the citizen's store, or a population-database connection (§3.6)."""
-    matches = [f"instr(csdl, :csdl{i}) > 0" for i in range(len(codes))]
-    return " OR ".join(["vneid = 1", "kho = 1", *matches])
+def _sql_literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
-def aggregate_sql(rules: Rules) -> str:
-    on_time = ("CASE WHEN verdict IS NOT NULL THEN verdict WHEN due IS NULL THEN :no_due"
-               " ELSE due >= :cut END")
-    counted = "CASE WHEN verdict IS NULL AND due IS NULL AND :no_due IS NULL THEN 0 ELSE 1 END"
-    return f"""
-SELECT unit, COUNT(*),
-       SUM(COALESCE(worst_lag, 0) <= :slo AND (open_since IS NULL OR :now - open_since <= :slo)),
-       SUM({on_time}), SUM({counted}),
-       SUM(channel = 2), SUM(finished), SUM(finished AND result_link = 1),
-       SUM(comp_file = 1 AND result_link = 1), SUM(sohoa = 1), SUM(kho = 1),
-       SUM(fee = 1), SUM(fee = 1 AND paid IN (1, 2)),
-       SUM({_citizen_data(rules.population_db_codes)}), SUM(vneid = 1)
-FROM dossier WHERE received >= :start AND received < :end GROUP BY unit
-"""
+def _counts(rules: Rules) -> dict[str, str]:
+    """SQL per count over ``dossier`` rows, evaluated at ``:now`` / ``:cut`` (the full rule)."""
+    nd, slo = _sql_literal(rules.no_due), _sql_literal(rules.sync_lag_slo)
+    codes = [f"coalesce(instr(csdl, {_sql_literal(f',{c},')}), 0) > 0" for c in rules.population_db_codes]
+    return {
+        "received": "COUNT(*)",
+        "sync_ok": f"SUM(COALESCE(worst_lag, 0) <= {slo} AND (open_since IS NULL OR :now - open_since <= {slo}))",
+        "on_time": f"SUM(CASE WHEN verdict IS NOT NULL THEN verdict WHEN due IS NULL THEN {nd} ELSE due >= :cut END)",
+        "on_time_total": f"SUM(CASE WHEN verdict IS NULL AND due IS NULL AND {nd} IS NULL THEN 0 ELSE 1 END)",
+        "online": "SUM(channel = 2)",
+        "finished": "SUM(finished)",
+        "result_link": "SUM(finished AND result_link = 1)",
+        "so_hoa": "SUM(comp_file = 1 AND result_link = 1)",
+        "reused": "SUM(sohoa = 1)",
+        "kho": "SUM(kho = 1)",
+        "fee": "SUM(fee = 1)",
+        "paid_online": "SUM(fee = 1 AND paid IN (1, 2))",
+        # VNeID, a document from the citizen's store, or a population-database connection (§3.6)
+        "citizen_data": f"SUM({' OR '.join(['vneid = 1', 'kho = 1', *codes])})",
+        "vneid": "SUM(vneid = 1)",
+    }
 
 
-def aggregate(conn: sqlite3.Connection, rules: Rules, start: int, end: int, now: float) -> dict[str, Counts]:
+def _settled(rules: Rules) -> dict[str, str]:
+    """The counts' share of the settled dossiers (the tally): the time-dependent parts are left
+    to :data:`_OPEN_COUNTS`, which counts the open dossiers at the computation."""
+    counts = _counts(rules)
+    nd, slo = _sql_literal(rules.no_due), _sql_literal(rules.sync_lag_slo)
+    return {**counts,
+            "sync_ok": f"SUM(open_since IS NULL AND COALESCE(worst_lag, 0) <= {slo})",
+            "on_time": f"SUM(CASE WHEN verdict IS NOT NULL THEN verdict WHEN due IS NULL THEN {nd} ELSE 0 END)",
+            "on_time_total": f"SUM(CASE WHEN verdict IS NOT NULL THEN 1 WHEN due IS NULL THEN {nd} IS NOT NULL"
+                             " ELSE 0 END)"}
+
+
+def _open_counts(rules: Rules) -> dict[str, str]:
+    slo = _sql_literal(rules.sync_lag_slo)
+    return {"sync_ok": f"SUM(open_since IS NOT NULL AND COALESCE(worst_lag, 0) <= {slo}"
+                       f" AND :now - open_since <= {slo})",
+            "on_time": "SUM(verdict IS NULL AND due IS NOT NULL AND due >= :cut)",
+            "on_time_total": "SUM(verdict IS NULL AND due IS NOT NULL)"}
+
+
+@dataclass(frozen=True)
+class Statements:
+    """Every statement for one set of rules (built once: :func:`statements`)."""
+
+    upsert_ev: str
+    insert_snap: str
+    derive: str
+    tally_remove: str
+    tally_add: str
+    tally_rebuild: str
+    settled: str
+    open: str
+    scan: str
+
+
+@lru_cache(maxsize=8)
+def statements(rules: Rules) -> Statements:
+    offset = str(int(rules.offset_s))
+    settled = _settled(rules)
+    cols = ", ".join(COUNT_NAMES)
+
+    def tally_from(where: str, sign: str) -> str:
+        sums = ", ".join(f"{sign}coalesce({settled[c]}, 0)" for c in COUNT_NAMES)
+        update = ", ".join(f"{c} = tally.{c} + excluded.{c}" for c in COUNT_NAMES)
+        return (f"INSERT INTO tally (unit, month, {cols}) SELECT unit, month, {sums} FROM dossier {where}"
+                f" GROUP BY unit, month ON CONFLICT (unit, month) DO UPDATE SET {update}")
+
+    touched = "WHERE mahoso IN (SELECT mahoso FROM dirty)"
+    in_period = "WHERE received >= :start AND received < :end"
+    return Statements(
+        upsert_ev=_UPSERT_EV.replace(":offset", offset),
+        insert_snap=_INSERT_SNAP.replace(":offset", offset),
+        derive=DERIVE.replace(":offset", offset),
+        tally_remove=tally_from(touched, "-"),
+        tally_add=tally_from(touched, ""),
+        tally_rebuild=tally_from("WHERE true", ""),
+        settled=(f"SELECT unit, {', '.join(f'SUM({c})' for c in COUNT_NAMES)} FROM tally"
+                 " WHERE month BETWEEN :first AND :last GROUP BY unit"),
+        open=(f"SELECT unit, {', '.join(_open_counts(rules).values())} FROM dossier"
+              f" {in_period} AND {OPEN} GROUP BY unit"),
+        scan=f"SELECT unit, {', '.join(_counts(rules).values())} FROM dossier {in_period} GROUP BY unit",
+    )
+
+
+def _add(out: dict[str, Counts], unit: str, counts: Counts) -> None:
+    out[unit] = out.get(unit, Counts()) + counts
+
+
+def aggregate(conn: sqlite3.Connection, rules: Rules, start: int, end: int, first_month: int, last_month: int,
+              now: float) -> dict[str, Counts]:
     """Counts per unit (as stored: the first segment of MaHoSo) of the dossiers received in
-    [start, end); ``now`` judges what is still open (the SLO, dossiers in processing)."""
-    cut = min(now, end) if rules.open_dossier_cut == "now" else end
-    no_due = {"on_time": 1, "late": 0, "exclude": None}[rules.no_deadline]
-    params: dict[str, object] = {"start": start, "end": end, "now": now, "cut": cut, "slo": rules.sync_lag_slo,
-                                 "no_due": no_due}
-    params.update({f"csdl{i}": f",{c}," for i, c in enumerate(rules.population_db_codes)})
+    [start, end) = the months first_month..last_month; ``now`` judges what is still open (the SLO,
+    dossiers in processing). From the tally and the open dossiers."""
+    sql = statements(rules)
     out: dict[str, Counts] = {}
-    for unit, *values in conn.execute(aggregate_sql(rules), params):
-        out[unit] = Counts(*(int(v or 0) for v in values))
+    for unit, *values in conn.execute(sql.settled, {"first": first_month, "last": last_month}):
+        _add(out, unit, Counts(*(int(v or 0) for v in values)))
+    params = {"start": start, "end": end, "now": now, "cut": rules.cut(end, now)}
+    for unit, sync_ok, on_time, on_time_total in conn.execute(sql.open, params):
+        _add(out, unit, Counts(sync_ok=int(sync_ok or 0), on_time=int(on_time or 0),
+                               on_time_total=int(on_time_total or 0)))
     return out
+
+
+def aggregate_scan(conn: sqlite3.Connection, rules: Rules, start: int, end: int, now: float) -> dict[str, Counts]:
+    """The same counts from the ``dossier`` rows alone (no tally: any rules, a read-only file)."""
+    params = {"start": start, "end": end, "now": now, "cut": rules.cut(end, now)}
+    return {unit: Counts(*(int(v or 0) for v in values))
+            for unit, *values in conn.execute(statements(rules).scan, params)}
 
 
 # ------------------------------------------------------------------------------------------ writes
 
 
-def write(conn: sqlite3.Connection, facts: Sequence[Facts], offset_s: int) -> None:
-    """Apply a batch of facts and re-derive the dossiers they touch, in one transaction.
-    ``offset_s``: the portal's local time zone, seconds east of UTC (its dates are local)."""
+def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> None:
+    """Apply a batch of facts, re-derive the dossiers they touch and move their counts in the
+    tally, in one transaction."""
     if not facts:
         return
-    upsert_ev, insert_snap = statements(offset_s)
+    sql = statements(rules)
     events = [ev for ev, _ in facts]
     snaps = [snap for _, snap in facts if snap is not None]
     covers = [(ev[4], ev[0], ev[1]) for ev in events if ev[2] == KIND_SNAPSHOT and ev[4] is not None]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(upsert_ev, events)
+        conn.executemany(sql.upsert_ev, events)
         if snaps:
-            conn.executemany(insert_snap, snaps)
+            conn.executemany(sql.insert_snap, snaps)
         if covers:
             conn.executemany(_COVER, covers)
         conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(m,) for m in {ev[0] for ev in events}])
+        conn.execute(sql.tally_remove)
         conn.execute("DELETE FROM dossier WHERE mahoso IN (SELECT mahoso FROM dirty)")
-        conn.execute(DERIVE)
+        conn.execute(sql.derive)
+        conn.execute(sql.tally_add)
         conn.execute("DELETE FROM dirty")
         conn.execute("COMMIT")
     except BaseException:
@@ -261,15 +377,29 @@ def write(conn: sqlite3.Connection, facts: Sequence[Facts], offset_s: int) -> No
         raise
 
 
-def prune(conn: sqlite3.Connection, before: int) -> int:
-    """Forget the dossiers received before ``before`` (Unix seconds), their events included;
-    returns how many dossiers went."""
+def rebuild_tally(conn: sqlite3.Connection, rules: Rules) -> None:
+    """Recount the tally from the dossier rows under ``rules`` (at start: the settings may have
+    changed since the counts were kept)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM tally")
+        conn.execute(statements(rules).tally_rebuild)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def prune(conn: sqlite3.Connection, before: int, before_month: int) -> int:
+    """Forget the dossiers received before ``before`` (Unix seconds; ``before_month`` its yyyymm),
+    their events and counts included; returns how many dossiers went."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         old = "SELECT mahoso FROM dossier WHERE received < ?"
         conn.execute(f"DELETE FROM ev WHERE mahoso IN ({old})", (before,))
         conn.execute(f"DELETE FROM snap WHERE mahoso IN ({old})", (before,))
         n = conn.execute("DELETE FROM dossier WHERE received < ?", (before,)).rowcount
+        conn.execute("DELETE FROM tally WHERE month < ?", (before_month,))
         # events of dossiers never placed in a period (no NgayTiepNhan seen), as old
         conn.execute("DELETE FROM ev WHERE accepted_at < ? AND mahoso NOT IN (SELECT mahoso FROM dossier)",
                      (before,))
@@ -292,7 +422,8 @@ def open_store(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(SCHEMA)
+        tally_columns = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in COUNT_NAMES)
+        conn.executescript(SCHEMA.replace("{open}", OPEN).replace("{tally_columns}", tally_columns))
     except sqlite3.Error:
         conn.close()
         raise

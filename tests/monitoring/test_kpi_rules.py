@@ -61,10 +61,16 @@ class Dossier:
 
 
 def counts(conn: sqlite3.Connection, dossiers: Sequence[Dossier], now: float = MID_NOV,
-           **rules: Any) -> store.Counts:
+           **kw: Any) -> store.Counts:
+    """The November counts of the file after ``dossiers`` were written, from the tally (kept by
+    each write, recounted by rebuild_tally), which must equal a scan of the dossier rows."""
+    rules = store.Rules(offset_s=OFFSET_S, **kw)
     for d in dossiers:
-        store.write(conn, d.rows, OFFSET_S)
-    got = store.aggregate(conn, store.Rules(**rules), NOV.start, NOV.end, now)
+        store.write(conn, d.rows, rules)
+    got = store.aggregate(conn, rules, NOV.start, NOV.end, NOV.first_month, NOV.last_month, now)
+    assert got == store.aggregate_scan(conn, rules, NOV.start, NOV.end, now)
+    store.rebuild_tally(conn, rules)
+    assert got == store.aggregate(conn, rules, NOV.start, NOV.end, NOV.first_month, NOV.last_month, now)
     return sum(got.values(), store.Counts())
 
 
