@@ -72,9 +72,9 @@ class Calculator:
         known = set(self.units)
         total, other = store.Counts(), store.Counts()
         for unit, counts in by_unit.items():
-            total += counts
+            total = store.plus(total, counts)
             if unit not in known:
-                other += counts
+                other = store.plus(other, counts)
         rows: list[KpiRow] = []
         for unit in self.units:
             rows += unit_rows(unit, period.kind, period.id, by_unit.get(unit, store.Counts()), self.scoring,
@@ -87,7 +87,10 @@ class Calculator:
     def current(self, conn: sqlite3.Connection, now: float) -> KpiReport:
         started = time.perf_counter()
         periods = current_periods(now, self.offset_s)
-        rows = [r for p in periods.values() for r in self.period_rows(conn, p, now)]
+        rows: list[KpiRow] = []
+        for p in periods.values():
+            rows += self.period_rows(conn, p, now)
+            time.sleep(0)  # run in a worker thread: let the event loop have the GIL between periods
         return KpiReport({k: p.id for k, p in periods.items()}, now, rows, time.perf_counter() - started)
 
     def one(self, conn: sqlite3.Connection, period: Period, unit: str | None, now: float,

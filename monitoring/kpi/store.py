@@ -32,12 +32,16 @@ GIL, so a write costs the event loop little.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
 
 from monitoring.kpi.facts import KIND_SNAPSHOT, Facts
 
@@ -91,14 +95,23 @@ def _epoch(text: str) -> str:
     return f"(CASE WHEN length({text}) = 14 THEN unixepoch({parts}) - :offset END)"
 
 
+def _v(i: int) -> str:
+    """SQL: element ``i`` of the current row of a batch (a JSON array of arrays, ``json_each``)."""
+    return f"(value ->> {i})"
+
+
+# Each write passes its rows as one JSON text and SQLite unpacks them (json_each): one statement,
+# one release of the GIL, where executemany released and re-took it around every row, and each
+# re-take waited for the busy event loop to let go (the writer starved; every hand-over cost the
+# loop a thread switch).
 _UPSERT_EV = (
     "INSERT INTO ev (mahoso, seq, kind, accepted_at, delivered_at, dead, status, at)"
-    f" VALUES (?1, ?2, ?3, ?4, ?5, ?6, CAST(nullif(?7, '') AS INTEGER), {_epoch('?8')})"
+    f" SELECT {_v(0)}, {_v(1)}, {_v(2)}, {_v(3)}, {_v(4)}, {_v(5)}, CAST(nullif({_v(6)}, '') AS INTEGER),"
+    f" {_epoch(_v(7))} FROM json_each(?1) WHERE true"
     " ON CONFLICT (mahoso, seq) DO UPDATE SET"
     " delivered_at = COALESCE(ev.delivered_at, excluded.delivered_at),"
     " dead = CASE WHEN excluded.delivered_at IS NOT NULL THEN 0 WHEN excluded.dead = 1 THEN 1 ELSE ev.dead END"
 )
-
 
 #: Column order of a ``snap`` row (monitoring/kpi/facts.py gives the dates as sent).
 SNAP_COLUMNS = ("mahoso", "seq", "status", "unit", "tthc", "received", "due", "ended", "channel", "paid", "fee",
@@ -106,17 +119,19 @@ SNAP_COLUMNS = ("mahoso", "seq", "status", "unit", "tthc", "received", "due", "e
 
 #: A snapshot's row: codes to integers, the unit from MaHoSo, local dates to Unix seconds.
 _INSERT_SNAP = (
-    f"INSERT OR IGNORE INTO snap ({', '.join(SNAP_COLUMNS)}) VALUES (?1, ?2, CAST(nullif(?3, '') AS INTEGER),"
-    f" substr(?1, 1, instr(?1, '-') - 1), nullif(?4, ''), {_epoch('?5')}, {_epoch('?6')}, {_epoch('?7')},"
-    " CAST(nullif(?8, '') AS INTEGER), CAST(nullif(?9, '') AS INTEGER), ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-    f" {_epoch('?18')}, ?19)"
+    f"INSERT OR IGNORE INTO snap ({', '.join(SNAP_COLUMNS)}) SELECT {_v(0)}, {_v(1)},"
+    f" CAST(nullif({_v(2)}, '') AS INTEGER), substr({_v(0)}, 1, instr({_v(0)}, '-') - 1), nullif({_v(3)}, ''),"
+    f" {_epoch(_v(4))}, {_epoch(_v(5))}, {_epoch(_v(6))}, CAST(nullif({_v(7)}, '') AS INTEGER),"
+    f" CAST(nullif({_v(8)}, '') AS INTEGER), {', '.join(_v(i) for i in range(9, 17))}, {_epoch(_v(17))}, {_v(18)}"
+    " FROM json_each(?1)"
 )
 
-
 # A delivered snapshot carries every older state of its dossier to the portal (the queue
-# supersedes the older ones): they count as delivered when it was.
-_COVER = ("UPDATE ev SET delivered_at = ?, dead = 0"
-          " WHERE mahoso = ? AND seq < ? AND kind = 0 AND delivered_at IS NULL")
+# supersedes the older ones): they count as delivered when it was. Rows: [delivered_at, MaHoSo, seq].
+_COVER = ("UPDATE ev SET delivered_at = c.value ->> 0, dead = 0 FROM json_each(?1) AS c"
+          " WHERE ev.mahoso = c.value ->> 1 AND ev.seq < c.value ->> 2 AND ev.kind = 0 AND ev.delivered_at IS NULL")
+
+_DIRTY = "INSERT OR IGNORE INTO dirty SELECT value ->> 0 FROM json_each(?1)"
 
 #: The derived row of every dossier in ``dirty`` (kpi-766.md §3.2, steps applied in order):
 #: 1. end = the first 9, else the first 10, else the first 8 or 3, else the first 7 (withdrawal
@@ -175,8 +190,7 @@ FROM joined
 """
 
 
-@dataclass(frozen=True)
-class Counts:
+class Counts(NamedTuple):
     """One unit's counts for one period (the numerators and denominators of every indicator)."""
 
     received: int = 0
@@ -194,14 +208,13 @@ class Counts:
     citizen_data: int = 0
     vneid: int = 0
 
-    def __add__(self, other: Counts) -> Counts:
-        return Counts(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
 
-    def astuple(self) -> tuple[int, ...]:
-        return tuple(getattr(self, f.name) for f in fields(self))
+def plus(a: Counts, b: Counts) -> Counts:
+    """The counts of both (``+`` of a tuple would concatenate)."""
+    return Counts._make(map(operator.add, a, b))
 
 
-COUNT_NAMES = tuple(f.name for f in fields(Counts))
+COUNT_NAMES = Counts._fields
 
 
 @dataclass(frozen=True)
@@ -311,16 +324,30 @@ def statements(rules: Rules) -> Statements:
         tally_remove=tally_from(touched, "-"),
         tally_add=tally_from(touched, ""),
         tally_rebuild=tally_from("WHERE true", ""),
-        settled=(f"SELECT unit, {', '.join(f'SUM({c})' for c in COUNT_NAMES)} FROM tally"
-                 " WHERE month BETWEEN :first AND :last GROUP BY unit"),
-        open=(f"SELECT unit, {', '.join(_open_counts(rules).values())} FROM dossier"
-              f" {in_period} AND {OPEN} GROUP BY unit"),
-        scan=f"SELECT unit, {', '.join(_counts(rules).values())} FROM dossier {in_period} GROUP BY unit",
+        settled=_one_row([f"SUM({c})" for c in COUNT_NAMES], "tally WHERE month BETWEEN :first AND :last"),
+        open=_one_row(list(_open_counts(rules).values()), f"dossier {in_period} AND {OPEN}"),
+        scan=_one_row(list(_counts(rules).values()), f"dossier {in_period}"),
     )
 
 
+def _one_row(counts: list[str], source: str) -> str:
+    """Per unit, ``counts`` over ``source``, as one row holding a JSON array of [unit, counts…]:
+    one step of SQLite, one hand-over of the GIL, where fetching row by row handed it over (and
+    waited for the busy event loop to give it back) once per unit."""
+    columns = ", ".join(f"{expr} AS c{i}" for i, expr in enumerate(counts))
+    names = ", ".join(f"c{i}" for i in range(len(counts)))
+    return (f"SELECT json_group_array(json_array(unit, {names}))"
+            f" FROM (SELECT unit, {columns} FROM {source} GROUP BY unit)")
+
+
+def _rows(conn: sqlite3.Connection, query: str, params: Mapping[str, object]) -> list[list[Any]]:
+    (text,) = conn.execute(query, params).fetchone()
+    rows: list[list[Any]] = orjson.loads(text)
+    return rows
+
+
 def _add(out: dict[str, Counts], unit: str, counts: Counts) -> None:
-    out[unit] = out.get(unit, Counts()) + counts
+    out[unit] = plus(out[unit], counts) if unit in out else counts
 
 
 def aggregate(conn: sqlite3.Connection, rules: Rules, start: int, end: int, first_month: int, last_month: int,
@@ -330,20 +357,20 @@ def aggregate(conn: sqlite3.Connection, rules: Rules, start: int, end: int, firs
     dossiers in processing). From the tally and the open dossiers."""
     sql = statements(rules)
     out: dict[str, Counts] = {}
-    for unit, *values in conn.execute(sql.settled, {"first": first_month, "last": last_month}):
-        _add(out, unit, Counts(*(int(v or 0) for v in values)))
+    for unit, *values in _rows(conn, sql.settled, {"first": first_month, "last": last_month}):
+        _add(out, str(unit), Counts._make(int(v or 0) for v in values))
     params = {"start": start, "end": end, "now": now, "cut": rules.cut(end, now)}
-    for unit, sync_ok, on_time, on_time_total in conn.execute(sql.open, params):
-        _add(out, unit, Counts(sync_ok=int(sync_ok or 0), on_time=int(on_time or 0),
-                               on_time_total=int(on_time_total or 0)))
+    for unit, sync_ok, on_time, on_time_total in _rows(conn, sql.open, params):
+        _add(out, str(unit), Counts(sync_ok=int(sync_ok or 0), on_time=int(on_time or 0),
+                                    on_time_total=int(on_time_total or 0)))
     return out
 
 
 def aggregate_scan(conn: sqlite3.Connection, rules: Rules, start: int, end: int, now: float) -> dict[str, Counts]:
     """The same counts from the ``dossier`` rows alone (no tally: any rules, a read-only file)."""
     params = {"start": start, "end": end, "now": now, "cut": rules.cut(end, now)}
-    return {unit: Counts(*(int(v or 0) for v in values))
-            for unit, *values in conn.execute(statements(rules).scan, params)}
+    return {str(unit): Counts._make(int(v or 0) for v in values)
+            for unit, *values in _rows(conn, statements(rules).scan, params)}
 
 
 # ------------------------------------------------------------------------------------------ writes
@@ -358,14 +385,15 @@ def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> Non
     events = [ev for ev, _ in facts]
     snaps = [snap for _, snap in facts if snap is not None]
     covers = [(ev[4], ev[0], ev[1]) for ev in events if ev[2] == KIND_SNAPSHOT and ev[4] is not None]
+    events_json = orjson.dumps(events).decode()
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(sql.upsert_ev, events)
+        conn.execute(sql.upsert_ev, (events_json,))
         if snaps:
-            conn.executemany(sql.insert_snap, snaps)
+            conn.execute(sql.insert_snap, (orjson.dumps(snaps).decode(),))
         if covers:
-            conn.executemany(_COVER, covers)
-        conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", [(m,) for m in {ev[0] for ev in events}])
+            conn.execute(_COVER, (orjson.dumps(covers).decode(),))
+        conn.execute(_DIRTY, (events_json,))
         conn.execute(sql.tally_remove)
         conn.execute("DELETE FROM dossier WHERE mahoso IN (SELECT mahoso FROM dirty)")
         conn.execute(sql.derive)
