@@ -301,3 +301,23 @@ def test_score_formulas() -> None:
     assert (capped["ONLINE_SHARE"], capped["REUSED_DIGITIZED_DATA"]) == (12.0, 2.0)
     empty = {r.indicator: (r.ratio, r.score) for r in unit_rows("u", "month", "x", store.Counts(), Scoring(), {})}
     assert set(empty.values()) == {(0.0, 0.0)}
+
+
+def test_the_observer_never_raises_into_the_engine(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A payload of an unexpected shape is logged and skipped (a fault in the indicators must not
+    become a delivery retry); a good one is buffered; an outcome that teaches nothing adds nothing."""
+    from config.loader import build
+    from config.schema import Settings
+    from monitoring.kpi import KpiService
+    from queues.api import Outcome, Work
+
+    svc = KpiService(build(Settings, {"storage": {"path": str(tmp_path / "gw.sqlite3")}}, ""))
+    mahoso = code(UNIT_A, 1)
+    bad = Event("1", mahoso, EventKind.SNAPSHOT, 1, {"MaHoSo": mahoso, "TaiLieuNop": "not a list"}, 1.0)
+    good = Event("2", mahoso, EventKind.SNAPSHOT, 2, payload(mahoso), 1.0)
+    svc.observe(Work(mahoso, "l", bad, (), False, 0, None), Outcome(delivered=("1",)), 2.0)
+    assert svc.buffered == 0 and "could not read the facts" in caplog.text
+    svc.observe(Work(mahoso, "l", good, (), False, 0, None), Outcome(known_on_portal=True), 2.0)
+    assert svc.buffered == 0
+    svc.observe(Work(mahoso, "l", good, (), False, 0, None), Outcome(delivered=("2",)), 2.0)
+    assert svc.buffered == 1
