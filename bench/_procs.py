@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,11 +161,12 @@ def _toml(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
-def write_config(path: Path, *, port: int, portal_url: str, store: Path, **tables: Mapping[str, Any]) -> Path:
+def write_config(path: Path, *, port: int, portal_url: str, store: Path, units: Sequence[str] = (UNIT,),
+                 **tables: Mapping[str, Any]) -> Path:
     """A ``dvcgw serve`` settings file as an operator writes one: the listen address, a durable
-    SQLite store (``synchronous = "full"``), the portal with bench credentials, one agency and
-    an operator key. ``tables`` add or override keys per table (``queue__kafka`` for
-    ``[queue.kafka]``); everything else is the daemon's default."""
+    SQLite store (``synchronous = "full"``), the portal with bench credentials, one agency (for
+    ``units``) and an operator key. ``tables`` add or override keys per table (``queue__kafka``
+    for ``[queue.kafka]``); everything else is the daemon's default."""
     base: dict[str, dict[str, Any]] = {
         "server": {"listen": f"{HOST}:{port}", "shutdown_grace": "2s", "drain_delay": "0s"},
         "storage": {"path": str(store), "synchronous": "full"},
@@ -180,7 +181,7 @@ def write_config(path: Path, *, port: int, portal_url: str, store: Path, **table
         lines.append(f"[{name.replace('__', '.')}]")
         lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
         lines.append("")
-    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key = "{KEY}"', f'units = ["{UNIT}"]']
+    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key = "{KEY}"', f"units = {json.dumps(list(units))}"]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -1,7 +1,7 @@
 """``create_app(settings)``: the daemon as one aiohttp application in one process.
 
 Every route goes through one middleware chain. Each resource is its own ``cleanup_ctx`` (queue →
-sync engine → signing), so clean-up runs in reverse order and only for what started. The
+766 indicators → sync engine → signing), so clean-up runs in reverse order and only for what started. The
 delivery engine runs as a task in the same event loop. Handlers reach resources through the typed
 ``AppKey``s of :mod:`gateway.appkeys`.
 """
@@ -19,11 +19,12 @@ from adapters.national_portal.client import PortalClient
 from config.schema import Settings
 from gateway import handlers, ops_routes
 from gateway.accept import Acceptor
-from gateway.appkeys import ACCEPT, CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
+from gateway.appkeys import ACCEPT, CLOCK, ENGINE, KPI, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
 from gateway.auth import KEYRING, KeyRing
 from gateway.middleware import error_middleware
 from gateway.requestlog import echo_request_id, request_context
 from gateway.sync import SyncEngine
+from monitoring.kpi import KpiService
 from monitoring.metrics import PORTAL, Metrics
 from monitoring.tracing import trace_config
 from queues.api import QueueBackend
@@ -55,6 +56,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     app[LIFECYCLE] = Lifecycle()
     app[KEYRING] = KeyRing(settings.agencies, settings.operator)
     app.cleanup_ctx.append(_queue_ctx)
+    if settings.kpi.enabled:
+        app.cleanup_ctx.append(_kpi_ctx)
     app.cleanup_ctx.append(_engine_ctx(run_engine))
     if signing_enabled(settings):
         from gateway.signing_routes import setup_signing
@@ -101,6 +104,16 @@ async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
     await queue.close()
 
 
+async def _kpi_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The 766 indicators: started before the engine that feeds them, closed (last facts written)
+    after it stopped."""
+    kpi = KpiService(app[SETTINGS], app[CLOCK])
+    await kpi.start()
+    app[KPI] = kpi
+    yield
+    await kpi.close()
+
+
 def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
@@ -109,7 +122,9 @@ def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
         traced = [trace_config(app[METRICS], PORTAL)]  # latency per service; 429s counted as throttled
         async with aiohttp.ClientSession(timeout=timeout, connector=connector, trace_configs=traced) as session:
             portal = PortalClient(settings.portal, session, metrics=app[METRICS])
-            engine = SyncEngine(app[QUEUE], portal, settings, app[METRICS], clock=app[CLOCK])
+            kpi = app.get(KPI)
+            engine = SyncEngine(app[QUEUE], portal, settings, app[METRICS], clock=app[CLOCK],
+                                observer=kpi.observe if kpi is not None else None)
             app[ENGINE] = engine
             task = asyncio.create_task(engine.run(), name="dvcgw-sync") if run else None
             yield

@@ -12,6 +12,7 @@ from config.schema import Settings
 from gateway.accept import Acceptor
 from gateway.health import Readiness
 from gateway.sync import SyncEngine
+from monitoring.kpi import KpiService
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
 
@@ -32,3 +33,5 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 ACCEPT = web.AppKey("accept", Acceptor)
 READINESS = web.AppKey("readiness", Readiness)
+#: The 766 indicators (monitoring/kpi); absent when ``[kpi] enabled = false``.
+KPI = web.AppKey("kpi", KpiService)

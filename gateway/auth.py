@@ -101,3 +101,12 @@ def require_operator(request: web.Request) -> None:
     key = presented_key(request)
     if key is None or not request.app[KEYRING].is_operator(key):
         raise HTTPProblem(401, "unauthenticated", "the operator API key is required (X-API-Key header)")
+
+
+def require_operator_or_agency(request: web.Request) -> AgencySettings | None:
+    """None for the operator key, the agency (also stored on the request) for an agency key;
+    raises 401 (house error shape) for no key or an unknown key."""
+    key = presented_key(request)
+    if key is not None and request.app[KEYRING].is_operator(key):
+        return None
+    return require_agency(request)

@@ -1,7 +1,8 @@
-"""``dvcgw``: serve, check-config, sandbox, and the operator's dead-letter commands.
+"""``dvcgw``: serve, check-config, sandbox, the operator's dead-letter commands, and the 766 table.
 
 ``dvcgw dlq …`` talks to the running daemon's operator API; it never opens the store directly,
-so it works the same on SQLite and Kafka and never races the daemon.
+so it works the same on SQLite and Kafka and never races the daemon. ``dvcgw kpi`` reads the
+indicators' own file read-only (SQLite WAL: the daemon may be writing it meanwhile).
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
                        "or [operator] api_key of --config)")
     maint.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
     maint.set_defaults(func=_maintenance)
+    kpi = sub.add_parser("kpi", help="the 766 indicators as a table (reads the indicators' file)")
+    kpi.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+    kpi.add_argument("--period", default=None, help="2025-11 | 2025-Q4 | 2025 (default: the current month)")
+    kpi.add_argument("--unit", default="all", help="a unit code, or all (the province; the default)")
+    kpi.add_argument("--every-unit", action="store_true", help="every unit, then the province")
+    kpi.set_defaults(func=_kpi)
     return p
 
 
@@ -229,3 +236,51 @@ def _remote_error(status: int, body: str) -> int:
     return EXIT_REMOTE
 
 
+
+
+def _kpi(args: argparse.Namespace) -> int:
+    """Compute the figures of one period from the file, as ``GET /v1/kpi`` does, and print them."""
+    import sqlite3
+    import time
+
+    from monitoring.kpi import Calculator, PeriodError, parse_period
+    from monitoring.kpi.periods import current_periods
+    from monitoring.kpi.store import open_reader
+
+    settings = _load(args.config)
+    calc = Calculator(settings)
+    now = time.time()
+    try:
+        period = parse_period(args.period or current_periods(now, calc.offset_s)["month"].id, calc.offset_s)
+    except PeriodError as exc:
+        print(f"dvcgw: --period: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    path = settings.kpi.file(settings.storage.path)
+    if not path.exists():
+        print(f"dvcgw: no indicators file at {path} (has the daemon run with [kpi] enabled = true?)",
+              file=sys.stderr)
+        return 1
+    try:
+        conn = open_reader(path)
+        try:
+            report = calc.one(conn, period, None if args.every_unit else args.unit, now, scan=True)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        print(f"dvcgw: cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    _print_kpi(period.id, report.rows)
+    return 0
+
+
+def _print_kpi(period_id: str, rows: list[Any]) -> None:
+    print(f"766 indicators, {period_id} (estimates; the portal's own score is authoritative)")
+    print(f"{'INDICATOR':34}  {'UNIT':14}  {'NUMERATOR':>9}  {'DENOMINATOR':>11}  {'RATE':>7}  "
+          f"{'POINTS':>13}  {'BASIS':5}  {'TARGET':>6}")
+    for r in rows:
+        target = "-" if r.target is None else f"{r.target:.0%}"
+        points = f"{r.score:.2f} / {r.max_points:g}"
+        print(f"{r.indicator:34}  {r.unit:14}  {r.numerator:>9}  {r.denominator:>11}  {r.ratio:>7.2%}  "
+              f"{points:>13}  {r.basis:5}  {target:>6}")
+    if not rows:
+        print("(no such unit: give a configured unit code, or all)")

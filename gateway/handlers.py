@@ -13,9 +13,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from config.schema import AgencySettings
 from core.errors import FieldError
 from gateway import dossier, openapi, params
-from gateway.appkeys import ACCEPT, CLOCK, METRICS, QUEUE, SETTINGS
-from gateway.auth import require_agency, require_operator
+from gateway.appkeys import ACCEPT, CLOCK, KPI, METRICS, QUEUE, SETTINGS
+from gateway.auth import require_agency, require_operator, require_operator_or_agency
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
+from monitoring.kpi import ALL_UNITS, LEFT_OUT, KpiRow, Period
+from monitoring.kpi.periods import current_periods
+from monitoring.kpi.service import OTHER_UNIT
 from queues.api import DeadLetter, DossierStatus, ReplayResult
 
 
@@ -27,6 +30,7 @@ def add_routes(app: web.Application, *, signing: bool = False) -> None:
     app.router.add_get("/v1/dead-letters/{id}", get_dead_letter)
     app.router.add_post("/v1/dead-letters/{id}/replay", replay_dead_letter)
     app.router.add_delete("/v1/dead-letters/{id}", drop_dead_letter)
+    app.router.add_get("/v1/kpi", get_kpi)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi.serve_full if signing else openapi.serve)
@@ -179,6 +183,48 @@ async def drop_dead_letter(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+# ---------------------------------------------------------------- 766 indicators
+
+
+def _local_iso(ts: int, offset_s: int) -> str:
+    zone = dt.timezone(dt.timedelta(seconds=offset_s))
+    return dt.datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds")
+
+
+def kpi_json(period: Period, computed_at: float, rows: list[KpiRow], offset_s: int) -> dict[str, Any]:
+    return {
+        "period": {"kind": period.kind, "id": period.id, "start": _local_iso(period.start, offset_s),
+                   "end": _local_iso(period.end, offset_s)},
+        "computed_at": _iso(computed_at),
+        "rows": [{"indicator": r.indicator, "unit": r.unit, "period": r.period, "period_id": r.period_id,
+                  "numerator": r.numerator, "denominator": r.denominator, "ratio": r.ratio, "score": r.score,
+                  "max_points": r.max_points, "basis": r.basis, "target": r.target, "estimate": r.estimate}
+                 for r in rows],
+        "left_out": list(LEFT_OUT),
+    }
+
+
+async def get_kpi(request: web.Request) -> web.Response:
+    """``GET /v1/kpi?unit=&period=``: the 766 figures of one period (default: the current month).
+    The operator sees every unit and the province (``all``); an agency its own units only. The
+    checks run in the order 400 (two keys)/401, 404 (disabled), 422 (period, unit), 403."""
+    agency = require_operator_or_agency(request)
+    app = request.app
+    kpi = app.get(KPI)
+    if kpi is None:
+        raise HTTPProblem(404, "not_found", "the 766 indicators are disabled ([kpi] enabled = false)")
+    offset = kpi.calc.offset_s
+    month = current_periods(app[CLOCK](), offset)["month"].id
+    period = params.kpi_period(request.query.get("period"), month, offset)
+    unit = params.kpi_unit(request.query.get("unit"), kpi.calc.units, (ALL_UNITS, OTHER_UNIT))
+    if agency is not None and unit is not None and unit not in agency.units:
+        raise HTTPProblem(403, "forbidden", f"agency {agency.code} may read the indicators of its own units only",
+                          [FieldError("unit", "not one of the agency's units")])
+    report = await kpi.report(period.id, unit)
+    rows = [r for r in report.rows if agency is None or r.unit in agency.units]
+    return _json(200, kpi_json(period, report.computed_at, rows, offset))
+
+
 # ---------------------------------------------------------------- open
 
 
@@ -191,6 +237,9 @@ async def metrics(request: web.Request) -> web.Response:
     m = app[METRICS]
     now = app[CLOCK]()
     m.publish_queue(await app[QUEUE].stats(now), now)
-    resp = web.Response(body=generate_latest(m.registry))
+    kpi = app.get(KPI)
+    # the 766 families, rendered once per computation (monitoring/kpi/exposition.py)
+    body = generate_latest(m.registry) + (kpi.metrics_text() if kpi is not None else b"")
+    resp = web.Response(body=body)
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp

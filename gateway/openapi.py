@@ -80,6 +80,41 @@ _DEAD = {
         ("dead_at", "string"), ("replayed", "boolean")]},
 }
 
+_KPI_ROW = {
+    "type": "object",
+    "required": ["indicator", "unit", "period", "period_id", "numerator", "denominator", "ratio", "score",
+                 "max_points", "basis", "target", "estimate"],
+    "properties": {
+        "indicator": {"type": "string", "description": "DOSSIER_SYNC, ON_TIME, ONLINE_SHARE, ... (docs/kpi.md)"},
+        "unit": {"type": "string", "description": "a unit code, `all` (the province) or `other`"},
+        "period": {"enum": ["month", "quarter", "year"]},
+        "period_id": {"type": "string"},
+        "numerator": {"type": "integer"}, "denominator": {"type": "integer"},
+        "ratio": {"type": "number", "minimum": 0, "maximum": 1, "description": "0 when the denominator is 0"},
+        "score": {"type": "number", "description": "estimated points with the spec's formula"},
+        "max_points": {"type": "number"},
+        "basis": {"enum": ["re", "desc", "gw"], "description": "where the score formula comes from"},
+        "target": {"type": ["number", "null"], "description": "the province's configured target rate"},
+        "estimate": {"type": "boolean", "description": "always true: the portal's own score is authoritative"},
+    },
+}
+_KPI = {"type": "object", "properties": {
+    "period": {"type": "object", "properties": {
+        "kind": {"enum": ["month", "quarter", "year"]}, "id": {"type": "string"},
+        "start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"}}},
+    "computed_at": {"type": "string", "format": "date-time"},
+    "rows": {"type": "array", "items": _KPI_ROW},
+    "left_out": {"type": "array", "items": {"type": "string"},
+                 "description": "indicators of the spec's list not computed (they need the procedure catalogue)"}}}
+_KPI_PARAMS = [
+    {"name": "period", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$"},
+     "description": "`2025-11` (a month), `2025-Q4` (a quarter) or `2025` (a year), 2000..2100; "
+                    "default: the current month (local time)"},
+    {"name": "unit", "in": "query", "schema": {"type": "string"},
+     "description": "a configured unit code, `all` (the province, operator only) or `other`; "
+                    "default: every unit the caller may read"},
+]
+
 
 def _paths(backend: str, strict: bool) -> dict[str, Any]:
     return {
@@ -158,6 +193,14 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
                             "description": "vi or en; otherwise Accept-Language, then Vietnamese"}],
             "responses": {"200": {"description": "HTML page",
                                   "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/v1/kpi": {"get": {
+            "summary": "The 766 indicators of one period, estimated live (docs/kpi.md)",
+            "description": "The operator key reads every unit and the province (`all`); an agency key its own "
+                           "units only (403 for another unit).",
+            "security": [*_OPERATOR, *_AGENCY],
+            "parameters": _KPI_PARAMS,
+            "responses": {"200": _resp("The figures", _KPI), **_errors(400, 401, 403, 404, 422)},
+        }},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _resp("Alive")}}},
         "/readyz": {"get": {"summary": "Readiness: cached sub-checks (2 s when passing, 30 s when failing); a "
                                        "portal outage is reported in the body, not failed",

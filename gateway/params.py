@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from core.codes import is_unit_code
 from core.errors import FieldError
 from gateway.http_errors import HTTPProblem
+from monitoring.kpi import Period, PeriodError, parse_period
 
 MAX_ROW_ID = 2**63 - 1
 _ROW_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "١" and "²"
@@ -75,3 +77,21 @@ def page_limit(value: str | None, default: int = 100) -> int:
 
 def _malformed(name: str, message: str) -> HTTPProblem:
     return HTTPProblem(422, "validation_failed", f"the {name} parameter is malformed", [FieldError(name, message)])
+
+
+def kpi_period(value: str | None, default: str, offset_s: int) -> Period:
+    """``?period=``: ``2025-11`` | ``2025-Q4`` | ``2025`` (``default`` when absent); else 422."""
+    try:
+        return parse_period(default if value is None else value, offset_s)
+    except PeriodError as exc:
+        raise _malformed("period", str(exc)) from exc
+
+
+def kpi_unit(value: str | None, units: tuple[str, ...], special: tuple[str, ...]) -> str | None:
+    """``?unit=``: one of ``units`` (the configured unit codes) or ``special`` (``all``, ``other``);
+    None when absent; else 422 naming ``unit``."""
+    if value is None or value in units or value in special:
+        return value
+    if not is_unit_code(value):
+        raise _malformed("unit", f"expected a unit code such as \"000.00.01.H56\" or {' or '.join(special)}")
+    raise _malformed("unit", "not one of the configured agencies' units")

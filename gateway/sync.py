@@ -88,10 +88,18 @@ class _Progressing:
     lost: ErrorInfo | None = None  # the portal had lost the dossier; it was sent again as a create
 
 
+#: Told of every outcome the queue recorded: (the claimed work, the outcome, the record's time). It
+#: runs on the event loop after ``record`` returned and must not raise or block (the 766
+#: indicators, monitoring/kpi, are the one observer today).
+Observer = Callable[[Work, Outcome, float], None]
+
+
 class SyncEngine:
     def __init__(self, queue: EngineQueue, portal: Portal, settings: Settings, metrics: Metrics, *,
-                 clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random) -> None:
+                 clock: Callable[[], float] = time.time, rng: Callable[[], float] = random.random,
+                 observer: Observer | None = None) -> None:
         self._q = queue
+        self._observer = observer
         self._portal = portal
         self._s = settings
         self._m = metrics
@@ -187,8 +195,11 @@ class SyncEngine:
                         await self._record(it, Outcome(), release=True)
 
     async def _record(self, it: _Progressing, outcome: Outcome, *, release: bool) -> None:
-        await self._q.record(it.work, outcome, self._clock(), release=release)
+        now = self._clock()
+        await self._q.record(it.work, outcome, now, release=release)
         it.released = it.released or release
+        if self._observer is not None:
+            self._observer(it.work, outcome, now)
 
     # ------------------------------------------------------------------ snapshots
 

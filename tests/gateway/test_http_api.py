@@ -264,7 +264,10 @@ async def test_openapi_declares_the_bearer_scheme_beside_the_api_key(gateway: Ga
     assert len(secured) >= 7
     for operation, security in secured.items():
         assert security in ([{"agencyKey": []}, {"agencyBearer": []}],
-                            [{"operatorKey": []}, {"operatorBearer": []}]), operation
+                            [{"operatorKey": []}, {"operatorBearer": []}],
+                            # read by both (GET /v1/kpi: the operator, or an agency for its own units)
+                            [{"operatorKey": []}, {"operatorBearer": []}, {"agencyKey": []}, {"agencyBearer": []}],
+                            ), operation
     r = await gateway.client.get(f"/v1/dossiers/{M}", headers={"Authorization": f"Bearer {AGENCY_KEY}"})
     assert r.status == 404, await r.text()
     r = await gateway.client.get("/v1/dead-letters", headers={"Authorization": f"Bearer {OPERATOR_KEY}"})

@@ -1,0 +1,477 @@
+"""The indicators' own SQLite file: the facts of every event, one derived row per dossier, and
+running counts per unit and month.
+
+Four tables:
+
+* ``ev``: one row per event the delivery engine recorded (:mod:`monitoring.kpi.facts`), keyed by
+  (``MaHoSo``, sequence): its sync facts, and a progress item's status and time;
+* ``snap``: one row per snapshot with the figures the indicators count;
+* ``dossier``: one row per dossier with a ``NgayTiepNhan``, derived from its rows whenever one of
+  them changes (:data:`DERIVE`): the figures of its newest snapshot that was not dead-lettered
+  (else of its newest snapshot: the dossier exists in the provincial system even when the portal
+  refused it, and counts, unsynced), its end-of-processing verdict (kpi-766.md §3.2 steps 1, 2
+  and 4), and its sync summary (the worst delivery lag, the oldest event not delivered);
+* ``tally``: per unit and month of reception, the counts of every indicator over the *settled*
+  dossiers, kept in step by each write (the touched dossiers' old rows subtracted, their new rows
+  added). A dossier is *open* while its figures still depend on the time of the computation: an
+  event not yet delivered (DOSSIER_SYNC) or no end of processing yet with a NgayHenTra (ON_TIME).
+
+A computation adds the tally's months of a period to the open dossiers of the period, evaluated
+at that moment (:func:`aggregate`): its cost follows the number of units and open dossiers, not
+the year's dossiers. :func:`aggregate_scan` computes the same from the ``dossier`` rows alone
+(the ``dvcgw kpi`` command, which reads the file read-only under its own settings; a test holds
+the two equal). The tally's settled counts depend on ``[kpi]`` (the SLO, the no-deadline policy,
+the population-database codes): :func:`rebuild_tally` recomputes it at every start.
+
+Every write is one transaction (:func:`write`): a crash loses at most the batch not yet written,
+never leaves a dossier's rows or the tally out of step with its events. The file is in WAL mode,
+so the command can read it while the daemon writes. The work is SQL, run by SQLite without the
+GIL, so a write costs the event loop little.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import os
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from monitoring.kpi.facts import KIND_SNAPSHOT, Facts
+
+SCHEMA_VERSION = 1
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS ev (
+    mahoso TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,
+    accepted_at REAL NOT NULL, delivered_at REAL, dead INTEGER NOT NULL DEFAULT 0,
+    status INTEGER, at INTEGER,  -- TrangThai, ThoiDiemXuLy (a snapshot's TrangThaiHoSo)
+    PRIMARY KEY (mahoso, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snap (
+    mahoso TEXT NOT NULL, seq INTEGER NOT NULL, status INTEGER, unit TEXT, tthc TEXT,
+    received INTEGER, due INTEGER, ended INTEGER, channel INTEGER, paid INTEGER, fee INTEGER,
+    comp_file INTEGER, result_link INTEGER, sohoa INTEGER, kho INTEGER, vneid INTEGER, csdl TEXT,
+    supp_rows INTEGER, supp_req INTEGER, supp_pause INTEGER,
+    PRIMARY KEY (mahoso, seq)
+);
+CREATE TABLE IF NOT EXISTS dossier (
+    mahoso TEXT PRIMARY KEY, unit TEXT NOT NULL, received INTEGER NOT NULL,
+    month INTEGER NOT NULL,  -- local yyyymm of NgayTiepNhan
+    verdict INTEGER,        -- ON_TIME decided: 1 on time, 0 late; NULL: judged at the cut (or no deadline)
+    due INTEGER,            -- NgayHenTra; NULL: none (§3.2 step 5)
+    finished INTEGER NOT NULL,  -- processing finished or result returned (9 or 10)
+    channel INTEGER, paid INTEGER, fee INTEGER, comp_file INTEGER, result_link INTEGER, sohoa INTEGER,
+    kho INTEGER, vneid INTEGER, csdl TEXT,
+    worst_lag REAL,         -- the longest accepted -> delivered of its events
+    open_since REAL         -- accepted_at of its oldest event not delivered (dead letters included)
+);
+CREATE INDEX IF NOT EXISTS dossier_open ON dossier (received) WHERE {{open}};
+CREATE TABLE IF NOT EXISTS tally (
+    unit TEXT NOT NULL, month INTEGER NOT NULL, {{tally_columns}},
+    PRIMARY KEY (unit, month)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');
+CREATE TEMP TABLE IF NOT EXISTS dirty (mahoso TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+
+#: A dossier whose figures depend on the time of the computation (see the module docstring).
+OPEN = "(open_since IS NOT NULL OR (verdict IS NULL AND due IS NOT NULL))"
+
+
+def _epoch(text: str) -> str:
+    """SQL: Unix seconds of a local ``yyyyMMddHHmmss`` (``text`` an SQL expression; ``:offset``,
+    seconds east of UTC, is substituted by :func:`statements`); NULL when absent or not a date."""
+    parts = "||".join(f"{sep}substr({text}, {i}, {n})" if sep else f"substr({text}, {i}, {n})"
+                      for sep, i, n in (("", 1, 4), ("'-'||", 5, 2), ("'-'||", 7, 2), ("' '||", 9, 2),
+                                        ("':'||", 11, 2), ("':'||", 13, 2)))
+    return f"(CASE WHEN length({text}) = 14 THEN unixepoch({parts}) - :offset END)"
+
+
+def _v(i: int) -> str:
+    """SQL: element ``i`` of the current row of a batch (a JSON array of arrays, ``json_each``)."""
+    return f"(value ->> {i})"
+
+
+# Each write passes its rows as one JSON text and SQLite unpacks them (json_each): one statement,
+# one release of the GIL, where executemany released and re-took it around every row, and each
+# re-take waited for the busy event loop to let go (the writer starved; every hand-over cost the
+# loop a thread switch).
+_UPSERT_EV = (
+    "INSERT INTO ev (mahoso, seq, kind, accepted_at, delivered_at, dead, status, at)"
+    f" SELECT {_v(0)}, {_v(1)}, {_v(2)}, {_v(3)}, {_v(4)}, {_v(5)}, CAST(nullif({_v(6)}, '') AS INTEGER),"
+    f" {_epoch(_v(7))} FROM json_each(?1) WHERE true"
+    " ON CONFLICT (mahoso, seq) DO UPDATE SET"
+    " delivered_at = COALESCE(ev.delivered_at, excluded.delivered_at),"
+    " dead = CASE WHEN excluded.delivered_at IS NOT NULL THEN 0 WHEN excluded.dead = 1 THEN 1 ELSE ev.dead END"
+)
+
+#: Column order of a ``snap`` row (monitoring/kpi/facts.py gives the dates as sent).
+SNAP_COLUMNS = ("mahoso", "seq", "status", "unit", "tthc", "received", "due", "ended", "channel", "paid", "fee",
+                "comp_file", "result_link", "sohoa", "kho", "vneid", "csdl", "supp_rows", "supp_req", "supp_pause")
+
+#: A snapshot's row: codes to integers, the unit from MaHoSo, local dates to Unix seconds.
+_INSERT_SNAP = (
+    f"INSERT OR IGNORE INTO snap ({', '.join(SNAP_COLUMNS)}) SELECT {_v(0)}, {_v(1)},"
+    f" CAST(nullif({_v(2)}, '') AS INTEGER), substr({_v(0)}, 1, instr({_v(0)}, '-') - 1), nullif({_v(3)}, ''),"
+    f" {_epoch(_v(4))}, {_epoch(_v(5))}, {_epoch(_v(6))}, CAST(nullif({_v(7)}, '') AS INTEGER),"
+    f" CAST(nullif({_v(8)}, '') AS INTEGER), {', '.join(_v(i) for i in range(9, 17))}, {_epoch(_v(17))}, {_v(18)}"
+    " FROM json_each(?1)"
+)
+
+# A delivered snapshot carries every older state of its dossier to the portal (the queue
+# supersedes the older ones): they count as delivered when it was. Rows: [delivered_at, MaHoSo, seq].
+_COVER = ("UPDATE ev SET delivered_at = c.value ->> 0, dead = 0 FROM json_each(?1) AS c"
+          " WHERE ev.mahoso = c.value ->> 1 AND ev.seq < c.value ->> 2 AND ev.kind = 0 AND ev.delivered_at IS NULL")
+
+_DIRTY = "INSERT OR IGNORE INTO dirty SELECT value ->> 0 FROM json_each(?1)"
+
+#: The derived row of every dossier in ``dirty`` (kpi-766.md §3.2, steps applied in order):
+#: 1. end = the first 9, else the first 10, else the first 8 or 3, else the first 7 (withdrawal
+#:    ranked last, [UNCERTAIN]); without a terminal progress item, the snapshot's NgayKetThucXuLy
+#:    when its TrangThaiHoSo is final (GW: history sent as a snapshot only);
+#: 2. no end and more than one supplement request: late; exactly one: its time is the end;
+#: 3. no end and no supplement request: judged at the computation's cut (``due >= cut``);
+#: 4. the supplement time (Σ completed − requested) is subtracted from a step-1 end;
+#: 5. no NgayHenTra: ``verdict`` NULL and ``due`` NULL, the [kpi] no_deadline policy decides.
+#: Supplement requests = max(runs of consecutive status-5 items, DanhSachHoSoBoSung rows). The
+#: snapshot is the newest one not dead-lettered, else the newest (the dossier exists in the
+#: provincial system even when the portal refused it). Dead-lettered progress is not what the
+#: portal has: it is left out of the steps. CROSS JOIN keeps SQLite starting from ``dirty``.
+DERIVE = """
+WITH pick AS (
+    SELECT d.mahoso, (SELECT e.seq FROM ev e JOIN snap s ON s.mahoso = e.mahoso AND s.seq = e.seq
+                      WHERE e.mahoso = d.mahoso AND e.kind = 0 AND s.received IS NOT NULL
+                      ORDER BY e.dead, e.seq DESC LIMIT 1) AS seq
+    FROM dirty d
+), steps AS (
+    SELECT e.mahoso, e.status, e.at,
+           LAG(e.status) OVER (PARTITION BY e.mahoso ORDER BY e.at, e.seq) AS prev
+    FROM dirty d CROSS JOIN ev e
+    WHERE e.mahoso = d.mahoso AND e.kind = 1 AND e.dead = 0 AND e.at IS NOT NULL
+), prog AS (
+    SELECT mahoso,
+           COALESCE(MIN(at) FILTER (WHERE status = 9), MIN(at) FILTER (WHERE status = 10),
+                    MIN(at) FILTER (WHERE status IN (3, 8)), MIN(at) FILTER (WHERE status = 7)) AS t_end,
+           MAX(status IN (9, 10)) AS done,
+           COUNT(*) FILTER (WHERE status = 5 AND (prev IS NULL OR prev <> 5)) AS asks,
+           MIN(at) FILTER (WHERE status = 5) AS t_ask
+    FROM steps GROUP BY mahoso
+), sync AS (
+    SELECT e.mahoso, MAX(e.delivered_at - e.accepted_at) AS worst_lag,
+           MIN(CASE WHEN e.delivered_at IS NULL THEN e.accepted_at END) AS open_since
+    FROM dirty d CROSS JOIN ev e WHERE e.mahoso = d.mahoso GROUP BY e.mahoso
+), joined AS (
+    SELECT s.*, y.worst_lag, y.open_since,
+           COALESCE(p.t_end, CASE WHEN s.status IN (3, 7, 8, 9, 10) THEN s.ended END) AS t_end,
+           MAX(COALESCE(p.asks, 0), COALESCE(s.supp_rows, 0)) AS asks,
+           COALESCE(p.t_ask, s.supp_req) AS t_ask,
+           COALESCE(p.done, 0) OR s.status IN (9, 10) AS finished
+    FROM pick k CROSS JOIN snap s ON s.mahoso = k.mahoso AND s.seq = k.seq
+    JOIN sync y ON y.mahoso = k.mahoso LEFT JOIN prog p ON p.mahoso = k.mahoso
+)
+INSERT INTO dossier
+SELECT mahoso, unit, received, CAST(strftime('%Y%m', received + :offset, 'unixepoch') AS INTEGER),
+       CASE WHEN due IS NULL THEN NULL
+            WHEN t_end IS NOT NULL THEN t_end - COALESCE(supp_pause, 0) <= due
+            WHEN asks > 1 THEN 0
+            WHEN asks = 1 THEN t_ask <= due
+       END,
+       due, finished, channel, paid, fee, comp_file, result_link, sohoa, kho, vneid, csdl,
+       worst_lag, open_since
+FROM joined
+"""
+
+
+class Counts(NamedTuple):
+    """One unit's counts for one period (the numerators and denominators of every indicator)."""
+
+    received: int = 0
+    sync_ok: int = 0
+    on_time: int = 0
+    on_time_total: int = 0
+    online: int = 0
+    finished: int = 0
+    result_link: int = 0
+    so_hoa: int = 0
+    reused: int = 0
+    kho: int = 0
+    fee: int = 0
+    paid_online: int = 0
+    citizen_data: int = 0
+    vneid: int = 0
+
+
+def plus(a: Counts, b: Counts) -> Counts:
+    """The counts of both (``+`` of a tuple would concatenate)."""
+    return Counts._make(map(operator.add, a, b))
+
+
+COUNT_NAMES = Counts._fields
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The settings the computation applies (``[kpi]``, docs/kpi.md), and the portal's time zone."""
+
+    sync_lag_slo: float = 3600.0
+    open_dossier_cut: str = "now"  # "now" | "period_end"
+    no_deadline: str = "on_time"  # "on_time" | "late" | "exclude"
+    population_db_codes: tuple[str, ...] = ()
+    offset_s: int = 7 * 3600
+
+    @property
+    def no_due(self) -> int | None:
+        """What a dossier without NgayHenTra counts: 1 on time, 0 late, None left out."""
+        return {"on_time": 1, "late": 0, "exclude": None}[self.no_deadline]
+
+    def cut(self, end: int, now: float) -> float:
+        """When a dossier still in processing is judged, for a period ending at ``end``."""
+        return min(now, end) if self.open_dossier_cut == "now" else end
+
+
+def _sql_literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _counts(rules: Rules) -> dict[str, str]:
+    """SQL per count over ``dossier`` rows, evaluated at ``:now`` / ``:cut`` (the full rule)."""
+    nd, slo = _sql_literal(rules.no_due), _sql_literal(rules.sync_lag_slo)
+    codes = [f"coalesce(instr(csdl, {_sql_literal(f',{c},')}), 0) > 0" for c in rules.population_db_codes]
+    return {
+        "received": "COUNT(*)",
+        "sync_ok": f"SUM(COALESCE(worst_lag, 0) <= {slo} AND (open_since IS NULL OR :now - open_since <= {slo}))",
+        "on_time": f"SUM(CASE WHEN verdict IS NOT NULL THEN verdict WHEN due IS NULL THEN {nd} ELSE due >= :cut END)",
+        "on_time_total": f"SUM(CASE WHEN verdict IS NULL AND due IS NULL AND {nd} IS NULL THEN 0 ELSE 1 END)",
+        "online": "SUM(channel = 2)",
+        "finished": "SUM(finished)",
+        "result_link": "SUM(finished AND result_link = 1)",
+        "so_hoa": "SUM(comp_file = 1 AND result_link = 1)",
+        "reused": "SUM(sohoa = 1)",
+        "kho": "SUM(kho = 1)",
+        "fee": "SUM(fee = 1)",
+        "paid_online": "SUM(fee = 1 AND paid IN (1, 2))",
+        # VNeID, a document from the citizen's store, or a population-database connection (§3.6)
+        "citizen_data": f"SUM({' OR '.join(['vneid = 1', 'kho = 1', *codes])})",
+        "vneid": "SUM(vneid = 1)",
+    }
+
+
+def _settled(rules: Rules) -> dict[str, str]:
+    """The counts' share of the settled dossiers (the tally): the time-dependent parts are left
+    to :data:`_OPEN_COUNTS`, which counts the open dossiers at the computation."""
+    counts = _counts(rules)
+    nd, slo = _sql_literal(rules.no_due), _sql_literal(rules.sync_lag_slo)
+    return {**counts,
+            "sync_ok": f"SUM(open_since IS NULL AND COALESCE(worst_lag, 0) <= {slo})",
+            "on_time": f"SUM(CASE WHEN verdict IS NOT NULL THEN verdict WHEN due IS NULL THEN {nd} ELSE 0 END)",
+            "on_time_total": f"SUM(CASE WHEN verdict IS NOT NULL THEN 1 WHEN due IS NULL THEN {nd} IS NOT NULL"
+                             " ELSE 0 END)"}
+
+
+def _open_counts(rules: Rules) -> dict[str, str]:
+    slo = _sql_literal(rules.sync_lag_slo)
+    return {"sync_ok": f"SUM(open_since IS NOT NULL AND COALESCE(worst_lag, 0) <= {slo}"
+                       f" AND :now - open_since <= {slo})",
+            "on_time": "SUM(verdict IS NULL AND due IS NOT NULL AND due >= :cut)",
+            "on_time_total": "SUM(verdict IS NULL AND due IS NOT NULL)"}
+
+
+@dataclass(frozen=True)
+class Statements:
+    """Every statement for one set of rules (built once: :func:`statements`)."""
+
+    upsert_ev: str
+    insert_snap: str
+    derive: str
+    tally_remove: str
+    tally_add: str
+    tally_rebuild: str
+    settled: str
+    open: str
+    scan: str
+
+
+@lru_cache(maxsize=8)
+def statements(rules: Rules) -> Statements:
+    offset = str(int(rules.offset_s))
+    settled = _settled(rules)
+    cols = ", ".join(COUNT_NAMES)
+
+    def tally_from(where: str, sign: str) -> str:
+        sums = ", ".join(f"{sign}coalesce({settled[c]}, 0)" for c in COUNT_NAMES)
+        update = ", ".join(f"{c} = tally.{c} + excluded.{c}" for c in COUNT_NAMES)
+        return (f"INSERT INTO tally (unit, month, {cols}) SELECT unit, month, {sums} FROM dossier {where}"
+                f" GROUP BY unit, month ON CONFLICT (unit, month) DO UPDATE SET {update}")
+
+    touched = "WHERE mahoso IN (SELECT mahoso FROM dirty)"
+    in_period = "WHERE received >= :start AND received < :end"
+    return Statements(
+        upsert_ev=_UPSERT_EV.replace(":offset", offset),
+        insert_snap=_INSERT_SNAP.replace(":offset", offset),
+        derive=DERIVE.replace(":offset", offset),
+        tally_remove=tally_from(touched, "-"),
+        tally_add=tally_from(touched, ""),
+        tally_rebuild=tally_from("WHERE true", ""),
+        settled=_one_row([f"SUM({c})" for c in COUNT_NAMES], "tally WHERE month BETWEEN :first AND :last"),
+        open=_one_row(list(_open_counts(rules).values()), f"dossier {in_period} AND {OPEN}"),
+        scan=_one_row(list(_counts(rules).values()), f"dossier {in_period}"),
+    )
+
+
+def _one_row(counts: list[str], source: str) -> str:
+    """Per unit, ``counts`` over ``source``, as one row holding a JSON array of [unit, counts…]:
+    one step of SQLite, one hand-over of the GIL, where fetching row by row handed it over (and
+    waited for the busy event loop to give it back) once per unit."""
+    columns = ", ".join(f"{expr} AS c{i}" for i, expr in enumerate(counts))
+    names = ", ".join(f"c{i}" for i in range(len(counts)))
+    return (f"SELECT json_group_array(json_array(unit, {names}))"
+            f" FROM (SELECT unit, {columns} FROM {source} GROUP BY unit)")
+
+
+def _rows(conn: sqlite3.Connection, query: str, params: Mapping[str, object]) -> list[list[Any]]:
+    (text,) = conn.execute(query, params).fetchone()
+    rows: list[list[Any]] = orjson.loads(text)
+    return rows
+
+
+def _add(out: dict[str, Counts], unit: str, counts: Counts) -> None:
+    out[unit] = plus(out[unit], counts) if unit in out else counts
+
+
+def aggregate(conn: sqlite3.Connection, rules: Rules, start: int, end: int, first_month: int, last_month: int,
+              now: float) -> dict[str, Counts]:
+    """Counts per unit (as stored: the first segment of MaHoSo) of the dossiers received in
+    [start, end) = the months first_month..last_month; ``now`` judges what is still open (the SLO,
+    dossiers in processing). From the tally and the open dossiers."""
+    sql = statements(rules)
+    out: dict[str, Counts] = {}
+    for unit, *values in _rows(conn, sql.settled, {"first": first_month, "last": last_month}):
+        _add(out, str(unit), Counts._make(int(v or 0) for v in values))
+    params = {"start": start, "end": end, "now": now, "cut": rules.cut(end, now)}
+    for unit, sync_ok, on_time, on_time_total in _rows(conn, sql.open, params):
+        _add(out, str(unit), Counts(sync_ok=int(sync_ok or 0), on_time=int(on_time or 0),
+                                    on_time_total=int(on_time_total or 0)))
+    return out
+
+
+def aggregate_scan(conn: sqlite3.Connection, rules: Rules, start: int, end: int, now: float) -> dict[str, Counts]:
+    """The same counts from the ``dossier`` rows alone (no tally: any rules, a read-only file)."""
+    params = {"start": start, "end": end, "now": now, "cut": rules.cut(end, now)}
+    return {str(unit): Counts._make(int(v or 0) for v in values)
+            for unit, *values in _rows(conn, statements(rules).scan, params)}
+
+
+# ------------------------------------------------------------------------------------------ writes
+
+
+def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> None:
+    """Apply a batch of facts, re-derive the dossiers they touch and move their counts in the
+    tally, in one transaction."""
+    if not facts:
+        return
+    sql = statements(rules)
+    events = [ev for ev, _ in facts]
+    snaps = [snap for _, snap in facts if snap is not None]
+    covers = [(ev[4], ev[0], ev[1]) for ev in events if ev[2] == KIND_SNAPSHOT and ev[4] is not None]
+    events_json = orjson.dumps(events).decode()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(sql.upsert_ev, (events_json,))
+        if snaps:
+            conn.execute(sql.insert_snap, (orjson.dumps(snaps).decode(),))
+        if covers:
+            conn.execute(_COVER, (orjson.dumps(covers).decode(),))
+        conn.execute(_DIRTY, (events_json,))
+        conn.execute(sql.tally_remove)
+        conn.execute("DELETE FROM dossier WHERE mahoso IN (SELECT mahoso FROM dirty)")
+        conn.execute(sql.derive)
+        conn.execute(sql.tally_add)
+        conn.execute("DELETE FROM dirty")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def rebuild_tally(conn: sqlite3.Connection, rules: Rules) -> None:
+    """Recount the tally from the dossier rows under ``rules`` (at start: the settings may have
+    changed since the counts were kept)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM tally")
+        conn.execute(statements(rules).tally_rebuild)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def prune(conn: sqlite3.Connection, before: int, before_month: int) -> int:
+    """Forget the dossiers received before ``before`` (Unix seconds; ``before_month`` its yyyymm),
+    their events and counts included; returns how many dossiers went."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        old = "SELECT mahoso FROM dossier WHERE received < ?"
+        conn.execute(f"DELETE FROM ev WHERE mahoso IN ({old})", (before,))
+        conn.execute(f"DELETE FROM snap WHERE mahoso IN ({old})", (before,))
+        n = conn.execute("DELETE FROM dossier WHERE received < ?", (before,)).rowcount
+        conn.execute("DELETE FROM tally WHERE month < ?", (before_month,))
+        # events of dossiers never placed in a period (no NgayTiepNhan seen), as old
+        conn.execute("DELETE FROM ev WHERE accepted_at < ? AND mahoso NOT IN (SELECT mahoso FROM dossier)",
+                     (before,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return int(n)
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def open_store(path: Path) -> sqlite3.Connection:
+    """Open (or create) the file for writing: folder 0700, file 0600 (it names dossiers), WAL."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        tally_columns = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in COUNT_NAMES)
+        conn.executescript(SCHEMA.replace("{open}", OPEN).replace("{tally_columns}", tally_columns))
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+def open_reader(path: Path) -> sqlite3.Connection:
+    """Open the file read-only (the ``dvcgw kpi`` command, while the daemon may be writing)."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def close(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def units_in(conn: sqlite3.Connection) -> Mapping[str, int]:
+    """Dossiers per stored unit (tests, diagnostics)."""
+    return dict(conn.execute("SELECT unit, COUNT(*) FROM dossier GROUP BY unit").fetchall())

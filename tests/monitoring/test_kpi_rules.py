@@ -1,0 +1,323 @@
+"""The 766 rules, one dossier at a time, on the real store (SQLite file) and the real fact
+extraction: the end-of-processing rule of kpi-766.md §3.2 (steps 1–5), the sync rule of §3.1,
+the period rule, and the score formulas of §4."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitoring.kpi import store
+from monitoring.kpi.facts import Facts, event_facts
+from monitoring.kpi.indicators import Scoring, unit_rows
+from monitoring.kpi.periods import PeriodError, current_periods, make_period, parse_period
+from queues.api import Event, EventKind
+from tests.monitoring.kpi_helpers import OFFSET_S, UNIT_A, code, local, payload, progress_payloads
+
+NOV = make_period("month", 2026, 11, OFFSET_S)
+MID_NOV = local("20261120120000")  # "now" for dossiers still in processing
+DUE = "20261110170000"
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    c = store.open_store(tmp_path / "kpi.sqlite3")
+    yield c
+    store.close(c)
+
+
+class Dossier:
+    """Events of one dossier, as the engine reports them: each delivered ``lag`` seconds after it
+    was accepted (accepted at its own local time, or at ``accepted``)."""
+
+    def __init__(self, n: int = 1, **snapshot: Any) -> None:
+        self.mahoso = code(UNIT_A, n)
+        self.seq = 0
+        self.rows: list[Facts] = []
+        self.snapshot(**snapshot)
+
+    def _event(self, kind: EventKind, body: dict[str, Any], accepted: float) -> Event:
+        self.seq += 1
+        return Event(str(self.seq), self.mahoso, kind, self.seq, body, accepted)
+
+    def snapshot(self, accepted: float | None = None, lag: float | None = 1.0, dead: bool = False,
+                 **kw: Any) -> Dossier:
+        body = payload(self.mahoso, **kw)
+        at = accepted if accepted is not None else local(body["NgayTiepNhan"])
+        ev = self._event(EventKind.SNAPSHOT, body, at)
+        self.rows.append(event_facts(ev, None if lag is None else at + lag, dead))
+        return self
+
+    def steps(self, *steps: tuple[str, str], lag: float | None = 1.0, dead: bool = False) -> Dossier:
+        for body in progress_payloads(self.mahoso, *steps):
+            at = local(body["ThoiDiemXuLy"])
+            ev = self._event(EventKind.PROGRESS, body, at)
+            self.rows.append(event_facts(ev, None if lag is None else at + lag, dead))
+        return self
+
+
+def counts(conn: sqlite3.Connection, dossiers: Sequence[Dossier], now: float = MID_NOV,
+           **kw: Any) -> store.Counts:
+    """The November counts of the file after ``dossiers`` were written, from the tally (kept by
+    each write, recounted by rebuild_tally), which must equal a scan of the dossier rows."""
+    rules = store.Rules(offset_s=OFFSET_S, **kw)
+    for d in dossiers:
+        store.write(conn, d.rows, rules)
+    got = store.aggregate(conn, rules, NOV.start, NOV.end, NOV.first_month, NOV.last_month, now)
+    assert got == store.aggregate_scan(conn, rules, NOV.start, NOV.end, now)
+    store.rebuild_tally(conn, rules)
+    assert got == store.aggregate(conn, rules, NOV.start, NOV.end, NOV.first_month, NOV.last_month, now)
+    total = store.Counts()
+    for c in got.values():
+        total = store.plus(total, c)
+    return total
+
+
+def on_time(conn: sqlite3.Connection, d: Dossier, now: float = MID_NOV, **rules: Any) -> tuple[int, int]:
+    c = counts(conn, [d], now, **rules)
+    return c.on_time, c.on_time_total
+
+
+# ----------------------------------------------------------------------------- §3.2 step 1
+
+
+@pytest.mark.parametrize(("steps", "expected"), [
+    ([("9", "20261110160000")], (1, 1)),  # finished before NgayHenTra
+    ([("9", "20261110170000")], (1, 1)),  # exactly at NgayHenTra: on time (<=)
+    ([("9", "20261110170001")], (0, 1)),  # a second late
+    ([("9", "20261109090000"), ("10", "20261112090000")], (1, 1)),  # 9 wins over a late 10
+    ([("10", "20261112090000")], (0, 1)),  # only a late 10
+    ([("8", "20261105090000"), ("10", "20261112090000")], (0, 1)),  # 10 ranks before an earlier 8
+    ([("3", "20261103090000")], (1, 1)),  # not accepted: an end
+    ([("7", "20261104090000"), ("8", "20261111090000")], (0, 1)),  # withdrawal ranks last
+    ([("7", "20261111090000")], (0, 1)),  # a late withdrawal alone is the end
+])
+def test_step1_the_first_terminal_status_by_priority_is_the_end(conn: sqlite3.Connection,
+                                                                steps: list[tuple[str, str]],
+                                                                expected: tuple[int, int]) -> None:
+    """Step 1: the first 9, else the first 10, else the first 8 or 3, else 7, judged against
+    NgayHenTra (20261110 17:00)."""
+    assert on_time(conn, Dossier(due=DUE).steps(("2", "20261103080000"), *steps)) == expected
+
+
+def test_step1_falls_back_to_the_snapshots_end_when_no_progress_carries_one(conn: sqlite3.Connection) -> None:
+    """GW: a dossier whose history came as a snapshot only (TrangThaiHoSo final, NgayKetThucXuLy
+    set) ends at NgayKetThucXuLy."""
+    late = Dossier(1, due=DUE, status="10", NgayKetThucXuLy="20261111090000", NgayTra="20261111100000")
+    early = Dossier(2, due=DUE, status="9", NgayKetThucXuLy="20261109090000")
+    c = counts(conn, [late, early])
+    assert (c.on_time, c.on_time_total) == (1, 2)
+
+
+# ----------------------------------------------------------------------------- §3.2 step 4
+
+
+def test_step4_the_citizens_supplement_time_is_subtracted(conn: sqlite3.Connection) -> None:
+    """Finished 2 days after NgayHenTra, but the citizen took 3 days to supply documents: on time.
+    Finished 2 days late with a supplement of 1 day: late."""
+    paused = Dossier(1, due=DUE, DanhSachHoSoBoSung=[
+        {"HoSoBoSungId": "1", "NgayBoSung": "20261104090000", "NgayTiepNhanBoSung": "20261107090000"}],
+    ).steps(("5", "20261104090000"), ("4", "20261107090000"), ("9", "20261112170000"))
+    short = Dossier(2, due=DUE, DanhSachHoSoBoSung=[
+        {"HoSoBoSungId": "1", "NgayBoSung": "20261104090000", "NgayTiepNhanBoSung": "20261105090000"}],
+    ).steps(("5", "20261104090000"), ("4", "20261105090000"), ("9", "20261112170000"))
+    c = counts(conn, [paused, short])
+    assert (c.on_time, c.on_time_total) == (1, 2)
+
+
+def test_step4_with_a_terminal_status_two_supplement_rounds_are_subtracted_not_late(
+        conn: sqlite3.Connection) -> None:
+    """Two rounds and then finished: step 1 applies (the >1 rule is step 2's, for dossiers with no
+    end), both pauses are subtracted: 2 + 2 days make a finish 3 days late on time."""
+    d = Dossier(due=DUE, DanhSachHoSoBoSung=[
+        {"HoSoBoSungId": "1", "NgayBoSung": "20261104090000", "NgayTiepNhanBoSung": "20261106090000"},
+        {"HoSoBoSungId": "2", "NgayBoSung": "20261107090000", "NgayTiepNhanBoSung": "20261109090000"},
+    ]).steps(("5", "20261104090000"), ("4", "20261106090000"), ("5", "20261107090000"), ("4", "20261109090000"),
+             ("9", "20261113170000"))
+    assert on_time(conn, d) == (1, 1)
+
+
+# ----------------------------------------------------------------------------- §3.2 step 2
+
+
+def test_step2_one_supplement_request_without_an_end_is_the_end(conn: sqlite3.Connection) -> None:
+    """No terminal status, one request before NgayHenTra: on time, even though "now" is past
+    NgayHenTra; a request after NgayHenTra: late."""
+    early = Dossier(1, due=DUE).steps(("4", "20261104090000"), ("5", "20261105090000"))
+    late = Dossier(2, due=DUE).steps(("4", "20261104090000"), ("5", "20261111090000"))
+    c = counts(conn, [early, late])
+    assert (c.on_time, c.on_time_total) == (1, 2)
+
+
+def test_step2_more_than_one_supplement_request_without_an_end_is_late(conn: sqlite3.Connection) -> None:
+    """5, 4, 5 and no end: late, though both requests were early and NgayHenTra is far away."""
+    d = Dossier(due="20261130170000").steps(("5", "20261104090000"), ("4", "20261105090000"),
+                                            ("5", "20261106090000"))
+    assert on_time(conn, d) == (0, 1)
+
+
+def test_step2_a_repeated_supplement_status_is_one_request(conn: sqlite3.Connection) -> None:
+    """5 then 5 again (two steps in the same state, spec §7.2) is one request."""
+    d = Dossier(due=DUE).steps(("5", "20261104090000"), ("5", "20261104100000"))
+    assert on_time(conn, d) == (1, 1)
+
+
+def test_step2_supplement_rounds_listed_in_the_snapshot_count_too(conn: sqlite3.Connection) -> None:
+    """Two DanhSachHoSoBoSung rounds and no progress at all: more than one request, late. One
+    round only: its NgayBoSung is the end."""
+    two = Dossier(1, due="20261130170000", DanhSachHoSoBoSung=[
+        {"HoSoBoSungId": "1", "NgayBoSung": "20261104090000", "NgayTiepNhanBoSung": "20261105090000"},
+        {"HoSoBoSungId": "2", "NgayBoSung": "20261106090000"}])
+    one = Dossier(2, due=DUE, DanhSachHoSoBoSung=[{"HoSoBoSungId": "1", "NgayBoSung": "20261109090000"}])
+    c = counts(conn, [two, one])
+    assert (c.on_time, c.on_time_total) == (1, 2)
+
+
+# ----------------------------------------------------------------------------- §3.2 step 3
+
+
+def test_step3_in_progress_within_the_deadline_is_on_time_until_it_passes(conn: sqlite3.Connection) -> None:
+    """No end: on time while now <= NgayHenTra (open_dossier_cut = "now"), late after."""
+    d = Dossier(due="20261125170000").steps(("4", "20261104090000"))
+    assert on_time(conn, d, now=local("20261125165959")) == (1, 1)
+    assert on_time(conn, d, now=local("20261125170001")) == (0, 1)
+
+
+def test_step3_read_literally_judges_at_the_end_of_the_period(conn: sqlite3.Connection) -> None:
+    """open_dossier_cut = "period_end": in progress within deadline ⇔ NgayHenTra ≥ period end."""
+    d = Dossier(1, due="20261125170000").steps(("4", "20261104090000"))
+    after = Dossier(2, due="20261203170000").steps(("4", "20261104090000"))
+    c = counts(conn, [d, after], open_dossier_cut="period_end")
+    assert (c.on_time, c.on_time_total) == (1, 2)
+
+
+# ----------------------------------------------------------------------------- §3.2 step 5
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("on_time", (2, 2)), ("late", (0, 2)), ("exclude", (0, 0))])
+def test_step5_no_deadline_follows_the_policy(conn: sqlite3.Connection, policy: str,
+                                              expected: tuple[int, int]) -> None:
+    """Without NgayHenTra the procedure's statutory time decides (catalogue, not here): the
+    [kpi] no_deadline policy counts such dossiers, finished or not."""
+    finished = Dossier(1, due="").steps(("9", "20261125090000"))
+    open_ = Dossier(2, due="").steps(("4", "20261104090000"))
+    c = counts(conn, [finished, open_], no_deadline=policy)
+    assert (c.on_time, c.on_time_total) == expected
+
+
+def test_dead_lettered_progress_is_not_what_the_portal_has(conn: sqlite3.Connection) -> None:
+    """A 9 the portal refused (dead letter) is not an end; the late 10 it has is."""
+    d = Dossier(due=DUE).steps(("9", "20261109090000"), dead=True, lag=None).steps(("10", "20261112090000"))
+    assert on_time(conn, d) == (0, 1)
+
+
+# ----------------------------------------------------------------------------- §3.1 and periods
+
+
+def test_sync_late_delivered_late_or_still_waiting_past_the_slo(conn: sqlite3.Connection) -> None:
+    """DOSSIER_SYNC: every event within the SLO counts; one delivered after it, or one still
+    undelivered that long after it was accepted, makes the dossier not synced in time; one
+    undelivered for less than the SLO does not (yet)."""
+    now = local("20261120120000")
+    ok = Dossier(1).steps(("4", "20261104090000"), lag=3599.0)
+    late = Dossier(2).steps(("4", "20261104090000"), lag=3601.0)
+    waiting = Dossier(3, accepted=now - 4000, lag=None)
+    fresh = Dossier(4, accepted=now - 100, lag=None)
+    c = counts(conn, [ok, late, waiting, fresh], now=now, sync_lag_slo=3600.0)
+    assert (c.sync_ok, c.received) == (2, 4)
+
+
+def test_a_dossier_the_portal_refused_still_counts_unsynced(conn: sqlite3.Connection) -> None:
+    """Its only snapshot dead-lettered: the dossier exists in the provincial system, so it counts
+    (with that snapshot's figures), and is late for DOSSIER_SYNC once the SLO has passed. A newer
+    snapshot refused after an older one was delivered does not replace the older one's figures."""
+    now = local("20261120120000")
+    refused = Dossier(1, accepted=now - 4000, lag=None, dead=True, KenhThucHien="2")
+    kept = Dossier(2, KenhThucHien="2").snapshot(KenhThucHien="1", accepted=now - 100, lag=None, dead=True)
+    c = counts(conn, [refused, kept], now=now)
+    assert (c.received, c.online, c.sync_ok) == (2, 2, 1)
+
+
+def test_a_delivered_snapshot_carries_the_older_ones(conn: sqlite3.Connection) -> None:
+    """An older snapshot seen waiting is delivered with the newer one that superseded it: the lag
+    counts from the older one's acceptance."""
+    now = local("20261120120000")
+    quick = Dossier(1, accepted=now - 600, lag=None).snapshot(accepted=now - 300, lag=300.0)
+    slow = Dossier(2, accepted=now - 7200, lag=None).snapshot(accepted=now - 300, lag=300.0)
+    c = counts(conn, [quick, slow], now=now)
+    assert (c.sync_ok, c.received) == (1, 2)
+
+
+def test_a_dossier_belongs_to_the_period_of_its_reception_in_local_time(conn: sqlite3.Connection) -> None:
+    """NgayTiepNhan 2026-11-01 00:00 local (31 Oct 17:00 UTC) is in November; 30 Nov 23:59:59 too;
+    1 Dec 00:00 is not."""
+    inside = [Dossier(1, received="20261101000000"), Dossier(2, received="20261130235959")]
+    outside = [Dossier(3, received="20261201000000"), Dossier(4, received="20261031235959")]
+    assert counts(conn, inside + outside).received == 2
+
+
+def test_periods_parse_and_the_current_ones() -> None:
+    """Month, quarter and year ids; bad ids raise; local midnight bounds."""
+    q4 = parse_period("2026-Q4", OFFSET_S)
+    assert (q4.kind, q4.start, q4.end) == ("quarter", local("20261001000000"), local("20270101000000"))
+    assert parse_period("2026", OFFSET_S).end == local("20270101000000")
+    assert parse_period("2026-02", OFFSET_S).end == local("20260301000000")
+    for bad in ("2026-13", "2026-Q5", "26", "2026-1", "1999", "2026-q4", "２０２６"):
+        with pytest.raises(PeriodError):
+            parse_period(bad, OFFSET_S)
+    now = local("20261231235959")
+    assert {k: p.id for k, p in current_periods(now, OFFSET_S).items()} == {
+        "month": "2026-12", "quarter": "2026-Q4", "year": "2026"}
+    assert current_periods(now + 1, OFFSET_S)["year"].id == "2027"
+
+
+# ----------------------------------------------------------------------------- §4 scores
+
+
+def test_score_formulas() -> None:
+    """RE linear formulas, the 80 % thresholds, formula 3.3 (× the sync rate, full at 50 %),
+    the A part of payment, and the gateway-only VNeID share without points."""
+    c = store.Counts(received=10, sync_ok=5, on_time=7, on_time_total=10, online=3, finished=4, result_link=2,
+                     so_hoa=6, reused=6, kho=1, fee=4, paid_online=3, citizen_data=9, vneid=8)
+    rows = {r.indicator: r for r in unit_rows("u", "month", "2026-11", c, Scoring(), {})}
+    expect = {
+        "DOSSIER_SYNC": (0.5, 6 * 0.5), "ON_TIME": (0.7, 20 * 0.7), "ONLINE_SHARE": (0.3, 12 * 0.3 * 0.5 / 0.5),
+        "ORIGINAL_RESULT_AVAILABLE": (0.5, 3.0), "SO_HOA_GIAY_TO_GIAI_QUYET": (0.6, 4 * 0.6),
+        "REUSED_DIGITIZED_DATA": (0.6, 2 * 0.6 / 0.8), "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": (0.1, 0.4),
+        "ONLINE_PAYMENT_A": (0.75, 6 * 0.75), "CITIZEN_DATA_CONNECTED_DOSSIER": (0.9, 1.8), "VNEID_SHARE": (0.8, 0.0),
+    }
+    for name, (rate, points) in expect.items():
+        assert (rows[name].ratio, rows[name].score) == pytest.approx((rate, points), abs=1e-12), name
+    assert rows["SO_HOA_GIAY_TO_GIAI_QUYET"].basis == "re" and rows["VNEID_SHARE"].basis == "gw"
+    desc = {r.indicator: r for r in unit_rows("u", "month", "2026-11", c, Scoring(so_hoa_full_at=0.8), {})}
+    assert desc["SO_HOA_GIAY_TO_GIAI_QUYET"].score == pytest.approx(3.0)
+    assert desc["SO_HOA_GIAY_TO_GIAI_QUYET"].basis == "desc"
+    full = store.Counts(received=10, sync_ok=10, online=6, reused=9)
+    capped = {r.indicator: r.score for r in unit_rows("u", "month", "x", full, Scoring(), {})}
+    assert (capped["ONLINE_SHARE"], capped["REUSED_DIGITIZED_DATA"]) == (12.0, 2.0)
+    empty = {r.indicator: (r.ratio, r.score) for r in unit_rows("u", "month", "x", store.Counts(), Scoring(), {})}
+    assert set(empty.values()) == {(0.0, 0.0)}
+
+
+def test_the_observer_never_raises_into_the_engine(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A payload of an unexpected shape is logged and skipped (a fault in the indicators must not
+    become a delivery retry); a good one is buffered; an outcome that teaches nothing adds nothing."""
+    from config.loader import build
+    from config.schema import Settings
+    from monitoring.kpi import KpiService
+    from queues.api import Outcome, Work
+
+    svc = KpiService(build(Settings, {"storage": {"path": str(tmp_path / "gw.sqlite3")}}, ""))
+    mahoso = code(UNIT_A, 1)
+    bad = Event("1", mahoso, EventKind.SNAPSHOT, 1, {"MaHoSo": mahoso, "TaiLieuNop": "not a list"}, 1.0)
+    good = Event("2", mahoso, EventKind.SNAPSHOT, 2, payload(mahoso), 1.0)
+    svc.observe(Work(mahoso, "l", bad, (), False, 0, None), Outcome(delivered=("1",)), 2.0)
+    assert svc.buffered == 0 and "could not read the facts" in caplog.text
+    svc.observe(Work(mahoso, "l", good, (), False, 0, None), Outcome(known_on_portal=True), 2.0)
+    assert svc.buffered == 0
+    svc.observe(Work(mahoso, "l", good, (), False, 0, None), Outcome(delivered=("2",)), 2.0)
+    assert svc.buffered == 1
