@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from core.errors import FieldError
-from gateway.appkeys import CLOCK, ENGINE, LIFECYCLE, METRICS, QUEUE, READINESS, SETTINGS
+from gateway.appkeys import CLOCK, ENGINE, KPI, LIFECYCLE, METRICS, QUEUE, READINESS, SETTINGS
 from gateway.auth import require_operator
 from gateway.health import Readiness
 from gateway.http_errors import HTTPProblem
@@ -209,8 +209,17 @@ async def _dead_groups(app: web.Application) -> tuple[list[page.DeadGroup], bool
     return ordered, len(letters) >= DEAD_SCAN
 
 
-def _kpi_bars(app: web.Application) -> list[page.KpiBar]:
-    return []
+def _kpi_bars(app: web.Application, unit: str) -> list[page.KpiBar]:
+    """The last periodic computation's rows of ``unit`` (the province, ``all``, by default), in
+    month, quarter, year order per indicator."""
+    kpi = app.get(KPI)
+    report = kpi.latest() if kpi is not None else None
+    if report is None:
+        return []
+    order = {"month": 0, "quarter": 1, "year": 2}
+    rows = sorted((r for r in report.rows if r.unit == unit), key=lambda r: order.get(r.period, 3))
+    return [page.KpiBar(r.indicator, r.period, r.period_id, r.numerator, r.denominator, r.ratio,
+                        r.score, r.max_points, r.target) for r in rows]
 
 
 async def status_page(request: web.Request) -> web.Response:
@@ -231,7 +240,7 @@ async def status_page(request: web.Request) -> web.Response:
         accepted=accepted, delivered=delivered, failed=failed, lag_p50=lag50, lag_p95=lag95,
         oldest_pending_age=max(now - stats.oldest_pending_at, 0.0) if stats.oldest_pending_at else None,
         by_state=stats.by_state, dead=dead, dead_total=stats.dead_letters,
-        dead_scanned_limit=DEAD_SCAN if cut else None, kpi=_kpi_bars(app))
+        dead_scanned_limit=DEAD_SCAN if cut else None, kpi=_kpi_bars(app, "all"))
     lang = page.pick_lang(request.query.get("lang"), request.headers.get("Accept-Language"))
     return web.Response(text=page.render(view, lang), content_type="text/html", charset="utf-8",
                         headers={**_PAGE_HEADERS, "Content-Language": lang})

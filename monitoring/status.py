@@ -197,7 +197,7 @@ def _number(x: float) -> str:
 
 def kpi_chart(bars: Sequence[KpiBar], lang: str) -> str:
     """One SVG per indicator: a bar per period (month, quarter, year), the target as a red mark."""
-    width, row, left = 420, 22, 70
+    width, row, left = 470, 22, 118
     height = row * len(bars) + 8
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              f'aria-label="{_e(KPI_NAMES.get(bars[0].indicator, {}).get(lang, bars[0].indicator))}">']

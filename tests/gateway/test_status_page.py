@@ -4,12 +4,14 @@ running gateway. The screenshots land in test-artifacts/status/ for a person to 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from gateway.appkeys import KPI
 from gateway.ops_routes import quantile
 from monitoring.status import mask
 from tests.harness import Gateway, Sandbox
@@ -37,19 +39,27 @@ async def chromium(tmp_path: Path, *args: str) -> str:
     return out.decode()
 
 
+def received_now(mahoso: str, **overrides: str) -> dict[str, object]:
+    """The sample dossier, received now (local time): it counts in this month's 766 figures."""
+    local = dt.datetime.now(dt.timezone(dt.timedelta(hours=7)))
+    fields = {"NgayTiepNhan": local.strftime("%Y%m%d%H%M%S"), "NgayNopHoSo": local.strftime("%Y%m%d%H%M%S"),
+              "NgayHenTra": (local + dt.timedelta(days=10)).strftime("%Y%m%d%H%M%S"), **overrides}
+    return sample_dossier(mahoso, **fields)
+
+
 async def portal_outage_with_a_dead_letter(gateway: Gateway, sandbox: Sandbox) -> str:
     """One dossier dead-lettered by a business rejection (its message carries an ID-card-like
     number), then three 503s that open the circuit."""
     dead = "000.00.01.H55-240315-00042"
-    await gateway.put(dead, sample_dossier(dead))
+    await gateway.put(dead, received_now(dead))
     await gateway.drain()
     await sandbox.fault(mode="reject", count=1, message="Sai số CCCD 001099012345 của chủ hồ sơ")
-    await gateway.put(dead, sample_dossier(dead, TrangThaiHoSo="9"))
+    await gateway.put(dead, received_now(dead, TrangThaiHoSo="9"))
     await gateway.drain()
     await sandbox.fault(mode="http503", count=3)
     for i in range(3):
         m = f"000.00.01.H55-240315-0000{i}"
-        assert (await gateway.put(m, sample_dossier(m))).status == 202
+        assert (await gateway.put(m, received_now(m))).status == 202
     await gateway.drain()
     assert gateway.engine.gate.state == "open"
     return dead
@@ -59,6 +69,7 @@ async def portal_outage_with_a_dead_letter(gateway: Gateway, sandbox: Sandbox) -
 async def test_status_page_renders_in_chromium_and_shows_the_portal_outage(
         gateway: Gateway, sandbox: Sandbox, tmp_path: Path) -> None:
     dead = await portal_outage_with_a_dead_letter(gateway, sandbox)
+    await gateway.app[KPI].refresh()
     url = str(gateway.client.make_url("/status"))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for lang, outage in (("en", "The national portal is not answering"),
@@ -80,12 +91,20 @@ async def test_status_page_renders_in_chromium_and_shows_the_portal_outage(
 @needs_chromium
 async def test_status_page_is_green_when_all_is_well(gateway: Gateway, sandbox: Sandbox, tmp_path: Path) -> None:
     m = "000.00.01.H55-240315-00001"
-    await gateway.put(m, sample_dossier(m))
+    assert (await gateway.put(m, received_now(m))).status == 202
     await gateway.drain()
     dom = await chromium(tmp_path, "--dump-dom", str(gateway.client.make_url("/status?lang=en")))
     assert "portal-outage" not in dom
     assert re.search(r'id="readiness" class="banner ok"', dom), dom[:2000]
     assert "closed (normal)" in dom
+    report = await gateway.app[KPI].refresh()
+    sync = next(r for r in report.rows if r.indicator == "DOSSIER_SYNC" and r.unit == "all" and r.period == "month")
+    assert (sync.numerator, sync.denominator) == (1, 1)
+    dom = await chromium(tmp_path, "--dump-dom", str(gateway.client.make_url("/status?lang=en")))
+    chart = dom[dom.index('id="kpi-DOSSIER_SYNC"'):]
+    chart = chart[:chart.index("</figure>")]
+    assert chart.count("<svg") == 1 and "100.0 % (1/1)" in chart, chart
+    assert f"Month {sync.period_id}" in chart and "Year" in chart
     lag = re.search(r"Sync lag \(median / p95\)</th><td>([^<]*)</td>", dom)
     assert lag is not None and lag.group(1) != "— / —", "one delivered event gives a lag"
 
