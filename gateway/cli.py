@@ -263,7 +263,7 @@ def _kpi(args: argparse.Namespace) -> int:
     try:
         conn = open_reader(path)
         try:
-            report = calc.one(conn, period, None if args.every_unit else args.unit, now, scan=True)
+            report = calc.one(conn, period, None if args.every_unit else args.unit, now)
         finally:
             conn.close()
     except sqlite3.Error as exc:

@@ -21,16 +21,13 @@ _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 @dataclass(frozen=True)
 class Period:
-    """One reporting period: ``kind`` (month | quarter | year), ``id`` as written (``2025-Q4``),
-    its bounds in Unix seconds (``start`` included, ``end`` excluded) and its first and last
-    month as ``yyyymm`` (the indicators' file counts dossiers per unit and month)."""
+    """One reporting period: ``kind`` (month | quarter | year), ``id`` as written (``2025-Q4``)
+    and its bounds in Unix seconds (``start`` included, ``end`` excluded)."""
 
     kind: str
     id: str
     start: int
     end: int
-    first_month: int
-    last_month: int
 
 
 class PeriodError(ValueError):
@@ -52,8 +49,7 @@ def make_period(kind: str, year: int, index: int, offset_s: int) -> Period:
         first, after, pid = 3 * index - 2, 3 * index + 1, f"{year}-Q{index}"
     else:
         first, after, pid = 1, 13, f"{year}"
-    return Period(kind, pid, _midnight(year, first, offset_s), _midnight(year, after, offset_s),
-                  year * 100 + first, year * 100 + after - 1)
+    return Period(kind, pid, _midnight(year, first, offset_s), _midnight(year, after, offset_s))
 
 
 def parse_period(text: str, offset_s: int) -> Period:

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -60,43 +60,37 @@ class Calculator:
         self.targets = {name: k.targets.for_indicator(name) for name in INDICATOR_NAMES}
         self.units = tuple(sorted({u for a in settings.agencies for u in a.units}))
 
-    def period_rows(self, conn: sqlite3.Connection, period: Period, now: float, scan: bool = False) -> list[KpiRow]:
-        """Rows of every configured unit, then ``other`` (dossiers of units no agency has, if any),
-        then ``all`` (the province: every dossier). ``scan``: from the dossier rows alone, not
-        the tally (a read-only file, whose tally was kept under the daemon's settings)."""
-        if scan:
-            by_unit = store.aggregate_scan(conn, self.rules, period.start, period.end, now)
-        else:
-            by_unit = store.aggregate(conn, self.rules, period.start, period.end, period.first_month,
-                                      period.last_month, now)
+    def rows(self, conn: sqlite3.Connection, periods: Sequence[Period], now: float) -> list[KpiRow]:
+        """For each period in turn, the rows of every configured unit, then ``other`` (dossiers of
+        units no agency has, if any), then ``all`` (the province: every dossier); counted by one
+        scan of the dossier rows of all the periods (:func:`store.aggregate`)."""
+        counted = store.aggregate(conn, self.rules, [(p.start, p.end) for p in periods], now)
         known = set(self.units)
-        total, other = store.Counts(), store.Counts()
-        for unit, counts in by_unit.items():
-            total = store.plus(total, counts)
-            if unit not in known:
-                other = store.plus(other, counts)
         rows: list[KpiRow] = []
-        for unit in self.units:
-            rows += unit_rows(unit, period.kind, period.id, by_unit.get(unit, store.Counts()), self.scoring,
-                              self.targets)
-        if other.received:
-            rows += unit_rows(OTHER_UNIT, period.kind, period.id, other, self.scoring, self.targets)
-        rows += unit_rows(ALL_UNITS, period.kind, period.id, total, self.scoring, self.targets)
+        for period, by_unit in zip(periods, counted, strict=True):
+            total, other = store.Counts(), store.Counts()
+            for unit, counts in by_unit.items():
+                total = store.plus(total, counts)
+                if unit not in known:
+                    other = store.plus(other, counts)
+            for unit in self.units:
+                rows += unit_rows(unit, period.kind, period.id, by_unit.get(unit, store.Counts()), self.scoring,
+                                  self.targets)
+            if other.received:
+                rows += unit_rows(OTHER_UNIT, period.kind, period.id, other, self.scoring, self.targets)
+            rows += unit_rows(ALL_UNITS, period.kind, period.id, total, self.scoring, self.targets)
         return rows
 
     def current(self, conn: sqlite3.Connection, now: float) -> KpiReport:
+        """The current month, quarter and year (one scan of the year's dossier rows)."""
         started = time.perf_counter()
         periods = current_periods(now, self.offset_s)
-        rows: list[KpiRow] = []
-        for p in periods.values():
-            rows += self.period_rows(conn, p, now)
-            time.sleep(0)  # run in a worker thread: let the event loop have the GIL between periods
+        rows = self.rows(conn, list(periods.values()), now)
         return KpiReport({k: p.id for k, p in periods.items()}, now, rows, time.perf_counter() - started)
 
-    def one(self, conn: sqlite3.Connection, period: Period, unit: str | None, now: float,
-            scan: bool = False) -> KpiReport:
+    def one(self, conn: sqlite3.Connection, period: Period, unit: str | None, now: float) -> KpiReport:
         started = time.perf_counter()
-        rows = [r for r in self.period_rows(conn, period, now, scan) if unit is None or r.unit == unit]
+        rows = [r for r in self.rows(conn, [period], now) if unit is None or r.unit == unit]
         return KpiReport({period.kind: period.id}, now, rows, time.perf_counter() - started)
 
 
@@ -161,14 +155,7 @@ class KpiService:
 
     async def start(self) -> None:
         """Open (or create) the file and start the periodic writes and computations."""
-        rules = self.calc.rules
-
-        def open_and_recount() -> sqlite3.Connection:
-            conn = store.open_store(self.path)
-            store.rebuild_tally(conn, rules)
-            return conn
-
-        self._conn = await self._in_thread(open_and_recount)
+        self._conn = await self._in_thread(lambda: store.open_store(self.path))
         self._task = asyncio.create_task(self._run(), name="dvcgw-kpi")
 
     async def close(self) -> None:
@@ -218,7 +205,7 @@ class KpiService:
             return
         keep = make_period("year", year - 1, 0, self.calc.offset_s)
         conn = self._connection()
-        n = await self._in_thread(lambda: store.prune(conn, keep.start, keep.first_month))
+        n = await self._in_thread(lambda: store.prune(conn, keep.start))
         self._pruned_year = year
         if n:
             log.info("766 indicators: forgot %d dossiers received before %d", n, year - 1)

@@ -1,7 +1,6 @@
-"""The indicators' own SQLite file: the facts of every event, one derived row per dossier, and
-running counts per unit and month.
+"""The indicators' own SQLite file: the facts of every event and one derived row per dossier.
 
-Four tables:
+Three tables:
 
 * ``ev``: one row per event the delivery engine recorded (:mod:`monitoring.kpi.facts`), keyed by
   (``MaHoSo``, sequence): its sync facts, and a progress item's status and time;
@@ -10,23 +9,19 @@ Four tables:
   them changes (:data:`DERIVE`): the figures of its newest snapshot that was not dead-lettered
   (else of its newest snapshot: the dossier exists in the provincial system even when the portal
   refused it, and counts, unsynced), its end-of-processing verdict (kpi-766.md §3.2 steps 1, 2
-  and 4), and its sync summary (the worst delivery lag, the oldest event not delivered);
-* ``tally``: per unit and month of reception, the counts of every indicator over the *settled*
-  dossiers, kept in step by each write (the touched dossiers' old rows subtracted, their new rows
-  added). A dossier is *open* while its figures still depend on the time of the computation: an
-  event not yet delivered (DOSSIER_SYNC) or no end of processing yet with a NgayHenTra (ON_TIME).
+  and 4), and its sync summary (the worst delivery lag, the oldest event not delivered).
 
-A computation adds the tally's months of a period to the open dossiers of the period, evaluated
-at that moment (:func:`aggregate`): its cost follows the number of units and open dossiers, not
-the year's dossiers. :func:`aggregate_scan` computes the same from the ``dossier`` rows alone
-(the ``dvcgw kpi`` command, which reads the file read-only under its own settings; a test holds
-the two equal). The tally's settled counts depend on ``[kpi]`` (the SLO, the no-deadline policy,
-the population-database codes): :func:`rebuild_tally` recomputes it at every start.
+The figures are counted from the ``dossier`` rows, at the moment of the computation, by one
+query (:func:`aggregate`): one pass over the rows received in the periods asked (the current
+month, quarter and year together: the year's rows), the same for the service's periodic
+computation, ``GET /v1/kpi`` and the ``dvcgw kpi`` command. Nothing is counted ahead, so a change
+of ``[kpi]`` (the SLO, the no-deadline policy, the population-database codes) applies to the
+next computation as it is.
 
 Every write is one transaction (:func:`write`): a crash loses at most the batch not yet written,
-never leaves a dossier's rows or the tally out of step with its events. The file is in WAL mode,
-so the command can read it while the daemon writes. The work is SQL, run by SQLite without the
-GIL, so a write costs the event loop little.
+never leaves a dossier's row out of step with its events. The file is in WAL mode, so the
+command can read it while the daemon writes. The work is SQL, run by SQLite without the GIL, so a
+write costs the event loop little.
 """
 
 from __future__ import annotations
@@ -39,13 +34,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import orjson
 
 from monitoring.kpi.facts import KIND_SNAPSHOT, Facts
 
-SCHEMA_VERSION = 1
+#: 1: issue 14's first layout, with running counts per unit and month (``tally``) and the
+#: dossier's month; :func:`open_store` turns it into 2.
+SCHEMA_VERSION = 2
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ev (
@@ -63,7 +60,6 @@ CREATE TABLE IF NOT EXISTS snap (
 );
 CREATE TABLE IF NOT EXISTS dossier (
     mahoso TEXT PRIMARY KEY, unit TEXT NOT NULL, received INTEGER NOT NULL,
-    month INTEGER NOT NULL,  -- local yyyymm of NgayTiepNhan
     verdict INTEGER,        -- ON_TIME decided: 1 on time, 0 late; NULL: judged at the cut (or no deadline)
     due INTEGER,            -- NgayHenTra; NULL: none (§3.2 step 5)
     finished INTEGER NOT NULL,  -- processing finished or result returned (9 or 10)
@@ -72,18 +68,10 @@ CREATE TABLE IF NOT EXISTS dossier (
     worst_lag REAL,         -- the longest accepted -> delivered of its events
     open_since REAL         -- accepted_at of its oldest event not delivered (dead letters included)
 );
-CREATE INDEX IF NOT EXISTS dossier_open ON dossier (received) WHERE {{open}};
-CREATE TABLE IF NOT EXISTS tally (
-    unit TEXT NOT NULL, month INTEGER NOT NULL, {{tally_columns}},
-    PRIMARY KEY (unit, month)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');
 CREATE TEMP TABLE IF NOT EXISTS dirty (mahoso TEXT PRIMARY KEY) WITHOUT ROWID;
 """
-
-#: A dossier whose figures depend on the time of the computation (see the module docstring).
-OPEN = "(open_since IS NOT NULL OR (verdict IS NULL AND due IS NOT NULL))"
 
 
 def _epoch(text: str) -> str:
@@ -178,7 +166,7 @@ WITH pick AS (
     JOIN sync y ON y.mahoso = k.mahoso LEFT JOIN prog p ON p.mahoso = k.mahoso
 )
 INSERT INTO dossier
-SELECT mahoso, unit, received, CAST(strftime('%Y%m', received + :offset, 'unixepoch') AS INTEGER),
+SELECT mahoso, unit, received,
        CASE WHEN due IS NULL THEN NULL
             WHEN t_end IS NOT NULL THEN t_end - COALESCE(supp_pause, 0) <= due
             WHEN asks > 1 THEN 0
@@ -268,117 +256,68 @@ def _counts(rules: Rules) -> dict[str, str]:
     }
 
 
-def _settled(rules: Rules) -> dict[str, str]:
-    """The counts' share of the settled dossiers (the tally): the time-dependent parts are left
-    to :data:`_OPEN_COUNTS`, which counts the open dossiers at the computation."""
-    counts = _counts(rules)
-    nd, slo = _sql_literal(rules.no_due), _sql_literal(rules.sync_lag_slo)
-    return {**counts,
-            "sync_ok": f"SUM(open_since IS NULL AND COALESCE(worst_lag, 0) <= {slo})",
-            "on_time": f"SUM(CASE WHEN verdict IS NOT NULL THEN verdict WHEN due IS NULL THEN {nd} ELSE 0 END)",
-            "on_time_total": f"SUM(CASE WHEN verdict IS NOT NULL THEN 1 WHEN due IS NULL THEN {nd} IS NOT NULL"
-                             " ELSE 0 END)"}
-
-
-def _open_counts(rules: Rules) -> dict[str, str]:
-    slo = _sql_literal(rules.sync_lag_slo)
-    return {"sync_ok": f"SUM(open_since IS NOT NULL AND COALESCE(worst_lag, 0) <= {slo}"
-                       f" AND :now - open_since <= {slo})",
-            "on_time": "SUM(verdict IS NULL AND due IS NOT NULL AND due >= :cut)",
-            "on_time_total": "SUM(verdict IS NULL AND due IS NOT NULL)"}
-
-
 @dataclass(frozen=True)
 class Statements:
-    """Every statement for one set of rules (built once: :func:`statements`)."""
+    """The statements of a write for one set of rules (built once: :func:`statements`)."""
 
     upsert_ev: str
     insert_snap: str
     derive: str
-    tally_remove: str
-    tally_add: str
-    tally_rebuild: str
-    settled: str
-    open: str
-    scan: str
 
 
 @lru_cache(maxsize=8)
 def statements(rules: Rules) -> Statements:
     offset = str(int(rules.offset_s))
-    settled = _settled(rules)
-    cols = ", ".join(COUNT_NAMES)
-
-    def tally_from(where: str, sign: str) -> str:
-        sums = ", ".join(f"{sign}coalesce({settled[c]}, 0)" for c in COUNT_NAMES)
-        update = ", ".join(f"{c} = tally.{c} + excluded.{c}" for c in COUNT_NAMES)
-        return (f"INSERT INTO tally (unit, month, {cols}) SELECT unit, month, {sums} FROM dossier {where}"
-                f" GROUP BY unit, month ON CONFLICT (unit, month) DO UPDATE SET {update}")
-
-    touched = "WHERE mahoso IN (SELECT mahoso FROM dirty)"
-    in_period = "WHERE received >= :start AND received < :end"
     return Statements(
         upsert_ev=_UPSERT_EV.replace(":offset", offset),
         insert_snap=_INSERT_SNAP.replace(":offset", offset),
         derive=DERIVE.replace(":offset", offset),
-        tally_remove=tally_from(touched, "-"),
-        tally_add=tally_from(touched, ""),
-        tally_rebuild=tally_from("WHERE true", ""),
-        settled=_one_row([f"SUM({c})" for c in COUNT_NAMES], "tally WHERE month BETWEEN :first AND :last"),
-        open=_one_row(list(_open_counts(rules).values()), f"dossier {in_period} AND {OPEN}"),
-        scan=_one_row(list(_counts(rules).values()), f"dossier {in_period}"),
     )
 
 
-def _one_row(counts: list[str], source: str) -> str:
-    """Per unit, ``counts`` over ``source``, as one row holding a JSON array of [unit, counts…]:
-    one step of SQLite, one hand-over of the GIL, where fetching row by row handed it over (and
-    waited for the busy event loop to give it back) once per unit."""
-    columns = ", ".join(f"{expr} AS c{i}" for i, expr in enumerate(counts))
-    names = ", ".join(f"c{i}" for i in range(len(counts)))
-    return (f"SELECT json_group_array(json_array(unit, {names}))"
-            f" FROM (SELECT unit, {columns} FROM {source} GROUP BY unit)")
+@lru_cache(maxsize=8)
+def _scan(rules: Rules, periods: int) -> str:
+    """The query of :func:`aggregate` for ``periods`` periods: over the dossiers received in
+    [``:lo``, ``:hi``), per unit, every count of each period ``i`` (received in [``:start<i>``,
+    ``:end<i>``), judged at ``:now`` and ``:cut<i>``), as one row holding a JSON array of
+    [unit, counts…]: one step of SQLite, where fetching row by row would take the GIL back once
+    per unit."""
+    counts = _counts(rules)
+    columns = [f"{expr.replace(':cut', f':cut{i}')} FILTER (WHERE received >= :start{i} AND received < :end{i})"
+               for i in range(periods) for expr in counts.values()]
+    names = ", ".join(f"c{j}" for j in range(len(columns)))
+    selected = ", ".join(f"{expr} AS c{j}" for j, expr in enumerate(columns))
+    return (f"SELECT json_group_array(json_array(unit, {names})) FROM (SELECT unit, {selected}"
+            " FROM dossier WHERE received >= :lo AND received < :hi GROUP BY unit)")
 
 
-def _rows(conn: sqlite3.Connection, query: str, params: Mapping[str, object]) -> list[list[Any]]:
-    (text,) = conn.execute(query, params).fetchone()
-    rows: list[list[Any]] = orjson.loads(text)
-    return rows
-
-
-def _add(out: dict[str, Counts], unit: str, counts: Counts) -> None:
-    out[unit] = plus(out[unit], counts) if unit in out else counts
-
-
-def aggregate(conn: sqlite3.Connection, rules: Rules, start: int, end: int, first_month: int, last_month: int,
-              now: float) -> dict[str, Counts]:
-    """Counts per unit (as stored: the first segment of MaHoSo) of the dossiers received in
-    [start, end) = the months first_month..last_month; ``now`` judges what is still open (the SLO,
-    dossiers in processing). From the tally and the open dossiers."""
-    sql = statements(rules)
-    out: dict[str, Counts] = {}
-    for unit, *values in _rows(conn, sql.settled, {"first": first_month, "last": last_month}):
-        _add(out, str(unit), Counts._make(int(v or 0) for v in values))
-    params = {"start": start, "end": end, "now": now, "cut": rules.cut(end, now)}
-    for unit, sync_ok, on_time, on_time_total in _rows(conn, sql.open, params):
-        _add(out, str(unit), Counts(sync_ok=int(sync_ok or 0), on_time=int(on_time or 0),
-                                    on_time_total=int(on_time_total or 0)))
+def aggregate(conn: sqlite3.Connection, rules: Rules, periods: Sequence[tuple[int, int]],
+              now: float) -> list[dict[str, Counts]]:
+    """For each period (``start``, ``end``): Unix seconds, ``end`` excluded), the counts per unit
+    (as stored: the first segment of MaHoSo) of the dossiers received in it; ``now`` judges what
+    is still open (the SLO, dossiers in processing, :meth:`Rules.cut`). One query over the
+    dossier rows of all the periods together."""
+    if not periods:
+        return []
+    params: dict[str, float] = {"now": now, "lo": min(p[0] for p in periods), "hi": max(p[1] for p in periods)}
+    for i, (start, end) in enumerate(periods):
+        params |= {f"start{i}": start, f"end{i}": end, f"cut{i}": rules.cut(end, now)}
+    (text,) = conn.execute(_scan(rules, len(periods)), params).fetchone()
+    n = len(COUNT_NAMES)
+    out: list[dict[str, Counts]] = [{} for _ in periods]
+    for unit, *values in orjson.loads(text):
+        for i, by_unit in enumerate(out):
+            counts = Counts._make(int(v or 0) for v in values[i * n:(i + 1) * n])
+            if counts.received:
+                by_unit[str(unit)] = counts
     return out
-
-
-def aggregate_scan(conn: sqlite3.Connection, rules: Rules, start: int, end: int, now: float) -> dict[str, Counts]:
-    """The same counts from the ``dossier`` rows alone (no tally: any rules, a read-only file)."""
-    params = {"start": start, "end": end, "now": now, "cut": rules.cut(end, now)}
-    return {str(unit): Counts._make(int(v or 0) for v in values)
-            for unit, *values in _rows(conn, statements(rules).scan, params)}
 
 
 # ------------------------------------------------------------------------------------------ writes
 
 
 def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> None:
-    """Apply a batch of facts, re-derive the dossiers they touch and move their counts in the
-    tally, in one transaction."""
+    """Apply a batch of facts and re-derive the dossiers they touch, in one transaction."""
     if not facts:
         return
     sql = statements(rules)
@@ -394,10 +333,8 @@ def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> Non
         if covers:
             conn.execute(_COVER, (orjson.dumps(covers).decode(),))
         conn.execute(_DIRTY, (events_json,))
-        conn.execute(sql.tally_remove)
         conn.execute("DELETE FROM dossier WHERE mahoso IN (SELECT mahoso FROM dirty)")
         conn.execute(sql.derive)
-        conn.execute(sql.tally_add)
         conn.execute("DELETE FROM dirty")
         conn.execute("COMMIT")
     except BaseException:
@@ -405,29 +342,15 @@ def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> Non
         raise
 
 
-def rebuild_tally(conn: sqlite3.Connection, rules: Rules) -> None:
-    """Recount the tally from the dossier rows under ``rules`` (at start: the settings may have
-    changed since the counts were kept)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("DELETE FROM tally")
-        conn.execute(statements(rules).tally_rebuild)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def prune(conn: sqlite3.Connection, before: int, before_month: int) -> int:
-    """Forget the dossiers received before ``before`` (Unix seconds; ``before_month`` its yyyymm),
-    their events and counts included; returns how many dossiers went."""
+def prune(conn: sqlite3.Connection, before: int) -> int:
+    """Forget the dossiers received before ``before`` (Unix seconds), their events included;
+    returns how many dossiers went."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         old = "SELECT mahoso FROM dossier WHERE received < ?"
         conn.execute(f"DELETE FROM ev WHERE mahoso IN ({old})", (before,))
         conn.execute(f"DELETE FROM snap WHERE mahoso IN ({old})", (before,))
         n = conn.execute("DELETE FROM dossier WHERE received < ?", (before,)).rowcount
-        conn.execute("DELETE FROM tally WHERE month < ?", (before_month,))
         # events of dossiers never placed in a period (no NgayTiepNhan seen), as old
         conn.execute("DELETE FROM ev WHERE accepted_at < ? AND mahoso NOT IN (SELECT mahoso FROM dossier)",
                      (before,))
@@ -450,8 +373,12 @@ def open_store(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        tally_columns = ", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in COUNT_NAMES)
-        conn.executescript(SCHEMA.replace("{open}", OPEN).replace("{tally_columns}", tally_columns))
+        conn.executescript(SCHEMA)
+        (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if version == "1":  # the running counts and the month they were kept by are no longer kept
+            conn.executescript("BEGIN IMMEDIATE; DROP TABLE IF EXISTS tally; DROP INDEX IF EXISTS dossier_open;"
+                               " ALTER TABLE dossier DROP COLUMN month;"
+                               f" UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema'; COMMIT;")
     except sqlite3.Error:
         conn.close()
         raise

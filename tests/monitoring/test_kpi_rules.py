@@ -62,15 +62,11 @@ class Dossier:
 
 def counts(conn: sqlite3.Connection, dossiers: Sequence[Dossier], now: float = MID_NOV,
            **kw: Any) -> store.Counts:
-    """The November counts of the file after ``dossiers`` were written, from the tally (kept by
-    each write, recounted by rebuild_tally), which must equal a scan of the dossier rows."""
+    """The November counts of the file after ``dossiers`` were written (every unit together)."""
     rules = store.Rules(offset_s=OFFSET_S, **kw)
     for d in dossiers:
         store.write(conn, d.rows, rules)
-    got = store.aggregate(conn, rules, NOV.start, NOV.end, NOV.first_month, NOV.last_month, now)
-    assert got == store.aggregate_scan(conn, rules, NOV.start, NOV.end, now)
-    store.rebuild_tally(conn, rules)
-    assert got == store.aggregate(conn, rules, NOV.start, NOV.end, NOV.first_month, NOV.last_month, now)
+    (got,) = store.aggregate(conn, rules, [(NOV.start, NOV.end)], now)
     total = store.Counts()
     for c in got.values():
         total = store.plus(total, c)
@@ -258,6 +254,60 @@ def test_a_dossier_belongs_to_the_period_of_its_reception_in_local_time(conn: sq
     inside = [Dossier(1, received="20261101000000"), Dossier(2, received="20261130235959")]
     outside = [Dossier(3, received="20261201000000"), Dossier(4, received="20261031235959")]
     assert counts(conn, inside + outside).received == 2
+
+
+def test_one_pass_counts_each_period_with_its_own_rows_and_cut(conn: sqlite3.Connection) -> None:
+    """The month, quarter and year counted together (one query over the year's rows, as the
+    periodic computation does) give each period its own dossiers and, read literally
+    (open_dossier_cut = "period_end"), judge a dossier in processing at each period's own end:
+    due 15 Dec is on time for November (ends 1 Dec), late for Q4 and 2026 (end 1 Jan)."""
+    rules = store.Rules(offset_s=OFFSET_S, open_dossier_cut="period_end")
+    october = Dossier(1, received="20261015080000", due="20261020170000").steps(("9", "20261019090000"))
+    open_ = Dossier(2, due="20261215170000").steps(("4", "20261104090000"))
+    for d in (october, open_):
+        store.write(conn, d.rows, rules)
+    periods = [parse_period(pid, OFFSET_S) for pid in ("2026-11", "2026-Q4", "2026")]
+    together = store.aggregate(conn, rules, [(p.start, p.end) for p in periods], MID_NOV)
+    figures = [(c[UNIT_A].received, c[UNIT_A].on_time, c[UNIT_A].on_time_total) for c in together]
+    assert figures == [(1, 1, 1), (2, 1, 2), (2, 1, 2)]
+    assert together == [store.aggregate(conn, rules, [(p.start, p.end)], MID_NOV)[0] for p in periods]
+
+
+# the first layout of the file (schema 1): a dossier's month and running counts per unit and month
+SCHEMA_1 = """
+CREATE TABLE dossier (
+    mahoso TEXT PRIMARY KEY, unit TEXT NOT NULL, received INTEGER NOT NULL, month INTEGER NOT NULL,
+    verdict INTEGER, due INTEGER, finished INTEGER NOT NULL, channel INTEGER, paid INTEGER, fee INTEGER,
+    comp_file INTEGER, result_link INTEGER, sohoa INTEGER, kho INTEGER, vneid INTEGER, csdl TEXT,
+    worst_lag REAL, open_since REAL);
+CREATE INDEX dossier_open ON dossier (received) WHERE open_since IS NOT NULL;
+CREATE TABLE tally (unit TEXT NOT NULL, month INTEGER NOT NULL, received INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (unit, month)) WITHOUT ROWID;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema', '1');
+"""
+
+
+def test_a_file_of_the_first_layout_opens_without_its_running_counts(tmp_path: Path) -> None:
+    """A file written by the first layout (a tally table, a month per dossier) opens: the tally,
+    its index and the month column go, its dossiers still count, and new facts are written."""
+    path = tmp_path / "kpi.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA_1)
+    old.execute("INSERT INTO dossier (mahoso, unit, received, month, finished) VALUES (?, ?, ?, 202611, 0)",
+                (code(UNIT_A, 9), UNIT_A, int(local("20261103080000"))))
+    old.commit()
+    old.close()
+    conn = store.open_store(path)
+    try:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert "tally" not in tables and "dossier_open" not in tables
+        assert "month" not in {row[1] for row in conn.execute("PRAGMA table_info(dossier)")}
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(store.SCHEMA_VERSION),)
+        assert counts(conn, [Dossier(1)]).received == 2
+    finally:
+        store.close(conn)
+    store.close(store.open_store(path))  # and it opens again as it is
 
 
 def test_periods_parse_and_the_current_ones() -> None:
