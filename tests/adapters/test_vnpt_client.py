@@ -3,13 +3,16 @@ tenant on 127.0.0.1 (tests/fakes/vnpt.py). Assertions read the fake's record."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+import zeep
 
 from adapters.vnpt_receipts import (
     FeeKind,
@@ -31,7 +34,7 @@ from adapters.vnpt_receipts.errors import (
     ReceiptUnavailable,
     ReceiptWsdlError,
 )
-from adapters.vnpt_receipts.transport import Service, bundled_wsdl
+from adapters.vnpt_receipts.transport import Service, bundled_wsdl, new_session, zeep_settings
 from tests.fakes.vnpt import ADMIN, MASK, PATTERN, SERIAL, SERVICE, FakeVnpt, receipts_settings, running_vnpt
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
@@ -473,3 +476,44 @@ async def test_the_loopback_guard_refuses_other_hosts(vnpt: FakeVnpt, loopback_o
 def test_fixture_credentials_are_fakes() -> None:
     """No real credentials in tests: the fake's pairs are invented."""
     assert all(v.startswith("fake-") for v in (*ADMIN, *SERVICE))
+
+
+# ── the fake's own fidelity (spec §11.1) ──────────────────────────────────────────────────
+
+
+async def test_the_fake_answers_soap_1_2_in_1_2(vnpt: FakeVnpt) -> None:
+    """Both bindings are served: a zeep client on the 1.2 port gets its answer in 1.2 (zeep would
+    refuse a 1.1 envelope), with the action in the Content-Type."""
+    session = new_session()
+    try:
+        plain = zeep.Client(str(bundled_wsdl(Service.PORTAL)), transport=zeep.Transport(session=session),
+                            settings=zeep_settings())
+        proxy = plain.create_service("{http://tempuri.org/}PortalServiceSoap12", f"{vnpt.url}/PortalService.asmx")
+        result = await asyncio.to_thread(proxy.getInvViewFkey, fkey="K-1", userName=SERVICE[0], userPass=SERVICE[1])
+    finally:
+        session.close()
+    assert result == "ERR:6"
+    assert vnpt.calls[0].soap_version == "1.2"
+    assert 'action="http://tempuri.org/getInvViewFkey"' in vnpt.calls[0].content_type
+
+
+_RAW = ('<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        '<ImportAndPublishInv xmlns="http://tempuri.org/"><Account>a</Account>{convert}</ImportAndPublishInv>'
+        "</soap:Body></soap:Envelope>")
+
+
+@pytest.mark.parametrize(("action", "convert", "words"), [
+    ('"http://tempuri.org/cancelInv"', "<convert>0</convert>", "SOAPAction"),
+    ("", "<convert>0</convert>", "SOAPAction"),
+    ("http://tempuri.org/ImportAndPublishInv", "", "convert is required"),
+    ("http://tempuri.org/ImportAndPublishInv", '<convert xmlns="">0</convert>', "convert is required"),
+])
+async def test_the_fake_faults_on_a_wrong_action_or_a_missing_int(vnpt: FakeVnpt, http: aiohttp.ClientSession,
+                                                                  action: str, convert: str, words: str) -> None:
+    """A wrong or missing SOAPAction, and a missing (or unqualified, hence absent) convert, are
+    HTTP 500 SOAP faults, not ERR: strings."""
+    async with http.post(f"{vnpt.url}/PublishService.asmx", data=_RAW.format(convert=convert).encode(),
+                         headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": action}) as resp:
+        body = await resp.text()
+    assert resp.status == 500 and "<faultstring>" in body and words in body
+    assert vnpt.receipts == {}
