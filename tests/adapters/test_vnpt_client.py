@@ -355,6 +355,20 @@ async def test_a_reply_slower_than_the_timeout(vnpt: FakeVnpt) -> None:
         await c.aclose()
 
 
+async def test_calls_run_off_the_event_loop_and_side_by_side(client: ReceiptsClient, vnpt: FakeVnpt) -> None:
+    """A slow VNPT holds one thread, not the loop: while a view waits 1 s at the fake, other calls
+    (up to max_concurrency) complete, and concurrent issues get distinct numbers."""
+    vnpt.inject(vc.VIEW, "delay:1.0")
+    slow = asyncio.create_task(client.view("K-1"))
+    requests = [receipt_requests(f"000.00.01.H56-250101-{i:04d}", "1", PAYER, [FeeLine(FeeKind.PHI, "Phí", 1000)])[0]
+                for i in range(6)]
+    outcomes = await asyncio.wait_for(asyncio.gather(*(client.issue(r) for r in requests)), timeout=0.9)
+    assert not slow.done()
+    assert sorted(int(o.receipt.number) for o in outcomes if o.receipt) == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ReceiptRefused):
+        await slow
+
+
 async def test_committed_then_dropped_is_recovered_and_reissue_is_done(client: ReceiptsClient,
                                                                         vnpt: FakeVnpt) -> None:
     """§8: VNPT issued the receipt but the answer was lost. The caller sees an unknown outcome,
