@@ -112,8 +112,10 @@ class GuardedTransport(zeep.Transport):
         return content
 
     def post(self, address: str, message: bytes, headers: Mapping[str, str]) -> requests.Response:
-        # zeep's post() logs the envelope and the reply at DEBUG: credentials and personal data
-        return self.session.post(address, data=message, headers=headers, timeout=self.operation_timeout)
+        # zeep's post() logs the envelope and the reply at DEBUG: credentials and personal data;
+        # and a redirect would carry the credentials to an address the settings never named
+        return self.session.post(address, data=message, headers=headers, timeout=self.operation_timeout,
+                                 allow_redirects=False)
 
     def post_xml(self, address: str, envelope: Any, headers: Mapping[str, str]) -> requests.Response:
         response: requests.Response = super().post_xml(address, envelope, headers)  # type: ignore[no-untyped-call]
@@ -197,10 +199,11 @@ def _translated(operation: str) -> Iterator[None]:
 
 
 def new_session() -> requests.Session:
-    """A session that ignores proxy and CA settings from the environment and ~/.netrc: what the
-    gateway reaches is decided by its settings alone."""
+    """A session that ignores proxy and CA settings from the environment and ~/.netrc, and follows
+    no redirect (a WSDL URL included): what the gateway reaches is decided by its settings alone."""
     session = requests.Session()
     session.trust_env = False
+    session.max_redirects = 0
     return session
 
 

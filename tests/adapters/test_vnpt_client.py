@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 import zeep
+from aiohttp import web
 
 from adapters.vnpt_receipts import (
     FeeKind,
@@ -391,6 +392,33 @@ async def test_nothing_listens_at_the_address(vnpt: FakeVnpt) -> None:
             await c.issue(_payment()[0])
     finally:
         await c.aclose()
+
+
+async def test_redirects_are_not_followed(vnpt: FakeVnpt) -> None:
+    """A 307 from the configured address (which would resend the credentials elsewhere) is an
+    unknown outcome, and a redirected ?wsdl URL is not loaded: nothing reaches the target."""
+    app = web.Application()
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(f"{vnpt.url}{request.path_qs}")
+
+    app.router.add_route("*", "/{tail:.*}", redirect)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    mover = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        c = await _open(vnpt, base_url=mover)
+        try:
+            with pytest.raises(ReceiptUnavailable):
+                await c.issue(_payment()[0])
+        finally:
+            await c.aclose()
+        with pytest.raises(ReceiptWsdlError, match="TooManyRedirects"):
+            await _open(vnpt, portal_wsdl=f"{mover}/PortalService.asmx?wsdl")
+    finally:
+        await runner.cleanup()
+    assert vnpt.calls == [] and vnpt.wsdl_requests == 0
 
 
 # ── WSDLs and addresses ───────────────────────────────────────────────────────────────────
