@@ -175,6 +175,74 @@ class PortalSettings:
                              f"got {self.madonvi!r}")
 
 
+_RECEIPT_SERVICES = ("PublishService", "BusinessService", "PortalService")
+
+
+@dataclass(frozen=True)
+class ReceiptsSettings:
+    """VNPT e-receipts (adapters/vnpt_receipts, docs/e-receipts.md): one tenant's services and accounts."""
+
+    enabled: bool = False
+    # the tenant's host, e.g. "https://<tenant>admin.vnpt-invoice.com.vn"; each service's address is
+    # this plus its path below, never the address written inside a WSDL
+    base_url: str = ""
+    publish_path: str = "/PublishService.asmx"
+    business_path: str = "/BusinessService.asmx"
+    portal_path: str = "/PortalService.asmx"
+    # each service's WSDL: "" = the minimal one shipped with the gateway; else a file path (a stored
+    # copy of the tenant's ?wsdl, spec §9) or the tenant's ?wsdl URL (read once, at start-up)
+    publish_wsdl: str = ""
+    business_wsdl: str = ""
+    portal_wsdl: str = ""
+    # the publishing staff account (Account / ACpass) and the web-service account (username /
+    # password, userName / userPass in some operations); secrets as acpass_file, password_file
+    account: str = ""
+    acpass: str = ""
+    username: str = ""
+    password: str = ""
+    # the registered receipt range (mẫu số / ký hiệu): both or neither; neither = the tenant's default
+    pattern: str = ""
+    serial: str = ""
+    # PaymentMethod: VNPT's code ("TTO", "TM", "CK") or the printed label ("Trực tuyến" …) (spec §6.4)
+    payment_method_text: Literal["code", "label"] = "code"
+    timeout: Duration = _D(30.0)  # per call (connect, and each wait for data)
+    wsdl_timeout: Duration = _D(30.0)  # loading a WSDL from a URL at start-up
+    max_concurrency: int = 4  # calls in flight towards the tenant (the adapter's threads)
+
+    def __post_init__(self) -> None:
+        for key in ("publish_path", "business_path", "portal_path"):
+            if not getattr(self, key).startswith("/"):
+                raise ValueError(f"{key}: expected a path starting with \"/\"")
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ValueError("base_url: must be an http(s) URL")
+        if bool(self.pattern) != bool(self.serial):
+            raise ValueError("serial: pattern and serial are set together or not at all (VNPT answers ERR:20)")
+        if not 1 <= self.max_concurrency <= 32:
+            raise ValueError("max_concurrency: expected 1..32")
+        if not 0.1 <= float(self.timeout) <= 300:
+            raise ValueError("timeout: expected 100ms..300s")
+        if not 0.1 <= float(self.wsdl_timeout) <= 300:
+            raise ValueError("wsdl_timeout: expected 100ms..300s")
+        if self.enabled:
+            for key in ("base_url", "account", "acpass", "username", "password"):
+                if not getattr(self, key):
+                    raise ValueError(f"{key}: required when receipts are enabled")
+
+    def wsdl_for(self, service: str) -> str:
+        """The configured WSDL source of ``service`` (``"PublishService"`` …); "" = the bundled one."""
+        return str(getattr(self, f"{_service_key(service)}_wsdl"))
+
+    def address_of(self, service: str) -> str:
+        """The address ``service`` is called at: ``base_url`` + its path."""
+        return self.base_url.rstrip("/") + str(getattr(self, f"{_service_key(service)}_path"))
+
+
+def _service_key(service: str) -> str:
+    if service not in _RECEIPT_SERVICES:
+        raise KeyError(service)
+    return service.removesuffix("Service").lower()
+
+
 @dataclass(frozen=True)
 class AgencySettings:
     code: str
@@ -405,6 +473,7 @@ class Settings:
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     kpi: KpiSettings = field(default_factory=KpiSettings)
+    receipts: ReceiptsSettings = field(default_factory=ReceiptsSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def __post_init__(self) -> None:

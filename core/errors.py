@@ -20,6 +20,9 @@
         │   └── PortalForbidden    HTTP 403 from NGSP/LGSP: subscription missing, pause delivery
         └── SigningError           signature policy, bad PDF, key not allowed (signing/)
 
+    VNPT e-receipt errors (ReceiptError: Unavailable and Retryable are TransientError; Refused, Invalid,
+    WsdlError are PermanentError) are drawn in adapters/vnpt_receipts/errors.py.
+
 The retry machinery asks only ``isinstance(exc, TransientError)``; foreign exceptions (aiohttp,
 sqlite3, aiokafka, zeep, pyHanko) are translated once at their adapter's edge, ``from exc``.
 """
