@@ -5,6 +5,7 @@ the summary table. Everything listens on and talks to 127.0.0.1 only.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -18,10 +19,12 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
+
+R = TypeVar("R")
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,6 +236,33 @@ class Row:
     baseline: str
     target: str
     passed: bool | None  # None: informative, no target
+
+
+async def run_scenarios(steps: Mapping[str, Callable[[R], Awaitable[None]]], chosen: Sequence[str], run: R,
+                        rows: list[Row]) -> bool:
+    """Run each chosen scenario in turn (one broken scenario must not hide the others' figures),
+    print the summary; True when every target was met and no scenario broke."""
+    broken = False
+    for name in chosen:
+        try:
+            await steps[name](run)
+        except Exception as exc:
+            broken = True
+            print(f"    scenario {name} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+            rows.append(Row(name, "error", "-", "-", False))
+    return summary(rows) and not broken
+
+
+def bench_main(main_async: Callable[[Any, set[str]], Coroutine[Any, Any, bool]], plan: Any, quick: Any,
+               scenarios: Sequence[str], doc: str | None) -> int:
+    """The command line every scenario bench shares: ``--quick`` (a smoke run whose figures mean
+    nothing) and ``--only SCENARIO`` (repeatable)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+    parser.add_argument("--quick", action="store_true", help="short smoke run (figures not meaningful)")
+    parser.add_argument("--only", action="append", default=[], choices=list(scenarios),
+                        help="run only this scenario (repeatable)")
+    args = parser.parse_args()
+    return run_bench(main_async(quick if args.quick else plan, set(args.only)))
 
 
 def summary(rows: list[Row]) -> bool:

@@ -72,7 +72,6 @@ out, also on failure or SIGTERM.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -95,14 +94,14 @@ from bench._procs import (
     UNIT,
     Procs,
     Row,
+    bench_main,
     free_port,
     machine,
     processes,
     rss_mb,
-    run_bench,
+    run_scenarios,
     sample,
     scrape,
-    summary,
     wait_http,
     write_config,
     wrk,
@@ -648,25 +647,11 @@ async def main_async(plan: Plan, only: set[str]) -> bool:
             "put": bench_put, "latency": bench_latency, "deliver": bench_deliver, "drain": bench_drain,
             "rss": bench_rss,
         }
-        broken = False
-        for name in chosen:
-            try:
-                await steps[name](run)
-            except Exception as exc:  # one broken scenario must not hide the others' figures
-                broken = True
-                print(f"    scenario {name} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-                run.rows.append(Row(name, "error", "-", "-", False))
-        ok = summary(run.rows)
-        return ok and not broken
+        return await run_scenarios(steps, chosen, run, run.rows)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="short smoke run (figures not meaningful)")
-    parser.add_argument("--only", action="append", default=[], choices=SCENARIOS,
-                        help="run only this scenario (repeatable)")
-    args = parser.parse_args()
-    return run_bench(main_async(QUICK if args.quick else Plan(), set(args.only)))
+    return bench_main(main_async, Plan(), QUICK, SCENARIOS, __doc__)
 
 
 if __name__ == "__main__":

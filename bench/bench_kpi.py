@@ -44,7 +44,6 @@ way out, also on failure or SIGTERM.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import os
@@ -66,11 +65,11 @@ from bench._procs import (
     OPERATOR_KEY,
     Procs,
     Row,
+    bench_main,
     free_port,
     machine,
     processes,
-    run_bench,
-    summary,
+    run_scenarios,
     wait_http,
     write_config,
 )
@@ -423,25 +422,11 @@ async def main_async(plan: Plan, only: set[str]) -> bool:
             print(f"the backlog: {plan.backlog:,} dossiers in {time.perf_counter() - started:.1f} s")
         run.sandbox_url = await start_sandbox(run)
         steps: dict[str, Callable[[Run], Awaitable[None]]] = {"scrape": bench_scrape, "throughput": bench_throughput}
-        broken = False
-        for name in chosen:
-            try:
-                await steps[name](run)
-            except Exception as exc:  # one broken scenario must not hide the other's figures
-                broken = True
-                print(f"    scenario {name} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-                run.rows.append(Row(name, "error", "-", "-", False))
-        ok = summary(run.rows)
-        return ok and not broken
+        return await run_scenarios(steps, chosen, run, run.rows)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="short smoke run (figures not meaningful)")
-    parser.add_argument("--only", action="append", default=[], choices=SCENARIOS,
-                        help="run only this scenario (repeatable)")
-    args = parser.parse_args()
-    return run_bench(main_async(QUICK if args.quick else Plan(), set(args.only)))
+    return bench_main(main_async, Plan(), QUICK, SCENARIOS, __doc__)
 
 
 if __name__ == "__main__":
