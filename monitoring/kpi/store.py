@@ -369,6 +369,13 @@ def prune(conn: sqlite3.Connection, before: int) -> int:
 # ------------------------------------------------------------------------------------------ files
 
 
+#: The writer's page cache (KiB). Dossier codes start with their unit, so a write lands at the
+#: end of every unit's range in each table: with 500 units, some 4,000 pages (16 MB) a write of
+#: 2 s of deliveries, the same pages every time. SQLite's default 2 MB re-read most of them from
+#: the file at each write (measured: 33 -> 27 us an event at 1,600 dossiers a write).
+CACHE_KIB = 16_384
+
+
 def open_store(path: Path) -> sqlite3.Connection:
     """Open (or create) the file for writing: folder 0700, file 0600 (it names dossiers), WAL."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -378,6 +385,7 @@ def open_store(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         conn.executescript(SCHEMA)
         (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if version == "1":  # the running counts and the month they were kept by are no longer kept
