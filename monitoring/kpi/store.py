@@ -374,7 +374,7 @@ def prune(conn: sqlite3.Connection, before: int) -> int:
 #: The writer's page cache (KiB). Dossier codes start with their unit, so a write lands at the
 #: end of every unit's range in each table: with 500 units, some 4,000 pages (16 MB) a write of
 #: 2 s of deliveries, the same pages every time. SQLite's default 2 MB re-read most of them from
-#: the file at each write (measured: 33 -> 27 us an event at 1,600 dossiers a write).
+#: the file at each write (measured: 40 -> 27-34 us an event at 1,600 dossiers a write).
 CACHE_KIB = 16_384
 
 
