@@ -10,73 +10,109 @@ item's ``TrangThai`` and ``ThoiDiemXuLy``. A snapshot also gives the figures the
 (kpi-766.md §3): unit, dates, channel, payment, fee, the ``TaiLieuNop`` / result / supplement
 flags, never a name or an ID number.
 
-This runs on the event loop, so it is kept to dictionary reads (a few µs a snapshot): dates go
-out as sent and SQLite turns them into Unix seconds (monitoring/kpi/store.py). The payloads are
-the gateway's validated ones (every scalar a string, lists of objects); the caller catches
-anything else (logged and skipped, never a delivery error).
+This runs on the event loop, so it is kept to dictionary reads and a few integer conversions (a
+few µs a snapshot). The rows are already what the store keeps: codes as integers, the yes/no
+figures as one bitmask (:data:`FEE` …), dates as local seconds (:func:`local_seconds`; the store
+subtracts the zone's offset), so that the writer's SQL only copies values (monitoring/kpi/store.py:
+SQLite 3.40 re-parses a row's JSON for every column it reads, and each date used to need seven
+reads). The payloads are the gateway's validated ones (every scalar a string, lists of objects);
+the caller catches anything else (logged and skipped, never a delivery error).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from queues.api import Event, EventKind, Outcome, Work
 
 KIND_SNAPSHOT, KIND_PROGRESS = 0, 1
+#: The bits of a ``snap`` row's ``flags``: a fee is due, a document was submitted as a file, a
+#: result links its file, the dossier has digitised components, a document came from the
+#: citizen's store (Kho DMQG), the account was verified with VNeID.
+FEE, COMP_FILE, RESULT_LINK, SOHOA, KHO, VNEID = 1, 2, 4, 8, 16, 32
 
 #: An ``ev`` row: (MaHoSo, sequence, kind, accepted_at, delivered_at, dead, TrangThai or
-#: TrangThaiHoSo as sent, ThoiDiemXuLy as sent).
+#: TrangThaiHoSo, ThoiDiemXuLy in local seconds).
 Row = tuple[Any, ...]
-#: An event's ``ev`` row and, for a snapshot, its ``snap`` row (store.SNAP_COLUMNS, dates as sent).
+#: An event's ``ev`` row and, for a snapshot, its ``snap`` row (store.SNAP_COLUMNS).
 Facts = tuple[Row, Row | None]
 
+@lru_cache(maxsize=1024)
+def _day(yyyymmdd: int) -> int | None:
+    """Seconds from 1970-01-01 to a day (cached: a day's dates come together); None if no day."""
+    try:
+        return (dt.date(yyyymmdd // 10000, yyyymmdd // 100 % 100, yyyymmdd % 100).toordinal() - _DAY_ONE) * 86400
+    except ValueError:
+        return None
 
-def _seconds(text: str) -> int:
-    """Seconds of a ``yyyyMMddHHmmss`` date since an arbitrary origin (differences only)."""
-    day = dt.date(int(text[:4]), int(text[4:6]), int(text[6:8])).toordinal()
-    return day * 86400 + int(text[8:10]) * 3600 + int(text[10:12]) * 60 + int(text[12:14])
+
+_DAY_ONE = dt.date(1970, 1, 1).toordinal()
 
 
-def _supplements(rows: Sequence[Mapping[str, Any]]) -> tuple[int, str | None, int]:
+def local_seconds(text: str | None) -> int | None:
+    """Seconds from 1970-01-01 00:00 to a local ``yyyyMMddHHmmss`` date, both read on the same
+    local clock (the store subtracts the zone's offset to get Unix seconds); None when absent or
+    not a date."""
+    if not text or len(text) != 14 or not text.isdigit():
+        return None
+    day, time_of_day = divmod(int(text), 1_000_000)
+    seconds = _day(day)
+    if seconds is None:
+        return None
+    hours, rest = divmod(time_of_day, 10_000)
+    return seconds + hours * 3600 + rest // 100 * 60 + rest % 100
+
+
+def _code(text: str | None) -> int | None:
+    """A numeric code (TrangThai, KenhThucHien …) as an integer; None when absent or not a number."""
+    return int(text) if text and text.isdigit() else None
+
+
+def _supplements(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int | None, int]:
     """(supplement rounds listed, the request time when there is exactly one, seconds the citizen
     took over the completed rounds: Σ NgayTiepNhanBoSung − NgayBoSung, kpi-766 §3.2)."""
     pause = 0
     for r in rows:
-        asked, done = r.get("NgayBoSung") or "", r.get("NgayTiepNhanBoSung") or ""
-        if len(asked) == 14 and len(done) == 14:
-            pause += max(_seconds(done) - _seconds(asked), 0)
-    return len(rows), (rows[0].get("NgayBoSung") if len(rows) == 1 else None), pause
+        asked, done = local_seconds(r.get("NgayBoSung")), local_seconds(r.get("NgayTiepNhanBoSung"))
+        if asked is not None and done is not None:
+            pause += max(done - asked, 0)
+    return len(rows), (local_seconds(rows[0].get("NgayBoSung")) if len(rows) == 1 else None), pause
 
 
 def snapshot_row(mahoso: str, seq: int, p: Mapping[str, Any]) -> Row:
     """The ``snap`` row of one validated dossier snapshot. A submitted document (``TaiLieuNop``
     row not deleted) is a file: its ``DuongDanTaiTepTin`` is required (spec §6.2)."""
-    comp_file = kho = False
+    flags = 0
     for r in p.get("TaiLieuNop") or ():
         if r.get("IsDeleted") != "1":
-            comp_file = True
-            kho = kho or r.get("DuocLayTuKhoDMQG") == "1"
-    fee = any(r.get("Gia") not in (None, "", "0") for r in p.get("DanhSachLePhi") or ())
-    result_link = any(r.get("DuongDanTepTinKetQua") for r in p.get("DanhSachGiayToKetQua") or ())
+            flags |= COMP_FILE | (KHO if r.get("DuocLayTuKhoDMQG") == "1" else 0)
+    if any(r.get("Gia") not in (None, "", "0") for r in p.get("DanhSachLePhi") or ()):
+        flags |= FEE
+    if any(r.get("DuongDanTepTinKetQua") for r in p.get("DanhSachGiayToKetQua") or ()):
+        flags |= RESULT_LINK
+    if p.get("HoSoCoThanhPhanSoHoa") == "1":
+        flags |= SOHOA
+    if p.get("TaiKhoanDuocXacThucVoiVNeID") == "1":
+        flags |= VNEID
     codes = [str(r["MaCSDL"]) for r in p.get("DSKetNoiCSDL") or () if r.get("MaCSDL")]
     supplements = p.get("DanhSachHoSoBoSung")
     supp = _supplements(supplements) if supplements else (0, None, 0)
-    return (mahoso, seq, p.get("TrangThaiHoSo"), p.get("MaTTHC"), p.get("NgayTiepNhan"), p.get("NgayHenTra"),
-            p.get("NgayKetThucXuLy"), p.get("KenhThucHien"), p.get("DuocThanhToanTrucTuyen"), fee, comp_file,
-            result_link, p.get("HoSoCoThanhPhanSoHoa") == "1", kho, p.get("TaiKhoanDuocXacThucVoiVNeID") == "1",
-            f",{','.join(codes)}," if codes else None, *supp)
+    return (mahoso, seq, _code(p.get("TrangThaiHoSo")), local_seconds(p.get("NgayTiepNhan")),
+            local_seconds(p.get("NgayHenTra")), local_seconds(p.get("NgayKetThucXuLy")), _code(p.get("KenhThucHien")),
+            _code(p.get("DuocThanhToanTrucTuyen")), flags, f",{','.join(codes)}," if codes else None, *supp)
 
 
 def event_facts(ev: Event, delivered_at: float | None, dead: bool) -> Facts:
     """The ``ev`` row of one event and, for a snapshot, its ``snap`` row."""
     p = ev.payload
     if ev.kind is EventKind.SNAPSHOT:
-        return ((ev.mahoso, ev.sequence, KIND_SNAPSHOT, ev.accepted_at, delivered_at, int(dead),
-                 p.get("TrangThaiHoSo"), None), snapshot_row(ev.mahoso, ev.sequence, p))
+        snap = snapshot_row(ev.mahoso, ev.sequence, p)
+        return (ev.mahoso, ev.sequence, KIND_SNAPSHOT, ev.accepted_at, delivered_at, int(dead), snap[2], None), snap
     return ((ev.mahoso, ev.sequence, KIND_PROGRESS, ev.accepted_at, delivered_at, int(dead),
-             p.get("TrangThai"), p.get("ThoiDiemXuLy")), None)
+             _code(p.get("TrangThai")), local_seconds(p.get("ThoiDiemXuLy"))), None)
 
 
 def outcome_facts(work: Work, outcome: Outcome, now: float) -> list[Facts]:

@@ -310,6 +310,60 @@ def test_a_file_of_the_first_layout_opens_without_its_running_counts(tmp_path: P
     store.close(store.open_store(path))  # and it opens again as it is
 
 
+# the second layout (schema 2): snap and dossier with a rowid, snap's yes/no figures one column each
+SCHEMA_2 = """
+CREATE TABLE ev (
+    mahoso TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,
+    accepted_at REAL NOT NULL, delivered_at REAL, dead INTEGER NOT NULL DEFAULT 0,
+    status INTEGER, at INTEGER, PRIMARY KEY (mahoso, seq)) WITHOUT ROWID;
+CREATE TABLE snap (
+    mahoso TEXT NOT NULL, seq INTEGER NOT NULL, status INTEGER, unit TEXT, tthc TEXT,
+    received INTEGER, due INTEGER, ended INTEGER, channel INTEGER, paid INTEGER, fee INTEGER,
+    comp_file INTEGER, result_link INTEGER, sohoa INTEGER, kho INTEGER, vneid INTEGER, csdl TEXT,
+    supp_rows INTEGER, supp_req INTEGER, supp_pause INTEGER, PRIMARY KEY (mahoso, seq));
+CREATE TABLE dossier (
+    mahoso TEXT PRIMARY KEY, unit TEXT NOT NULL, received INTEGER NOT NULL, verdict INTEGER, due INTEGER,
+    finished INTEGER NOT NULL, channel INTEGER, paid INTEGER, fee INTEGER, comp_file INTEGER,
+    result_link INTEGER, sohoa INTEGER, kho INTEGER, vneid INTEGER, csdl TEXT, worst_lag REAL, open_since REAL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema', '2');
+"""
+
+
+def test_a_file_of_the_second_layout_opens_with_its_snapshots_and_dossiers(tmp_path: Path) -> None:
+    """A file written by the second layout opens: its dossiers count as they were, and a later
+    event re-derives a dossier from its old snapshot row (its yes/no figures kept)."""
+    path = tmp_path / "kpi.sqlite3"
+    mahoso, received = code(UNIT_A, 9), int(local("20261103080000"))
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA_2)
+    old.execute("INSERT INTO ev VALUES (?, 1, 0, ?, ?, 0, 4, NULL)", (mahoso, received, received + 1))
+    old.execute("INSERT INTO snap VALUES (?, 1, 4, ?, 'x', ?, ?, NULL, 2, 1, 1, 0, 0, 1, 1, 0, NULL, 0, NULL, 0)",
+                (mahoso, UNIT_A, received, received + 86400))
+    old.execute("INSERT INTO dossier VALUES (?, ?, ?, NULL, ?, 0, 2, 1, 1, 0, 0, 1, 1, 0, NULL, 1.0, NULL)",
+                (mahoso, UNIT_A, received, received + 86400))
+    old.commit()
+    old.close()
+    conn = store.open_store(path)
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(store.SCHEMA_VERSION),)
+        assert {row[1] for row in conn.execute("PRAGMA table_info(snap)")} == set(store.SNAP_COLUMNS)
+        rules = store.Rules(offset_s=OFFSET_S)
+        (before,) = store.aggregate(conn, rules, [(NOV.start, NOV.end)], MID_NOV)
+        assert (before[UNIT_A].received, before[UNIT_A].online, before[UNIT_A].fee, before[UNIT_A].kho,
+                before[UNIT_A].reused, before[UNIT_A].vneid, before[UNIT_A].paid_online) == (1, 1, 1, 1, 1, 0, 1)
+        d = Dossier(9)
+        d.rows = []
+        d.seq = 1
+        d.steps(("9", "20261103090000"))  # a later event of the old dossier: derived again from its old snapshot
+        store.write(conn, d.rows, rules)
+        (after,) = store.aggregate(conn, rules, [(NOV.start, NOV.end)], MID_NOV)
+        assert after[UNIT_A] == before[UNIT_A]._replace(finished=1, on_time=1)
+    finally:
+        store.close(conn)
+    store.close(store.open_store(path))  # and it opens again as it is
+
+
 def test_periods_parse_and_the_current_ones() -> None:
     """Month, quarter and year ids; bad ids raise; local midnight bounds."""
     q4 = parse_period("2026-Q4", OFFSET_S)
