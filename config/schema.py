@@ -354,9 +354,11 @@ def _ratio_or_none(name: str, value: float | None) -> None:
 class KpiTargetSettings:
     """The province's own target rate per 766 indicator (0..1), shown beside each figure. The
     defaults are the rate at which the spec's formula gives full points (docs/kpi.md), except
-    ``online_share`` (the issue's example of a province target: 80 % online)."""
+    ``online_share`` (the issue's example of a province target: 80 % online) and ``dossier_sync``
+    (95 %: the one the DvcgwDossierSyncBelowTarget alert watches; at 100 % a single late dossier
+    would keep it firing for the rest of the month)."""
 
-    dossier_sync: float | None = 1.0
+    dossier_sync: float | None = 0.95
     on_time: float | None = 1.0
     online_share: float | None = 0.8
     original_result_available: float | None = 1.0
