@@ -100,10 +100,11 @@ class Plan:
     scrapes: int = 40
     warmup: float = 5.0
     window: float = 65.0
+    rounds: int = 2  # off/on pairs, in ABBA order: off on, on off (cancels a drift of the machine)
     kpi: dict[str, Any] = field(default_factory=dict)  # [kpi] keys beside enabled: none, the defaults
 
 
-QUICK = Plan(year=20_000, backlog=30_000, scrapes=10, window=12.0, kpi={"refresh_interval": "5s"})
+QUICK = Plan(year=20_000, backlog=30_000, scrapes=10, window=12.0, rounds=1, kpi={"refresh_interval": "5s"})
 
 
 @dataclass
@@ -348,6 +349,12 @@ class Delivery:
     process_us: float
 
 
+def mean_delivery(ds: list[Delivery]) -> Delivery:
+    """The mean of equal windows."""
+    return Delivery(sum(d.rate for d in ds) / len(ds), sum(d.loop_us for d in ds) / len(ds),
+                    sum(d.process_us for d in ds) / len(ds))
+
+
 async def one_delivery(run: Run, name: str, kpi: bool) -> Delivery:
     p = run.plan
     events = p.backlog * (1 + p.progress)
@@ -384,14 +391,19 @@ async def bench_throughput(run: Run) -> None:
     p = run.plan
     refresh = p.kpi.get("refresh_interval", "60s (the default)")
     print(f"\n[throughput] events delivered/s from a backlog of {p.backlog:,} dossiers x (1 snapshot + {p.progress} "
-          f"progress) over {len(UNITS)} units, indicators off then on ({p.year:,} dossiers in the year, refresh "
-          f"{refresh}), over {p.window:.0f} s from {p.warmup:.0f} s after ready")
-    runs: dict[bool, Delivery] = {}
-    for kpi in (False, True):
-        d = runs[kpi] = await one_delivery(run, f"tp-{'on' if kpi else 'off'}", kpi)
-        print(f"    indicators {'on ' if kpi else 'off'}: {d.rate:7.0f} events/s; CPU per event: event-loop thread "
-              f"{d.loop_us:5.1f} µs, process {d.process_us:5.1f} µs" + ("" if kpi else "  <- the baseline"))
-    off, on = runs[False], runs[True]
+          f"progress) over {len(UNITS)} units, indicators off and on in {p.rounds} ABBA round(s) "
+          f"({p.year:,} dossiers in the year, refresh {refresh}), each over {p.window:.0f} s from "
+          f"{p.warmup:.0f} s after ready")
+    runs: dict[bool, list[Delivery]] = {False: [], True: []}
+    for i in range(p.rounds):
+        for kpi in ((False, True) if i % 2 == 0 else (True, False)):
+            d = await one_delivery(run, f"tp-{'on' if kpi else 'off'}-{i}", kpi)
+            runs[kpi].append(d)
+            print(f"    indicators {'on ' if kpi else 'off'}: {d.rate:7.0f} events/s; CPU per event: event-loop "
+                  f"thread {d.loop_us:5.1f} µs, process {d.process_us:5.1f} µs" + ("" if kpi else "  <- the baseline"))
+    off, on = mean_delivery(runs[False]), mean_delivery(runs[True])
+    if p.rounds > 1:
+        print(f"    means over {p.rounds} windows each: off {off.rate:.0f}/s, on {on.rate:.0f}/s")
     cost = 1 - on.rate / off.rate
     print(f"    cost {cost:.1%}; event-loop CPU per event {off.loop_us:.1f} -> {on.loop_us:.1f} µs "
           f"({on.loop_us / off.loop_us - 1:+.1%}), process {off.process_us:.1f} -> {on.process_us:.1f} µs")
