@@ -7,10 +7,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 from collections.abc import Callable
 
+from gateway.times import iso_utc
 from monitoring.metrics import PAUSE_REASONS, PORTAL, Metrics
 
 
@@ -102,10 +102,6 @@ class PortalGate:
             "reason": self.reason,
             "paused": self.reason in PAUSE_REASONS,
             "consecutive_failures": self._failures,
-            "reopens_at": _iso(self._open_until),
+            "reopens_at": iso_utc(self._open_until),
         }
 
-
-def _iso(ts: float | None) -> str | None:
-    """ISO 8601 in UTC, like every other time in the HTTP API."""
-    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")

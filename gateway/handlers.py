@@ -16,6 +16,7 @@ from gateway import dossier, openapi, params
 from gateway.appkeys import ACCEPT, CLOCK, KPI, METRICS, QUEUE, SETTINGS
 from gateway.auth import require_agency, require_operator, require_operator_or_agency
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
+from gateway.times import iso_utc
 from monitoring.kpi import ALL_UNITS, LEFT_OUT, KpiRow, Period
 from monitoring.kpi.periods import current_periods
 from monitoring.kpi.service import OTHER_UNIT
@@ -105,9 +106,6 @@ def _json(status: int, body: dict[str, Any]) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
-
 
 def status_json(st: DossierStatus) -> dict[str, Any]:
     return {
@@ -116,7 +114,7 @@ def status_json(st: DossierStatus) -> dict[str, Any]:
         "delivered_state": st.delivered_state,
         "delivery": st.delivery.value,
         "attempts": st.attempts,
-        "next_attempt_at": _iso(st.next_attempt_at),
+        "next_attempt_at": iso_utc(st.next_attempt_at),
         "last_error": st.last_error.as_json() if st.last_error else None,
         "pending_progress": st.pending_progress,
     }
@@ -138,7 +136,7 @@ def dead_letter_json(d: DeadLetter) -> dict[str, Any]:
     return {
         "id": d.id, "MaHoSo": d.mahoso, "kind": d.kind.value, "sequence": d.sequence,
         "reason_class": d.error.cls, "code": d.error.code, "message": d.error.message,
-        "attempts": d.attempts, "dead_at": _iso(d.dead_at), "replayed": d.replayed,
+        "attempts": d.attempts, "dead_at": iso_utc(d.dead_at), "replayed": d.replayed,
     }
 
 
@@ -195,7 +193,7 @@ def kpi_json(period: Period, computed_at: float, rows: list[KpiRow], offset_s: i
     return {
         "period": {"kind": period.kind, "id": period.id, "start": _local_iso(period.start, offset_s),
                    "end": _local_iso(period.end, offset_s)},
-        "computed_at": _iso(computed_at),
+        "computed_at": iso_utc(computed_at),
         "rows": [{"indicator": r.indicator, "unit": r.unit, "period": r.period, "period_id": r.period_id,
                   "numerator": r.numerator, "denominator": r.denominator, "ratio": r.ratio, "score": r.score,
                   "max_points": r.max_points, "basis": r.basis, "target": r.target, "estimate": r.estimate}

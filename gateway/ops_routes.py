@@ -7,7 +7,6 @@ same checks, the queue's figures, the metric registry and the 766 indicators, re
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import socket
 from importlib import metadata
@@ -21,6 +20,7 @@ from gateway.appkeys import CLOCK, ENGINE, KPI, LIFECYCLE, METRICS, QUEUE, READI
 from gateway.auth import require_operator
 from gateway.health import Readiness
 from gateway.http_errors import HTTPProblem
+from gateway.times import iso_utc
 from monitoring import status as page
 from monitoring.metrics import Metrics
 
@@ -54,13 +54,10 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/status", status_page)
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
-
 
 def maintenance_json(app: web.Application) -> dict[str, Any]:
     m = app[READINESS].maintenance
-    return {"enabled": m.enabled, "reason": m.reason or None, "since": _iso(m.since)}
+    return {"enabled": m.enabled, "reason": m.reason or None, "since": iso_utc(m.since)}
 
 
 async def readiness_body(app: web.Application) -> tuple[bool, dict[str, Any]]:
