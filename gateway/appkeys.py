@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -22,7 +21,6 @@ class Lifecycle:
     """Readiness: the gateway accepts work only between start-up and draining."""
 
     state: str = "starting"  # starting | ready | draining
-    started_at: float = field(default_factory=time.time)
 
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from importlib import metadata
 from typing import Any
 
 import orjson
@@ -22,7 +21,7 @@ from gateway.health import Readiness
 from gateway.http_errors import HTTPProblem
 from gateway.times import iso_utc
 from monitoring import status as page
-from monitoring.metrics import Metrics
+from monitoring.metrics import Metrics, build_version
 
 log = logging.getLogger("dvcgw.health")
 
@@ -135,13 +134,6 @@ _PAGE_HEADERS = {
 }
 
 
-def version() -> str:
-    try:
-        return metadata.version("dvc-gateway")
-    except metadata.PackageNotFoundError:
-        return "dev"
-
-
 def _samples(metric: Any) -> list[Any]:
     """The samples of one of our own metric objects (``Collector.collect``), without walking the
     whole registry."""
@@ -232,8 +224,8 @@ async def status_page(request: web.Request) -> web.Response:
     lag50, lag95 = _lag(m)
     dead, cut = await _dead_groups(app)
     view = page.StatusView(
-        now=now, instance=f"{socket.gethostname()}:{settings.server.port}", version=version(),
-        started_at=app[LIFECYCLE].started_at, backend=settings.queue.backend, readiness=readiness,
+        now=now, instance=f"{socket.gethostname()}:{settings.server.port}", version=build_version(),
+        started_at=m.sample("dvcgw_start_time_seconds") or now, backend=settings.queue.backend, readiness=readiness,
         accepted=accepted, delivered=delivered, failed=failed, lag_p50=lag50, lag_p95=lag95,
         oldest_pending_age=max(now - stats.oldest_pending_at, 0.0) if stats.oldest_pending_at else None,
         by_state=stats.by_state, dead=dead, dead_total=stats.dead_letters,
