@@ -229,7 +229,8 @@ async def status_page(request: web.Request) -> web.Response:
         accepted=accepted, delivered=delivered, failed=failed, lag_p50=lag50, lag_p95=lag95,
         oldest_pending_age=max(now - stats.oldest_pending_at, 0.0) if stats.oldest_pending_at else None,
         by_state=stats.by_state, dead=dead, dead_total=stats.dead_letters,
-        dead_scanned_limit=DEAD_SCAN if cut else None, kpi=_kpi_bars(app, "all"))
+        dead_scanned_limit=DEAD_SCAN if cut else None, kpi=_kpi_bars(app, "all"),
+        tz_hours=settings.monitoring.timezone_offset_hours)
     lang = page.pick_lang(request.query.get("lang"), request.headers.get("Accept-Language"))
     return web.Response(text=page.render(view, lang), content_type="text/html", charset="utf-8",
                         headers={**_PAGE_HEADERS, "Content-Language": lang})

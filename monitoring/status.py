@@ -147,6 +147,7 @@ class StatusView:
     dead_total: int = 0
     dead_scanned_limit: int | None = None  # set when only the first letters were grouped
     kpi: Sequence[KpiBar] = ()
+    tz_hours: int = 7  # local time of the page's dates ([monitoring] timezone_offset_hours)
 
 
 def pick_lang(query: str | None, accept_language: str | None) -> str:
@@ -171,7 +172,7 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _when(ts: float | None, tz_hours: int = 7) -> str:
+def _when(ts: float | None, tz_hours: int) -> str:
     if ts is None:
         return "—"
     tz = dt.timezone(dt.timedelta(hours=tz_hours))
@@ -254,7 +255,7 @@ def _head(v: StatusView, lang: str) -> list[str]:
         f"<header><h1>{_e(_t('title', lang))}</h1><nav>{_language_links(lang)}</nav></header>",
         f'<p class="meta">{_e(_t("instance", lang))}: <b>{_e(v.instance)}</b> · {_e(_t("version", lang))} '
         f'{_e(v.version)} · {_e(_t("backend", lang))}: {_e(v.backend)} · {_e(_t("uptime", lang))}: '
-        f'{_e(duration(max(v.now - v.started_at, 0.0)))} · {_e(_t("updated", lang))} {_e(_when(v.now))} '
+        f'{_e(duration(max(v.now - v.started_at, 0.0)))} · {_e(_t("updated", lang))} {_e(_when(v.now, v.tz_hours))} '
         f'({_e(_t("refresh", lang))})</p>',
         f'<div id="readiness" class="banner {"ok" if status == "ok" else "bad"}">{_e(_t("readiness", lang))}: '
         f'{_e(_t(banner_key, lang))}</div>',
@@ -315,7 +316,7 @@ def _dead(v: StatusView, lang: str) -> list[str]:
                                       for k in ("class", "code", "count", "latest", "message")) + "</tr>")
     for g in v.dead:
         out.append(f"<tr><td>{_e(g.cls)}</td><td>{_e(g.code)}</td><td class='n'>{_e(_number(g.count))}</td>"
-                   f"<td>{_e(_when(g.latest))}</td><td>{_e(mask(g.message))}</td></tr>")
+                   f"<td>{_e(_when(g.latest, v.tz_hours))}</td><td>{_e(mask(g.message))}</td></tr>")
     out.append("</table>")
     if v.dead_scanned_limit is not None:
         out.append(f"<p class='note'>({_e(_t('dead_more', lang).format(n=v.dead_scanned_limit))})</p>")
