@@ -55,7 +55,7 @@ def _authorise(request: web.Request, mahoso: str) -> AgencySettings:
     return agency
 
 
-async def _json_body(request: web.Request) -> Any:
+async def json_body(request: web.Request) -> Any:
     """The body as JSON: 415 for another media type or any Content-Encoding, 413 over the limit,
     400 for broken JSON."""
     ctype = request.content_type
@@ -86,7 +86,7 @@ async def put_dossier(request: web.Request) -> web.Response:
     started = app[CLOCK]()
     mahoso = request.match_info["MaHoSo"]
     agency = _authorise(request, mahoso)
-    item = dossier.validate_snapshot(mahoso, await _json_body(request), app[SETTINGS].dossiers)
+    item = dossier.validate_snapshot(mahoso, await json_body(request), app[SETTINGS].dossiers)
     accepted = await app[ACCEPT].snapshot(mahoso, item, agency.code)
     app[ACCEPT].observe(app[CLOCK]() - started)
     return _json(202, {"event_id": accepted.event_id, "sequence": accepted.sequence})
@@ -96,7 +96,7 @@ async def post_progress(request: web.Request) -> web.Response:
     """``POST /v1/dossiers/{MaHoSo}/progress``: 202 once every item is durable, in order."""
     mahoso = request.match_info["MaHoSo"]
     agency = _authorise(request, mahoso)
-    items = dossier.validate_progress(mahoso, await _json_body(request), request.app[SETTINGS].dossiers)
+    items = dossier.validate_progress(mahoso, await json_body(request), request.app[SETTINGS].dossiers)
     accepted = await request.app[ACCEPT].progress(mahoso, items, agency.code)
     return _json(202, {"event_ids": [a.event_id for a in accepted], "sequence": accepted[-1].sequence})
 

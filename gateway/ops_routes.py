@@ -11,12 +11,12 @@ import logging
 import socket
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from core.errors import FieldError
 from gateway.appkeys import CLOCK, ENGINE, KPI, LIFECYCLE, METRICS, QUEUE, READINESS, SETTINGS
 from gateway.auth import require_operator
+from gateway.handlers import json_body
 from gateway.health import Readiness
 from gateway.http_errors import HTTPProblem
 from gateway.times import iso_utc
@@ -94,12 +94,7 @@ async def put_maintenance(request: web.Request) -> web.Response:
     """``PUT /v1/maintenance {"enabled": true, "reason": "..."}``: take the instance out of the load
     balancer (``/readyz`` 503) while it keeps serving; ``enabled: false`` puts it back."""
     require_operator(request)
-    if request.content_type != "application/json":
-        raise HTTPProblem(415, "unsupported_media_type", "Content-Type must be application/json")
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise HTTPProblem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+    body = await json_body(request)
     errors: list[FieldError] = []
     if not isinstance(body, dict):
         raise HTTPProblem(422, "validation_failed", "the body must be a JSON object",
