@@ -243,6 +243,75 @@ def _service_key(service: str) -> str:
     return service.removesuffix("Service").lower()
 
 
+_PAYMENT_URLS = ("init_url", "query_url", "bill_url")
+
+
+@dataclass(frozen=True)
+class PaymentSettings:
+    """The national payment platform (adapters/payment_platform, docs/payments.md): the gateway is
+    the partner (MaDoiTac) that sends INIT, QUERY and GET_BILL and receives CONFIRM."""
+
+    enabled: bool = False
+    # the platform's three endpoints (spec §1: configured per deployment, blank in public code)
+    init_url: str = ""
+    query_url: str = ""
+    bill_url: str = ""
+    partner_code: str = ""  # MaDoiTac, issued by the platform
+    secret: str = ""  # the shared checksum secret (MaXacThuc); production: secret_file
+    version: str = "1.0.6"  # PhienBan
+    # [UNCERTAIN] where the citizen returns after paying: no public INIT carries one; when set it
+    # is sent as the top-level INIT field return_url_field, outside the checksum
+    return_url: str = ""
+    return_url_field: str = "UrlTraVe"
+    access_token: str = ""  # [UNCERTAIN] optional Authorization: Bearer; production: access_token_file
+    ip: str = "127.0.0.1"  # INIT Ip: the IPv4 address of this server as registered with the platform
+    # the payments' own SQLite file; "" = payments.sqlite3 beside [storage] path
+    path: str = ""
+    timeout: Duration = _D(30.0)
+    # reconciliation: a transaction still khoi-tao this long after INIT is asked about (QUERY);
+    # the loop wakes every interval, an unanswered transaction is asked again after interval,
+    # doubling up to an hour, and becomes het-han give_up_after its INIT (spec §7)
+    pending_after: Duration = _D(300.0)
+    interval: Duration = _D(60.0)
+    give_up_after: Duration = _D(86400.0)
+    # [UNCERTAIN] ThoiGianGD of QUERY and GET_BILL: the INIT's (TH) or the time of the call
+    query_time: Literal["init", "now"] = "init"
+    # [UNCERTAIN] a QUERY reply is "paid" when MaLoi is "00" and, if this list is not empty, its
+    # TrangThaiGD is one of these; any other MaLoi means not paid: "failed" (spec §11: that-bai) or
+    # "pending" (keep asking until give_up_after)
+    query_paid_states: tuple[str, ...] = ()
+    query_not_paid: Literal["failed", "pending"] = "failed"
+    # [UNCERTAIN] LoaiPhiLePhi as sent for a fee (phí, agency "1") and a charge (lệ phí, agency "2"):
+    # OpenCPS sends "1"/"2", TH the text "Phi"
+    fee_type_fee: str = "1"
+    fee_type_charge: str = "2"
+    max_amount: int = 1_000_000_000  # VND: a payment request above this is refused (422)
+
+    def __post_init__(self) -> None:
+        for key in _PAYMENT_URLS:
+            url = getattr(self, key)
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{key}: must be an http(s) URL")
+        if self.enabled:
+            for key in (*_PAYMENT_URLS, "partner_code", "secret"):
+                if not getattr(self, key):
+                    raise ValueError(f"{key}: required when payments are enabled")
+        if len(self.partner_code) > 50:
+            raise ValueError("partner_code: at most 50 characters (spec §3)")
+        if not 0.5 <= float(self.timeout) <= 300:
+            raise ValueError("timeout: expected 500ms..300s")
+        if not 1 <= float(self.interval) <= 86400:
+            raise ValueError("interval: expected 1s..1d")
+        if not 0 <= float(self.pending_after) <= float(self.give_up_after):
+            raise ValueError("pending_after: expected 0s..give_up_after")
+        if not 1 <= self.max_amount <= 10**15:
+            raise ValueError("max_amount: expected 1..10^15 VND")
+
+    def file(self, storage_path: str) -> Path:
+        """Where the payments' file lives."""
+        return Path(self.path) if self.path else Path(storage_path).with_name("payments.sqlite3")
+
+
 @dataclass(frozen=True)
 class AgencySettings:
     code: str
@@ -477,6 +546,7 @@ class Settings:
     health: HealthSettings = field(default_factory=HealthSettings)
     kpi: KpiSettings = field(default_factory=KpiSettings)
     receipts: ReceiptsSettings = field(default_factory=ReceiptsSettings)
+    payment: PaymentSettings = field(default_factory=PaymentSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def __post_init__(self) -> None:
