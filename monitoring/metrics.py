@@ -36,8 +36,17 @@ LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 60
                7200.0, 14400.0, 43200.0, 86400.0)
 
 PORTAL = "portal"
+PAYMENT = "payment"
 #: the ``counterpart`` label's values
-COUNTERPARTS = (PORTAL, "tsa", "remote_signer")
+COUNTERPARTS = (PORTAL, "tsa", "remote_signer", PAYMENT)
+#: ``dvcgw_payments_total{outcome}``: a transaction created (INIT "0"), refused by INIT, INIT's
+#: outcome unknown (both that-bai), then paid, failed or expired (het-han)
+PAYMENT_OUTCOMES = ("initiated", "init_refused", "init_unknown", "paid", "failed", "expired")
+#: ``dvcgw_payment_callbacks_total{result}``: what the CONFIRM callback got
+PAYMENT_CALLBACK_RESULTS = ("accepted", "duplicate", "malformed", "bad_checksum", "wrong_partner",
+                            "unknown_reference", "amount_mismatch")
+#: ``dvcgw_payment_reconciliations_total{result}``: what one QUERY of a pending transaction concluded
+PAYMENT_RECONCILE_RESULTS = ("paid", "failed", "pending", "expired", "amount_mismatch", "error")
 #: the ``operation`` label of ``dvcgw_deliveries_total``
 DELIVERY_OPERATIONS = ("create", "update", "progress")
 #: the ``kind`` and ``result`` labels of ``dvcgw_auth_total``
@@ -81,6 +90,7 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._sync_families()
         self._counterpart_families()
+        self._payment_families()
         self._process_families(time.time() if started_at is None else started_at)
         self._http_children: dict[tuple[str, str, str], Any] = {}  # labels() is not free on the request path
         self._lag_children = {kind.value: self.sync_lag.labels(kind.value) for kind in EventKind}
@@ -143,6 +153,18 @@ class Metrics:
             "Seconds delivery was put off because of 429 answers (Retry-After, else the retry ladder)",
             ["counterpart"], registry=r)
 
+    def _payment_families(self) -> None:
+        r = self.registry
+        self.payments = Counter(
+            "dvcgw_payments_total", "Payment transactions by outcome (initiated, init_refused, init_unknown, paid, "
+            "failed, expired)", ["outcome"], registry=r)
+        self.payment_callbacks = Counter(
+            "dvcgw_payment_callbacks_total", "CONFIRM callbacks from the payment platform by result", ["result"],
+            registry=r)
+        self.payment_reconciliations = Counter(
+            "dvcgw_payment_reconciliations_total", "QUERY reconciliations of pending payments by result", ["result"],
+            registry=r)
+
     def _process_families(self, started_at: float) -> None:
         r = self.registry
         self.build_info = Gauge(
@@ -177,6 +199,12 @@ class Metrics:
                 self.auth.labels(PORTAL, kind, result)
         self.throttled.labels(PORTAL)
         self.throttled_wait.labels(PORTAL)
+        for outcome in PAYMENT_OUTCOMES:
+            self.payments.labels(outcome)
+        for result in PAYMENT_CALLBACK_RESULTS:
+            self.payment_callbacks.labels(result)
+        for result in PAYMENT_RECONCILE_RESULTS:
+            self.payment_reconciliations.labels(result)
 
     # ------------------------------------------------------------------ recording hooks
 
