@@ -277,10 +277,10 @@ class PaymentSettings:
     # [UNCERTAIN] ThoiGianGD of QUERY and GET_BILL: the INIT's (TH) or the time of the call
     query_time: Literal["init", "now"] = "init"
     # [UNCERTAIN] a QUERY reply is "paid" when MaLoi is "00" and, if this list is not empty, its
-    # TrangThaiGD is one of these; any other MaLoi means not paid: "failed" (spec §11: that-bai) or
-    # "pending" (keep asking until give_up_after)
+    # TrangThaiGD is one of these; any other MaLoi means not paid: "pending" (keep asking until
+    # give_up_after, spec §7) or "failed" (that-bai at once, spec §11's literal reading)
     query_paid_states: tuple[str, ...] = ()
-    query_not_paid: Literal["failed", "pending"] = "failed"
+    query_not_paid: Literal["failed", "pending"] = "pending"
     # [UNCERTAIN] LoaiPhiLePhi as sent for a fee (phí, agency "1") and a charge (lệ phí, agency "2"):
     # OpenCPS sends "1"/"2", TH the text "Phi"
     fee_type_fee: str = "1"

@@ -17,9 +17,9 @@ from aiohttp import web
 
 from adapters.national_portal.client import PortalClient
 from config.schema import Settings
-from gateway import handlers, ops_routes
+from gateway import handlers, ops_routes, payment_routes
 from gateway.accept import Acceptor
-from gateway.appkeys import ACCEPT, CLOCK, ENGINE, KPI, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
+from gateway.appkeys import ACCEPT, CLOCK, ENGINE, KPI, LIFECYCLE, METRICS, PAYMENTS, QUEUE, SETTINGS, Lifecycle
 from gateway.auth import KEYRING, KeyRing
 from gateway.middleware import error_middleware
 from gateway.requestlog import echo_request_id, request_context
@@ -55,10 +55,15 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     app[CLOCK] = clock
     app[LIFECYCLE] = Lifecycle()
     app[KEYRING] = KeyRing(settings.agencies, settings.operator)
+    if settings.payment.enabled:  # before the queue: the accept path asks it which dossiers are paid
+        app.cleanup_ctx.append(payment_routes.store_ctx)
     app.cleanup_ctx.append(_queue_ctx)
     if settings.kpi.enabled:
         app.cleanup_ctx.append(_kpi_ctx)
     app.cleanup_ctx.append(_engine_ctx(run_engine))
+    if settings.payment.enabled:
+        app.cleanup_ctx.append(payment_routes.loop_ctx(run_engine))
+        payment_routes.add_routes(app)
     if signing_enabled(settings):
         from gateway.signing_routes import setup_signing
 
@@ -99,7 +104,8 @@ async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
     queue = make_queue(app[SETTINGS], app[METRICS], app[CLOCK])
     await queue.start()
     app[QUEUE] = queue
-    app[ACCEPT] = Acceptor(queue, app[METRICS], app[SETTINGS])
+    payments = app.get(PAYMENTS)
+    app[ACCEPT] = Acceptor(queue, app[METRICS], app[SETTINGS], paid=payments.is_paid if payments else None)
     yield
     await queue.close()
 

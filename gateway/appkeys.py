@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from adapters.payment_platform.service import PaymentService
 from config.schema import Settings
 from gateway.accept import Acceptor
 from gateway.health import Readiness
@@ -33,3 +34,5 @@ ACCEPT = web.AppKey("accept", Acceptor)
 READINESS = web.AppKey("readiness", Readiness)
 #: The 766 indicators (monitoring/kpi); absent when ``[kpi] enabled = false``.
 KPI = web.AppKey("kpi", KpiService)
+#: The payment platform's service (adapters/payment_platform); absent unless ``[payment] enabled``.
+PAYMENTS = web.AppKey("payments", PaymentService)

@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--latency", default="0s", help="wait before answering each portal call, e.g. 50ms")
     sandbox.add_argument("--rate-limit", type=int, default=0,
                          help="portal calls admitted per second, the rest answered 429 (0 = no limit)")
+    sandbox.add_argument("--payment-callback", default="http://127.0.0.1:8080/v1/payments/confirm",
+                         help="where the payment platform's side sends CONFIRM callbacks (the gateway's route)")
+    sandbox.add_argument("--payment-secret", default="sandbox-payment-secret",
+                         help="the payment checksum secret (the gateway's [payment] secret)")
     sandbox.set_defaults(func=_sandbox)
 
     dlq = sub.add_parser("dlq", help="dead letters of a running daemon")
@@ -139,7 +143,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     setup_logging()
     use_fast_loop()
-    run_sandbox(args.host, args.port, latency=args.latency, rate_limit=args.rate_limit)
+    run_sandbox(args.host, args.port, latency=args.latency, rate_limit=args.rate_limit,
+                payment_secret=args.payment_secret, payment_callback=args.payment_callback)
     return 0
 
 

@@ -68,6 +68,15 @@ def state_of(kind: EventKind, payload: Mapping[str, Any]) -> str | None:
 
 
 @dataclass(frozen=True)
+class NewestSnapshot:
+    """A dossier's newest accepted snapshot: its sequence, its payload as stored, the agency that sent it."""
+
+    sequence: int
+    payload: Mapping[str, Any]
+    agency: str
+
+
+@dataclass(frozen=True)
 class Accepted:
     event_id: str
     sequence: int
@@ -246,6 +255,11 @@ class QueueBackend(Protocol):
     async def accepted_state(self, mahoso: str) -> str | None:
         """The dossier's newest accepted ``TrangThaiHoSo`` (None: unknown or no snapshot yet): the
         one-column read behind the transition check of every PUT."""
+        ...
+
+    async def newest_snapshot(self, mahoso: str) -> NewestSnapshot | None:
+        """The dossier's newest accepted snapshot (whatever its delivery state), or None: no snapshot,
+        or a backend that keeps no payloads it can read back (Kafka: see queues/kafka.py)."""
         ...
 
     async def unpark(self, mahoso: str) -> None:

@@ -55,6 +55,7 @@ from queues.api import (
     DeadLetter,
     DeadLetterPage,
     DossierStatus,
+    NewestSnapshot,
     NewEvent,
     Outcome,
     QueueStats,
@@ -284,6 +285,14 @@ class KafkaQueue:
         """See :meth:`Reads.accepted_state <queues.kafka_reads.Reads.accepted_state>` (eventually
         consistent across instances, no broker round trip)."""
         return self._reads.accepted_state(mahoso)
+
+    async def newest_snapshot(self, mahoso: str) -> NewestSnapshot | None:
+        """Always None on Kafka. The instance's view (queues/kafka_view.py) keeps each dossier's states,
+        sequences and delivery marks, not payloads; the payload lives only in the accepts topic, and
+        reading it back would mean finding and fetching the record on the dossier's partition from
+        whichever instance owns it. A caller that needs the newest payload (the payment's "paid
+        online" mark) relies on the accept path's overlay instead: the next snapshot carries it."""
+        return None
 
     async def unpark(self, mahoso: str) -> None:
         """Owner: un-park now. Elsewhere: send a control record to the owner through outbound."""

@@ -50,6 +50,7 @@ from queues.api import (
     DeadLetter,
     DeadLetterPage,
     DossierStatus,
+    NewestSnapshot,
     NewEvent,
     Outcome,
     QueueStats,
@@ -109,6 +110,9 @@ class _SqlQueueBase:
 
     async def accepted_state(self, mahoso: str) -> str | None:
         return await self._run(lambda c: sqlstate.accepted_state(c, mahoso))
+
+    async def newest_snapshot(self, mahoso: str) -> NewestSnapshot | None:
+        return await self._run(lambda c: sqlstate.newest_snapshot(c, mahoso))
 
     async def unpark(self, mahoso: str) -> None:
         now = self._clock()

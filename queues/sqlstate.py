@@ -31,6 +31,7 @@ from queues.api import (
     Event,
     EventKind,
     EventState,
+    NewestSnapshot,
     NewEvent,
     Outcome,
     OutcomeClass,
@@ -168,6 +169,14 @@ def accepted_state(conn: sqlite3.Connection, mahoso: str) -> str | None:
     """The newest accepted ``TrangThaiHoSo`` of ``mahoso`` (None: unknown, or no snapshot yet)."""
     row = conn.execute("SELECT accepted_state FROM dossiers WHERE mahoso = ?", (mahoso,)).fetchone()
     return None if row is None or row[0] is None else str(row[0])
+
+
+def newest_snapshot(conn: sqlite3.Connection, mahoso: str) -> NewestSnapshot | None:
+    """The newest accepted snapshot of ``mahoso`` (events keep their payloads after delivery)."""
+    row = conn.execute(
+        "SELECT seq, payload, agency FROM events WHERE mahoso = ? AND kind = ? ORDER BY seq DESC LIMIT 1",
+        (mahoso, _SNAP)).fetchone()
+    return None if row is None else NewestSnapshot(row[0], orjson.loads(row[1]), row[2])
 
 
 def _refresh(conn: sqlite3.Connection, mahoso: str, now: float) -> None:

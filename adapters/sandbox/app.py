@@ -58,6 +58,9 @@ Admin routes:
     too, with their ``error_code``.
 ``POST /_sandbox/reset``
     Forget everything; the configuration returns to its start-up values (the command line's).
+
+The payment platform's side (INIT, QUERY, GET_BILL, and CONFIRM callbacks on demand) is described
+in :mod:`adapters.sandbox.payment`.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from adapters.sandbox.payment import DEFAULT_CALLBACK, DEFAULT_SECRET, PAYMENTS, add_payment_routes
 from adapters.sandbox.state import (
     FAULT_MODES,
     SESSION_EXPIRED,
@@ -379,15 +383,19 @@ async def admin_record(request: web.Request) -> web.Response:
 
 
 async def admin_reset(request: web.Request) -> web.Response:
-    """Forget everything."""
+    """Forget everything (the payment platform's side too)."""
     request.app[STATE].reset()
+    request.app[PAYMENTS].reset()
     return web.json_response({"ok": True})
 
 
 def create_sandbox_app(*, clock: Callable[[], float] | None = None, latency: float = 0.0,
-                       rate_limit: int = 0) -> web.Application:
+                       rate_limit: int = 0, payment_secret: str = DEFAULT_SECRET,
+                       payment_callback: str = DEFAULT_CALLBACK) -> web.Application:
     """The simulator as an aiohttp application (``clock`` drives session/token expiry and the
-    rate-limit window); ``latency`` (s) and ``rate_limit`` (calls/s) are its start-up values."""
+    rate-limit window); ``latency`` (s) and ``rate_limit`` (calls/s) are its start-up values. The
+    payment platform's side (adapters/sandbox/payment.py) checksums with ``payment_secret`` and
+    sends CONFIRM callbacks to ``payment_callback``."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
     startup = SandboxConfig(latency=latency, rate_limit=rate_limit)
     app[STATE] = SandboxState(clock=clock, startup=startup) if clock is not None else SandboxState(startup=startup)
@@ -404,11 +412,14 @@ def create_sandbox_app(*, clock: Callable[[], float] | None = None, latency: flo
     app.router.add_get("/_sandbox/dossiers/{code}", admin_dossier)
     app.router.add_get("/_sandbox/record", admin_record)
     app.router.add_post("/_sandbox/reset", admin_reset)
+    add_payment_routes(app, secret=payment_secret, callback_url=payment_callback)
     return app
 
 
-def run_sandbox(host: str = "127.0.0.1", port: int = 9000, *, latency: object = 0.0, rate_limit: object = 0) -> None:
+def run_sandbox(host: str = "127.0.0.1", port: int = 9000, *, latency: object = 0.0, rate_limit: object = 0,
+                payment_secret: str = DEFAULT_SECRET, payment_callback: str = DEFAULT_CALLBACK) -> None:
     """Serve the simulator until interrupted (blocking; used by ``dvcgw sandbox``). ``latency``
     is seconds or text such as ``"50ms"``; raises ConfigError for a bad latency or rate limit."""
-    app = create_sandbox_app(latency=latency_seconds(latency), rate_limit=rate_limit_calls(rate_limit))
+    app = create_sandbox_app(latency=latency_seconds(latency), rate_limit=rate_limit_calls(rate_limit),
+                             payment_secret=payment_secret, payment_callback=payment_callback)
     web.run_app(app, host=host, port=port, access_log=None)

@@ -296,3 +296,22 @@ async def test_the_check_sees_the_last_state_and_its_refusal_stores_nothing(back
     assert await backend.accepted_state("D1") == "4"
     st = await backend.status("D1")
     assert st is not None and st.accepted_state == "4" and st.last_sequence >= 2
+
+
+async def test_newest_snapshot_reads_back_the_last_accepted_payload(backend: QueueBackend,
+                                                                    request: pytest.FixtureRequest) -> None:
+    """The newest snapshot's payload, sequence and agency, also after delivery and past later
+    progress; None for an unknown dossier. Kafka keeps no payloads to read back: always None."""
+    assert await backend.newest_snapshot("D1") is None
+    await backend.enqueue([snap("D1", "2", X="a")])
+    await backend.enqueue([snap("D1", "4", X="b"), prog("D1", 1)])
+    work = await claim_one(backend)
+    assert work.snapshot is not None
+    await backend.record(work, Outcome(delivered=(work.snapshot.event_id,)), time.time())
+    newest = await backend.newest_snapshot("D1")
+    if "kafka" in request.node.callspec.id:
+        assert newest is None
+        return
+    assert newest is not None
+    assert (dict(newest.payload), newest.sequence, newest.agency) == (
+        {"MaHoSo": "D1", "TrangThaiHoSo": "4", "X": "b"}, 2, "A")
