@@ -248,6 +248,66 @@ def _signing_paths() -> dict[str, Any]:
     }
 
 
+_EITHER: list[dict[str, list[str]]] = [*_OPERATOR, *_AGENCY]
+_REF = {"name": "MaThamChieu", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 255},
+        "description": "The payment's reference (payment-platform.md §5), as answered by POST /v1/payments."}
+_TEXT = {"type": "string"}
+_PAYMENT_REQUEST = {
+    "type": "object", "required": ["MaHoSo", "items", "payer"], "additionalProperties": False,
+    "properties": {
+        "MaHoSo": {"type": "string", "description": "The dossier; its unit must be one of the agency's."},
+        "items": {"type": "array", "minItems": 1, "maxItems": 50, "items": {
+            "type": "object", "required": ["LoaiPhiLePhi", "MaPhiLePhi", "TenPhiLePhi", "SoTien"],
+            "additionalProperties": False, "properties": {
+                "LoaiPhiLePhi": {"enum": ["1", "2"], "description": "1 phí (fee), 2 lệ phí (charge)"},
+                "MaPhiLePhi": {"type": "string", "minLength": 1, "maxLength": 100},
+                "TenPhiLePhi": {"type": "string", "minLength": 1, "maxLength": 500},
+                "SoTien": {"type": "integer", "minimum": 1, "description": "VND"}}}},
+        "payer": {"type": "object", "required": ["HoTenNguoiNop"], "additionalProperties": False, "properties": {
+            "HoTenNguoiNop": {"type": "string", "minLength": 1, "maxLength": 200},
+            "SoCMNDNguoiNop": {"type": "string", "maxLength": 50},
+            "DiaChiNguoiNop": {"type": "string", "maxLength": 500}}},
+        "MaTTHC": {"type": "string", "maxLength": 100, "description": "default: the dossier's newest snapshot"},
+        "TenTTHC": {"type": "string", "maxLength": 1000, "description": "default: the dossier's newest snapshot"},
+        "TenDonVi": {"type": "string", "maxLength": 500},
+    },
+}
+_STATE = {"enum": ["khoi-tao", "thanh-cong", "that-bai", "het-han"]}
+_PAYMENT = {"type": "object", "properties": {
+    "MaThamChieu": _TEXT, "MaHoSo": _TEXT, "SoTien": {"type": "integer"}, "state": _STATE,
+    "UrlThanhToan": {"type": ["string", "null"]}, "MaGiaoDich": {"type": ["string", "null"]},
+    "paid_at": {"type": ["string", "null"], "format": "date-time"},
+    "history": {"type": "array", "items": {"type": "object", "properties": {
+        "at": {"type": "string", "format": "date-time"}, "event": _TEXT, "state": _STATE, "detail": _TEXT}}}}}
+_ACK = {"type": "object", "properties": {k: _TEXT for k in (
+    "MaLoi", "MoTaLoi", "MaDoiTac", "MaThamChieu", "ThoiGianGD", "MaXacThuc")}}
+
+
+def _payment_paths() -> dict[str, Any]:
+    return {
+        "/v1/payments": {"post": {
+            "summary": "Ask the national payment platform for a payment of a dossier's fees (INIT)",
+            "security": _AGENCY,
+            "requestBody": {"required": True, "content": _json(_PAYMENT_REQUEST)},
+            "responses": {"201": _resp("Created on the platform: send the citizen to UrlThanhToan", {
+                "type": "object", "properties": {"MaThamChieu": _TEXT, "UrlThanhToan": _TEXT, "state": _STATE}}),
+                **_errors(400, 401, 403, 413, 415, 422, 502, 503)}}},
+        "/v1/payments/confirm": {"post": {
+            "summary": "The payment platform's CONFIRM callback (authenticated by its MaXacThuc checksum)",
+            "requestBody": {"required": True, "content": _json({"type": "object"})},
+            "responses": {"200": _resp("Always 200: MaLoi 00 processed, 99 rejected (payment-platform.md §8.2)",
+                                       _ACK)}}},
+        "/v1/payments/{MaThamChieu}": {"parameters": [_REF], "get": {
+            "summary": "A payment, its local state and history", "security": _EITHER,
+            "responses": {"200": _resp("The payment", _PAYMENT), **_errors(400, 401, 403, 404)}}},
+        "/v1/payments/{MaThamChieu}/bill": {"parameters": [_REF], "get": {
+            "summary": "The platform's receipt PDF of a paid payment (GET_BILL)", "security": _EITHER,
+            "responses": {"200": {"description": "The receipt", "content": {"application/pdf": {
+                "schema": {"type": "string", "format": "binary"}}}},
+                **_errors(400, 401, 403, 404, 409, 502, 503)}}},
+    }
+
+
 def _body_schemas(strict: bool) -> dict[str, Any]:
     """The Dossier and Progress schemas, their ``MaHoSo`` held to the path's code format (a body
     code must equal the path's)."""
@@ -261,14 +321,16 @@ def _body_schemas(strict: bool) -> dict[str, Any]:
 
 
 @cache
-def document(signing: bool = False, backend: str = "sqlite", strict_code: bool = False) -> dict[str, Any]:
+def document(signing: bool = False, backend: str = "sqlite", strict_code: bool = False,
+             payments: bool = False) -> dict[str, Any]:
     """The document for an app with (or without) the signing routes, on queue ``backend``, with
-    (or without) ``[dossiers] strict_code``."""
+    (or without) ``[dossiers] strict_code``, with (or without) the payment routes."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "dvc-gateway", "version": "0.1.0",
                  "description": "Agency, operator and health API of the DVCQG sync gateway."},
-        "paths": {**_paths(backend, strict_code), **(_signing_paths() if signing else {})},
+        "paths": {**_paths(backend, strict_code), **(_signing_paths() if signing else {}),
+                  **(_payment_paths() if payments else {})},
         "components": {
             "securitySchemes": {
                 "agencyKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -298,7 +360,8 @@ def document(signing: bool = False, backend: str = "sqlite", strict_code: bool =
 
 def _served(request: web.Request, signing: bool) -> web.Response:
     settings = request.app[SETTINGS]
-    return web.json_response(document(signing, settings.queue.backend, settings.dossiers.strict_code))
+    return web.json_response(document(signing, settings.queue.backend, settings.dossiers.strict_code,
+                                      settings.payment.enabled))
 
 
 async def serve(request: web.Request) -> web.Response:

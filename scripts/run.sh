@@ -12,6 +12,10 @@ CONFIG=${DVCGW_CONFIG:-config/example.toml}
 RUN_DIR=${DVCGW_RUN_DIR:-var}
 PIDFILE="$RUN_DIR/run.pid"
 export DVCGW_PORTAL__ADAPTER_URL=${DVCGW_PORTAL__ADAPTER_URL:-http://127.0.0.1:$SANDBOX_PORT}
+# the payment platform's side of the same sandbox
+export DVCGW_PAYMENT__INIT_URL=${DVCGW_PAYMENT__INIT_URL:-http://127.0.0.1:$SANDBOX_PORT/payment/init}
+export DVCGW_PAYMENT__QUERY_URL=${DVCGW_PAYMENT__QUERY_URL:-http://127.0.0.1:$SANDBOX_PORT/payment/query}
+export DVCGW_PAYMENT__BILL_URL=${DVCGW_PAYMENT__BILL_URL:-http://127.0.0.1:$SANDBOX_PORT/payment/bill}
 mkdir -p "$RUN_DIR"
 
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
@@ -36,7 +40,10 @@ for addr in "$LISTEN" "127.0.0.1:$SANDBOX_PORT"; do
 done
 echo $$ > "$PIDFILE"
 
-$BIN/dvcgw sandbox --port "$SANDBOX_PORT" >> "$RUN_DIR/sandbox.log" 2>&1 &
+# the sandbox's payment side sends its CONFIRM callbacks to this daemon, signed with the secret of
+# config/example.toml's [payment] (another config with another secret: set SANDBOX_PAYMENT_SECRET)
+$BIN/dvcgw sandbox --port "$SANDBOX_PORT" --payment-callback "$URL/v1/payments/confirm" \
+  --payment-secret "${SANDBOX_PAYMENT_SECRET:-sandbox-payment-secret}" >> "$RUN_DIR/sandbox.log" 2>&1 &
 SANDBOX_PID=$!
 $BIN/dvcgw serve --config "$CONFIG" >> "$RUN_DIR/dvcgw.log" 2>&1 &
 DAEMON_PID=$!
@@ -63,6 +70,7 @@ cat <<EOT
   Metrics        $URL/metrics
   OpenAPI        $URL/openapi.json
   Sandbox        http://127.0.0.1:${SANDBOX_PORT}   (what it received: /_sandbox/record)
+  Payments       $URL/v1/payments               (docs/payments.md; the sandbox pays: /_sandbox/payments)
 
   Submit the sample dossier:
 

@@ -344,3 +344,16 @@ async def test_paid_dossiers_survive_a_restart(sandbox: Sandbox, tmp_path: Path)
         assert (await second.put(M, sample_dossier(M, TrangThaiHoSo="5"))).status == 202
         await second.drain()
     assert (await portal_pushes(sandbox))[-1]["data"]["DuocThanhToanTrucTuyen"] == "1"
+
+
+async def test_openapi_lists_the_payment_routes_when_enabled(gw: Gateway) -> None:
+    """With [payment] enabled, /openapi.json is still valid and describes exactly the routes served."""
+    from openapi_spec_validator import validate
+
+    from tests.gateway.test_http_api import documented_routes, served_routes
+
+    doc = await (await gw.client.get("/openapi.json")).json()
+    validate(doc)
+    assert served_routes(gw) == documented_routes(doc)
+    assert ("/v1/payments/confirm", "post") in served_routes(gw)
+    assert "security" not in doc["paths"]["/v1/payments/confirm"]["post"]
