@@ -72,7 +72,8 @@ class SandboxHandle:
 @asynccontextmanager
 async def running_sandbox(clock: Callable[[], float] | None = None, **startup: Any) -> AsyncIterator[SandboxHandle]:
     """Serve the real sandbox app on 127.0.0.1, an OS-chosen port, for the block's duration;
-    ``startup`` are its start-up settings (``latency``, ``rate_limit``) as ``dvcgw sandbox`` passes them."""
+    ``startup`` are its start-up settings (``latency``, ``rate_limit``, ``payment_secret``,
+    ``payment_callback``) as ``dvcgw sandbox`` passes them."""
     app = create_sandbox_app(clock=clock, **startup)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()

@@ -357,3 +357,75 @@ async def test_openapi_lists_the_payment_routes_when_enabled(gw: Gateway) -> Non
     assert served_routes(gw) == documented_routes(doc)
     assert ("/v1/payments/confirm", "post") in served_routes(gw)
     assert "security" not in doc["paths"]["/v1/payments/confirm"]["post"]
+
+
+# ---------------------------------------------------------------- hooks, transport
+
+
+async def test_a_transient_hook_failure_is_retried_and_a_permanent_one_is_not(gw: Gateway, sandbox: Sandbox) -> None:
+    """A hook raising TransientError runs again at the next reconciliation pass until it succeeds;
+    one raising anything else is recorded failed and never run again; the others run once."""
+    from core.errors import PermanentError, TransientError
+
+    calls = {"flaky": 0, "broken": 0}
+
+    async def flaky(paid: PaidPayment) -> None:
+        calls["flaky"] += 1
+        if calls["flaky"] == 1:
+            raise TransientError("receipt service down")
+
+    async def broken(paid: PaidPayment) -> None:
+        calls["broken"] += 1
+        raise PermanentError("cannot ever work")
+
+    gw.app[PAYMENTS].on_paid("flaky", flaky)
+    gw.app[PAYMENTS].on_paid("broken", broken)
+    ref, hooks = await paid_setup(gw, sandbox)
+    await sandbox_pay(sandbox, ref)
+    assert calls == {"flaky": 1, "broken": 1} and len(hooks.calls) == 1
+    await gw.app[PAYMENTS].reconcile()
+    await gw.app[PAYMENTS].reconcile()
+    assert calls == {"flaky": 2, "broken": 1} and len(hooks.calls) == 1
+
+
+async def test_a_hook_registered_later_never_runs_for_older_payments(gw: Gateway, sandbox: Sandbox) -> None:
+    """A payment promises the hooks registered when it was paid (stored with it), no others."""
+    ref, hooks = await paid_setup(gw, sandbox)
+    await sandbox_pay(sandbox, ref)
+    late = Hooks()
+    gw.app[PAYMENTS].on_paid("late", late)
+    await gw.app[PAYMENTS].reconcile()
+    assert late.calls == [] and len(hooks.calls) == 1
+
+
+async def test_platform_unreachable_is_503_and_that_bai(sandbox: Sandbox, tmp_path: Path) -> None:
+    """INIT without an answer (nothing listens): 503 with Retry-After, the attempt recorded that-bai."""
+    from tests.fakes.portal import ClosingServer
+
+    closing = ClosingServer()
+    dead = await closing.start()
+    try:
+        cfg = {"enabled": True, "init_url": f"{dead}/init", "query_url": f"{dead}/q", "bill_url": f"{dead}/b",
+               "partner_code": PARTNER, "secret": SECRET}
+        async with run_gateway(settings_for(tmp_path, sandbox.url, payment=cfg)) as gateway:
+            r = await pay_request(gateway)
+            assert r.status == 503 and r.headers["Retry-After"] == "30"
+            assert (await r.json())["error"] == "payment_platform_unavailable"
+            assert gateway.metric("dvcgw_payments_total", outcome="init_unknown") == 1
+    finally:
+        await closing.stop()
+
+
+async def test_access_token_is_sent_as_bearer(sandbox: Sandbox, tmp_path: Path) -> None:
+    """[payment] access_token (or access_token_file) goes out as Authorization: Bearer."""
+    token = tmp_path / "token"
+    token.write_text("tok-123\n")
+    cfg = {"enabled": True, "init_url": f"{sandbox.url}/payment/init", "query_url": f"{sandbox.url}/payment/query",
+           "bill_url": f"{sandbox.url}/payment/bill", "partner_code": PARTNER, "secret": SECRET,
+           "access_token_file": str(token)}
+    async with run_gateway(settings_for(tmp_path, sandbox.url, payment=cfg)) as gateway:
+        platform(sandbox).secret = SECRET
+        r = await pay_request(gateway)
+        assert r.status == 201, await r.text()
+        ref = (await r.json())["MaThamChieu"]
+    assert platform(sandbox).transactions[ref]["bearer"] == "Bearer tok-123"
