@@ -195,9 +195,8 @@ def validate_request(body: Any, agency: str) -> tuple[PaymentRequest, dict[str, 
     return PaymentRequest(str(body["MaHoSo"]), agency, lines, payer), extra
 
 
-def _authorise(request: web.Request, mahoso: Any) -> AgencySettings:
-    """The calling agency if it may ask payments of ``mahoso``'s unit: 401, 422 (malformed), 403."""
-    agency = require_agency(request)
+def _authorise(request: web.Request, agency: AgencySettings, mahoso: Any) -> None:
+    """Whether ``agency`` may ask payments of ``mahoso``'s unit: 422 (missing, malformed), 403."""
     if not isinstance(mahoso, str):
         raise ValidationError([FieldError("MaHoSo", "required: the dossier code, a string")])
     problem = dossier.code_problem(mahoso, request.app[SETTINGS].dossiers.strict_code)
@@ -207,7 +206,6 @@ def _authorise(request: web.Request, mahoso: Any) -> AgencySettings:
     if unit not in agency.units:
         raise HTTPProblem(403, "forbidden", f"agency {agency.code} may not ask payments for unit {unit}",
                           [FieldError("MaHoSo", "unit (first dash segment) is not one of the agency's units")])
-    return agency
 
 
 async def _context(request: web.Request, mahoso: str, given: dict[str, str]) -> ReceiptContext:
@@ -222,9 +220,9 @@ async def _context(request: web.Request, mahoso: str, given: dict[str, str]) -> 
 async def create_payment(request: web.Request) -> web.Response:
     """``POST /v1/payments``: 201 {MaThamChieu, UrlThanhToan, state}. Checks: 400/401, 415, 413, 400,
     422 (MaHoSo), 403, 422 (the rest); then 502 (the platform refused) or 503 (no answer)."""
-    require_agency(request)
+    agency = require_agency(request)  # 401 before the body is read
     body = await json_body(request)
-    agency = _authorise(request, body.get("MaHoSo") if isinstance(body, dict) else None)
+    _authorise(request, agency, body.get("MaHoSo") if isinstance(body, dict) else None)
     req, given = validate_request(body, agency.code)
     req = PaymentRequest(req.mahoso, req.agency, req.lines, req.payer, await _context(request, req.mahoso, given))
     try:
