@@ -14,6 +14,7 @@ from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
+from queues.jobs import Jobs
 
 
 @dataclass
@@ -33,3 +34,5 @@ ACCEPT = web.AppKey("accept", Acceptor)
 READINESS = web.AppKey("readiness", Readiness)
 #: The 766 indicators (monitoring/kpi); absent when ``[kpi] enabled = false``.
 KPI = web.AppKey("kpi", KpiService)
+#: Durable jobs (queues/jobs.py): provincial delivery, e-receipts.
+JOBS = web.AppKey("jobs", Jobs)
