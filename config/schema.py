@@ -179,6 +179,26 @@ _RECEIPT_SERVICES = ("PublishService", "BusinessService", "PortalService")
 
 
 @dataclass(frozen=True)
+class JobsSettings:
+    """Durable jobs: provincial delivery, e-receipts (queues/jobs.py)."""
+
+    # the jobs' own SQLite file; "" = jobs.sqlite3 beside [storage] path
+    path: str = ""
+    # jobs run at once (each of a different topic and key)
+    concurrency: int = 8
+    # done jobs are forgotten after this long (the newest of each key is kept for dedupe)
+    keep_done: Duration = _D(30 * 86400.0)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= 256:
+            raise ValueError("concurrency: expected 1..256")
+
+    def file(self, storage_path: str) -> Path:
+        """Where the jobs' file lives."""
+        return Path(self.path) if self.path else Path(storage_path).with_name("jobs.sqlite3")
+
+
+@dataclass(frozen=True)
 class ReceiptsSettings:
     """VNPT e-receipts (adapters/vnpt_receipts, docs/e-receipts.md): one tenant's services and accounts."""
 
@@ -462,7 +482,7 @@ class KpiSettings:
     refresh_interval: Duration = _D(60.0)
     # how often recorded facts are written to the file (what a crash of the process can lose);
     # a write costs less an event the more it holds (bench_kpi, docs/kpi.md "Cost")
-    flush_interval: Duration = _D(2.0)
+    flush_interval: Duration = _D(5.0)
     # ON_TIME, a dossier still in processing is judged at "now" (in progress within its deadline
     # = on time) or at "period_end" (kpi-766.md §3.2 step 3 read literally: due after the period)
     open_dossier_cut: Literal["now", "period_end"] = "now"
@@ -547,6 +567,7 @@ class Settings:
     kpi: KpiSettings = field(default_factory=KpiSettings)
     receipts: ReceiptsSettings = field(default_factory=ReceiptsSettings)
     payment: PaymentSettings = field(default_factory=PaymentSettings)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from adapters.national_portal.client import PortalClient
 from config.schema import Settings
-from gateway import handlers, ops_routes, payment_routes
+from gateway import handlers, job_routes, ops_routes, payment_routes
 from gateway.accept import Acceptor
 from gateway.appkeys import ACCEPT, CLOCK, ENGINE, KPI, LIFECYCLE, METRICS, PAYMENTS, QUEUE, SETTINGS, Lifecycle
 from gateway.auth import KEYRING, KeyRing
@@ -58,6 +58,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     if settings.payment.enabled:  # before the queue: the accept path asks it which dossiers are paid
         app.cleanup_ctx.append(payment_routes.store_ctx)
     app.cleanup_ctx.append(_queue_ctx)
+    app.cleanup_ctx.append(job_routes.jobs_ctx())
     if settings.kpi.enabled:
         app.cleanup_ctx.append(_kpi_ctx)
     app.cleanup_ctx.append(_engine_ctx(run_engine))
@@ -71,6 +72,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     handlers.add_routes(app, signing=signing_enabled(settings))
     ops_routes.setup_readiness(app)
     ops_routes.add_routes(app)
+    job_routes.add_routes(app)
+    if run_engine:
+        app.on_startup.append(job_routes.start_worker)
     app.on_startup.append(_ready)
     app.on_response_prepare.append(echo_request_id)
     app.on_shutdown.append(_draining)

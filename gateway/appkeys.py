@@ -15,6 +15,7 @@ from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
+from queues.jobs import Jobs
 
 
 @dataclass
@@ -36,3 +37,5 @@ READINESS = web.AppKey("readiness", Readiness)
 KPI = web.AppKey("kpi", KpiService)
 #: The payment platform's service (adapters/payment_platform); absent unless ``[payment] enabled``.
 PAYMENTS = web.AppKey("payments", PaymentService)
+#: Durable jobs (queues/jobs.py): provincial delivery, e-receipts.
+JOBS = web.AppKey("jobs", Jobs)

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from config.schema import AgencySettings
 from core.errors import FieldError
 from gateway import dossier, openapi, params
-from gateway.appkeys import ACCEPT, CLOCK, KPI, METRICS, QUEUE, SETTINGS
+from gateway.appkeys import ACCEPT, CLOCK, JOBS, KPI, METRICS, QUEUE, SETTINGS
 from gateway.auth import require_agency, require_operator, require_operator_or_agency
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
 from gateway.times import iso_utc
@@ -235,6 +235,8 @@ async def metrics(request: web.Request) -> web.Response:
     m = app[METRICS]
     now = app[CLOCK]()
     m.publish_queue(await app[QUEUE].stats(now), now)
+    jobs = app[JOBS]
+    m.publish_jobs(await jobs.counts(), await jobs.oldest_pending(), now)
     kpi = app.get(KPI)
     # the 766 families, rendered once per computation (monitoring/kpi/exposition.py)
     body = generate_latest(m.registry) + (kpi.metrics_text() if kpi is not None else b"")
