@@ -85,6 +85,7 @@ class PaidPayment:
     paid_time: str
     platform_transaction: str  # MaGiaoDich
     bank: str  # MaNganHang
+    context: ReceiptContext = field(default_factory=ReceiptContext)  # MaTTHC, TenTTHC, MaDonVi, TenDonVi
 
 
 Hook = Callable[[PaidPayment], Awaitable[None]]
@@ -100,7 +101,7 @@ class Rejection:
 
 def paid_payment(txn: Txn) -> PaidPayment:
     return PaidPayment(txn.mahoso, txn.ref, txn.agency, txn.lines, txn.payer, txn.amount, txn.paid_at or 0.0,
-                       txn.paid_time or "", txn.ma_giao_dich or "", txn.ma_ngan_hang or "")
+                       txn.paid_time or "", txn.ma_giao_dich or "", txn.ma_ngan_hang or "", txn.context)
 
 
 class PaymentService:

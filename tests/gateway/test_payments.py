@@ -176,6 +176,7 @@ async def test_confirm_marks_the_dossier_paid_and_resyncs_it(gw: Gateway, sandbo
     assert [line.amount for line in paid.items] == [20000, 5000]
     assert paid.platform_transaction == sent["confirm"]["MaGiaoDich"]
     assert paid.paid_time == sent["confirm"]["ThoiGianGD"]
+    assert (paid.context.ma_tthc, paid.context.ma_don_vi) == ("1.001612.000.00.00.H55", "000.00.01.H55")
     await gw.drain()
     pushes = await portal_pushes(sandbox)
     assert [p["data"]["DuocThanhToanTrucTuyen"] for p in pushes] == ["0", "1"]
