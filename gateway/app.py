@@ -19,8 +19,22 @@ from adapters.national_portal.client import PortalClient
 from config.schema import Settings
 from gateway import handlers, ops_routes
 from gateway.accept import Acceptor
-from gateway.appkeys import ACCEPT, CLOCK, ENGINE, KPI, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
+from gateway.appkeys import (
+    ACCEPT,
+    CATALOGUE,
+    CLOCK,
+    ENGINE,
+    KPI,
+    LIFECYCLE,
+    METRICS,
+    PORTAL_CLIENT,
+    QUEUE,
+    SETTINGS,
+    Lifecycle,
+)
 from gateway.auth import KEYRING, KeyRing
+from gateway.catalogue import Catalogue
+from gateway.catalogue import routes as catalogue_routes
 from gateway.middleware import error_middleware
 from gateway.requestlog import echo_request_id, request_context
 from gateway.sync import SyncEngine
@@ -59,11 +73,14 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     if settings.kpi.enabled:
         app.cleanup_ctx.append(_kpi_ctx)
     app.cleanup_ctx.append(_engine_ctx(run_engine))
+    if settings.catalogue.enabled:
+        app.cleanup_ctx.append(_catalogue_ctx(run_engine))
     if signing_enabled(settings):
         from gateway.signing_routes import setup_signing
 
         setup_signing(app, settings, metrics)
     handlers.add_routes(app, signing=signing_enabled(settings))
+    catalogue_routes.add_routes(app)
     ops_routes.setup_readiness(app)
     ops_routes.add_routes(app)
     app.on_startup.append(_ready)
@@ -126,11 +143,27 @@ def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
             engine = SyncEngine(app[QUEUE], portal, settings, app[METRICS], clock=app[CLOCK],
                                 observer=kpi.observe if kpi is not None else None)
             app[ENGINE] = engine
+            app[PORTAL_CLIENT] = portal
             task = asyncio.create_task(engine.run(), name="dvcgw-sync") if run else None
             yield
             await engine.stop(settings.server.shutdown_grace)
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+    return ctx
+
+
+def _catalogue_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The procedure catalogue: read from its file before the first request, pulled on its
+    schedule (when ``run``) through the engine's portal client; closed before the engine."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        catalogue = Catalogue(app[SETTINGS], app[PORTAL_CLIENT], app[METRICS], app[CLOCK])
+        await catalogue.start()
+        app[CATALOGUE] = catalogue
+        if run:
+            catalogue.start_puller()
+        yield
+        await catalogue.close()
 
     return ctx

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from adapters.national_portal.client import PortalClient
 from config.schema import Settings
 from gateway.accept import Acceptor
+from gateway.catalogue import Catalogue
 from gateway.health import Readiness
 from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
@@ -33,3 +35,8 @@ ACCEPT = web.AppKey("accept", Acceptor)
 READINESS = web.AppKey("readiness", Readiness)
 #: The 766 indicators (monitoring/kpi); absent when ``[kpi] enabled = false``.
 KPI = web.AppKey("kpi", KpiService)
+#: The national-portal client the sync engine uses; the catalogue and the inbound puller share it
+#: (one session per account, spec §2.5).
+PORTAL_CLIENT = web.AppKey("portal_client", PortalClient)
+#: The procedure catalogue (gateway/catalogue); absent when ``[catalogue] enabled = false``.
+CATALOGUE = web.AppKey("catalogue", Catalogue)
