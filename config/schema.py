@@ -179,6 +179,26 @@ _RECEIPT_SERVICES = ("PublishService", "BusinessService", "PortalService")
 
 
 @dataclass(frozen=True)
+class JobsSettings:
+    """Durable jobs: provincial delivery, e-receipts (queues/jobs.py)."""
+
+    # the jobs' own SQLite file; "" = jobs.sqlite3 beside [storage] path
+    path: str = ""
+    # jobs run at once (each of a different topic and key)
+    concurrency: int = 8
+    # done jobs are forgotten after this long (the newest of each key is kept for dedupe)
+    keep_done: Duration = _D(30 * 86400.0)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= 256:
+            raise ValueError("concurrency: expected 1..256")
+
+    def file(self, storage_path: str) -> Path:
+        """Where the jobs' file lives."""
+        return Path(self.path) if self.path else Path(storage_path).with_name("jobs.sqlite3")
+
+
+@dataclass(frozen=True)
 class ReceiptsSettings:
     """VNPT e-receipts (adapters/vnpt_receipts, docs/e-receipts.md): one tenant's services and accounts."""
 
@@ -586,6 +606,7 @@ class Settings:
     inbound: InboundSettings = field(default_factory=InboundSettings)
     provincial: ProvincialSettings = field(default_factory=ProvincialSettings)
     receipts: ReceiptsSettings = field(default_factory=ReceiptsSettings)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def __post_init__(self) -> None:

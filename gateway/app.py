@@ -17,7 +17,7 @@ from aiohttp import web
 
 from adapters.national_portal.client import PortalClient
 from config.schema import Settings
-from gateway import handlers, ops_routes
+from gateway import handlers, job_routes, ops_routes
 from gateway.accept import Acceptor
 from gateway.appkeys import (
     ACCEPT,
@@ -70,6 +70,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     app[LIFECYCLE] = Lifecycle()
     app[KEYRING] = KeyRing(settings.agencies, settings.operator)
     app.cleanup_ctx.append(_queue_ctx)
+    app.cleanup_ctx.append(job_routes.jobs_ctx())
     if settings.kpi.enabled:
         app.cleanup_ctx.append(_kpi_ctx)
     app.cleanup_ctx.append(_engine_ctx(run_engine))
@@ -83,6 +84,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     catalogue_routes.add_routes(app)
     ops_routes.setup_readiness(app)
     ops_routes.add_routes(app)
+    job_routes.add_routes(app)
+    if run_engine:
+        app.on_startup.append(job_routes.start_worker)
     app.on_startup.append(_ready)
     app.on_response_prepare.append(echo_request_id)
     app.on_shutdown.append(_draining)

@@ -16,6 +16,7 @@ from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
+from queues.jobs import Jobs
 
 
 @dataclass
@@ -40,3 +41,5 @@ KPI = web.AppKey("kpi", KpiService)
 PORTAL_CLIENT = web.AppKey("portal_client", PortalClient)
 #: The procedure catalogue (gateway/catalogue); absent when ``[catalogue] enabled = false``.
 CATALOGUE = web.AppKey("catalogue", Catalogue)
+#: Durable jobs (queues/jobs.py): provincial delivery, e-receipts.
+JOBS = web.AppKey("jobs", Jobs)

@@ -62,19 +62,22 @@ def _parser() -> argparse.ArgumentParser:
                          help="portal calls admitted per second, the rest answered 429 (0 = no limit)")
     sandbox.set_defaults(func=_sandbox)
 
-    dlq = sub.add_parser("dlq", help="dead letters of a running daemon")
-    dlq.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
-    dlq.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
-                     "or [operator] api_key of --config)")
-    dlq.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
-    dsub = dlq.add_subparsers(dest="dlq_command", required=True)
-    ls = dsub.add_parser("list", help="list dead letters")
-    ls.add_argument("--all", action="store_true", help="follow the cursor through every page")
-    for name, helptext in (("show", "show one"), ("replay", "re-enter at the head of the ladder"),
-                           ("drop", "delete one")):
-        c = dsub.add_parser(name, help=helptext)
-        c.add_argument("id")
-    dlq.set_defaults(func=_dlq)
+    for name, helptext, base in (("dlq", "dead letters of a running daemon", "/v1/dead-letters"),
+                                 ("jobs", "dead-lettered jobs (provincial delivery, e-receipts) of a running daemon",
+                                  "/v1/jobs/dead-letters")):
+        dlq = sub.add_parser(name, help=helptext)
+        dlq.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
+        dlq.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
+                         "or [operator] api_key of --config)")
+        dlq.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+        dsub = dlq.add_subparsers(dest="dlq_command", required=True)
+        ls = dsub.add_parser("list", help="list dead letters")
+        ls.add_argument("--all", action="store_true", help="follow the cursor through every page")
+        for cmd, cmd_help in (("show", "show one"), ("replay", "run it again from the head of the ladder"),
+                              ("drop", "delete one")):
+            c = dsub.add_parser(cmd, help=cmd_help)
+            c.add_argument("id")
+        dlq.set_defaults(func=_dlq, base=base)
 
     maint = sub.add_parser("maintenance", help="take a running daemon out of its load balancer (/readyz 503), "
                            "or put it back")
@@ -161,7 +164,7 @@ def _dlq(args: argparse.Namespace) -> int:
 
 
 async def _dlq_async(args: argparse.Namespace, key: str) -> int:
-    base = args.url.rstrip("/") + "/v1/dead-letters"
+    base = args.url.rstrip("/") + args.base
     headers = {"X-API-Key": key}
     async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as s:
         try:
@@ -182,7 +185,11 @@ async def _dlq_async(args: argparse.Namespace, key: str) -> int:
 
 async def _dlq_list(s: aiohttp.ClientSession, base: str, follow: bool) -> int:
     cursor: str | None = None
-    print(f"{'ID':>8}  {'MaHoSo':32}  {'KIND':8}  {'CLASS':10}  {'CODE':6}  {'ATT':>3}  MESSAGE")
+    jobs = base.endswith("/jobs/dead-letters")
+    if jobs:
+        print(f"{'ID':>8}  {'TOPIC':10}  {'KEY':32}  {'CODE':16}  {'ATT':>3}  MESSAGE")
+    else:
+        print(f"{'ID':>8}  {'MaHoSo':32}  {'KIND':8}  {'CLASS':10}  {'CODE':6}  {'ATT':>3}  MESSAGE")
     while True:
         params = {"cursor": cursor} if cursor else {}
         async with s.get(base, params=params) as r:
@@ -190,6 +197,10 @@ async def _dlq_list(s: aiohttp.ClientSession, base: str, follow: bool) -> int:
                 return _remote_error(r.status, await r.text())
             page: dict[str, Any] = await r.json()
         for d in page["items"]:
+            if jobs:
+                print(f"{d['id']:>8}  {d['topic']:10}  {d['key']:32}  {d['code']:16}  {d['attempts']:>3}  "
+                      f"{d['message']}")
+                continue
             print(f"{d['id']:>8}  {d['MaHoSo']:32}  {d['kind']:8}  {d['reason_class']:10}  {d['code']:6}  "
                   f"{d['attempts']:>3}  {d['message']}")
         cursor = page.get("next")

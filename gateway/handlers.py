@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from config.schema import AgencySettings
 from core.errors import FieldError
 from gateway import dossier, openapi, params
-from gateway.appkeys import ACCEPT, CATALOGUE, CLOCK, KPI, METRICS, QUEUE, SETTINGS
+from gateway.appkeys import ACCEPT, CATALOGUE, CLOCK, JOBS, KPI, METRICS, QUEUE, SETTINGS
 from gateway.auth import require_agency, require_operator, require_operator_or_agency
 from gateway.catalogue.fill import complete
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
@@ -242,6 +242,8 @@ async def metrics(request: web.Request) -> web.Response:
     catalogue = app.get(CATALOGUE)
     if catalogue is not None:
         catalogue.publish_age()
+    jobs = app[JOBS]
+    m.publish_jobs(await jobs.counts(), await jobs.oldest_pending(), now)
     kpi = app.get(KPI)
     # the 766 families, rendered once per computation (monitoring/kpi/exposition.py)
     body = generate_latest(m.registry) + (kpi.metrics_text() if kpi is not None else b"")

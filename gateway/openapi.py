@@ -264,6 +264,43 @@ _JOB = {"type": "object", "properties": {"id": {"type": "string"}, "state": {
     "message": {"type": "string"}, "pdf_base64": {"type": "string"}}}
 
 
+_DEAD_JOB = {"type": "object", "properties": {
+    "id": {"type": "string"}, "topic": {"enum": ["provincial", "receipt"]}, "key": {"type": "string"},
+    "code": {"type": "string"}, "message": {"type": "string"}, "attempts": {"type": "integer"},
+    "dead_at": {"type": "number"}, "created_at": {"type": "number"}, "replayed": {"type": "boolean"}}}
+_JOB_DL_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+
+
+def _job_paths() -> dict[str, Any]:
+    """The operator routes of the durable jobs (gateway/job_routes.py)."""
+    return {
+        "/v1/jobs": {"get": {
+            "summary": "Durable jobs (provincial delivery, e-receipts) by topic and state", "security": _OPERATOR,
+            "responses": {"200": _resp("Counts", {"type": "object", "properties": {"topics": {"type": "object"}}}),
+                          **_errors(400, 401)}}},
+        "/v1/jobs/dead-letters": {"get": {
+            "summary": "Dead-lettered jobs, oldest first (payloads are never shown)", "security": _OPERATOR,
+            "parameters": [{"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+                           {"name": "topic", "in": "query", "schema": {"type": "string"}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                       "maximum": 1000}}],
+            "responses": {"200": _resp("A page", {"type": "object", "properties": {
+                "items": {"type": "array", "items": _DEAD_JOB}, "next": {"type": ["string", "null"]}}}),
+                          **_errors(400, 401, 422)}}},
+        "/v1/jobs/dead-letters/{id}": {
+            "parameters": [_JOB_DL_ID],
+            "get": {"summary": "One dead-lettered job", "security": _OPERATOR,
+                    "responses": {"200": _resp("The job", _DEAD_JOB), **_errors(400, 401, 404, 422)}},
+            "delete": {"summary": "Forget a dead-lettered job", "security": _OPERATOR,
+                       "responses": {"204": _resp("Dropped"), **_errors(400, 401, 404, 422)}}},
+        "/v1/jobs/dead-letters/{id}/replay": {
+            "parameters": [_JOB_DL_ID],
+            "post": {"summary": "Run a dead-lettered job again, from the head of the retry ladder",
+                     "security": _OPERATOR,
+                     "responses": {"202": _resp("Replayed"), **_errors(400, 401, 404, 422)}}},
+    }
+
+
 def _signing_paths() -> dict[str, Any]:
     return {
         "/v1/signatures": {"post": {
@@ -310,7 +347,8 @@ def document(signing: bool = False, backend: str = "sqlite", strict_code: bool =
         "openapi": "3.1.0",
         "info": {"title": "dvc-gateway", "version": "0.1.0",
                  "description": "Agency, operator and health API of the DVCQG sync gateway."},
-        "paths": {**_paths(backend, strict_code), **_catalogue_paths(), **(_signing_paths() if signing else {})},
+        "paths": {**_paths(backend, strict_code), **_job_paths(), **_catalogue_paths(),
+                  **(_signing_paths() if signing else {})},
         "components": {
             "securitySchemes": {
                 "agencyKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},

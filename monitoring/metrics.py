@@ -27,6 +27,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from queues import jobs
 from queues.api import DeliveryState, EventKind, OutcomeClass, QueueStats
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -93,6 +94,7 @@ class Metrics:
         self._http_children: dict[tuple[str, str, str], Any] = {}  # labels() is not free on the request path
         self._lag_children = {kind.value: self.sync_lag.labels(kind.value) for kind in EventKind}
         self._dead_seen: set[str] = set(DEAD_REASONS)
+        self._jobs_seen: set[tuple[str, str]] = set()
         self._initialise_children()
 
     # ------------------------------------------------------------------ definitions
@@ -127,6 +129,13 @@ class Metrics:
             "dvcgw_http_requests_total",
             "HTTP requests served, by route template (never the raw path), method and status class",
             ["route", "method", "status"], registry=r)
+        self.jobs = Gauge(
+            "dvcgw_jobs", "Durable jobs (provincial delivery, e-receipts) by topic and state (pending, done, dead)",
+            ["topic", "state"], registry=r)
+        self.job_runs = Counter(
+            "dvcgw_job_runs_total", "Job runs by topic and outcome (ok, retry, dead)", ["topic", "outcome"], registry=r)
+        self.oldest_job_age = Gauge(
+            "dvcgw_oldest_pending_job_age_seconds", "Age of the oldest durable job not yet done", registry=r)
 
     def _counterpart_families(self) -> None:
         r = self.registry
@@ -211,6 +220,12 @@ class Metrics:
                 self.auth.labels(PORTAL, kind, result)
         self.throttled.labels(PORTAL)
         self.throttled_wait.labels(PORTAL)
+        for topic in jobs.TOPICS:
+            for job_state in jobs.STATES:
+                self.jobs.labels(topic, job_state)
+            for outcome in jobs.RUN_OUTCOMES:
+                self.job_runs.labels(topic, outcome)
+        self._jobs_seen |= {(t, s) for t in jobs.TOPICS for s in jobs.STATES}
         self._initialise_inbound_children()
 
     def _initialise_inbound_children(self) -> None:
@@ -261,6 +276,19 @@ class Metrics:
         oldest = stats.oldest_pending_at
         self.oldest_pending_age.set(max(now - oldest, 0.0) if oldest else 0.0)
         self.publish_dead_letters(stats.dead_letters_by_reason)
+
+    def publish_jobs(self, counts: Mapping[tuple[str, str], int], oldest: float | None, now: float) -> None:
+        """The jobs' gauges from one census: every (topic, state) seen so far, 0 when gone."""
+        for (topic, state), n in counts.items():
+            self.jobs.labels(topic, state).set(n)
+        for labels in list(self._jobs_seen - set(counts)):
+            self.jobs.labels(*labels).set(0)
+        self._jobs_seen |= set(counts)
+        self.oldest_job_age.set(max(now - oldest, 0.0) if oldest else 0.0)
+
+    def job_run(self, topic: str, outcome: str) -> None:
+        """One job run: ``outcome`` ok, retry or dead."""
+        self.job_runs.labels(topic, outcome).inc()
 
     def publish_dead_letters(self, by_reason: Mapping[str, int]) -> None:
         """Dead letters per reason; a reason seen before and now gone drops to 0 (never stale)."""

@@ -37,7 +37,7 @@ from tests.harness import AGENCY_KEY, OPERATOR_KEY, Sandbox
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-MAX_EXAMPLES = 30  # per operation in the fuzzing phase: 10 operations, a few hundred cases in all
+MAX_EXAMPLES = 30  # per operation in the fuzzing phase: a few hundred cases in all
 RUN_TIMEOUT_S = 150.0
 
 
@@ -160,7 +160,9 @@ async def test_schemathesis_finds_no_server_error(sandbox: Sandbox, tmp_path: Pa
 
     assert rc == 0 and report["failures"] == [] and report["errors"] == [], output[-6000:]
     assert [(m, p, s) for m, p, _, s in seen if s >= 500] == []
-    assert 150 <= report["test_cases"]["generated"] <= 600, report["test_cases"]
+    operations = sum(1 for ops in doc["paths"].values() for m in ops if m != "parameters")
+    # a few hundred cases: at most MAX_EXAMPLES per operation and phase (examples, coverage, fuzzing)
+    assert 150 <= report["test_cases"]["generated"] <= 3 * MAX_EXAMPLES * operations, report["test_cases"]
     assert untried(doc, seen) == set()
     assert 202 in {s for m, p, _, s in seen if m == "PUT"}, "no fuzzed dossier got past the checks"
     assert 202 in {s for m, p, _, s in seen if p.endswith("/progress")}, "no fuzzed progress got past the checks"
