@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from adapters.national_portal.client import PortalClient
+from adapters.provincial_system.client import ProvincialClient
 from config.schema import Settings
 from gateway.accept import Acceptor
 from gateway.catalogue import Catalogue
 from gateway.health import Readiness
+from gateway.inbound.puller import InboundPuller
 from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
 from monitoring.metrics import Metrics
@@ -43,3 +45,7 @@ PORTAL_CLIENT = web.AppKey("portal_client", PortalClient)
 CATALOGUE = web.AppKey("catalogue", Catalogue)
 #: Durable jobs (queues/jobs.py): provincial delivery, e-receipts.
 JOBS = web.AppKey("jobs", Jobs)
+#: The provincial system's REST client (adapters/provincial_system); absent without ``[provincial] url``.
+PROVINCIAL_CLIENT = web.AppKey("provincial_client", ProvincialClient)
+#: The inbound dossier puller (gateway/inbound); absent unless ``[inbound] enabled``.
+INBOUND = web.AppKey("inbound", InboundPuller)

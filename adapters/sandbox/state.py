@@ -114,7 +114,7 @@ class SandboxState:
     catalogue_calls: dict[str, int] = field(default_factory=dict)  # service → calls answered
     inbound: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # MaHoSo → (seq, dossier)
     inbound_seq: int = 0
-    pulls: list[dict[str, Any]] = field(default_factory=list)  # the pull calls' parameters, in order
+    pulls: list[dict[str, Any]] = field(default_factory=list)  # the pull calls' bodies (no session), in order
 
     def reset(self) -> None:
         """Forget sessions, tokens, dossiers, the record and faults; the configuration returns to
@@ -369,7 +369,7 @@ def pull_inbound(state: SandboxState, params: dict[str, Any], meta: dict[str, An
     """The dossier pull: those seeded after ``cursor`` (a sequence number; "" or absent: from the
     start), at most ``limit`` (default 50), oldest first; ``cursor`` in the reply is the last one's."""
     cursor, limit = _param(params, "cursor"), _param(params, "limit")
-    state.pulls.append({"cursor": cursor, "limit": limit, "madonvi": meta.get("madonvi")})
+    state.pulls.append({k: v for k, v in params.items() if k != "session"})
     after = 0 if cursor in (None, "") else int(cursor) if isinstance(cursor, str) and cursor.isdigit() else -1
     size = 50 if limit in (None, "") else int(limit) if str(limit).isdigit() else -1
     if after < 0 or not 1 <= size <= MAX_PULL:
