@@ -199,7 +199,7 @@ def _inbound_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     worker starts), and, where ``[inbound] enabled``, the puller on the engine's portal client."""
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        app[JOBS].handle(PROVINCIAL_TOPIC, provincial_handler(app[PROVINCIAL_CLIENT], app[METRICS]))
+        app[JOBS].handle(PROVINCIAL_TOPIC, provincial_handler(app[PROVINCIAL_CLIENT], app[METRICS], app[JOBS]))
         puller: InboundPuller | None = None
         if settings.inbound.enabled:
             puller = InboundPuller(settings, app[PORTAL_CLIENT], app[JOBS], app[METRICS], app[CLOCK])

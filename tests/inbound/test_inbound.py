@@ -172,3 +172,21 @@ async def test_the_service_name_and_parameters_are_configurable(run_world: Run) 
     (pull,) = (await w.sandbox.record())["pulls"]
     assert pull["service"] == "LayHoSoCongDan" and pull["maDonViNhan"] == "000.00.01.H55" and pull["loai"] == "1"
     assert (pull["cursor"], pull["limit"]) == ("", "10")
+
+
+async def test_a_replayed_older_version_does_not_overwrite_a_newer_one(run_world: Run) -> None:
+    """Version A is refused (dead letter), version B goes through; replaying A afterwards sends
+    nothing: the provincial system keeps B."""
+    async with run_world() as w:
+        w.prov.fail(422)
+        await w.seed(citizen(1, "new"))
+        await w.pull_and_deliver()
+        newer = citizen(1, "processing")
+        await w.seed(newer)
+        await w.pull_and_deliver()
+        assert w.prov.stored[code(1)]["version"] == version_of(newer)
+        (letter,) = (await (await w.gw.operator("GET", "/v1/jobs/dead-letters")).json())["items"]
+        r = await w.gw.operator("POST", f"/v1/jobs/dead-letters/{letter['id']}/replay")
+        assert r.status in (200, 202)
+        await w.jobs.drain()
+        assert len(w.prov.received) == 2 and w.prov.stored[code(1)]["version"] == version_of(newer)
