@@ -1,7 +1,8 @@
 """``create_app(settings)``: the daemon as one aiohttp application in one process.
 
 Every route goes through one middleware chain. Each resource is its own ``cleanup_ctx`` (queue →
-766 indicators → sync engine → signing), so clean-up runs in reverse order and only for what started. The
+provincial client → jobs → 766 indicators → sync engine → procedure catalogue → inbound puller →
+signing), so clean-up runs in reverse order and only for what started. The
 delivery engine runs as a task in the same event loop. Handlers reach resources through the typed
 ``AppKey``s of :mod:`gateway.appkeys`.
 """

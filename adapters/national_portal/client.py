@@ -1,8 +1,11 @@
-"""Business operations on the national portal (DVCQG): lookup, dossier sync, progress push.
+"""Business operations on the national portal (DVCQG): lookup, dossier sync, progress push, the
+procedure catalogue (``LayDanhSachTTHC`` on the share endpoint, ``LayThuTuc``) and read-only calls
+of a configured service (the inbound dossier pull).
 
 Layers, top to bottom::
 
     lookup / sync_dossiers / push_progress     judge the decoded reply (ok, exists, rejected)
+    list_procedures / procedure / call
     _service                                    concurrency cap, rate limit, session + one re-login
     _post                                       dstcode + bearer headers, one token refresh on 401,
                                                 HTTP status → error class, JSON decode
