@@ -6,7 +6,7 @@ Every daemon is ``dvcgw serve`` in its own subprocess with one agency owning 500
 SQLite store with ``synchronous = "full"``, ``batch_size = 50`` and ``lookup_before_create =
 false`` (bench_gateway's ``deliver`` settings), the zero-latency sandbox (``dvcgw sandbox``, nice
 10) as the portal, and the default ``[kpi]`` settings (``refresh_interval`` 60 s, ``flush_interval``
-1 s): only ``[kpi] enabled`` differs between a daemon and its baseline. Set up once per run, and
+5 s): only ``[kpi] enabled`` differs between a daemon and its baseline. Set up once per run, and
 copied for each daemon:
 
 * **the year**: an indicators' file holding ``year`` dossiers (200,000) of the 500 units,

@@ -413,7 +413,7 @@ class KpiSettings:
     refresh_interval: Duration = _D(60.0)
     # how often recorded facts are written to the file (what a crash of the process can lose);
     # a write costs less an event the more it holds (bench_kpi, docs/kpi.md "Cost")
-    flush_interval: Duration = _D(2.0)
+    flush_interval: Duration = _D(5.0)
     # ON_TIME, a dossier still in processing is judged at "now" (in progress within its deadline
     # = on time) or at "period_end" (kpi-766.md §3.2 step 3 read literally: due after the period)
     open_dossier_cut: Literal["now", "period_end"] = "now"
