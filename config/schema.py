@@ -513,8 +513,9 @@ class InboundSettings:
         bad = [p for p in self.params if "=" not in p or not p.partition("=")[0].strip()]
         if bad:
             raise ValueError(f"params: {bad[0]!r} is not \"name=value\"")
-        if not self.cursor_param or not self.state_field:
-            raise ValueError("cursor_param: cursor_param and state_field may not be empty")
+        for key in ("cursor_param", "cursor_field", "state_field"):
+            if not getattr(self, key).strip():
+                raise ValueError(f"{key}: may not be empty")
         if not 1 <= self.page_size <= 1000:
             raise ValueError("page_size: expected 1..1000")
         if not 1 <= self.max_pages <= 10_000:
