@@ -15,13 +15,16 @@ The provincial one-stop systems publish no common API, so this is the gateway's 
   a 4xx saying the dossier already exists): done; a new version of a known dossier replaces it.
 
 Answers (:func:`verdict`): 2xx ok; 409 or "already exists" / "đã tồn tại" exists (done); 429
-throttled; 408 and 5xx unavailable; anything else rejected.
+throttled; 408 and 5xx unavailable; anything else rejected, with the receiver's ``code`` (or
+``error``) when it is a short identifier, else ``HTTP <status>``. The receiver's free-text
+``message`` is read only to recognise "already exists", never kept: it may quote the citizen.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +34,9 @@ import orjson
 
 SOURCE = "DVCQG"
 _SNIPPET = 200
+#: a receiver's own error code is kept when it looks like one (it may be any string: a free text
+#: could quote the citizen, and the dead letter's message is logged)
+_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _EXISTS_TEXTS = ("already exists", "already exist", "đã tồn tại", "duplicate")
 
 
@@ -111,9 +117,10 @@ def verdict(status: int, raw: bytes) -> Judged:
     if status >= 500 or status == 408:
         return Judged(Verdict.UNAVAILABLE, str(status), f"HTTP {status}")
     data = _decoded(raw)
-    message = _message(data, raw)
-    if 400 <= status < 500 and _says_exists(message):
+    if 400 <= status < 500 and _says_exists(_message(data, raw)):
         return Judged(Verdict.EXISTS)
     own = data.get("code") or data.get("error")
-    code = own[:64] if isinstance(own, str) and own else f"HTTP {status}"
-    return Judged(Verdict.REJECTED, code, message or f"HTTP {status}")
+    code = own if isinstance(own, str) and _CODE.fullmatch(own) else f"HTTP {status}"
+    # the receiver's free text is not kept: it may quote the dossier's owner, and the dead letter's
+    # message is written to the log (docs/decisions.md); its code and the status are
+    return Judged(Verdict.REJECTED, code, f"HTTP {status}")

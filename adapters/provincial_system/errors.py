@@ -7,13 +7,14 @@
     │   └── ProvincialThrottled                  HTTP 429; ``retry_after`` from Retry-After, or None
     └── ProvincialRejected (PermanentError)      any other 4xx (a 3xx too: the URL is wrong): dead
                                                  letter with ``code`` (the answer's own ``code`` or
-                                                 ``error``, else ``HTTP <status>``) and its message
+                                                 ``error`` when it is an identifier, else
+                                                 ``HTTP <status>``) and a message naming the status
 
 409, and a 4xx whose message says the dossier already exists, are not errors: the dossier (that
 version of it) is there, the delivery is done (:mod:`adapters.provincial_system.envelope`).
 
-Messages are written here or cut from the answer's ``message`` (at most 200 characters): never
-the dossier sent.
+Messages are written here and never quote the receiver's free text (it may quote the citizen)
+nor the dossier sent: they are safe to log.
 """
 
 from __future__ import annotations
@@ -39,4 +40,3 @@ class ProvincialRejected(ProvincialError, PermanentError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"provincial system refused the dossier ({code}): {message}")
         self.code = code
-        self.provincial_message = message

@@ -53,6 +53,7 @@ def test_the_version_ignores_key_order_and_sees_any_change() -> None:
     (422, b'{"code": "E12", "message": "NgayTiepNhan sai"}', Verdict.REJECTED, "E12"),
     (400, b"not json", Verdict.REJECTED, "HTTP 400"),
     (401, b'{"error": "unauthorized"}', Verdict.REJECTED, "unauthorized"),
+    (422, '{"code": "Họ tên Nguyễn Văn A sai"}'.encode(), Verdict.REJECTED, "HTTP 422"),
     (302, b"", Verdict.REJECTED, "HTTP 302"),
 ])
 def test_answers_are_classified(status: int, raw: bytes, expected: Verdict, code: str) -> None:
@@ -60,6 +61,7 @@ def test_answers_are_classified(status: int, raw: bytes, expected: Verdict, code
     4xx (and a redirect) rejected with the receiver's code, else the status."""
     judged = verdict(status, raw)
     assert (judged.verdict, judged.code) == (expected, code)
+    assert "Nguyễn" not in judged.message and "NgayTiepNhan sai" not in judged.message
 
 
 async def test_the_sandbox_refuses_a_seed_without_mahoso(sandbox: Sandbox) -> None:
