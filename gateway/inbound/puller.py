@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -44,7 +45,17 @@ from queues.jobs import PROVINCIAL, Jobs
 log = logging.getLogger("dvcgw.inbound")
 T = TypeVar("T")
 
-_SHOWN = 40  # characters of a raw state value kept in a log line
+#: a raw state value is logged only when it looks like a state word (§7.9's are lower-case ASCII):
+#: anything else, a misconfigured state_field pointing at a name say, is logged by its length only
+_STATE_WORD = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+def shown_state(raw: object) -> str:
+    """A raw state value for a log line, without risking personal data."""
+    text = str(raw) if raw is not None else ""
+    if _STATE_WORD.fullmatch(text):
+        return repr(text)
+    return "none" if raw is None else f"<{type(raw).__name__} of {len(text)} characters, not shown>"
 
 
 @dataclass
@@ -169,9 +180,8 @@ class InboundPuller:
         if code is None:
             done.unknown_states += 1
             self._metrics.inbound_unknown_states.labels("unknown").inc()
-            shown = str(raw)[:_SHOWN] if raw is not None else None
-            log.warning("inbound dossier %s: DVCQG state %r maps to no code (spec §7.9); delivered without "
-                        "a state, the provincial system keeps its own", mahoso[:64], shown)
+            log.warning("inbound dossier %s: DVCQG state %s maps to no code (spec §7.9); delivered without "
+                        "a state, the provincial system keeps its own", mahoso[:64], shown_state(raw))
         remote = raw if isinstance(raw, str) else "" if raw is None else str(raw)
         return envelope.body(dossier, mahoso=mahoso, version=envelope.version_of(dossier), remote_state=remote,
                              state_code=code, pulled_at=pulled_at)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.provincial_system.envelope import Verdict, body, canonical, headers, verdict, version_of
+from gateway.inbound.puller import shown_state
 from gateway.inbound.states import TEXT_STATES, state_code
 from tests.harness import Sandbox
 from tests.inbound.conftest import Run, citizen, code
@@ -22,6 +23,14 @@ def test_spec_7_9_maps_textual_states(raw: object, expected: str | None) -> None
     """Every §7.9 text maps to its code (trimmed, any case); 0-coded and unlisted texts map to
     none; a §7.1 code sent as such is kept."""
     assert state_code(raw) == expected
+
+
+def test_a_raw_state_is_logged_only_when_it_looks_like_one() -> None:
+    """A state word is shown; a text with spaces or accents (a name, if state_field points at one)
+    only by its length."""
+    assert shown_state("interoperating") == "'interoperating'"
+    assert shown_state("Nguyễn Văn A") == "<str of 12 characters, not shown>"
+    assert shown_state(None) == "none"
 
 
 def test_the_table_is_the_spec_s() -> None:
