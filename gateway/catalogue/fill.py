@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 
 from core.errors import FieldError, ValidationError
@@ -28,6 +29,7 @@ log = logging.getLogger("dvcgw.catalogue")
 FILLED = (("TenTTHC", "ten_tthc"), ("MaLinhVuc", "ma_linh_vuc"), ("TenLinhVuc", "ten_linh_vuc"))
 
 UNKNOWN_CODE = "unknown_procedure"
+_CODE = re.compile(r"[0-9A-Za-z._-]{1,64}")
 
 
 def complete(item: Validated, catalogue: Catalogue | None, metrics: Metrics, agency: str) -> Validated:
@@ -59,9 +61,11 @@ def _unknown(ma_tthc: str, catalogue: Catalogue, metrics: Metrics, agency: str) 
     """Count and log an unknown procedure code; the error to report under ``reject``."""
     reject = catalogue.settings.strictness == "reject"
     metrics.catalogue_unknown.labels("refused" if reject else "accepted").inc()
-    log.warning("procedure code %r of agency %s is not in the procedure catalogue (%d procedures); %s",
-                ma_tthc[:64], agency, catalogue.size, "refused" if reject else "accepted")
+    shown = repr(ma_tthc) if _CODE.fullmatch(ma_tthc) else f"<{len(ma_tthc)} characters, not shown>"
+    log.warning("procedure code %s of agency %s is not in the procedure catalogue (%d procedures); %s",
+                shown, agency, catalogue.size, "refused" if reject else "accepted")
     if not reject:
         return []
-    return [FieldError("MaTTHC", f"procedure {ma_tthc[:64]!r} is not in the national procedure catalogue "
-                                 "(LayDanhSachTTHC); see GET /v1/procedures")]
+    # like every validation message, the value is not repeated (gateway/dossier/validate.py)
+    return [FieldError("MaTTHC", "not in the national procedure catalogue (LayDanhSachTTHC); look the code up "
+                                 "with GET /v1/procedures")]

@@ -82,8 +82,7 @@ async def get_procedure(request: web.Request) -> web.Response:
     ma_tthc = request.match_info["MaTTHC"]
     found = catalogue.find(ma_tthc) if len(ma_tthc) <= MAX_PARAM_CHARS else None
     if found is None:
-        shown = ma_tthc if len(ma_tthc) <= 64 else ma_tthc[:61] + "..."
         empty = "" if catalogue.size else " (the catalogue is empty: it has not been pulled yet)"
-        raise HTTPProblem(404, "not_found", f"procedure {shown!r} is not in the catalogue{empty}",
+        raise HTTPProblem(404, "not_found", f"no such procedure in the catalogue{empty}",
                           [FieldError("MaTTHC", "not in the national procedure catalogue")])
     return _json(detail_json(found))

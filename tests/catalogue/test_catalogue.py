@@ -171,7 +171,7 @@ async def test_one_procedure_and_the_404_naming_it(pulled: Gateway) -> None:
     status, long_form = await get(pulled, "/v1/procedures/1.000894.000.00.00.H55")
     assert status == 200 and long_form["MaTTHC"] == "1.000894"
     status, missing = await get(pulled, "/v1/procedures/9.999999")
-    assert status == 404 and missing["error"] == "not_found" and "9.999999" in missing["message"]
+    assert status == 404 and missing["error"] == "not_found" and "catalogue" in missing["message"]
     assert missing["errors"][0]["field"] == "MaTTHC"
 
 
