@@ -430,3 +430,61 @@ async def test_access_token_is_sent_as_bearer(sandbox: Sandbox, tmp_path: Path) 
         assert r.status == 201, await r.text()
         ref = (await r.json())["MaThamChieu"]
     assert platform(sandbox).transactions[ref]["bearer"] == "Bearer tok-123"
+
+
+# ---------------------------------------------------------------- hostile input, personal data
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def test_hostile_callbacks_get_99_never_a_500(gw: Gateway, sandbox: Sandbox) -> None:
+    """Whatever arrives at the callback, the answer is HTTP 200 in the platform's shape: a body over
+    the size limit, an array, deep nesting, a non-ASCII checksum, fields of the wrong type."""
+    ref, hooks = await paid_setup(gw, sandbox)
+    lost = (await sandbox_pay(sandbox, ref, deliver=False))["confirm"]
+    bodies: list[Any] = [[lost], {"a": nested(200)}, {**lost, "MaXacThuc": "é" * 64},
+                         {**lost, "SoTien": 25000.0}, {**lost, "MaLoi": None}, {**lost, "MaThamChieu": ["x"]},
+                         {**lost, "SoTien": True}]
+    for body in bodies:
+        assert (await confirm(gw, body))["MaLoi"] == "99", body
+    r = await gw.client.post("/v1/payments/confirm", data=b"{" + b" " * 2_000_000 + b"}",
+                             headers={"Content-Type": "application/json"})
+    assert r.status == 200 and (await r.json())["MaLoi"] == "99"
+    assert (await payment(gw, ref))["state"] == "khoi-tao" and hooks.calls == []
+    assert gw.metric("dvcgw_payment_callbacks_total", result="malformed") >= 6
+
+
+async def test_hostile_payment_requests_are_4xx(gw: Gateway) -> None:
+    """Too many lines, a huge amount, a path reference too long, a body that is not an object."""
+    many = [ITEMS[0]] * 51
+    assert (await pay_request(gw, items=many)).status == 422
+    r = await pay_request(gw, items=[{**ITEMS[0], "SoTien": 10**13}])
+    assert r.status == 422 and "items" in [e["field"] for e in (await r.json())["errors"]]
+    r = await gw.client.post("/v1/payments", json=[1], headers={"X-API-Key": AGENCY_KEY})
+    assert r.status == 422
+    r = await gw.client.get("/v1/payments/" + "d" * 300, headers={"X-API-Key": AGENCY_KEY})
+    assert r.status == 404
+
+
+async def test_no_payer_data_in_the_logs(gw: Gateway, sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    """The payer's name, ID number and address never reach a log line, on success, on refusals or
+    on reconciliation; the secret neither."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    ref, _ = await paid_setup(gw, sandbox)
+    await sandbox_pay(sandbox, ref, amount=1)
+    await sandbox_pay(sandbox, ref, checksum="bad")
+    await sandbox_pay(sandbox, ref, deliver=False)
+    gw.clock.advance(301)
+    await gw.app[PAYMENTS].reconcile()
+    await gw.drain()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "paid (query)" in text
+    for secret in (*PAYER.values(), SECRET):
+        assert secret not in text
