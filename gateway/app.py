@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
-from adapters.national_portal.client import PortalClient
+from adapters.national_portal import portal_client
 from config.schema import Settings
 from gateway import handlers, job_routes, ops_routes
 from gateway.accept import Acceptor
@@ -125,7 +125,7 @@ def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
         connector = aiohttp.TCPConnector(limit=settings.portal.max_concurrency * 2)
         traced = [trace_config(app[METRICS], PORTAL)]  # latency per service; 429s counted as throttled
         async with aiohttp.ClientSession(timeout=timeout, connector=connector, trace_configs=traced) as session:
-            portal = PortalClient(settings.portal, session, metrics=app[METRICS])
+            portal = portal_client(settings.portal, session, metrics=app[METRICS])
             kpi = app.get(KPI)
             engine = SyncEngine(app[QUEUE], portal, settings, app[METRICS], clock=app[CLOCK],
                                 observer=kpi.observe if kpi is not None else None)

@@ -74,6 +74,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from adapters.sandbox import adapter
 from adapters.sandbox.state import (
     FAULT_MODES,
     SESSION_EXPIRED,
@@ -256,6 +257,31 @@ async def _serve(state: SandboxState, request: web.Request, endpoint: str) -> we
     return _reply(handler(state, body, meta))
 
 
+async def adapter_call(request: web.Request) -> web.Response:
+    """The province-adapter routes (spec §3.4, :mod:`adapters.sandbox.adapter`) behind the same
+    front as ``/service``: API gateway, queued faults (endpoint ``"adapter"``), bearer."""
+    state = request.app[STATE]
+    state.in_flight += 1
+    state.max_in_flight = max(state.max_in_flight, state.in_flight)
+    try:
+        refused = await _gateway(state)
+        if refused is not None:
+            return refused
+        state.calls += 1
+        fault = state.take_fault("adapter")
+        if fault is not None:
+            forced = await _fault_response(fault)
+            if forced is not None:
+                return forced
+            if fault.mode == "reject":
+                return adapter.reject(request.path, fault.error_code, fault.message)
+        if _bearer_refused(state, request):
+            return _unauthorized()
+        return await adapter.serve(state, request)
+    finally:
+        state.in_flight -= 1
+
+
 async def service(request: web.Request) -> web.Response:
     """``adapter_url + integration_endpoint``: dossier services."""
     return await _service_call(request, "integration")
@@ -315,7 +341,8 @@ async def admin_faults(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "pending": sum(f.remaining for f in state.faults)})
 
 
-_CONFIG_KEYS = {"refuse_logins", "credentials", "clients", "session_ttl", "token_ttl", "latency", "rate_limit"}
+_CONFIG_KEYS = {"refuse_logins", "credentials", "clients", "session_ttl", "token_ttl", "latency", "rate_limit",
+                "adapter_header"}
 
 
 def latency_seconds(value: object) -> float:
@@ -333,7 +360,18 @@ def rate_limit_calls(value: object) -> int:
     return value
 
 
-_CHECKED: dict[str, Callable[[object], object]] = {"latency": latency_seconds, "rate_limit": rate_limit_calls}
+def adapter_header(value: object) -> dict[str, str] | None:
+    """The adapter routes' required header, ``{"name", "value"}`` strings, or None; raises ConfigError."""
+    if value is None:
+        return None
+    if (not isinstance(value, dict) or set(value) != {"name", "value"}
+            or not all(isinstance(v, str) and v for v in value.values())):
+        raise ConfigError("adapter_header", 'expected {"name": "<header>", "value": "<text>"} or null')
+    return dict(value)
+
+
+_CHECKED: dict[str, Callable[[object], object]] = {"latency": latency_seconds, "rate_limit": rate_limit_calls,
+                                                   "adapter_header": adapter_header}
 
 
 async def admin_config(request: web.Request) -> web.Response:
@@ -396,6 +434,8 @@ def create_sandbox_app(*, clock: Callable[[], float] | None = None, latency: flo
     app.router.add_post("/token", token)
     app.router.add_post("/service", service)
     app.router.add_post("/share", share)
+    for path in adapter.PATHS:
+        app.router.add_post(path, adapter_call)
     app.router.add_post("/_sandbox/faults", admin_faults)
     app.router.add_get("/_sandbox/faults", admin_list_faults)
     app.router.add_delete("/_sandbox/faults", admin_clear_faults)
