@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from config.schema import Settings
 from core.errors import TransitionRefused
 from gateway.dossier import Validated
+from gateway.dossier.spec import LOCAL_ONLY_FIELD
 from gateway.transitions import classify_transition
 from monitoring.metrics import Metrics
 from queues.api import Accepted, EventKind, NewEvent, QueueBackend, state_of
@@ -26,6 +27,9 @@ class Acceptor:
         self._queue = queue
         self._metrics = metrics
         self._enforce = settings.transitions.enforce
+        # spec §8 step 2 needs MaHoSoKhac at delivery (on Kafka, maybe on another instance): it
+        # travels in the queued payload, and gateway.portalcode drops it before the portal sees it
+        self._keep_alternative = bool(settings.portal.province_code)
 
     async def snapshot(self, mahoso: str, item: Validated, agency: str) -> Accepted:
         """Append one snapshot; raises TransitionRefused (nothing stored) or QueueUnavailable."""
@@ -38,7 +42,10 @@ class Acceptor:
                 raise TransitionRefused(previous, new_state)
             judged.append((previous, verdict))
 
-        accepted = await self._queue.enqueue([NewEvent(mahoso, EventKind.SNAPSHOT, item.payload, agency)], check)
+        payload = item.payload
+        if self._keep_alternative and item.mahoso_khac:
+            payload = {**payload, LOCAL_ONLY_FIELD: item.mahoso_khac}
+        accepted = await self._queue.enqueue([NewEvent(mahoso, EventKind.SNAPSHOT, payload, agency)], check)
         previous, verdict = judged[-1]  # the store may run the check again, on a retried batch
         if verdict in ("unusual", "tolerated"):
             self._metrics.unusual_transitions.labels(**{"from": previous or "", "to": new_state}).inc()

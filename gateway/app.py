@@ -19,9 +19,10 @@ from adapters.national_portal import portal_client
 from config.schema import Settings
 from gateway import handlers, job_routes, ops_routes
 from gateway.accept import Acceptor
-from gateway.appkeys import ACCEPT, CLOCK, ENGINE, KPI, LIFECYCLE, METRICS, QUEUE, SETTINGS, Lifecycle
+from gateway.appkeys import ACCEPT, CLOCK, ENGINE, KPI, LIFECYCLE, METRICS, PORTAL_CODES, QUEUE, SETTINGS, Lifecycle
 from gateway.auth import KEYRING, KeyRing
 from gateway.middleware import error_middleware
+from gateway.portalcode.mapping import CodedPortal, CodeMapper
 from gateway.requestlog import echo_request_id, request_context
 from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
@@ -126,8 +127,11 @@ def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
         traced = [trace_config(app[METRICS], PORTAL)]  # latency per service; 429s counted as throttled
         async with aiohttp.ClientSession(timeout=timeout, connector=connector, trace_configs=traced) as session:
             portal = portal_client(settings.portal, session, metrics=app[METRICS])
+            codes = CodeMapper.from_settings(settings, portal.lookup, clock=app[CLOCK])
+            await codes.start()
+            app[PORTAL_CODES] = codes
             kpi = app.get(KPI)
-            engine = SyncEngine(app[QUEUE], portal, settings, app[METRICS], clock=app[CLOCK],
+            engine = SyncEngine(app[QUEUE], CodedPortal(portal, codes), settings, app[METRICS], clock=app[CLOCK],
                                 observer=kpi.observe if kpi is not None else None)
             app[ENGINE] = engine
             task = asyncio.create_task(engine.run(), name="dvcgw-sync") if run else None
@@ -136,5 +140,6 @@ def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+            await codes.close()
 
     return ctx

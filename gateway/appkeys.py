@@ -10,6 +10,7 @@ from aiohttp import web
 from config.schema import Settings
 from gateway.accept import Acceptor
 from gateway.health import Readiness
+from gateway.portalcode.mapping import CodeMapper
 from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
 from monitoring.metrics import Metrics
@@ -34,5 +35,7 @@ ACCEPT = web.AppKey("accept", Acceptor)
 READINESS = web.AppKey("readiness", Readiness)
 #: The 766 indicators (monitoring/kpi); absent when ``[kpi] enabled = false``.
 KPI = web.AppKey("kpi", KpiService)
+#: The dossier-code rule (spec §8, gateway/portalcode): local code → portal code.
+PORTAL_CODES = web.AppKey("portal_codes", CodeMapper)
 #: Durable jobs (queues/jobs.py): provincial delivery, e-receipts.
 JOBS = web.AppKey("jobs", Jobs)
