@@ -15,6 +15,9 @@ Portal routes (spec ``national-portal.md`` §2, §3, §5, §9):
     ``DongBoHoSoMC``, ``CapNhatTienDoHoSoMC``, ``TraCuuHoSo``, ``LayThuTuc`` (empty result).
 ``POST /share``
     ``LayDanhSachTTHC``, ``LayDanhMucCoQuan``, ``LayDanhMucLinhVuc`` (empty result).
+``POST /adapter/ThemMoi``, ``/adapter/CapNhat``, ``/adapter/DongBoTienTrinh``, ``/adapter/TraCuuHoSo``
+    The province-adapter variant (spec §3.4): bare JSON arrays, one URL per operation, behind the
+    same front (latency, rate limit, faults, bearer); see :mod:`adapters.sandbox.adapter`.
 
 In front of these four routes sits what an API gateway (NGSP/LGSP, Kong-style) adds: every call
 waits ``latency`` seconds before it is answered, and with ``rate_limit`` N > 0 at most N calls
@@ -43,7 +46,8 @@ Admin routes:
 ``POST /_sandbox/config``
     Any of ``{"refuse_logins": bool, "credentials": {user: password} | null,
     "clients": {client_id: secret} | null, "session_ttl": s, "token_ttl": s,
-    "latency": s | "50ms", "rate_limit": calls per second (0 = none)}``.
+    "latency": s | "50ms", "rate_limit": calls per second (0 = none),
+    "adapter_header": {"name", "value"} | null}`` (the header the adapter routes then require).
 ``POST /_sandbox/dossiers``
     ``{"dossiers": ["<MaHoSo>" | {dossier}, …]}``: mark dossiers as already on the portal.
 ``GET /_sandbox/dossiers/{MaHoSo}``

@@ -78,12 +78,15 @@ class CodeMapper:
         self._executor: ThreadPoolExecutor | None = None
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._absent: OrderedDict[str, None] = OrderedDict()  # local codes the portal was found not to hold
+        self.shared_queue = False  # the Kafka backend: other instances may deliver the same dossiers
 
     @classmethod
     def from_settings(cls, settings: Settings, lookup: Lookup, *, clock: Callable[[], float] = time.time) -> CodeMapper:
         p = settings.portal
-        return cls(p.province_code, settings.unit_identifiers(), p.codes_file(settings.storage.path), lookup,
-                   clock=clock)
+        mapper = cls(p.province_code, settings.unit_identifiers(), p.codes_file(settings.storage.path), lookup,
+                     clock=clock)
+        mapper.shared_queue = settings.queue.backend == "kafka"
+        return mapper
 
     @property
     def active(self) -> bool:
@@ -93,6 +96,9 @@ class CodeMapper:
     async def start(self) -> None:
         if not self.active:
             return
+        if self.shared_queue:
+            log.warning("the dossier-code rule keeps its codes in this instance's file (%s): on the Kafka "
+                        "backend run one instance only (docs/decisions.md)", self._path.name)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dvcgw-codes")
         self._store = await self._run(lambda: CodeStore(self._path, clock=self._clock))
 

@@ -223,3 +223,23 @@ async def test_plain_text_with_http_error_status(http: aiohttp.ClientSession) ->
         assert info.value.code == "HTTP 400"
     finally:
         await runner.cleanup()
+
+
+# ── the sandbox's adapter routes, raw ─────────────────────────────────────────────────────
+
+
+async def test_sandbox_adapter_refuses_a_body_that_is_not_an_array(sandbox: SandboxHandle) -> None:
+    """The adapter routes take a bare array: an enveloped object is a "-2" refusal."""
+    body = {"isUpdating": "False", "data": [dossier(CODE)]}
+    async with sandbox.http.post(f"{sandbox.url}/adapter/ThemMoi", json=body) as resp:
+        assert resp.status == 200
+        reply = await resp.json()
+    assert reply["error_code"] == "-2" and CODE not in sandbox.state.dossiers
+
+
+@pytest.mark.parametrize("value", [{"name": "X"}, {"name": "", "value": "v"}, "X-Key: v", {"name": "X", "value": 1}])
+async def test_sandbox_adapter_header_setting_is_checked(sandbox: SandboxHandle, value: object) -> None:
+    """/_sandbox/config refuses a malformed adapter_header with 400 and changes nothing."""
+    async with sandbox.http.post(f"{sandbox.url}/_sandbox/config", json={"adapter_header": value}) as resp:
+        assert resp.status == 400
+    assert sandbox.state.config.adapter_header is None
