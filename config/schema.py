@@ -488,7 +488,7 @@ class KpiSettings:
     refresh_interval: Duration = _D(60.0)
     # how often recorded facts are written to the file (what a crash of the process can lose);
     # a write costs less an event the more it holds (bench_kpi, docs/kpi.md "Cost")
-    flush_interval: Duration = _D(2.0)
+    flush_interval: Duration = _D(5.0)
     # ON_TIME, a dossier still in processing is judged at "now" (in progress within its deadline
     # = on time) or at "period_end" (kpi-766.md §3.2 step 3 read literally: due after the period)
     open_dossier_cut: Literal["now", "period_end"] = "now"
@@ -521,6 +521,113 @@ class KpiSettings:
     def file(self, storage_path: str) -> Path:
         """Where the indicators' file lives."""
         return Path(self.path) if self.path else Path(storage_path).with_name("kpi.sqlite3")
+
+
+@dataclass(frozen=True)
+class CatalogueSettings:
+    """The procedure catalogue (gateway/catalogue, docs/inbound.md): LayDanhSachTTHC + LayThuTuc
+    pulled on a schedule, kept in its own SQLite file, served at /v1/procedures and used to fill
+    TenTTHC, MaLinhVuc and TenLinhVuc of agency snapshots."""
+
+    enabled: bool = True
+    # the catalogue's own SQLite file; "" = catalogue.sqlite3 beside [storage] path
+    path: str = ""
+    # how often the catalogue is pulled (spec §9: procedure details are cached for 24 h); the first
+    # pull runs at start-up when the file holds none younger than this
+    interval: Duration = _D(86400.0)
+    # after a failed pull, the next try comes this much later (not a whole interval)
+    retry_interval: Duration = _D(600.0)
+    # also call LayThuTuc for each procedure (MaLinhVuc/TenLinhVuc come only from the detail);
+    # a detail younger than interval is not fetched again
+    details: bool = True
+    # what a snapshot whose MaTTHC is not in the catalogue gets: "warn" (accepted, counted, logged)
+    # or "reject" (422 naming MaTTHC); never rejected while the catalogue is empty (never pulled)
+    strictness: Literal["warn", "reject"] = "warn"
+
+    def __post_init__(self) -> None:
+        if not 60.0 <= float(self.interval) <= 30 * 86400.0:
+            raise ValueError("interval: expected 1m..30d")
+        if not 1.0 <= float(self.retry_interval) <= 86400.0:
+            raise ValueError("retry_interval: expected 1s..1d")
+
+    def file(self, storage_path: str) -> Path:
+        """Where the catalogue's file lives."""
+        return Path(self.path) if self.path else Path(storage_path).with_name("catalogue.sqlite3")
+
+
+@dataclass(frozen=True)
+class InboundSettings:
+    """Dossiers citizens submitted on the portal, pulled and delivered to the provincial system
+    (gateway/inbound, docs/inbound.md). The pull service is not public (spec §1.2 [UNCERTAIN]):
+    its name, endpoint and parameter names are settings (docs/decisions.md)."""
+
+    enabled: bool = False
+    # the pull service's name ("service" key of the §2.3 envelope) and the endpoint it is posted to
+    service: str = "LayDanhSachHoSoDVCQG"
+    endpoint: Literal["integration", "share"] = "integration"
+    # extra parameters flattened into the envelope, each "name=value" (e.g. "maDonVi=000.00.01.H56")
+    params: tuple[str, ...] = ()
+    # the parameter that carries the persisted cursor ("" on the first pull) and the reply key that
+    # carries the next one (a reply without it leaves the cursor where it was)
+    cursor_param: str = "cursor"
+    cursor_field: str = "cursor"
+    # the parameter that carries the page size; "" = none sent
+    page_size_param: str = "limit"
+    page_size: int = 50
+    # pages read in one round (the next round comes after interval)
+    max_pages: int = 20
+    interval: Duration = _D(300.0)
+    # the field of a pulled dossier that holds its textual DVCQG state (spec §7.9)
+    state_field: str = "TrangThaiHoSo"
+    # the puller's own SQLite file (the cursor); "" = inbound.sqlite3 beside [storage] path
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.service.strip():
+            raise ValueError("service: the pull service's name is required")
+        bad = [p for p in self.params if "=" not in p or not p.partition("=")[0].strip()]
+        if bad:
+            raise ValueError(f"params: {bad[0]!r} is not \"name=value\"")
+        for key in ("cursor_param", "cursor_field", "state_field"):
+            if not getattr(self, key).strip():
+                raise ValueError(f"{key}: may not be empty")
+        if not 1 <= self.page_size <= 1000:
+            raise ValueError("page_size: expected 1..1000")
+        if not 1 <= self.max_pages <= 10_000:
+            raise ValueError("max_pages: expected 1..10000")
+        if not 1.0 <= float(self.interval) <= 86400.0:
+            raise ValueError("interval: expected 1s..1d")
+
+    def extra_params(self) -> dict[str, str]:
+        """``params`` as a mapping (name → value)."""
+        return {k.strip(): v for k, _, v in (p.partition("=") for p in self.params)}
+
+    def file(self, storage_path: str) -> Path:
+        """Where the puller's file lives."""
+        return Path(self.path) if self.path else Path(storage_path).with_name("inbound.sqlite3")
+
+
+@dataclass(frozen=True)
+class ProvincialSettings:
+    """The provincial one-stop system's REST endpoint that receives inbound dossiers
+    (adapters/provincial_system, docs/inbound.md)."""
+
+    # POST target of each dossier; required when [inbound] is enabled
+    url: str = ""
+    # the header that authenticates the gateway, and its value (auth_value_file for a secret file)
+    auth_header: str = "Authorization"
+    auth_value: str = ""
+    timeout: Duration = _D(30.0)
+
+    def __post_init__(self) -> None:
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError("url: must be an http(s) URL")
+        if not self.auth_header or any(c in self.auth_header for c in " :\r\n"):
+            raise ValueError("auth_header: expected an HTTP header name such as \"Authorization\"")
+        if any(c in self.auth_value for c in "\r\n"):
+            raise ValueError("auth_value: may not contain line breaks")
+        if not 0.1 <= float(self.timeout) <= 300:
+            raise ValueError("timeout: expected 100ms..300s")
 
 
 @dataclass(frozen=True)
@@ -571,6 +678,9 @@ class Settings:
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     kpi: KpiSettings = field(default_factory=KpiSettings)
+    catalogue: CatalogueSettings = field(default_factory=CatalogueSettings)
+    inbound: InboundSettings = field(default_factory=InboundSettings)
+    provincial: ProvincialSettings = field(default_factory=ProvincialSettings)
     receipts: ReceiptsSettings = field(default_factory=ReceiptsSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
     log: LogSettings = field(default_factory=LogSettings)
@@ -584,6 +694,8 @@ class Settings:
             if d in digests[:i]:
                 raise ValueError(f"agencies[{i}].api_key: the same key as agencies[{digests.index(d)}]: "
                                  "each agency needs its own key")
+        if self.inbound.enabled and not self.provincial.url:
+            raise ValueError("provincial.url: required when [inbound] is enabled (where pulled dossiers go)")
         operator = key_digest(self.operator.api_key, self.operator.api_key_sha256)
         if operator is not None and operator in digests:
             raise ValueError("operator.api_key: equal to an agency's key; the operator needs a key of its own")

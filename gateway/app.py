@@ -1,7 +1,8 @@
 """``create_app(settings)``: the daemon as one aiohttp application in one process.
 
 Every route goes through one middleware chain. Each resource is its own ``cleanup_ctx`` (queue →
-766 indicators → sync engine → signing), so clean-up runs in reverse order and only for what started. The
+provincial client → jobs → 766 indicators → sync engine → procedure catalogue → inbound puller →
+signing), so clean-up runs in reverse order and only for what started. The
 delivery engine runs as a task in the same event loop. Handlers reach resources through the typed
 ``AppKey``s of :mod:`gateway.appkeys`.
 """
@@ -16,19 +17,41 @@ import aiohttp
 from aiohttp import web
 
 from adapters.national_portal import portal_client
+from adapters.provincial_system.client import ProvincialClient
 from config.schema import Settings
 from gateway import handlers, job_routes, ops_routes
 from gateway.accept import Acceptor
-from gateway.appkeys import ACCEPT, CLOCK, ENGINE, KPI, LIFECYCLE, METRICS, PORTAL_CODES, QUEUE, SETTINGS, Lifecycle
+from gateway.appkeys import (
+    ACCEPT,
+    CATALOGUE,
+    CLOCK,
+    ENGINE,
+    INBOUND,
+    JOBS,
+    KPI,
+    LIFECYCLE,
+    METRICS,
+    PORTAL_CLIENT,
+    PORTAL_CODES,
+    PROVINCIAL_CLIENT,
+    QUEUE,
+    SETTINGS,
+    Lifecycle,
+)
 from gateway.auth import KEYRING, KeyRing
+from gateway.catalogue import Catalogue
+from gateway.catalogue import routes as catalogue_routes
+from gateway.inbound.delivery import provincial_handler
+from gateway.inbound.puller import InboundPuller
 from gateway.middleware import error_middleware
 from gateway.portalcode.mapping import CodedPortal, CodeMapper
 from gateway.requestlog import echo_request_id, request_context
 from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
-from monitoring.metrics import PORTAL, Metrics
+from monitoring.metrics import PORTAL, PROVINCIAL, Metrics
 from monitoring.tracing import trace_config
 from queues.api import QueueBackend
+from queues.jobs import PROVINCIAL as PROVINCIAL_TOPIC
 from queues.sqlite import MemoryQueue, SQLiteQueue, store_options
 
 
@@ -57,15 +80,22 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     app[LIFECYCLE] = Lifecycle()
     app[KEYRING] = KeyRing(settings.agencies, settings.operator)
     app.cleanup_ctx.append(_queue_ctx)
+    if settings.provincial.url:
+        app.cleanup_ctx.append(_provincial_ctx)  # before the jobs: its session outlives their worker
     app.cleanup_ctx.append(job_routes.jobs_ctx())
     if settings.kpi.enabled:
         app.cleanup_ctx.append(_kpi_ctx)
     app.cleanup_ctx.append(_engine_ctx(run_engine))
+    if settings.catalogue.enabled:
+        app.cleanup_ctx.append(_catalogue_ctx(run_engine))
+    if settings.provincial.url:
+        app.cleanup_ctx.append(_inbound_ctx(run_engine))
     if signing_enabled(settings):
         from gateway.signing_routes import setup_signing
 
         setup_signing(app, settings, metrics)
     handlers.add_routes(app, signing=signing_enabled(settings))
+    catalogue_routes.add_routes(app)
     ops_routes.setup_readiness(app)
     ops_routes.add_routes(app)
     job_routes.add_routes(app)
@@ -134,6 +164,7 @@ def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
             engine = SyncEngine(app[QUEUE], CodedPortal(portal, codes), settings, app[METRICS], clock=app[CLOCK],
                                 observer=kpi.observe if kpi is not None else None)
             app[ENGINE] = engine
+            app[PORTAL_CLIENT] = portal
             task = asyncio.create_task(engine.run(), name="dvcgw-sync") if run else None
             yield
             await engine.stop(settings.server.shutdown_grace)
@@ -141,5 +172,50 @@ def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             await codes.close()
+
+    return ctx
+
+
+def _catalogue_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The procedure catalogue: read from its file before the first request, pulled on its
+    schedule (when ``run``) through the engine's portal client; closed before the engine."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        catalogue = Catalogue(app[SETTINGS], app[PORTAL_CLIENT], app[METRICS], app[CLOCK])
+        await catalogue.start()
+        app[CATALOGUE] = catalogue
+        if run:
+            catalogue.start_puller()
+        yield
+        await catalogue.close()
+
+    return ctx
+
+
+async def _provincial_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The provincial system's client and its session (latency on the ``provincial`` trace hooks).
+    Registered before the jobs, so that the session closes only after their worker stopped."""
+    settings = app[SETTINGS].provincial
+    traced = [trace_config(app[METRICS], PROVINCIAL, operation="dossier")]
+    async with aiohttp.ClientSession(trace_configs=traced) as session:
+        app[PROVINCIAL_CLIENT] = ProvincialClient(settings, session)
+        yield
+
+
+def _inbound_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Inbound dossiers: the ``provincial`` topic's handler on the jobs (registered before their
+    worker starts), and, where ``[inbound] enabled``, the puller on the engine's portal client."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        app[JOBS].handle(PROVINCIAL_TOPIC, provincial_handler(app[PROVINCIAL_CLIENT], app[METRICS], app[JOBS]))
+        puller: InboundPuller | None = None
+        if settings.inbound.enabled:
+            puller = InboundPuller(settings, app[PORTAL_CLIENT], app[JOBS], app[METRICS], app[CLOCK])
+            await puller.start()
+            app[INBOUND] = puller
+            if run:
+                puller.start_puller()
+        yield
+        if puller is not None:
+            await puller.close()
 
     return ctx

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from adapters.national_portal.client import PortalClient
+from adapters.provincial_system.client import ProvincialClient
 from config.schema import Settings
 from gateway.accept import Acceptor
+from gateway.catalogue import Catalogue
 from gateway.health import Readiness
+from gateway.inbound.puller import InboundPuller
 from gateway.portalcode.mapping import CodeMapper
 from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
@@ -35,7 +39,16 @@ ACCEPT = web.AppKey("accept", Acceptor)
 READINESS = web.AppKey("readiness", Readiness)
 #: The 766 indicators (monitoring/kpi); absent when ``[kpi] enabled = false``.
 KPI = web.AppKey("kpi", KpiService)
+#: The national-portal client the sync engine uses; the catalogue and the inbound puller share it
+#: (one session per account, spec §2.5).
+PORTAL_CLIENT = web.AppKey("portal_client", PortalClient)
+#: The procedure catalogue (gateway/catalogue); absent when ``[catalogue] enabled = false``.
+CATALOGUE = web.AppKey("catalogue", Catalogue)
 #: The dossier-code rule (spec §8, gateway/portalcode): local code → portal code.
 PORTAL_CODES = web.AppKey("portal_codes", CodeMapper)
 #: Durable jobs (queues/jobs.py): provincial delivery, e-receipts.
 JOBS = web.AppKey("jobs", Jobs)
+#: The provincial system's REST client (adapters/provincial_system); absent without ``[provincial] url``.
+PROVINCIAL_CLIENT = web.AppKey("provincial_client", ProvincialClient)
+#: The inbound dossier puller (gateway/inbound); absent unless ``[inbound] enabled``.
+INBOUND = web.AppKey("inbound", InboundPuller)

@@ -13,8 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from config.schema import AgencySettings
 from core.errors import FieldError
 from gateway import dossier, openapi, params
-from gateway.appkeys import ACCEPT, CLOCK, JOBS, KPI, METRICS, PORTAL_CODES, QUEUE, SETTINGS
+from gateway.appkeys import ACCEPT, CATALOGUE, CLOCK, JOBS, KPI, METRICS, PORTAL_CODES, QUEUE, SETTINGS
 from gateway.auth import require_agency, require_operator, require_operator_or_agency
+from gateway.catalogue.fill import complete
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
 from gateway.times import iso_utc
 from monitoring.kpi import ALL_UNITS, LEFT_OUT, KpiRow, Period
@@ -81,12 +82,15 @@ async def json_body(request: web.Request) -> Any:
 
 async def put_dossier(request: web.Request) -> web.Response:
     """``PUT /v1/dossiers/{MaHoSo}``: 202 once the snapshot is durable. The checks run in the order
-    400 (two keys)/401, 422 (the path's code), 403, 415, 413, 400, 422, 409 (transition, under enforce)."""
+    400 (two keys)/401, 422 (the path's code), 403, 415, 413, 400, 422 (fields, then the procedure
+    catalogue: an unknown MaTTHC under strictness "reject", a TenTTHC nobody can supply), 409
+    (transition, under enforce)."""
     app = request.app
     started = app[CLOCK]()
     mahoso = request.match_info["MaHoSo"]
     agency = _authorise(request, mahoso)
     item = dossier.validate_snapshot(mahoso, await json_body(request), app[SETTINGS].dossiers)
+    item = complete(item, app.get(CATALOGUE), app[METRICS], agency.code)
     accepted = await app[ACCEPT].snapshot(mahoso, item, agency.code)
     app[ACCEPT].observe(app[CLOCK]() - started)
     return _json(202, {"event_id": accepted.event_id, "sequence": accepted.sequence})
@@ -236,6 +240,9 @@ async def metrics(request: web.Request) -> web.Response:
     m = app[METRICS]
     now = app[CLOCK]()
     m.publish_queue(await app[QUEUE].stats(now), now)
+    catalogue = app.get(CATALOGUE)
+    if catalogue is not None:
+        catalogue.publish_age()
     jobs = app[JOBS]
     m.publish_jobs(await jobs.counts(), await jobs.oldest_pending(), now)
     kpi = app.get(KPI)

@@ -217,6 +217,48 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
     }
 
 
+_PROCEDURE_FIELDS: dict[str, Any] = {
+    "MaTTHC": {"type": "string"}, "TenTTHC": {"type": "string"},
+    "MaLinhVuc": {"type": "string", "description": "LINHVUCTHUCHIEN[0].MALINHVUC of LayThuTuc; \"\" if unknown"},
+    "TenLinhVuc": {"type": "string"}}
+_PROCEDURE_SUMMARY = {"type": "object", "required": list(_PROCEDURE_FIELDS), "properties": _PROCEDURE_FIELDS}
+_PROCEDURE = {"type": "object", "required": list(_PROCEDURE_FIELDS), "properties": {
+    **_PROCEDURE_FIELDS,
+    "row": {"type": "object", "description": "The LayDanhSachTTHC row, as the portal sent it"},
+    "detail": {"type": ["object", "null"], "description": "LayThuTuc's result[0] (spec §5.4, upper-case "
+                                                          "fields as sent); null until fetched"},
+    "detail_fetched_at": {"type": ["string", "null"], "format": "date-time"}}}
+_TEXT_PARAM = {"type": "string", "maxLength": 200}
+
+
+def _catalogue_paths() -> dict[str, Any]:
+    return {
+        "/v1/procedures": {"get": {
+            "summary": "The national procedure catalogue (LayDanhSachTTHC + LayThuTuc, pulled daily), by MaTTHC",
+            "security": [*_OPERATOR, *_AGENCY],
+            "parameters": [
+                {"name": "q", "in": "query", "schema": _TEXT_PARAM,
+                 "description": "code or name contains this (case and Vietnamese accents ignored)"},
+                {"name": "MaLinhVuc", "in": "query", "schema": _TEXT_PARAM, "description": "the field's code"},
+                {"name": "cursor", "in": "query", "schema": _TEXT_PARAM,
+                 "description": "The `next` of the previous page"},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+            "responses": {"200": _resp("A page", {"type": "object", "properties": {
+                "items": {"type": "array", "items": _PROCEDURE_SUMMARY}, "next": {"type": ["string", "null"]},
+                "catalogue": {"type": "object", "properties": {
+                    "procedures": {"type": "integer"},
+                    "pulled_at": {"type": ["string", "null"], "format": "date-time",
+                                  "description": "null: never pulled (the catalogue is empty)"}}}}}),
+                **_errors(400, 401, 404, 422)}}},
+        "/v1/procedures/{MaTTHC}": {
+            "parameters": [{"name": "MaTTHC", "in": "path", "required": True, "schema": {"type": "string"},
+                            "description": "National code (1.001612), or the province's long form "
+                                           "(1.001612.000.00.00.H55), which finds its national part"}],
+            "get": {"summary": "One procedure of the catalogue", "security": [*_OPERATOR, *_AGENCY],
+                    "responses": {"200": _resp("The procedure", _PROCEDURE), **_errors(400, 401, 404)}}},
+    }
+
+
 _PDF = {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}
 _PDF_IN = {**_PDF, "multipart/form-data": {"schema": {"type": "object", "properties": {
     "file": {"type": "string", "format": "binary"},
@@ -309,7 +351,8 @@ def document(signing: bool = False, backend: str = "sqlite", strict_code: bool =
         "openapi": "3.1.0",
         "info": {"title": "dvc-gateway", "version": "0.1.0",
                  "description": "Agency, operator and health API of the DVCQG sync gateway."},
-        "paths": {**_paths(backend, strict_code), **_job_paths(), **(_signing_paths() if signing else {})},
+        "paths": {**_paths(backend, strict_code), **_job_paths(), **_catalogue_paths(),
+                  **(_signing_paths() if signing else {})},
         "components": {
             "securitySchemes": {
                 "agencyKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},

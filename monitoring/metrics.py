@@ -37,8 +37,15 @@ LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 60
                7200.0, 14400.0, 43200.0, 86400.0)
 
 PORTAL = "portal"
+PROVINCIAL = "provincial"
 #: the ``counterpart`` label's values
-COUNTERPARTS = (PORTAL, "tsa", "remote_signer")
+COUNTERPARTS = (PORTAL, "tsa", "remote_signer", PROVINCIAL)
+#: ``dvcgw_deliveries_total{counterpart="provincial"}``: its one operation and its outcome classes
+PROVINCIAL_OPERATION = "dossier"
+PROVINCIAL_OUTCOMES = ("ok", "exists", "rejected", "throttled", "retryable")
+#: the ``result`` label of ``dvcgw_inbound_dossiers_total``
+INBOUND_RESULTS = ("queued", "unchanged", "invalid")
+PULL_RESULTS = ("ok", "failed")
 #: the ``operation`` label of ``dvcgw_deliveries_total``
 DELIVERY_OPERATIONS = ("create", "update", "progress")
 #: the ``kind`` and ``result`` labels of ``dvcgw_auth_total``
@@ -83,6 +90,7 @@ class Metrics:
         self._sync_families()
         self._counterpart_families()
         self._process_families(time.time() if started_at is None else started_at)
+        self._inbound_families()
         self._http_children: dict[tuple[str, str, str], Any] = {}  # labels() is not free on the request path
         self._lag_children = {kind.value: self.sync_lag.labels(kind.value) for kind in EventKind}
         self._dead_seen: set[str] = set(DEAD_REASONS)
@@ -166,6 +174,32 @@ class Metrics:
         PlatformCollector(registry=r)
         GCCollector(registry=r)
 
+    def _inbound_families(self) -> None:
+        """The procedure catalogue and the inbound dossiers (issue 15 §1, §2; docs/inbound.md)."""
+        r = self.registry
+        self.catalogue_procedures = Gauge(
+            "dvcgw_catalogue_procedures", "Procedures in the catalogue held (0 until the first pull)", registry=r)
+        self.catalogue_age = Gauge(
+            "dvcgw_catalogue_age_seconds", "Seconds since the catalogue held was pulled (+Inf: never)", registry=r)
+        self.catalogue_age.set(float("inf"))
+        self.catalogue_pulls = Counter(
+            "dvcgw_catalogue_pulls_total", "Catalogue pulls (LayDanhSachTTHC + LayThuTuc) by result",
+            ["result"], registry=r)
+        self.catalogue_unknown = Counter(
+            "dvcgw_catalogue_unknown_procedures_total",
+            "Snapshots whose MaTTHC is not in the catalogue, by what was done (accepted: warn, refused: reject)",
+            ["action"], registry=r)
+        self.inbound_pulls = Counter(
+            "dvcgw_inbound_pulls_total", "Calls of the inbound dossier pull service by result", ["result"], registry=r)
+        self.inbound_dossiers = Counter(
+            "dvcgw_inbound_dossiers_total",
+            "Dossiers pulled from the portal: queued for the provincial system (new or changed), unchanged "
+            "(already queued as they are), invalid (no MaHoSo)", ["result"], registry=r)
+        self.inbound_unknown_states = Counter(
+            "dvcgw_inbound_unknown_states_total",
+            "Pulled dossiers whose textual DVCQG state maps to no code (spec §7.9); one fixed label value",
+            ["state"], registry=r)
+
     def _initialise_children(self) -> None:
         """Series with a bounded label set exist from the start, at 0, so that ``rate()`` and alerts
         see them before the first event (Prometheus' advice on missing series)."""
@@ -192,6 +226,19 @@ class Metrics:
             for outcome in jobs.RUN_OUTCOMES:
                 self.job_runs.labels(topic, outcome)
         self._jobs_seen |= {(t, s) for t in jobs.TOPICS for s in jobs.STATES}
+        self._initialise_inbound_children()
+
+    def _initialise_inbound_children(self) -> None:
+        for outcome in PROVINCIAL_OUTCOMES:
+            self.deliveries.labels(PROVINCIAL, PROVINCIAL_OPERATION, outcome)
+        for result in PULL_RESULTS:
+            self.catalogue_pulls.labels(result)
+            self.inbound_pulls.labels(result)
+        for action in ("accepted", "refused"):
+            self.catalogue_unknown.labels(action)
+        for result in INBOUND_RESULTS:
+            self.inbound_dossiers.labels(result)
+        self.inbound_unknown_states.labels("unknown")
 
     # ------------------------------------------------------------------ recording hooks
 

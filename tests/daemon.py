@@ -43,6 +43,9 @@ def write_config(path: Path, port: int, portal_url: str, store: Path, **sections
         "portal": {"adapter_url": portal_url, "username": "u", "password": "p", "dstcode": "T",
                    "timeout": "5s", "connect_retries": 0},
         "operator": {"api_key": OPERATOR_KEY},
+        # no catalogue pull at start-up: it would log in and spend the sandbox's queued faults
+        # before the test's own calls (tests/catalogue covers the puller)
+        "catalogue": {"enabled": False},
     }
     for name, values in sections.items():
         tables[name] = {**tables.get(name, {}), **values}

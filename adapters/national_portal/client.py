@@ -1,8 +1,11 @@
-"""Business operations on the national portal (DVCQG): lookup, dossier sync, progress push.
+"""Business operations on the national portal (DVCQG): lookup, dossier sync, progress push, the
+procedure catalogue (``LayDanhSachTTHC`` on the share endpoint, ``LayThuTuc``) and read-only calls
+of a configured service (the inbound dossier pull).
 
 Layers, top to bottom::
 
     lookup / sync_dossiers / push_progress     judge the decoded reply (ok, exists, rejected)
+    list_procedures / procedure / call
     _service                                    concurrency cap, rate limit, session + one re-login
     _post                                       dstcode + bearer headers, one token refresh on 401,
                                                 HTTP status → error class, JSON decode
@@ -92,6 +95,7 @@ class PortalClient:
         self._tokens = CredentialCache(self._fetch_token, clock=clock) if uses_token else None
         self._sessions = CredentialCache(self._login, clock=clock) if uses_session else None
         self._service_url = settings.adapter_url.rstrip("/") + settings.integration_endpoint
+        self._share_url = settings.adapter_url.rstrip("/") + settings.share_endpoint
         self._login_url = settings.adapter_url.rstrip("/") + settings.auth_endpoint
 
     # ── public operations ─────────────────────────────────────────────────────────────────
@@ -134,19 +138,46 @@ class PortalClient:
         reply = await self._service(envelope.PUSH_PROGRESS, params, idempotent=False)
         _require_ok(reply)
 
+    async def list_procedures(self) -> list[dict[str, Any]]:
+        """``LayDanhSachTTHC`` (share endpoint, no parameters): the catalogue rows, each with at
+        least ``MATTHC`` and ``TENTTHC`` (other columns passed through, spec §5.5). A non-zero
+        error_code raises PortalRejected."""
+        reply = await self._service(envelope.PROCEDURE_LIST, {}, endpoint="share")
+        _require_ok(reply)
+        return envelope.result_rows(reply)
+
+    async def procedure(self, ma_tthc: str) -> dict[str, Any] | None:
+        """``LayThuTuc`` (integration endpoint, ``maTTHC``): the procedure detail (``result[0]``,
+        fields upper case as sent, spec §5.4), or None when the portal has no such procedure (an
+        empty ``result``). A non-zero error_code raises PortalRejected."""
+        reply = await self._service(envelope.PROCEDURE, envelope.procedure_params(ma_tthc))
+        _require_ok(reply)
+        rows = envelope.result_rows(reply)
+        return rows[0] if rows else None
+
+    async def call(self, service: str, params: Mapping[str, Any], *, endpoint: str = "integration") -> dict[str, Any]:
+        """Any other read-only service (the inbound dossier pull, whose name and parameters are
+        configured, spec §1.2): the decoded reply after the success test. A non-zero error_code
+        raises PortalRejected."""
+        reply = await self._service(service, params, endpoint=endpoint)
+        _require_ok(reply)
+        return reply
+
     # ── service layer: limits, session, one re-login ──────────────────────────────────────
 
     async def _service(
-        self, service: str, params: Mapping[str, Any], *, idempotent: bool = True
+        self, service: str, params: Mapping[str, Any], *, idempotent: bool = True, endpoint: str = "integration"
     ) -> dict[str, Any]:
         """One service call with at most one re-login; returns the decoded reply (any verdict
-        but SESSION_EXPIRED). Raises PortalAuthFailed when the fresh session is refused too."""
+        but SESSION_EXPIRED). Raises PortalAuthFailed when the fresh session is refused too.
+        ``endpoint`` "share" posts to ``share_endpoint`` (catalogue services, spec §2.1)."""
+        url = self._share_url if endpoint == "share" else self._service_url
         async with self._limit:
             for attempt in (1, 2):
                 session = await self._sessions.get() if self._sessions is not None else None
                 await self._rate.acquire()
                 body = envelope.service_body(service, params, madonvi=self._s.madonvi, session=session)
-                reply = await self._post_session(service, body, idempotent)
+                reply = await self._post_session(url, service, body, idempotent)
                 if reply is not None:
                     return reply
                 if session is None or self._sessions is None or attempt == 2:
@@ -156,11 +187,11 @@ class PortalClient:
         raise AssertionError("unreachable")
 
     async def _post_session(
-        self, service: str, body: Mapping[str, Any], idempotent: bool
+        self, url: str, service: str, body: Mapping[str, Any], idempotent: bool
     ) -> dict[str, Any] | None:
         """POST a service body; None means "the session was refused" (HTTP 401 or a session reply)."""
         try:
-            reply = await self._post(self._service_url, service, body, idempotent=idempotent)
+            reply = await self._post(url, service, body, idempotent=idempotent)
         except SessionExpired:
             return None
         return None if envelope.verdict(reply) is Verdict.SESSION_EXPIRED else reply

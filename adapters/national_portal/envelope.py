@@ -28,6 +28,8 @@ from core.errors import PortalAuthFailed, PortalUnavailable
 LOOKUP = "TraCuuHoSo"
 SYNC_DOSSIERS = "DongBoHoSoMC"
 PUSH_PROGRESS = "CapNhatTienDoHoSoMC"
+PROCEDURE = "LayThuTuc"  # integration endpoint
+PROCEDURE_LIST = "LayDanhSachTTHC"  # share endpoint
 MAX_PROGRESS_ITEMS = 10
 
 _EXISTS_CODES = frozenset({"0", "3", "-3"})
@@ -148,6 +150,11 @@ def progress_params(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"data": [dict(i) for i in items]}
 
 
+def procedure_params(ma_tthc: str) -> dict[str, str]:
+    """``LayThuTuc`` parameters, with the OC wire spelling ``maTTHC`` (spec §5)."""
+    return {"maTTHC": ma_tthc}
+
+
 def base_headers(dstcode: str) -> dict[str, str]:
     """Headers every portal call carries, the login included."""
     return {"Accept": "application/json", "dstcode": dstcode}
@@ -177,6 +184,15 @@ def session_from_login(reply: Mapping[str, Any]) -> str:
         return session
     code = code_text(reply.get("error_code"))
     raise PortalAuthFailed(message_of(reply) or "portal login refused", code=code)
+
+
+def result_rows(reply: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The objects of ``result[]`` (LayDanhSachTTHC, LayThuTuc, a dossier pull), in order; a missing
+    or null ``result`` is no rows, and elements that are not JSON objects are left out."""
+    result = reply.get("result")
+    if not isinstance(result, list):
+        return []
+    return [row for row in result if isinstance(row, dict)]
 
 
 def has_result(reply: Mapping[str, Any]) -> bool:

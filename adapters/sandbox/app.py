@@ -12,9 +12,13 @@ Portal routes (spec ``national-portal.md`` §2, §3, §5, §9):
     ``client_id``/``client_secret`` in the form). Reply
     ``{"access_token", "token_type": "Bearer", "expires_in": 3600}``; 401 ``invalid_client``.
 ``POST /service``
-    ``DongBoHoSoMC``, ``CapNhatTienDoHoSoMC``, ``TraCuuHoSo``, ``LayThuTuc`` (empty result).
+    ``DongBoHoSoMC``, ``CapNhatTienDoHoSoMC``, ``TraCuuHoSo``, ``LayThuTuc`` (from the shipped
+    catalogue ``procedures.json``; ``[]`` for an unknown code), and the citizen-dossier pull under
+    the configured ``inbound_service`` name (default ``LayDanhSachHoSoDVCQG``; parameters
+    ``cursor``, ``limit``; reply ``result[]`` and the next ``cursor``).
 ``POST /share``
-    ``LayDanhSachTTHC``, ``LayDanhMucCoQuan``, ``LayDanhMucLinhVuc`` (empty result).
+    ``LayDanhSachTTHC`` (the shipped catalogue's codes and names), ``LayDanhMucCoQuan``,
+    ``LayDanhMucLinhVuc`` (empty result).
 ``POST /adapter/ThemMoi``, ``/adapter/CapNhat``, ``/adapter/DongBoTienTrinh``, ``/adapter/TraCuuHoSo``
     The province-adapter variant (spec §3.4): bare JSON arrays, one URL per operation, behind the
     same front (latency, rate limit, faults, bearer); see :mod:`adapters.sandbox.adapter`.
@@ -60,6 +64,12 @@ Admin routes:
     ``{"service": "CapNhatTienDoHoSoMC", "items": […], …}`` or
     ``{"service": "TraCuuHoSo", "params": {"mahoso": "…"}, …}``. Rejected calls are recorded
     too, with their ``error_code``.
+``POST /_sandbox/procedures`` / ``GET /_sandbox/procedures``
+    ``{"procedures": [{"MATTHC", "TENTTHC", "LINHVUCTHUCHIEN": […], …}]}``: replace / read the
+    catalogue LayDanhSachTTHC and LayThuTuc answer from.
+``POST /_sandbox/inbound`` / ``GET /_sandbox/inbound``
+    ``{"dossiers": [{"MaHoSo": …, "TrangThaiHoSo": "new", …}]}``: citizen-submitted dossiers the
+    pull service hands out, in seeding order (seeding a code again is an update: it moves to the end).
 ``POST /_sandbox/reset``
     Forget everything; the configuration returns to its start-up values (the command line's).
 """
@@ -87,6 +97,10 @@ from adapters.sandbox.state import (
     SandboxConfig,
     SandboxState,
     empty_result,
+    list_procedures,
+    procedure,
+    pull_inbound,
+    seed_inbound,
 )
 from config.loader import parse_duration
 from core.errors import ConfigError
@@ -98,8 +112,8 @@ _SERVICES: dict[tuple[str, str], Handler] = {
     ("integration", "DongBoHoSoMC"): SandboxState.sync_dossiers,
     ("integration", "CapNhatTienDoHoSoMC"): SandboxState.push_progress,
     ("integration", "TraCuuHoSo"): SandboxState.lookup,
-    ("integration", "LayThuTuc"): lambda _s, p, m: empty_result(p, m),
-    ("share", "LayDanhSachTTHC"): lambda _s, p, m: empty_result(p, m),
+    ("integration", "LayThuTuc"): procedure,
+    ("share", "LayDanhSachTTHC"): list_procedures,
     ("share", "LayDanhMucCoQuan"): lambda _s, p, m: empty_result(p, m),
     ("share", "LayDanhMucLinhVuc"): lambda _s, p, m: empty_result(p, m),
 }
@@ -252,7 +266,7 @@ async def _serve(state: SandboxState, request: web.Request, endpoint: str) -> we
     problem = _envelope_problem(state, request, body)
     if problem is not None or body is None:
         return _reply(problem or SESSION_EXPIRED)
-    handler = _SERVICES.get((endpoint, str(body.get("service"))))
+    handler = _handler(state, endpoint, str(body.get("service")))
     if handler is None:
         return _bad("-2", f"Dịch vụ {body.get('service')!s} không được hỗ trợ tại địa chỉ này")
     if fault is not None and fault.mode == "reject":
@@ -284,6 +298,14 @@ async def adapter_call(request: web.Request) -> web.Response:
         return await adapter.serve(state, request)
     finally:
         state.in_flight -= 1
+
+
+def _handler(state: SandboxState, endpoint: str, name: str) -> Handler | None:
+    """The service ``name`` at ``endpoint``; the dossier pull answers on the integration endpoint
+    under the configured name (``inbound_service``)."""
+    if endpoint == "integration" and name == state.config.inbound_service:
+        return pull_inbound
+    return _SERVICES.get((endpoint, name))
 
 
 async def service(request: web.Request) -> web.Response:
@@ -346,7 +368,7 @@ async def admin_faults(request: web.Request) -> web.Response:
 
 
 _CONFIG_KEYS = {"refuse_logins", "credentials", "clients", "session_ttl", "token_ttl", "latency", "rate_limit",
-                "adapter_header"}
+                "inbound_service", "adapter_header"}
 
 
 def latency_seconds(value: object) -> float:
@@ -415,6 +437,41 @@ async def admin_dossier(request: web.Request) -> web.Response:
     return web.json_response(stored, dumps=_dumps)
 
 
+async def admin_procedures(request: web.Request) -> web.Response:
+    """Replace the procedure catalogue: ``{"procedures": [LayThuTuc-shaped objects with MATTHC]}``."""
+    body = await _json_object(request)
+    procedures = (body or {}).get("procedures")
+    if not isinstance(procedures, list) or not all(isinstance(p, dict) and isinstance(p.get("MATTHC"), str)
+                                                   for p in procedures):
+        return _admin_error('expected {"procedures": [{"MATTHC": "...", "TENTTHC": "...", ...}, ...]}')
+    request.app[STATE].procedures = [dict(p) for p in procedures]
+    return web.json_response({"procedures": len(procedures)})
+
+
+async def admin_list_procedures(request: web.Request) -> web.Response:
+    """The procedure catalogue the sandbox serves."""
+    return web.json_response({"procedures": request.app[STATE].procedures}, dumps=_dumps)
+
+
+async def admin_inbound(request: web.Request) -> web.Response:
+    """Seed citizen-submitted dossiers for the pull service: ``{"dossiers": [{dossier}, …]}``."""
+    body = await _json_object(request)
+    dossiers = (body or {}).get("dossiers")
+    if not isinstance(dossiers, list):
+        return _admin_error('expected {"dossiers": [{"MaHoSo": "...", ...}, ...]}')
+    state = request.app[STATE]
+    added = seed_inbound(state, dossiers)
+    if isinstance(added, str):
+        return _admin_error(added)
+    return web.json_response({"added": added, "cursor": str(state.inbound_seq)})
+
+
+async def admin_list_inbound(request: web.Request) -> web.Response:
+    """The seeded dossiers in pull order, each with its sequence number."""
+    rows = sorted(request.app[STATE].inbound.values(), key=lambda r: r[0])
+    return web.json_response({"dossiers": [{"seq": seq, "dossier": d} for seq, d in rows]}, dumps=_dumps)
+
+
 async def admin_record(request: web.Request) -> web.Response:
     """Everything received, per dossier, in arrival order, plus counters."""
     return web.json_response(request.app[STATE].snapshot(), dumps=_dumps)
@@ -447,6 +504,10 @@ def create_sandbox_app(*, clock: Callable[[], float] | None = None, latency: flo
     app.router.add_post("/_sandbox/dossiers", admin_dossiers)
     app.router.add_get("/_sandbox/dossiers/{code}", admin_dossier)
     app.router.add_get("/_sandbox/record", admin_record)
+    app.router.add_post("/_sandbox/procedures", admin_procedures)
+    app.router.add_get("/_sandbox/procedures", admin_list_procedures)
+    app.router.add_post("/_sandbox/inbound", admin_inbound)
+    app.router.add_get("/_sandbox/inbound", admin_list_inbound)
     app.router.add_post("/_sandbox/reset", admin_reset)
     return app
 

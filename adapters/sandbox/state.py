@@ -24,11 +24,14 @@ Multi-dossier calls are atomic: one bad dossier rejects the whole call and store
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from adapters.sandbox.validation import code_of, dossier_problem, progress_problem
@@ -40,6 +43,18 @@ FAULT_MODES = frozenset(
     {"http503", "http429", "http403", "slow", "reject", "html", "empty", "expire_sessions", "expire_tokens"}
 )
 MAX_PROGRESS = 10
+#: [UNCERTAIN] the pull service of citizen-submitted dossiers is not public (spec §1.2): the name the
+#: sandbox answers to by default, the same as ``[inbound] service``'s default
+INBOUND_SERVICE = "LayDanhSachHoSoDVCQG"
+MAX_PULL = 1000
+
+
+@cache
+def shipped_procedures() -> tuple[dict[str, Any], ...]:
+    """The procedure catalogue shipped with the project (``adapters/sandbox/procedures.json``):
+    LayThuTuc-shaped details (spec §5.4), each with its ``MATTHC``."""
+    text = resources.files("adapters.sandbox").joinpath("procedures.json").read_text(encoding="utf-8")
+    return tuple(json.loads(text)["procedures"])
 
 
 def _bad(code: str, message: str) -> Reply:
@@ -69,6 +84,7 @@ class SandboxConfig:
     token_ttl: int = 3600
     latency: float = 0.0  # seconds every portal call waits before it is answered
     rate_limit: int = 0  # portal calls admitted in any one-second window; 0 = no limit
+    inbound_service: str = INBOUND_SERVICE  # the name the dossier pull service answers to
     # the adapter routes (/adapter/…) require this header: {"name": …, "value": …}; None = no header
     adapter_header: dict[str, str] | None = None
 
@@ -96,6 +112,11 @@ class SandboxState:
     max_in_flight: int = 0
     admitted: deque[float] = field(default_factory=deque)  # admission times of the last second
     throttled: int = 0
+    procedures: list[dict[str, Any]] = field(default_factory=lambda: [dict(p) for p in shipped_procedures()])
+    catalogue_calls: dict[str, int] = field(default_factory=dict)  # service → calls answered
+    inbound: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # MaHoSo → (seq, dossier)
+    inbound_seq: int = 0
+    pulls: list[dict[str, Any]] = field(default_factory=list)  # the pull calls' bodies (no session), in order
 
     def reset(self) -> None:
         """Forget sessions, tokens, dossiers, the record and faults; the configuration returns to
@@ -216,6 +237,8 @@ class SandboxState:
             "throttled": self.throttled,
             "max_in_flight": self.max_in_flight,
             "stored": len(self.dossiers),
+            "catalogue_calls": self.catalogue_calls,
+            "pulls": self.pulls,
         }
 
     # ── services ──────────────────────────────────────────────────────────────────────────
@@ -303,6 +326,59 @@ class SandboxState:
                 self.dossiers[code] = obj
                 added += 1
         return added
+
+
+def _param(params: dict[str, Any], name: str) -> Any:
+    """A parameter whatever the case of its key (the portal matches them so, spec §5 [INFERRED])."""
+    key = next((k for k in params if k.lower() == name.lower()), None)
+    return params.get(key) if key is not None else None
+
+
+def _procedure_row(detail: dict[str, Any]) -> dict[str, Any]:
+    """A ``LayDanhSachTTHC`` row: code, name and state (the list's other columns are not public)."""
+    return {"MATTHC": detail.get("MATTHC"), "TENTTHC": detail.get("TENTTHC"), "TRANGTHAI": detail.get("TRANGTHAI", "1")}
+
+
+def list_procedures(state: SandboxState, params: dict[str, Any], meta: dict[str, Any]) -> Reply:
+    """``LayDanhSachTTHC``: every procedure of the catalogue (code, name, state)."""
+    state.catalogue_calls["LayDanhSachTTHC"] = state.catalogue_calls.get("LayDanhSachTTHC", 0) + 1
+    return {"error_code": "0", "message": "Thành công", "result": [_procedure_row(p) for p in state.procedures]}
+
+
+def procedure(state: SandboxState, params: dict[str, Any], meta: dict[str, Any]) -> Reply:
+    """``LayThuTuc``: ``result`` = [the procedure's detail] or [] for an unknown ``maTTHC``."""
+    state.catalogue_calls["LayThuTuc"] = state.catalogue_calls.get("LayThuTuc", 0) + 1
+    code = _param(params, "maTTHC")
+    if not isinstance(code, str) or not code:
+        return _bad("-2", "Thiếu tham số maTTHC")
+    found = [dict(p) for p in state.procedures if p.get("MATTHC") == code]
+    return {"error_code": "0", "message": "Thành công", "result": found[:1]}
+
+
+def seed_inbound(state: SandboxState, dossiers: list[Any]) -> int | str:
+    """Citizen-submitted dossiers appear on the portal (``POST /_sandbox/inbound``): each object
+    with a ``MaHoSo`` goes to the end of the pull order, replacing an earlier one of that code (an
+    update). Returns how many, or a problem (nothing seeded)."""
+    if not all(isinstance(d, dict) and isinstance(d.get("MaHoSo"), str) and d["MaHoSo"] for d in dossiers):
+        return "every dossier must be an object with a MaHoSo string"
+    for d in dossiers:
+        state.inbound_seq += 1
+        state.inbound[d["MaHoSo"]] = (state.inbound_seq, d)
+    return len(dossiers)
+
+
+def pull_inbound(state: SandboxState, params: dict[str, Any], meta: dict[str, Any]) -> Reply:
+    """The dossier pull: those seeded after ``cursor`` (a sequence number; "" or absent: from the
+    start), at most ``limit`` (default 50), oldest first; ``cursor`` in the reply is the last one's."""
+    cursor, limit = _param(params, "cursor"), _param(params, "limit")
+    state.pulls.append({k: v for k, v in params.items() if k != "session"})
+    after = 0 if cursor in (None, "") else int(cursor) if isinstance(cursor, str) and cursor.isdigit() else -1
+    size = 50 if limit in (None, "") else int(limit) if str(limit).isdigit() else -1
+    if after < 0 or not 1 <= size <= MAX_PULL:
+        return _bad("-2", f"Tham số cursor hoặc limit không hợp lệ (limit 1..{MAX_PULL})")
+    page = sorted((seq, d) for seq, d in state.inbound.values() if seq > after)[:size]
+    last = page[-1][0] if page else after
+    return {"error_code": "0", "message": "Thành công", "result": [d for _, d in page], "cursor": str(last)}
 
 
 def empty_result(params: dict[str, Any], meta: dict[str, Any]) -> Reply:

@@ -8,6 +8,7 @@ from typing import Any
 from gateway.dossier.spec import (
     DOSSIER,
     FIELD_LIMITS,
+    FROM_CATALOGUE,
     LOCAL_ONLY_FIELD,
     MAHOSO_KHAC,
     MAX_NUMBER_DIGITS,
@@ -50,6 +51,10 @@ def _field_schema(spec: Spec) -> dict[str, Any]:
     limit = FIELD_LIMITS.get(spec.name)
     if limit is not None:
         schema["description"] = f"Longer texts are cut to {limit} characters, ending in \"...\"."
+    if spec.name in FROM_CATALOGUE:
+        schema["description"] = ("Filled from the procedure catalogue (GET /v1/procedures/{MaTTHC}) when left out."
+                                 + (" Required when the catalogue does not hold MaTTHC." if spec.name == "TenTTHC"
+                                    else ""))
     return schema
 
 

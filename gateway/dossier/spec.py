@@ -33,6 +33,9 @@ MAX_PROGRESS_ITEMS = 500
 #: 4,300 digits (a 500) and costs the square of the length below that.
 MAX_NUMBER_DIGITS = 18
 
+#: Fields the procedure catalogue fills when the agency leaves them out (gateway/catalogue/fill.py).
+FROM_CATALOGUE: frozenset[str] = frozenset({"TenTTHC", "MaLinhVuc", "TenLinhVuc"})
+
 #: Fields whose values are personal data: never echoed in an error message.
 PERSONAL_FIELDS: frozenset[str] = frozenset(
     {"ChuHoSo", "SoGiayToChuHoSo", "SoDinhDanh", "Email", "SoDienThoai", "Fax", "MaDoiTuong"}
@@ -167,7 +170,7 @@ KET_NOI_CSDL = Table("§6.8 DSKetNoiCSDL", (
 DOSSIER = Table("§6.1 dossier", (
     _id("MaHoSo", "R"),
     _id("MaTTHC", "R"),
-    _text("TenTTHC", "R"),
+    _text("TenTTHC", "S"),  # R on the portal; filled from the procedure catalogue (gateway/catalogue/fill.py)
     _id("MaLinhVuc", "S"),
     _text("TenLinhVuc", "S"),
     _id("SoBienNhan"),

@@ -157,12 +157,19 @@ async def test_progress_rules(sandbox: SandboxHandle, session: str) -> None:
     assert [i["NoiDungXuLy"] for i in entries[-1]["items"]] == [f"Bước {n}" for n in range(10)]
 
 
-async def test_share_catalogue_is_empty(sandbox: SandboxHandle, session: str) -> None:
-    """§5: LayDanhSachTTHC on the share endpoint answers an empty result; on the wrong endpoint
-    a service is refused."""
+async def test_share_catalogue_lists_the_shipped_procedures(sandbox: SandboxHandle, session: str) -> None:
+    """§5.5: LayDanhSachTTHC on the share endpoint lists the shipped catalogue (MATTHC, TENTTHC); on
+    the wrong endpoint a service is refused; LayThuTuc answers one §5.4 detail, or [] for an unknown
+    code, and needs maTTHC (its key in any case)."""
     reply = await call(sandbox, "LayDanhSachTTHC", session, path="share")
-    assert reply["result"] == [] and reply["error_code"] == "0"
+    assert reply["error_code"] == "0" and len(reply["result"]) == 5
+    assert all(row["MATTHC"] and row["TENTTHC"] for row in reply["result"])
     assert (await call(sandbox, "LayDanhSachTTHC", session))["error_code"] == "-2"
+    detail = await call(sandbox, "LayThuTuc", session, maTTHC="1.001193")
+    assert detail["result"][0]["TENTTHC"] == "Đăng ký kết hôn" and detail["result"][0]["TRANGTHAI"] == "1"
+    assert (await call(sandbox, "LayThuTuc", session, MATTHC="1.001193"))["result"] == detail["result"]
+    assert (await call(sandbox, "LayThuTuc", session, maTTHC="9.999999"))["result"] == []
+    assert (await call(sandbox, "LayThuTuc", session))["error_code"] == "-2"
 
 
 async def test_bearer_required_once_tokens_exist(sandbox: SandboxHandle, session: str) -> None:

@@ -8,6 +8,9 @@
   only) to one, so that fuzzed dossiers and progress get past 403 (another agency's unit), the
   path/body mismatch and the calendar to the rest of the checks and the store behind them (202).
   Malformed codes are left alone.
+- A snapshot without ``TenTTHC`` gets one. The schema leaves it optional because the procedure
+  catalogue fills it (gateway/catalogue/fill.py), but the fuzzed daemon runs without a catalogue
+  (tests/daemon.py), where the agency must send it, as for a code the catalogue does not hold.
 - A fuzzed ``PUT /v1/maintenance`` never turns maintenance mode on: that makes ``/readyz`` answer
   503 on purpose, which the server-error check would take for a failure of every later /readyz.
   tests/gateway/test_readiness.py covers turning it on.
@@ -58,7 +61,15 @@ def _owned_body(body: Any, owned: str) -> Any:
     if not isinstance(body, dict):
         return body
     code = body.get("MaHoSo")
-    return _real_times({**body, "MaHoSo": owned} if isinstance(code, str) and not code_problem(code) else body)
+    return _named(_real_times({**body, "MaHoSo": owned} if isinstance(code, str) and not code_problem(code) else body))
+
+
+def _named(body: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot (it has a MaTTHC) without a TenTTHC given one: no catalogue can fill it here."""
+    name = body.get("TenTTHC")
+    if "MaTTHC" in body and (name is None or (isinstance(name, str) and not name.strip())):
+        return {**body, "TenTTHC": "Thủ tục thử nghiệm"}
+    return body
 
 
 def _real_times(value: Any) -> Any:
