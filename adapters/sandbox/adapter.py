@@ -41,6 +41,7 @@ PATHS = (CREATE, UPDATE, PROGRESS, LOOKUP)
 _EXISTS = "-3"
 _DONE = "00"
 _NOT_ARRAY: Reply = {"error_code": "-2", "message": "Dữ liệu yêu cầu phải là một mảng JSON không rỗng"}
+_NOT_OBJECT: Reply = {"error_code": "-2", "message": "Dữ liệu yêu cầu phải là một đối tượng JSON"}
 
 
 def _header_ok(state: SandboxState, request: web.Request) -> bool:
@@ -66,7 +67,7 @@ async def _serve(state: SandboxState, request: web.Request) -> web.Response:
         meta["dstcode"] = request.headers["dstcode"]
     path = request.path
     if path == LOOKUP:
-        reply = state.lookup(body, meta) if isinstance(body, dict) else _NOT_ARRAY
+        reply = state.lookup(body, meta) if isinstance(body, dict) else _NOT_OBJECT
         return _json(reply)
     if path == PROGRESS:
         return _progress(state, body, meta)
