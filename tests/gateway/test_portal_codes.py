@@ -218,3 +218,22 @@ async def test_an_alternative_code_taken_by_another_dossier_is_refused(tmp_path:
         assert info.value.code == "code_rule"
     finally:
         await mapper.close()
+
+
+async def test_a_batch_carries_each_dossiers_portal_code(sandbox: Sandbox, tmp_path: Path) -> None:
+    """With batch_size > 1 each dossier of a batch goes under its own portal code; a MaHoSoKhac
+    already taken by another dossier dead-letters that snapshot alone (the engine splits the batch,
+    as for a portal rejection), and the others are delivered."""
+    codes = [f"000.00.01.H55-240315-0010{i}" for i in range(3)]
+    async with run_gateway(rule_settings(tmp_path, sandbox.url, batch_size=3, lookup_before_create=False)) as gw:
+        await gw.put(codes[0], sample_dossier(codes[0], MaHoSoKhac="000.00.01.H56-240315-90000"))
+        await gw.drain()
+        for m in codes[1:]:
+            await gw.put(m, sample_dossier(m))
+        await gw.put(M, sample_dossier(M, MaHoSoKhac="000.00.01.H56-240315-90000"))
+        await gw.drain()
+        portal = [(await gw.status(m))["portal_code"] for m in codes[1:]]
+        st = await gw.status(M)
+    assert sorted(portal) == [FIRST, f"{PREFIX}-240315-00002"]
+    assert set(portal) <= set(sandbox.state.dossiers)
+    assert (st["delivery"], st["last_error"]["code"], st["portal_code"]) == ("dead", "code_rule", None)
