@@ -157,6 +157,8 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         if value not in allowed:
             raise ConfigError(key, f"must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
         return value
+    if origin in (dict, Mapping):
+        return _table(tp, value, key)
     if origin in (tuple, list):
         if not isinstance(value, list):
             raise ConfigError(key, f"expected a list, got {type(value).__name__}")
@@ -165,6 +167,14 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return build(tp, value, key)  # type: ignore[arg-type]
     return _scalar(tp, value, key)
+
+
+def _table(tp: Any, value: Any, key: str) -> dict[str, Any]:
+    """A TOML table of string keys, each value converted to the mapping's value type."""
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"expected a table, got {type(value).__name__}")
+    _, value_tp = typing.get_args(tp)
+    return {str(k): _convert(value_tp, v, f"{key}.{k}") for k, v in value.items()}
 
 
 def _scalar(tp: Any, value: Any, key: str) -> Any:

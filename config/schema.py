@@ -7,6 +7,8 @@ Each ``__post_init__`` raises ``ValueError("key: message")``; the loader turns t
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
@@ -15,6 +17,7 @@ from config.loader import Duration, load_settings
 from core.codes import is_unit_code
 
 _D = Duration
+_PROVINCE_CODE = re.compile(r"[A-Z][0-9]{2}")
 
 
 def _listen_ok(listen: str) -> bool:
@@ -135,10 +138,49 @@ class CircuitSettings:
             raise ValueError("failure_threshold: must be at least 1")
 
 
+def _url_or_path(value: str) -> bool:
+    return value.startswith(("/", "http://", "https://"))
+
+
+@dataclass(frozen=True)
+class PortalAdapterSettings:
+    """The province-adapter variant (spec §3.4, ``[portal] transport = "adapter"``): one URL per
+    operation, each a path after ``[portal] adapter_url`` (TH's ``Base``) or a whole http(s) URL."""
+
+    create_url: str = "/adapter/ThemMoi"  # TH URLThemMoi: DongBoHoSoMC isUpdating "False"
+    update_url: str = "/adapter/CapNhat"  # TH URLCapNhat: isUpdating "True"
+    progress_url: str = "/adapter/DongBoTienTrinh"  # TH URLDongBoTienTrinh: CapNhatTienDoHoSoMC
+    # [UNCERTAIN] TH has no lookup URL; "" = none (spec §5.6 fallback: create, then update on
+    # "đã tồn tại"); else TraCuuHoSo as {"mahoso": …} → {error_code, message, result[]}
+    lookup_url: str = ""
+    # a static header the adapter or LGSP wants on every call (e.g. "X-API-Key"); its value is a
+    # secret: auth_header_value_file
+    auth_header: str = ""
+    auth_header_value: str = ""
+
+    def __post_init__(self) -> None:
+        for key in ("create_url", "update_url", "progress_url"):
+            if not _url_or_path(getattr(self, key)):
+                raise ValueError(f"{key}: expected a path starting with \"/\" or an http(s) URL")
+        if self.lookup_url and not _url_or_path(self.lookup_url):
+            raise ValueError("lookup_url: expected \"\" (none), a path starting with \"/\" or an http(s) URL")
+        if bool(self.auth_header) != bool(self.auth_header_value):
+            raise ValueError("auth_header_value: auth_header and auth_header_value are set together or not at all")
+
+    def url(self, base: str, key: str) -> str:
+        """The whole URL of ``key`` (``create_url`` …): a path is appended to ``base``."""
+        value = str(getattr(self, key))
+        return value if value.startswith(("http://", "https://")) or not value else base.rstrip("/") + value
+
+
 @dataclass(frozen=True)
 class PortalSettings:
-    transport: Literal["service"] = "service"
-    auth: Literal["session", "oauth2", "oauth2+session"] = "session"
+    # the message format: "service" = the JSON service envelope (spec §2, §3), "adapter" = the
+    # province-adapter variant, one URL per operation and bare JSON arrays (§3.4, [portal.adapter])
+    transport: Literal["service", "adapter"] = "service"
+    # "none": no credential of the gateway's own (the adapter or LGSP authenticates), transport
+    # "adapter" only
+    auth: Literal["session", "oauth2", "oauth2+session", "none"] = "session"
     adapter_url: str = "http://127.0.0.1:9000"
     auth_endpoint: str = "/login"
     integration_endpoint: str = "/service"
@@ -160,12 +202,23 @@ class PortalSettings:
     lookup_before_create: bool = True
     session_max_age: Duration = _D(1800.0)
     connect_retries: int = 2  # quick in-call retries of connection errors (tenacity)
+    adapter: PortalAdapterSettings = field(default_factory=PortalAdapterSettings)
+    # spec §8: the province's identifier code (TH MaDinhDanhTinh, e.g. "H56"); with the units'
+    # [[agencies]] madinhdanh it turns on the dossier-code rule; "" = codes are sent unchanged
+    province_code: str = ""
+    # the code rule's own SQLite file (sequences and local → portal codes); "" = portal_codes.sqlite3
+    # beside [storage] path
+    codes_path: str = ""
 
     def __post_init__(self) -> None:
         if not self.adapter_url.startswith(("http://", "https://")):
             raise ValueError("adapter_url: must be an http(s) URL")
-        if self.auth != "session" and not self.token_url:
+        if self.auth in ("oauth2", "oauth2+session") and not self.token_url:
             raise ValueError("token_url: required when auth uses oauth2")
+        self._check_transport()
+        if self.province_code and not _PROVINCE_CODE.fullmatch(self.province_code):
+            raise ValueError(f"province_code: expected a capital letter and 2 digits, such as \"H56\"; "
+                             f"got {self.province_code!r}")
         if self.max_concurrency < 1:
             raise ValueError("max_concurrency: must be at least 1")
         if not 1 <= self.batch_size <= 500:
@@ -173,6 +226,19 @@ class PortalSettings:
         if not is_unit_code(self.madonvi):
             raise ValueError(f"madonvi: expected the sending unit's code, such as \"000.00.01.H56\"; "
                              f"got {self.madonvi!r}")
+
+    def _check_transport(self) -> None:
+        if self.transport == "adapter" and self.auth in ("session", "oauth2+session"):
+            raise ValueError("auth: the adapter transport (spec §3.4) has no session envelope; "
+                             "use \"none\" (the adapter or LGSP authenticates) or \"oauth2\"")
+        if self.transport != "adapter" and self.auth == "none":
+            raise ValueError("auth: \"none\" is for transport = \"adapter\" only")
+        if self.transport != "adapter" and self.adapter.auth_header:
+            raise ValueError("adapter.auth_header: used by transport = \"adapter\" only")
+
+    def codes_file(self, storage_path: str) -> Path:
+        """Where the dossier-code rule's file lives."""
+        return Path(self.codes_path) if self.codes_path else Path(storage_path).with_name("portal_codes.sqlite3")
 
 
 _RECEIPT_SERVICES = ("PublishService", "BusinessService", "PortalService")
@@ -338,10 +404,19 @@ class AgencySettings:
     api_key: str = ""
     api_key_sha256: str = ""
     units: tuple[str, ...] = ()
+    # spec §8: unit code → the unit's identifier code (MaDinhDanh) that generated portal codes
+    # start with, e.g. { "000.00.01.H55" = "000.00.01.H56" }; a unit left out keeps its codes
+    madinhdanh: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not (self.api_key or self.api_key_sha256):
             raise ValueError("api_key: one of api_key, api_key_file or api_key_sha256 is required")
+        for unit, code in self.madinhdanh.items():
+            if unit not in self.units:
+                raise ValueError(f"madinhdanh: {unit!r} is not one of this agency's units")
+            if not is_unit_code(code):
+                raise ValueError(f"madinhdanh: {code!r} (of unit {unit}) is not an identifier code "
+                                 "such as \"000.00.01.H56\"")
         if self.api_key_sha256 and len(self.api_key_sha256) != 64:
             raise ValueError("api_key_sha256: expected 64 hex characters")
         bad = [u for u in self.units if not is_unit_code(u)]
@@ -694,6 +769,30 @@ class Settings:
         operator = key_digest(self.operator.api_key, self.operator.api_key_sha256)
         if operator is not None and operator in digests:
             raise ValueError("operator.api_key: equal to an agency's key; the operator needs a key of its own")
+        self._check_code_rule()
+
+    def unit_identifiers(self) -> dict[str, str]:
+        """Every configured unit → its MaDinhDanh (spec §8), over all agencies."""
+        return {unit: code for a in self.agencies for unit, code in a.madinhdanh.items()}
+
+    def _check_code_rule(self) -> None:
+        seen: dict[str, str] = {}
+        for i, a in enumerate(self.agencies):
+            for unit, code in a.madinhdanh.items():
+                if seen.setdefault(unit, code) != code:
+                    raise ValueError(f"agencies[{i}].madinhdanh: unit {unit} has another MaDinhDanh in an "
+                                     "earlier agency")
+        province = self.portal.province_code
+        if not province or not seen:
+            return
+        bad = [c for c in seen.values() if province not in c]
+        if bad:
+            raise ValueError(f"agencies.madinhdanh: {bad[0]!r} does not contain the province code {province}: "
+                             "the codes generated from it would not either (spec §8)")
+        if self.portal.transport == "adapter" and not self.portal.adapter.lookup_url:
+            raise ValueError("portal.adapter.lookup_url: the dossier-code rule checks a generated code with "
+                             "TraCuuHoSo before using it (spec §8 step 5); set the adapter's lookup URL, "
+                             "or leave province_code empty")
 
 
 #: Keys that older versions read, with what replaced them: a file that still sets one is refused

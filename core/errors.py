@@ -7,6 +7,7 @@
     │   ├── PortalUnavailable      (also PortalError)  5xx, timeout, connection reset, non-JSON body
     │   ├── PortalThrottled        (also PortalError)  HTTP 429, Retry-After honoured
     │   ├── QueueUnavailable       the queue backend (SQLite, Kafka) cannot take or give work now
+    │   ├── CodeStoreUnavailable   the dossier-code rule's file (spec §8) cannot be read or written now
     │   └── SigningUnavailable     a TSA or remote signer is down (signing/)
     └── PermanentError            retrying the same input cannot help
         ├── ConfigError            a settings file or environment override is wrong; names the key
@@ -92,6 +93,11 @@ class TransitionRefused(PermanentError):
 
 class QueueUnavailable(TransientError):
     """The queue backend cannot accept or hand out work right now."""
+
+
+class CodeStoreUnavailable(TransientError):
+    """The dossier-code rule's own file (spec §8: sequences, local → portal codes) failed; the
+    delivery that needed it is retried on the ladder."""
 
 
 class PortalError(GatewayError):

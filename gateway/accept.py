@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from config.schema import Settings
 from core.errors import PermanentError, TransitionRefused
 from gateway.dossier import Validated
+from gateway.dossier.spec import LOCAL_ONLY_FIELD
 from gateway.transitions import classify_transition
 from monitoring.metrics import Metrics
 from queues.api import Accepted, EventKind, NewEvent, QueueBackend, state_of
@@ -41,6 +42,9 @@ class Acceptor:
         self._metrics = metrics
         self._enforce = settings.transitions.enforce
         self._paid = paid
+        # spec §8 step 2 needs MaHoSoKhac at delivery (on Kafka, maybe on another instance): it
+        # travels in the queued payload, and gateway.portalcode drops it before the portal sees it
+        self._keep_alternative = bool(settings.portal.province_code)
 
     def _keep_paid_mark(self, mahoso: str, item: Validated) -> Validated:
         if self._paid is None or item.payload.get(PAID_ONLINE) in PAID_MARKS or not self._paid(mahoso):
@@ -64,7 +68,10 @@ class Acceptor:
                 raise TransitionRefused(previous, new_state)
             judged.append((previous, verdict))
 
-        accepted = await self._queue.enqueue([NewEvent(mahoso, EventKind.SNAPSHOT, item.payload, agency)], check)
+        payload = item.payload
+        if self._keep_alternative and item.mahoso_khac:
+            payload = {**payload, LOCAL_ONLY_FIELD: item.mahoso_khac}
+        accepted = await self._queue.enqueue([NewEvent(mahoso, EventKind.SNAPSHOT, payload, agency)], check)
         previous, verdict = judged[-1]  # the store may run the check again, on a retried batch
         if verdict in ("unusual", "tolerated"):
             self._metrics.unusual_transitions.labels(**{"from": previous or "", "to": new_state}).inc()

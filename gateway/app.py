@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
-from adapters.national_portal.client import PortalClient
+from adapters.national_portal import portal_client
 from adapters.provincial_system.client import ProvincialClient
 from config.schema import Settings
 from gateway import handlers, job_routes, ops_routes, payment_routes
@@ -33,6 +33,7 @@ from gateway.appkeys import (
     METRICS,
     PAYMENTS,
     PORTAL_CLIENT,
+    PORTAL_CODES,
     PROVINCIAL_CLIENT,
     QUEUE,
     SETTINGS,
@@ -44,6 +45,7 @@ from gateway.catalogue import routes as catalogue_routes
 from gateway.inbound.delivery import provincial_handler
 from gateway.inbound.puller import InboundPuller
 from gateway.middleware import error_middleware
+from gateway.portalcode.mapping import CodedPortal, CodeMapper
 from gateway.requestlog import echo_request_id, request_context
 from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
@@ -161,9 +163,12 @@ def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
         connector = aiohttp.TCPConnector(limit=settings.portal.max_concurrency * 2)
         traced = [trace_config(app[METRICS], PORTAL)]  # latency per service; 429s counted as throttled
         async with aiohttp.ClientSession(timeout=timeout, connector=connector, trace_configs=traced) as session:
-            portal = PortalClient(settings.portal, session, metrics=app[METRICS])
+            portal = portal_client(settings.portal, session, metrics=app[METRICS])
+            codes = CodeMapper.from_settings(settings, portal.lookup, clock=app[CLOCK])
+            await codes.start()
+            app[PORTAL_CODES] = codes
             kpi = app.get(KPI)
-            engine = SyncEngine(app[QUEUE], portal, settings, app[METRICS], clock=app[CLOCK],
+            engine = SyncEngine(app[QUEUE], CodedPortal(portal, codes), settings, app[METRICS], clock=app[CLOCK],
                                 observer=kpi.observe if kpi is not None else None)
             app[ENGINE] = engine
             app[PORTAL_CLIENT] = portal
@@ -173,6 +178,7 @@ def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+            await codes.close()
 
     return ctx
 

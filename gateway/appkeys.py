@@ -15,6 +15,7 @@ from gateway.accept import Acceptor
 from gateway.catalogue import Catalogue
 from gateway.health import Readiness
 from gateway.inbound.puller import InboundPuller
+from gateway.portalcode.mapping import CodeMapper
 from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
 from monitoring.metrics import Metrics
@@ -46,6 +47,8 @@ PAYMENTS = web.AppKey("payments", PaymentService)
 PORTAL_CLIENT = web.AppKey("portal_client", PortalClient)
 #: The procedure catalogue (gateway/catalogue); absent when ``[catalogue] enabled = false``.
 CATALOGUE = web.AppKey("catalogue", Catalogue)
+#: The dossier-code rule (spec §8, gateway/portalcode): local code → portal code.
+PORTAL_CODES = web.AppKey("portal_codes", CodeMapper)
 #: Durable jobs (queues/jobs.py): provincial delivery, e-receipts.
 JOBS = web.AppKey("jobs", Jobs)
 #: The provincial system's REST client (adapters/provincial_system); absent without ``[provincial] url``.

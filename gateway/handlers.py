@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from config.schema import AgencySettings
 from core.errors import FieldError
 from gateway import dossier, openapi, params
-from gateway.appkeys import ACCEPT, CATALOGUE, CLOCK, JOBS, KPI, METRICS, QUEUE, SETTINGS
+from gateway.appkeys import ACCEPT, CATALOGUE, CLOCK, JOBS, KPI, METRICS, PORTAL_CODES, QUEUE, SETTINGS
 from gateway.auth import require_agency, require_operator, require_operator_or_agency
 from gateway.catalogue.fill import complete
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
@@ -111,9 +111,10 @@ def _json(status: int, body: dict[str, Any]) -> web.Response:
 
 
 
-def status_json(st: DossierStatus) -> dict[str, Any]:
+def status_json(st: DossierStatus, portal_code: str | None) -> dict[str, Any]:
     return {
         "MaHoSo": st.mahoso,
+        "portal_code": portal_code,
         "accepted_state": st.accepted_state,
         "delivered_state": st.delivered_state,
         "delivery": st.delivery.value,
@@ -130,7 +131,7 @@ async def get_dossier(request: web.Request) -> web.Response:
     st = await request.app[QUEUE].status(mahoso)
     if st is None:
         raise HTTPProblem(404, "not_found", "the gateway has accepted no event for this dossier")
-    return web.json_response(status_json(st))
+    return web.json_response(status_json(st, await request.app[PORTAL_CODES].known(mahoso)))
 
 
 # ---------------------------------------------------------------- operator

@@ -57,10 +57,14 @@ def _dead_letter_id(backend: str) -> dict[str, Any]:
 
 _STATUS = {
     "type": "object",
-    "required": ["MaHoSo", "accepted_state", "delivered_state", "delivery", "attempts", "next_attempt_at",
-                 "last_error", "pending_progress"],
+    "required": ["MaHoSo", "portal_code", "accepted_state", "delivered_state", "delivery", "attempts",
+                 "next_attempt_at", "last_error", "pending_progress"],
     "properties": {
-        "MaHoSo": {"type": "string"},
+        "MaHoSo": {"type": "string", "description": "the agency's code"},
+        "portal_code": {"type": ["string", "null"],
+                        "description": "the code the portal knows the dossier by (spec §8): MaHoSo itself unless "
+                                       "the dossier-code rule maps it; null while its portal code is still to be "
+                                       "drawn (before its first delivery)"},
         "accepted_state": {"type": ["string", "null"]},
         "delivered_state": {"type": ["string", "null"]},
         "delivery": {"enum": ["pending", "in_flight", "delivered", "retrying", "dead", "parked"]},

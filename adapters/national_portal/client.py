@@ -40,7 +40,7 @@ from adapters.national_portal.errors import (
     PortalUnavailable,
     SessionExpired,
 )
-from adapters.national_portal.transport import RawReply, Transport
+from adapters.national_portal.transport import JsonBody, RawReply, Transport
 from config.schema import PortalSettings
 from monitoring.metrics import PORTAL, Metrics
 
@@ -202,16 +202,27 @@ class PortalClient:
         self, url: str, service: str, body: Mapping[str, Any], *, idempotent: bool = True
     ) -> dict[str, Any]:
         """POST JSON with dstcode (and bearer); one token refresh on HTTP 401 when a token is used."""
+        return _decode(service, await self._post_raw(url, service, body, idempotent=idempotent))
+
+    def _headers(self) -> dict[str, str]:
+        """The headers of every call but the token request (the bearer is added per call)."""
+        return envelope.base_headers(self._s.dstcode)
+
+    async def _post_raw(
+        self, url: str, service: str, body: JsonBody, *, idempotent: bool = True
+    ) -> RawReply:
+        """POST JSON (an object, or the adapter variant's bare array) and return the raw reply, after
+        one token refresh on HTTP 401 when a token is used; the status is not judged here."""
         for attempt in (1, 2):
             token = await self._tokens.get() if self._tokens is not None else None
-            headers = envelope.base_headers(self._s.dstcode)
+            headers = self._headers()
             if token is not None:
                 headers["Authorization"] = token
             raw = await self._transport.send(
                 url, service=service, headers=headers, json_body=body, idempotent=idempotent
             )
             if raw.status != 401 or token is None or self._tokens is None:
-                return _decode(service, raw)
+                return raw
             self._tokens.invalidate(token)
             if attempt == 2:
                 raise PortalAuthFailed(f"{service}: HTTP 401 again with a fresh token", code="401")

@@ -18,7 +18,7 @@ Each attempt's POST carries ``trace_request_ctx={"operation": service}``: the se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -28,6 +28,9 @@ import orjson
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from core.errors import PortalUnavailable
+
+#: A JSON request body: one object (the service envelope) or a bare array (the adapter variant, §3.4)
+JsonBody = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,12 @@ class Transport:
         *,
         service: str,
         headers: Mapping[str, str],
-        json_body: Mapping[str, Any] | None = None,
+        json_body: JsonBody | None = None,
         form: Mapping[str, str] | None = None,
         idempotent: bool = True,
     ) -> RawReply:
-        """POST ``json_body`` (UTF-8 JSON) or ``form`` to ``url``; raises only PortalUnavailable."""
+        """POST ``json_body`` (UTF-8 JSON, an object or an array) or ``form`` to ``url``; raises only
+        PortalUnavailable."""
         data, all_headers = _encode(headers, json_body, form)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
@@ -102,11 +106,12 @@ class Transport:
 
 
 def _encode(
-    headers: Mapping[str, str], json_body: Mapping[str, Any] | None, form: Mapping[str, str] | None
+    headers: Mapping[str, str], json_body: JsonBody | None, form: Mapping[str, str] | None
 ) -> tuple[bytes, dict[str, str]]:
     out = dict(headers)
     if form is not None:
         out["Content-Type"] = "application/x-www-form-urlencoded"
         return urlencode(dict(form)).encode("ascii"), out
     out["Content-Type"] = "application/json; charset=utf-8"
-    return orjson.dumps(json_body or {}), out  # UTF-8, not \u-escaped (as json.dumps(ensure_ascii=False))
+    # UTF-8, not \u-escaped (as json.dumps(ensure_ascii=False))
+    return orjson.dumps({} if json_body is None else json_body), out

@@ -19,6 +19,9 @@ Portal routes (spec ``national-portal.md`` §2, §3, §5, §9):
 ``POST /share``
     ``LayDanhSachTTHC`` (the shipped catalogue's codes and names), ``LayDanhMucCoQuan``,
     ``LayDanhMucLinhVuc`` (empty result).
+``POST /adapter/ThemMoi``, ``/adapter/CapNhat``, ``/adapter/DongBoTienTrinh``, ``/adapter/TraCuuHoSo``
+    The province-adapter variant (spec §3.4): bare JSON arrays, one URL per operation, behind the
+    same front (latency, rate limit, faults, bearer); see :mod:`adapters.sandbox.adapter`.
 
 In front of these four routes sits what an API gateway (NGSP/LGSP, Kong-style) adds: every call
 waits ``latency`` seconds before it is answered, and with ``rate_limit`` N > 0 at most N calls
@@ -47,7 +50,8 @@ Admin routes:
 ``POST /_sandbox/config``
     Any of ``{"refuse_logins": bool, "credentials": {user: password} | null,
     "clients": {client_id: secret} | null, "session_ttl": s, "token_ttl": s,
-    "latency": s | "50ms", "rate_limit": calls per second (0 = none)}``.
+    "latency": s | "50ms", "rate_limit": calls per second (0 = none),
+    "adapter_header": {"name", "value"} | null}`` (the header the adapter routes then require).
 ``POST /_sandbox/dossiers``
     ``{"dossiers": ["<MaHoSo>" | {dossier}, …]}``: mark dossiers as already on the portal.
 ``GET /_sandbox/dossiers/{MaHoSo}``
@@ -87,6 +91,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from adapters.sandbox import adapter
 from adapters.sandbox.payment import DEFAULT_CALLBACK, DEFAULT_SECRET, PAYMENTS, add_payment_routes
 from adapters.sandbox.state import (
     FAULT_MODES,
@@ -274,6 +279,31 @@ async def _serve(state: SandboxState, request: web.Request, endpoint: str) -> we
     return _reply(handler(state, body, meta))
 
 
+async def adapter_call(request: web.Request) -> web.Response:
+    """The province-adapter routes (spec §3.4, :mod:`adapters.sandbox.adapter`) behind the same
+    front as ``/service``: API gateway, queued faults (endpoint ``"adapter"``), bearer."""
+    state = request.app[STATE]
+    state.in_flight += 1
+    state.max_in_flight = max(state.max_in_flight, state.in_flight)
+    try:
+        refused = await _gateway(state)
+        if refused is not None:
+            return refused
+        state.calls += 1
+        fault = state.take_fault("adapter")
+        if fault is not None:
+            forced = await _fault_response(fault)
+            if forced is not None:
+                return forced
+            if fault.mode == "reject":
+                return adapter.reject(request.path, fault.error_code, fault.message)
+        if _bearer_refused(state, request):
+            return _unauthorized()
+        return await adapter.serve(state, request)
+    finally:
+        state.in_flight -= 1
+
+
 def _handler(state: SandboxState, endpoint: str, name: str) -> Handler | None:
     """The service ``name`` at ``endpoint``; the dossier pull answers on the integration endpoint
     under the configured name (``inbound_service``)."""
@@ -342,7 +372,7 @@ async def admin_faults(request: web.Request) -> web.Response:
 
 
 _CONFIG_KEYS = {"refuse_logins", "credentials", "clients", "session_ttl", "token_ttl", "latency", "rate_limit",
-                "inbound_service"}
+                "inbound_service", "adapter_header"}
 
 
 def latency_seconds(value: object) -> float:
@@ -360,7 +390,18 @@ def rate_limit_calls(value: object) -> int:
     return value
 
 
-_CHECKED: dict[str, Callable[[object], object]] = {"latency": latency_seconds, "rate_limit": rate_limit_calls}
+def adapter_header(value: object) -> dict[str, str] | None:
+    """The adapter routes' required header, ``{"name", "value"}`` strings, or None; raises ConfigError."""
+    if value is None:
+        return None
+    if (not isinstance(value, dict) or set(value) != {"name", "value"}
+            or not all(isinstance(v, str) and v for v in value.values())):
+        raise ConfigError("adapter_header", 'expected {"name": "<header>", "value": "<text>"} or null')
+    return dict(value)
+
+
+_CHECKED: dict[str, Callable[[object], object]] = {"latency": latency_seconds, "rate_limit": rate_limit_calls,
+                                                   "adapter_header": adapter_header}
 
 
 async def admin_config(request: web.Request) -> web.Response:
@@ -462,6 +503,8 @@ def create_sandbox_app(*, clock: Callable[[], float] | None = None, latency: flo
     app.router.add_post("/token", token)
     app.router.add_post("/service", service)
     app.router.add_post("/share", share)
+    for path in adapter.PATHS:
+        app.router.add_post(path, adapter_call)
     app.router.add_post("/_sandbox/faults", admin_faults)
     app.router.add_get("/_sandbox/faults", admin_list_faults)
     app.router.add_delete("/_sandbox/faults", admin_clear_faults)

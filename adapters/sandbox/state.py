@@ -85,6 +85,8 @@ class SandboxConfig:
     latency: float = 0.0  # seconds every portal call waits before it is answered
     rate_limit: int = 0  # portal calls admitted in any one-second window; 0 = no limit
     inbound_service: str = INBOUND_SERVICE  # the name the dossier pull service answers to
+    # the adapter routes (/adapter/…) require this header: {"name": …, "value": …}; None = no header
+    adapter_header: dict[str, str] | None = None
 
 
 @dataclass

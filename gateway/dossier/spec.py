@@ -42,8 +42,8 @@ PERSONAL_FIELDS: frozenset[str] = frozenset(
 )
 
 #: Accepted beside §6.1 at the dossier's top level (§8 step 2): checked, returned to the caller in
-#: ``Validated.mahoso_khac``, never forwarded to the portal. The gateway does not store it: mapping
-#: local codes to portal codes (§8) is a later capability.
+#: ``Validated.mahoso_khac``, never forwarded to the portal. With the code rule on (``[portal]
+#: province_code``) it is stored in the queued payload and dropped by gateway.portalcode on the way out.
 LOCAL_ONLY_FIELD = "MaHoSoKhac"
 
 

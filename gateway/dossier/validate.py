@@ -62,8 +62,9 @@ class Validated:
     ``truncated``: the *names* of the fields that were cut (one entry per cut value, in document
     order), for a metric label; never values.
     ``mahoso_khac``: the agency's alternative dossier code (§8 step 2), "" if none. It is not in
-    ``payload`` because it is never forwarded to the portal, and the gateway does not store it: it
-    is returned for the caller only (mapping local codes to portal codes, §8, is a later capability).
+    ``payload`` because it is never forwarded to the portal; when the code rule is on
+    (``[portal] province_code``) the acceptor stores it beside the payload for
+    :mod:`gateway.portalcode`, which drops it on the way out.
     """
 
     payload: Mapping[str, Any]

@@ -141,3 +141,55 @@ def test_configurations_that_must_never_start(tmp_path: Path, text: str, key: st
     with pytest.raises(ConfigError) as info:
         load(f, environ={})
     assert info.value.key == key and says in str(info.value), str(info.value)
+
+
+_RULE_AGENCY = ("[[agencies]]\ncode = 'A'\napi_key = 'k1'\nunits = ['000.00.01.H55']\n"
+                "madinhdanh = {{ '{unit}' = '{code}' }}\n")
+
+
+@pytest.mark.parametrize(("text", "key", "says"), [
+    ("[portal]\ntransport = 'adapter'\n", "portal.auth", "session"),
+    ("[portal]\nauth = 'none'\n", "portal.auth", "adapter"),
+    ("[portal]\nprovince_code = '56'\n", "portal.province_code", "H56"),
+    ("[portal.adapter]\ncreate_url = 'ThemMoi'\n", "portal.adapter.create_url", "path"),
+    ("[portal.adapter]\nlookup_url = 'x'\n", "portal.adapter.lookup_url", "path"),
+    ("[portal]\ntransport = 'adapter'\nauth = 'none'\n[portal.adapter]\nauth_header = 'X-Key'\n",
+     "portal.adapter.auth_header_value", "together"),
+    ("[portal.adapter]\nauth_header = 'X-Key'\nauth_header_value = 'v'\n", "portal.adapter.auth_header",
+     "adapter"),
+    (_RULE_AGENCY.format(unit="000.00.02.H55", code="000.00.01.H56"), "agencies[0].madinhdanh", "units"),
+    (_RULE_AGENCY.format(unit="000.00.01.H55", code="H56"), "agencies[0].madinhdanh", "identifier code"),
+    ("[portal]\nprovince_code = 'H56'\n" + _RULE_AGENCY.format(unit="000.00.01.H55", code="000.00.01.H57"),
+     "agencies.madinhdanh", "province code"),
+    ("[portal]\nprovince_code = 'H56'\ntransport = 'adapter'\nauth = 'none'\n"
+     + _RULE_AGENCY.format(unit="000.00.01.H55", code="000.00.01.H56"), "portal.adapter.lookup_url", "TraCuuHoSo"),
+])
+def test_portal_variants_and_code_rule_settings(tmp_path: Path, text: str, key: str, says: str) -> None:
+    """The adapter transport and the §8 code rule refuse what cannot work, naming the key: a
+    session with the adapter (no envelope to carry it), auth "none" on the service API, a malformed
+    province code or URL map entry, half a static header, a MaDinhDanh for a unit the agency does
+    not have, one without the province code, and the rule on an adapter without a lookup (step 5)."""
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(f, environ={})
+    assert info.value.key == key and says in str(info.value), str(info.value)
+
+
+def test_adapter_and_code_rule_settings_load(tmp_path: Path) -> None:
+    """A complete adapter deployment with the code rule loads; URL map entries are paths after
+    adapter_url or whole URLs; the static header's value may come from a file."""
+    secret = tmp_path / "key"
+    secret.write_text("k-123\n")
+    f = tmp_path / "s.toml"
+    f.write_text("[portal]\ntransport = 'adapter'\nauth = 'none'\nadapter_url = 'https://a.example/KetNoi'\n"
+                 "province_code = 'H56'\n[portal.adapter]\nlookup_url = 'https://b.example/TraCuu'\n"
+                 f"auth_header = 'X-Api-Key'\nauth_header_value_file = '{secret}'\n"
+                 + _RULE_AGENCY.format(unit="000.00.01.H55", code="000.00.01.H56"))
+    s = load(f, environ={})
+    a = s.portal.adapter
+    assert a.url(s.portal.adapter_url, "create_url") == "https://a.example/KetNoi/adapter/ThemMoi"
+    assert a.url(s.portal.adapter_url, "lookup_url") == "https://b.example/TraCuu"
+    assert a.auth_header_value == "k-123"
+    assert s.unit_identifiers() == {"000.00.01.H55": "000.00.01.H56"}
+    assert s.portal.codes_file("var/gw.sqlite3") == Path("var/portal_codes.sqlite3")
