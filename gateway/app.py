@@ -19,7 +19,7 @@ from aiohttp import web
 from adapters.national_portal import portal_client
 from adapters.provincial_system.client import ProvincialClient
 from config.schema import Settings
-from gateway import handlers, job_routes, ops_routes, payment_routes
+from gateway import handlers, job_routes, ops_routes, payment_routes, receipts
 from gateway.accept import Acceptor
 from gateway.appkeys import (
     ACCEPT,
@@ -85,13 +85,19 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     app.cleanup_ctx.append(_queue_ctx)
     if settings.provincial.url:
         app.cleanup_ctx.append(_provincial_ctx)  # before the jobs: its session outlives their worker
+    if settings.receipts.enabled:
+        app.cleanup_ctx.append(receipts.client_ctx)  # before the jobs: the client outlives their worker
     app.cleanup_ctx.append(job_routes.jobs_ctx())
+    if settings.receipts.enabled:
+        app.cleanup_ctx.append(receipts.jobs_ctx)  # the handler and the payments' hook, before any worker
     if settings.kpi.enabled:
         app.cleanup_ctx.append(_kpi_ctx)
     app.cleanup_ctx.append(_engine_ctx(run_engine))
     if settings.payment.enabled:
         app.cleanup_ctx.append(payment_routes.loop_ctx(run_engine))
         payment_routes.add_routes(app)
+        if settings.receipts.enabled:
+            receipts.add_routes(app)
     if settings.catalogue.enabled:
         app.cleanup_ctx.append(_catalogue_ctx(run_engine))
     if settings.provincial.url:

@@ -10,6 +10,7 @@ from aiohttp import web
 from adapters.national_portal.client import PortalClient
 from adapters.payment_platform.service import PaymentService
 from adapters.provincial_system.client import ProvincialClient
+from adapters.vnpt_receipts import ReceiptsClient
 from config.schema import Settings
 from gateway.accept import Acceptor
 from gateway.catalogue import Catalogue
@@ -55,3 +56,5 @@ JOBS = web.AppKey("jobs", Jobs)
 PROVINCIAL_CLIENT = web.AppKey("provincial_client", ProvincialClient)
 #: The inbound dossier puller (gateway/inbound); absent unless ``[inbound] enabled``.
 INBOUND = web.AppKey("inbound", InboundPuller)
+#: The VNPT e-receipt client (adapters/vnpt_receipts); absent unless ``[receipts] enabled``.
+RECEIPTS = web.AppKey("receipts", ReceiptsClient)

@@ -391,6 +391,14 @@ def _payment_paths() -> dict[str, Any]:
     }
 
 
+_REFUND_PATH = {"/v1/payments/{MaThamChieu}/refund": {"parameters": [_REF], "post": {
+    "summary": "Record a paid payment's refund and cancel its e-receipts on VNPT (durable jobs)",
+    "security": _OPERATOR,
+    "responses": {"202": _resp("The receipt keys being cancelled", {"type": "object", "properties": {
+        "MaThamChieu": _TEXT, "cancelling": {"type": "array", "items": _TEXT}}}),
+        **_errors(400, 401, 404, 409)}}}}
+
+
 def _body_schemas(strict: bool) -> dict[str, Any]:
     """The Dossier and Progress schemas, their ``MaHoSo`` held to the path's code format (a body
     code must equal the path's)."""
@@ -405,15 +413,17 @@ def _body_schemas(strict: bool) -> dict[str, Any]:
 
 @cache
 def document(signing: bool = False, backend: str = "sqlite", strict_code: bool = False,
-             payments: bool = False) -> dict[str, Any]:
+             payments: bool = False, receipts: bool = False) -> dict[str, Any]:
     """The document for an app with (or without) the signing routes, on queue ``backend``, with
-    (or without) ``[dossiers] strict_code``, with (or without) the payment routes."""
+    (or without) ``[dossiers] strict_code``, with (or without) the payment routes, and the refund
+    route where e-receipts are on too."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "dvc-gateway", "version": "0.1.0",
                  "description": "Agency, operator and health API of the DVCQG sync gateway."},
         "paths": {**_paths(backend, strict_code), **_job_paths(), **_catalogue_paths(),
-                  **(_signing_paths() if signing else {}), **(_payment_paths() if payments else {})},
+                  **(_signing_paths() if signing else {}), **(_payment_paths() if payments else {}),
+                  **(_REFUND_PATH if payments and receipts else {})},
         "components": {
             "securitySchemes": {
                 "agencyKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -444,7 +454,7 @@ def document(signing: bool = False, backend: str = "sqlite", strict_code: bool =
 def _served(request: web.Request, signing: bool) -> web.Response:
     settings = request.app[SETTINGS]
     return web.json_response(document(signing, settings.queue.backend, settings.dossiers.strict_code,
-                                      settings.payment.enabled))
+                                      settings.payment.enabled, settings.receipts.enabled))
 
 
 async def serve(request: web.Request) -> web.Response:

@@ -392,6 +392,10 @@ class PaymentService:
     def history(self, ref: str) -> list[HistoryEntry]:
         return self._store.history(ref)
 
+    def note(self, ref: str, event: str, detail: str) -> None:
+        """A history row on ``ref`` that changes no state (a receipt queued or issued, a refund)."""
+        self._store.note(ref, self._clock(), event, detail)
+
     def rejected_callbacks(self) -> list[dict[str, Any]]:
         return self._store.callbacks()
 

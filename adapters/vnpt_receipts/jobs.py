@@ -27,14 +27,15 @@ from adapters.vnpt_receipts.model import FeeKind, FeeLine, Payer, PaymentMethod,
 from queues.jobs import Job, JobRefused
 
 ISSUE, CANCEL = "issue", "cancel"
-#: (operation, fkey, outcome) once VNPT holds the result: the caller's record of the receipt
-OnDone = Callable[[str, str, Outcome], Awaitable[None]]
+#: (operation, the job, outcome) once VNPT holds the result: the caller's record of the receipt
+OnDone = Callable[[str, Job, Outcome], Awaitable[None]]
 
 
-def request_json(request: ReceiptRequest) -> dict[str, Any]:
-    """A receipt request as a job's payload (:func:`request_from_json` reads it back)."""
+def request_json(request: ReceiptRequest, **extra: str) -> dict[str, Any]:
+    """A receipt request as a job's payload (:func:`request_from_json` reads it back); ``extra``
+    keys (e.g. the payment's reference) ride along for the caller."""
     return {
-        "op": ISSUE, "fkey": request.fkey, "kind": request.kind.value, "dossier_code": request.dossier_code,
+        **extra, "op": ISSUE, "fkey": request.fkey, "kind": request.kind.value, "dossier_code": request.dossier_code,
         "procedure_code": request.procedure_code, "method": request.method.value,
         "payer": {"name": request.payer.name, "address": request.payer.address,
                   "tax_code": request.payer.tax_code, "email": request.payer.email},
@@ -54,14 +55,14 @@ def request_from_json(payload: Mapping[str, Any]) -> ReceiptRequest:
         raise ReceiptInvalid("payload", f"not a receipt request: {type(exc).__name__}: {exc}") from exc
 
 
-def issue_payloads(requests: Sequence[ReceiptRequest]) -> list[tuple[str, dict[str, Any]]]:
+def issue_payloads(requests: Sequence[ReceiptRequest], **extra: str) -> list[tuple[str, dict[str, Any]]]:
     """(fkey, payload) of each receipt of one payment, to put under topic ``receipt``."""
-    return [(r.fkey, request_json(r)) for r in requests]
+    return [(r.fkey, request_json(r, **extra)) for r in requests]
 
 
-def cancel_payload(fkey: str) -> dict[str, Any]:
+def cancel_payload(fkey: str, **extra: str) -> dict[str, Any]:
     """The payload of a refund's cancellation of the receipt under ``fkey``."""
-    return {"op": CANCEL, "fkey": fkey}
+    return {**extra, "op": CANCEL, "fkey": fkey}
 
 
 def receipt_handler(client: ReceiptsClient, on_done: OnDone | None = None) -> Callable[[Job], Awaitable[None]]:
@@ -84,6 +85,6 @@ def receipt_handler(client: ReceiptsClient, on_done: OnDone | None = None) -> Ca
         except ReceiptWsdlError as exc:
             raise JobRefused("wsdl", str(exc)) from exc
         if on_done is not None:
-            await on_done(str(op), job.key, outcome)
+            await on_done(str(op), job, outcome)
 
     return handle

@@ -12,7 +12,7 @@ from adapters.vnpt_receipts import FeeKind, FeeLine, Payer, PaymentMethod, Recei
 from adapters.vnpt_receipts.envelope import Outcome
 from adapters.vnpt_receipts.jobs import cancel_payload, issue_payloads, receipt_handler, request_from_json
 from config.schema import RetrySettings
-from queues.jobs import RECEIPT, Jobs
+from queues.jobs import RECEIPT, Job, Jobs
 from tests.fakes.portal import FakeClock
 from tests.fakes.vnpt import FakeVnpt, receipts_settings, running_vnpt
 
@@ -27,8 +27,8 @@ class World:
         self.fake, self.jobs, self.clock = fake, jobs, clock
         self.done: list[tuple[str, str, Outcome]] = []
 
-    async def on_done(self, op: str, fkey: str, outcome: Outcome) -> None:
-        self.done.append((op, fkey, outcome))
+    async def on_done(self, op: str, job: Job, outcome: Outcome) -> None:
+        self.done.append((op, job.key, outcome))
 
     async def pay(self) -> list[str]:
         requests = receipt_requests(DOSSIER, "1.003560.000.00.00.H56", Payer("Nguyễn Văn Mẫu", "Thái Nguyên"),
