@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import sqlite3
 import time
@@ -43,6 +42,7 @@ import orjson
 
 from config.schema import RetrySettings
 from core.errors import PermanentError, QueueUnavailable, TransientError
+from core.sqlitefile import open_private
 
 log = logging.getLogger("dvcgw.jobs")
 T = TypeVar("T")
@@ -399,16 +399,5 @@ def _put(conn: sqlite3.Connection, topic: str, key: str, payload: str, dedupe: s
 
 
 def _open(path: Path) -> sqlite3.Connection:
-    """Open (or create) the file: folder 0700, file 0600 (payloads name people), WAL, FULL sync."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(SCHEMA)
-    except sqlite3.Error:
-        conn.close()
-        raise
-    return conn
+    """Open (or create) the file: 0600 (payloads name people), WAL, FULL sync."""
+    return open_private(path, SCHEMA, synchronous="full")

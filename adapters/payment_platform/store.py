@@ -24,7 +24,6 @@ The file holds payers' names and ID numbers: its folder is 0700 and the file 060
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import orjson
 
 from adapters.payment_platform.envelope import FeeLine, Payer, ReceiptContext
 from core.errors import QueueUnavailable
+from core.sqlitefile import Synchronous, open_private
 
 T = TypeVar("T")
 
@@ -121,20 +121,14 @@ class PaymentStore:
 
     def __init__(self, path: Path, *, synchronous: str = "full") -> None:
         self._path = path
-        self._synchronous = synchronous.upper()
+        self._synchronous: Synchronous = "normal" if synchronous.lower() == "normal" else "full"
         self._conn: sqlite3.Connection | None = None
 
     def open(self) -> None:
         """Open (or create) the file; raises QueueUnavailable when it cannot be used."""
         try:
-            self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
-            conn = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
+            conn = open_private(self._path, SCHEMA, synchronous=self._synchronous, busy_ms=2000)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout=2000")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise QueueUnavailable(f"cannot open the payments store {self._path}: {exc}") from exc
         self._conn = conn

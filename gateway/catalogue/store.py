@@ -15,7 +15,6 @@ on the service's worker thread (:mod:`gateway.catalogue.service`).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from core.sqlitefile import open_private
 
 SCHEMA_VERSION = 1
 
@@ -53,19 +54,8 @@ class Procedure:
 
 
 def open_store(path: Path) -> sqlite3.Connection:
-    """Open (or create) the file: folder 0700, file 0600, WAL."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(SCHEMA)
-    except sqlite3.Error:
-        conn.close()
-        raise
-    return conn
+    """Open (or create) the file: 0600, WAL."""
+    return open_private(path, SCHEMA, synchronous="normal")
 
 
 def load(conn: sqlite3.Connection) -> tuple[list[Procedure], float | None]:

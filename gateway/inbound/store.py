@@ -8,9 +8,10 @@ harmless. Synchronous functions, run on the puller's worker thread.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
+
+from core.sqlitefile import open_private
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursor (
@@ -20,20 +21,9 @@ CREATE TABLE IF NOT EXISTS cursor (
 
 
 def open_store(path: Path) -> sqlite3.Connection:
-    """Open (or create) the file: folder 0700, file 0600, WAL, synchronous FULL (a cursor that
-    ran ahead of a lost write would skip dossiers)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(SCHEMA)
-    except sqlite3.Error:
-        conn.close()
-        raise
-    return conn
+    """Open (or create) the file: 0600, WAL, synchronous FULL (a cursor that ran ahead of a lost
+    write would skip dossiers)."""
+    return open_private(path, SCHEMA, synchronous="full")
 
 
 def read_cursor(conn: sqlite3.Connection, service: str) -> str:

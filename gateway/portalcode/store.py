@@ -18,13 +18,13 @@ worker thread. sqlite3 errors leave as :class:`~core.errors.CodeStoreUnavailable
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from core.errors import CodeStoreUnavailable
+from core.sqlitefile import open_private
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS seq (
@@ -48,13 +48,7 @@ class CodeStore:
         self.path = path
         self._clock = clock
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # it names dossiers
-            self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA busy_timeout=5000")
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(SCHEMA)
+            self._conn = open_private(path, SCHEMA, synchronous="full")  # it names dossiers
         except (sqlite3.Error, OSError) as exc:
             raise CodeStoreUnavailable(f"dossier-code file {path}: {exc}") from exc
 
