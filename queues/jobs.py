@@ -33,7 +33,6 @@ import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +41,7 @@ import orjson
 
 from config.schema import RetrySettings
 from core.errors import PermanentError, QueueUnavailable, TransientError
+from core.filework import FileWorker
 from core.sqlitefile import open_private
 
 log = logging.getLogger("dvcgw.jobs")
@@ -133,11 +133,12 @@ def _error_code(exc: BaseException) -> str:
     return str(code) if code else type(exc).__name__
 
 
-class Jobs:
+class Jobs(FileWorker):
     """The durable jobs of one gateway instance (see the module docstring)."""
 
     def __init__(self, path: Path, retry: RetrySettings, *, concurrency: int = 8, poll_interval: float = 1.0,
                  clock: Callable[[], float] = time.time, observer: RunObserver | None = None) -> None:
+        super().__init__("dvcgw-jobs")
         self.path = path
         self._retry = retry
         self._concurrency = concurrency
@@ -145,10 +146,7 @@ class Jobs:
         self._clock = clock
         self._observer = observer
         self._handlers: dict[str, Handler] = {}
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dvcgw-jobs")
-        self._conn: sqlite3.Connection | None = None
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._rng = random.random
 
     # ------------------------------------------------------------------ set-up
@@ -166,17 +164,7 @@ class Jobs:
 
     def start_worker(self) -> None:
         """Run due jobs in the background until :meth:`close`."""
-        self._task = asyncio.create_task(self._run(), name="dvcgw-jobs")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await self._in_thread(conn.close)
-        self._executor.shutdown(wait=True)
+        self._start_task(self._run(), "dvcgw-jobs")
 
     # ------------------------------------------------------------------ the contract
 
@@ -348,8 +336,6 @@ class Jobs:
 
     # ------------------------------------------------------------------ the file
 
-    async def _in_thread(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._connection()
@@ -376,10 +362,8 @@ class Jobs:
         except sqlite3.Error as exc:
             raise QueueUnavailable(f"jobs file {self.path}: {exc}") from exc
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise QueueUnavailable("jobs: not started")
-        return self._conn
+    def _not_started(self) -> Exception:
+        return QueueUnavailable("jobs: not started")
 
 
 def _int(job_id: str | None) -> int:

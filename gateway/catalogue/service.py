@@ -22,13 +22,13 @@ import sqlite3
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.national_portal.client import PortalClient
 from config.schema import CatalogueSettings, Settings
 from core.errors import PortalError
+from core.filework import FileWorker
 from gateway.catalogue import store
 from gateway.catalogue.store import Procedure
 from monitoring.metrics import Metrics
@@ -77,11 +77,12 @@ def procedure_of(row: dict[str, Any], detail: dict[str, Any] | None, detail_at: 
     return Procedure(ma, ten, ma_lv, ten_lv, row, detail, detail_at)
 
 
-class Catalogue:
+class Catalogue(FileWorker):
     """The procedure catalogue of one gateway instance (docs/inbound.md)."""
 
     def __init__(self, settings: Settings, portal: PortalClient | None, metrics: Metrics,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__("dvcgw-catalogue")
         self.settings: CatalogueSettings = settings.catalogue
         self.path: Path = settings.catalogue.file(settings.storage.path)
         self._portal = portal
@@ -91,9 +92,6 @@ class Catalogue:
         self._codes: list[str] = []  # sorted
         self._folded: dict[str, str] = {}  # code → folded "code name" for search
         self._pulled_at: float | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dvcgw-catalogue")
-        self._conn: sqlite3.Connection | None = None
-        self._task: asyncio.Task[None] | None = None
         self._pulling = asyncio.Lock()
 
     # ------------------------------------------------------------------ reading
@@ -138,17 +136,7 @@ class Catalogue:
 
     def start_puller(self) -> None:
         """Pull on the schedule until :meth:`close` (the daemon; tests call :meth:`pull`)."""
-        self._task = asyncio.create_task(self._run(), name="dvcgw-catalogue")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await self._in_thread(conn.close)
-        self._executor.shutdown(wait=True)
+        self._start_task(self._run(), "dvcgw-catalogue")
 
     # ------------------------------------------------------------------ pulling
 
@@ -253,10 +241,3 @@ class Catalogue:
             raise RuntimeError("the catalogue has no portal client")
         return self._portal
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("the catalogue is not started")
-        return self._conn
-
-    async def _in_thread(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)

@@ -23,10 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +34,7 @@ from adapters.national_portal.envelope import result_rows
 from adapters.provincial_system import envelope
 from config.schema import InboundSettings, Settings
 from core.errors import PortalError, QueueUnavailable
+from core.filework import FileWorker
 from gateway.inbound import store
 from gateway.inbound.states import state_code
 from gateway.times import iso_utc
@@ -71,20 +70,18 @@ class Round:
     cursors: list[str] = field(default_factory=list)
 
 
-class InboundPuller:
+class InboundPuller(FileWorker):
     """The inbound dossier puller of one gateway instance."""
 
     def __init__(self, settings: Settings, portal: PortalClient, jobs: Jobs, metrics: Metrics,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__("dvcgw-inbound")
         self.settings: InboundSettings = settings.inbound
         self.path: Path = settings.inbound.file(settings.storage.path)
         self._portal = portal
         self._jobs = jobs
         self._metrics = metrics
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dvcgw-inbound")
-        self._conn: sqlite3.Connection | None = None
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -94,17 +91,7 @@ class InboundPuller:
 
     def start_puller(self) -> None:
         """Pull every ``interval`` until :meth:`close` (the daemon; tests call :meth:`pull`)."""
-        self._task = asyncio.create_task(self._run(), name="dvcgw-inbound")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await self._in_thread(conn.close)
-        self._executor.shutdown(wait=True)
+        self._start_task(self._run(), "dvcgw-inbound")
 
     async def cursor(self) -> str:
         """The persisted cursor ("" before the first page)."""
@@ -205,10 +192,3 @@ class InboundPuller:
 
     # ------------------------------------------------------------------ inside
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("the inbound puller is not started")
-        return self._conn
-
-    async def _in_thread(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
