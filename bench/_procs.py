@@ -201,13 +201,20 @@ async def wrk(url: str, *, seconds: int, body: Path, tag: str, threads: int = 1,
     returns."""
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
             "-s", str(ROOT / "bench" / "put.lua"), url]
-    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_KEY": KEY, "BENCH_UNIT": UNIT, "BENCH_RUN": tag,
+    env = {"BENCH_BODY": str(body), "BENCH_KEY": KEY, "BENCH_UNIT": UNIT, "BENCH_RUN": tag,
            "BENCH_LIMIT": str(-(-limit // threads) if limit else 0)}
-    proc = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE,
+    return await run_wrk(argv, env, until)
+
+
+async def run_wrk(argv: list[str], env: dict[str, str], until: Callable[[], Awaitable[None]] | None) -> dict[str, Any]:
+    """Run wrk (``argv``, with ``env`` added to the environment: a script's settings) and return the
+    JSON its script printed after ``BENCH `` plus ``rate`` (``accepted`` per second of the run).
+    With ``until``, wrk is stopped once it returns: its script's thread:stop() ends sending, but wrk
+    still waits out ``-d``, and SIGINT makes it report at once."""
+    proc = await asyncio.create_subprocess_exec(*argv, env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT)
     try:
         if until is not None:
-            # wrk's thread:stop() ends sending but wrk still waits out -d; SIGINT makes it report now
             await until()
             proc.send_signal(signal.SIGINT)
         out, _ = await proc.communicate()

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import sys
@@ -68,6 +67,7 @@ from bench._procs import (
     machine,
     processes,
     run_scenarios,
+    run_wrk,
     sample,
     scrape,
     wait_http,
@@ -112,25 +112,7 @@ async def confirm_wrk(url: str, bodies: Path, *, seconds: int, connections: int,
     it reports at once rather than wait out ``-d``) once ``until()`` returns."""
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
             "-s", str(ROOT / "bench" / "confirm.lua"), url]
-    proc = await asyncio.create_subprocess_exec(*argv, env={**os.environ, "BENCH_BODIES": str(bodies),
-                                                            "BENCH_LIMIT": str(limit)},
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    try:
-        if until is not None:
-            await until()
-            proc.send_signal(signal.SIGINT)
-        out, _ = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = out.decode(errors="replace")
-    line = next((ln for ln in text.splitlines() if ln.startswith("BENCH ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{text}")
-    result: dict[str, Any] = json.loads(line[6:])
-    result["rate"] = result["accepted"] / (result["duration_us"] / 1e6)
-    return result
+    return await run_wrk(argv, {"BENCH_BODIES": str(bodies), "BENCH_LIMIT": str(limit)}, until)
 
 
 async def callbacks_counted(base: str, n: int, timeout: float = 600.0) -> None:
