@@ -250,7 +250,17 @@ PROCESS = Row("Process", (
           unit="percentunit", width=4),
 ))
 
-ROWS = (SYNC, COUNTERPARTS, SIGNING, KPI766, PROCESS)
+JOBS = Row("Jobs: provincial delivery and e-receipts", (
+    Panel("Jobs by topic and state", "Durable jobs per topic (provincial, receipt) waiting, dead-lettered "
+          "(dvcgw jobs list / replay; DvcgwJobDeadLetters).",
+          (Query(agg("sum", "topic, state", sel("dvcgw_jobs", 'state!="done"')), "{{topic}} {{state}}"),),
+          width=12),
+    Panel("Job runs by outcome", "Runs per second by topic and outcome: ok, retry (on the [retry] ladder), "
+          "dead.", (Query(agg("sum", "topic, outcome", rate("dvcgw_job_runs_total")), "{{topic}} {{outcome}}"),),
+          unit="ops", width=12),
+))
+
+ROWS = (SYNC, COUNTERPARTS, SIGNING, KPI766, JOBS, PROCESS)
 
 
 # ------------------------------------------------------------------------------------------ JSON
