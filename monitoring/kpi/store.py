@@ -1,10 +1,14 @@
 """The indicators' own SQLite file: the facts of every event and one derived row per dossier.
 
-Three tables:
+Three tables, each keyed by the integer id a dossier gets on first sight (``code``), so that the
+rows of new dossiers append at the end of each table (keys by ``MaHoSo``, which starts with the
+unit, put every write's rows at the end of each unit's range: with 500 units a write re-wrote
+~4,800 pages for ~300 KB of rows; docs/kpi.md, Cost):
 
+* ``code``: ``MaHoSo`` -> id, the one table (its unique index) a write still touches in every
+  unit's range;
 * ``ev``: one row per event the delivery engine recorded (:mod:`monitoring.kpi.facts`), keyed by
-  (``MaHoSo``, sequence): its sync facts, and a progress item's status and time;
-* ``snap``: one row per snapshot with the figures the indicators count;
+  (id, sequence): its sync facts, a progress item's status and time, and a snapshot's figures;
 * ``dossier``: one row per dossier with a ``NgayTiepNhan``, derived from its rows whenever one of
   them changes (:data:`DERIVE`): the figures of its newest snapshot that was not dead-lettered
   (else of its newest snapshot: the dossier exists in the provincial system even when the portal
@@ -421,14 +425,14 @@ def prune(conn: sqlite3.Connection, before: int) -> int:
 # ------------------------------------------------------------------------------------------ files
 
 
-#: The writer's page cache (KiB). Dossier codes start with their unit, so a write lands at the
-#: end of every unit's range in each table: with 500 units, some 4,000 pages (16 MB) a write of
-#: 2 s of deliveries, the same pages every time. SQLite's default 2 MB re-read most of them from
-#: the file at each write (measured: 40 -> 27-34 us an event at 1,600 dossiers a write).
+#: The writer's page cache (KiB). ``code``'s index is keyed by MaHoSo, so a write touches the end
+#: of every unit's range in it (some 500-600 pages with 500 units), the same pages every time,
+#: beside the ends of the tables: the cache holds them between writes instead of re-reading them.
 CACHE_KIB = 16_384
-#: WAL pages between checkpoints. A write re-dirties mostly the same pages (the end of each unit's
-#: range): SQLite's default (1,000) copied all ~4,000 of them back into the file after every write;
-#: at 16,384 (a WAL of at most 64 MB) a checkpoint comes every few writes and copies each page once.
+#: WAL pages between checkpoints. A write re-dirties mostly the same pages (the ends of the
+#: tables and of each unit's range in ``code``'s index): SQLite's default (1,000) would copy them
+#: back into the file after nearly every write; at 16,384 (a WAL of at most 64 MB) a checkpoint
+#: comes every ten writes or so at peak and copies each page once.
 CHECKPOINT_PAGES = 16_384
 
 
