@@ -405,3 +405,34 @@ def test_prune_forgets_old_dossiers_with_their_events_and_codes(conn: sqlite3.Co
     store.write(conn, again.rows, rules)
     assert conn.execute("SELECT COUNT(*) FROM code").fetchone() == (2,)
     assert store.units_in(conn) == {UNIT_A: 2}
+
+
+def test_a_write_of_many_rows_counts_as_the_same_rows_written_one_dossier_at_a_time(tmp_path: Path) -> None:
+    """A write binds its rows in statements of store.CHUNK rows, the last one filled up: a batch
+    past a chunk in every row width (snapshots, progress, covers), a dossier's events split across
+    chunks and an event repeated (waiting, then delivered) gives the counts of the same dossiers
+    written one by one."""
+    now = local("20261120120000")
+    dossiers = []
+    for n in range(store.CHUNK + 40):
+        d = Dossier(n, accepted=now - 7200 if n % 3 else None, lag=None if n % 3 else 1.0,
+                    KenhThucHien="2" if n % 2 else "1")
+        if n % 3:
+            d.snapshot(accepted=now - 600, lag=60.0)  # delivers the first one, late when it waited
+        d.steps(("4", "20261104090000"), ("9", "20261109090000" if n % 5 else "20261112090000"))
+        dossiers.append(d)
+    rules = store.Rules(offset_s=OFFSET_S)
+    together = store.open_store(tmp_path / "together.sqlite3")
+    apart = store.open_store(tmp_path / "apart.sqlite3")
+    try:
+        rows = [row for d in dossiers for row in d.rows]
+        store.write(together, rows[1::2] + rows[::2] + rows[:5], rules)  # out of order, some twice
+        for d in dossiers:
+            store.write(apart, d.rows, rules)
+        (a,) = store.aggregate(together, rules, [(NOV.start, NOV.end)], now)
+        (b,) = store.aggregate(apart, rules, [(NOV.start, NOV.end)], now)
+        assert a == b
+        assert a[UNIT_A].received == store.CHUNK + 40 and 0 < a[UNIT_A].sync_ok < a[UNIT_A].received
+    finally:
+        store.close(together)
+        store.close(apart)
