@@ -101,7 +101,7 @@ CREATE TEMP TABLE IF NOT EXISTS dirty (k INTEGER PRIMARY KEY, id INTEGER NOT NUL
 #: statement of another size costs ~9 µs a row to prepare), and a write of 4,250 dossiers hands
 #: the GIL over some 30 times, not once a row as executemany did (each re-take waited for the busy
 #: event loop). Rows used to go as one JSON text unpacked by json_each: SQLite 3.40 re-parses a
-#: row's JSON for every column it reads, ~0.7 µs a column (measured: upserts 9 -> ~3 µs an event).
+#: row's JSON for every column it reads, ~0.7 µs a column (measured: upserts 6-9 -> ~2 µs an event).
 CHUNK = 512
 
 
@@ -129,7 +129,7 @@ def _col(i: int) -> str:
 
 
 #: Column order of a batch's ``ev`` row: a progress item's first 8 (monitoring/kpi/facts.py's ev
-#: row, MaHoSo replaced by its place k in the batch), a snapshot's all (its snap row's figures).
+#: row, MaHoSo replaced by its place k in the batch), a snapshot's all (its snapshot row's figures).
 EV_COLUMNS = ("k", "seq", "kind", "accepted_at", "delivered_at", "dead", "status", "at",
               "received", "due", "ended", "channel", "paid", "flags", "csdl", "supp_rows", "supp_req", "supp_pause")
 PROGRESS_WIDTH = 8
@@ -444,8 +444,8 @@ def open_store(path: Path) -> sqlite3.Connection:
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
-        _refuse_older(conn, path)
         conn.execute("PRAGMA busy_timeout=5000")
+        _refuse_older(conn, path)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
