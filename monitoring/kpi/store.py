@@ -177,7 +177,10 @@ _COVER = (f"UPDATE ev SET delivered_at = v.column1, dead = 0 FROM {_values(COVER
 #: Supplement requests = max(runs of consecutive status-5 items, DanhSachHoSoBoSung rows). The
 #: snapshot is the newest one not dead-lettered, else the newest (the dossier exists in the
 #: provincial system even when the portal refused it). Dead-lettered progress is not what the
-#: portal has: it is left out of the steps. CROSS JOIN keeps SQLite starting from ``dirty``.
+#: portal has: it is left out of the steps. CROSS JOIN keeps SQLite starting from ``dirty``. The
+#: sync summary is two lookups in the dossier's few ``ev`` rows, not a grouped CTE that SQLite
+#: materialised, sorted and indexed at every write (measured: the derivation 3.25 -> 2.98 µs an
+#: event, the same rows).
 DERIVE = """
 WITH pick AS (
     SELECT d.id, d.mahoso, (SELECT e.seq FROM ev e
@@ -197,18 +200,15 @@ WITH pick AS (
            COUNT(*) FILTER (WHERE status = 5 AND (prev IS NULL OR prev <> 5)) AS asks,
            MIN(at) FILTER (WHERE status = 5) AS t_ask
     FROM steps GROUP BY id
-), sync AS (
-    SELECT e.id, MAX(e.delivered_at - e.accepted_at) AS worst_lag,
-           MIN(CASE WHEN e.delivered_at IS NULL THEN e.accepted_at END) AS open_since
-    FROM dirty d CROSS JOIN ev e WHERE e.id = d.id GROUP BY e.id
 ), joined AS (
-    SELECT k.mahoso, s.*, y.worst_lag, y.open_since,
+    SELECT k.mahoso, s.*,
+           (SELECT MAX(e.delivered_at - e.accepted_at) FROM ev e WHERE e.id = k.id) AS worst_lag,
+           (SELECT MIN(e.accepted_at) FROM ev e WHERE e.id = k.id AND e.delivered_at IS NULL) AS open_since,
            COALESCE(p.t_end, CASE WHEN s.status IN (3, 7, 8, 9, 10) THEN s.ended END) AS t_end,
            MAX(COALESCE(p.asks, 0), COALESCE(s.supp_rows, 0)) AS asks,
            COALESCE(p.t_ask, s.supp_req) AS t_ask,
            COALESCE(p.done, 0) OR s.status IN (9, 10) AS finished
-    FROM pick k CROSS JOIN ev s ON s.id = k.id AND s.seq = k.seq
-    JOIN sync y ON y.id = k.id LEFT JOIN prog p ON p.id = k.id
+    FROM pick k CROSS JOIN ev s ON s.id = k.id AND s.seq = k.seq LEFT JOIN prog p ON p.id = k.id
 )
 INSERT INTO dossier
 SELECT id, substr(mahoso, 1, instr(mahoso, '-') - 1), received,
