@@ -29,7 +29,7 @@ from typing import Any
 from queues.api import Event, EventKind, Outcome, Work
 
 KIND_SNAPSHOT, KIND_PROGRESS = 0, 1
-#: The bits of a ``snap`` row's ``flags``: a fee is due, a document was submitted as a file, a
+#: The bits of a snapshot row's ``flags``: a fee is due, a document was submitted as a file, a
 #: result links its file, the dossier has digitised components, a document came from the
 #: citizen's store (Kho DMQG), the account was verified with VNeID.
 FEE, COMP_FILE, RESULT_LINK, SOHOA, KHO, VNEID = 1, 2, 4, 8, 16, 32
@@ -37,7 +37,8 @@ FEE, COMP_FILE, RESULT_LINK, SOHOA, KHO, VNEID = 1, 2, 4, 8, 16, 32
 #: An ``ev`` row: (MaHoSo, sequence, kind, accepted_at, delivered_at, dead, TrangThai or
 #: TrangThaiHoSo, ThoiDiemXuLy in local seconds).
 Row = tuple[Any, ...]
-#: An event's ``ev`` row and, for a snapshot, its ``snap`` row (store.SNAP_COLUMNS).
+#: An event's ``ev`` row and, for a snapshot, its snapshot row: (MaHoSo, sequence, TrangThaiHoSo,
+#: then the figures monitoring/kpi/store.py keeps in the event's ``ev`` row, store.EV_COLUMNS[8:]).
 Facts = tuple[Row, Row | None]
 
 @lru_cache(maxsize=1024)
@@ -83,7 +84,7 @@ def _supplements(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int | None, in
 
 
 def snapshot_row(mahoso: str, seq: int, p: Mapping[str, Any]) -> Row:
-    """The ``snap`` row of one validated dossier snapshot. A submitted document (``TaiLieuNop``
+    """The snapshot row of one validated dossier snapshot. A submitted document (``TaiLieuNop``
     row not deleted) is a file: its ``DuongDanTaiTepTin`` is required (spec §6.2)."""
     flags = 0
     for r in p.get("TaiLieuNop") or ():
@@ -106,7 +107,7 @@ def snapshot_row(mahoso: str, seq: int, p: Mapping[str, Any]) -> Row:
 
 
 def event_facts(ev: Event, delivered_at: float | None, dead: bool) -> Facts:
-    """The ``ev`` row of one event and, for a snapshot, its ``snap`` row."""
+    """The ``ev`` row of one event and, for a snapshot, its snapshot row."""
     p = ev.payload
     if ev.kind is EventKind.SNAPSHOT:
         snap = snapshot_row(ev.mahoso, ev.sequence, p)

@@ -1,10 +1,14 @@
 """The indicators' own SQLite file: the facts of every event and one derived row per dossier.
 
-Three tables:
+Three tables, each keyed by the integer id a dossier gets on first sight (``code``), so that the
+rows of new dossiers append at the end of each table (keys by ``MaHoSo``, which starts with the
+unit, put every write's rows at the end of each unit's range: with 500 units a write re-wrote
+~4,800 pages for ~300 KB of rows; docs/kpi.md, Cost):
 
+* ``code``: ``MaHoSo`` -> id, the one table (its unique index) a write still touches in every
+  unit's range;
 * ``ev``: one row per event the delivery engine recorded (:mod:`monitoring.kpi.facts`), keyed by
-  (``MaHoSo``, sequence): its sync facts, and a progress item's status and time;
-* ``snap``: one row per snapshot with the figures the indicators count;
+  (id, sequence): its sync facts, a progress item's status and time, and a snapshot's figures;
 * ``dossier``: one row per dossier with a ``NgayTiepNhan``, derived from its rows whenever one of
   them changes (:data:`DERIVE`): the figures of its newest snapshot that was not dead-lettered
   (else of its newest snapshot: the dossier exists in the provincial system even when the portal
@@ -38,28 +42,39 @@ from typing import NamedTuple
 
 import orjson
 
-from monitoring.kpi.facts import KIND_SNAPSHOT, Facts
+from core.errors import ConfigError
+from monitoring.kpi.facts import Facts, Row
 
-#: 1: issue 14's first layout, with running counts per unit and month (``tally``) and the
-#: dossier's month; 2: without them; 3: ``snap``'s rows narrower (its yes/no figures as one
-#: bitmask, no unit or MaTTHC) and ``snap`` and ``dossier`` without a rowid (one B-tree a table
-#: instead of a table and its key's index: a file 17 % smaller, one lookup where the derivation
-#: made two; a write touches about as many pages either way, measured). :func:`open_store` brings
-#: an older file to 3.
-SCHEMA_VERSION = 3
+#: 1: issue 14's first layout (running counts); 2: without them; 3: narrower rows, tables without
+#: a rowid; 4: every table keyed by an integer id given to a dossier on first sight (``code``),
+#: a snapshot's figures in its ``ev`` row (no ``snap`` table). Keys by MaHoSo, which starts with
+#: the unit, put each write's new rows at the end of every unit's range: with 500 units a write
+#: re-wrote ~4,800 pages (19 MB) for ~500 KB of rows; new ids append at the end of each table.
+#: Files of schemas 1-3 are refused (:class:`~core.errors.ConfigError`): no release shipped them.
+SCHEMA_VERSION = 4
 
-_SNAP = """
-CREATE TABLE IF NOT EXISTS snap (
-    mahoso TEXT NOT NULL, seq INTEGER NOT NULL, status INTEGER,
+_CODE = """
+CREATE TABLE IF NOT EXISTS code (
+    id INTEGER PRIMARY KEY,     -- given on first sight, in order: a dossier's rows append
+    mahoso TEXT NOT NULL UNIQUE
+);
+"""
+_EV = """
+CREATE TABLE IF NOT EXISTS ev (
+    id INTEGER NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,
+    accepted_at REAL NOT NULL, delivered_at REAL, dead INTEGER NOT NULL DEFAULT 0,
+    status INTEGER, at INTEGER,  -- TrangThai, ThoiDiemXuLy (a snapshot's TrangThaiHoSo)
+    -- a snapshot's figures (NULL in a progress item's row): monitoring/kpi/facts.py
     received INTEGER, due INTEGER, ended INTEGER, channel INTEGER, paid INTEGER,
-    flags INTEGER NOT NULL,  -- facts.FEE | COMP_FILE | RESULT_LINK | SOHOA | KHO | VNEID
+    flags INTEGER,              -- facts.FEE | COMP_FILE | RESULT_LINK | SOHOA | KHO | VNEID
     csdl TEXT, supp_rows INTEGER, supp_req INTEGER, supp_pause INTEGER,
-    PRIMARY KEY (mahoso, seq)
+    PRIMARY KEY (id, seq)
 ) WITHOUT ROWID;
 """
 _DOSSIER = """
 CREATE TABLE IF NOT EXISTS dossier (
-    mahoso TEXT PRIMARY KEY, unit TEXT NOT NULL, received INTEGER NOT NULL,
+    id INTEGER PRIMARY KEY,     -- code.id
+    unit TEXT NOT NULL, received INTEGER NOT NULL,
     verdict INTEGER,        -- ON_TIME decided: 1 on time, 0 late; NULL: judged at the cut (or no deadline)
     due INTEGER,            -- NgayHenTra; NULL: none (§3.2 step 5)
     finished INTEGER NOT NULL,  -- processing finished or result returned (9 or 10)
@@ -67,66 +82,89 @@ CREATE TABLE IF NOT EXISTS dossier (
     kho INTEGER, vneid INTEGER, csdl TEXT,
     worst_lag REAL,         -- the longest accepted -> delivered of its events
     open_since REAL         -- accepted_at of its oldest event not delivered (dead letters included)
-) WITHOUT ROWID;
+);
 """
-DOSSIER_COLUMNS = ("mahoso", "unit", "received", "verdict", "due", "finished", "channel", "paid", "fee", "comp_file",
-                   "result_link", "sohoa", "kho", "vneid", "csdl", "worst_lag", "open_since")
 
 SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS ev (
-    mahoso TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,
-    accepted_at REAL NOT NULL, delivered_at REAL, dead INTEGER NOT NULL DEFAULT 0,
-    status INTEGER, at INTEGER,  -- TrangThai, ThoiDiemXuLy (a snapshot's TrangThaiHoSo)
-    PRIMARY KEY (mahoso, seq)
-) WITHOUT ROWID;
-{_SNAP}{_DOSSIER}
+{_CODE}{_EV}{_DOSSIER}
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');
-CREATE TEMP TABLE IF NOT EXISTS dirty (mahoso TEXT PRIMARY KEY) WITHOUT ROWID;
+-- the dossiers of the write under way: k, the MaHoSo's place in the batch (its events name it by
+-- k, an integer, not by the text), and its id
+CREATE TEMP TABLE IF NOT EXISTS dirty (k INTEGER PRIMARY KEY, id INTEGER NOT NULL, mahoso TEXT NOT NULL);
 """
 
 
-def _v(i: int) -> str:
-    """SQL: element ``i`` of the current row of a batch (a JSON array of arrays, ``json_each``)."""
-    return f"(value ->> {i})"
+#: Rows one statement carries (:func:`_values`). A write binds its rows to a prepared statement of
+#: ``CHUNK`` rows of ``?`` (``VALUES (?, …), …``), the last one filled up with NULL rows, which
+#: the join with ``dirty`` drops: one prepared statement a row width, reused by every write (a
+#: statement of another size costs ~9 µs a row to prepare), and a write of 4,250 dossiers hands
+#: the GIL over some 30 times, not once a row as executemany did (each re-take waited for the busy
+#: event loop). Rows used to go as one JSON text unpacked by json_each: SQLite 3.40 re-parses a
+#: row's JSON for every column it reads, ~0.7 µs a column (measured: upserts 6-9 -> ~2 µs an event).
+CHUNK = 512
 
 
-def _unix(i: int) -> str:
-    """SQL: element ``i`` (local seconds, :func:`monitoring.kpi.facts.local_seconds`) as Unix
-    seconds (``:offset``, seconds east of UTC, is substituted by :func:`statements`)."""
-    return f"({_v(i)} - :offset)"
+def _values(width: int) -> str:
+    """SQL: a table ``v`` of ``CHUNK`` rows of ``width`` parameters (columns ``column1`` …)."""
+    row = f"({', '.join('?' * width)})"
+    return f"(VALUES {', '.join([row] * CHUNK)}) AS v"
 
 
-# Each write passes its rows as one JSON text and SQLite unpacks them (json_each): one statement,
-# one release of the GIL, where executemany released and re-took it around every row, and each
-# re-take waited for the busy event loop to let go (the writer starved; every hand-over cost the
-# loop a thread switch). The rows hold the values as stored (monitoring/kpi/facts.py): SQLite
-# 3.40 re-parses a row's JSON for each column read, so every column is read once.
-_UPSERT_EV = (
-    "INSERT INTO ev (mahoso, seq, kind, accepted_at, delivered_at, dead, status, at)"
-    f" SELECT {_v(0)}, {_v(1)}, {_v(2)}, {_v(3)}, {_v(4)}, {_v(5)}, {_v(6)}, {_unix(7)} FROM json_each(?1) WHERE true"
-    " ON CONFLICT (mahoso, seq) DO UPDATE SET"
-    " delivered_at = COALESCE(ev.delivered_at, excluded.delivered_at),"
-    " dead = CASE WHEN excluded.delivered_at IS NOT NULL THEN 0 WHEN excluded.dead = 1 THEN 1 ELSE ev.dead END"
-)
+def _chunks(rows: Sequence[Row], width: int) -> list[list[object]]:
+    """The parameters of ``rows`` for statements of :func:`_values`, ``CHUNK`` rows each, the last
+    filled up with NULLs (its first column NULL: no dossier)."""
+    out = []
+    for first in range(0, len(rows), CHUNK):
+        part = rows[first:first + CHUNK]
+        params: list[object] = [value for row in part for value in row]
+        params += [None] * (width * (CHUNK - len(part)))
+        out.append(params)
+    return out
 
-#: Column order of a ``snap`` row (monitoring/kpi/facts.py gives the dates in local seconds).
-SNAP_COLUMNS = ("mahoso", "seq", "status", "received", "due", "ended", "channel", "paid", "flags", "csdl",
-                "supp_rows", "supp_req", "supp_pause")
-_DATES = {"received", "due", "ended", "supp_req"}
 
-_INSERT_SNAP = (
-    f"INSERT OR IGNORE INTO snap ({', '.join(SNAP_COLUMNS)}) SELECT "
-    + ", ".join(_unix(i) if c in _DATES else _v(i) for i, c in enumerate(SNAP_COLUMNS))
-    + " FROM json_each(?1)"
-)
+def _col(i: int) -> str:
+    """SQL: column ``i`` (0-based) of the rows of :func:`_values`."""
+    return f"v.column{i + 1}"
+
+
+#: Column order of a batch's ``ev`` row: a progress item's first 8 (monitoring/kpi/facts.py's ev
+#: row, MaHoSo replaced by its place k in the batch), a snapshot's all (its snapshot row's figures).
+EV_COLUMNS = ("k", "seq", "kind", "accepted_at", "delivered_at", "dead", "status", "at",
+              "received", "due", "ended", "channel", "paid", "flags", "csdl", "supp_rows", "supp_req", "supp_pause")
+PROGRESS_WIDTH = 8
+#: local seconds (:func:`monitoring.kpi.facts.local_seconds`), stored as Unix seconds (``:offset``,
+#: seconds east of UTC, is substituted by :func:`statements`)
+_DATES = {"at", "received", "due", "ended", "supp_req"}
+
+
+def _upsert_ev(width: int) -> str:
+    """The upsert of ``CHUNK`` ``ev`` rows of ``width`` columns: a progress item's 8 in its own
+    statement (two events of three), a snapshot's all. A snapshot's figures are those of its first
+    report (an event's payload never changes); a repeat only adds its outcome."""
+    columns = EV_COLUMNS[:width]
+    values = ", ".join("d.id" if c == "k" else f"{_col(i)} - :offset" if c in _DATES else _col(i)
+                       for i, c in enumerate(columns))
+    return (f"INSERT INTO ev (id, {', '.join(columns[1:])}) SELECT {values}"
+            f" FROM {_values(width)} CROSS JOIN dirty d ON d.k = v.column1 WHERE true"
+            " ON CONFLICT (id, seq) DO UPDATE SET"
+            " delivered_at = COALESCE(ev.delivered_at, excluded.delivered_at),"
+            " dead = CASE WHEN excluded.delivered_at IS NOT NULL THEN 0 WHEN excluded.dead = 1 THEN 1 ELSE ev.dead END")
+
+
+# The batch's dossiers: ids for the new codes (appended: the rowid after the largest), then each
+# code's place k and id in ``dirty``. ?1: the batch's distinct codes, a JSON array.
+_NEW_CODES = "INSERT OR IGNORE INTO code (mahoso) SELECT value FROM json_each(?1)"
+_DIRTY = ("INSERT INTO dirty (k, id, mahoso)"
+          " SELECT j.key, c.id, j.value FROM json_each(?1) AS j CROSS JOIN code c ON c.mahoso = j.value")
 
 # A delivered snapshot carries every older state of its dossier to the portal (the queue
-# supersedes the older ones): they count as delivered when it was. Rows: [delivered_at, MaHoSo, seq].
-_COVER = ("UPDATE ev SET delivered_at = c.value ->> 0, dead = 0 FROM json_each(?1) AS c"
-          " WHERE ev.mahoso = c.value ->> 1 AND ev.seq < c.value ->> 2 AND ev.kind = 0 AND ev.delivered_at IS NULL")
-
-_DIRTY = "INSERT OR IGNORE INTO dirty SELECT value ->> 0 FROM json_each(?1)"
+# supersedes the older ones): they count as delivered when it was. Rows: (delivered_at, k, seq).
+# (JOIN, not CROSS JOIN: with it, SQLite 3.40 put ev first and scanned it whole.)
+COVER_WIDTH = 3
+_COVER = (f"UPDATE ev SET delivered_at = v.column1, dead = 0 FROM {_values(COVER_WIDTH)}"
+          " JOIN dirty d ON d.k = v.column2"
+          " WHERE ev.id = d.id AND ev.seq < v.column3 AND ev.kind = 0 AND ev.delivered_at IS NULL")
 
 #: The derived row of every dossier in ``dirty`` (kpi-766.md §3.2, steps applied in order):
 #: 1. end = the first 9, else the first 10, else the first 8 or 3, else the first 7 (withdrawal
@@ -139,41 +177,41 @@ _DIRTY = "INSERT OR IGNORE INTO dirty SELECT value ->> 0 FROM json_each(?1)"
 #: Supplement requests = max(runs of consecutive status-5 items, DanhSachHoSoBoSung rows). The
 #: snapshot is the newest one not dead-lettered, else the newest (the dossier exists in the
 #: provincial system even when the portal refused it). Dead-lettered progress is not what the
-#: portal has: it is left out of the steps. CROSS JOIN keeps SQLite starting from ``dirty``.
+#: portal has: it is left out of the steps. CROSS JOIN keeps SQLite starting from ``dirty``. The
+#: sync summary is two lookups in the dossier's few ``ev`` rows, not a grouped CTE that SQLite
+#: materialised, sorted and indexed at every write (measured: the derivation 3.25 -> 2.98 µs an
+#: event, the same rows).
 DERIVE = """
 WITH pick AS (
-    SELECT d.mahoso, (SELECT e.seq FROM ev e JOIN snap s ON s.mahoso = e.mahoso AND s.seq = e.seq
-                      WHERE e.mahoso = d.mahoso AND e.kind = 0 AND s.received IS NOT NULL
-                      ORDER BY e.dead, e.seq DESC LIMIT 1) AS seq
+    SELECT d.id, d.mahoso, (SELECT e.seq FROM ev e
+                            WHERE e.id = d.id AND e.kind = 0 AND e.received IS NOT NULL
+                            ORDER BY e.dead, e.seq DESC LIMIT 1) AS seq
     FROM dirty d
 ), steps AS (
-    SELECT e.mahoso, e.status, e.at,
-           LAG(e.status) OVER (PARTITION BY e.mahoso ORDER BY e.at, e.seq) AS prev
+    SELECT e.id, e.status, e.at,
+           LAG(e.status) OVER (PARTITION BY e.id ORDER BY e.at, e.seq) AS prev
     FROM dirty d CROSS JOIN ev e
-    WHERE e.mahoso = d.mahoso AND e.kind = 1 AND e.dead = 0 AND e.at IS NOT NULL
+    WHERE e.id = d.id AND e.kind = 1 AND e.dead = 0 AND e.at IS NOT NULL
 ), prog AS (
-    SELECT mahoso,
+    SELECT id,
            COALESCE(MIN(at) FILTER (WHERE status = 9), MIN(at) FILTER (WHERE status = 10),
                     MIN(at) FILTER (WHERE status IN (3, 8)), MIN(at) FILTER (WHERE status = 7)) AS t_end,
            MAX(status IN (9, 10)) AS done,
            COUNT(*) FILTER (WHERE status = 5 AND (prev IS NULL OR prev <> 5)) AS asks,
            MIN(at) FILTER (WHERE status = 5) AS t_ask
-    FROM steps GROUP BY mahoso
-), sync AS (
-    SELECT e.mahoso, MAX(e.delivered_at - e.accepted_at) AS worst_lag,
-           MIN(CASE WHEN e.delivered_at IS NULL THEN e.accepted_at END) AS open_since
-    FROM dirty d CROSS JOIN ev e WHERE e.mahoso = d.mahoso GROUP BY e.mahoso
+    FROM steps GROUP BY id
 ), joined AS (
-    SELECT s.*, y.worst_lag, y.open_since,
+    SELECT k.mahoso, s.*,
+           (SELECT MAX(e.delivered_at - e.accepted_at) FROM ev e WHERE e.id = k.id) AS worst_lag,
+           (SELECT MIN(e.accepted_at) FROM ev e WHERE e.id = k.id AND e.delivered_at IS NULL) AS open_since,
            COALESCE(p.t_end, CASE WHEN s.status IN (3, 7, 8, 9, 10) THEN s.ended END) AS t_end,
            MAX(COALESCE(p.asks, 0), COALESCE(s.supp_rows, 0)) AS asks,
            COALESCE(p.t_ask, s.supp_req) AS t_ask,
            COALESCE(p.done, 0) OR s.status IN (9, 10) AS finished
-    FROM pick k CROSS JOIN snap s ON s.mahoso = k.mahoso AND s.seq = k.seq
-    JOIN sync y ON y.mahoso = k.mahoso LEFT JOIN prog p ON p.mahoso = k.mahoso
+    FROM pick k CROSS JOIN ev s ON s.id = k.id AND s.seq = k.seq LEFT JOIN prog p ON p.id = k.id
 )
 INSERT INTO dossier
-SELECT mahoso, substr(mahoso, 1, instr(mahoso, '-') - 1), received,
+SELECT id, substr(mahoso, 1, instr(mahoso, '-') - 1), received,
        CASE WHEN due IS NULL THEN NULL
             WHEN t_end IS NOT NULL THEN t_end - COALESCE(supp_pause, 0) <= due
             WHEN asks > 1 THEN 0
@@ -267,8 +305,8 @@ def _counts(rules: Rules) -> dict[str, str]:
 class Statements:
     """The statements of a write for one set of rules (built once: :func:`statements`)."""
 
-    upsert_ev: str
-    insert_snap: str
+    upsert_progress: str
+    upsert_snapshot: str
     derive: str
 
 
@@ -276,8 +314,8 @@ class Statements:
 def statements(rules: Rules) -> Statements:
     offset = str(int(rules.offset_s))
     return Statements(
-        upsert_ev=_UPSERT_EV.replace(":offset", offset),
-        insert_snap=_INSERT_SNAP.replace(":offset", offset),
+        upsert_progress=_upsert_ev(PROGRESS_WIDTH).replace(":offset", offset),
+        upsert_snapshot=_upsert_ev(len(EV_COLUMNS)).replace(":offset", offset),
         derive=DERIVE.replace(":offset", offset),
     )
 
@@ -323,24 +361,42 @@ def aggregate(conn: sqlite3.Connection, rules: Rules, periods: Sequence[tuple[in
 # ------------------------------------------------------------------------------------------ writes
 
 
+def _batch(facts: Sequence[Facts]) -> tuple[list[str], list[Row], list[Row], list[Row]]:
+    """A batch's distinct codes (its dossiers, in order), and its progress rows, snapshot rows
+    (:data:`EV_COLUMNS`) and covers (``_COVER``), each naming its dossier by its place in the codes."""
+    place: dict[str, int] = {}
+    progress: list[Row] = []
+    snapshots: list[Row] = []
+    covers: list[Row] = []
+    for ev, snap in facts:
+        k = place.setdefault(ev[0], len(place))
+        if snap is None:
+            progress.append((k, *ev[1:]))
+            continue
+        snapshots.append((k, *ev[1:], *snap[3:]))
+        if ev[4] is not None:
+            covers.append((ev[4], k, ev[1]))
+    return list(place), progress, snapshots, covers
+
+
 def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> None:
     """Apply a batch of facts and re-derive the dossiers they touch, in one transaction."""
     if not facts:
         return
     sql = statements(rules)
-    events = [ev for ev, _ in facts]
-    snaps = [snap for _, snap in facts if snap is not None]
-    covers = [(ev[4], ev[0], ev[1]) for ev in events if ev[2] == KIND_SNAPSHOT and ev[4] is not None]
-    events_json = orjson.dumps(events).decode()
+    codes, progress, snapshots, covers = _batch(facts)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(sql.upsert_ev, (events_json,))
-        if snaps:
-            conn.execute(sql.insert_snap, (orjson.dumps(snaps).decode(),))
-        if covers:
-            conn.execute(_COVER, (orjson.dumps(covers).decode(),))
-        conn.execute(_DIRTY, (events_json,))
-        conn.execute("DELETE FROM dossier WHERE mahoso IN (SELECT mahoso FROM dirty)")
+        codes_json = orjson.dumps(codes).decode()
+        conn.execute(_NEW_CODES, (codes_json,))
+        conn.execute(_DIRTY, (codes_json,))
+        for params in _chunks(snapshots, len(EV_COLUMNS)):
+            conn.execute(sql.upsert_snapshot, params)
+        for params in _chunks(progress, PROGRESS_WIDTH):
+            conn.execute(sql.upsert_progress, params)
+        for params in _chunks(covers, COVER_WIDTH):
+            conn.execute(_COVER, params)
+        conn.execute("DELETE FROM dossier WHERE id IN (SELECT id FROM dirty)")
         conn.execute(sql.derive)
         conn.execute("DELETE FROM dirty")
         conn.execute("COMMIT")
@@ -350,17 +406,15 @@ def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> Non
 
 
 def prune(conn: sqlite3.Connection, before: int) -> int:
-    """Forget the dossiers received before ``before`` (Unix seconds), their events included;
-    returns how many dossiers went."""
+    """Forget the dossiers received before ``before`` (Unix seconds), their events and codes
+    included; returns how many dossiers went."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        old = "SELECT mahoso FROM dossier WHERE received < ?"
-        conn.execute(f"DELETE FROM ev WHERE mahoso IN ({old})", (before,))
-        conn.execute(f"DELETE FROM snap WHERE mahoso IN ({old})", (before,))
+        conn.execute("DELETE FROM ev WHERE id IN (SELECT id FROM dossier WHERE received < ?)", (before,))
         n = conn.execute("DELETE FROM dossier WHERE received < ?", (before,)).rowcount
         # events of dossiers never placed in a period (no NgayTiepNhan seen), as old
-        conn.execute("DELETE FROM ev WHERE accepted_at < ? AND mahoso NOT IN (SELECT mahoso FROM dossier)",
-                     (before,))
+        conn.execute("DELETE FROM ev WHERE accepted_at < ? AND id NOT IN (SELECT id FROM dossier)", (before,))
+        conn.execute("DELETE FROM code WHERE NOT EXISTS (SELECT 1 FROM ev WHERE ev.id = code.id)")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -371,69 +425,49 @@ def prune(conn: sqlite3.Connection, before: int) -> int:
 # ------------------------------------------------------------------------------------------ files
 
 
-#: The writer's page cache (KiB). Dossier codes start with their unit, so a write lands at the
-#: end of every unit's range in each table: with 500 units, some 4,000 pages (16 MB) a write of
-#: 2 s of deliveries, the same pages every time. SQLite's default 2 MB re-read most of them from
-#: the file at each write (measured: 40 -> 27-34 us an event at 1,600 dossiers a write).
+#: The writer's page cache (KiB). ``code``'s index is keyed by MaHoSo, so a write touches the end
+#: of every unit's range in it (some 500-600 pages with 500 units), the same pages every time,
+#: beside the ends of the tables: the cache holds them between writes instead of re-reading them.
 CACHE_KIB = 16_384
-#: WAL pages between checkpoints. A write re-dirties mostly the same pages (the end of each unit's
-#: range): SQLite's default (1,000) copied all ~4,000 of them back into the file after every write;
-#: at 16,384 (a WAL of at most 64 MB) a checkpoint comes every few writes and copies each page once.
+#: WAL pages between checkpoints. A write re-dirties mostly the same pages (the ends of the
+#: tables and of each unit's range in ``code``'s index): SQLite's default (1,000) would copy them
+#: back into the file after nearly every write; at 16,384 (a WAL of at most 64 MB) a checkpoint
+#: comes every ten writes or so at peak and copies each page once.
 CHECKPOINT_PAGES = 16_384
 
 
 def open_store(path: Path) -> sqlite3.Connection:
-    """Open (or create) the file for writing: folder 0700, file 0600 (it names dossiers), WAL."""
+    """Open (or create) the file for writing: folder 0700, file 0600 (it names dossiers), WAL.
+    Raises :class:`~core.errors.ConfigError` (``kpi.path``) for a file of an older layout
+    (schemas 1-3, written before any release), leaving it untouched."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA busy_timeout=5000")
+        _refuse_older(conn, path)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         conn.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         conn.executescript(SCHEMA)
-        (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if version == "1":  # the running counts and the month they were kept by are no longer kept
-            conn.executescript("BEGIN IMMEDIATE; DROP TABLE IF EXISTS tally; DROP INDEX IF EXISTS dossier_open;"
-                               " ALTER TABLE dossier DROP COLUMN month;"
-                               " UPDATE meta SET value = '2' WHERE key = 'schema'; COMMIT;")
-            version = "2"
-        if version == "2":
-            _to_schema_3(conn)
-    except sqlite3.Error:
+    except BaseException:
         conn.close()
         raise
     return conn
 
 
-#: Schema 2's ``snap`` columns as schema 3 keeps them (its unit and MaTTHC went: unused).
-_SNAP_FROM_2 = ", ".join([
-    "mahoso", "seq", "status", "received", "due", "ended", "channel", "paid",
-    # (SQLite ranks | and << alike, left to right: hence the parentheses)
-    "coalesce(fee, 0) | (coalesce(comp_file, 0) << 1) | (coalesce(result_link, 0) << 2)"
-    " | (coalesce(sohoa, 0) << 3) | (coalesce(kho, 0) << 4) | (coalesce(vneid, 0) << 5)",
-    "csdl", "supp_rows", "supp_req", "supp_pause"])
-
-
-def _to_schema_3(conn: sqlite3.Connection) -> None:
-    """Copy ``dossier`` and ``snap`` (when it has schema 2's columns: a file of schema 1 may lack
-    it, then it was just created) into their schema-3 tables, in one transaction."""
-    snap_columns = {row[1] for row in conn.execute("PRAGMA table_info(snap)")}
-    script = ["BEGIN IMMEDIATE;", "ALTER TABLE dossier RENAME TO dossier_2;", _DOSSIER,
-              f"INSERT INTO dossier SELECT {', '.join(DOSSIER_COLUMNS)} FROM dossier_2;", "DROP TABLE dossier_2;"]
-    if "fee" in snap_columns:
-        script += ["ALTER TABLE snap RENAME TO snap_2;", _SNAP,
-                   f"INSERT INTO snap ({', '.join(SNAP_COLUMNS)}) SELECT {_SNAP_FROM_2} FROM snap_2;",
-                   "DROP TABLE snap_2;"]
-    script += [f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema';", "COMMIT;"]
-    try:
-        conn.executescript("\n".join(script))
-    except sqlite3.Error:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+def _refuse_older(conn: sqlite3.Connection, path: Path) -> None:
+    """Raise ConfigError when the file holds another schema than :data:`SCHEMA_VERSION`."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+        return  # a new file
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    version = row[0] if row else "?"
+    if version != str(SCHEMA_VERSION):
+        raise ConfigError("kpi.path", (
+            f"{path} holds the 766 indicators in an older layout (schema {version}; this version reads "
+            f"schema {SCHEMA_VERSION}). Stop the gateway and delete the file (and its -wal and -shm): "
+            "the figures start again from the next deliveries (docs/kpi.md)"))
 
 
 def open_reader(path: Path) -> sqlite3.Connection:

@@ -273,95 +273,53 @@ def test_one_pass_counts_each_period_with_its_own_rows_and_cut(conn: sqlite3.Con
     assert together == [store.aggregate(conn, rules, [(p.start, p.end)], MID_NOV)[0] for p in periods]
 
 
-# the first layout of the file (schema 1): a dossier's month and running counts per unit and month
-SCHEMA_1 = """
-CREATE TABLE dossier (
-    mahoso TEXT PRIMARY KEY, unit TEXT NOT NULL, received INTEGER NOT NULL, month INTEGER NOT NULL,
-    verdict INTEGER, due INTEGER, finished INTEGER NOT NULL, channel INTEGER, paid INTEGER, fee INTEGER,
-    comp_file INTEGER, result_link INTEGER, sohoa INTEGER, kho INTEGER, vneid INTEGER, csdl TEXT,
-    worst_lag REAL, open_since REAL);
-CREATE INDEX dossier_open ON dossier (received) WHERE open_since IS NOT NULL;
-CREATE TABLE tally (unit TEXT NOT NULL, month INTEGER NOT NULL, received INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (unit, month)) WITHOUT ROWID;
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT INTO meta VALUES ('schema', '1');
-"""
-
-
-def test_a_file_of_the_first_layout_opens_without_its_running_counts(tmp_path: Path) -> None:
-    """A file written by the first layout (a tally table, a month per dossier) opens: the tally,
-    its index and the month column go, its dossiers still count, and new facts are written."""
-    path = tmp_path / "kpi.sqlite3"
-    old = sqlite3.connect(path)
-    old.executescript(SCHEMA_1)
-    old.execute("INSERT INTO dossier (mahoso, unit, received, month, finished) VALUES (?, ?, ?, 202611, 0)",
-                (code(UNIT_A, 9), UNIT_A, int(local("20261103080000"))))
-    old.commit()
-    old.close()
-    conn = store.open_store(path)
-    try:
-        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
-        assert "tally" not in tables and "dossier_open" not in tables
-        assert "month" not in {row[1] for row in conn.execute("PRAGMA table_info(dossier)")}
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(store.SCHEMA_VERSION),)
-        assert counts(conn, [Dossier(1)]).received == 2
-    finally:
-        store.close(conn)
-    store.close(store.open_store(path))  # and it opens again as it is
-
-
-# the second layout (schema 2): snap and dossier with a rowid, snap's yes/no figures one column each
-SCHEMA_2 = """
+# the third layout (schema 3), as written before schema 4: tables keyed by MaHoSo
+SCHEMA_3 = """
 CREATE TABLE ev (
     mahoso TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,
     accepted_at REAL NOT NULL, delivered_at REAL, dead INTEGER NOT NULL DEFAULT 0,
     status INTEGER, at INTEGER, PRIMARY KEY (mahoso, seq)) WITHOUT ROWID;
-CREATE TABLE snap (
-    mahoso TEXT NOT NULL, seq INTEGER NOT NULL, status INTEGER, unit TEXT, tthc TEXT,
-    received INTEGER, due INTEGER, ended INTEGER, channel INTEGER, paid INTEGER, fee INTEGER,
-    comp_file INTEGER, result_link INTEGER, sohoa INTEGER, kho INTEGER, vneid INTEGER, csdl TEXT,
-    supp_rows INTEGER, supp_req INTEGER, supp_pause INTEGER, PRIMARY KEY (mahoso, seq));
-CREATE TABLE dossier (
-    mahoso TEXT PRIMARY KEY, unit TEXT NOT NULL, received INTEGER NOT NULL, verdict INTEGER, due INTEGER,
-    finished INTEGER NOT NULL, channel INTEGER, paid INTEGER, fee INTEGER, comp_file INTEGER,
-    result_link INTEGER, sohoa INTEGER, kho INTEGER, vneid INTEGER, csdl TEXT, worst_lag REAL, open_since REAL);
+CREATE TABLE dossier (mahoso TEXT PRIMARY KEY, unit TEXT NOT NULL, received INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT INTO meta VALUES ('schema', '2');
+INSERT INTO meta VALUES ('schema', '3');
 """
 
 
-def test_a_file_of_the_second_layout_opens_with_its_snapshots_and_dossiers(tmp_path: Path) -> None:
-    """A file written by the second layout opens: its dossiers count as they were, and a later
-    event re-derives a dossier from its old snapshot row (its yes/no figures kept)."""
+@pytest.mark.parametrize("version", ["1", "2", "3"])
+def test_a_file_of_an_older_layout_is_refused_untouched(tmp_path: Path, version: str) -> None:
+    """A file of schemas 1-3 (never shipped in a release) does not open: the error names the file
+    and what to do (delete it), and the file is left as it was."""
+    from core.errors import ConfigError
+
     path = tmp_path / "kpi.sqlite3"
-    mahoso, received = code(UNIT_A, 9), int(local("20261103080000"))
     old = sqlite3.connect(path)
-    old.executescript(SCHEMA_2)
-    old.execute("INSERT INTO ev VALUES (?, 1, 0, ?, ?, 0, 4, NULL)", (mahoso, received, received + 1))
-    old.execute("INSERT INTO snap VALUES (?, 1, 4, ?, 'x', ?, ?, NULL, 2, 1, 1, 0, 0, 1, 1, 0, NULL, 0, NULL, 0)",
-                (mahoso, UNIT_A, received, received + 86400))
-    old.execute("INSERT INTO dossier VALUES (?, ?, ?, NULL, ?, 0, 2, 1, 1, 0, 0, 1, 1, 0, NULL, 1.0, NULL)",
-                (mahoso, UNIT_A, received, received + 86400))
+    old.executescript(SCHEMA_3.replace("'3'", f"'{version}'"))
+    old.execute("INSERT INTO dossier VALUES (?, ?, 1)", (code(UNIT_A, 9), UNIT_A))
     old.commit()
     old.close()
+    before = path.read_bytes()
+    with pytest.raises(ConfigError) as caught:
+        store.open_store(path)
+    assert caught.value.key == "kpi.path"
+    assert str(path) in str(caught.value) and "delete the file" in str(caught.value)
+    assert f"schema {version}" in str(caught.value)
+    assert path.read_bytes() == before
+
+
+def test_a_file_of_this_layout_opens_again_as_it_is(tmp_path: Path) -> None:
+    """Schema 4 written, closed and opened again: the same counts, and new facts are written."""
+    path = tmp_path / "kpi.sqlite3"
+    conn = store.open_store(path)
+    try:
+        assert counts(conn, [Dossier(1)]).received == 1
+    finally:
+        store.close(conn)
     conn = store.open_store(path)
     try:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(store.SCHEMA_VERSION),)
-        assert {row[1] for row in conn.execute("PRAGMA table_info(snap)")} == set(store.SNAP_COLUMNS)
-        rules = store.Rules(offset_s=OFFSET_S)
-        (before,) = store.aggregate(conn, rules, [(NOV.start, NOV.end)], MID_NOV)
-        assert (before[UNIT_A].received, before[UNIT_A].online, before[UNIT_A].fee, before[UNIT_A].kho,
-                before[UNIT_A].reused, before[UNIT_A].vneid, before[UNIT_A].paid_online) == (1, 1, 1, 1, 1, 0, 1)
-        d = Dossier(9)
-        d.rows = []
-        d.seq = 1
-        d.steps(("9", "20261103090000"))  # a later event of the old dossier: derived again from its old snapshot
-        store.write(conn, d.rows, rules)
-        (after,) = store.aggregate(conn, rules, [(NOV.start, NOV.end)], MID_NOV)
-        assert after[UNIT_A] == before[UNIT_A]._replace(finished=1, on_time=1)
+        assert counts(conn, [Dossier(2)]).received == 2
     finally:
         store.close(conn)
-    store.close(store.open_store(path))  # and it opens again as it is
 
 
 def test_periods_parse_and_the_current_ones() -> None:
@@ -425,3 +383,56 @@ def test_the_observer_never_raises_into_the_engine(tmp_path: Path, caplog: pytes
     assert svc.buffered == 0
     svc.observe(Work(mahoso, "l", good, (), False, 0, None), Outcome(delivered=("2",)), 2.0)
     assert svc.buffered == 1
+
+
+def test_prune_forgets_old_dossiers_with_their_events_and_codes(conn: sqlite3.Connection) -> None:
+    """The yearly prune drops the dossiers received before the cut, their events and their codes,
+    and events never placed in a period accepted before it; a later event of a forgotten dossier
+    starts it afresh."""
+    old = Dossier(1, received="20241103080000").steps(("9", "20241104090000"))
+    kept = Dossier(2).steps(("4", "20261104090000"))
+    unplaced = Dossier(3)
+    unplaced.rows = []  # a progress item only, accepted in 2024: its dossier never had a snapshot
+    unplaced.steps(("4", "20241104090000"))
+    rules = store.Rules(offset_s=OFFSET_S)
+    for d in (old, kept, unplaced):
+        store.write(conn, d.rows, rules)
+    assert store.prune(conn, int(local("20250101000000"))) == 1
+    assert conn.execute("SELECT mahoso FROM code").fetchall() == [(kept.mahoso,)]
+    assert conn.execute("SELECT COUNT(*) FROM ev").fetchone() == (2,)  # kept's snapshot and step
+    assert store.units_in(conn) == {UNIT_A: 1}
+    again = Dossier(1, received="20241103080000")
+    store.write(conn, again.rows, rules)
+    assert conn.execute("SELECT COUNT(*) FROM code").fetchone() == (2,)
+    assert store.units_in(conn) == {UNIT_A: 2}
+
+
+def test_a_write_of_many_rows_counts_as_the_same_rows_written_one_dossier_at_a_time(tmp_path: Path) -> None:
+    """A write binds its rows in statements of store.CHUNK rows, the last one filled up: a batch
+    past a chunk in every row width (snapshots, progress, covers), a dossier's events split across
+    chunks and an event repeated (waiting, then delivered) gives the counts of the same dossiers
+    written one by one."""
+    now = local("20261120120000")
+    dossiers = []
+    for n in range(store.CHUNK + 40):
+        d = Dossier(n, accepted=now - 7200 if n % 3 else None, lag=None if n % 3 else 1.0,
+                    KenhThucHien="2" if n % 2 else "1")
+        if n % 3:
+            d.snapshot(accepted=now - 600, lag=60.0)  # delivers the first one, late when it waited
+        d.steps(("4", "20261104090000"), ("9", "20261109090000" if n % 5 else "20261112090000"))
+        dossiers.append(d)
+    rules = store.Rules(offset_s=OFFSET_S)
+    together = store.open_store(tmp_path / "together.sqlite3")
+    apart = store.open_store(tmp_path / "apart.sqlite3")
+    try:
+        rows = [row for d in dossiers for row in d.rows]
+        store.write(together, rows[1::2] + rows[::2] + rows[:5], rules)  # out of order, some twice
+        for d in dossiers:
+            store.write(apart, d.rows, rules)
+        (a,) = store.aggregate(together, rules, [(NOV.start, NOV.end)], now)
+        (b,) = store.aggregate(apart, rules, [(NOV.start, NOV.end)], now)
+        assert a == b
+        assert a[UNIT_A].received == store.CHUNK + 40 and 0 < a[UNIT_A].sync_ok < a[UNIT_A].received
+    finally:
+        store.close(together)
+        store.close(apart)
