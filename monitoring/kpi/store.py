@@ -471,10 +471,16 @@ def _refuse_older(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def open_reader(path: Path) -> sqlite3.Connection:
-    """Open the file read-only (the ``dvcgw kpi`` command, while the daemon may be writing)."""
+    """Open the file read-only (the ``dvcgw kpi`` command, while the daemon may be writing).
+    Raises ConfigError for a file of an older layout, as :func:`open_store` does."""
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
                            check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=5000")
+    try:
+        conn.execute("PRAGMA busy_timeout=5000")
+        _refuse_older(conn, path)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 

@@ -298,12 +298,13 @@ def test_a_file_of_an_older_layout_is_refused_untouched(tmp_path: Path, version:
     old.commit()
     old.close()
     before = path.read_bytes()
-    with pytest.raises(ConfigError) as caught:
-        store.open_store(path)
-    assert caught.value.key == "kpi.path"
-    assert str(path) in str(caught.value) and "delete the file" in str(caught.value)
-    assert f"schema {version}" in str(caught.value)
-    assert path.read_bytes() == before
+    for opener in (store.open_store, store.open_reader):  # the daemon, and the dvcgw kpi command
+        with pytest.raises(ConfigError) as caught:
+            opener(path)
+        assert caught.value.key == "kpi.path"
+        assert str(path) in str(caught.value) and "delete the file" in str(caught.value)
+        assert f"schema {version}" in str(caught.value)
+        assert path.read_bytes() == before
 
 
 def test_a_file_of_this_layout_opens_again_as_it_is(tmp_path: Path) -> None:
