@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS entries (
   revoked_by TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (book_id, cert_number)
 );
+CREATE TABLE IF NOT EXISTS copies (
+  book_id TEXT NOT NULL,
+  cert_number INTEGER NOT NULL,
+  pdf BLOB NOT NULL,
+  PRIMARY KEY (book_id, cert_number)
+);
 CREATE INDEX IF NOT EXISTS entries_sha ON entries(file_sha256);
 CREATE INDEX IF NOT EXISTS entries_status ON entries(status);
 """
@@ -258,10 +264,18 @@ class Books:
                        [values[c] for c in cols])
             return _entry_in(db, book.id, number)
 
-    def finalize(self, book_id: str, number: int, file_sha256: str, signers: list[dict[str, Any]]) -> Entry:
-        """``reserved`` → ``valid`` with the signed file's hash and the signer data."""
-        return self._move(book_id, number, "reserved", status="valid", file_sha256=file_sha256,
+    def finalize(self, book_id: str, number: int, file_sha256: str, signers: list[dict[str, Any]],
+                 pdf: bytes | None = None) -> Entry:
+        """``reserved`` → ``valid`` with the signed file's hash and the signer data, and the certified
+        copy itself (served by the gateway), in one transaction."""
+        return self._move(book_id, number, "reserved", pdf=pdf, status="valid", file_sha256=file_sha256,
                           signers=json.dumps(signers, ensure_ascii=False))
+
+    def pdf(self, book_id: str, number: int) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT pdf FROM copies WHERE book_id=? AND cert_number=?",
+                                   (book_id, number)).fetchone()
+        return bytes(row[0]) if row else None
 
     def void(self, book_id: str, number: int, reason: str) -> Entry:
         """``reserved`` → ``void``: the number stays consumed and visible (no gap, never reused)."""
@@ -279,11 +293,13 @@ class Books:
             return db.execute("UPDATE entries SET status='void', void_reason=? WHERE status='reserved'",
                               (reason,)).rowcount
 
-    def _move(self, book_id: str, number: int, from_status: str, **changes: Any) -> Entry:
+    def _move(self, book_id: str, number: int, from_status: str, pdf: bytes | None = None, **changes: Any) -> Entry:
         with self._tx() as db:
             entry = _entry_in(db, book_id, number)
             if entry.status != from_status:
                 raise BadState(f"entry {number} of book {book_id} is {entry.status}, not {from_status}")
+            if pdf is not None:
+                db.execute("INSERT INTO copies (book_id, cert_number, pdf) VALUES (?, ?, ?)", (book_id, number, pdf))
             sets = ",".join(f"{c}=?" for c in changes)
             db.execute(f"UPDATE entries SET {sets} WHERE book_id=? AND cert_number=?",
                        [*changes.values(), book_id, number])

@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from pyhanko.pdf_utils import layout
@@ -85,11 +86,7 @@ def stamp_last_page(pdf: bytes, text: StampText, position: Position | None = Non
             raise BadDocument("the PDF is encrypted; send the scan without encryption", field="file")
         writer = IncrementalPdfFileWriter.from_reader(reader)
         last = int(writer.root["/Pages"]["/Count"]) - 1
-        page_ref, _ = writer.find_page_for_modification(last)  # type: ignore[no-untyped-call]
-        x1, y1, x2, _y2 = (float(v) for v in page_ref.get_object()["/MediaBox"])
-        pos = position or Position(x2 - MARGIN - BLOCK_W, y1 + MARGIN)
-        if pos.x < x1 or pos.y < y1 or pos.x + BLOCK_W > x2:
-            raise BadDocument("the block does not fit on the last page at that position", field="stamp_position")
+        pos = _fit(_last_box(writer, last + 1), position)
         stamp = TextStamp(writer, _style(text), box=layout.BoxConstraints(width=BLOCK_W, height=BLOCK_H))
         stamp.apply(last, int(pos.x), int(pos.y))
         out = BytesIO()
@@ -97,6 +94,40 @@ def stamp_last_page(pdf: bytes, text: StampText, position: Position | None = Non
         return out.getvalue()
     except (PdfError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
         raise BadDocument(f"cannot place the certification block: {exc}", field="file") from exc
+
+
+def block_position(pdf: bytes, position: Position | None = None) -> Position:
+    """Where the block goes on the last page; raises BadDocument when it does not fit there. Called
+    before a number is reserved, so a misplaced block never costs a number."""
+    try:
+        reader = PdfFileReader(BytesIO(pdf), strict=False)
+        if reader.encrypted:
+            raise BadDocument("the PDF is encrypted; send the scan without encryption", field="file")
+        count = int(reader.root["/Pages"]["/Count"])
+        if count < 1:
+            raise BadDocument("the scan has no page", field="file")
+        return _fit(_last_box(reader, count), position)
+    except (PdfError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise BadDocument(f"not a readable PDF: {exc}", field="file") from exc
+
+
+def _last_box(pdf: Any, count: int) -> Any:
+    """The last page's /MediaBox, inherited from the page tree when the page has none (reader or writer)."""
+    page_ref, _ = pdf.find_page_for_modification(count - 1)
+    node = page_ref.get_object()
+    while "/MediaBox" not in node:
+        node = node["/Parent"]
+    return node["/MediaBox"]
+
+
+def _fit(media_box: Any, position: Position | None) -> Position:
+    x1, y1, x2, y2 = (float(v) for v in media_box)
+    pos = position or Position(x2 - MARGIN - BLOCK_W, y1 + MARGIN)
+    if pos.x < x1 or pos.y < y1 or pos.x + BLOCK_W > x2 or pos.y + BLOCK_H > y2:
+        field = "stamp_position" if position is not None else "file"
+        raise BadDocument(f"the {BLOCK_W / MM:.0f} × {BLOCK_H / MM:.0f} mm block does not fit on the last page "
+                          "at that position", field=field)
+    return pos
 
 
 def _style(text: StampText) -> TextStampStyle:
