@@ -7,6 +7,8 @@ import hashlib
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from signing.certification.books import VN_TZ
 from signing.certification.stamp import images_to_pdf
 from tests.signing.certification.client import REQUESTER, call, certify, metadata, operator
@@ -166,3 +168,34 @@ async def test_operator_book_routes(cert_gw: Gateway) -> None:
     listed = (await call("GET", url, operator())).json()["books"]
     assert sum(1 for b in listed if b["authority_code"] == first["authority_code"] and b["status"] == "open") == 1
     assert (await call("POST", f"{url}/nope/open", operator())).status == 422
+
+
+async def test_cli_books_list_close_open(cert_gw: Gateway, capsys: pytest.CaptureFixture[str]) -> None:
+    """`dvcgw books list|close|open` against the running daemon prints the books; errors exit non-zero."""
+    from gateway.cli import main
+    base = ["books", "--url", cert_gw.url, "--key", operator()]
+    await asyncio.to_thread(main, [*base, "open", CONCURRENT])  # whether or not another test opened one
+    assert await asyncio.to_thread(main, [*base, "close", CONCURRENT]) == 0
+    assert await asyncio.to_thread(main, [*base, "open", CONCURRENT]) == 0
+    assert await asyncio.to_thread(main, [*base, "list", "--authority", CONCURRENT]) == 0
+    out = capsys.readouterr().out
+    assert out.count("closed") >= 2 and "open" in out and "-SCTĐT/BS" in out
+    assert await asyncio.to_thread(main, [*base, "open", CONCURRENT]) != 0
+    assert "already has an open book" in capsys.readouterr().err
+
+
+def test_every_certification_route_is_in_the_openapi_document(world: World) -> None:
+    """The routes setup_certification adds are all in the served document (validated as OpenAPI 3.1)."""
+    from openapi_spec_validator import validate as validate_spec
+    from prometheus_client import CollectorRegistry
+
+    from config.schema import load
+    from gateway.openapi import document
+    from tests.signing.certification.conftest import certification_app, certification_toml
+    path = world.tmp / "cert-openapi.toml"
+    path.write_text(certification_toml(world, world.tmp / "unused"))
+    app = certification_app(load(path, environ={}), CollectorRegistry())
+    routes = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    doc = document(True, certification=True)
+    validate_spec(doc)
+    assert {p for p in routes if "certif" in p} <= set(doc["paths"])
