@@ -26,11 +26,12 @@ from core.errors import FieldError, ValidationError
 from gateway.auth import require_agency, require_operator, require_operator_or_agency
 from gateway.handlers import json_body
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
-from gateway.signing_routes import SERVICE, _problem, _read_limited
+from gateway.signing_routes import SERVICE, _problem, _read_limited, read_pdf_request
 from monitoring.metrics import CertificationMetrics, Metrics
 from signing.certification.books import Entry
 from signing.certification.errors import BadState, BookConflict, CertificationError, NoSuchEntry
 from signing.certification.service import CertificationService, FilePart, NotAllowed, parse_metadata
+from signing.certification.verify import verify
 from signing.errors import SigningError, SigningUnavailable
 from signing.service import utc_now
 
@@ -58,6 +59,7 @@ def setup_certification(app: web.Application, settings: Settings, instance_metri
     app.cleanup_ctx.append(certification_ctx)
     r = app.router
     r.add_post("/v1/certifications", post_certification)
+    r.add_post("/v1/certifications/verify", post_verify)
     r.add_get("/v1/certifications/{book_id}/{number}", get_certification)
     r.add_get("/v1/certifications/{book_id}/{number}/pdf", get_pdf)
     r.add_post("/v1/certifications/{book_id}/{number}/revoke", post_revoke)
@@ -134,6 +136,18 @@ def _json(data: bytes) -> Any:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValidationError([FieldError("metadata", "not valid JSON")]) from exc
+
+
+async def post_verify(request: web.Request) -> web.Response:
+    """Open to anyone (spec §7): the PDF (raw ``application/pdf`` or a multipart ``file`` part) →
+    ``{"verdict", "reasons", "record"}`` with the record's public part only."""
+    service = request.app[CERTIFICATION]
+    try:
+        pdf, _ = await read_pdf_request(request, service.signing.settings.max_pdf_bytes)
+        result = await verify(service.register, service.signing, pdf)
+    except _ERRORS as exc:
+        raise problem(exc) from exc
+    return web.json_response(result, dumps=_dumps)
 
 
 def _key(request: web.Request) -> tuple[str, int]:

@@ -354,6 +354,15 @@ def _certification_paths() -> dict[str, Any]:
             "responses": {"201": _resp("The record and pdf_url", {"type": "object", "properties": {
                 "record": _RECORD, "pdf_url": {"type": "string"}}}),
                 **_errors(401, 403, 413, 415, 422, 503)}}},
+        "/v1/certifications/verify": {"post": {
+            "summary": "Verify a certified copy (open, no key): hash, record status, signature, block, changes",
+            "requestBody": {"required": True, "content": _PDF_IN},
+            "responses": {"200": _resp("The verdict", {"type": "object", "required": ["verdict", "reasons", "record"],
+                                                       "properties": {
+                "verdict": {"enum": ["valid", "invalid", "revoked", "unknown"]},
+                "reasons": {"type": "array", "items": {"type": "object"}},
+                "record": {"anyOf": [_RECORD, {"type": "null"}]}}}),
+                **_errors(413, 415, 422)}}},
         "/v1/certifications/{book_id}/{number}": {"parameters": [_BOOK, _NUMBER], "get": {
             "summary": "The public part of a certification record (open, no key)",
             "responses": {"200": _resp("The public record", _RECORD), **_errors(404)}}},

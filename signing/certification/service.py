@@ -225,6 +225,10 @@ class CertificationService:
 
     # ------------------------------------------------------------ register
 
+    @property
+    def register(self) -> Books:
+        return self._books()
+
     def _books(self) -> Books:
         assert self.books is not None, "CertificationService.start() was not called"
         return self.books
