@@ -23,6 +23,7 @@ from aiohttp import web
 
 from config.schema import AgencySettings, Settings
 from core.errors import FieldError, ValidationError
+from gateway import verify_page
 from gateway.auth import require_agency, require_operator, require_operator_or_agency
 from gateway.handlers import json_body
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
@@ -66,6 +67,7 @@ def setup_certification(app: web.Application, settings: Settings, instance_metri
     r.add_get("/v1/certification-books", list_books)
     r.add_post("/v1/certification-books/{authority}/open", open_book)
     r.add_post("/v1/certification-books/{authority}/close", close_book)
+    verify_page.add_routes(app)
 
 
 def problem(exc: Exception) -> HTTPProblem:

@@ -354,6 +354,17 @@ def _certification_paths() -> dict[str, Any]:
             "responses": {"201": _resp("The record and pdf_url", {"type": "object", "properties": {
                 "record": _RECORD, "pdf_url": {"type": "string"}}}),
                 **_errors(401, 403, 413, 415, 422, 503)}}},
+        "/verify": {
+            "get": {"summary": "The public verification page (HTML form, Vietnamese, no JavaScript)",
+                    "responses": {"200": {"description": "HTML page",
+                                          "content": {"text/html": {"schema": {"type": "string"}}}}}},
+            "post": {"summary": "The form's upload (multipart file): the verdict as an HTML page",
+                     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                         "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+                     "responses": {"200": {"description": "HTML page with the verdict",
+                                           "content": {"text/html": {"schema": {"type": "string"}}}},
+                                   "422": {"description": "HTML page: the file could not be read",
+                                           "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         "/v1/certifications/verify": {"post": {
             "summary": "Verify a certified copy (open, no key): hash, record status, signature, block, changes",
             "requestBody": {"required": True, "content": _PDF_IN},
