@@ -536,11 +536,16 @@ class CertificationSettings:
     level: Literal["B-T", "B-LT"] = "B-T"  # PAdES level of the certified copy (spec §2.3)
     path: str = ""  # the register's SQLite file; "" = certification.sqlite3 beside [storage] path
     max_upload_bytes: int = 20 * 1024 * 1024  # all file parts of one request together
+    # the gateway's public base URL (https://…): a copy tied to a dossier (dossier_code) goes to DVCQG
+    # as a DanhSachGiayToKetQua link under it; "" = such requests are refused (422 dossier_code)
+    public_base_url: str = ""
 
     def __post_init__(self) -> None:
         codes = [a.code for a in self.authorities]
         if len(codes) != len(set(codes)):
             raise ValueError("authorities: authority codes must be unique")
+        if self.public_base_url and not self.public_base_url.startswith(("https://", "http://")):
+            raise ValueError("public_base_url: expected an http(s) URL such as https://dvcgw.example.gov.vn")
 
 
 @dataclass(frozen=True)

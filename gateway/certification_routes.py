@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -23,7 +24,8 @@ from aiohttp import web
 
 from config.schema import AgencySettings, Settings
 from core.errors import FieldError, ValidationError
-from gateway import verify_page
+from gateway import certification_results, verify_page
+from gateway.appkeys import ACCEPT, JOBS
 from gateway.auth import require_agency, require_operator, require_operator_or_agency
 from gateway.handlers import json_body
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
@@ -52,6 +54,8 @@ def setup_certification(app: web.Application, settings: Settings, instance_metri
         service = CertificationService(settings.certification, settings.storage.path, app[SERVICE], metrics, clock)
         service.start()
         app[CERTIFICATION] = service
+        if JOBS in app and ACCEPT in app:  # the full daemon: copies tied to a dossier reach DVCQG
+            certification_results.wire(app, service)
         try:
             yield
         finally:
@@ -182,8 +186,12 @@ def _may_act(request: web.Request, entry: Entry) -> AgencySettings | None:
 
 
 async def get_pdf(request: web.Request) -> web.Response:
+    """The certified copy: for the authority's agencies and the operator, or for anyone holding the
+    link given to the dossier (``?token=``, the entry's unguessable download token)."""
     entry = _entry(request)
-    _may_act(request, entry)
+    token = request.query.get("token", "")
+    if not (token and entry.download_token and hmac.compare_digest(token, entry.download_token)):
+        _may_act(request, entry)
     pdf = request.app[CERTIFICATION].pdf(entry.book_id, entry.cert_number)
     if pdf is None:
         raise HTTPProblem(404, "not_found", f"certification {entry.cert_number} is {entry.status}: no certified copy")

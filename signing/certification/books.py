@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS entries (
   revoked_at TEXT NOT NULL DEFAULT '',
   revocation_reason TEXT NOT NULL DEFAULT '',
   revoked_by TEXT NOT NULL DEFAULT '',
+  download_token TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (book_id, cert_number)
 );
 CREATE TABLE IF NOT EXISTS copies (
@@ -88,7 +89,7 @@ _BOOK_COLS = ("id", "authority_code", "name", "kind", "year", "seq", "first_numb
 _ENTRY_COLS = ("book_id", "cert_number", "status", "certified_at", "authority_code", "authority_name",
                "certifier_name", "certifier_title", "requester_name", "requester_id_no", "document_name",
                "page_count", "paper_copies", "fee_vnd", "dossier_code", "original_sha256", "file_sha256",
-               "signers", "void_reason", "revoked_at", "revocation_reason", "revoked_by")
+               "signers", "void_reason", "revoked_at", "revocation_reason", "revoked_by", "download_token")
 #: what anyone may see (spec §7: no requester data)
 PUBLIC_FIELDS = ("book_id", "book_name", "cert_number", "copy_kind", "status", "certified_at", "authority_code",
                  "authority_name", "certifier_name", "certifier_title", "document_name", "page_count", "fee_vnd",
@@ -171,6 +172,7 @@ class Entry:
     revoked_at: str
     revocation_reason: str
     revoked_by: str
+    download_token: str
     book_name: str = ""
     copy_kind: str = "electronic"
 
@@ -269,7 +271,7 @@ class Books:
         """``reserved`` → ``valid`` with the signed file's hash and the signer data, and the certified
         copy itself (served by the gateway), in one transaction."""
         return self._move(book_id, number, "reserved", pdf=pdf, status="valid", file_sha256=file_sha256,
-                          signers=json.dumps(signers, ensure_ascii=False))
+                          signers=json.dumps(signers, ensure_ascii=False), download_token=secrets.token_urlsafe(24))
 
     def pdf(self, book_id: str, number: int) -> bytes | None:
         with self._lock:

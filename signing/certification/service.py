@@ -20,7 +20,7 @@ import hashlib
 import logging
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -141,6 +141,9 @@ class CertificationService:
         self._path = Path(settings.path) if settings.path else books_path(storage_path)
         self._authorities = {a.code: a for a in settings.authorities}
         self.books: Books | None = None
+        #: called with each valid entry tied to a dossier (the gateway puts a durable job that adds
+        #: the copy's link to the dossier for DVCQG); a failure there is logged, the copy stays valid
+        self.on_issued: Callable[[Entry], Awaitable[None]] | None = None
 
     def start(self) -> None:
         self.books = Books(self._path)
@@ -173,6 +176,9 @@ class CertificationService:
 
     async def certify(self, agency: AgencySettings, meta: Metadata, parts: list[FilePart]) -> Entry:
         auth = self.authority_for(agency, meta.authority_code)
+        if meta.dossier_code and not self.settings.public_base_url:
+            raise ValidationError([FieldError("dossier_code", "this gateway has no [certification] public_base_url: "
+                                              "it cannot give the dossier a link to the copy")])
         scan = await asyncio.to_thread(assemble, parts)
         pages = stamp.page_count(scan)
         await asyncio.to_thread(stamp.block_position, scan, meta.stamp_position)  # before a number is taken
@@ -189,7 +195,18 @@ class CertificationService:
             raise
         self.metrics.certifications.labels(auth.code, "issued").inc()
         self.metrics.duration.observe(time.perf_counter() - start)
+        if final.dossier_code and self.on_issued is not None:
+            try:
+                await self.on_issued(final)
+            except Exception:
+                log.exception("certification %s/%d is valid, but its dossier link was not queued",
+                              final.book_id, final.cert_number)
         return final
+
+    def download_url(self, entry: Entry) -> str:
+        """The copy's public link (no key: the entry's unguessable token), for DanhSachGiayToKetQua."""
+        base = self.settings.public_base_url.rstrip("/")
+        return f"{base}/v1/certifications/{entry.book_id}/{entry.cert_number}/pdf?token={entry.download_token}"
 
     def _new_entry(self, auth: CertificationAuthoritySettings, meta: Metadata, pages: int, scan: bytes) -> NewEntry:
         return NewEntry(auth.code, auth.name, meta.certifier_name, meta.certifier_title, meta.requester_name,
