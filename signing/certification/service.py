@@ -32,6 +32,7 @@ from monitoring.metrics import CertificationMetrics
 from signing.certification import stamp
 from signing.certification.books import VN_TZ, Book, Books, Entry, NewEntry, books_path, fee_vnd
 from signing.certification.errors import CertificationError
+from signing.certification.verify import unchanged_since
 from signing.errors import SigningError
 from signing.options import SignOptions
 from signing.report import PASSED
@@ -233,9 +234,9 @@ class CertificationService:
         """Every signature of the copy validates (spec §2.3) → the signer data for the record (§4)."""
         reports = await self.signing.validate(pdf)
         sigs = [r for r in reports if r["type"] == "signature"]
-        bad = [r for r in sigs if r["indication"] != PASSED or not r["covers_whole_document"]]
+        bad = [r for r in sigs if r["indication"] != PASSED or not unchanged_since(r)]
         if not sigs or bad:
-            why = bad[0]["sub_indication"] if bad else "no signature"
+            why = (bad[0]["sub_indication"] or "changed after signing") if bad else "no signature"
             raise SignatureRejected(f"the signed copy does not validate ({why})")
         return [{"serial": r["signer"]["serial"], "subject": r["signer"]["subject"],
                  "signing_time": r["signing_time"], "tsa_time": (r["timestamp"] or {}).get("time")} for r in sigs]

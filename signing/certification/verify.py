@@ -37,6 +37,12 @@ _DATE = re.compile(r"Ngày\s+(\d{2})\s+tháng\s+(\d{2})\s+năm\s+(\d{4})")
 _PDFTOTEXT_TIMEOUT = 20.0
 
 
+def unchanged_since(report: dict[str, Any]) -> bool:
+    """Nothing was changed after this signature, save validation data and time-stamps (B-LT, B-LTA:
+    pyHanko's ``lta_updates``): spec §3 check 3 "except permitted later DSS or timestamp updates"."""
+    return bool(report["covers_whole_document"]) or report.get("modification_level") == "lta_updates"
+
+
 @dataclass(frozen=True)
 class Block:
     number: int | None = None
@@ -136,7 +142,7 @@ def _signatures(out: Outcome, record: Entry, reports: list[dict[str, Any]]) -> N
             out.fail("SIGNATURE_INDETERMINATE", f"signature {r['field_name']}: {r['sub_indication']}")
         elif r["indication"] != PASSED:
             out.fail("SIGNATURE_INVALID", f"signature {r['field_name']}: {r['sub_indication']}")
-    if not reports[-1]["covers_whole_document"]:
+    if not unchanged_since(sigs[-1]):
         out.fail("MODIFIED_AFTER_SIGNING", "the file was changed after its last signature")
     known = {s.get("serial") for s in record.signers}
     if any(r["signer"]["serial"] not in known for r in sigs):

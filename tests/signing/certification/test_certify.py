@@ -199,3 +199,24 @@ def test_every_certification_route_is_in_the_openapi_document(world: World) -> N
     doc = document(True, certification=True)
     validate_spec(doc)
     assert {p for p in routes if "certif" in p or p == "/verify"} <= set(doc["paths"])
+
+
+async def test_level_b_lt_is_configurable(world: World, tmp_path: Path) -> None:
+    """[certification] level = "B-LT": the copy carries validation data (/DSS) and still validates."""
+    from prometheus_client import CollectorRegistry
+
+    from config.schema import load
+    from tests.signing.certification.conftest import certification_app, certification_toml
+    from tests.signing.env import free_port
+    path = world.tmp / "cert-blt.toml"
+    path.write_text(certification_toml(world, tmp_path, level="B-LT"))
+    url, runner = world.servers.serve(certification_app(load(path, environ={}), CollectorRegistry()), port=free_port())
+    try:
+        r = await certify(url, [(scan_pdf(1), "application/pdf")], metadata())
+        assert r.status == 201, r.body
+        pdf = (await call("GET", url + r.json()["pdf_url"], AGENCY_KEYS["STP"])).body
+        assert b"/DSS" in pdf
+        status, reports = await validate(url, pdf)
+        assert status == 200 and reports["signatures"][0]["indication"] == "TOTAL-PASSED"
+    finally:
+        world.servers.stop(runner)
