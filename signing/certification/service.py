@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from config.schema import AgencySettings, CertificationAuthoritySettings, CertificationSettings
-from core.errors import FieldError, ValidationError
+from core.errors import ConfigError, FieldError, ValidationError
 from monitoring.metrics import CertificationMetrics
 from signing.certification import stamp
 from signing.certification.books import VN_TZ, Book, Books, Entry, NewEntry, books_path, fee_vnd
@@ -42,6 +42,7 @@ log = logging.getLogger("dvcgw.certification")
 Clock = Callable[[], datetime]
 _TEXT_FIELDS = ("authority_code", "certifier_name", "certifier_title", "requester_name", "requester_id_no",
                 "document_name")
+_PRINTED = ("certifier_name", "certifier_title")  # on the block (the authority's name comes from settings)
 _KNOWN = {*_TEXT_FIELDS, "paper_copies", "dossier_code", "stamp_position"}
 _MAX_TEXT = 200
 
@@ -86,6 +87,10 @@ def parse_metadata(raw: object) -> Metadata:
         raise ValidationError([FieldError("metadata", "expected a JSON object")])
     errors = [FieldError(k, "unknown field") for k in sorted(set(raw) - _KNOWN)]
     texts = {n: _text(raw.get(n), n, errors) for n in _TEXT_FIELDS}
+    for name in _PRINTED:
+        if texts[name] and not stamp.printable(texts[name]):
+            errors.append(FieldError(name, "has characters the certification block cannot print (Latin and "
+                                           "Vietnamese letters, digits and common punctuation only)"))
     copies = raw.get("paper_copies", 0)
     if not isinstance(copies, int) or isinstance(copies, bool) or not 0 <= copies <= 100:
         errors.append(FieldError("paper_copies", "expected an integer from 0 to 100"))
@@ -147,6 +152,12 @@ class CertificationService:
         self.on_issued: Callable[[Entry], Awaitable[None]] | None = None
 
     def start(self) -> None:
+        """Opens the register and voids interrupted reservations; raises ConfigError for an authority
+        name the block cannot print."""
+        for i, auth in enumerate(self.settings.authorities):
+            if not stamp.printable(auth.name):
+                raise ConfigError(f"certification.authorities[{i}].name",
+                                  "has characters the certification block cannot print")
         self.books = Books(self._path)
         voided = self.books.void_interrupted()
         if voided:

@@ -26,12 +26,25 @@ from pyhanko.stamp import TextStamp, TextStampStyle
 from signing.certification.errors import CertificationError
 from signing.engine import FONT_PATH
 
+#: the signing font cut to Latin + Vietnamese (signing/fonts/README.md): pyHanko subsets the font at
+#: every write, and the whole DejaVu's layout tables made that ~250 ms of each certification
+STAMP_FONT_PATH = FONT_PATH.with_name("DejaVuSans-vi-1000upem.ttf")
+#: the code points that font draws (signing/fonts/README.md)
+_COVERED = ((0x20, 0x7E), (0xA0, 0x17F), (0x1A0, 0x1B0), (0x300, 0x323), (0x1E00, 0x1EFF), (0x2010, 0x2027),
+            (0x2030, 0x203A), (0x20AB, 0x20AC), (0x2116, 0x2116))
+
+
+def printable(text: str) -> bool:
+    """True when the block's font draws every character of ``text`` (after NFC)."""
+    return all(any(a <= ord(c) <= b for a, b in _COVERED) for c in unicodedata.normalize("NFC", text))
+
+
 MM = 72 / 25.4
 #: default block: 80 × 45 mm, bottom right, 10 mm from the edges (spec §2.2 layout [POLICY])
 BLOCK_W, BLOCK_H, MARGIN = 80 * MM, 45 * MM, 10 * MM
 STATEMENT = "Chứng thực bản sao đúng với bản chính"
 CERTIFIER_LABEL = "Người thực hiện chứng thực"
-_FONT = GlyphAccumulatorFactory(str(FONT_PATH))
+_FONT = GlyphAccumulatorFactory(str(STAMP_FONT_PATH))
 
 
 class BadDocument(CertificationError):

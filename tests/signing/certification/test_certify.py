@@ -109,6 +109,7 @@ async def test_bad_requests_are_4xx_naming_the_field(cert_gw: Gateway) -> None:
          422, "certifier_name"),
         (await certify(cert_gw.url, scan, metadata(authority_code="nope")), 422, "authority_code"),
         (await certify(cert_gw.url, scan, metadata(paper_copies=-1)), 422, "paper_copies"),
+        (await certify(cert_gw.url, scan, metadata(certifier_name="王小明")), 422, "certifier_name"),
         (await certify(cert_gw.url, scan, metadata(extra=1)), 422, "extra"),
         (await certify(cert_gw.url, scan, metadata(stamp_position={"x": 9000, "y": 10})), 422, "stamp_position"),
         (await certify(cert_gw.url, [], metadata()), 422, "file"),
