@@ -230,7 +230,7 @@ class CertificationService:
                               entry: Entry, scan: bytes) -> Entry:
         text = stamp.StampText(entry.cert_number, entry.book_name, entry.certified_date.astimezone(VN_TZ),
                                meta.certifier_name, meta.certifier_title, auth.name)
-        stamped = await asyncio.to_thread(stamp.stamp_last_page, scan, text, meta.stamp_position)
+        stamped = await self.signing.offload(stamp.stamp_last_page, scan, text, meta.stamp_position)
         opts = SignOptions(key=auth.key, level=self.settings.level, reason="Chứng thực bản sao từ bản chính",
                            location=auth.name)
         result = await self.signing.sign(agency, stamped, opts)
