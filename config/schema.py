@@ -504,6 +504,50 @@ class SigningSettings:
             raise ValueError("tsa_attempts: must be between 1 and 10")
 
 
+_AUTHORITY_MODES_BUILT = ("authority",)
+
+
+@dataclass(frozen=True)
+class CertificationAuthoritySettings:
+    """One certifying authority (docs/certification.md): who may certify for it and its seal key."""
+
+    code: str  # mã định danh of the authority (owner of its register books)
+    name: str  # printed as the last line of the certification block, e.g. "UBND xã A, tỉnh B"
+    key: str  # alias of a [[signing.keys]] entry: the authority's organisation certificate
+    agencies: tuple[str, ...] = ()  # agency codes that may certify for it
+    # who signs (spec §2.3): "authority" (built), "certifier" and "both" (remote certifier signing; not built)
+    signing_mode: Literal["authority", "certifier", "both"] = "authority"
+
+    def __post_init__(self) -> None:
+        if not self.code.strip() or not self.name.strip():
+            raise ValueError("code: the authority's code and name must not be empty")
+        if self.signing_mode not in _AUTHORITY_MODES_BUILT:
+            raise ValueError(f"signing_mode: {self.signing_mode!r} is not built yet (it needs the certifier's "
+                             "remote signing flow); use \"authority\"")
+        if not self.agencies:
+            raise ValueError("agencies: name at least one agency that may certify for this authority")
+
+
+@dataclass(frozen=True)
+class CertificationSettings:
+    """E-certification of copies (signing/certification, docs/certification.md); off with no authority."""
+
+    authorities: tuple[CertificationAuthoritySettings, ...] = ()
+    level: Literal["B-T", "B-LT"] = "B-T"  # PAdES level of the certified copy (spec §2.3)
+    path: str = ""  # the register's SQLite file; "" = certification.sqlite3 beside [storage] path
+    max_upload_bytes: int = 20 * 1024 * 1024  # all file parts of one request together
+    # the gateway's public base URL (https://…): a copy tied to a dossier (dossier_code) goes to DVCQG
+    # as a DanhSachGiayToKetQua link under it; "" = such requests are refused (422 dossier_code)
+    public_base_url: str = ""
+
+    def __post_init__(self) -> None:
+        codes = [a.code for a in self.authorities]
+        if len(codes) != len(set(codes)):
+            raise ValueError("authorities: authority codes must be unique")
+        if self.public_base_url and not self.public_base_url.startswith(("https://", "http://")):
+            raise ValueError("public_base_url: expected an http(s) URL such as https://dvcgw.example.gov.vn")
+
+
 @dataclass(frozen=True)
 class MonitoringSettings:
     timezone_offset_hours: int = 7
@@ -744,6 +788,7 @@ class Settings:
     transitions: TransitionSettings = field(default_factory=TransitionSettings)
     dossiers: DossierSettings = field(default_factory=DossierSettings)
     signing: SigningSettings = field(default_factory=SigningSettings)
+    certification: CertificationSettings = field(default_factory=CertificationSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     kpi: KpiSettings = field(default_factory=KpiSettings)
@@ -770,6 +815,25 @@ class Settings:
         if operator is not None and operator in digests:
             raise ValueError("operator.api_key: equal to an agency's key; the operator needs a key of its own")
         self._check_code_rule()
+        self._check_certification()
+
+    def _check_certification(self) -> None:
+        """Each authority's key is a local [[signing.keys]] entry its agencies may use."""
+        keys = {k.alias: k for k in self.signing.keys}
+        agencies = {a.code for a in self.agencies}
+        for i, auth in enumerate(self.certification.authorities):
+            ks = keys.get(auth.key)
+            if ks is None:
+                raise ValueError(f"certification.authorities[{i}].key: no [[signing.keys]] alias {auth.key!r}")
+            if ks.source == "remote":
+                raise ValueError(f"certification.authorities[{i}].key: {auth.key!r} is a remote key; the "
+                                 "certification flow signs with a local (file or PKCS#11) key for now")
+            for code in auth.agencies:
+                if code not in agencies:
+                    raise ValueError(f"certification.authorities[{i}].agencies: no agency {code!r}")
+                if code not in ks.agencies:
+                    raise ValueError(f"certification.authorities[{i}].agencies: agency {code!r} may not use key "
+                                     f"{auth.key!r} (add it to that key's agencies)")
 
     def unit_identifiers(self) -> dict[str, str]:
         """Every configured unit → its MaDinhDanh (spec §8), over all agencies."""

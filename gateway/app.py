@@ -102,10 +102,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
         app.cleanup_ctx.append(_catalogue_ctx(run_engine))
     if settings.provincial.url:
         app.cleanup_ctx.append(_inbound_ctx(run_engine))
-    if signing_enabled(settings):
-        from gateway.signing_routes import setup_signing
-
-        setup_signing(app, settings, metrics)
+    _setup_signing(app, settings, metrics)
     handlers.add_routes(app, signing=signing_enabled(settings))
     catalogue_routes.add_routes(app)
     ops_routes.setup_readiness(app)
@@ -127,6 +124,19 @@ SERVER_HEADER = "dvcgw"
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
     """aiohttp would send ``Server: Python/3.x aiohttp/3.y``; it only fills the header when unset."""
     response.headers["Server"] = SERVER_HEADER
+
+
+def _setup_signing(app: web.Application, settings: Settings, metrics: Metrics) -> None:
+    """Signing, then e-certification (which signs through the signing service), where configured."""
+    if not signing_enabled(settings):
+        return
+    from gateway.signing_routes import setup_signing
+
+    setup_signing(app, settings, metrics)
+    if settings.certification.authorities:
+        from gateway.certification_routes import setup_certification
+
+        setup_certification(app, settings, metrics)
 
 
 def signing_enabled(settings: Settings) -> bool:

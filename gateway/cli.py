@@ -83,6 +83,19 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("id")
         dlq.set_defaults(func=_dlq, base=base)
 
+    books = sub.add_parser("books", help="certification register books of a running daemon (operator)")
+    books.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
+    books.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
+                       "or [operator] api_key of --config)")
+    books.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+    bsub = books.add_subparsers(dest="books_command", required=True)
+    bls = bsub.add_parser("list", help="list books (all authorities, or one)")
+    bls.add_argument("--authority", default=None, help="an authority code")
+    for cmd, cmd_help in (("open", "open a new book (none may be open)"),
+                          ("close", "close the open book; the next certification opens a new one")):
+        bsub.add_parser(cmd, help=cmd_help).add_argument("authority", help="the authority's code")
+    books.set_defaults(func=_books)
+
     maint = sub.add_parser("maintenance", help="take a running daemon out of its load balancer (/readyz 503), "
                            "or put it back")
     maint.add_argument("state", choices=("on", "off", "show"))
@@ -240,6 +253,33 @@ async def _maintenance_async(args: argparse.Namespace, key: str) -> int:
               + "; /readyz answers 503")
     else:
         print("maintenance: off; /readyz answers as its checks say")
+    return 0
+
+
+def _books(args: argparse.Namespace) -> int:
+    return asyncio.run(_books_async(args, _operator_key(args)))
+
+
+async def _books_async(args: argparse.Namespace, key: str) -> int:
+    base = args.url.rstrip("/") + "/v1/certification-books"
+    if args.books_command == "list":
+        request = ("GET", base, {"authority": args.authority} if args.authority else {})
+    else:
+        request = ("POST", f"{base}/{args.authority}/{args.books_command}", {})
+    async with aiohttp.ClientSession(headers={"X-API-Key": key}, timeout=aiohttp.ClientTimeout(total=30)) as s:
+        try:
+            async with s.request(request[0], request[1], params=request[2]) as r:
+                body = await r.text()
+                if r.status >= 400:
+                    return _remote_error(r.status, body)
+        except aiohttp.ClientError as exc:
+            print(f"dvcgw: cannot reach the daemon at {args.url}: {exc}", file=sys.stderr)
+            return EXIT_REMOTE
+    data = json.loads(body)
+    print(f"{'AUTHORITY':16}  {'BOOK':20}  {'ID':18}  {'LAST':>6}  {'STATUS':6}  OPENED / CLOSED")
+    for b in data["books"] if args.books_command == "list" else [data]:
+        print(f"{b['authority_code']:16}  {b['name']:20}  {b['id']:18}  {b['current_number']:>6}  {b['status']:6}  "
+              f"{b['opened_at']}" + (f" / {b['closed_at']}" if b["closed_at"] else ""))
     return 0
 
 

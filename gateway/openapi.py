@@ -331,6 +331,74 @@ def _signing_paths() -> dict[str, Any]:
     }
 
 
+_BOOK = {"name": "book_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+         "description": "The book's opaque id (its printed name, e.g. 01/2025-SCTĐT/BS, is in the record)"}
+_NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+_AUTHORITY = {"name": "authority", "in": "path", "required": True, "schema": {"type": "string"}}
+_RECORD = {"type": "object", "description": "The record (e-certification.md §4); the public part has no requester data"}
+_BOOKS = {"type": "object", "properties": {"books": {"type": "array", "items": {"type": "object"}}}}
+
+
+def _certification_paths() -> dict[str, Any]:
+    either: list[dict[str, list[str]]] = [*_OPERATOR, *_AGENCY]
+    multipart = {"multipart/form-data": {"schema": {"type": "object", "required": ["metadata", "file"], "properties": {
+        "metadata": {"type": "string", "description": "JSON: authority_code, certifier_name, certifier_title, "
+                     "requester_name, requester_id_no, document_name, [paper_copies], [dossier_code], "
+                     "[stamp_position {x, y}]"},
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                 "description": "One PDF, or JPEG/PNG pages in order"}}}}}
+    return {
+        "/v1/certifications": {"post": {
+            "summary": "Certify a copy from its original (docs/certification.md)", "security": _AGENCY,
+            "requestBody": {"required": True, "content": multipart},
+            "responses": {"201": _resp("The record and pdf_url", {"type": "object", "properties": {
+                "record": _RECORD, "pdf_url": {"type": "string"}}}),
+                **_errors(401, 403, 413, 415, 422, 503)}}},
+        "/verify": {
+            "get": {"summary": "The public verification page (HTML form, Vietnamese, no JavaScript)",
+                    "responses": {"200": {"description": "HTML page",
+                                          "content": {"text/html": {"schema": {"type": "string"}}}}}},
+            "post": {"summary": "The form's upload (multipart file): the verdict as an HTML page",
+                     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                         "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+                     "responses": {"200": {"description": "HTML page with the verdict",
+                                           "content": {"text/html": {"schema": {"type": "string"}}}},
+                                   "422": {"description": "HTML page: the file could not be read",
+                                           "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/v1/certifications/verify": {"post": {
+            "summary": "Verify a certified copy (open, no key): hash, record status, signature, block, changes",
+            "requestBody": {"required": True, "content": _PDF_IN},
+            "responses": {"200": _resp("The verdict", {"type": "object", "required": ["verdict", "reasons", "record"],
+                                                       "properties": {
+                "verdict": {"enum": ["valid", "invalid", "revoked", "unknown"]},
+                "reasons": {"type": "array", "items": {"type": "object"}},
+                "record": {"anyOf": [_RECORD, {"type": "null"}]}}}),
+                **_errors(413, 415, 422)}}},
+        "/v1/certifications/{book_id}/{number}": {"parameters": [_BOOK, _NUMBER], "get": {
+            "summary": "The public part of a certification record (open, no key)",
+            "responses": {"200": _resp("The public record", _RECORD), **_errors(404)}}},
+        "/v1/certifications/{book_id}/{number}/pdf": {"parameters": [_BOOK, _NUMBER], "get": {
+            "summary": "The certified copy", "security": either,
+            "responses": {"200": {"description": "The certified PDF", "content": _PDF}, **_errors(401, 403, 404)}}},
+        "/v1/certifications/{book_id}/{number}/revoke": {"parameters": [_BOOK, _NUMBER], "post": {
+            "summary": "Revoke a valid certification, with a reason", "security": either,
+            "requestBody": {"required": True, "content": _json({"type": "object", "required": ["reason"],
+                                                                "properties": {"reason": {"type": "string"}}})},
+            "responses": {"200": _resp("The revoked public record", _RECORD),
+                          **_errors(400, 401, 403, 404, 409, 415, 422)}}},
+        "/v1/certification-books": {"get": {
+            "summary": "Register books", "security": _OPERATOR,
+            "parameters": [{"name": "authority", "in": "query", "required": False, "schema": {"type": "string"}}],
+            "responses": {"200": _resp("Books", _BOOKS), **_errors(401)}}},
+        "/v1/certification-books/{authority}/open": {"parameters": [_AUTHORITY], "post": {
+            "summary": "Open a new book (none may be open)", "security": _OPERATOR,
+            "responses": {"201": _resp("The book"), **_errors(401, 409, 422)}}},
+        "/v1/certification-books/{authority}/close": {"parameters": [_AUTHORITY], "post": {
+            "summary": "Close the open book", "security": _OPERATOR,
+            "responses": {"200": _resp("The book"), **_errors(401, 409, 422)}}},
+    }
+
+
 _EITHER: list[dict[str, list[str]]] = [*_OPERATOR, *_AGENCY]
 _REF = {"name": "MaThamChieu", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 255},
         "description": "The payment's reference (payment-platform.md §5), as answered by POST /v1/payments."}
@@ -413,7 +481,7 @@ def _body_schemas(strict: bool) -> dict[str, Any]:
 
 @cache
 def document(signing: bool = False, backend: str = "sqlite", strict_code: bool = False,
-             payments: bool = False, receipts: bool = False) -> dict[str, Any]:
+             payments: bool = False, receipts: bool = False, certification: bool = False) -> dict[str, Any]:
     """The document for an app with (or without) the signing routes, on queue ``backend``, with
     (or without) ``[dossiers] strict_code``, with (or without) the payment routes, and the refund
     route where e-receipts are on too."""
@@ -423,7 +491,8 @@ def document(signing: bool = False, backend: str = "sqlite", strict_code: bool =
                  "description": "Agency, operator and health API of the DVCQG sync gateway."},
         "paths": {**_paths(backend, strict_code), **_job_paths(), **_catalogue_paths(),
                   **(_signing_paths() if signing else {}), **(_payment_paths() if payments else {}),
-                  **(_REFUND_PATH if payments and receipts else {})},
+                  **(_REFUND_PATH if payments and receipts else {}),
+                  **(_certification_paths() if signing and certification else {})},
         "components": {
             "securitySchemes": {
                 "agencyKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -454,7 +523,8 @@ def document(signing: bool = False, backend: str = "sqlite", strict_code: bool =
 def _served(request: web.Request, signing: bool) -> web.Response:
     settings = request.app[SETTINGS]
     return web.json_response(document(signing, settings.queue.backend, settings.dossiers.strict_code,
-                                      settings.payment.enabled, settings.receipts.enabled))
+                                      settings.payment.enabled, settings.receipts.enabled,
+                                      bool(settings.certification.authorities)))
 
 
 async def serve(request: web.Request) -> web.Response:

@@ -362,6 +362,26 @@ class SigningMetrics:
             "Seconds until each signing key's certificate expires (negative once it has)", ["key"], registry=r)
 
 
+class CertificationMetrics:
+    """E-certification of copies (signing/certification): labels are configured authority codes and
+    outcome classes only, never a requester, a certifier or a document name."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        r = metrics.registry
+        self.certifications = Counter(
+            "dvcgw_certifications_total",
+            "Certification numbers by authority and outcome (issued, voided, revoked)",
+            ["authority", "outcome"], registry=r)
+        self.duration = Histogram(
+            "dvcgw_certification_duration_seconds",
+            "Time to certify a copy end to end (assemble, reserve, stamp, sign, check, record)",
+            buckets=SIGNING_BUCKETS, registry=r)
+        self.active_authorities = Gauge(
+            "dvcgw_certification_active_authorities",
+            "Authorities with an open electronic book and at least one valid certification "
+            "(evidence for the 766 ELECTRONIC_CERTIFIED_COPY indicator)", registry=r)
+
+
 class KafkaMetrics:
     """The Kafka queue backend's families on one instance's registry.
 

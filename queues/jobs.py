@@ -48,9 +48,9 @@ log = logging.getLogger("dvcgw.jobs")
 T = TypeVar("T")
 
 #: the topics the gateway runs (label values of the jobs' metrics): an inbound dossier's delivery to
-#: the provincial system, an e-receipt's issue or cancellation
-PROVINCIAL, RECEIPT = "provincial", "receipt"
-TOPICS = (PROVINCIAL, RECEIPT)
+#: the provincial system, an e-receipt's issue or cancellation, a certified copy's link added to its dossier
+PROVINCIAL, RECEIPT, CERTIFICATION = "provincial", "receipt", "certification"
+TOPICS = (PROVINCIAL, RECEIPT, CERTIFICATION)
 PENDING, DONE, DEAD = "pending", "done", "dead"
 STATES = (PENDING, DONE, DEAD)
 #: the ``outcome`` of a job run (``dvcgw_job_runs_total``)

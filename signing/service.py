@@ -144,6 +144,11 @@ class SigningService:
         except BrokenProcessPool as exc:
             raise ConfigError("signing.keys", "a signing worker could not load its keys") from exc
 
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Runs a picklable, module-level CPU-bound ``fn`` in the signing worker pool (e.g. the
+        certification block, which would otherwise hold this process's GIL for tens of ms)."""
+        return await self._in_pool(fn, *args)
+
     async def _in_pool(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._pool is not None
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)

@@ -3,15 +3,19 @@
 :func:`full_gateway` builds the whole app (the sandbox as portal, signing with a file key from the
 signing tests' PKI and both of its TSAs). :func:`drive` sends what an operator's day holds: creates,
 updates and progress delivered, a truncated text, an unusual transition, a 429, a 503 and a
-business rejection (a dead letter), a TSA failing over, signing and validation, and requests no
-route matches. :func:`scrape` reads ``/metrics`` as Prometheus would.
+business rejection (a dead letter), a TSA failing over, signing and validation, a certification
+issued then revoked and one voided, and requests no route matches. :func:`scrape` reads ``/metrics``
+as Prometheus would.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+
+import aiohttp
 
 from tests.fakes.pdfs import one_page_pdf
 from tests.harness import AGENCY_KEY, UNIT, Gateway, Sandbox, run_gateway, settings_for
@@ -25,6 +29,7 @@ FAILING = f"{UNIT}-240315-00104"
 REJECTED = f"{UNIT}-240315-00105"
 #: every dossier code :func:`drive` pushes: none may ever show up in a label
 DOSSIERS = (CREATED, TRUNCATED, THROTTLED, FAILING, REJECTED)
+CERT_AUTHORITY = "000.00.09.H55"
 
 
 def signing_section(world: World) -> dict[str, object]:
@@ -42,7 +47,8 @@ def signing_section(world: World) -> dict[str, object]:
 
 @asynccontextmanager
 async def full_gateway(tmp_path: Path, sandbox: Sandbox, world: World) -> AsyncIterator[Gateway]:
-    settings = settings_for(tmp_path, sandbox.url, signing=signing_section(world))
+    settings = settings_for(tmp_path, sandbox.url, signing=signing_section(world), certification={
+        "authorities": [{"code": CERT_AUTHORITY, "name": "UBND xã A", "key": "file-pem", "agencies": [UNIT]}]})
     async with run_gateway(settings) as gw:
         yield gw
 
@@ -51,6 +57,7 @@ async def drive(gw: Gateway, sandbox: Sandbox, world: World) -> None:
     """Real traffic touching every family this gateway registers (see the module docstring)."""
     await _sync_traffic(gw, sandbox)
     await _signing_traffic(gw, world)
+    await _certification_traffic(gw, world)
     assert (await gw.client.get("/no/such/route")).status == 404  # unmatched
     assert (await gw.client.request("PROPFIND", f"/v1/dossiers/{CREATED}")).status == 405
 
@@ -87,6 +94,31 @@ async def _signing_traffic(gw: Gateway, world: World) -> None:
     finally:
         world.tsa_a.fail = False
     await _post_pdf(gw, "/v1/signatures/validate", signed)
+
+
+async def _certify(gw: Gateway) -> aiohttp.ClientResponse:
+    form = aiohttp.FormData()
+    form.add_field("metadata", json.dumps({
+        "authority_code": CERT_AUTHORITY, "certifier_name": "Nguyễn Văn A", "certifier_title": "Công chức",
+        "requester_name": "Trần Thị B", "requester_id_no": "001099000001", "document_name": "Giấy khai sinh"}),
+        content_type="application/json")
+    form.add_field("file", one_page_pdf(), filename="scan.pdf", content_type="application/pdf")
+    return await gw.client.post("/v1/certifications", data=form, headers={"X-API-Key": AGENCY_KEY})
+
+
+async def _certification_traffic(gw: Gateway, world: World) -> None:
+    """One certification issued then revoked, one voided (every TSA down after its number was taken)."""
+    issued = await _certify(gw)
+    assert issued.status == 201, await issued.text()
+    rec = (await issued.json())["record"]
+    world.tsa_a.fail = world.tsa_b.fail = True
+    try:
+        assert (await _certify(gw)).status == 503
+    finally:
+        world.tsa_a.fail = world.tsa_b.fail = False
+    r = await gw.client.post(f"/v1/certifications/{rec['book_id']}/{rec['cert_number']}/revoke",
+                             json={"reason": "test"}, headers={"X-API-Key": AGENCY_KEY})
+    assert r.status == 200, await r.text()
 
 
 async def _post_pdf(gw: Gateway, path: str, pdf: bytes) -> bytes:

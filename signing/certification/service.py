@@ -1,0 +1,299 @@
+"""Certify a copy (spec §2, §3.3): reserve → stamp → sign (the existing signing service) → check → record.
+
+Contracts (errors from :mod:`signing.certification.errors`, :mod:`signing.errors`,
+:class:`core.errors.ValidationError`):
+
+* :func:`parse_metadata` raises ValidationError naming every bad field.
+* :meth:`CertificationService.certify` returns the ``valid`` :class:`Entry`; raises ValidationError,
+  NotAllowed, BadDocument before a number is taken; once a number is reserved, any failure
+  (SigningUnavailable, SigningError, a signature that does not validate, even cancellation) makes
+  the entry ``void`` with the reason and is re-raised: the number stays consumed, never reused.
+* There is no second signing path: the stamped PDF goes through :meth:`SigningService.sign` with
+  the authority's configured key, and :meth:`SigningService.validate` checks it before the entry
+  becomes ``valid`` (spec §2.3, TH's ``CapSoVaDongDau`` check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from config.schema import AgencySettings, CertificationAuthoritySettings, CertificationSettings
+from core.errors import ConfigError, FieldError, ValidationError
+from monitoring.metrics import CertificationMetrics
+from signing.certification import stamp
+from signing.certification.books import VN_TZ, Book, Books, Entry, NewEntry, books_path, fee_vnd
+from signing.certification.errors import CertificationError
+from signing.certification.verify import unchanged_since
+from signing.errors import SigningError
+from signing.options import SignOptions
+from signing.report import PASSED
+from signing.service import Signed, SigningService
+
+log = logging.getLogger("dvcgw.certification")
+Clock = Callable[[], datetime]
+_TEXT_FIELDS = ("authority_code", "certifier_name", "certifier_title", "requester_name", "requester_id_no",
+                "document_name")
+_PRINTED = ("certifier_name", "certifier_title")  # on the block (the authority's name comes from settings)
+_KNOWN = {*_TEXT_FIELDS, "paper_copies", "dossier_code", "stamp_position"}
+_MAX_TEXT = 200
+
+
+class NotAllowed(CertificationError):
+    """The agency may not certify for that authority (403)."""
+
+    code = "not_allowed"
+
+
+class SignatureRejected(CertificationError):
+    """The freshly signed copy did not validate (the entry is void)."""
+
+    code = "signature_not_valid"
+
+
+@dataclass(frozen=True)
+class Metadata:
+    authority_code: str
+    certifier_name: str
+    certifier_title: str
+    requester_name: str
+    requester_id_no: str
+    document_name: str
+    paper_copies: int = 0
+    dossier_code: str = ""
+    stamp_position: stamp.Position | None = None
+
+    def __repr__(self) -> str:  # never print requester data by accident
+        return f"Metadata({self.authority_code}, {self.document_name!r})"
+
+
+@dataclass(frozen=True)
+class FilePart:
+    content_type: str
+    data: bytes
+
+
+def parse_metadata(raw: object) -> Metadata:
+    """Checks the ``metadata`` JSON (spec §4 field names); raises ValidationError listing every bad field."""
+    if not isinstance(raw, dict):
+        raise ValidationError([FieldError("metadata", "expected a JSON object")])
+    errors = [FieldError(k, "unknown field") for k in sorted(set(raw) - _KNOWN)]
+    texts = {n: _text(raw.get(n), n, errors) for n in _TEXT_FIELDS}
+    for name in _PRINTED:
+        if texts[name] and not stamp.printable(texts[name]):
+            errors.append(FieldError(name, "has characters the certification block cannot print (Latin and "
+                                           "Vietnamese letters, digits and common punctuation only)"))
+    copies = raw.get("paper_copies", 0)
+    if not isinstance(copies, int) or isinstance(copies, bool) or not 0 <= copies <= 100:
+        errors.append(FieldError("paper_copies", "expected an integer from 0 to 100"))
+    dossier = raw.get("dossier_code", "")
+    if not isinstance(dossier, str) or len(dossier) > 100:
+        errors.append(FieldError("dossier_code", "expected a string (the dossier's MaHoSo)"))
+    position = _position(raw.get("stamp_position"), errors)
+    if errors:
+        raise ValidationError(errors)
+    return Metadata(**texts, paper_copies=copies, dossier_code=dossier, stamp_position=position)  # type: ignore[arg-type]
+
+
+def _text(value: object, name: str, errors: list[FieldError]) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > _MAX_TEXT:
+        errors.append(FieldError(name, f"required: a non-empty string of at most {_MAX_TEXT} characters"))
+        return ""
+    if any(unicodedata.category(c).startswith("C") for c in value):
+        errors.append(FieldError(name, "control characters are not allowed"))
+    return unicodedata.normalize("NFC", value.strip())
+
+
+def _position(value: object, errors: list[FieldError]) -> stamp.Position | None:
+    if value is None:
+        return None
+    ok = isinstance(value, dict) and set(value) == {"x", "y"} and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 14400 for v in value.values())
+    if not ok:
+        errors.append(FieldError("stamp_position", "expected {\"x\": points, \"y\": points} (lower-left corner)"))
+        return None
+    assert isinstance(value, dict)
+    return stamp.Position(float(value["x"]), float(value["y"]))
+
+
+def assemble(parts: list[FilePart]) -> bytes:
+    """One PDF part as is, or JPEG/PNG parts assembled in order; raises BadDocument / ValidationError."""
+    if not parts:
+        raise ValidationError([FieldError("file", "at least one file part (the scan) is required")])
+    if any(p.data[:1024].find(b"%PDF-") >= 0 for p in parts):
+        if len(parts) != 1:
+            raise ValidationError([FieldError("file", "send one PDF, or JPEG/PNG pages, not several PDFs or a mix")])
+        return parts[0].data
+    return stamp.images_to_pdf([p.data for p in parts])
+
+
+class CertificationService:
+    """One per application; :meth:`start` and :meth:`close` run in its cleanup_ctx (after signing's)."""
+
+    def __init__(self, settings: CertificationSettings, storage_path: str, signing: SigningService,
+                 metrics: CertificationMetrics, clock: Clock) -> None:
+        self.settings = settings
+        self.signing = signing
+        self.metrics = metrics
+        self.clock = clock
+        self._path = Path(settings.path) if settings.path else books_path(storage_path)
+        self._authorities = {a.code: a for a in settings.authorities}
+        self.books: Books | None = None
+        #: called with each valid entry tied to a dossier (the gateway puts a durable job that adds
+        #: the copy's link to the dossier for DVCQG); a failure there is logged, the copy stays valid
+        self.on_issued: Callable[[Entry], Awaitable[None]] | None = None
+
+    def start(self) -> None:
+        """Opens the register and voids interrupted reservations; raises ConfigError for an authority
+        name the block cannot print."""
+        for i, auth in enumerate(self.settings.authorities):
+            if not stamp.printable(auth.name):
+                raise ConfigError(f"certification.authorities[{i}].name",
+                                  "has characters the certification block cannot print")
+        self.books = Books(self._path)
+        voided = self.books.void_interrupted()
+        if voided:
+            log.warning("%d certification(s) were cut off by a stop while signing; recorded as void", voided)
+        self.metrics.active_authorities.set_function(self._active_authorities)
+
+    def close(self) -> None:
+        if self.books is not None:
+            self.books.close()
+
+    def _active_authorities(self) -> float:
+        """Authorities with an open electronic book and at least one valid record (the 766 evidence, spec §9)."""
+        assert self.books is not None
+        open_ = {b.authority_code for b in self.books.books() if b.closed_at is None}
+        valid = {a for (a, s), n in self.books.counts().items() if s == "valid" and n}
+        return float(len(open_ & valid & set(self._authorities)))
+
+    def authority_for(self, agency: AgencySettings | None, code: str) -> CertificationAuthoritySettings:
+        """The configured authority if ``agency`` may act for it (``None`` = the operator)."""
+        auth = self._authorities.get(code)
+        if auth is None:
+            raise ValidationError([FieldError("authority_code", f"no certifying authority {code!r} is configured")])
+        if agency is not None and agency.code not in auth.agencies:
+            raise NotAllowed(f"agency {agency.code} may not certify for authority {code}", field="authority_code")
+        return auth
+
+    # ------------------------------------------------------------ certify
+
+    async def certify(self, agency: AgencySettings, meta: Metadata, parts: list[FilePart]) -> Entry:
+        auth = self.authority_for(agency, meta.authority_code)
+        if meta.dossier_code and not self.settings.public_base_url:
+            raise ValidationError([FieldError("dossier_code", "this gateway has no [certification] public_base_url: "
+                                              "it cannot give the dossier a link to the copy")])
+        scan = await asyncio.to_thread(assemble, parts)
+        pages = stamp.page_count(scan)
+        await asyncio.to_thread(stamp.block_position, scan, meta.stamp_position)  # before a number is taken
+        start = time.perf_counter()
+        books = self._books()
+        entry = await asyncio.to_thread(books.reserve, self._new_entry(auth, meta, pages, scan), self.clock())
+        try:
+            final = await self._stamp_and_sign(agency, auth, meta, entry, scan)
+        except BaseException as exc:
+            reason = _reason(exc)
+            await asyncio.shield(asyncio.to_thread(books.void, entry.book_id, entry.cert_number, reason))
+            self.metrics.certifications.labels(auth.code, "voided").inc()
+            log.warning("certification %s/%d void: %s", entry.book_id, entry.cert_number, reason)
+            raise
+        self.metrics.certifications.labels(auth.code, "issued").inc()
+        self.metrics.duration.observe(time.perf_counter() - start)
+        if final.dossier_code and self.on_issued is not None:
+            try:
+                await self.on_issued(final)
+            except Exception:
+                log.exception("certification %s/%d is valid, but its dossier link was not queued",
+                              final.book_id, final.cert_number)
+        return final
+
+    def download_url(self, entry: Entry) -> str:
+        """The copy's public link (no key: the entry's unguessable token), for DanhSachGiayToKetQua."""
+        base = self.settings.public_base_url.rstrip("/")
+        return f"{base}/v1/certifications/{entry.book_id}/{entry.cert_number}/pdf?token={entry.download_token}"
+
+    def _new_entry(self, auth: CertificationAuthoritySettings, meta: Metadata, pages: int, scan: bytes) -> NewEntry:
+        return NewEntry(auth.code, auth.name, meta.certifier_name, meta.certifier_title, meta.requester_name,
+                        meta.requester_id_no, meta.document_name, pages, fee_vnd(pages),
+                        paper_copies=meta.paper_copies, dossier_code=meta.dossier_code,
+                        original_sha256=hashlib.sha256(scan).hexdigest())
+
+    async def _stamp_and_sign(self, agency: AgencySettings, auth: CertificationAuthoritySettings, meta: Metadata,
+                              entry: Entry, scan: bytes) -> Entry:
+        text = stamp.StampText(entry.cert_number, entry.book_name, entry.certified_date.astimezone(VN_TZ),
+                               meta.certifier_name, meta.certifier_title, auth.name)
+        stamped = await self.signing.offload(stamp.stamp_last_page, scan, text, meta.stamp_position)
+        opts = SignOptions(key=auth.key, level=self.settings.level, reason="Chứng thực bản sao từ bản chính",
+                           location=auth.name)
+        result = await self.signing.sign(agency, stamped, opts)
+        if not isinstance(result, Signed):  # remote keys are refused at load; never leave a copy half-made
+            raise SignatureRejected("the authority's key is a remote key; not supported for certification")
+        signers = await self._check(result.pdf)
+        sha = hashlib.sha256(result.pdf).hexdigest()
+        books = self._books()
+        return await asyncio.to_thread(books.finalize, entry.book_id, entry.cert_number, sha, signers, result.pdf)
+
+    async def _check(self, pdf: bytes) -> list[dict[str, Any]]:
+        """Every signature of the copy validates (spec §2.3) → the signer data for the record (§4)."""
+        reports = await self.signing.validate(pdf)
+        sigs = [r for r in reports if r["type"] == "signature"]
+        bad = [r for r in sigs if r["indication"] != PASSED or not unchanged_since(r)]
+        if not sigs or bad:
+            why = (bad[0]["sub_indication"] or "changed after signing") if bad else "no signature"
+            raise SignatureRejected(f"the signed copy does not validate ({why})")
+        return [{"serial": r["signer"]["serial"], "subject": r["signer"]["subject"],
+                 "signing_time": r["signing_time"], "tsa_time": (r["timestamp"] or {}).get("time")} for r in sigs]
+
+    # ------------------------------------------------------------ register
+
+    @property
+    def register(self) -> Books:
+        return self._books()
+
+    def _books(self) -> Books:
+        assert self.books is not None, "CertificationService.start() was not called"
+        return self.books
+
+    def entry(self, book_id: str, number: int) -> Entry:
+        return self._books().entry(book_id, number)
+
+    def pdf(self, book_id: str, number: int) -> bytes | None:
+        return self._books().pdf(book_id, number)
+
+    async def revoke(self, agency: AgencySettings | None, book_id: str, number: int, reason: str) -> Entry:
+        entry = self.entry(book_id, number)
+        self.authority_for(agency, entry.authority_code)
+        by = agency.code if agency is not None else "operator"
+        revoked = await asyncio.to_thread(self._books().revoke, book_id, number, reason, by, self.clock())
+        self.metrics.certifications.labels(entry.authority_code, "revoked").inc()
+        return revoked
+
+    def list_books(self, authority_code: str | None = None) -> list[Book]:
+        return self._books().books(authority_code)
+
+    def open_book(self, authority_code: str) -> Book:
+        self.authority_for(None, authority_code)
+        return self._books().open_book(authority_code, self.clock())
+
+    def close_book(self, authority_code: str) -> Book:
+        self.authority_for(None, authority_code)
+        return self._books().close_book(authority_code, self.clock())
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason for the void entry: the error's code and message, never a traceback."""
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled: the request was abandoned while signing"
+    code = getattr(exc, "code", type(exc).__name__)
+    message = getattr(exc, "message", "") or str(exc)
+    if not isinstance(exc, SigningError | CertificationError | ValidationError) and not hasattr(exc, "code"):
+        message = type(exc).__name__
+    return f"{code}: {message}"[:500]

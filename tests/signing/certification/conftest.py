@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from config.schema import Settings, load
+from gateway.appkeys import SETTINGS
+from gateway.auth import KEYRING, KeyRing
+from gateway.certification_routes import setup_certification
+from gateway.middleware import error_middleware
+from gateway.signing_routes import setup_signing
+from monitoring.metrics import Metrics
+from tests.signing.conftest import Gateway
+from tests.signing.env import World, free_port, settings_toml
+
+OPERATOR_KEY = "cert-operator-key"
+HOA_BINH = "000.00.01.H01"  # certifies with the trusted file key
+CONCURRENT = "000.00.02.H01"  # its own book, for the 50-at-once test
+UNTRUSTED = "000.00.03.H01"  # a key that chains to no configured root: signing "works", the check fails
+AUTHORITY_NAME = "UBND xã Hòa Bình, tỉnh Quảng Ngãi"
+
+
+def certification_toml(w: World, storage: Path, level: str = "B-T") -> str:
+    return settings_toml(w, storage=storage) + f'''
+[operator]
+api_key = "{OPERATOR_KEY}"
+
+[certification]
+level = "{level}"
+
+[[certification.authorities]]
+code = "{HOA_BINH}"
+name = "{AUTHORITY_NAME}"
+key = "file-pem"
+agencies = ["STP"]
+
+[[certification.authorities]]
+code = "{CONCURRENT}"
+name = "UBND phường Bến Nghé, TP Hồ Chí Minh"
+key = "file-p12"
+agencies = ["STP"]
+
+[[certification.authorities]]
+code = "{UNTRUSTED}"
+name = "UBND xã Thử"
+key = "untrusted"
+agencies = ["STP"]
+'''
+
+
+def certification_app(settings: Settings, registry: CollectorRegistry) -> web.Application:
+    app = web.Application(middlewares=[error_middleware])
+    app[KEYRING] = KeyRing(settings.agencies, settings.operator)
+    app[SETTINGS] = settings
+    metrics = Metrics(registry)
+    setup_signing(app, settings, metrics)
+    setup_certification(app, settings, metrics)
+    return app
+
+
+@pytest.fixture(scope="session")
+def cert_gw(world: World, tmp_path_factory: pytest.TempPathFactory) -> Gateway:
+    storage = tmp_path_factory.mktemp("cert-storage")
+    path = world.tmp / "cert.toml"
+    path.write_text(certification_toml(world, storage))
+    settings = load(path, environ={})
+    registry = CollectorRegistry()
+    url, _ = world.servers.serve(certification_app(settings, registry), port=free_port())
+    return Gateway(url, registry, storage)
