@@ -108,8 +108,15 @@ async def test_sigkill_one_of_two_daemons_under_load(kafka_bootstrap: str, sandb
         async with session(len(codes)) as http:
             tasks = [asyncio.create_task(load.run_dossier(http, m)) for m in codes]
             await until(lambda: accepted_since(0.0) >= 150, 40, "150 accepted events on two daemons")
-            owned_a, owned_b = await _owned_outbound_partitions(a.url), await _owned_outbound_partitions(b.url)
-            assert owned_a and owned_b, "the two daemons did not split the partitions"
+            # b joined the group after a started: the split comes with the rebalance, which may
+            # still be under way; wait for it (a real condition) rather than read it once
+            deadline = time.monotonic() + 30
+            while True:
+                owned_a, owned_b = await _owned_outbound_partitions(a.url), await _owned_outbound_partitions(b.url)
+                if owned_a and owned_b:
+                    break
+                assert time.monotonic() < deadline, f"the daemons did not split the partitions: {owned_a}, {owned_b}"
+                await asyncio.sleep(0.2)
             assert await a.kill() != 0
             load.urls.remove(a.url)
             killed = time.monotonic()
