@@ -79,11 +79,10 @@ async def list_dead(request: web.Request) -> web.Response:
 
 async def get_dead(request: web.Request) -> web.Response:
     require_operator(request)
-    job_id = _id(request)
-    items, _ = await request.app[JOBS].dead_letters(str(int(job_id) - 1), 1)
-    if not items or items[0].id != job_id:
+    dead = await request.app[JOBS].dead_letter(_id(request))
+    if dead is None:
         raise HTTPProblem(404, "not_found", "no such dead-lettered job")
-    return web.json_response(items[0].as_json())
+    return web.json_response(dead.as_json())
 
 
 async def replay(request: web.Request) -> web.Response:

@@ -195,16 +195,6 @@ class Jobs(FileWorker):
                                 .fetchone())
         return rows[0] if rows else None
 
-    async def get(self, job_id: str) -> tuple[str, Job] | None:
-        """(state, job) of one job, or None."""
-        row = await self._read(lambda c: c.execute(
-            "SELECT state, id, topic, key, payload, attempts, created_at FROM jobs WHERE id = ?",
-            (_int(job_id),)).fetchone())
-        if row is None:
-            return None
-        state, jid, topic, key, payload, attempts, created = row
-        return state, Job(str(jid), topic, key, orjson.loads(payload), attempts, created)
-
     async def history(self, topic: str, key: str) -> list[tuple[str, Job]]:
         """Every job of (topic, key), oldest first, with its state."""
         rows = await self._read(lambda c: c.execute(
@@ -217,12 +207,15 @@ class Jobs(FileWorker):
         """A page of dead-lettered jobs, oldest first, and the cursor of the next page."""
         after = _int(cursor) if cursor else 0
         rows = await self._read(lambda c: c.execute(
-            "SELECT id, topic, key, error_code, error_message, attempts, updated_at, created_at, replayed"
-            " FROM jobs WHERE state = 'dead' AND id > ? AND (? IS NULL OR topic = ?) ORDER BY id LIMIT ?",
+            f"{_DEAD} AND id > ? AND (? IS NULL OR topic = ?) ORDER BY id LIMIT ?",
             (after, topic, topic, limit + 1)).fetchall())
-        items = [DeadJob(str(r[0]), r[1], r[2], r[3] or "", r[4] or "", r[5], r[6], r[7], bool(r[8]))
-                 for r in rows[:limit]]
+        items = [_dead_job(r) for r in rows[:limit]]
         return items, (items[-1].id if len(rows) > limit else None)
+
+    async def dead_letter(self, job_id: str) -> DeadJob | None:
+        """One dead-lettered job, or None."""
+        row = await self._read(lambda c: c.execute(f"{_DEAD} AND id = ?", (_int(job_id),)).fetchone())
+        return None if row is None else _dead_job(row)
 
     async def replay(self, job_id: str) -> bool:
         """Make a dead-lettered job pending again, due now, its attempts reset; False if no such dead job."""
@@ -244,10 +237,6 @@ class Jobs(FileWorker):
         return int(await self._write(lambda c: c.execute(
             "DELETE FROM jobs WHERE state = 'done' AND updated_at < ? AND id < "
             "(SELECT MAX(k.id) FROM jobs k WHERE k.topic = jobs.topic AND k.key = jobs.key)", (before,)).rowcount))
-
-    async def ping(self) -> None:
-        """Raise QueueUnavailable if the file cannot be read."""
-        await self._read(lambda c: c.execute("SELECT 1").fetchone())
 
     # ------------------------------------------------------------------ running
 
@@ -364,6 +353,14 @@ class Jobs(FileWorker):
 
     def _not_started(self) -> Exception:
         return QueueUnavailable("jobs: not started")
+
+
+_DEAD = ("SELECT id, topic, key, error_code, error_message, attempts, updated_at, created_at, replayed"
+         " FROM jobs WHERE state = 'dead'")
+
+
+def _dead_job(r: Sequence[Any]) -> DeadJob:
+    return DeadJob(str(r[0]), r[1], r[2], r[3] or "", r[4] or "", r[5], r[6], r[7], bool(r[8]))
 
 
 def _int(job_id: str | None) -> int:
