@@ -84,7 +84,7 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -246,6 +246,12 @@ def _envelope_problem(state: SandboxState, request: web.Request, body: dict[str,
 
 async def _service_call(request: web.Request, endpoint: str) -> web.Response:
     state = request.app[STATE]
+    return await _front(state, lambda: _serve(state, request, endpoint))
+
+
+async def _front(state: SandboxState, serve: Callable[[], Awaitable[web.Response]]) -> web.Response:
+    """What every portal call passes first, whatever its transport: the in-flight count, the API
+    gateway (latency, rate limit), then the call counted and served."""
     state.in_flight += 1
     state.max_in_flight = max(state.max_in_flight, state.in_flight)
     try:
@@ -253,7 +259,7 @@ async def _service_call(request: web.Request, endpoint: str) -> web.Response:
         if refused is not None:
             return refused
         state.calls += 1
-        return await _serve(state, request, endpoint)
+        return await serve()
     finally:
         state.in_flight -= 1
 
@@ -283,25 +289,20 @@ async def adapter_call(request: web.Request) -> web.Response:
     """The province-adapter routes (spec §3.4, :mod:`adapters.sandbox.adapter`) behind the same
     front as ``/service``: API gateway, queued faults (endpoint ``"adapter"``), bearer."""
     state = request.app[STATE]
-    state.in_flight += 1
-    state.max_in_flight = max(state.max_in_flight, state.in_flight)
-    try:
-        refused = await _gateway(state)
-        if refused is not None:
-            return refused
-        state.calls += 1
-        fault = state.take_fault("adapter")
-        if fault is not None:
-            forced = await _fault_response(fault)
-            if forced is not None:
-                return forced
-            if fault.mode == "reject":
-                return adapter.reject(request.path, fault.error_code, fault.message)
-        if _bearer_refused(state, request):
-            return _unauthorized()
-        return await adapter.serve(state, request)
-    finally:
-        state.in_flight -= 1
+    return await _front(state, lambda: _serve_adapter(state, request))
+
+
+async def _serve_adapter(state: SandboxState, request: web.Request) -> web.Response:
+    fault = state.take_fault("adapter")
+    if fault is not None:
+        forced = await _fault_response(fault)
+        if forced is not None:
+            return forced
+        if fault.mode == "reject":
+            return adapter.reject(request.path, fault.error_code, fault.message)
+    if _bearer_refused(state, request):
+        return _unauthorized()
+    return await adapter.serve(state, request)
 
 
 def _handler(state: SandboxState, endpoint: str, name: str) -> Handler | None:
