@@ -23,6 +23,7 @@ from core.errors import (
     PortalThrottled,
     PortalUnavailable,
 )
+from tests.fakes.local import serving
 from tests.fakes.portal import SandboxHandle, dossier, portal_settings, progress
 
 CODE = "000.00.01.H56-240315-00301"
@@ -211,18 +212,11 @@ async def test_plain_text_with_http_error_status(http: aiohttp.ClientSession) ->
 
     app = web.Application()
     app.router.add_post("/adapter/DongBoTienTrinh", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        c = portal_client(portal_settings(f"http://{host}:{port}", transport="adapter", auth="none"), http)
+    async with serving(app) as url:
+        c = portal_client(portal_settings(url, transport="adapter", auth="none"), http)
         with pytest.raises(PortalRejected) as info:
             await c.push_progress([progress(CODE, 1)])
         assert info.value.code == "HTTP 400"
-    finally:
-        await runner.cleanup()
 
 
 # ── the sandbox's adapter routes, raw ─────────────────────────────────────────────────────

@@ -36,6 +36,7 @@ from adapters.vnpt_receipts.errors import (
     ReceiptWsdlError,
 )
 from adapters.vnpt_receipts.transport import Service, bundled_wsdl, new_session, zeep_settings
+from tests.fakes.local import serving
 from tests.fakes.vnpt import ADMIN, MASK, PATTERN, SERIAL, SERVICE, FakeVnpt, receipts_settings, running_vnpt
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
@@ -402,12 +403,7 @@ async def test_redirects_are_not_followed(vnpt: FakeVnpt) -> None:
         raise web.HTTPTemporaryRedirect(f"{vnpt.url}{request.path_qs}")
 
     app.router.add_route("*", "/{tail:.*}", redirect)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    mover = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serving(app) as mover:
         c = await _open(vnpt, base_url=mover)
         try:
             with pytest.raises(ReceiptUnavailable):
@@ -416,8 +412,6 @@ async def test_redirects_are_not_followed(vnpt: FakeVnpt) -> None:
             await c.aclose()
         with pytest.raises(ReceiptWsdlError, match="TooManyRedirects"):
             await _open(vnpt, portal_wsdl=f"{mover}/PortalService.asmx?wsdl")
-    finally:
-        await runner.cleanup()
     assert vnpt.calls == [] and vnpt.wsdl_requests == 0
 
 

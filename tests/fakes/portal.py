@@ -23,6 +23,7 @@ from aiohttp import web
 from adapters.sandbox.app import STATE, create_sandbox_app
 from adapters.sandbox.state import SandboxState
 from config.schema import PortalSettings
+from tests.fakes.local import serving
 
 MADONVI = "000.00.01.H56"
 DSTCODE = "DVCQG-TEST"
@@ -75,16 +76,8 @@ async def running_sandbox(clock: Callable[[], float] | None = None, **startup: A
     ``startup`` are its start-up settings (``latency``, ``rate_limit``, ``payment_secret``,
     ``payment_callback``) as ``dvcgw sandbox`` passes them."""
     app = create_sandbox_app(clock=clock, **startup)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield SandboxHandle(url=f"http://{host}:{port}", app=app, http=http)
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url, aiohttp.ClientSession() as http:
+        yield SandboxHandle(url=url, app=app, http=http)
 
 
 def portal_settings(url: str, **overrides: Any) -> PortalSettings:

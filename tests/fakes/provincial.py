@@ -31,6 +31,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.local import serving
+
 PATH = "/api/hoso"
 
 
@@ -97,13 +99,6 @@ async def running_provincial(**config: Any) -> AsyncIterator[FakeProvincial]:
     fake = FakeProvincial(**config)
     app = web.Application()
     app.router.add_post(PATH, fake.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.url = f"http://{host}:{port}{PATH}"
-    try:
+    async with serving(app) as url:
+        fake.url = f"{url}{PATH}"
         yield fake
-    finally:
-        await runner.cleanup()

@@ -34,6 +34,7 @@ from lxml import etree
 
 from adapters.vnpt_receipts.transport import Service, bundled_wsdl
 from config.schema import ReceiptsSettings
+from tests.fakes.local import serving
 from tests.fakes.pdfs import one_page_pdf
 
 TNS = "http://tempuri.org/"
@@ -434,16 +435,9 @@ def _declared_operations(path: Path) -> frozenset[str]:
 async def running_vnpt(**kwargs: Any) -> AsyncIterator[FakeVnpt]:
     """Serve a :class:`FakeVnpt` on 127.0.0.1, an OS-chosen port, for the block's duration."""
     fake = FakeVnpt(**kwargs)
-    runner = web.AppRunner(fake.app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.url = f"http://{host}:{port}"
-    try:
+    async with serving(fake.app, shutdown_timeout=0.5) as url:
+        fake.url = url
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 def receipts_settings(fake: FakeVnpt, **overrides: Any) -> ReceiptsSettings:

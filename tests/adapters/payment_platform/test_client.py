@@ -20,6 +20,7 @@ from adapters.sandbox.payment import PAYMENTS
 from config.loader import build
 from config.schema import PaymentSettings, Settings
 from core.errors import ConfigError, PermanentError, TransientError
+from tests.fakes.local import serving
 from tests.fakes.portal import SandboxHandle, running_sandbox
 
 SECRET = "client-test-secret"
@@ -74,15 +75,10 @@ async def test_a_wrong_secret_is_refused_by_the_platform(sandbox: SandboxHandle)
     assert caught.value.platform_message == "Sai mã xác thực"
 
 
-async def _serve(handler: Any) -> tuple[web.AppRunner, str]:
+def _app(handler: Any) -> web.Application:
     app = web.Application()
     app.router.add_post("/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
+    return app
 
 
 @pytest.mark.parametrize(("status", "body", "expected"), [
@@ -99,15 +95,11 @@ async def test_unreadable_init_replies_are_transient(status: int, body: bytes, e
         return web.Response(status=status, body=body, headers={"Location": "http://127.0.0.1:1/"} if status == 302
                             else None)
 
-    runner, url = await _serve(handler)
-    try:
-        async with aiohttp.ClientSession() as http:
-            client = PaymentClient(settings(url), Transport(http, timeout=5))
-            with pytest.raises(expected) as caught:
-                await client.init(request())
-        assert isinstance(caught.value, TransientError)
-    finally:
-        await runner.cleanup()
+    async with serving(_app(handler)) as url, aiohttp.ClientSession() as http:
+        client = PaymentClient(settings(url), Transport(http, timeout=5))
+        with pytest.raises(expected) as caught:
+            await client.init(request())
+    assert isinstance(caught.value, TransientError)
 
 
 async def test_a_bill_that_is_not_a_pdf_is_refused() -> None:
@@ -115,14 +107,10 @@ async def test_a_bill_that_is_not_a_pdf_is_refused() -> None:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(body=b"<html>error</html>")
 
-    runner, url = await _serve(handler)
-    try:
-        async with aiohttp.ClientSession() as http:
-            client = PaymentClient(settings(url), Transport(http, timeout=5))
-            with pytest.raises(PaymentInvalid):
-                await client.get_bill("dvcX", "20240315093000")
-    finally:
-        await runner.cleanup()
+    async with serving(_app(handler)) as url, aiohttp.ClientSession() as http:
+        client = PaymentClient(settings(url), Transport(http, timeout=5))
+        with pytest.raises(PaymentInvalid):
+            await client.get_bill("dvcX", "20240315093000")
 
 
 def test_settings_require_the_essentials_when_enabled(tmp_path: Path) -> None:
