@@ -234,19 +234,13 @@ def _maintenance(args: argparse.Namespace) -> int:
 
 async def _maintenance_async(args: argparse.Namespace, key: str) -> int:
     url = args.url.rstrip("/") + "/v1/maintenance"
-    async with aiohttp.ClientSession(headers={"X-API-Key": key}, timeout=aiohttp.ClientTimeout(total=30)) as s:
-        try:
-            if args.state == "show":
-                request = s.get(url)
-            else:
-                request = s.put(url, json={"enabled": args.state == "on", "reason": args.reason})
-            async with request as r:
-                body = await r.text()
-                if r.status >= 400:
-                    return _remote_error(r.status, body)
-        except aiohttp.ClientError as exc:
-            print(f"dvcgw: cannot reach the daemon at {args.url}: {exc}", file=sys.stderr)
-            return EXIT_REMOTE
+    if args.state == "show":
+        body = await _operator_call(args.url, key, "GET", url)
+    else:
+        body = await _operator_call(args.url, key, "PUT", url,
+                                    json={"enabled": args.state == "on", "reason": args.reason})
+    if isinstance(body, int):
+        return body
     mode = json.loads(body)
     if mode["enabled"]:
         print(f"maintenance: on since {mode['since']}" + (f" ({mode['reason']})" if mode["reason"] else "")
@@ -266,21 +260,28 @@ async def _books_async(args: argparse.Namespace, key: str) -> int:
         request = ("GET", base, {"authority": args.authority} if args.authority else {})
     else:
         request = ("POST", f"{base}/{args.authority}/{args.books_command}", {})
-    async with aiohttp.ClientSession(headers={"X-API-Key": key}, timeout=aiohttp.ClientTimeout(total=30)) as s:
-        try:
-            async with s.request(request[0], request[1], params=request[2]) as r:
-                body = await r.text()
-                if r.status >= 400:
-                    return _remote_error(r.status, body)
-        except aiohttp.ClientError as exc:
-            print(f"dvcgw: cannot reach the daemon at {args.url}: {exc}", file=sys.stderr)
-            return EXIT_REMOTE
+    body = await _operator_call(args.url, key, request[0], request[1], params=request[2])
+    if isinstance(body, int):
+        return body
     data = json.loads(body)
     print(f"{'AUTHORITY':16}  {'BOOK':20}  {'ID':18}  {'LAST':>6}  {'STATUS':6}  OPENED / CLOSED")
     for b in data["books"] if args.books_command == "list" else [data]:
         print(f"{b['authority_code']:16}  {b['name']:20}  {b['id']:18}  {b['current_number']:>6}  {b['status']:6}  "
               f"{b['opened_at']}" + (f" / {b['closed_at']}" if b["closed_at"] else ""))
     return 0
+
+
+async def _operator_call(daemon: str, key: str, method: str, url: str, **kw: Any) -> str | int:
+    """One request to the daemon's operator API: the answer's body, or (printed first) the exit
+    status of a failure: an HTTP error answer, or no answer at all."""
+    async with aiohttp.ClientSession(headers={"X-API-Key": key}, timeout=aiohttp.ClientTimeout(total=30)) as s:
+        try:
+            async with s.request(method, url, **kw) as r:
+                body = await r.text()
+                return _remote_error(r.status, body) if r.status >= 400 else body
+        except aiohttp.ClientError as exc:
+            print(f"dvcgw: cannot reach the daemon at {daemon}: {exc}", file=sys.stderr)
+            return EXIT_REMOTE
 
 
 def _remote_error(status: int, body: str) -> int:
