@@ -8,9 +8,9 @@ The convention (docs/agency-guide.md, "How to read the examples", says the same 
   lines between) by a fenced ```` ```http ```` block: the documented answer. Its first line is the
   status line (``HTTP/1.1 202 Accepted``; the code is compared, the reason is not), then any
   headers to check (``Name: value``), then a blank line and the JSON body, if one is shown.
-  ```` ```http eventually ```` marks an answer that comes once the gateway has done its work in
-  the background (a delivery, a callback): the example is repeated until it matches or a deadline
-  passes.
+  An example whose ``sh`` block has the line ``# a moment later`` shows an answer that comes once
+  the gateway has done its work in the background (a delivery, a callback): it is repeated until it
+  matches or a deadline passes.
 * Every ``sh`` block that calls ``curl`` must be an example (or carry the ``norun`` word in its
   info string), so no curl line in the guide goes unchecked by accident.
 
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 ELLIPSIS = "…"
+EVENTUALLY = "# a moment later"  # the line that marks an example whose answer comes a moment later
 _FENCE = re.compile(r"^```(?P<info>[^`\n]*)\n(?P<body>.*?)^```\s*$", re.S | re.M)
 _PLACEHOLDER = re.compile(r"^<(\$(?P<capture>[A-Z_][A-Z0-9_]*)|[^<>$]*)>$")
 _VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
@@ -105,7 +106,8 @@ def parse_guide(markdown: str) -> Guide:
         if nxt is None or nxt[1][:1] != ["http"] or markdown[end:nxt[3]].strip():
             unchecked.append(line)
             continue
-        examples.append(Example(line, body, parse_answer(nxt[2], eventually="eventually" in nxt[1][1:])))
+        eventually = any(ln.strip().lower() == EVENTUALLY for ln in body.splitlines())
+        examples.append(Example(line, body, parse_answer(nxt[2], eventually=eventually)))
     return Guide(variables, examples, unchecked)
 
 

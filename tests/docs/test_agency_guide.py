@@ -17,6 +17,7 @@ in tests/docs/guide.py.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -176,6 +177,9 @@ def test_every_curl_example_gives_the_documented_answer(live: Live) -> None:
     assert not unknown, f"the guide defines variables the test does not provide: {sorted(unknown)}"
     assert set(parsed.variables) >= set(live.variables), "the guide's ```sh env block must define GW, SANDBOX, KEY"
     assert len(parsed.examples) >= 30, f"only {len(parsed.examples)} examples found: is the convention intact?"
+    writes = re.compile(r"\s(-X|-d|--data\S*|-F)\s")
+    repeated = [e.line for e in parsed.examples if e.answer.eventually and writes.search(e.script)]
+    assert not repeated, f"'# a moment later' examples are repeated: they must only read (lines {repeated})"
     variables = dict(live.variables)
     for example in parsed.examples:
         variables |= guide.run_example(example, variables, live.workdir, live.env)
@@ -220,7 +224,8 @@ def test_lists_prefixes_variables_and_headers_are_matched() -> None:
 def test_a_curl_block_without_an_answer_is_found() -> None:
     text = ("```sh env\nGW=http://127.0.0.1:8080\n```\n\n```sh\ncurl -sS $GW/healthz\n```\n\nprose\n\n"
             "```http\nHTTP/1.1 200 OK\n```\n\n```sh norun\ncurl -sS $GW/x\n```\n"
-            "```sh\ncurl -sS $GW/healthz\n```\n```http eventually\nHTTP/1.1 200 OK\n\n{\"status\": \"ok\"}\n```\n")
+            "```sh\n# a moment later\ncurl -sS $GW/healthz\n```\n"
+            "```http\nHTTP/1.1 200 OK\n\n{\"status\": \"ok\"}\n```\n")
     parsed = guide.parse_guide(text)
     assert parsed.variables == ["GW"]
     assert parsed.unchecked_curls == [5]
