@@ -211,18 +211,18 @@ def compare(answer: Answer, outcome: Outcome, variables: dict[str, str]) -> tupl
     problems = []
     if outcome.status != answer.status:
         problems.append(f"status: expected {answer.status}, got {outcome.status}")
-    for name, value in answer.headers.items():
-        if name not in outcome.headers:
-            problems.append(f"header {name}: missing")
-        else:
-            problems += match(value, outcome.headers[name], variables, captured, f"header {name}")
-    if answer.body is not None:
+    if answer.body is not None:  # before the headers: a header may show a value the body gave (Location)
         try:
             body = json.loads(outcome.stdout)
         except json.JSONDecodeError:
             problems.append(f"body: not JSON: {outcome.stdout[:300]!r}")
         else:
             problems += match(answer.body, body, variables, captured)
+    for name, value in answer.headers.items():
+        if name not in outcome.headers:
+            problems.append(f"header {name}: missing")
+        else:
+            problems += match(value, outcome.headers[name], variables, captured, f"header {name}")
     return problems, captured
 
 

@@ -7,7 +7,8 @@ What runs (all on 127.0.0.1, ports the OS chooses):
   its CONFIRM callbacks sent to the daemon), as ``make run`` starts it;
 * the daemon as its own process (``dvcgw serve``), on the settings of :func:`gateway_config`;
 * for signing and certification, a test PKI (tests/fakes/signing_pki.py: root, issuing CA, OCSP
-  responder and CRLs) and a time-stamping authority (tests/fakes/tsa.py) in a server thread.
+  responder and CRLs), a time-stamping authority (tests/fakes/tsa.py) and a remote signing service
+  (tests/fakes/remote_signer.py, confirming at once) in a server thread.
 
 The examples run in the guide's order in one working directory (with a copy of docs/examples and a
 one-page PDF), so an example can use what an earlier one captured or saved. The matching rules are
@@ -28,11 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.daemon import free_port, write_config
 from tests.docs import guide
 from tests.fakes import signing_pki
 from tests.fakes.pdfs import one_page_pdf
+from tests.fakes.remote_signer import FakeRemoteSigner
 from tests.fakes.threaded import ServerThread
 from tests.fakes.tsa import FakeTsa
 from tests.harness import AGENCY_KEY, UNIT
@@ -40,7 +43,9 @@ from tests.harness import AGENCY_KEY, UNIT
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "agency-guide.md"
 PAYMENT_SECRET = "guide-payment-secret"
-KEY_ALIAS = "agency-seal"  # the guide's signing key alias
+KEY_ALIAS = "agency-seal"  # the guide's signing key alias (a file key)
+REMOTE_ALIAS = "giam-doc-remote"  # the guide's remote-signing key alias (a CSC service that confirms at once)
+REMOTE_SECRET = "guide-remote-secret"
 PASSPHRASE = b"guide-key-passphrase"
 
 
@@ -48,7 +53,7 @@ PASSPHRASE = b"guide-key-passphrase"
 
 
 def gateway_config(path: Path, *, port: int, sandbox: str, tmp: Path, tsa_url: str, keys: dict[str, Path],
-                   root_pem: Path) -> Path:
+                   root_pem: Path, remote_url: str) -> Path:
     """Everything the example agency needs: its key and unit (tests/daemon.py's defaults), the
     catalogue pulled from the sandbox, payments on the sandbox's platform, a file signing key it may
     use, and a certifying authority it may certify for. After deny-by-default grants land, this is
@@ -64,7 +69,8 @@ def gateway_config(path: Path, *, port: int, sandbox: str, tmp: Path, tsa_url: s
                  "ip": "127.0.0.1", "timeout": "5s",
                  # the lost-callback example: reconciliation asks the platform 3 s after the INIT
                  "pending_after": "3s", "interval": "1s"},
-        signing={"tsa_urls": [tsa_url], "trust_roots": [str(root_pem)], "workers": 1},
+        signing={"tsa_urls": [tsa_url], "trust_roots": [str(root_pem)], "workers": 1,
+                 "remote_poll_interval": "100ms"},
         certification={"level": "B-T"},
     )
     with path.open("a", encoding="utf-8") as f:
@@ -77,6 +83,14 @@ key_file = "{keys['key']}"
 cert_file = "{keys['cert']}"
 chain_files = ["{keys['chain']}"]
 passphrase = "{PASSPHRASE.decode()}"
+
+[[signing.keys]]
+alias = "{REMOTE_ALIAS}"
+source = "remote"
+agencies = ["{UNIT}"]
+url = "{remote_url}"
+credential_id = "cred-giam-doc"
+client_secret = "{REMOTE_SECRET}"
 
 [[certification.authorities]]
 code = "{UNIT}"
@@ -134,6 +148,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         pki = signing_pki.TestPki(pki_url)
         pki_server.pki = pki
         tsa_url, _ = servers.serve(FakeTsa(pki).app)
+        remote = FakeRemoteSigner(REMOTE_SECRET)
+        remote.add("cred-giam-doc", pki.signer("giam-doc"),
+                   [pki.inter.cert.public_bytes(serialization.Encoding.DER)], auto_confirm=True)
+        remote_url, _ = servers.serve(remote.app)
         keys = pki.write_signer_files("agency", tmp / "keys", PASSPHRASE)
         root_pem, _ = pki.write_roots(tmp / "roots")
 
@@ -148,7 +166,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         _wait_ok(f"{sandbox}/_sandbox/record", procs[-1], sb_log)
 
         config = gateway_config(tmp / "gateway.toml", port=gw_port, sandbox=sandbox, tmp=tmp, tsa_url=tsa_url,
-                                keys=keys, root_pem=root_pem)
+                                keys=keys, root_pem=root_pem, remote_url=remote_url)
         gw_log = tmp / "dvcgw.log"
         with gw_log.open("ab") as out:
             procs.append(subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--config", str(config)],
@@ -214,10 +232,10 @@ def test_lists_prefixes_variables_and_headers_are_matched() -> None:
     bad = _outcome(200, '{"url": "http://127.0.0.1:8/pay/x", "items": [], "all": [1, 2, 3], "t": null}',
                    Content_Type="text/html")
     assert guide.compare(answer, bad, variables)[0] == [
-        "header content-type: expected 'application/pdf', got 'text/html'",
         "body.url: expected a string starting 'http://127.0.0.1:9/pay/', got 'http://127.0.0.1:8/pay/x'",
         "body.items: expected 1 or more elements, got 0",
         "body.all: expected 2 elements, got 3",
+        "header content-type: expected 'application/pdf', got 'text/html'",
     ]
 
 
