@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from config.schema import Settings
-from core.errors import QueueUnavailable
+from core.errors import ConfigError, QueueUnavailable
 from queues import sqlstate
 from queues.api import (
     Accepted,
@@ -177,7 +177,9 @@ class SQLiteQueue(_SqlQueueBase):
         self.commits = 0
 
     async def start(self) -> None:
-        """Open (or create) the store and take it: raises QueueUnavailable if another process has it."""
+        """Open (or create) the store, take it, and bring its schema up to date (queues/sqlstate.py
+        MIGRATIONS, one transaction). Raises QueueUnavailable if another process has it, ConfigError
+        (``storage.path``) if a newer dvcgw wrote it."""
         try:
             _private(self._path)
             conn = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
@@ -188,13 +190,19 @@ class SQLiteQueue(_SqlQueueBase):
             conn.execute("PRAGMA locking_mode=EXCLUSIVE")  # before WAL: no shared memory, one owner
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            sqlstate.init(conn)  # a write: takes the exclusive lock now, held until close
+            # a write: takes the exclusive lock now, held until close; migrates an older store
+            found, now = sqlstate.init(conn, what=f"the queue store {self._path}")
             sqlstate.release_all_leases(conn)
+        except ConfigError:  # a store of a newer schema: left untouched
+            conn.close()
+            raise
         except sqlite3.Error as exc:
             conn.close()
             if "locked" in str(exc):
                 raise QueueUnavailable(f"another process is using the queue store {self._path}") from exc
             raise QueueUnavailable(f"cannot open the queue store {self._path}: {exc}") from exc
+        if found != now:
+            log.warning("queue store %s: schema version %d migrated to %d", self._path, found, now)
         self._conn = conn
 
     async def close(self) -> None:

@@ -111,7 +111,7 @@ async def test_an_older_store_keeps_its_dead_letters_and_stops_reusing_ids(tmp_p
     their ids stay, and the id of a dropped last letter is not given out again."""
     path = tmp_path / "q.sqlite3"
     with sqlite3.connect(path) as old:
-        old.executescript(sqlstate.SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY"))
+        old.executescript(sqlstate.SCHEMA_V1.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY"))
         old.execute("INSERT INTO dead_letters (id, event_id, mahoso, kind, seq, cls, code, message, attempts, dead_at)"
                     " VALUES (7, 1, 'D1', 'snapshot', 1, 'rejected', '-5', 'x', 1, 0)")
     old.close()
