@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from core.errors import QueueUnavailable
 from gateway.appkeys import QUEUE, SETTINGS
 from gateway.auth import require_operator
 from gateway.backup import BackupError, Progress, private_dir, take, tar_chunks, tar_members, tar_size
@@ -48,7 +49,6 @@ async def post_backup(request: web.Request) -> web.StreamResponse:
 
 async def _send(request: web.Request, workdir: Path) -> web.StreamResponse:
     app = request.app
-    private_dir(workdir)
     started = time.monotonic()
     queue = app[QUEUE]
 
@@ -57,8 +57,9 @@ async def _send(request: web.Request, workdir: Path) -> web.StreamResponse:
         await queue.backup_to(target, lambda done, total: progress("store", done, total))
 
     try:
+        private_dir(workdir)
         manifest = await take(app[SETTINGS], workdir, copy_store if isinstance(queue, SQLiteQueue) else None)
-    except (BackupError, OSError) as exc:  # a disk full, a damaged file: nothing was sent yet
+    except (BackupError, QueueUnavailable, OSError) as exc:  # a disk full, a damaged file: nothing sent yet
         log.error("backup failed: %s", exc)
         raise HTTPProblem(503, "backup_failed", f"the backup could not be taken: {exc}") from exc
     members = tar_members(workdir, manifest)

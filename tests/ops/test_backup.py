@@ -196,8 +196,9 @@ def stored_count(store: Path) -> int:
 
 
 async def test_backup_route_is_for_the_operator_and_one_at_a_time(sandbox: Sandbox, tmp_path: Path) -> None:
-    """POST /v1/backup needs the operator key (401 otherwise, house error body), and a second
-    request while one runs is answered 409 backup_running."""
+    """POST /v1/backup needs the operator key (401 otherwise, house error body); a second request
+    while one runs is answered 409 backup_running; a file that cannot be copied is 503
+    backup_failed naming it, before any byte is sent; the working copies never stay behind."""
     from gateway.backup_routes import RUNNING
     from tests.harness import run_gateway, settings_for
 
@@ -211,4 +212,10 @@ async def test_backup_route_is_for_the_operator_and_one_at_a_time(sandbox: Sandb
         assert r.status == 200 and r.content_type == "application/x-tar"
         body: Any = await r.read()
         assert len(body) == r.content_length and body[-1024:] == b"\0" * 1024
+        # a file beside the store that is not a database (never opened: no province code set)
+        (tmp_path / "portal_codes.sqlite3").write_bytes(b"not a database" * 100)
+        r = await gw.operator("POST", "/v1/backup")
+        problem = await r.json()
+        assert r.status == 503 and problem["error"] == "backup_failed", problem
+        assert "portal_codes.sqlite3" in problem["message"]
     assert not list(tmp_path.glob(".backup-*")), "the daemon's working copy was not removed"
