@@ -15,6 +15,7 @@ import pytest
 
 from config.schema import load
 from gateway.backup import sqlite_files
+from queues import sqlstate
 from queues.sqlite import SQLiteQueue
 from tests.daemon import Daemon, free_port, write_config
 from tests.harness import AGENCY_KEY, OPERATOR_KEY, Sandbox
@@ -97,7 +98,7 @@ async def test_backup_under_load_then_restore_loses_nothing_acknowledged(sandbox
     manifest = json.loads((tmp_path / "bk" / "manifest.json").read_text())
     names = {e["name"] for e in manifest["files"]}
     assert {"store", "jobs", "kpi"} <= names, names
-    assert next(e for e in manifest["files"] if e["name"] == "store")["user_version"] == 1
+    assert next(e for e in manifest["files"] if e["name"] == "store")["user_version"] == sqlstate.SCHEMA_VERSION
     assert "store.sqlite3" in out and "received" in err
 
     target = tmp_path / "restored"
