@@ -220,3 +220,32 @@ async def test_backup_route_is_for_the_operator_and_one_at_a_time(sandbox: Sandb
         assert r.status == 503 and problem["error"] == "backup_failed", problem
         assert "portal_codes.sqlite3" in problem["message"]
     assert not list(tmp_path.glob(".backup-*")), "the daemon's working copy was not removed"
+
+
+def test_the_files_follow_the_settings(tmp_path: Path) -> None:
+    """The list comes from the settings: a file's own path setting moves it, and on the Kafka
+    backend there is no store file to copy (its events are in Kafka)."""
+    from tests.harness import settings_for
+
+    s = settings_for(tmp_path, "http://127.0.0.1:9", jobs={"path": str(tmp_path / "elsewhere" / "j.sqlite3")})
+    files = {f.name: f for f in sqlite_files(s)}
+    assert files["store"].path == tmp_path / "gw.sqlite3"
+    assert files["jobs"].path == tmp_path / "elsewhere" / "j.sqlite3" and files["jobs"].key == "jobs.path"
+    assert files["kpi"].path == tmp_path / "kpi.sqlite3"
+    kafka = settings_for(tmp_path, "http://127.0.0.1:9", queue={"backend": "kafka"})
+    assert "store" not in {f.name for f in sqlite_files(kafka)}
+
+
+async def test_offline_backup_on_kafka_copies_the_other_files(tmp_path: Path) -> None:
+    """A Kafka deployment's backup holds its SQLite files (here the jobs file) and no store."""
+    from core.sqlitefile import open_private
+    from queues.jobs import SCHEMA
+
+    open_private(tmp_path / "jobs.sqlite3", SCHEMA).close()  # as the jobs queue opens it
+    cfg = write_config(tmp_path / "gw.toml", free_port(), "http://127.0.0.1:9", tmp_path / "gw.sqlite3",
+                       queue={"backend": "kafka"})
+    rc, out, err = await dvcgw("backup", str(tmp_path / "bk"), "--offline", "--config", str(cfg))
+    assert rc == 0, err
+    manifest = json.loads((tmp_path / "bk" / "manifest.json").read_text())
+    assert [e["name"] for e in manifest["files"]] == ["jobs"] and manifest["queue_backend"] == "kafka"
+    assert "jobs.sqlite3" in out
