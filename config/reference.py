@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import functools
 import inspect
 import io
 import sys
@@ -178,10 +179,8 @@ def _duration(seconds: float) -> str:
 
 def _field_help(cls: type[Any]) -> dict[str, str]:
     """Field name → the comments above its line and at the end of it, joined."""
-    source = inspect.getsource(sys.modules[cls.__module__])
-    comments = _comments(source)
-    node = next(n for n in ast.walk(ast.parse(source))
-                if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
+    classes, comments = _parsed(cls.__module__)
+    node = classes[cls.__name__]
     out: dict[str, str] = {}
     group, first, group_end = "", "", -1  # a comment block above a field covers the fields right below
     for stmt in node.body:
@@ -203,6 +202,14 @@ def _field_help(cls: type[Any]) -> dict[str, str]:
         shared = group if above else f"see `{first}`" if group and not inline else ""
         out[name] = " ".join(([shared] if shared else []) + inline).strip()
     return out
+
+
+@functools.cache
+def _parsed(module: str) -> tuple[dict[str, ast.ClassDef], dict[int, tuple[bool, str]]]:
+    """A module's classes by name, and its comments (read and parsed once)."""
+    source = inspect.getsource(sys.modules[module])
+    classes = {n.name: n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ClassDef)}
+    return classes, _comments(source)
 
 
 def _comments(source: str) -> dict[int, tuple[bool, str]]:
