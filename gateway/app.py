@@ -19,7 +19,7 @@ from aiohttp import web
 from adapters.national_portal import portal_client
 from adapters.provincial_system.client import ProvincialClient
 from config.schema import Settings
-from gateway import handlers, job_routes, ops_routes, payment_routes, receipts
+from gateway import backup_routes, handlers, job_routes, ops_routes, payment_routes, receipts
 from gateway.accept import Acceptor
 from gateway.appkeys import (
     ACCEPT,
@@ -107,6 +107,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     catalogue_routes.add_routes(app)
     ops_routes.setup_readiness(app)
     ops_routes.add_routes(app)
+    backup_routes.add_routes(app)
     job_routes.add_routes(app)
     if run_engine:
         app.on_startup.append(job_routes.start_worker)

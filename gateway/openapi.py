@@ -190,6 +190,15 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
                                        "reason": {"type": "string", "maxLength": 200}}}}}},
                     "responses": {"200": _resp("The mode now", _MAINTENANCE), **_errors(400, 401, 415, 422)}},
         },
+        "/v1/backup": {
+            "post": {"summary": "A consistent copy of every SQLite file of the instance, taken while it runs "
+                                "(dvcgw backup): a tar stream of the copies and manifest.json (sizes, SHA-256, "
+                                "schema versions); one backup at a time", "security": _OPERATOR,
+                     "responses": {"200": {"description": "The backup as a tar stream",
+                                           "content": {"application/x-tar": {"schema": {
+                                               "type": "string", "format": "binary"}}}},
+                                   **_errors(400, 401, 409, 503)}},
+        },
         "/status": {"get": {
             "summary": "The operator's status page (HTML, Vietnamese or English, refreshes itself): sync "
                        "health, queue, dead letters by reason, portal circuit, 766 indicators",
