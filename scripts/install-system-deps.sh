@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks need. Idempotent; fails loudly.
 set -euo pipefail
-PKGS=(softhsm2 opensc poppler-utils openssl fonts-dejavu-core wrk prometheus chromium)
+# docker-compose: its `config` and its Compose Specification schema check deploy/compose*.yml (no engine
+# needed); systemd: systemd-analyze verify checks deploy/dvcgw.service (tests/ship)
+PKGS=(softhsm2 opensc poppler-utils openssl fonts-dejavu-core wrk prometheus chromium docker-compose systemd)
 need_java=0; command -v java >/dev/null || need_java=1
 command -v mvn >/dev/null || need_java=1
 missing=()
@@ -19,3 +21,5 @@ java -version >/dev/null 2>&1 || { echo "Java is not usable after install" >&2; 
 # Debian's prometheus package starts no daemon here (no systemd); the tests start their own
 command -v promtool >/dev/null || { echo "promtool is missing after installing prometheus" >&2; exit 1; }
 command -v chromium >/dev/null || { echo "chromium is missing after install" >&2; exit 1; }
+command -v docker-compose >/dev/null || { echo "docker-compose is missing after install" >&2; exit 1; }
+command -v systemd-analyze >/dev/null || { echo "systemd-analyze is missing after install" >&2; exit 1; }
