@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint lock wheelhouse typecheck pytest bench system-deps kafka-up kafka-down clean dashboard monitoring-check
+.PHONY: run run-deps test lint lock wheelhouse typecheck pytest bench system-deps kafka-up kafka-down clean dashboard monitoring-check
 
 # the runtime set is pinned by requirements.lock (the image installs the same pins); pip refuses hashes in a
 # constraints file, so the venv gets the pins without them
@@ -19,8 +19,12 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: run-deps $(STAMP)
 	@bash scripts/run.sh
+
+# python3-venv and curl, if missing (a fresh Debian has neither); `make test` installs the rest
+run-deps:
+	@bash scripts/install-system-deps.sh run
 
 system-deps:
 	@bash scripts/install-system-deps.sh
