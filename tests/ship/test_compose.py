@@ -113,7 +113,9 @@ def test_ports_healthchecks_and_volumes(name: str) -> None:
         assert len(data) == 1 and data[0] in doc["volumes"], svc_name
         data_volumes += data
         assert svc["stop_signal"] == "SIGTERM" and seconds(svc["stop_grace_period"]) > stop_budget()
-        assert any("/readyz" in part for part in svc["healthcheck"]["test"])
+        # liveness, as the image's HEALTHCHECK: /readyz is for load balancers (503 while draining or
+        # in maintenance, when the container must not be judged unhealthy)
+        assert any("/healthz" in part for part in svc["healthcheck"]["test"])
     assert len(data_volumes) == len(set(data_volumes)), "two gateways share a store"
 
 
