@@ -6,6 +6,7 @@ covers the drain."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,10 @@ def test_the_unit_rules() -> None:
     assert one["Service.PrivateTmp"] == "yes"
     assert "/var/lib/dvcgw" in one["Service.ReadWritePaths"].split()
     assert one["Service.EnvironmentFile"].lstrip("-").startswith("/etc/dvcgw/")
+    # the secret files dvcgw.toml names are where the containers have them too
+    assert one["Service.BindReadOnlyPaths"] == "/etc/dvcgw/secrets:/run/secrets"
+    named = re.findall(r'_file = "([^"]+)"', (DEPLOY / "dvcgw.toml").read_text())
+    assert named and all(p.startswith("/run/secrets/") for p in named), named
     assert one["Service.User"] == "dvcgw" and one["Service.ExecStart"].split()[1] == "serve"
     assert "DVCGW_STORAGE__PATH=/var/lib/dvcgw/dvcgw.sqlite3" in d["Service.Environment"]
     assert one["Service.KillSignal"] == "SIGTERM"
