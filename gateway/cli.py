@@ -19,6 +19,7 @@ import aiohttp
 
 from config.schema import Settings, load
 from core.errors import ConfigError
+from core.version import __version__
 
 EXIT_CONFIG = 2
 EXIT_REMOTE = 3
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dvcgw", description="DVCQG sync gateway")
+    p.add_argument("--version", action="version", version=f"dvcgw {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="start the daemon")

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from core.version import __version__
 from gateway import dossier, params
 from gateway.appkeys import SETTINGS
 
@@ -496,7 +497,7 @@ def document(signing: bool = False, backend: str = "sqlite", strict_code: bool =
     route where e-receipts are on too."""
     return {
         "openapi": "3.1.0",
-        "info": {"title": "dvc-gateway", "version": "0.1.0",
+        "info": {"title": "dvc-gateway", "version": __version__,
                  "description": "Agency, operator and health API of the DVCQG sync gateway."},
         "paths": {**_paths(backend, strict_code), **_job_paths(), **_catalogue_paths(),
                   **(_signing_paths() if signing else {}), **(_payment_paths() if payments else {}),

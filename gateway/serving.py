@@ -11,6 +11,9 @@ could never answer "draining" to a load balancer. Here, on the first signal:
 3. ``runner.cleanup()``: the listener closes, requests in flight get ``[server] shutdown_grace``,
    then the application's clean-up runs (delivery engine, store);
 4. repeated log lines still held back are written, then a "stopped" line.
+
+Under systemd (``Type=notify``, deploy/dvcgw.service) ``READY=1`` is sent once the listener accepts
+and start-up has finished, and ``STOPPING=1`` at the first signal (gateway.sdnotify).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import time
@@ -27,6 +31,7 @@ from aiohttp import web
 from config.schema import Settings
 from gateway.appkeys import LIFECYCLE
 from gateway.logs import flush_repeats
+from gateway.sdnotify import notify
 
 LINGER_S = 2.0  # aiohttp's default is 10 s: a stalled client held the connection that long again
 log = logging.getLogger("dvcgw.serve")
@@ -55,6 +60,7 @@ async def _serve(app: web.Application, sock: socket.socket, settings: Settings) 
     try:
         await web.SockSite(runner, sock).start()
         _announce(sock, settings)
+        notify(f"READY=1\nSTATUS=serving on {settings.server.listen}\nMAINPID={os.getpid()}")
         first = await signals.get()
         await _drain(app, settings, first, signals)
     finally:
@@ -75,6 +81,7 @@ def _announce(sock: socket.socket, settings: Settings) -> None:
 async def _drain(app: web.Application, settings: Settings, sig: signal.Signals,
                  signals: asyncio.Queue[signal.Signals]) -> None:
     app[LIFECYCLE].state = "draining"
+    notify(f"STOPPING=1\nSTATUS=draining on {sig.name}")
     delay = float(settings.server.drain_delay) if sig == signal.SIGTERM else 0.0
     log.info("draining on %s: /readyz answers 503; the listener closes in %.1fs; then requests in flight, "
              "and after them portal calls in flight, each have up to %.1fs",
