@@ -11,6 +11,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+
+from gateway.appkeys import METRICS
 
 from tests.harness import AGENCY_KEY, OTHER_KEY, OTHER_UNIT, UNIT, Sandbox, settings_for
 from tests.samples import sample_dossier
@@ -51,10 +54,12 @@ async def test_a_mapped_certificate_is_the_agency_by_subject_or_fingerprint(sand
 async def test_an_expired_certificate_fails_the_handshake(sandbox: Sandbox, pki: Pki, tmp_path: Path) -> None:
     """An expired certificate, although its subject is mapped, never gets an HTTP answer."""
     settings = settings_for(tmp_path, sandbox.url, server=pki_server(pki), agencies=_agencies(pki))
-    async with served(settings) as (url, _):
+    async with served(settings) as (url, app):
         with pytest.raises(aiohttp.ClientError) as refused:
             await _put(url, pki, pki.expired)
+        assert _requests(app) == 0  # not one request reached the application
         assert (await _put(url, pki, pki.client)).status == 202  # the listener is fine
+        assert _requests(app) == 1
     assert _handshake_refused(refused.value), repr(refused.value)
 
 
@@ -63,9 +68,10 @@ async def test_a_certificate_of_another_ca_fails_the_handshake(sandbox: Sandbox,
     counts only for certificates the handshake verified against ``client_ca``."""
     settings = settings_for(tmp_path, sandbox.url, server=pki_server(pki), agencies=_agencies(pki))
     assert pki.stranger.subject == pki.client.subject
-    async with served(settings) as (url, _):
+    async with served(settings) as (url, app):
         with pytest.raises(aiohttp.ClientError) as refused:
             await _put(url, pki, pki.stranger)
+        assert _requests(app) == 0
     assert _handshake_refused(refused.value), repr(refused.value)
 
 
@@ -108,6 +114,13 @@ async def test_plain_http_to_the_tls_listener_gets_nothing(sandbox: Sandbox, pki
                                 headers={"X-API-Key": AGENCY_KEY}) as r:
                 assert r.status == 400  # aiohttp's answer to TLS bytes it cannot parse, if any
                 raise aiohttp.ClientError("not served")
+
+
+def _requests(app: web.Application) -> float:
+    """Requests the application answered (dvcgw_http_requests_total, every series)."""
+    families = app[METRICS].registry.collect()
+    return sum(s.value for f in families if f.name == "dvcgw_http_requests" for s in f.samples
+               if s.name.endswith("_total"))
 
 
 def _handshake_refused(exc: BaseException) -> bool:
