@@ -14,7 +14,6 @@ import pytest
 from aiohttp import web
 
 from gateway.appkeys import METRICS
-
 from tests.harness import AGENCY_KEY, OTHER_KEY, OTHER_UNIT, UNIT, Sandbox, settings_for
 from tests.samples import sample_dossier
 from tests.security.conftest import pki_server, served
