@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks need. Idempotent; fails loudly.
 set -euo pipefail
-PKGS=(softhsm2 opensc poppler-utils openssl fonts-dejavu-core wrk prometheus chromium)
+PKGS=(softhsm2 opensc poppler-utils openssl fonts-dejavu-core wrk prometheus chromium curl)
 need_java=0; command -v java >/dev/null || need_java=1
 command -v mvn >/dev/null || need_java=1
 missing=()
