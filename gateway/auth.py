@@ -29,7 +29,7 @@ from cryptography import x509
 
 from config.schema import AgencySettings, OperatorSettings, fingerprint_hex, normal_subject
 from core.errors import FieldError
-from gateway.appkeys import METRICS
+from gateway.appkeys import METRICS, SETTINGS
 from gateway.http_errors import HTTPProblem
 
 log = logging.getLogger("dvcgw.access")
@@ -178,6 +178,11 @@ def _identify(request: web.Request) -> Identity:
     return Identity()
 
 
+#: the 401 without credentials names the client certificate only where the server asks for one
+_NO_CREDENTIALS = {False: "an agency API key is required (X-API-Key header)",
+                   True: "an agency API key (X-API-Key header) or client certificate is required"}
+
+
 def _unauthenticated(message: str) -> HTTPProblem:
     return HTTPProblem(401, "unauthenticated", message)
 
@@ -191,7 +196,8 @@ def require_agency(request: web.Request) -> AgencySettings:
             raise who.problem
         if who.operator:  # as before issue 17: the operator key is no agency's key
             raise _unauthenticated("unknown API key: this route is for agencies")
-        raise _unauthenticated("an agency API key (X-API-Key header) or client certificate is required")
+        settings = request.app.get(SETTINGS)
+        raise _unauthenticated(_NO_CREDENTIALS[settings is not None and settings.server.client_cert != "none"])
     request[AGENCY] = who.agency
     return who.agency
 
@@ -216,8 +222,10 @@ def require_operator_or_agency(request: web.Request) -> AgencySettings | None:
     return require_agency(request)
 
 
-def forbid(request: web.Request, agency: AgencySettings, grant: str, field: str, message: str) -> HTTPProblem:
-    """The 403 for an agency outside ``grant`` (body: ``"grant"`` and the field), logged and counted.
+def forbid(request: web.Request, agency: AgencySettings, grant: str, field: str, message: str,
+           detail: str = "") -> HTTPProblem:
+    """The 403 for an agency outside ``grant`` (body: ``"grant"``, and the field with ``detail``),
+    logged and counted.
 
     The log line holds the agency code, the grant, the method and the route template only: the
     path (a dossier code) and the body stay out of it."""
@@ -226,7 +234,7 @@ def forbid(request: web.Request, agency: AgencySettings, grant: str, field: str,
     metrics = request.app.get(METRICS)
     if metrics is not None:
         metrics.access_refused(agency.code, grant)
-    errors = [FieldError(field, f"not within agency {agency.code}'s {grant!r} grant")]
+    errors = [FieldError(field, detail or f"not within agency {agency.code}'s {grant!r} grant")]
     return HTTPProblem(403, "forbidden", message, errors, extra={"grant": grant})
 
 

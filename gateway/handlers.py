@@ -61,7 +61,8 @@ def _authorise(request: web.Request, mahoso: str) -> AgencySettings:
                           [FieldError("MaHoSo", problem)])
     unit = mahoso.split("-", 1)[0]
     if unit not in agency.units:
-        raise forbid(request, agency, UNITS, "MaHoSo", f"agency {agency.code} may not send dossiers of unit {unit}")
+        raise forbid(request, agency, UNITS, "MaHoSo", f"agency {agency.code} may not send dossiers of unit {unit}",
+                     "unit (first dash segment) is not one of the agency's units")
     return agency
 
 
@@ -70,7 +71,8 @@ def _may_send(request: web.Request, agency: AgencySettings, payload: Mapping[str
     ma_tthc = str(payload.get("MaTTHC", ""))
     if not may_send_procedure(agency, ma_tthc):
         raise forbid(request, agency, PROCEDURES, "MaTTHC",
-                     f"agency {agency.code} may not send dossiers of procedure {ma_tthc[:100]!r}")
+                     f"agency {agency.code} may not send dossiers of procedure {ma_tthc[:100]!r}",
+                     "matches none of the agency's procedure patterns")
 
 
 async def json_body(request: web.Request) -> Any:
@@ -261,7 +263,7 @@ async def get_kpi(request: web.Request) -> web.Response:
     unit = params.kpi_unit(request.query.get("unit"), kpi.calc.units, (ALL_UNITS, OTHER_UNIT))
     if agency is not None and unit is not None and unit not in agency.units:
         raise forbid(request, agency, UNITS, "unit", f"agency {agency.code} may read the indicators of its own "
-                                                    "units only")
+                                                    "units only", "not one of the agency's units")
     report = await kpi.report(period.id, unit)
     rows = [r for r in report.rows if agency is None or r.unit in agency.units]
     return _json(200, kpi_json(period, report.computed_at, rows, offset))

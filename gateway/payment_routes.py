@@ -204,7 +204,8 @@ def _authorise(request: web.Request, agency: AgencySettings, mahoso: Any) -> Non
         raise ValidationError([FieldError("MaHoSo", problem)])
     unit = mahoso.split("-", 1)[0]
     if unit not in agency.units:
-        raise forbid(request, agency, UNITS, "MaHoSo", f"agency {agency.code} may not ask payments for unit {unit}")
+        raise forbid(request, agency, UNITS, "MaHoSo", f"agency {agency.code} may not ask payments for unit {unit}",
+                     "unit (first dash segment) is not one of the agency's units")
 
 
 async def _context(request: web.Request, mahoso: str, given: dict[str, str]) -> ReceiptContext:
@@ -264,7 +265,8 @@ def _readable(request: web.Request) -> Any:
     if txn is None:
         raise HTTPProblem(404, "not_found", "no payment has this MaThamChieu")
     if caller is not None and txn.mahoso.split("-", 1)[0] not in caller.units:
-        raise forbid(request, caller, UNITS, "MaThamChieu", f"agency {caller.code} may not read payments of this unit")
+        raise forbid(request, caller, UNITS, "MaThamChieu", f"agency {caller.code} may not read payments of this unit",
+                     "the payment's dossier is not of one of the agency's units")
     return txn
 
 
