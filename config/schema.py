@@ -45,8 +45,17 @@ class ServerSettings:
     # a connection that has not sent a complete request head this long after it opened, or after
     # its last answer (an idle kept-alive connection), is closed (aiohttp's keep-alive timer)
     header_timeout: Duration = _D(60.0)
+    # TLS (docs/decisions.md, issue 17): with tls_cert and tls_key the listener speaks HTTPS only
+    tls_cert: str = ""  # PEM file: the server's certificate, then its chain
+    tls_key: str = ""  # PEM file: the server's private key (unencrypted)
+    # PEM file of the CA certificates that issue agencies' client certificates (mTLS)
+    client_ca: str = ""
+    # "none": no client certificate is asked for; "optional": asked for, verified against client_ca
+    # when sent (an agency may still use its API key); "required": the handshake fails without one
+    client_cert: Literal["none", "optional", "required"] = "none"
 
     def __post_init__(self) -> None:
+        self._check_tls()
         if not 0.1 <= float(self.body_timeout) <= 600:
             raise ValueError("body_timeout: expected 100ms..600s")
         if not 1 <= float(self.header_timeout) <= 3600:
@@ -57,6 +66,26 @@ class ServerSettings:
             raise ValueError("max_body_bytes: must be at least 1024")
         if not 0 <= float(self.drain_delay) <= 300:
             raise ValueError("drain_delay: expected 0..300s")
+
+    def _check_tls(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_key: tls_cert and tls_key go together (the server's certificate and its key)")
+        for name in ("tls_cert", "tls_key", "client_ca"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ValueError(f"{name}: no such file {path!r}")
+        if self.client_ca and not self.tls_cert:
+            raise ValueError("client_ca: client certificates need TLS: set tls_cert and tls_key")
+        if self.client_cert != "none" and not self.client_ca:
+            raise ValueError(f"client_cert: {self.client_cert!r} needs client_ca (the CAs that issue agencies' "
+                             "certificates)")
+        if self.client_ca and self.client_cert == "none":
+            raise ValueError("client_cert: client_ca is set but client_cert is \"none\": say \"optional\" or "
+                             "\"required\"")
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
 
     @property
     def host(self) -> str:
@@ -436,6 +465,77 @@ class PaymentSettings:
         return Path(self.path) if self.path else Path(storage_path).with_name("payments.sqlite3")
 
 
+_PROCEDURE_PATTERN = re.compile(r"[A-Za-z0-9.*?\[\]!_-]{1,100}")
+_FINGERPRINT = re.compile(r"[0-9A-Fa-f]{64}")
+
+
+def fingerprint_hex(text: str) -> str:
+    """A SHA-256 fingerprint as written by openssl (``AB:CD:…``) or plain hex → 64 lower-case hex digits."""
+    return text.replace(":", "").strip().lower()
+
+
+def normal_subject(dn: str) -> str:
+    """An RFC 4514 distinguished name in one canonical spelling (cryptography's), so that
+    ``CN=x, O=y`` and ``CN=x,O=y`` match; raises ValueError when it is not a DN."""
+    from cryptography import x509
+
+    try:
+        name = x509.Name.from_rfc4514_string(re.sub(r"(?<!\\)\s*,\s*", ",", dn.strip()))
+    except ValueError as exc:
+        raise ValueError(f"{dn!r} is not an RFC 4514 distinguished name such as \"CN=so-tp,O=UBND,C=VN\"") from exc
+    if not len(name):
+        raise ValueError("an empty distinguished name matches nothing")
+    return name.rfc4514_string()
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Per-agency limits: ``[limits]`` holds the defaults, an agency's ``limits`` table overrides
+    any of them (docs/decisions.md, issue 17). The body size is ``[server] max_body_bytes``
+    unless an agency sets its own."""
+
+    # token bucket: sustained requests per second, and how many may come at once; rate 0 = no limit
+    rate: float = 50.0
+    burst: int = 200
+    # requests of one agency in progress at once; one more is answered 429
+    max_concurrent: int = 64
+    # nesting of arrays and objects in a JSON body (a dossier needs 3)
+    max_json_depth: int = 32
+
+    def __post_init__(self) -> None:
+        _check_limits(self.rate, self.burst, self.max_concurrent, self.max_json_depth)
+
+
+def _check_limits(rate: float | None, burst: int | None, concurrent: int | None, depth: int | None) -> None:
+    if rate is not None and not 0 <= rate <= 1_000_000:
+        raise ValueError("rate: expected 0 (no limit)..1000000 requests per second")
+    if burst is not None and not 1 <= burst <= 1_000_000:
+        raise ValueError("burst: expected 1..1000000 requests")
+    if concurrent is not None and not 1 <= concurrent <= 100_000:
+        raise ValueError("max_concurrent: expected 1..100000")
+    if depth is not None and not 2 <= depth <= 512:
+        raise ValueError("max_json_depth: expected 2..512")
+
+
+@dataclass(frozen=True)
+class AgencyLimitSettings:
+    """One agency's overrides of ``[limits]``; a key left out takes the default."""
+
+    # this agency's token bucket (requests per second, 0 = no limit; requests at once); unset: [limits]
+    rate: float | None = None
+    burst: int | None = None
+    # this agency's requests in progress at once; unset: [limits] max_concurrent
+    max_concurrent: int | None = None
+    # this agency's JSON nesting limit; unset: [limits] max_json_depth
+    max_json_depth: int | None = None
+    max_body_bytes: int | None = None  # this agency's body size in bytes; unset: [server] max_body_bytes
+
+    def __post_init__(self) -> None:
+        _check_limits(self.rate, self.burst, self.max_concurrent, self.max_json_depth)
+        if self.max_body_bytes is not None and not 1024 <= self.max_body_bytes <= 64 * 1024 * 1024:
+            raise ValueError("max_body_bytes: expected 1024..67108864")
+
+
 @dataclass(frozen=True)
 class AgencySettings:
     # the agency's identifier (its unit code); appears in logs, metrics and the audit, never its key
@@ -449,10 +549,20 @@ class AgencySettings:
     # spec §8: unit code → the unit's identifier code (MaDinhDanh) that generated portal codes
     # start with, e.g. { "000.00.01.H55" = "000.00.01.H56" }; a unit left out keeps its codes
     madinhdanh: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # deny by default (issue 17): the procedure codes (MaTTHC) whose dossiers this agency may send,
+    # as glob patterns ("1.0012*", "*" for all); none = no dossier snapshot is accepted
+    procedures: tuple[str, ...] = ()
+    # mTLS (needs [server] client_cert): client certificates that identify this agency, by subject
+    # (RFC 4514 DN, e.g. "CN=so-tp,O=UBND tinh,C=VN") or by SHA-256 fingerprint of the certificate
+    tls_subjects: tuple[str, ...] = ()
+    tls_fingerprints: tuple[str, ...] = ()
+    limits: AgencyLimitSettings = field(default_factory=AgencyLimitSettings)
 
     def __post_init__(self) -> None:
-        if not (self.api_key or self.api_key_sha256):
-            raise ValueError("api_key: one of api_key, api_key_file or api_key_sha256 is required")
+        if not (self.api_key or self.api_key_sha256 or self.tls_subjects or self.tls_fingerprints):
+            raise ValueError("api_key: one of api_key, api_key_file, api_key_sha256, tls_subjects or "
+                             "tls_fingerprints is required")
+        self._check_access()
         for unit, code in self.madinhdanh.items():
             if unit not in self.units:
                 raise ValueError(f"madinhdanh: {unit!r} is not one of this agency's units")
@@ -464,6 +574,21 @@ class AgencySettings:
         bad = [u for u in self.units if not is_unit_code(u)]
         if bad:
             raise ValueError(f"units: {bad[0]!r} is not a unit code such as \"000.00.01.H56\"")
+
+    def _check_access(self) -> None:
+        bad = [p for p in self.procedures if not _PROCEDURE_PATTERN.fullmatch(p)]
+        if bad:
+            raise ValueError(f"procedures: {bad[0]!r} is not a procedure-code pattern such as \"1.001234\", "
+                             "\"1.0012*\" or \"*\"")
+        for dn in self.tls_subjects:
+            try:
+                normal_subject(dn)
+            except ValueError as exc:
+                raise ValueError(f"tls_subjects: {exc}") from exc
+        bad = [f for f in self.tls_fingerprints if not _FINGERPRINT.fullmatch(fingerprint_hex(f))]
+        if bad:
+            raise ValueError(f"tls_fingerprints: {bad[0]!r} is not a SHA-256 fingerprint (64 hex digits, "
+                             "colons allowed)")
 
 
 @dataclass(frozen=True)
@@ -852,6 +977,7 @@ class Settings:
     circuit: CircuitSettings = field(default_factory=CircuitSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
     agencies: tuple[AgencySettings, ...] = ()
+    limits: LimitSettings = field(default_factory=LimitSettings)
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     transitions: TransitionSettings = field(default_factory=TransitionSettings)
     dossiers: DossierSettings = field(default_factory=DossierSettings)
@@ -874,7 +1000,7 @@ class Settings:
             raise ValueError("agencies: agency codes must be unique")
         digests = [key_digest(a.api_key, a.api_key_sha256) for a in self.agencies]
         for i, d in enumerate(digests):
-            if d in digests[:i]:
+            if d is not None and d in digests[:i]:
                 raise ValueError(f"agencies[{i}].api_key: the same key as agencies[{digests.index(d)}]: "
                                  "each agency needs its own key")
         if self.inbound.enabled and not self.provincial.url:
@@ -884,6 +1010,20 @@ class Settings:
             raise ValueError("operator.api_key: equal to an agency's key; the operator needs a key of its own")
         self._check_code_rule()
         self._check_certification()
+        self._check_client_certificates()
+
+    def _check_client_certificates(self) -> None:
+        """A certificate mapping needs a server that asks for certificates, and names one agency."""
+        seen: dict[str, int] = {}
+        for i, a in enumerate(self.agencies):
+            names = [("tls_subjects", normal_subject(dn)) for dn in a.tls_subjects]
+            names += [("tls_fingerprints", fingerprint_hex(f)) for f in a.tls_fingerprints]
+            for key, name in names:
+                if self.server.client_cert == "none":
+                    raise ValueError(f"agencies[{i}].{key}: the server asks for no client certificate; set "
+                                     "[server] tls_cert, tls_key, client_ca and client_cert")
+                if seen.setdefault(name, i) != i:
+                    raise ValueError(f"agencies[{i}].{key}: {name!r} already identifies agencies[{seen[name]}]")
 
     def _check_certification(self) -> None:
         """Each authority's key is a local [[signing.keys]] entry its agencies may use."""

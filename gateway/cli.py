@@ -141,7 +141,10 @@ def _load(path: str | None) -> Settings:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from gateway.tls import server_context
+
     settings = load(args.file)
+    server_context(settings.server)  # a key that is not the certificate's is a ConfigError here too
     if args.print_where:
         print(f"listen={settings.server.listen}\nstore={settings.storage.path}\n"
               f"backend={settings.queue.backend}\nportal={settings.portal.adapter_url}")
@@ -160,15 +163,17 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
     from gateway.logs import setup_logging
     from gateway.serving import serve
+    from gateway.tls import server_context
 
     settings = _load(args.config)
     setup_logging(settings.log)
+    tls = server_context(settings.server)
     try:
         sock = socket.create_server((settings.server.host, settings.server.port), backlog=1024)
     except OSError as exc:
         print(f"dvcgw: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
         return 2
-    serve(create_app(settings), sock, settings)
+    serve(create_app(settings), sock, settings, tls)
     return 0
 
 

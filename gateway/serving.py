@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 
 from aiohttp import web
@@ -39,27 +40,23 @@ log = logging.getLogger("dvcgw.serve")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def serve(app: web.Application, sock: socket.socket, settings: Settings) -> None:
-    """Run ``app`` on the listening ``sock`` until a signal has drained and stopped it."""
-    asyncio.run(_serve(app, sock, settings))
+def serve(app: web.Application, sock: socket.socket, settings: Settings, tls: ssl.SSLContext | None = None) -> None:
+    """Run ``app`` on the listening ``sock`` (HTTPS with ``tls``, gateway.tls) until a signal has
+    drained and stopped it."""
+    asyncio.run(_serve(app, sock, settings, tls))
 
 
-async def _serve(app: web.Application, sock: socket.socket, settings: Settings) -> None:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=float(settings.server.shutdown_grace),
-                           # aiohttp's keep-alive timer runs from a connection's start and from each
-                           # answer until a complete head arrives: it is the head deadline as well
-                           keepalive_timeout=float(settings.server.header_timeout),
-                           # after an error answered before the body was read (408, 413, 401), how long
-                           # the rest of the body is read and dropped before the connection closes
-                           lingering_time=LINGER_S)
+async def _serve(app: web.Application, sock: socket.socket, settings: Settings, tls: ssl.SSLContext | None) -> None:
+    runner = make_runner(app, settings)
     await runner.setup()
     signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for sig in _SIGNALS:
         loop.add_signal_handler(sig, signals.put_nowait, sig)
     try:
-        await web.SockSite(runner, sock).start()
-        _announce(sock, settings)
+        # a TLS handshake is bounded by asyncio's own 60 s; header_timeout runs once it is done
+        await web.SockSite(runner, sock, ssl_context=tls).start()
+        _announce(sock, settings, tls is not None)
         notify(f"READY=1\nSTATUS=serving on {settings.server.listen}\nMAINPID={os.getpid()}")
         first = await signals.get()
         await _drain(app, settings, first, signals)
@@ -72,9 +69,20 @@ async def _serve(app: web.Application, sock: socket.socket, settings: Settings) 
         log.info("stopped (%.1fs from closing the listener to closing the store)", time.monotonic() - started)
 
 
-def _announce(sock: socket.socket, settings: Settings) -> None:
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The runner with the daemon's connection deadlines (the tests serve through it too)."""
+    return web.AppRunner(app, access_log=None, shutdown_timeout=float(settings.server.shutdown_grace),
+                         # aiohttp's keep-alive timer runs from a connection's start and from each
+                         # answer until a complete head arrives: it is the head deadline as well
+                         keepalive_timeout=float(settings.server.header_timeout),
+                         # after an error answered before the body was read (408, 413, 401), how long
+                         # the rest of the body is read and dropped before the connection closes
+                         lingering_time=LINGER_S)
+
+
+def _announce(sock: socket.socket, settings: Settings, tls: bool) -> None:
     host, port = sock.getsockname()[:2]
-    log.info("dvcgw ready on http://%s:%s (queue %s, store %s, portal %s)", host, port,
+    log.info("dvcgw ready on %s://%s:%s (queue %s, store %s, portal %s)", "https" if tls else "http", host, port,
              settings.queue.backend, settings.storage.path, settings.portal.adapter_url)
 
 
