@@ -176,6 +176,8 @@ def write_config(path: Path, *, port: int, portal_url: str, store: Path, units: 
         "portal": {"adapter_url": portal_url, "username": "bench", "password": "bench",
                    "madonvi": "000.00.00.H55", "dstcode": "BENCH", "timeout": "10s"},
         "operator": {"api_key": OPERATOR_KEY},
+        # a capacity measurement: no per-agency request rate limit (issue 17)
+        "limits": {"rate": 0},
     }
     for name, values in tables.items():
         base[name] = {**base.get(name, {}), **values}
@@ -184,7 +186,8 @@ def write_config(path: Path, *, port: int, portal_url: str, store: Path, units: 
         lines.append(f"[{name.replace('__', '.')}]")
         lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
         lines.append("")
-    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key = "{KEY}"', f"units = {json.dumps(list(units))}"]
+    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key = "{KEY}"', f"units = {json.dumps(list(units))}",
+              'procedures = ["*"]']  # deny by default (issue 17): every procedure code granted
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
