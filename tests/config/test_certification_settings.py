@@ -37,11 +37,23 @@ name = "UBND xã A"
 """
 
 
+CERTIFIER = '\n[[certification.authorities.certifiers]]\nid = "tp-01"\nkey = "{key}"\n'
+
+
 @pytest.mark.parametrize(("extra", "key", "words"), [
-    ('key = "seal"\nagencies = ["STP"]\nsigning_mode = "both"\n', "certification.authorities[0].signing_mode",
-     "not built"),
-    ('key = "seal"\nagencies = ["STP"]\nsigning_mode = "certifier"\n', "certification.authorities[0].signing_mode",
-     "not built"),
+    ('key = "seal"\nagencies = ["STP"]\nsigning_mode = "both"\n', "certification.authorities[0].certifiers",
+     "at least one"),
+    ('agencies = ["STP"]\nsigning_mode = "certifier"\n', "certification.authorities[0].certifiers",
+     "at least one"),
+    ('agencies = ["STP"]\nsigning_mode = "both"\n' + CERTIFIER.format(key="far"), "certification.authorities[0].key",
+     "needs the authority's key"),
+    ('agencies = ["STP"]\n', "certification.authorities[0].key", "needs the authority's key"),
+    ('key = "seal"\nagencies = ["STP"]\n' + CERTIFIER.format(key="far"), "certification.authorities[0].certifiers",
+     "only used with"),
+    ('agencies = ["STP"]\nsigning_mode = "certifier"\n' + CERTIFIER.format(key="nope"),
+     "certification.authorities[0].certifiers[0].key", "no [[signing.keys]]"),
+    ('agencies = ["STP"]\nsigning_mode = "certifier"\n' + CERTIFIER.format(key="far") + CERTIFIER.format(key="far"),
+     "certification.authorities[0].certifiers", "unique"),
     ('key = "nope"\nagencies = ["STP"]\n', "certification.authorities[0].key", "no [[signing.keys]]"),
     ('key = "far"\nagencies = ["STP"]\n', "certification.authorities[0].key", "remote key"),
     ('key = "seal"\nagencies = ["SYT"]\n', "certification.authorities[0].agencies", "no agency"),
@@ -56,6 +68,17 @@ def test_bad_authorities_are_refused_naming_the_key(tmp_path: Path, extra: str, 
     with pytest.raises(ConfigError) as exc:
         load(f, environ={})
     assert exc.value.key.startswith(key.rsplit(".", 1)[0]) and words in str(exc.value), str(exc.value)
+
+
+def test_certifier_modes_load(tmp_path: Path) -> None:
+    """"certifier" needs no authority key; "both" takes both; a certifier's key may be remote."""
+    f = tmp_path / "s.toml"
+    f.write_text(BASE + 'agencies = ["STP"]\nsigning_mode = "certifier"\n' + CERTIFIER.format(key="far")
+                 + '\n[[certification.authorities]]\ncode = "H02"\nname = "UBND xã B"\nkey = "seal"\n'
+                 'agencies = ["STP"]\nsigning_mode = "both"\n' + CERTIFIER.format(key="far"))
+    a, b = load(f, environ={}).certification.authorities
+    assert (a.signing_mode, a.key, a.certifiers[0].key) == ("certifier", "", "far")
+    assert (b.signing_mode, b.key, b.certifiers[0].id) == ("both", "seal", "tp-01")
 
 
 def test_good_authority_loads_with_defaults(tmp_path: Path) -> None:

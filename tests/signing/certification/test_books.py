@@ -112,3 +112,24 @@ def test_revoke_only_a_valid_entry_and_public_part_hides_requester(tmp_path: Pat
     assert "requester_name" not in pub and "requester_id_no" not in pub
     assert "Trần Thị B" not in repr(r) and "Trần Thị B" not in str(pub)
     books.close()
+
+
+def test_a_wait_for_a_remote_signature_survives_a_restart(tmp_path: Path) -> None:
+    """A reserved entry waiting for the certifier's remote signature is not voided at start-up (the
+    person may confirm after the restart); a plain reserved one is. Leaving reserved ends the wait."""
+    books = Books(tmp_path / "c.sqlite3")
+    waiting, cut = books.reserve(new(), NOW), books.reserve(new(), NOW)
+    books.wait_remote(waiting.book_id, waiting.cert_number, "job-1", "STP")
+    books.close()
+    books = Books(tmp_path / "c.sqlite3")
+    try:
+        assert books.void_interrupted() == 1
+        assert books.entry(cut.book_id, cut.cert_number).status == "void"
+        assert books.entry(waiting.book_id, waiting.cert_number).status == "reserved"
+        assert [(w.cert_number, w.job_id, w.agency) for w in books.remote_waits()] == [(1, "job-1", "STP")]
+        books.void(waiting.book_id, waiting.cert_number, "the certifier rejected")
+        assert books.remote_waits() == []
+        with pytest.raises(BadState):
+            books.wait_remote(cut.book_id, cut.cert_number, "job-2", "STP")
+    finally:
+        books.close()
