@@ -31,7 +31,7 @@ from core.errors import ConfigError, FieldError, ValidationError
 from monitoring.metrics import CertificationMetrics
 from signing.certification import stamp
 from signing.certification.books import VN_TZ, Book, Books, Entry, NewEntry, RemoteWait, books_path, fee_vnd
-from signing.certification.errors import CertificationError
+from signing.certification.errors import BadState, CertificationError
 from signing.certification.verify import unchanged_since
 from signing.errors import SigningError
 from signing.jobs import Job
@@ -207,7 +207,7 @@ class CertificationService:
         await asyncio.to_thread(stamp.block_position, scan, meta.stamp_position)  # before a number is taken
         start = time.perf_counter()
         books = self._books()
-        entry = await asyncio.to_thread(books.reserve, self._new_entry(auth, meta, pages, scan), self.clock())
+        entry = await self._reserve(books, self._new_entry(auth, meta, pages, scan))
         final = await self._voiding(auth.code, entry, self._stamp_and_sign(agency, auth, certifier, meta, entry, scan))
         if final.status == "reserved":  # a certifier confirms the remote signature later (advance_waits)
             return final
@@ -229,16 +229,36 @@ class CertificationService:
                                               f"authority {auth.code} ({ids})")])
         return certifier
 
+    async def _reserve(self, books: Books, new: NewEntry) -> Entry:
+        """Takes the number. A request abandoned while the reservation commits in its thread still
+        gets its entry voided (not left ``reserved`` until the next start)."""
+        reservation = asyncio.ensure_future(asyncio.to_thread(books.reserve, new, self.clock()))
+        try:
+            return await asyncio.shield(reservation)
+        except asyncio.CancelledError:
+            entry = await reservation  # a reservation that failed took no number: its error goes up
+            await self._void(new.authority_code, entry, "cancelled: the request was abandoned while numbering")
+            raise
+
     async def _voiding(self, authority_code: str, entry: Entry, work: Awaitable[Entry]) -> Entry:
         """Runs the work on a reserved entry; any failure voids the entry with its reason and is re-raised."""
         try:
             return await work
         except BaseException as exc:
-            reason = _reason(exc)
-            await asyncio.shield(asyncio.to_thread(self._books().void, entry.book_id, entry.cert_number, reason))
-            self.metrics.certifications.labels(authority_code, "voided").inc()
-            log.warning("certification %s/%d void: %s", entry.book_id, entry.cert_number, reason)
+            await self._void(authority_code, entry, _reason(exc))
             raise
+
+    async def _void(self, authority_code: str, entry: Entry, reason: str) -> None:
+        """``reserved`` → ``void`` (shielded: it completes even when the request is cancelled again). An
+        entry that already left ``reserved`` (its ``valid`` commit raced a cancellation) stays as it is."""
+        try:
+            await asyncio.shield(asyncio.to_thread(self._books().void, entry.book_id, entry.cert_number, reason))
+        except BadState:
+            log.warning("certification %s/%d failed after it left reserved; left as it is (%s)",
+                        entry.book_id, entry.cert_number, reason[:100])
+            return
+        self.metrics.certifications.labels(authority_code, "voided").inc()
+        log.warning("certification %s/%d void: %s", entry.book_id, entry.cert_number, reason)
 
     async def _issued(self, final: Entry) -> None:
         self.metrics.certifications.labels(final.authority_code, "issued").inc()
