@@ -10,6 +10,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -550,6 +551,28 @@ class CertificationAuthoritySettings:
 
 
 @dataclass(frozen=True)
+class FeeScheduleSettings:
+    """A certification fee schedule (spec §5) in force from a date; the spec's table is the default
+    before the first configured one."""
+
+    effective_from: str  # "YYYY-MM-DD" (Vietnam date of the certification) from which it applies
+    first_pages: int = 2  # pages charged at first_rate
+    first_rate: int = 2000  # VND per page for the first pages
+    later_rate: int = 1000  # VND per page after them
+    cap: int = 200_000  # at most this per copy
+
+    def __post_init__(self) -> None:
+        try:
+            date.fromisoformat(self.effective_from)
+        except (TypeError, ValueError) as exc:
+            raise ValueError("effective_from: expected a date as \"YYYY-MM-DD\"") from exc
+        for name in ("first_pages", "first_rate", "later_rate", "cap"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name}: expected a whole number of 0 or more")
+
+
+@dataclass(frozen=True)
 class CertificationSettings:
     """E-certification of copies (signing/certification, docs/certification.md); off with no authority."""
 
@@ -560,8 +583,14 @@ class CertificationSettings:
     # the gateway's public base URL (https://…): a copy tied to a dossier (dossier_code) goes to DVCQG
     # as a DanhSachGiayToKetQua link under it; "" = such requests are refused (422 dossier_code)
     public_base_url: str = ""
+    # dated fee schedules ([[certification.fee_schedules]]); the one with the latest effective_from on
+    # or before the certification's date applies; before them (or with none), the spec §5 table
+    fee_schedules: tuple[FeeScheduleSettings, ...] = ()
 
     def __post_init__(self) -> None:
+        days = [f.effective_from for f in self.fee_schedules]
+        if len(days) != len(set(days)):
+            raise ValueError("fee_schedules: two schedules with the same effective_from")
         codes = [a.code for a in self.authorities]
         if len(codes) != len(set(codes)):
             raise ValueError("authorities: authority codes must be unique")

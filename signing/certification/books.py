@@ -26,10 +26,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from config.schema import FeeScheduleSettings
 from signing.certification.errors import BadState, BookConflict, NoSuchEntry
 
 VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")  # no daylight saving in Vietnam
@@ -109,6 +110,16 @@ def fee_vnd(pages: int, *, first_rate: int = 2000, later_rate: int = 1000, first
     """Fee of one copy (spec §5): ``min(cap, 2000·min(n, 2) + 1000·max(n − 2, 0))``; 0 pages counts as 1."""
     n = max(pages, 1)
     return min(cap, first_rate * min(n, first_pages) + later_rate * max(n - first_pages, 0))
+
+
+def fee_on(day: date, pages: int, schedules: tuple[FeeScheduleSettings, ...] = ()) -> int:
+    """The fee of one copy certified on ``day`` (Vietnam date): the schedule with the latest
+    ``effective_from`` on or before it, else the spec §5 default table."""
+    applicable = [s for s in schedules if date.fromisoformat(s.effective_from) <= day]
+    if not applicable:
+        return fee_vnd(pages)
+    s = max(applicable, key=lambda s: s.effective_from)
+    return fee_vnd(pages, first_rate=s.first_rate, later_rate=s.later_rate, first_pages=s.first_pages, cap=s.cap)
 
 
 def book_name(seq: int, year: int) -> str:

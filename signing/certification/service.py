@@ -30,7 +30,7 @@ from config.schema import AgencySettings, CertificationAuthoritySettings, Certif
 from core.errors import ConfigError, FieldError, ValidationError
 from monitoring.metrics import CertificationMetrics
 from signing.certification import stamp
-from signing.certification.books import VN_TZ, Book, Books, Entry, NewEntry, RemoteWait, books_path, fee_vnd
+from signing.certification.books import VN_TZ, Book, Books, Entry, NewEntry, RemoteWait, books_path, fee_on
 from signing.certification.errors import BadState, CertificationError
 from signing.certification.verify import unchanged_since
 from signing.errors import SigningError
@@ -207,7 +207,8 @@ class CertificationService:
         await asyncio.to_thread(stamp.block_position, scan, meta.stamp_position)  # before a number is taken
         start = time.perf_counter()
         books = self._books()
-        entry = await self._reserve(books, self._new_entry(auth, meta, pages, scan))
+        now = self.clock()
+        entry = await self._reserve(books, self._new_entry(auth, meta, pages, scan, now), now)
         final = await self._voiding(auth.code, entry, self._stamp_and_sign(agency, auth, certifier, meta, entry, scan))
         if final.status == "reserved":  # a certifier confirms the remote signature later (advance_waits)
             return final
@@ -229,10 +230,10 @@ class CertificationService:
                                               f"authority {auth.code} ({ids})")])
         return certifier
 
-    async def _reserve(self, books: Books, new: NewEntry) -> Entry:
+    async def _reserve(self, books: Books, new: NewEntry, now: datetime) -> Entry:
         """Takes the number. A request abandoned while the reservation commits in its thread still
         gets its entry voided (not left ``reserved`` until the next start)."""
-        reservation = asyncio.ensure_future(asyncio.to_thread(books.reserve, new, self.clock()))
+        reservation = asyncio.ensure_future(asyncio.to_thread(books.reserve, new, now))
         try:
             return await asyncio.shield(reservation)
         except asyncio.CancelledError:
@@ -274,9 +275,11 @@ class CertificationService:
         base = self.settings.public_base_url.rstrip("/")
         return f"{base}/v1/certifications/{entry.book_id}/{entry.cert_number}/pdf?token={entry.download_token}"
 
-    def _new_entry(self, auth: CertificationAuthoritySettings, meta: Metadata, pages: int, scan: bytes) -> NewEntry:
+    def _new_entry(self, auth: CertificationAuthoritySettings, meta: Metadata, pages: int, scan: bytes,
+                   now: datetime) -> NewEntry:
+        fee = fee_on(now.astimezone(VN_TZ).date(), pages, self.settings.fee_schedules)
         return NewEntry(auth.code, auth.name, meta.certifier_name, meta.certifier_title, meta.requester_name,
-                        meta.requester_id_no, meta.document_name, pages, fee_vnd(pages),
+                        meta.requester_id_no, meta.document_name, pages, fee,
                         paper_copies=meta.paper_copies, dossier_code=meta.dossier_code,
                         original_sha256=hashlib.sha256(scan).hexdigest())
 

@@ -81,6 +81,28 @@ def test_certifier_modes_load(tmp_path: Path) -> None:
     assert (b.signing_mode, b.key, b.certifiers[0].id) == ("both", "seal", "tp-01")
 
 
+@pytest.mark.parametrize(("schedules", "words"), [
+    ('effective_from = "2026-13-01"\n', "YYYY-MM-DD"),
+    ('effective_from = "2026-07-01"\ncap = -1\n', "0 or more"),
+    ('effective_from = "2026-07-01"\n[[certification.fee_schedules]]\neffective_from = "2026-07-01"\n', "same"),
+])
+def test_bad_fee_schedules_are_refused(tmp_path: Path, schedules: str, words: str) -> None:
+    """A fee schedule with a bad date, a negative amount, or two on one date is refused naming the key."""
+    f = tmp_path / "s.toml"
+    f.write_text(BASE + 'key = "seal"\nagencies = ["STP"]\n[[certification.fee_schedules]]\n' + schedules)
+    with pytest.raises(ConfigError) as exc:
+        load(f, environ={})
+    assert exc.value.key.startswith("certification.fee_schedules") and words in str(exc.value), str(exc.value)
+
+
+def test_fee_schedule_loads(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text(BASE + 'key = "seal"\nagencies = ["STP"]\n[[certification.fee_schedules]]\n'
+                 'effective_from = "2026-07-01"\nfirst_rate = 3000\n')
+    [s] = load(f, environ={}).certification.fee_schedules
+    assert (s.effective_from, s.first_rate, s.later_rate, s.cap) == ("2026-07-01", 3000, 1000, 200_000)
+
+
 def test_good_authority_loads_with_defaults(tmp_path: Path) -> None:
     """A valid authority loads; level B-T and mode authority by default."""
     f = tmp_path / "s.toml"
