@@ -109,9 +109,10 @@ def stamp_last_page(pdf: bytes, text: StampText, position: Position | None = Non
         raise BadDocument(f"cannot place the certification block: {exc}", field="file") from exc
 
 
-def block_position(pdf: bytes, position: Position | None = None) -> Position:
-    """Where the block goes on the last page; raises BadDocument when it does not fit there. Called
-    before a number is reserved, so a misplaced block never costs a number."""
+def inspect(pdf: bytes, position: Position | None = None) -> tuple[int, Position]:
+    """The scan's page count and where the block goes on its last page, from one read of the PDF;
+    raises BadDocument (unreadable, no page, or the block does not fit). Called before a number is
+    reserved, so a misplaced block never costs a number."""
     try:
         reader = PdfFileReader(BytesIO(pdf), strict=False)
         if reader.encrypted:
@@ -119,7 +120,7 @@ def block_position(pdf: bytes, position: Position | None = None) -> Position:
         count = int(reader.root["/Pages"]["/Count"])
         if count < 1:
             raise BadDocument("the scan has no page", field="file")
-        return _fit(_last_box(reader, count), position)
+        return count, _fit(_last_box(reader, count), position)
     except (PdfError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
         raise BadDocument(f"not a readable PDF: {exc}", field="file") from exc
 
