@@ -103,7 +103,9 @@ async def test_slow_loris_heads_are_cut_at_the_header_deadline(sandbox: Sandbox,
         served_while_held = sum(not t.done() for t in lorises)
         held = await asyncio.gather(*lorises)
     assert served_while_held > 0, "the lorises were gone before the ordinary request: nothing shown"
-    assert all(1.9 < s < 8 for s in held), held
+    # the daemon's clock starts when the handshake ends on its side, the client's a little later
+    # (open_connection returns after it): up to a few hundred ms less on a loaded machine
+    assert all(1.5 < s < 8 for s in held), held
 
 
 async def test_a_trickled_body_is_408_at_the_body_deadline(sandbox: Sandbox, pki: Pki, tmp_path: Path) -> None:
