@@ -272,7 +272,8 @@ _DEAD_JOB = {"type": "object", "properties": {
     "id": {"type": "string"}, "topic": {"enum": ["provincial", "receipt"]}, "key": {"type": "string"},
     "code": {"type": "string"}, "message": {"type": "string"}, "attempts": {"type": "integer"},
     "dead_at": {"type": "number"}, "created_at": {"type": "number"}, "replayed": {"type": "boolean"}}}
-_JOB_DL_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+_JOB_DL_ID = {"name": "id", "in": "path", "required": True, "schema": params.id_schema("sqlite"),
+              "examples": _id_examples("sqlite", "well formed, 404 unless a dead-lettered job has it")}
 
 
 def _job_paths() -> dict[str, Any]:
@@ -284,7 +285,9 @@ def _job_paths() -> dict[str, Any]:
                           **_errors(400, 401)}}},
         "/v1/jobs/dead-letters": {"get": {
             "summary": "Dead-lettered jobs, oldest first (payloads are never shown)", "security": _OPERATOR,
-            "parameters": [{"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+            "parameters": [{"name": "cursor", "in": "query", "schema": params.id_schema("sqlite"),
+                            "description": "The `next` of the previous page",
+                            "examples": _id_examples("sqlite", "well formed, 200 and a page")},
                            {"name": "topic", "in": "query", "schema": {"type": "string"}},
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                        "maximum": 1000}}],
