@@ -67,7 +67,7 @@ def _id(request: web.Request) -> str:
 async def list_dead(request: web.Request) -> web.Response:
     require_operator(request)
     limit = params.page_limit(request.query.get("limit"))
-    cursor = request.query.get("cursor") or None
+    cursor = request.query.get("cursor")  # "" is malformed, as in gateway.handlers
     if cursor is not None:
         cursor = params.dead_letter_id(cursor, "sqlite", "cursor")
     items, nxt = await request.app[JOBS].dead_letters(cursor, limit, request.query.get("topic") or None)

@@ -142,9 +142,10 @@ def _id_routes(dl_id: str) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("listing", ["/v1/dead-letters", "/v1/jobs/dead-letters"])
 async def test_dead_letter_cursor_is_bounded(gateway: Gateway, listing: str) -> None:
-    """``?cursor=`` takes the same ids: past 2^63-1 or not digits is 422 naming ``cursor``;
-    the largest id is a valid cursor (an empty page)."""
-    for cursor in (TOO_BIG, str(2**63), "abc", "-5", "%C2%B2"):
+    """``?cursor=`` takes the same ids: past 2^63-1, not digits or empty is 422 naming ``cursor``
+    (an empty one was read as "from the start", so a pager that sent a null ``next`` back looped
+    for ever); the largest id is a valid cursor (an empty page)."""
+    for cursor in (TOO_BIG, str(2**63), "abc", "-5", "", "%C2%B2"):
         r = await gateway.client.get(URL(f"{listing}?cursor={cursor}", encoded=True),
                                      headers={"X-API-Key": OPERATOR_KEY})
         assert r.status == 422, (cursor, r.status, await r.text())
