@@ -28,7 +28,7 @@ from gateway import certification_results, verify_page
 from gateway.appkeys import ACCEPT, JOBS
 from gateway.auth import require_agency, require_operator, require_operator_or_agency
 from gateway.handlers import json_body
-from gateway.http_errors import HTTPProblem, refuse_encoded_body
+from gateway.http_errors import HTTPProblem, multipart_errors, refuse_encoded_body
 from gateway.signing_routes import SERVICE, _problem, _read_limited, read_pdf_request
 from monitoring.metrics import CertificationMetrics, Metrics
 from signing.certification.books import Entry
@@ -117,7 +117,11 @@ async def _read_request(request: web.Request, limit: int) -> tuple[Any, list[Fil
         raise HTTPProblem(415, "unsupported_media_type", "send multipart/form-data with a metadata and file parts")
     if request.content_length is not None and request.content_length > limit + _METADATA_LIMIT:
         raise HTTPProblem(413, "payload_too_large", f"the request is over the {limit}-byte limit")
-    reader = await request.multipart()
+    with multipart_errors():
+        return await _read_parts(await request.multipart(), limit)
+
+
+async def _read_parts(reader: aiohttp.MultipartReader, limit: int) -> tuple[Any, list[FilePart]]:
     raw: Any = None
     parts: list[FilePart] = []
     used = 0

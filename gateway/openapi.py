@@ -356,7 +356,7 @@ def _certification_paths() -> dict[str, Any]:
             "requestBody": {"required": True, "content": multipart},
             "responses": {"201": _resp("The record and pdf_url", {"type": "object", "properties": {
                 "record": _RECORD, "pdf_url": {"type": "string"}}}),
-                **_errors(401, 403, 413, 415, 422, 503)}}},
+                **_errors(400, 401, 403, 413, 415, 422, 503)}}},
         "/verify": {
             "get": {"summary": "The public verification page (HTML form, Vietnamese, no JavaScript)",
                     "responses": {"200": {"description": "HTML page",
@@ -367,7 +367,8 @@ def _certification_paths() -> dict[str, Any]:
                      "responses": {"200": {"description": "HTML page with the verdict",
                                            "content": {"text/html": {"schema": {"type": "string"}}}},
                                    "422": {"description": "HTML page: the file could not be read",
-                                           "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+                                           "content": {"text/html": {"schema": {"type": "string"}}}},
+                                   **_errors(400, 415)}}},
         "/v1/certifications/verify": {"post": {
             "summary": "Verify a certified copy (open, no key): hash, record status, signature, block, changes",
             "requestBody": {"required": True, "content": _PDF_IN},
@@ -376,7 +377,7 @@ def _certification_paths() -> dict[str, Any]:
                 "verdict": {"enum": ["valid", "invalid", "revoked", "unknown"]},
                 "reasons": {"type": "array", "items": {"type": "object"}},
                 "record": {"anyOf": [_RECORD, {"type": "null"}]}}}),
-                **_errors(413, 415, 422)}}},
+                **_errors(400, 413, 415, 422)}}},
         "/v1/certifications/{book_id}/{number}": {"parameters": [_BOOK, _NUMBER], "get": {
             "summary": "The public part of a certification record (open, no key)",
             "responses": {"200": _resp("The public record", _RECORD), **_errors(404)}}},
