@@ -449,7 +449,10 @@ def _payment_paths() -> dict[str, Any]:
                 **_errors(400, 401, 403, 413, 415, 422, 502, 503)}}},
         "/v1/payments/confirm": {"post": {
             "summary": "The payment platform's CONFIRM callback (authenticated by its MaXacThuc checksum)",
-            "requestBody": {"required": True, "content": _json({"type": "object"})},
+            # any body: the protocol answers every callback 200 and refuses in band (MaLoi 99), so
+            # that the platform never retries a message the gateway will not take (spec §8.2)
+            "requestBody": {"required": False, "content": _json({
+                "description": "The CONFIRM message (spec §8.1); anything else is answered MaLoi 99"})},
             "responses": {"200": _resp("Always 200: MaLoi 00 processed, 99 rejected (payment-platform.md §8.2)",
                                        _ACK)}}},
         "/v1/payments/{MaThamChieu}": {"parameters": [_REF], "get": {
