@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,7 @@ from signing.service import utc_now
 CERTIFICATION = web.AppKey("certification_service", CertificationService)
 _METADATA_LIMIT = 64 * 1024
 _MAX_PARTS = 500
+_NUMBER = re.compile(r"[0-9]{1,9}")
 _STATUS: tuple[tuple[type[CertificationError], int], ...] = (
     (NotAllowed, 403), (NoSuchEntry, 404), (BookConflict, 409), (BadState, 409))
 
@@ -162,7 +164,7 @@ async def post_verify(request: web.Request) -> web.Response:
 
 def _key(request: web.Request) -> tuple[str, int]:
     raw = request.match_info["number"]
-    if not raw.isdigit() or len(raw) > 9:
+    if _NUMBER.fullmatch(raw) is None:  # not str.isdigit(): it takes "²" (int() then raises) and "١" (read as 1)
         raise HTTPProblem(404, "not_found", "no such certification", [FieldError("number", "expected a number")])
     return request.match_info["book_id"], int(raw)
 

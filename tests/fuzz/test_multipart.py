@@ -2,7 +2,8 @@
 verification, the /verify page) are the client's mistake: 400 ``malformed_multipart`` in the house
 shape, never a 500. schemathesis found them (issue 17): aiohttp's reader raises ``ValueError`` for
 a missing boundary and a protocol error for a broken part header from inside the handler, which
-the error middleware answered 500 and the log scrubber then reported as "answered 400"."""
+the error middleware answered 500 and the log scrubber then reported as "answered 400". And the
+certification number in the path is ASCII digits only."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from tests.fuzz.seal import seal_key
 from tests.harness import AGENCY_KEY, UNIT, Gateway, Sandbox, run_gateway, settings_for
@@ -43,3 +45,17 @@ async def test_a_malformed_multipart_body_is_400(gw: Gateway, content_type: str,
         assert r.status == 400, (route, r.status, await r.text())
         got = await r.json()
         assert got["error"] == "malformed_multipart" and set(got) == {"error", "message", "errors"}, got
+
+
+@pytest.mark.parametrize("number", ["%C2%B2", "%D9%A1", "0%C2%B2", "1234567890"],
+                         ids=["superscript-two", "arabic-one", "zero-superscript-two", "ten-digits"])
+async def test_a_certification_number_is_ascii_digits(gw: Gateway, number: str) -> None:
+    """``{number}`` of the certification routes is 1 to 9 ASCII digits, else 404 naming ``number``:
+    "²" passed ``str.isdigit()`` and made ``int()`` raise (a 500, found by the schemathesis hooks'
+    Unicode digits) and "١" was read as certification 1."""
+    for method, path in (("GET", "/v1/certifications/b/{}"), ("GET", "/v1/certifications/b/{}/pdf"),
+                         ("POST", "/v1/certifications/b/{}/revoke")):
+        r = await gw.client.request(method, URL(path.format(number), encoded=True), json={"reason": "x"},
+                                    headers={"X-API-Key": AGENCY_KEY})
+        assert r.status == 404, (method, path, r.status, await r.text())
+        assert [e["field"] for e in (await r.json())["errors"]] == ["number"]
