@@ -1,8 +1,11 @@
-"""schemathesis hooks for tests/gateway/test_openapi_fuzz.py, loaded by the ``schemathesis run`` it starts.
+"""schemathesis hooks for tests/fuzz/test_schemathesis.py, loaded by the ``schemathesis run`` it starts.
 
 - Every id and cursor at and past the 64-bit bounds (gateway.params.BOUNDARY_IDS) is an explicit
-  example of each route that takes one. The served document lists them all, but schemathesis
-  drops an example its schema rejects (2^64, 26 digits and -1 on SQLite), and those are the point.
+  example of each route that takes one (the portal's dead letters and the jobs'). The served
+  document lists them all, but schemathesis drops an example its schema rejects (2^64, 26 digits
+  and -1 on SQLite), and those are the point.
+- Every path parameter and number-like query parameter gets Unicode digits ("²", "١٢"), the trap
+  of a number check written with ``str.isdigit()``.
 - A well-formed dossier code is moved into the test agency's unit, a body's own well-formed code
   to the path's, and a body's 14-digit dates that are no real time (the schema gives their shape
   only) to one, so that fuzzed dossiers and progress get past 403 (another agency's unit), the
@@ -25,7 +28,13 @@ import schemathesis
 
 from gateway.dossier.code import code_problem
 from gateway.params import BOUNDARY_IDS
-from tests.harness import OPERATOR_KEY, UNIT
+from tests.harness import AGENCY_KEY, OPERATOR_KEY, UNIT
+
+#: Text that ``str.isdigit()`` takes and ``int()`` refuses ("²") or reads as another number ("١" is
+#: 1): the trap of a number check written with isdigit(). schemathesis' own negative strings
+#: rarely hold them, so every path parameter and every number-like query parameter gets them.
+UNICODE_DIGITS = ("²", "١٢", "0²")
+_NUMBER_QUERY = frozenset({"limit", "cursor", "period"})
 
 
 @schemathesis.hook
@@ -33,12 +42,30 @@ def before_add_examples(context: schemathesis.HookContext, examples: list[schema
     operation = context.operation
     if operation is None:
         return
+    examples.extend(_unicode_digit_cases(operation))
     key = {"X-API-Key": OPERATOR_KEY}  # schemathesis' auth is applied to the cases it generates only
     for value, _ in BOUNDARY_IDS.values():
-        if operation.path.startswith("/v1/dead-letters/{id}"):
+        if operation.path.startswith(("/v1/dead-letters/{id}", "/v1/jobs/dead-letters/{id}")):
             examples.append(operation.Case(path_parameters={"id": value}, headers=key))
-        elif operation.path == "/v1/dead-letters":
+        elif operation.path in ("/v1/dead-letters", "/v1/jobs/dead-letters"):
             examples.append(operation.Case(query={"cursor": value}, headers=key))
+
+
+def _unicode_digit_cases(operation: Any) -> list[schemathesis.Case]:
+    """One case per trap value, with every path parameter set to it, and one per number-like query
+    parameter, each with the key the operation's first security scheme names."""
+    security = operation.definition.raw.get("security") or [{}]
+    scheme = next(iter(security[0]), "")
+    headers = {"X-API-Key": OPERATOR_KEY if scheme.startswith("operator") else AGENCY_KEY} if scheme else {}
+    params = [(p.location.value, p.name) for p in operation.iter_parameters()]
+    path = [n for where, n in params if where == "path"]
+    query = [n for where, n in params if where == "query" and n in _NUMBER_QUERY]
+    cases = []
+    for value in UNICODE_DIGITS:
+        if path:
+            cases.append(operation.Case(path_parameters=dict.fromkeys(path, value), headers=headers))
+        cases += [operation.Case(query={n: value}, headers=headers) for n in query]
+    return cases
 
 
 @schemathesis.hook
