@@ -21,6 +21,12 @@ _MAINTENANCE = {"type": "object", "properties": {
     "since": {"type": ["string", "null"], "format": "date-time"}}}
 
 
+_READINESS = {"type": "object", "required": ["status", "lifecycle", "maintenance", "checks"], "properties": {
+    "status": {"type": "string"}, "lifecycle": {"type": "string"}, "maintenance": _MAINTENANCE,
+    "checks": {"type": "object", "additionalProperties": {
+        "type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}}}}
+
+
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
@@ -131,7 +137,7 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
                 "responses": {"202": _resp("Durable; will be delivered", {
                     "type": "object", "properties": {"event_id": {"type": "string"},
                                                      "sequence": {"type": "integer"}}}),
-                              **_errors(400, 401, 403, 409, 413, 415, 422, 503)},
+                              **_errors(400, 401, 403, 408, 409, 413, 415, 422, 503)},
             },
             "get": {
                 "summary": "Sync status of one dossier",
@@ -149,7 +155,7 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
                     {"type": "array", "items": {"$ref": "#/components/schemas/Progress"}, "minItems": 1}]})},
                 "responses": {"202": _resp("Durable", {"type": "object", "properties": {
                     "event_ids": {"type": "array", "items": {"type": "string"}}, "sequence": {"type": "integer"}}}),
-                              **_errors(400, 401, 403, 413, 415, 422, 503)},
+                              **_errors(400, 401, 403, 408, 413, 415, 422, 503)},
             },
         },
         "/v1/dead-letters": {"get": {
@@ -188,7 +194,7 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
                         "type": "object", "additionalProperties": False, "required": ["enabled"],
                         "properties": {"enabled": {"type": "boolean"},
                                        "reason": {"type": "string", "maxLength": 200}}}}}},
-                    "responses": {"200": _resp("The mode now", _MAINTENANCE), **_errors(400, 401, 415, 422)}},
+                    "responses": {"200": _resp("The mode now", _MAINTENANCE), **_errors(400, 401, 408, 413, 415, 422)}},
         },
         "/status": {"get": {
             "summary": "The operator's status page (HTML, Vietnamese or English, refreshes itself): sync "
@@ -205,11 +211,13 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
             "parameters": _KPI_PARAMS,
             "responses": {"200": _resp("The figures", _KPI), **_errors(400, 401, 403, 404, 422)},
         }},
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _resp("Alive")}}},
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _resp("Alive", {
+            "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}})}}},
         "/readyz": {"get": {"summary": "Readiness: cached sub-checks (2 s when passing, 30 s when failing); a "
                                        "portal outage is reported in the body, not failed",
-                            "responses": {"200": _resp("Accepting work"),
-                                          "503": _resp("Storage unusable, starting, draining or in maintenance")}}},
+                            "responses": {"200": _resp("Accepting work", _READINESS),
+                                          "503": _resp("Storage unusable, starting, draining or in maintenance "
+                                                       "(the same report, not the error shape)", _READINESS)}}},
         "/metrics": {"get": {"summary": "Prometheus metrics",
                              "responses": {"200": {"description": "text exposition format",
                                                    "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
@@ -389,7 +397,7 @@ def _certification_paths() -> dict[str, Any]:
             "requestBody": {"required": True, "content": _json({"type": "object", "required": ["reason"],
                                                                 "properties": {"reason": {"type": "string"}}})},
             "responses": {"200": _resp("The revoked public record", _RECORD),
-                          **_errors(400, 401, 403, 404, 409, 415, 422)}}},
+                          **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422)}}},
         "/v1/certification-books": {"get": {
             "summary": "Register books", "security": _OPERATOR,
             "parameters": [{"name": "authority", "in": "query", "required": False, "schema": {"type": "string"}}],
@@ -446,7 +454,7 @@ def _payment_paths() -> dict[str, Any]:
             "requestBody": {"required": True, "content": _json(_PAYMENT_REQUEST)},
             "responses": {"201": _resp("Created on the platform: send the citizen to UrlThanhToan", {
                 "type": "object", "properties": {"MaThamChieu": _TEXT, "UrlThanhToan": _TEXT, "state": _STATE}}),
-                **_errors(400, 401, 403, 413, 415, 422, 502, 503)}}},
+                **_errors(400, 401, 403, 408, 413, 415, 422, 502, 503)}}},
         "/v1/payments/confirm": {"post": {
             "summary": "The payment platform's CONFIRM callback (authenticated by its MaXacThuc checksum)",
             # any body: the protocol answers every callback 200 and refuses in band (MaLoi 99), so
