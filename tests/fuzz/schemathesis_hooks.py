@@ -21,6 +21,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +31,9 @@ import schemathesis
 from gateway.dossier.code import code_problem
 from gateway.params import BOUNDARY_IDS
 from tests.harness import AGENCY_KEY, OPERATOR_KEY, UNIT
+
+#: the environment variable through which the test hands its seeded identifiers (JSON) to the hooks
+SEEDS_ENV = "DVCGW_FUZZ_SEEDS"
 
 #: Text that ``str.isdigit()`` takes and ``int()`` refuses ("²") or reads as another number ("١" is
 #: 1): the trap of a number check written with isdigit(). schemathesis' own negative strings
@@ -43,6 +48,7 @@ def before_add_examples(context: schemathesis.HookContext, examples: list[schema
     if operation is None:
         return
     examples.extend(_unicode_digit_cases(operation))
+    examples.extend(_seeded_cases(operation))
     key = {"X-API-Key": OPERATOR_KEY}  # schemathesis' auth is applied to the cases it generates only
     for value, _ in BOUNDARY_IDS.values():
         if operation.path.startswith(("/v1/dead-letters/{id}", "/v1/jobs/dead-letters/{id}")):
@@ -51,12 +57,27 @@ def before_add_examples(context: schemathesis.HookContext, examples: list[schema
             examples.append(operation.Case(query={"cursor": value}, headers=key))
 
 
+def _key_for(operation: Any) -> dict[str, str]:
+    """The key of the operation's first security scheme (none for an open route)."""
+    security = operation.definition.raw.get("security") or [{}]
+    scheme = next(iter(security[0]), "")
+    return {"X-API-Key": OPERATOR_KEY if scheme.startswith("operator") else AGENCY_KEY} if scheme else {}
+
+
+def _seeded_cases(operation: Any) -> list[schemathesis.Case]:
+    """The test's seeded identifiers (``SEEDS_ENV``: a real payment reference) as examples of the
+    routes that take them, so those get past their 404."""
+    seeds = json.loads(os.environ.get(SEEDS_ENV, "{}"))
+    path = {p.name for p in operation.iter_parameters() if p.location.value == "path"}
+    if not path or not path <= set(seeds):
+        return []
+    return [operation.Case(path_parameters={n: seeds[n] for n in path}, headers=_key_for(operation))]
+
+
 def _unicode_digit_cases(operation: Any) -> list[schemathesis.Case]:
     """One case per trap value, with every path parameter set to it, and one per number-like query
     parameter, each with the key the operation's first security scheme names."""
-    security = operation.definition.raw.get("security") or [{}]
-    scheme = next(iter(security[0]), "")
-    headers = {"X-API-Key": OPERATOR_KEY if scheme.startswith("operator") else AGENCY_KEY} if scheme else {}
+    headers = _key_for(operation)
     params = [(p.location.value, p.name) for p in operation.iter_parameters()]
     path = [n for where, n in params if where == "path"]
     query = [n for where, n in params if where == "query" and n in _NUMBER_QUERY]
