@@ -23,6 +23,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from PIL import Image
 
 from adapters.national_portal import envelope as portal
@@ -33,14 +34,22 @@ from adapters.vnpt_receipts.codes import ISSUE, Verdict
 from adapters.vnpt_receipts.errors import ReceiptError, ReceiptUnsafeReply
 from adapters.vnpt_receipts.transport import SoapServices
 from config.schema import ReceiptsSettings
-from core.errors import GatewayError, PortalAuthFailed, PortalUnavailable
+from core.errors import GatewayError, PortalAuthFailed, PortalUnavailable, ValidationError
+from gateway import dossier, openapi
 from gateway.signing_routes import check_pdf
 from signing.certification import stamp
 from signing.certification.errors import CertificationError
+from signing.certification.service import parse_metadata
+from signing.engine import _JobFailed as JobFailed
+from signing.engine import open_writer
 from signing.errors import SigningError
+from signing.options import options_from_query, parse_options
 from tests.fakes.pdfs import one_page_pdf
 from tests.fakes.vnpt import ADMIN, SERVICE
+from tests.samples import sample_dossier, sample_progress
 
+DOSSIER_SCHEMA = {**openapi.document()["components"]["schemas"]["Dossier"], "$defs": openapi.document()[
+    "components"]["schemas"]}
 FAST = settings(max_examples=150, derandomize=True, database=None, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=40, derandomize=True, database=None, deadline=None,
@@ -389,3 +398,87 @@ def test_every_typed_error_is_in_the_tree() -> None:
     for cls in (PortalUnavailable, PortalAuthFailed, PaymentError, ReceiptError, SigningError, CertificationError):
         assert issubclass(cls, GatewayError)
 
+
+
+# ---------------------------------------------------------------- agency input at the edge
+
+
+def _mutated(base: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """``base`` with up to three top-level fields set to any JSON value or removed."""
+    keys = st.sampled_from(sorted(base)) | st.text(max_size=8)
+    near_valid = st.sampled_from(["", None, " ", "0", "1", "2", "20240315093000", "2024-03-15", "a" * 300])
+    change = st.tuples(keys, near_valid | st.text(max_size=12) | json_values | st.just(REMOVE))
+    return st.lists(change, max_size=3).map(lambda changes: _apply(base, changes))
+
+
+REMOVE = object()
+
+
+def _apply(base: dict[str, Any], changes: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes:
+        if value is REMOVE:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+M = "000.00.01.H55-240315-00012"
+
+
+@FAST
+@given(_mutated(sample_dossier(M)) | json_values)
+def test_an_accepted_snapshot_is_valid_by_the_published_schema(body: Any) -> None:
+    """The dossier validator takes a body or raises ValidationError, nothing else; and what it takes,
+    the served document's Dossier schema takes too (no accepted request the schema calls invalid)."""
+    try:
+        dossier.validate_snapshot(M, body)
+    except ValidationError:
+        return
+    Draft202012Validator(DOSSIER_SCHEMA).validate(body)
+
+
+@SLOW
+@given(st.lists(_mutated(sample_progress(M, 1)[0]), min_size=1, max_size=3) | json_values)
+def test_progress_is_taken_or_refused_with_a_validation_error(body: Any) -> None:
+    try:
+        dossier.validate_progress(M, body)
+    except ValidationError:
+        return
+
+
+@FAST
+@given(json_values | st.dictionaries(st.sampled_from(["key", "level", "certify", "reason", "location", "field",
+                                                      "page", "box", "x"]), json_values, max_size=5))
+def test_signing_options_are_taken_or_refused_with_a_validation_error(raw: Any) -> None:
+    """The signing options (JSON part or ?options=) and query options: SignOptions or a typed error."""
+    for parse in (parse_options, lambda r: options_from_query({str(k): str(v) for k, v in r.items()})
+                  if isinstance(r, dict) else parse_options(r)):
+        try:
+            parse(raw)
+        except (ValidationError, SigningError):
+            pass
+
+
+@FAST
+@given(json_values | _mutated({"authority_code": "000.00.99.H55", "certifier_name": "Nguyễn Thử",
+                                "certifier_title": "Công chức", "requester_name": "Trần Thử",
+                                "requester_id_no": "079199000001", "document_name": "Giấy khai sinh",
+                                "paper_copies": 1, "stamp_position": {"x": 10, "y": 10}}))
+def test_certification_metadata_is_taken_or_refused_with_a_validation_error(raw: Any) -> None:
+    try:
+        parse_metadata(raw)
+    except ValidationError:
+        pass
+
+
+@SLOW
+@given(pdf_mutations)
+def test_the_signing_worker_opens_a_pdf_or_refuses_it_as_invalid(data: bytes) -> None:
+    """pyHanko's reader behind the signing worker: a writer, or the worker's invalid_pdf failure
+    (which the service turns into BadPdf), never a pyHanko or Python exception."""
+    try:
+        open_writer(data)
+    except JobFailed as exc:
+        assert exc.code == "invalid_pdf"
