@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
@@ -29,7 +30,7 @@ from gateway import certification_results, verify_page
 from gateway.appkeys import ACCEPT, JOBS
 from gateway.auth import AUTHORITIES, forbid, require_agency, require_operator, require_operator_or_agency
 from gateway.handlers import json_body
-from gateway.http_errors import HTTPProblem, refuse_encoded_body
+from gateway.http_errors import HTTPProblem, multipart_errors, refuse_encoded_body
 from gateway.signing_routes import SERVICE, _problem, _read_limited, read_pdf_request
 from monitoring.metrics import CertificationMetrics, Metrics
 from signing.certification.books import Entry
@@ -42,6 +43,7 @@ from signing.service import utc_now
 CERTIFICATION = web.AppKey("certification_service", CertificationService)
 _METADATA_LIMIT = 64 * 1024
 _MAX_PARTS = 500
+_NUMBER = re.compile(r"[0-9]{1,9}")
 _STATUS: tuple[tuple[type[CertificationError], int], ...] = (
     (NotAllowed, 403), (NoSuchEntry, 404), (BookConflict, 409), (BadState, 409))
 
@@ -127,7 +129,11 @@ async def _read_request(request: web.Request, limit: int) -> tuple[Any, list[Fil
         raise HTTPProblem(415, "unsupported_media_type", "send multipart/form-data with a metadata and file parts")
     if request.content_length is not None and request.content_length > limit + _METADATA_LIMIT:
         raise HTTPProblem(413, "payload_too_large", f"the request is over the {limit}-byte limit")
-    reader = await request.multipart()
+    with multipart_errors():
+        return await _read_parts(await request.multipart(), limit)
+
+
+async def _read_parts(reader: aiohttp.MultipartReader, limit: int) -> tuple[Any, list[FilePart]]:
     raw: Any = None
     parts: list[FilePart] = []
     used = 0
@@ -168,7 +174,7 @@ async def post_verify(request: web.Request) -> web.Response:
 
 def _key(request: web.Request) -> tuple[str, int]:
     raw = request.match_info["number"]
-    if not raw.isdigit() or len(raw) > 9:
+    if _NUMBER.fullmatch(raw) is None:  # not str.isdigit(): it takes "²" (int() then raises) and "١" (read as 1)
         raise HTTPProblem(404, "not_found", "no such certification", [FieldError("number", "expected a number")])
     return request.match_info["book_id"], int(raw)
 

@@ -194,7 +194,7 @@ def _dead_letter_id(request: web.Request) -> str:
 async def list_dead_letters(request: web.Request) -> web.Response:
     require_operator(request)
     limit = params.page_limit(request.query.get("limit"))
-    cursor = request.query.get("cursor") or None
+    cursor = request.query.get("cursor")  # "" is malformed: a pager that sent a null `next` starts over
     if cursor is not None:
         cursor = params.dead_letter_id(cursor, request.app[SETTINGS].queue.backend, "cursor")
     page = await request.app[QUEUE].dead_letters(cursor, limit)

@@ -10,9 +10,11 @@ refusal for a limit ``"limit"`` (gateway/auth.py, gateway/limits.py).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from core.errors import FieldError
 
@@ -56,3 +58,17 @@ def refuse_encoded_body(request: web.Request) -> None:
         raise HTTPProblem(415, "unsupported_media_type",
                           f"Content-Encoding {other[0][:20]!r} is not accepted; send the body uncompressed "
                           f"(Content-Encoding absent or identity)")
+
+
+@contextmanager
+def multipart_errors() -> Iterator[None]:
+    """Around reading a multipart body: aiohttp's reader raises ``ValueError`` (no or a bad
+    boundary, a bad part Content-Length, a body that does not follow its boundary) and protocol
+    errors (a broken part header) from inside the handler. Those are the client's mistake: 400
+    ``malformed_multipart``, not a 500 (which the log then called a 400; schemathesis, issue 17)."""
+    try:
+        yield
+    except (ValueError, HttpProcessingError) as exc:
+        raise HTTPProblem(400, "malformed_multipart",
+                          f"the multipart body cannot be read ({type(exc).__name__}); send multipart/form-data "
+                          "with a boundary and well-formed parts") from exc

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from core.errors import FieldError
 from gateway import params
 from gateway.appkeys import CLOCK, JOBS, METRICS, SETTINGS
 from gateway.auth import require_operator
@@ -61,18 +60,16 @@ async def counts(request: web.Request) -> web.Response:
 
 
 def _id(request: web.Request) -> str:
-    job_id = request.match_info["id"]
-    if not job_id.isdigit():
-        raise HTTPProblem(422, "validation_failed", "a job id is a number", [FieldError("id", "expected digits")])
-    return job_id
+    """The path's job id: the jobs' file is SQLite, so the dead-letter ids' rule (gateway.params)."""
+    return params.dead_letter_id(request.match_info["id"], "sqlite")
 
 
 async def list_dead(request: web.Request) -> web.Response:
     require_operator(request)
     limit = params.page_limit(request.query.get("limit"))
-    cursor = request.query.get("cursor") or None
-    if cursor is not None and not cursor.isdigit():
-        raise HTTPProblem(422, "validation_failed", "bad cursor", [FieldError("cursor", "expected digits")])
+    cursor = request.query.get("cursor")  # "" is malformed, as in gateway.handlers
+    if cursor is not None:
+        cursor = params.dead_letter_id(cursor, "sqlite", "cursor")
     items, nxt = await request.app[JOBS].dead_letters(cursor, limit, request.query.get("topic") or None)
     return web.json_response({"items": [d.as_json() for d in items], "next": nxt})
 

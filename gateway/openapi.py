@@ -23,6 +23,12 @@ _MAINTENANCE = {"type": "object", "properties": {
     "since": {"type": ["string", "null"], "format": "date-time"}}}
 
 
+_READINESS = {"type": "object", "required": ["status", "lifecycle", "maintenance", "checks"], "properties": {
+    "status": {"type": "string"}, "lifecycle": {"type": "string"}, "maintenance": _MAINTENANCE,
+    "checks": {"type": "object", "additionalProperties": {
+        "type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}}}}
+
+
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
@@ -133,7 +139,7 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
                 "responses": {"202": _resp("Durable; will be delivered", {
                     "type": "object", "properties": {"event_id": {"type": "string"},
                                                      "sequence": {"type": "integer"}}}),
-                              **_errors(400, 401, 403, 409, 413, 415, 422, 503)},
+                              **_errors(400, 401, 403, 408, 409, 413, 415, 422, 503)},
             },
             "get": {
                 "summary": "Sync status of one dossier",
@@ -151,7 +157,7 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
                     {"type": "array", "items": {"$ref": "#/components/schemas/Progress"}, "minItems": 1}]})},
                 "responses": {"202": _resp("Durable", {"type": "object", "properties": {
                     "event_ids": {"type": "array", "items": {"type": "string"}}, "sequence": {"type": "integer"}}}),
-                              **_errors(400, 401, 403, 413, 415, 422, 503)},
+                              **_errors(400, 401, 403, 408, 413, 415, 422, 503)},
             },
         },
         "/v1/dead-letters": {"get": {
@@ -190,7 +196,7 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
                         "type": "object", "additionalProperties": False, "required": ["enabled"],
                         "properties": {"enabled": {"type": "boolean"},
                                        "reason": {"type": "string", "maxLength": 200}}}}}},
-                    "responses": {"200": _resp("The mode now", _MAINTENANCE), **_errors(400, 401, 415, 422)}},
+                    "responses": {"200": _resp("The mode now", _MAINTENANCE), **_errors(400, 401, 408, 413, 415, 422)}},
         },
         "/v1/backup": {
             "post": {"summary": "A consistent copy of every SQLite file of the instance, taken while it runs "
@@ -216,11 +222,13 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
             "parameters": _KPI_PARAMS,
             "responses": {"200": _resp("The figures", _KPI), **_errors(400, 401, 403, 404, 422)},
         }},
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _resp("Alive")}}},
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _resp("Alive", {
+            "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}})}}},
         "/readyz": {"get": {"summary": "Readiness: cached sub-checks (2 s when passing, 30 s when failing); a "
                                        "portal outage is reported in the body, not failed",
-                            "responses": {"200": _resp("Accepting work"),
-                                          "503": _resp("Storage unusable, starting, draining or in maintenance")}}},
+                            "responses": {"200": _resp("Accepting work", _READINESS),
+                                          "503": _resp("Storage unusable, starting, draining or in maintenance "
+                                                       "(the same report, not the error shape)", _READINESS)}}},
         "/metrics": {"get": {"summary": "Prometheus metrics",
                              "responses": {"200": {"description": "text exposition format",
                                                    "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
@@ -283,7 +291,8 @@ _DEAD_JOB = {"type": "object", "properties": {
     "id": {"type": "string"}, "topic": {"enum": ["provincial", "receipt"]}, "key": {"type": "string"},
     "code": {"type": "string"}, "message": {"type": "string"}, "attempts": {"type": "integer"},
     "dead_at": {"type": "number"}, "created_at": {"type": "number"}, "replayed": {"type": "boolean"}}}
-_JOB_DL_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+_JOB_DL_ID = {"name": "id", "in": "path", "required": True, "schema": params.id_schema("sqlite"),
+              "examples": _id_examples("sqlite", "well formed, 404 unless a dead-lettered job has it")}
 
 
 def _job_paths() -> dict[str, Any]:
@@ -295,7 +304,9 @@ def _job_paths() -> dict[str, Any]:
                           **_errors(400, 401)}}},
         "/v1/jobs/dead-letters": {"get": {
             "summary": "Dead-lettered jobs, oldest first (payloads are never shown)", "security": _OPERATOR,
-            "parameters": [{"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+            "parameters": [{"name": "cursor", "in": "query", "schema": params.id_schema("sqlite"),
+                            "description": "The `next` of the previous page",
+                            "examples": _id_examples("sqlite", "well formed, 200 and a page")},
                            {"name": "topic", "in": "query", "schema": {"type": "string"}},
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                        "maximum": 1000}}],
@@ -367,7 +378,7 @@ def _certification_paths() -> dict[str, Any]:
                 "202": _resp("The number is reserved; the certifier confirms the remote signature, and the "
                              "record (Location) then becomes valid, or void with the reason",
                              {"type": "object", "properties": {"record": _RECORD, "pdf_url": {"type": "string"}}}),
-                **_errors(401, 403, 413, 415, 422, 503)}}},
+                **_errors(400, 401, 403, 413, 415, 422, 503)}}},
         "/verify": {
             "get": {"summary": "The public verification page (HTML form, Vietnamese, no JavaScript)",
                     "responses": {"200": {"description": "HTML page",
@@ -378,7 +389,8 @@ def _certification_paths() -> dict[str, Any]:
                      "responses": {"200": {"description": "HTML page with the verdict",
                                            "content": {"text/html": {"schema": {"type": "string"}}}},
                                    "422": {"description": "HTML page: the file could not be read",
-                                           "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+                                           "content": {"text/html": {"schema": {"type": "string"}}}},
+                                   **_errors(400, 415)}}},
         "/v1/certifications/verify": {"post": {
             "summary": "Verify a certified copy (open, no key): hash, record status, signature, block, changes",
             "requestBody": {"required": True, "content": _PDF_IN},
@@ -387,7 +399,7 @@ def _certification_paths() -> dict[str, Any]:
                 "verdict": {"enum": ["valid", "invalid", "revoked", "unknown"]},
                 "reasons": {"type": "array", "items": {"type": "object"}},
                 "record": {"anyOf": [_RECORD, {"type": "null"}]}}}),
-                **_errors(413, 415, 422)}}},
+                **_errors(400, 413, 415, 422)}}},
         "/v1/certifications/{book_id}/{number}": {"parameters": [_BOOK, _NUMBER], "get": {
             "summary": "The public part of a certification record (open, no key)",
             "responses": {"200": _resp("The public record", _RECORD), **_errors(404)}}},
@@ -399,7 +411,7 @@ def _certification_paths() -> dict[str, Any]:
             "requestBody": {"required": True, "content": _json({"type": "object", "required": ["reason"],
                                                                 "properties": {"reason": {"type": "string"}}})},
             "responses": {"200": _resp("The revoked public record", _RECORD),
-                          **_errors(400, 401, 403, 404, 409, 415, 422)}}},
+                          **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422)}}},
         "/v1/certification-books": {"get": {
             "summary": "Register books", "security": _OPERATOR,
             "parameters": [{"name": "authority", "in": "query", "required": False, "schema": {"type": "string"}}],
@@ -456,10 +468,13 @@ def _payment_paths() -> dict[str, Any]:
             "requestBody": {"required": True, "content": _json(_PAYMENT_REQUEST)},
             "responses": {"201": _resp("Created on the platform: send the citizen to UrlThanhToan", {
                 "type": "object", "properties": {"MaThamChieu": _TEXT, "UrlThanhToan": _TEXT, "state": _STATE}}),
-                **_errors(400, 401, 403, 413, 415, 422, 502, 503)}}},
+                **_errors(400, 401, 403, 408, 413, 415, 422, 502, 503)}}},
         "/v1/payments/confirm": {"post": {
             "summary": "The payment platform's CONFIRM callback (authenticated by its MaXacThuc checksum)",
-            "requestBody": {"required": True, "content": _json({"type": "object"})},
+            # any body: the protocol answers every callback 200 and refuses in band (MaLoi 99), so
+            # that the platform never retries a message the gateway will not take (spec §8.2)
+            "requestBody": {"required": False, "content": _json({
+                "description": "The CONFIRM message (spec §8.1); anything else is answered MaLoi 99"})},
             "responses": {"200": _resp("Always 200: MaLoi 00 processed, 99 rejected (payment-platform.md §8.2)",
                                        _ACK)}}},
         "/v1/payments/{MaThamChieu}": {"parameters": [_REF], "get": {

@@ -25,7 +25,7 @@ from aiohttp import web
 from config.schema import Settings
 from core.errors import FieldError, ValidationError
 from gateway.auth import SIGNING_KEYS, forbid, require_agency
-from gateway.http_errors import HTTPProblem, refuse_encoded_body
+from gateway.http_errors import HTTPProblem, multipart_errors, refuse_encoded_body
 from monitoring.metrics import Metrics, SigningMetrics
 from monitoring.tracing import trace_config
 from signing.errors import BadPdf, KeyNotAllowed, PdfTooLarge, SigningError, SigningUnavailable
@@ -163,16 +163,17 @@ async def read_pdf_request(request: web.Request, limit: int) -> tuple[bytes, Any
 
 
 async def _read_multipart(request: web.Request, limit: int) -> tuple[bytes, Any | None]:
-    reader = await request.multipart()
     pdf: bytes | None = None
     options: Any | None = None
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, aiohttp.BodyPartReader):
-            continue
-        if part.name == "options":
-            options = _json_part(await _read_limited(part, _OPTIONS_LIMIT, "the options part"))
-        elif part.name in ("file", "pdf"):
-            pdf = await _read_limited(part, limit, "the PDF")
+    with multipart_errors():
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, aiohttp.BodyPartReader):
+                continue
+            if part.name == "options":
+                options = _json_part(await _read_limited(part, _OPTIONS_LIMIT, "the options part"))
+            elif part.name in ("file", "pdf"):
+                pdf = await _read_limited(part, limit, "the PDF")
     if pdf is None:
         raise ValidationError([FieldError("file", "a multipart part named 'file' with the PDF is required")])
     return check_pdf(pdf), options

@@ -207,13 +207,15 @@ def has_result(reply: Mapping[str, Any]) -> bool:
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """``Retry-After`` in seconds from now (RFC 9110: delta-seconds or HTTP-date), or None.
 
-    ``now`` is the wall clock (epoch seconds). A date in the past gives 0; garbage gives None.
+    ``now`` is the wall clock (epoch seconds). A date in the past gives 0; garbage gives None, and
+    so do more than 10 digits (over 300 years). ASCII digits only: ``str.isdigit()`` also takes "²",
+    which ``int()`` refuses, and 400 nines overflowed ``float()``, each a foreign exception.
     """
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(int(text))
+    if text.isascii() and text.isdigit():
+        return float(int(text)) if len(text) <= 10 else None
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

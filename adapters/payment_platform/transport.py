@@ -58,5 +58,7 @@ async def _read(resp: aiohttp.ClientResponse, operation: str) -> bytes:
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` in seconds: 1 to 10 ASCII digits, else None (``str.isdigit()`` took "²", which
+    ``float()`` refuses: a ValueError out of the adapter)."""
     value = headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    return float(value) if value.isascii() and value.isdigit() and len(value) <= 10 else None

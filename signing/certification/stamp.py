@@ -159,8 +159,10 @@ def images_to_pdf(images: list[bytes]) -> bytes:
             im = Image.open(BytesIO(data))
             if im.format not in ("JPEG", "PNG"):
                 raise BadDocument(f"file part {i + 1} is {im.format}, expected JPEG or PNG", field=f"file[{i}]")
+            im.load()  # decode here: a truncated image otherwise raised OSError later, in save()
             pages.append(im.convert("RGB") if im.mode not in ("RGB", "L") else im)
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:  # a header claiming
+            # more than twice Pillow's MAX_IMAGE_PIXELS raises DecompressionBombError, not an OSError
             raise BadDocument(f"file part {i + 1} is not a JPEG or PNG image", field=f"file[{i}]") from exc
     if not pages:
         raise BadDocument("no page given", field="file")

@@ -102,6 +102,10 @@ NOW = 1_700_000_000.0
         ("soon", None),
         ("-5", None),
         ("1.5", None),
+        ("²", None),  # str.isdigit() took it and int() raised (Hypothesis, tests/fuzz)
+        ("9" * 400, None),  # float() overflowed
+        ("1" * 5000, None),  # past int()'s digit limit
+        ("9999999999", 9999999999.0),
     ],
 )
 def test_retry_after_delta_seconds_or_http_date(value: str | None, expected: float | None) -> None:

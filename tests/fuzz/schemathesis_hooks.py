@@ -1,8 +1,11 @@
-"""schemathesis hooks for tests/gateway/test_openapi_fuzz.py, loaded by the ``schemathesis run`` it starts.
+"""schemathesis hooks for tests/fuzz/test_schemathesis.py, loaded by the ``schemathesis run`` it starts.
 
 - Every id and cursor at and past the 64-bit bounds (gateway.params.BOUNDARY_IDS) is an explicit
-  example of each route that takes one. The served document lists them all, but schemathesis
-  drops an example its schema rejects (2^64, 26 digits and -1 on SQLite), and those are the point.
+  example of each route that takes one (the portal's dead letters and the jobs'). The served
+  document lists them all, but schemathesis drops an example its schema rejects (2^64, 26 digits
+  and -1 on SQLite), and those are the point.
+- Every path parameter and number-like query parameter gets Unicode digits ("²", "١٢"), the trap
+  of a number check written with ``str.isdigit()``.
 - A well-formed dossier code is moved into the test agency's unit, a body's own well-formed code
   to the path's, and a body's 14-digit dates that are no real time (the schema gives their shape
   only) to one, so that fuzzed dossiers and progress get past 403 (another agency's unit), the
@@ -18,6 +21,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +30,16 @@ import schemathesis
 
 from gateway.dossier.code import code_problem
 from gateway.params import BOUNDARY_IDS
-from tests.harness import OPERATOR_KEY, UNIT
+from tests.harness import AGENCY_KEY, OPERATOR_KEY, UNIT
+
+#: the environment variable through which the test hands its seeded identifiers (JSON) to the hooks
+SEEDS_ENV = "DVCGW_FUZZ_SEEDS"
+
+#: Text that ``str.isdigit()`` takes and ``int()`` refuses ("²") or reads as another number ("١" is
+#: 1): the trap of a number check written with isdigit(). schemathesis' own negative strings
+#: rarely hold them, so every path parameter and every number-like query parameter gets them.
+UNICODE_DIGITS = ("²", "١٢", "0²")
+_NUMBER_QUERY = frozenset({"limit", "cursor", "period"})
 
 
 @schemathesis.hook
@@ -33,12 +47,46 @@ def before_add_examples(context: schemathesis.HookContext, examples: list[schema
     operation = context.operation
     if operation is None:
         return
+    examples.extend(_unicode_digit_cases(operation))
+    examples.extend(_seeded_cases(operation))
     key = {"X-API-Key": OPERATOR_KEY}  # schemathesis' auth is applied to the cases it generates only
     for value, _ in BOUNDARY_IDS.values():
-        if operation.path.startswith("/v1/dead-letters/{id}"):
+        if operation.path.startswith(("/v1/dead-letters/{id}", "/v1/jobs/dead-letters/{id}")):
             examples.append(operation.Case(path_parameters={"id": value}, headers=key))
-        elif operation.path == "/v1/dead-letters":
+        elif operation.path in ("/v1/dead-letters", "/v1/jobs/dead-letters"):
             examples.append(operation.Case(query={"cursor": value}, headers=key))
+
+
+def _key_for(operation: Any) -> dict[str, str]:
+    """The key of the operation's first security scheme (none for an open route)."""
+    security = operation.definition.raw.get("security") or [{}]
+    scheme = next(iter(security[0]), "")
+    return {"X-API-Key": OPERATOR_KEY if scheme.startswith("operator") else AGENCY_KEY} if scheme else {}
+
+
+def _seeded_cases(operation: Any) -> list[schemathesis.Case]:
+    """The test's seeded identifiers (``SEEDS_ENV``: a real payment reference) as examples of the
+    routes that take them, so those get past their 404."""
+    seeds = json.loads(os.environ.get(SEEDS_ENV, "{}"))
+    path = {p.name for p in operation.iter_parameters() if p.location.value == "path"}
+    if not path or not path <= set(seeds):
+        return []
+    return [operation.Case(path_parameters={n: seeds[n] for n in path}, headers=_key_for(operation))]
+
+
+def _unicode_digit_cases(operation: Any) -> list[schemathesis.Case]:
+    """One case per trap value, with every path parameter set to it, and one per number-like query
+    parameter, each with the key the operation's first security scheme names."""
+    headers = _key_for(operation)
+    params = [(p.location.value, p.name) for p in operation.iter_parameters()]
+    path = [n for where, n in params if where == "path"]
+    query = [n for where, n in params if where == "query" and n in _NUMBER_QUERY]
+    cases = []
+    for value in UNICODE_DIGITS:
+        if path:
+            cases.append(operation.Case(path_parameters=dict.fromkeys(path, value), headers=headers))
+        cases += [operation.Case(query={n: value}, headers=headers) for n in query]
+    return cases
 
 
 @schemathesis.hook
