@@ -130,25 +130,29 @@ async def test_exported_seals_verify_with_openssl_alone(world: World, sandbox: S
     first, last = export.export(conn, out, [world.root_pem])
     conn.close()
     assert first == 1 and last > 3
-    folder = tmp_path / "unpacked"
+    _check_archive_with_openssl(out, tmp_path / "unpacked")
+
+
+def _run(cwd: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, timeout=30)
+
+
+def _check_archive_with_openssl(out: Path, folder: Path) -> None:
     with tarfile.open(out) as tar:
         tar.extractall(folder, filter="data")
     root = (folder / "stamps" / "1.root").read_text().strip()
-    ts = subprocess.run(["openssl", "ts", "-verify", "-digest", root, "-token_in", "-in", "stamps/1.tst",
-                         "-CAfile", "certs/roots.pem", "-untrusted", "certs/chain.pem"],
-                        cwd=folder, capture_output=True, text=True, timeout=30)
+    ts = _run(folder, "openssl", "ts", "-verify", "-digest", root, "-token_in", "-in", "stamps/1.tst",
+              "-CAfile", "certs/roots.pem", "-untrusted", "certs/chain.pem")
     assert ts.returncode == 0 and "Verification: OK" in ts.stdout, ts.stdout + ts.stderr
     for sid in (1, 2, 3):
-        sig = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", f"seals/{sid}.p7s",
-                              "-content", f"seals/{sid}.statement.json", "-CAfile", "certs/roots.pem",
-                              "-certfile", "certs/chain.pem", "-purpose", "any", "-out", "/dev/null"],
-                             cwd=folder, capture_output=True, text=True, timeout=30)
+        sig = _run(folder, "openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", f"seals/{sid}.p7s",
+                   "-content", f"seals/{sid}.statement.json", "-CAfile", "certs/roots.pem",
+                   "-certfile", "certs/chain.pem", "-purpose", "any", "-out", "/dev/null")
         assert sig.returncode == 0, sig.stderr
-    chain = subprocess.run([sys.executable, "verify_chain.py"], cwd=folder, capture_output=True, text=True, timeout=30)
+    chain = _run(folder, sys.executable, "verify_chain.py")
     assert chain.returncode == 0 and "OK: records 1.." in chain.stdout, chain.stdout + chain.stderr
-    bad = subprocess.run(["openssl", "ts", "-verify", "-digest", "00" * 32, "-token_in", "-in", "stamps/1.tst",
-                          "-CAfile", "certs/roots.pem", "-untrusted", "certs/chain.pem"],
-                         cwd=folder, capture_output=True, text=True, timeout=30)
+    bad = _run(folder, "openssl", "ts", "-verify", "-digest", "00" * 32, "-token_in", "-in", "stamps/1.tst",
+               "-CAfile", "certs/roots.pem", "-untrusted", "certs/chain.pem")
     assert bad.returncode != 0  # the check can fail: another digest is refused
 
 
@@ -204,7 +208,7 @@ async def test_full_bodies_are_encrypted_at_rest(world: World, sandbox: Sandbox,
         body = sample_dossier(M.format(1))
         assert (await a.gw.put(M.format(1), body)).status == 202
         await a.log.flush()
-        assert "BodyCipher(<key hidden>)" == repr(a.log.store._cipher)  # noqa: SLF001
+        assert "BodyCipher(<key hidden>)" == repr(a.log.store._cipher)
     raw = b"".join(p.read_bytes() for p in a.path.parent.glob(a.path.name + "*"))
     assert body["SoGiayToChuHoSo"].encode() not in raw and BODY_KEY.encode() not in raw
     conn = sqlite3.connect(a.path)
