@@ -186,8 +186,8 @@ def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
         settings = app[SETTINGS]
         timeout = aiohttp.ClientTimeout(total=settings.portal.timeout)
         connector = aiohttp.TCPConnector(limit=settings.portal.max_concurrency * 2)
-        traced = message_log.counterpart_traces(app, PORTAL)  # latency per service; 429s counted as throttled
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector, trace_configs=traced) as session:
+        # latency per service (429s counted as throttled), and the message log's records
+        async with message_log.counterpart_session(app, PORTAL, timeout=timeout, connector=connector) as session:
             portal = portal_client(settings.portal, session, metrics=app[METRICS])
             codes = CodeMapper.from_settings(settings, portal.lookup, clock=app[CLOCK])
             await codes.start()
@@ -227,8 +227,7 @@ async def _provincial_ctx(app: web.Application) -> AsyncIterator[None]:
     """The provincial system's client and its session (latency on the ``provincial`` trace hooks).
     Registered before the jobs, so that the session closes only after their worker stopped."""
     settings = app[SETTINGS].provincial
-    traced = message_log.counterpart_traces(app, PROVINCIAL, operation="dossier")
-    async with aiohttp.ClientSession(trace_configs=traced) as session:
+    async with message_log.counterpart_session(app, PROVINCIAL, operation="dossier") as session:
         app[PROVINCIAL_CLIENT] = ProvincialClient(settings, session)
         yield
 

@@ -4,8 +4,8 @@
   ``cleanup_ctx``, closed last, after every session that records into it), the middleware that
   records accepted agency requests and callbacks and refuses agency writes while sealing is overdue
   (``[audit] halt_after_unsealed``), and, after signing started, the :class:`~audit.log.Sealer`.
-* :func:`counterpart_traces` is the one place every counterpart session gets its trace hooks:
-  latency metrics, and, with the log on, the exchange's record.
+* :func:`counterpart_session` is the one place every counterpart's session is made: latency
+  hooks, and, with the log on, the exchange's record (its trace hooks and teed response class).
 * :func:`add_readiness` adds the ``audit`` check to /readyz: it fails with the reason while halted.
 """
 
@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from audit.log import AuditLog, Sealer
-from audit.trace import audit_trace_config
+from audit.trace import AuditedResponse, audit_trace_config
 from config.schema import Settings
 from gateway.appkeys import CLOCK, METRICS, READINESS, SETTINGS
 from gateway.auth import AGENCY, identify
@@ -89,6 +89,15 @@ def counterpart_traces(app: web.Application, counterpart: str, *,
     if audit is not None:
         traced.append(audit_trace_config(audit, counterpart, operation=operation))
     return traced
+
+
+def counterpart_session(app: web.Application, counterpart: str, *, operation: str = "request",
+                        **kw: Any) -> aiohttp.ClientSession:
+    """The ``ClientSession`` of a counterpart (``kw``: timeout, connector …): its trace hooks and,
+    with the log on, the teed response class whose bodies the log records."""
+    if AUDIT in app:
+        kw["response_class"] = AuditedResponse
+    return aiohttp.ClientSession(trace_configs=counterpart_traces(app, counterpart, operation=operation), **kw)
 
 
 def halt_reason(app: web.Application) -> str:
