@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -21,14 +21,14 @@ FIELDS = ("at", "client", "kind", "operation", "prev", "request_sha256", "respon
           "status")
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """What the application records: one exchange, before it has a place in the chain.
 
     ``kind``: ``agency`` (an accepted agency request), ``counterpart`` (a call the gateway made and
     its answer), ``callback`` (a payment or remote-signer callback). ``status`` is the HTTP status
     answered or received (0: no answer came). The bodies are hashed off the event loop, on the
-store's thread, and kept (encrypted) only with ``[audit] bodies = "full"``.
+store's thread, and kept (encrypted) only with ``[audit] bodies = "full"``. A named tuple: it is
+made on the event loop for every exchange, and costs a third of a frozen dataclass.
     """
 
     at: float
@@ -71,11 +71,18 @@ def record_hash(fields: dict[str, Any]) -> str:
 
 def link(entry: Entry, seq: int, prev: str) -> Record:
     """The entry as record ``seq`` after ``prev``."""
+    return Record(*link_row(entry, seq, prev))
+
+
+def link_row(entry: Entry, seq: int, prev: str) -> tuple[Any, ...]:
+    """:func:`link`'s fields as a row in :class:`Record`'s order (the store's hot path: no object)."""
+    req, resp = sha256_hex(entry.request), sha256_hex(entry.response)
     fields: dict[str, Any] = {
-        "seq": seq, "at": entry.at, "kind": entry.kind, "client": entry.client, "server": entry.server,
-        "operation": entry.operation, "status": entry.status, "request_sha256": sha256_hex(entry.request),
-        "response_sha256": sha256_hex(entry.response), "prev": prev}
-    return Record(**fields, hash=record_hash(fields))
+        "at": entry.at, "client": entry.client, "kind": entry.kind, "operation": entry.operation, "prev": prev,
+        "request_sha256": req, "response_sha256": resp, "seq": seq, "server": entry.server, "status": entry.status}
+    digest = hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return (seq, entry.at, entry.kind, entry.client, entry.server, entry.operation, entry.status, req, resp, prev,
+            digest)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from audit.chain import GENESIS, Entry, Record, link
+from audit.chain import GENESIS, Entry, Record, link_row
 from core.filework import FileWorker
 from core.sqlitefile import Synchronous, open_private
 
@@ -118,15 +118,15 @@ class AuditStore(FileWorker):
         conn = self._connection()
         seq, prev = self.head.seq, self.head.hash
         rows = []
+        cipher = self._cipher
         for e in entries:
             seq += 1
-            r = link(e, seq, prev)
-            prev = r.hash
-            req = resp = None
-            if self._cipher is not None:
-                req, resp = self._cipher.seal(seq, "request", e.request), self._cipher.seal(seq, "response", e.response)
-            rows.append((r.seq, r.at, r.kind, r.client, r.server, r.operation, r.status, r.request_sha256,
-                         r.response_sha256, r.prev, r.hash, req, resp))
+            row = link_row(e, seq, prev)
+            prev = row[-1]
+            if cipher is None:
+                rows.append((*row, None, None))
+            else:
+                rows.append((*row, cipher.seal(seq, "request", e.request), cipher.seal(seq, "response", e.response)))
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(f"INSERT INTO records ({_RECORD_COLUMNS}, request_body, response_body) "
