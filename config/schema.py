@@ -1037,6 +1037,10 @@ class AuditSettings:
     seal_records: int = 10_000
     # records are written in batches: at most write_interval after being recorded
     write_interval: Duration = _D(0.05)
+    # the log file's PRAGMA synchronous: "normal" = a power loss may lose the newest batches (the
+    # chain stays whole; no fsync per batch competes with the store's group commit); "full" = each
+    # batch is on disk before the next
+    synchronous: Literal["full", "normal"] = "normal"
     # after this long without a successful seal, agency requests are refused (503) and /readyz
     # says why; 0 = never (a TSA outage must not stop the province unless the operator chose it)
     halt_after_unsealed: Duration = _D(0.0)

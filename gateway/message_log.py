@@ -49,7 +49,7 @@ def setup(app: web.Application, settings: Settings, clock: Callable[[], float]) 
     if not enabled(settings):
         return
     audit = AuditLog(settings.audit, settings.audit.file(settings.storage.path), AuditMetrics(app[METRICS]),
-                     clock=clock, synchronous=settings.storage.synchronous)
+                     clock=clock, synchronous=settings.audit.synchronous)
     app[AUDIT] = audit
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
