@@ -126,13 +126,12 @@ def _operation(ctx: SimpleNamespace, method: str, url: object, default: str) -> 
 def audit_trace_config(audit: AuditLog, counterpart: str, *, operation: str = "request") -> aiohttp.TraceConfig:
     config = aiohttp.TraceConfig()
 
-    async def on_start(session: aiohttp.ClientSession, ctx: SimpleNamespace,
-                       params: aiohttp.TraceRequestStartParams) -> None:
-        ctx.audit_body = []
-
     async def on_chunk(session: aiohttp.ClientSession, ctx: SimpleNamespace,
                        params: aiohttp.TraceRequestChunkSentParams) -> None:
-        ctx.audit_body.append(params.chunk)
+        sent = getattr(ctx, "audit_body", None)  # no on_request_start hook: one await less per request
+        if sent is None:
+            ctx.audit_body = sent = []
+        sent.append(params.chunk)
 
     async def on_end(session: aiohttp.ClientSession, ctx: SimpleNamespace,
                      params: aiohttp.TraceRequestEndParams) -> None:
@@ -154,7 +153,6 @@ def audit_trace_config(audit: AuditLog, counterpart: str, *, operation: str = "r
         audit.record("counterpart", "dvcgw", counterpart, _operation(ctx, params.method, params.url, operation),
                      status, b"".join(getattr(ctx, "audit_body", ())), b"")
 
-    config.on_request_start.append(on_start)
     config.on_request_chunk_sent.append(on_chunk)
     config.on_request_end.append(on_end)
     config.on_request_exception.append(on_exception)

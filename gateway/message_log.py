@@ -25,7 +25,7 @@ from gateway.auth import AGENCY, identify
 from gateway.http_errors import json_error
 from gateway.middleware import Handler
 from gateway.requestlog import route_template
-from monitoring.metrics import AuditMetrics
+from monitoring.metrics import AuditMetrics, Metrics
 from monitoring.tracing import trace_config
 
 AUDIT = web.AppKey("audit_log", AuditLog)
@@ -81,10 +81,11 @@ def sealer_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     return ctx
 
 
-def counterpart_traces(app: web.Application, counterpart: str, *,
-                       operation: str = "request") -> list[aiohttp.TraceConfig]:
-    """The trace hooks of a counterpart's ``ClientSession``: latency, and the message log's record."""
-    traced = [trace_config(app[METRICS], counterpart, operation=operation)]
+def counterpart_traces(app: web.Application, counterpart: str, *, operation: str = "request",
+                       metrics: Metrics | None = None) -> list[aiohttp.TraceConfig]:
+    """The trace hooks of a counterpart's ``ClientSession``: latency (on ``metrics``, default the
+    app's), and the message log's record."""
+    traced = [trace_config(metrics if metrics is not None else app[METRICS], counterpart, operation=operation)]
     audit = app.get(AUDIT)
     if audit is not None:
         traced.append(audit_trace_config(audit, counterpart, operation=operation))
@@ -92,12 +93,13 @@ def counterpart_traces(app: web.Application, counterpart: str, *,
 
 
 def counterpart_session(app: web.Application, counterpart: str, *, operation: str = "request",
-                        **kw: Any) -> aiohttp.ClientSession:
+                        metrics: Metrics | None = None, **kw: Any) -> aiohttp.ClientSession:
     """The ``ClientSession`` of a counterpart (``kw``: timeout, connector …): its trace hooks and,
     with the log on, the teed response class whose bodies the log records."""
     if AUDIT in app:
         kw["response_class"] = AuditedResponse
-    return aiohttp.ClientSession(trace_configs=counterpart_traces(app, counterpart, operation=operation), **kw)
+    traced = counterpart_traces(app, counterpart, operation=operation, metrics=metrics)
+    return aiohttp.ClientSession(trace_configs=traced, **kw)
 
 
 def halt_reason(app: web.Application) -> str:

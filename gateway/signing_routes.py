@@ -45,7 +45,7 @@ def setup_signing(app: web.Application, settings: Settings, instance_metrics: Me
     metrics = SigningMetrics(instance_metrics)
 
     async def signing_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with counterpart_session(app, "remote_signer") as session:
+        async with counterpart_session(app, "remote_signer", metrics=instance_metrics) as session:
             service = SigningService(settings.signing, settings.storage.path, metrics, session, clock)
             try:
                 await service.start()
