@@ -263,6 +263,8 @@ seal_key = "gw-seal"
 ''')
     assert main(["audit", "--config", str(conf), "verify"]) == 0
     assert main(["audit", "--config", str(conf), "verify", "--from", "2", "--to", "3"]) == 0
+    assert main(["audit", "--config", str(conf), "verify", "--from", "2000-01-01T00:00:00"]) == 0
+    assert main(["audit", "--config", str(conf), "verify", "--from", "yesterday"]) == 2  # a ConfigError
     assert main(["audit", "--config", str(conf), "export", "--out", str(tmp_path / "x.tar.gz")]) == 0
     conn = sqlite3.connect(a.path)
     conn.execute("UPDATE records SET status = 500 WHERE seq = 2")
