@@ -1025,6 +1025,8 @@ class AuditSettings:
     all (no records, no seals, nothing refused); "hash" = each record keeps the SHA-256 of the
     request and of the response; "full" = the bodies too, AES-256-GCM encrypted with ``key``."""
 
+    # "off" = no message log; "hash" = each record keeps both bodies' SHA-256; "full" = also the
+    # bodies, encrypted with key
     bodies: Literal["off", "hash", "full"] = "off"
     # the log's own SQLite file; "" = audit.sqlite3 beside [storage] path
     path: str = ""
