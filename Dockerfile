@@ -24,6 +24,7 @@ COPY signing signing
 COPY queues queues
 COPY config config
 COPY monitoring monitoring
+COPY audit audit
 # --no-deps: everything it needs is already in from the lock; the build backend comes from PyPI here
 RUN /opt/dvcgw/bin/pip install --no-cache-dir --no-deps . \
     && /opt/dvcgw/bin/python -m compileall -q /opt/dvcgw/lib \

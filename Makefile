@@ -33,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy core gateway adapters signing queues config monitoring
+	$(BIN)/mypy core gateway adapters signing queues config monitoring audit
 
 pytest: $(STAMP) wheelhouse
 	@bash scripts/test.sh

@@ -57,8 +57,6 @@ import os
 import random
 import re
 import shutil
-import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -82,6 +80,7 @@ from bench._procs import (
     wait_http,
     write_config,
 )
+from bench._slices import Tally, abba, block_costs, cpu_seconds, pause
 from bench.bench_gateway import reset_sandbox
 from gateway import dossier
 from monitoring.kpi import store
@@ -116,9 +115,6 @@ class Plan:
 QUICK = Plan(year=20_000, backlog=30_000, scrapes=10, warmup=3.0, slice=3.0, slices=4, kpi={"refresh_interval": "5s"})
 #: [kpi] refresh_interval's default, in seconds (config/schema.py KpiSettings)
 DEFAULT_REFRESH = 60.0
-#: after a daemon is resumed, before its first read: its pending socket reads, timers, and the
-#: kernel's view of it settle
-SETTLE = 0.5
 
 
 @dataclass
@@ -276,13 +272,6 @@ class Reading:
     process_cpu: float
 
 
-def cpu_seconds(pid: int, tid: int | None = None) -> float:
-    """User + system CPU seconds of a process (or of one of its threads) from /proc."""
-    path = f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat"
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def read(http: aiohttp.ClientSession, base: str, pid: int) -> Reading:
     async with http.get(f"{base}/metrics") as r:
         body = await r.read()
@@ -355,60 +344,6 @@ async def bench_scrape(run: Run) -> None:
                         f"<= {SCRAPE_CEILING * 1000:.0f} ms", p95 <= SCRAPE_CEILING))
 
 
-@dataclass
-class Tally:
-    """One daemon's slices added up: seconds running, events delivered, CPU seconds (event-loop
-    thread, process)."""
-
-    seconds: float = 0.0
-    events: float = 0.0
-    loop_cpu: float = 0.0
-    process_cpu: float = 0.0
-    slices: list[tuple[float, float]] = field(default_factory=list)  # (events, seconds) of each slice
-
-    def add(self, first: Reading, last: Reading) -> None:
-        n, dt_ = last.delivered - first.delivered, last.at - first.at
-        self.seconds += dt_
-        self.events += n
-        self.loop_cpu += last.loop_cpu - first.loop_cpu
-        self.process_cpu += last.process_cpu - first.process_cpu
-        self.slices.append((n, dt_))
-
-    def rates(self) -> list[float]:
-        return [n / s for n, s in self.slices]
-
-    def block_rate(self, i: int) -> float:
-        """Events/s over the slices of ABBA block ``i`` (this daemon's slices 2i and 2i+1)."""
-        part = self.slices[2 * i:2 * i + 2]
-        return sum(n for n, _ in part) / sum(s for _, s in part)
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds
-
-    def us(self, cpu: float) -> float:
-        return cpu * 1e6 / self.events
-
-
-def pause(pid: int, running: bool) -> None:
-    """SIGSTOP / SIGCONT a daemon (every thread): the measurement's switch, never the product's."""
-    os.kill(pid, signal.SIGCONT if running else signal.SIGSTOP)
-
-
-async def one_slice(http: aiohttp.ClientSession, base: str, pid: int,
-                    seconds: float) -> tuple[float, Reading, Reading]:
-    """Resume the daemon, let it settle, measure ``seconds`` of delivery, pause it again; when it
-    was resumed, and the two reads."""
-    resumed = time.time()
-    pause(pid, True)
-    await asyncio.sleep(SETTLE)
-    first = await read(http, base, pid)
-    await asyncio.sleep(seconds)
-    last = await read(http, base, pid)
-    pause(pid, False)
-    return resumed, first, last
-
-
 async def bench_throughput(run: Run) -> None:
     p = run.plan
     # Each daemon runs half of the wall time (its slice, then the other's), and the indicators'
@@ -435,18 +370,14 @@ async def bench_throughput(run: Run) -> None:
                                             kpi_settings=kpi_settings)
             pids[kpi] = run.pids[name]
             pause(pids[kpi], False)
-        for kpi in (False, True):  # warm-up: caches, the start-up computation
-            await one_slice(http, bases[kpi], pids[kpi], p.warmup)
-        tallies = {False: Tally(), True: Tally()}
         computed: list[float] = []
-        for i in range(p.slices):
-            for kpi in ((False, True) if i % 2 == 0 else (True, False)):
-                resumed, first, last = await one_slice(http, bases[kpi], pids[kpi], p.slice)
-                tallies[kpi].add(first, last)
-                if kpi and last.computed_at >= resumed:
-                    computed.append(last.compute_s)
-        for kpi in (False, True):
-            pause(pids[kpi], True)
+
+        def note(kpi: bool, resumed: float, first: Reading, last: Reading) -> None:
+            if kpi and last.computed_at >= resumed:
+                computed.append(last.compute_s)
+
+        tallies = await abba(http, {k: (bases[k], pids[k]) for k in (False, True)}, warmup=p.warmup,
+                             slices=p.slices, seconds=p.slice, read=read, on_slice=note)
         last = await read(http, bases[True], pids[True])
         if last.delivered >= p.backlog * (1 + p.progress):
             raise RuntimeError("the backlog ran out; raise Plan.backlog")
@@ -457,7 +388,6 @@ async def bench_throughput(run: Run) -> None:
 
 
 def report_throughput(run: Run, off: Tally, on: Tally, computed: list[float], refresh: str) -> None:
-    p = run.plan
     for kpi, t in ((False, off), (True, on)):
         print(f"    indicators {'on ' if kpi else 'off'}: {t.rate:7.0f} events/s over {t.seconds:.0f} s (slices "
               f"{min(t.rates()):.0f}–{max(t.rates()):.0f}/s); CPU per event: event-loop thread {t.us(t.loop_cpu):5.1f} "
@@ -467,11 +397,8 @@ def report_throughput(run: Run, off: Tally, on: Tally, computed: list[float], re
     print(f"    periodic computations inside the on slices: {len(computed)} (each {max(computed):.2f} s at most, "
           f"the scan and the rows; the rendering comes on top)")
     cost = 1 - on.rate / off.rate
-    blocks = sorted(1 - on.block_rate(i) / off.block_rate(i) for i in range(p.slices // 2))
-    if len(blocks) > 1:
-        print(f"    cost of each ABBA block (off on on off): {', '.join(f'{b:.1%}' for b in blocks)}; "
-              f"median {statistics.median(blocks):.1%}, mean {statistics.mean(blocks):.1%} ± "
-              f"{statistics.stdev(blocks) / len(blocks) ** 0.5:.1%} (standard error)")
+    if blocks := block_costs(off, on):
+        print(f"    {blocks.replace('ABBA block', 'ABBA block (off on on off)', 1)}")
     print(f"    cost {cost:.1%}; event-loop CPU per event {off.us(off.loop_cpu):.1f} -> {on.us(on.loop_cpu):.1f} µs, "
           f"process {off.us(off.process_cpu):.1f} -> {on.us(on.process_cpu):.1f} µs")
     run.rows.append(Row("events delivered/s with the 766 indicators",

@@ -1019,6 +1019,62 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """The message log (audit/, docs/audit.md): a hash-chained record of every exchange, sealed
+    with the gateway's own key and time-stamped by the TSA. ``bodies``: "off" = no message log at
+    all (no records, no seals, nothing refused); "hash" = each record keeps the SHA-256 of the
+    request and of the response; "full" = the bodies too, AES-256-GCM encrypted with ``key``."""
+
+    # "off" = no message log; "hash" = each record keeps both bodies' SHA-256; "full" = also the
+    # bodies, encrypted with key
+    bodies: Literal["off", "hash", "full"] = "off"
+    # the log's own SQLite file; "" = audit.sqlite3 beside [storage] path
+    path: str = ""
+    # 32 bytes as 64 hex digits (bodies = "full" only); give it as key_file or DVCGW_AUDIT__KEY
+    key: str = field(default="", repr=False)
+    # alias of a local (file or PKCS#11) [[signing.keys]] entry: the gateway's own sealing key
+    seal_key: str = ""
+    # a seal every seal_interval, or sooner once seal_records records are unsealed
+    seal_interval: Duration = _D(60.0)
+    seal_records: int = 10_000
+    # records are written in batches: at most write_interval after being recorded
+    write_interval: Duration = _D(0.05)
+    # the log file's PRAGMA synchronous: "normal" = a power loss may lose the newest batches (the
+    # chain stays whole; no fsync per batch competes with the store's group commit); "full" = each
+    # batch is on disk before the next
+    synchronous: Literal["full", "normal"] = "normal"
+    # after this long without a successful seal, agency requests are refused (503) and /readyz
+    # says why; 0 = never (a TSA outage must not stop the province unless the operator chose it)
+    halt_after_unsealed: Duration = _D(0.0)
+    # records older than this are pruned once an exported, sealed archive covers them; 0 = keep all
+    retention: Duration = _D(0.0)
+
+    def __post_init__(self) -> None:
+        if self.bodies == "full":
+            try:
+                ok = len(bytes.fromhex(self.key)) == 32
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError("key: bodies = \"full\" needs a 32-byte key as 64 hex digits "
+                                 "(key_file, or DVCGW_AUDIT__KEY)")
+        if self.bodies != "off" and not self.seal_key:
+            raise ValueError("seal_key: the message log needs a [[signing.keys]] alias to seal with")
+        if not 1.0 <= float(self.seal_interval) <= 86400:
+            raise ValueError("seal_interval: expected 1s..1d")
+        if not 1 <= self.seal_records <= 10_000_000:
+            raise ValueError("seal_records: expected 1..10000000")
+        if not 0.001 <= float(self.write_interval) <= 5:
+            raise ValueError("write_interval: expected 1ms..5s")
+        if float(self.halt_after_unsealed) < 0 or float(self.retention) < 0:
+            raise ValueError("halt_after_unsealed: expected a duration >= 0")
+
+    def file(self, storage_path: str) -> Path:
+        """Where the message log lives."""
+        return Path(self.path) if self.path else Path(storage_path).with_name("audit.sqlite3")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -1043,6 +1099,7 @@ class Settings:
     payment: PaymentSettings = field(default_factory=PaymentSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def __post_init__(self) -> None:
         codes = [a.code for a in self.agencies]
@@ -1061,6 +1118,7 @@ class Settings:
         self._check_code_rule()
         self._check_certification()
         self._check_client_certificates()
+        self._check_audit()
 
     def _check_client_certificates(self) -> None:
         """A certificate mapping needs a server that asks for certificates, and names one agency."""
@@ -1102,6 +1160,17 @@ class Settings:
                 raise ValueError(f"{where}.agencies: agency {code!r} may not use key {alias!r} "
                                  "(add it to that key's agencies)")
         return ks
+
+    def _check_audit(self) -> None:
+        """The seal key is a local [[signing.keys]] entry, and a TSA is configured to stamp seals."""
+        if self.audit.bodies == "off":
+            return
+        ks = next((k for k in self.signing.keys if k.alias == self.audit.seal_key), None)
+        if ks is None or ks.source == "remote":
+            raise ValueError("audit.seal_key: no local (file or PKCS#11) [[signing.keys]] alias "
+                             f"{self.audit.seal_key!r}")
+        if not self.signing.tsa_urls:
+            raise ValueError("signing.tsa_urls: the message log's seals are time-stamped; configure a TSA")
 
     def unit_identifiers(self) -> dict[str, str]:
         """Every configured unit → its MaDinhDanh (spec §8), over all agencies."""

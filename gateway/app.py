@@ -19,7 +19,7 @@ from aiohttp import web
 from adapters.national_portal import portal_client
 from adapters.provincial_system.client import ProvincialClient
 from config.schema import Settings
-from gateway import backup_routes, handlers, job_routes, ops_routes, payment_routes, receipts
+from gateway import backup_routes, handlers, job_routes, message_log, ops_routes, payment_routes, receipts
 from gateway.accept import Acceptor
 from gateway.appkeys import (
     ACCEPT,
@@ -51,7 +51,6 @@ from gateway.requestlog import echo_request_id, request_context
 from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
 from monitoring.metrics import PORTAL, PROVINCIAL, Metrics
-from monitoring.tracing import trace_config
 from queues.api import QueueBackend
 from queues.jobs import PROVINCIAL as PROVINCIAL_TOPIC
 from queues.sqlite import MemoryQueue, SQLiteQueue, store_options
@@ -75,11 +74,14 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     metrics = metrics or Metrics()
     request_ctx = request_context(access_log=settings.server.access_log, metrics=metrics)
     # the limits come after the error middleware: their 429s leave in the house shape like any other
+    # the message log's between them: it sees the final status, and refuses (when halted) in the house shape
     app = web.Application(client_max_size=largest_body(settings),
-                          middlewares=[request_ctx, error_middleware, limits_middleware])
+                          middlewares=[request_ctx, *message_log.middlewares(settings), error_middleware,
+                                       limits_middleware])
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[CLOCK] = clock
+    message_log.setup(app, settings, clock)  # first: every session and route records into it; closed last
     app[LIFECYCLE] = Lifecycle()
     app[KEYRING] = KeyRing(settings.agencies, settings.operator)
     app[LIMITER] = Limiter(settings, clock)
@@ -107,9 +109,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     if settings.provincial.url:
         app.cleanup_ctx.append(_inbound_ctx(run_engine))
     _setup_signing(app, settings, metrics)
+    message_log.setup_sealing(app, settings, run_engine)  # on the signing service: after it
     handlers.add_routes(app, signing=signing_enabled(settings))
     catalogue_routes.add_routes(app)
     ops_routes.setup_readiness(app)
+    message_log.add_readiness(app)
     ops_routes.add_routes(app)
     backup_routes.add_routes(app)
     job_routes.add_routes(app)
@@ -182,8 +186,8 @@ def _engine_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
         settings = app[SETTINGS]
         timeout = aiohttp.ClientTimeout(total=settings.portal.timeout)
         connector = aiohttp.TCPConnector(limit=settings.portal.max_concurrency * 2)
-        traced = [trace_config(app[METRICS], PORTAL)]  # latency per service; 429s counted as throttled
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector, trace_configs=traced) as session:
+        # latency per service (429s counted as throttled), and the message log's records
+        async with message_log.counterpart_session(app, PORTAL, timeout=timeout, connector=connector) as session:
             portal = portal_client(settings.portal, session, metrics=app[METRICS])
             codes = CodeMapper.from_settings(settings, portal.lookup, clock=app[CLOCK])
             await codes.start()
@@ -223,8 +227,7 @@ async def _provincial_ctx(app: web.Application) -> AsyncIterator[None]:
     """The provincial system's client and its session (latency on the ``provincial`` trace hooks).
     Registered before the jobs, so that the session closes only after their worker stopped."""
     settings = app[SETTINGS].provincial
-    traced = [trace_config(app[METRICS], PROVINCIAL, operation="dossier")]
-    async with aiohttp.ClientSession(trace_configs=traced) as session:
+    async with message_log.counterpart_session(app, PROVINCIAL, operation="dossier") as session:
         app[PROVINCIAL_CLIENT] = ProvincialClient(settings, session)
         yield
 

@@ -1,4 +1,5 @@
-"""``dvcgw``: serve, check-config, sandbox, the operator's dead-letter commands, and the 766 table.
+"""``dvcgw``: serve, check-config, sandbox, the operator's dead-letter commands, the 766 table, and
+``dvcgw audit verify|export`` (the message log's own file, read directly).
 
 ``dvcgw dlq …`` talks to the running daemon's operator API; it never opens the store directly,
 so it works the same on SQLite and Kafka and never races the daemon. ``dvcgw kpi`` reads the
@@ -131,7 +132,73 @@ def _parser() -> argparse.ArgumentParser:
     kpi.add_argument("--unit", default="all", help="a unit code, or all (the province; the default)")
     kpi.add_argument("--every-unit", action="store_true", help="every unit, then the province")
     kpi.set_defaults(func=_kpi)
+    _audit_parser(sub)
     return p
+
+
+def _audit_parser(sub: Any) -> None:
+    audit = sub.add_parser("audit", help="the message log: verify its chain and seals, or export a sealed archive "
+                           "(reads [audit] path directly; the daemon may be running)")
+    audit.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+    ver = asub.add_parser("verify", help="walk the chain and the seals; report the first broken link (exit 1)")
+    ver.add_argument("--from", dest="first", default=None, help="a record seq or an ISO 8601 time (default: the start)")
+    ver.add_argument("--to", dest="last", default=None, help="a record seq or an ISO 8601 time (default: the end)")
+    exp = asub.add_parser("export", help="write a self-contained archive of every sealed record (tar.gz)")
+    exp.add_argument("--out", required=True, help="the archive to write, e.g. audit-2026-12.tar.gz")
+    exp.add_argument("--roots", nargs="*", default=None,
+                     help="trust-root PEM files to include (default: [signing] trust_roots)")
+    audit.set_defaults(func=_audit)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from audit import export, store, verify
+
+    settings = _load(args.config)
+    path = settings.audit.file(settings.storage.path)
+    try:
+        conn = store.open_reader(path)
+    except FileNotFoundError:
+        print(f"dvcgw: no message log at {path}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        if args.audit_command == "verify":
+            first = _seq_arg(conn, args.first, after=True) or 0
+            last = _seq_arg(conn, args.last, after=False)
+            report = verify.verify(conn, first, last)
+            print("\n".join(report.lines()))
+            return 0 if report.ok else 1
+        roots = [Path(p) for p in (settings.signing.trust_roots if args.roots is None else args.roots)]
+        try:
+            first, last = export.export(conn, Path(args.out), roots)
+        except ValueError as exc:
+            print(f"dvcgw: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.out}: records {first}..{last}")
+        return 0
+    finally:
+        conn.close()
+
+
+def _seq_arg(conn: Any, value: str | None, *, after: bool) -> int | None:
+    """``--from``/``--to``: a record seq, or an ISO 8601 time (the first record at or after it, or
+    the last at or before it)."""
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    from datetime import UTC, datetime
+
+    from audit import store
+
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError("--from/--to", f"expected a record number or an ISO 8601 time, got {value!r}") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    found = store.seq_at(conn, when.timestamp(), after=after)
+    return found if found is not None else (10**18 if after else 0)
 
 
 def _load(path: str | None) -> Settings:

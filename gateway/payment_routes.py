@@ -44,9 +44,9 @@ from gateway.appkeys import ACCEPT, CLOCK, METRICS, PAYMENTS, QUEUE, SETTINGS
 from gateway.auth import UNITS, forbid, require_agency, require_operator_or_agency
 from gateway.handlers import json_body
 from gateway.http_errors import HTTPProblem
+from gateway.message_log import counterpart_session
 from gateway.times import iso_utc
 from monitoring.metrics import PAYMENT
-from monitoring.tracing import trace_config
 from queues.api import EventKind, state_of
 
 log = logging.getLogger("dvcgw.payment")
@@ -74,9 +74,8 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     """The service with its file open and its client session; before the queue, closed after it."""
     settings: Settings = app[SETTINGS]
     p = settings.payment
-    traced = [trace_config(app[METRICS], PAYMENT)]
-    async with aiohttp.ClientSession(trace_configs=traced, timeout=aiohttp.ClientTimeout(total=float(p.timeout)),
-                                     trust_env=False) as session:
+    async with counterpart_session(app, PAYMENT, timeout=aiohttp.ClientTimeout(total=float(p.timeout)),
+                                   trust_env=False) as session:
         client = PaymentClient(p, Transport(session, timeout=float(p.timeout), access_token=p.access_token))
         store = PaymentStore(p.file(settings.storage.path), synchronous=settings.storage.synchronous)
         service = PaymentService(p, store, client, app[METRICS], clock=app[CLOCK])

@@ -26,8 +26,8 @@ from config.schema import Settings
 from core.errors import FieldError, ValidationError
 from gateway.auth import SIGNING_KEYS, forbid, require_agency
 from gateway.http_errors import HTTPProblem, multipart_errors, refuse_encoded_body
+from gateway.message_log import counterpart_session
 from monitoring.metrics import Metrics, SigningMetrics
-from monitoring.tracing import trace_config
 from signing.errors import BadPdf, KeyNotAllowed, PdfTooLarge, SigningError, SigningUnavailable
 from signing.jobs import Job
 from signing.options import SignOptions, options_from_query, parse_options
@@ -45,8 +45,7 @@ def setup_signing(app: web.Application, settings: Settings, instance_metrics: Me
     metrics = SigningMetrics(instance_metrics)
 
     async def signing_ctx(app: web.Application) -> AsyncIterator[None]:
-        traced = [trace_config(instance_metrics, "remote_signer")]
-        async with aiohttp.ClientSession(trace_configs=traced) as session:
+        async with counterpart_session(app, "remote_signer", metrics=instance_metrics) as session:
             service = SigningService(settings.signing, settings.storage.path, metrics, session, clock)
             try:
                 await service.start()

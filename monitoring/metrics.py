@@ -357,6 +357,31 @@ class Metrics:
             self.dead_letters.labels(reason).set(by_reason.get(reason, 0))
 
 
+class AuditMetrics:
+    """The message log's families (audit/), on the instance's registry, where ``[audit] bodies`` is
+    not "off". Labels: record kinds and seal outcome classes only."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        r = metrics.registry
+        self.records = Counter(
+            "dvcgw_audit_records_total", "Records written to the message log, by kind (agency, counterpart, "
+            "callback)", ["kind"], registry=r)
+        self.last_seal = Gauge(
+            "dvcgw_audit_last_seal_timestamp_seconds", "When the whole message log was last covered by a signed "
+            "and time-stamped seal (Unix time; set at start-up)", registry=r)
+        self.seals = Counter(
+            "dvcgw_audit_seal_attempts_total", "Sealing rounds by outcome (ok, sign_failed, stamp_failed)",
+            ["outcome"], registry=r)
+        self.unsealed = Gauge(
+            "dvcgw_audit_unsealed_records", "Records not yet covered by a time-stamped seal", registry=r)
+        self.halted = Gauge(
+            "dvcgw_audit_halted", "1 while agency requests are refused because the log went unsealed for "
+            "[audit] halt_after_unsealed", registry=r)
+        self.write_duration = Histogram(
+            "dvcgw_audit_write_duration_seconds", "Time to chain and commit one batch of records",
+            buckets=LATENCY_BUCKETS, registry=r)
+
+
 class SigningMetrics:
     """The signing service's families, on the instance's registry (only where signing is configured).
 

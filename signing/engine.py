@@ -456,3 +456,37 @@ def _dss_context(dss: pdf_dss.DocumentSecurityStore | None) -> ValidationContext
     if dss is None:
         return _validation_context()
     return dss.as_validation_context(_vc_kwargs())
+
+
+# ---------------------------------------------------------------- raw data (the message log's seals)
+
+
+def sign_data(alias: str, data: bytes) -> WorkerResult:
+    """A detached CMS signature (DER, in ``pdf``) over ``data`` with a local key: the message log's
+    seal (audit/). Error ``unknown_key`` for a key this worker does not hold."""
+    return _run(_sign_data(alias, data))
+
+
+async def _sign_data(alias: str, data: bytes) -> WorkerResult:
+    signer = _state().signers.get(alias)
+    if signer is None:
+        raise _JobFailed("unknown_key", f"no local signing key {alias!r}", "key")
+    try:
+        info = await signer.async_sign_general_data(data, "sha256", detached=True)
+    except PyHankoSigningError as exc:
+        raise _JobFailed("signing_failed", f"the key could not sign: {exc}") from exc
+    return WorkerResult(pdf=info.dump())
+
+
+def timestamp_digest(digest: bytes) -> WorkerResult:
+    """An RFC 3161 token (ContentInfo DER, in ``pdf``) over a SHA-256 ``digest``, from the
+    configured TSAs in order; error ``tsa_unavailable`` when every one failed."""
+    return _run(_timestamp_digest(digest))
+
+
+async def _timestamp_digest(digest: bytes) -> WorkerResult:
+    try:
+        token = await _timestamper().async_timestamp(digest, "sha256")
+    except AllTsaFailed as exc:
+        raise _JobFailed("tsa_unavailable", str(exc)) from exc
+    return WorkerResult(pdf=token.dump())

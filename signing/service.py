@@ -219,6 +219,21 @@ class SigningService:
             self.metrics.validations.labels(r["indication"]).inc()
         return list(res.reports)
 
+    async def sign_data(self, alias: str, data: bytes) -> bytes:
+        """A detached CMS signature over ``data`` with the gateway's own local key ``alias`` (the
+        message log's seals; no agency grant applies). Raises UnknownKey, SigningError."""
+        res = await self._in_pool(engine.sign_data, alias, data)
+        raise_for(res)
+        return res.pdf
+
+    async def timestamp(self, digest: bytes) -> bytes:
+        """An RFC 3161 token (DER) over a SHA-256 digest from ``[signing] tsa_urls`` (with failover);
+        raises SigningUnavailable when every TSA failed. Attempts go into the TSA metrics."""
+        res = await self._in_pool(engine.timestamp_digest, digest)
+        self._record_tsa(res)
+        raise_for(res)
+        return res.pdf
+
     # ------------------------------------------------------------ remote jobs
 
     def job(self, agency: AgencySettings, job_id: str) -> Job | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LOWER = ("core", "queues", "adapters", "signing", "config", "monitoring")
+LOWER = ("core", "queues", "adapters", "signing", "config", "monitoring", "audit")
 
 
 def _imports(path: Path) -> list[str]:

@@ -48,7 +48,8 @@ def signing_section(world: World) -> dict[str, object]:
 @asynccontextmanager
 async def full_gateway(tmp_path: Path, sandbox: Sandbox, world: World) -> AsyncIterator[Gateway]:
     settings = settings_for(tmp_path, sandbox.url, signing=signing_section(world), certification={
-        "authorities": [{"code": CERT_AUTHORITY, "name": "UBND xã A", "key": "file-pem", "agencies": [UNIT]}]})
+        "authorities": [{"code": CERT_AUTHORITY, "name": "UBND xã A", "key": "file-pem", "agencies": [UNIT]}]},
+        audit={"bodies": "hash", "seal_key": "file-pem"})  # the message log's families (audit/)
     async with run_gateway(settings) as gw:
         yield gw
 
@@ -58,6 +59,8 @@ async def drive(gw: Gateway, sandbox: Sandbox, world: World) -> None:
     await _sync_traffic(gw, sandbox)
     await _signing_traffic(gw, world)
     await _certification_traffic(gw, world)
+    from gateway.message_log import SEALER
+    assert await gw.app[SEALER].seal_once()  # writes the records, and one sealing round: every audit family
     assert (await gw.client.get("/no/such/route")).status == 404  # unmatched
     assert (await gw.client.request("PROPFIND", f"/v1/dossiers/{CREATED}")).status == 405
 

@@ -117,7 +117,8 @@ def test_the_healthcheck_probes_healthz_with_python(tmp_path: Path) -> None:
     assert probe() != 0
 
 
-@pytest.mark.parametrize("folder", ["core", "gateway", "adapters", "signing", "queues", "config", "monitoring"])
+@pytest.mark.parametrize("folder", ["core", "gateway", "adapters", "signing", "queues", "config", "monitoring",
+                                    "audit"])
 def test_every_package_is_copied_into_the_build(folder: str) -> None:
     """Each top-level package named in pyproject.toml is copied into the build stage."""
     build = stages(DOCKERFILE.read_text())[0]

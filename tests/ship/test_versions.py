@@ -25,7 +25,7 @@ def test_the_version_is_written_once() -> None:
     assert document()["info"]["version"] == __version__
     literal = re.compile(rf"['\"]{re.escape(__version__)}['\"]")
     spelt = [str(p.relative_to(ROOT)) for pkg in ("core", "gateway", "adapters", "signing", "queues", "config",
-                                                   "monitoring") for p in (ROOT / pkg).rglob("*.py")
+                                                   "monitoring", "audit") for p in (ROOT / pkg).rglob("*.py")
              if literal.search(p.read_text(encoding="utf-8"))]
     assert spelt == ["core/version.py"], spelt
 

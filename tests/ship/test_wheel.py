@@ -19,7 +19,7 @@ from core.version import __version__
 from tests.ship.helpers import ROOT
 
 WHEELHOUSE = ROOT / ".cache" / "wheelhouse"
-PACKAGES = ["core", "gateway", "adapters", "signing", "queues", "config", "monitoring"]
+PACKAGES = ["core", "gateway", "adapters", "signing", "queues", "config", "monitoring", "audit"]
 
 
 def run(argv: list[str], cwd: Path, timeout: float = 300) -> str:

@@ -1,0 +1,144 @@
+"""Two daemons measured in turn, in ABBA slices, for a fair comparison on a small, noisy machine
+(bench_kpi, bench_audit): while one runs, the other is paused (SIGSTOP, every thread; the
+measurement's switch, never the product's). After a warm-up each, ``slices`` slices of
+``seconds`` each per daemon in ABBA order (A B, B A, …): slices seconds apart see the same machine,
+so its drift cancels, where two long windows could not resolve a few percent.
+
+A slice resumes its daemon, waits :data:`SETTLE`, reads it, waits ``seconds`` (optionally while a
+load runs against it), reads again and pauses it. What a read returns is the caller's
+(``read(http, base, pid)``); :class:`Tally` adds up any reading with ``at``, ``delivered`` and the
+CPU seconds of the daemon's event-loop thread and of its process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import aiohttp
+
+#: after a daemon is resumed, before its first read: its pending socket reads, timers, and the
+#: kernel's view of it settle
+SETTLE = 0.5
+
+
+class Reading(Protocol):
+    @property
+    def at(self) -> float: ...
+    @property
+    def delivered(self) -> float: ...
+    @property
+    def loop_cpu(self) -> float: ...
+    @property
+    def process_cpu(self) -> float: ...
+
+
+R = TypeVar("R", bound=Reading)
+K = TypeVar("K", bound=Hashable)
+ReadFn = Callable[[aiohttp.ClientSession, str, int], Awaitable[R]]
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU seconds of a process (or of one of its threads) from /proc."""
+    path = f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pause(pid: int, running: bool) -> None:
+    """SIGSTOP / SIGCONT a daemon (every thread): the measurement's switch, never the product's."""
+    os.kill(pid, signal.SIGCONT if running else signal.SIGSTOP)
+
+
+@dataclass
+class Tally:
+    """One daemon's slices added up: seconds running, events counted, CPU seconds (event-loop
+    thread, process)."""
+
+    seconds: float = 0.0
+    events: float = 0.0
+    loop_cpu: float = 0.0
+    process_cpu: float = 0.0
+    slices: list[tuple[float, float]] = field(default_factory=list)  # (events, seconds) of each slice
+
+    def add(self, first: Reading, last: Reading) -> None:
+        n, dt_ = last.delivered - first.delivered, last.at - first.at
+        self.seconds += dt_
+        self.events += n
+        self.loop_cpu += last.loop_cpu - first.loop_cpu
+        self.process_cpu += last.process_cpu - first.process_cpu
+        self.slices.append((n, dt_))
+
+    def rates(self) -> list[float]:
+        return [n / s for n, s in self.slices]
+
+    def block_rate(self, i: int) -> float:
+        """Events/s over the slices of ABBA block ``i`` (this daemon's slices 2i and 2i+1)."""
+        part = self.slices[2 * i:2 * i + 2]
+        return sum(n for n, _ in part) / sum(s for _, s in part)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    def us(self, cpu: float) -> float:
+        return cpu * 1e6 / self.events
+
+
+def block_costs(base: Tally, other: Tally) -> str:
+    """The cost (1 - other/base) of each ABBA block, sorted, with their median and the mean's
+    standard error: the machine's noise, in the units of the target. "" with fewer than 2 blocks."""
+    blocks = sorted(1 - other.block_rate(i) / base.block_rate(i) for i in range(len(base.slices) // 2))
+    if len(blocks) < 2:
+        return ""
+    return (f"cost of each ABBA block: {', '.join(f'{b:.1%}' for b in blocks)}; median "
+            f"{statistics.median(blocks):.1%}, mean {statistics.mean(blocks):.1%} ± "
+            f"{statistics.stdev(blocks) / len(blocks) ** 0.5:.1%} (standard error)")
+
+
+async def one_slice(http: aiohttp.ClientSession, base: str, pid: int, seconds: float, read: ReadFn[R],
+                    load: Callable[[], Awaitable[object]] | None = None) -> tuple[float, R, R]:
+    """Resume the daemon, let it settle, measure ``seconds`` (with ``load()`` running against it, if
+    given), pause it again; when it was resumed, and the two reads."""
+    resumed = time.time()
+    pause(pid, True)
+    await asyncio.sleep(SETTLE)
+    first = await read(http, base, pid)
+    if load is None:
+        await asyncio.sleep(seconds)
+    else:
+        await load()
+    last = await read(http, base, pid)
+    pause(pid, False)
+    return resumed, first, last
+
+
+async def abba(http: aiohttp.ClientSession, daemons: dict[K, tuple[str, int]], *, warmup: float, slices: int,
+               seconds: float, read: ReadFn[R], on_slice: Callable[[K, float, R, R], None] | None = None,
+               load: Callable[[K, str], Callable[[], Awaitable[object]]] | None = None) -> dict[K, Tally]:
+    """Both daemons (``{key: (base URL, pid)}``, A first; each paused on entry) warmed up, then run in
+    ABBA slices; every daemon is resumed on the way out. ``on_slice(key, resumed, first, last)``
+    sees each measured slice; ``load(key, base)`` makes the load a slice runs, if any."""
+    keys = list(daemons)
+    tallies = {k: Tally() for k in keys}
+    try:
+        for k in keys:  # warm-up: caches, start-up work
+            await one_slice(http, *daemons[k], warmup, read, load(k, daemons[k][0]) if load else None)
+        for i in range(slices):
+            for k in (keys if i % 2 == 0 else keys[::-1]):
+                resumed, first, last = await one_slice(http, *daemons[k], seconds, read,
+                                                       load(k, daemons[k][0]) if load else None)
+                tallies[k].add(first, last)
+                if on_slice is not None:
+                    on_slice(k, resumed, first, last)
+    finally:
+        for _, pid in daemons.values():
+            pause(pid, True)
+    return tallies
