@@ -84,6 +84,7 @@ def sqlite_files(settings: Settings) -> list[DataFile]:
         DataFile("payments", settings.payment.file(sp), "payment.path"),
         DataFile("signing_jobs", jobs_path(sp), "storage.path"),
         DataFile("certification", Path(cert.path) if cert.path else books_path(sp), "certification.path"),
+        DataFile("audit", settings.audit.file(sp), "audit.path"),
     ]
     if settings.queue.backend == "sqlite":
         files.insert(0, DataFile("store", Path(sp), "storage.path"))

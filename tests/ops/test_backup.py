@@ -235,6 +235,7 @@ def test_the_files_follow_the_settings(tmp_path: Path) -> None:
     assert files["store"].path == tmp_path / "gw.sqlite3"
     assert files["jobs"].path == tmp_path / "elsewhere" / "j.sqlite3" and files["jobs"].key == "jobs.path"
     assert files["kpi"].path == tmp_path / "kpi.sqlite3"
+    assert files["audit"].path == tmp_path / "audit.sqlite3" and files["audit"].key == "audit.path"
     kafka = settings_for(tmp_path, "http://127.0.0.1:9", queue={"backend": "kafka"})
     assert "store" not in {f.name for f in sqlite_files(kafka)}
 
