@@ -71,10 +71,28 @@ class StorageSettings:
     synchronous: Literal["full", "normal"] = "full"
     # most operations in one group commit (what arrived during the previous commit)
     commit_max_batch: int = 512
+    # personal data at rest (docs/security.md): once a dossier's final state (3, 7, 8, 10) has been
+    # delivered, its event payloads (dead letters' included) are pruned after this long; the
+    # status API, the dead-letter list and the 766 indicators keep working from what is left.
+    # On Kafka it is also the outbound topic's retention.ms. At least [retry] give_up_after.
+    retention: Duration = _D(90 * 86400.0)
+    # how often the pruning pass runs, and how many dossiers one of its transactions prunes
+    prune_interval: Duration = _D(3600.0)
+    prune_batch: int = 200
+    # SQLite PRAGMA secure_delete: deleted and overwritten content is zeroed in the file, so a
+    # pruned payload (and the copies earlier state changes left in free space) leaves the disk
+    # without a VACUUM once the WAL is checkpointed
+    secure_delete: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.commit_max_batch <= 100_000:
             raise ValueError("commit_max_batch: expected 1..100000")
+        if not 3600.0 <= float(self.retention) <= 3650 * 86400.0:
+            raise ValueError("retention: expected 1h..3650d")
+        if not 1.0 <= float(self.prune_interval) <= 86400.0:
+            raise ValueError("prune_interval: expected 1s..1d")
+        if not 1 <= self.prune_batch <= 10_000:
+            raise ValueError("prune_batch: expected 1..10000")
 
 
 @dataclass(frozen=True)
@@ -97,8 +115,18 @@ class KafkaSettings:
     # the broker) against up to this much latency per hop when traffic is light
     fetch_max_wait: Duration = _D(0.1)
     fetch_min_bytes: int = 262_144
+    # personal data at rest (queues/kafka_retention.py): every topic rolls a segment this often
+    # (segment.ms; only closed segments are deleted or compacted), and a compacted topic's
+    # overwritten or tombstoned record is cleaned away within this long (max.compaction.lag.ms,
+    # delete.retention.ms). Applied to existing topics at start-up too.
+    segment_time: Duration = _D(86400.0)
+    compaction_lag: Duration = _D(86400.0)
 
     def __post_init__(self) -> None:
+        if not 0.01 <= float(self.segment_time) <= 30 * 86400.0:
+            raise ValueError("segment_time: expected 10ms..30d")
+        if not 0.01 <= float(self.compaction_lag) <= 30 * 86400.0:
+            raise ValueError("compaction_lag: expected 10ms..30d")
         if not 0 <= float(self.fetch_max_wait) <= 1.0:
             raise ValueError("fetch_max_wait: expected 0..1s (it delays delivery and status reads)")
         if not 1 <= self.fetch_min_bytes <= 16 * 1024 * 1024:
@@ -809,6 +837,9 @@ class Settings:
             if d in digests[:i]:
                 raise ValueError(f"agencies[{i}].api_key: the same key as agencies[{digests.index(d)}]: "
                                  "each agency needs its own key")
+        if float(self.storage.retention) < float(self.retry.give_up_after):
+            raise ValueError("storage.retention: must be at least retry.give_up_after (an event still in the "
+                             "retry ladder keeps its payload; on Kafka, its outbound record)")
         if self.inbound.enabled and not self.provincial.url:
             raise ValueError("provincial.url: required when [inbound] is enabled (where pulled dossiers go)")
         operator = key_digest(self.operator.api_key, self.operator.api_key_sha256)
