@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from config.schema import SECRET_FIELDS, key_digest
 from tests.harness import AGENCY_KEY, OPERATOR_KEY, UNIT
 
 
@@ -49,13 +50,27 @@ def write_config(path: Path, port: int, portal_url: str, store: Path, **sections
     }
     for name, values in sections.items():
         tables[name] = {**tables.get(name, {}), **values}
+    _secrets_to_files(tables, path.parent / f"{path.stem}.secrets")
     lines: list[str] = []
     for name, values in tables.items():
         lines.append(f"[{name.replace('__', '.')}]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key = "{AGENCY_KEY}"', f'units = ["{UNIT}"]']
+    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key_sha256 = "{key_digest(AGENCY_KEY, "")}"',
+              f'units = ["{UNIT}"]']
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _secrets_to_files(tables: dict[str, dict[str, Any]], folder: Path) -> None:
+    """A settings file never holds a secret inline (docs/security.md): each secret of ``tables``
+    (config.schema.SECRET_FIELDS) goes to a file of its own in ``folder``, named by ``<key>_file``."""
+    names = {name for fields in SECRET_FIELDS.values() for name in fields}
+    for table, values in tables.items():
+        for key in [k for k in values if k in names and values[k] != ""]:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            target = folder / f"{table}.{key}"
+            target.write_text(str(values.pop(key)), encoding="utf-8")
+            values[f"{key}_file"] = str(target)
 
 
 class Daemon:
