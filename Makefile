@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench system-deps kafka-up kafka-down clean dashboard monitoring-check
+.PHONY: run test lint typecheck audit pytest bench system-deps kafka-up kafka-down clean dashboard monitoring-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,7 +31,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	@bash scripts/test.sh
 
-test: system-deps $(STAMP) lint typecheck pytest
+# known vulnerabilities of the installed dependencies (pip-audit; docs/security.md, Dependencies)
+audit: $(STAMP)
+	$(BIN)/python scripts/audit.py
+
+test: system-deps $(STAMP) lint typecheck audit pytest
 
 # the Grafana dashboard is code: monitoring/grafana/build.py writes monitoring/grafana/dvc-gateway.json
 dashboard: $(STAMP)

@@ -14,7 +14,8 @@ from typing import Any
 import aiohttp
 
 from config.schema import SECRET_FIELDS, key_digest
-from tests.harness import AGENCY_KEY, OPERATOR_KEY, UNIT
+from tests.harness import AGENCY_KEY, OPERATOR_KEY, PORTAL_PASSWORD, UNIT
+from tests.security.logscan import remember_log_file, remember_secret
 
 
 def free_port() -> int:
@@ -41,7 +42,7 @@ def write_config(path: Path, port: int, portal_url: str, store: Path, **sections
         "storage": {"path": str(store), "synchronous": "full"},
         "retry": {"delays": ["200ms", "500ms", "1s"], "give_up_after": "1h", "jitter": 0.0},
         "circuit": {"failure_threshold": 5, "cool_down": "500ms"},
-        "portal": {"adapter_url": portal_url, "username": "u", "password": "p", "dstcode": "T",
+        "portal": {"adapter_url": portal_url, "username": "u", "password": PORTAL_PASSWORD, "dstcode": "T",
                    "timeout": "5s", "connect_retries": 0},
         "operator": {"api_key": OPERATOR_KEY},
         # no catalogue pull at start-up: it would log in and spend the sandbox's queued faults
@@ -55,6 +56,7 @@ def write_config(path: Path, port: int, portal_url: str, store: Path, **sections
     for name, values in tables.items():
         lines.append(f"[{name.replace('__', '.')}]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    remember_secret(AGENCY_KEY)
     lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key_sha256 = "{key_digest(AGENCY_KEY, "")}"',
               f'units = ["{UNIT}"]']
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -69,13 +71,16 @@ def _secrets_to_files(tables: dict[str, dict[str, Any]], folder: Path) -> None:
         for key in [k for k in values if k in names and values[k] != ""]:
             folder.mkdir(mode=0o700, exist_ok=True)
             target = folder / f"{table}.{key}"
-            target.write_text(str(values.pop(key)), encoding="utf-8")
+            secret = str(values.pop(key))
+            remember_secret(secret)
+            target.write_text(secret, encoding="utf-8")
             values[f"{key}_file"] = str(target)
 
 
 class Daemon:
     def __init__(self, config: Path, port: int, log: Path, env: dict[str, str] | None = None) -> None:
         self.config, self.port, self.log = config, port, log
+        remember_log_file(log)  # the suite-wide log scan reads it at the end
         self.extra_env = env or {}
         self.proc: asyncio.subprocess.Process | None = None
         self.url = f"http://127.0.0.1:{port}"

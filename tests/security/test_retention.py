@@ -8,6 +8,8 @@ import sqlite3
 from pathlib import Path
 
 from gateway.appkeys import PRUNER
+from queues.api import ErrorInfo, EventKind, NewEvent, Outcome, OutcomeClass, ReplayResult
+from queues.sqlite import MemoryQueue
 from tests.fakes.portal import FakeClock
 from tests.harness import OPERATOR_KEY, Sandbox, run_gateway, settings_for
 from tests.samples import sample_dossier
@@ -89,3 +91,28 @@ async def test_a_dossier_not_finished_keeps_its_payload(sandbox: Sandbox, tmp_pa
         newest = await gw.queue.newest_snapshot(MAHOSO)
         assert newest is not None and newest.payload["SoGiayToChuHoSo"] == PERSONAL[0]
     assert on_disk(Path(settings.storage.path))
+
+
+async def test_a_pruned_dead_progress_item_replays_as_superseded_and_sends_nothing() -> None:
+    """The queue contract on the memory backend (the SQL the SQLite store runs): the final snapshot
+    is delivered and a progress item dies; pruning empties both payloads; replaying the letter
+    answers superseded and leaves nothing to claim; the status is unchanged."""
+    q = MemoryQueue(clock=lambda: 50.0)
+    await q.start()
+    try:
+        await q.enqueue([NewEvent(MAHOSO, EventKind.SNAPSHOT, final(), "A"),
+                         NewEvent(MAHOSO, EventKind.PROGRESS, {"MaHoSo": MAHOSO, "NguoiXuLy": "Lê Văn Thử"}, "A")])
+        [work] = await q.claim(10, 100.0)
+        assert work.snapshot is not None
+        error = ErrorInfo(OutcomeClass.REJECTED, "-1", "rejected")
+        await q.record(work, Outcome(delivered=(work.snapshot.event_id,), dead=(work.progress[0].event_id,),
+                                     error=error), 100.0)
+        before = await q.status(MAHOSO)
+        [letter] = (await q.dead_letters(None, 10)).items
+        assert await q.prune(100.0, 10) == 0  # delivered at 100.0: not before it
+        assert await q.prune(101.0, 10) == 1
+        assert await q.replay(letter.id, 200.0) is ReplayResult.SUPERSEDED
+        assert await q.claim(10, 300.0) == []
+        assert await q.status(MAHOSO) == before
+    finally:
+        await q.close()
