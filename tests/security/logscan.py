@@ -132,6 +132,7 @@ class LogScan:
         self.collector = Collector()
         self.secrets: set[str] = set()
         self.log_files: list[Path] = []
+        self.scanned: tuple[int, int, int, int] | None = None  # what the last hits() looked at
 
     def lines(self) -> list[Line]:
         out = list(self.collector.lines)
@@ -142,7 +143,9 @@ class LogScan:
         return out
 
     def hits(self) -> list[Hit]:
-        return find_hits(self.lines(), self.secrets, personal_values())
+        lines, secrets, personal = self.lines(), {s for s in self.secrets if len(s) >= MIN_LEN}, personal_values()
+        self.scanned = (len(lines), len(self.log_files), len(secrets), len(personal))
+        return find_hits(lines, secrets, personal)
 
 
 SCAN = LogScan()
@@ -193,3 +196,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """The scan runs after every other test, whatever the order of the files."""
     last = [i for i in items if i.name == SCAN_TEST]
     items[:] = [i for i in items if i.name != SCAN_TEST] + last
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line at the end of the run: what the scan looked at (when it ran)."""
+    if SCAN.scanned is not None:
+        lines, files, secrets, personal = SCAN.scanned
+        terminalreporter.write_line(f"log scan: {lines} log lines (test process and {files} daemon log files) "
+                                    f"checked for {secrets} secrets and {personal} personal values")

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import logging
 import unicodedata
+from pathlib import Path
 
 from tests.harness import AGENCY_KEY, PORTAL_PASSWORD
-from tests.security.logscan import SCAN, Collector, find_hits, personal_values
+from tests.security.logscan import SCAN, Collector, LogScan, find_hits, personal_values
 
 ID_NUMBER = "079199000001"  # tests/samples.py
 NAME = "Trần Thị Mẫu"
@@ -48,6 +49,16 @@ def test_the_scanner_finds_a_planted_secret_and_planted_personal_data_in_every_f
     assert len([h for h in hits if h.needle == NAME]) == 2  # NFD and JSON-escaped
     assert not [h for h in hits if "delivered" in h.line.text]
     assert ID_NUMBER not in hits[0].describe() and PORTAL_PASSWORD not in " ".join(h.describe() for h in hits)
+
+
+def test_a_daemon_log_file_is_scanned_too(tmp_path: Path) -> None:
+    """A leak in a daemon subprocess's log file (a scan of its own, not the session's) is found."""
+    scan = LogScan()
+    scan.secrets.add(PORTAL_PASSWORD)
+    log = tmp_path / "daemon.log"
+    log.write_text(f"INFO started\nWARNING owner {ID_NUMBER}\n", encoding="utf-8")
+    scan.log_files.append(log)
+    assert [(h.kind, h.needle) for h in scan.hits()] == [("personal data", ID_NUMBER)]
 
 
 def test_the_session_collector_sees_the_project_loggers_at_info() -> None:
