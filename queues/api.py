@@ -290,7 +290,8 @@ class QueueBackend(Protocol):
     async def prune(self, before: float, limit: int) -> int:
         """Personal data at rest: drop the payloads of up to ``limit`` dossiers whose final state
         (:data:`FINAL_STATES`) was delivered before ``before`` and that have nothing pending;
-        return how many dossiers were pruned (fewer than ``limit``: the pass is complete). What
+        return how many were pruned (dossiers; on Kafka, dead letters: the only payloads it keeps
+        past the topics' own retention), fewer than ``limit`` when the pass is complete. What
         the status API, the dead-letter list and the indicators read is kept; a dead letter whose
         payload is gone replays as ``superseded`` (nothing is sent)."""
         ...

@@ -63,14 +63,36 @@ def topic_configs(topics: Topics, settings: Settings) -> dict[str, dict[str, str
 
 async def apply_configs(admin: AIOKafkaAdminClient, configs: dict[str, dict[str, str]]) -> None:
     """Set ``configs`` on topics that already existed (made by an older version, or with other
-    settings). A refusal is logged, not fatal: the topics still work, only the bounds are not
-    theirs (an operator may manage topic configs outside the gateway)."""
-    resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=cfg) for name, cfg in configs.items()]
+    settings). AlterConfigs replaces a topic's whole set, so the topic's other dynamic configs
+    (an operator's ``min.insync.replicas`` …) are read first and sent again. A refusal is logged,
+    not fatal: the topics still work, only the bounds are not theirs (an operator may manage topic
+    configs outside the gateway)."""
+    current = await _dynamic_configs(admin, list(configs))
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs={**current.get(name, {}), **cfg})
+                 for name, cfg in configs.items()]
     for response in await admin.alter_configs(resources):
         for error_code, message, _type, name in response.resources:
             if error_code:
                 log.warning("kafka: could not set the retention configs of topic %s (error %s: %s)",
                             name, error_code, message)
+
+
+async def _dynamic_configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
+    """Each topic's own (non-default, non-sensitive) configs. DescribeConfigs v0 says "is default"
+    (a bool) where v1+ gives the source (1: a dynamic topic config)."""
+    out: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]):
+        for error_code, _message, _type, name, entries in response.resources:
+            if error_code:
+                continue
+            own = {}
+            for entry in entries:
+                key, value, source, sensitive = entry[0], entry[1], entry[3], entry[4]
+                dynamic = (source is False) if isinstance(source, bool) else source == 1
+                if dynamic and not sensitive and value is not None:
+                    own[str(key)] = str(value)
+            out[str(name)] = own
+    return out
 
 
 def finished_before(st: DossierState | None, before: float) -> bool:

@@ -114,3 +114,43 @@ async def test_a_finished_dossiers_id_number_leaves_the_compacted_topics(
             await asyncio.sleep(0.5)
             assert await gw.app[PRUNER].run_once() == 0  # the pass's sweep closes the rewrite's segment
         assert await outbound_retention_ms(settings) == str(int(float(settings.storage.retention) * 1000))
+
+
+async def topic_config(settings: Settings, topic: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.queue.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        name = f"{settings.queue.kafka.topic_prefix}.{topic}"
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        [(_err, _msg, _type, _name, entries)] = response.resources
+        return {str(e[0]): str(e[1]) for e in entries}
+    finally:
+        await admin.close()
+
+
+async def test_existing_topics_get_the_retention_and_keep_their_other_configs(tmp_path: Path) -> None:
+    """Topics made earlier (another retention, an operator's own config) get the configured
+    retention at the next start; the operator's other topic config survives the change."""
+    from queues.kafka import KafkaQueue
+
+    first = kafka_settings(settings_for(tmp_path, "http://127.0.0.1:9"), bootstrap=bootstrap_or_skip(), partitions=1)
+    q = KafkaQueue(first)
+    await q.start()
+    await q.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=first.queue.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        outbound = f"{first.queue.kafka.topic_prefix}.outbound"
+        own = {**(await topic_config(first, "outbound")), "max.message.bytes": "2000000"}
+        own = {k: v for k, v in own.items() if k in ("retention.ms", "segment.ms", "file.delete.delay.ms",
+                                                     "max.message.bytes")}
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, outbound, configs=own)])
+    finally:
+        await admin.close()
+    storage = dataclasses.replace(first.storage, retention=Duration(120 * DAY))
+    again = dataclasses.replace(first, storage=storage)
+    q = KafkaQueue(again)
+    await q.start()
+    await q.close()
+    config = await topic_config(again, "outbound")
+    assert config["retention.ms"] == str(int(120 * DAY * 1000)) and config["max.message.bytes"] == "2000000", config
