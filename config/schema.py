@@ -27,8 +27,12 @@ def _listen_ok(listen: str) -> bool:
 
 @dataclass(frozen=True)
 class ServerSettings:
+    # host:port of the HTTP API (agencies, operator, /metrics, /readyz); "0.0.0.0:8080" in a container
     listen: str = "127.0.0.1:8080"
+    # a request body larger than this is refused with 413 (the PDF routes have their own limits)
     max_body_bytes: int = 1_048_576
+    # after SIGTERM and drain_delay: how long requests in flight, then portal calls in flight, may take to
+    # finish
     shutdown_grace: Duration = _D(10.0)
     # on SIGTERM, how long /readyz answers 503 "draining" with the listener still open, so that a
     # load balancer stops sending before the port closes (Ctrl-C, SIGINT, skips it)
@@ -41,8 +45,17 @@ class ServerSettings:
     # a connection that has not sent a complete request head this long after it opened, or after
     # its last answer (an idle kept-alive connection), is closed (aiohttp's keep-alive timer)
     header_timeout: Duration = _D(60.0)
+    # TLS (docs/decisions.md, issue 17): with tls_cert and tls_key the listener speaks HTTPS only
+    tls_cert: str = ""  # PEM file: the server's certificate, then its chain
+    tls_key: str = ""  # PEM file: the server's private key (unencrypted)
+    # PEM file of the CA certificates that issue agencies' client certificates (mTLS)
+    client_ca: str = ""
+    # "none": no client certificate is asked for; "optional": asked for, verified against client_ca
+    # when sent (an agency may still use its API key); "required": the handshake fails without one
+    client_cert: Literal["none", "optional", "required"] = "none"
 
     def __post_init__(self) -> None:
+        self._check_tls()
         if not 0.1 <= float(self.body_timeout) <= 600:
             raise ValueError("body_timeout: expected 100ms..600s")
         if not 1 <= float(self.header_timeout) <= 3600:
@@ -53,6 +66,26 @@ class ServerSettings:
             raise ValueError("max_body_bytes: must be at least 1024")
         if not 0 <= float(self.drain_delay) <= 300:
             raise ValueError("drain_delay: expected 0..300s")
+
+    def _check_tls(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_key: tls_cert and tls_key go together (the server's certificate and its key)")
+        for name in ("tls_cert", "tls_key", "client_ca"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ValueError(f"{name}: no such file {path!r}")
+        if self.client_ca and not self.tls_cert:
+            raise ValueError("client_ca: client certificates need TLS: set tls_cert and tls_key")
+        if self.client_cert != "none" and not self.client_ca:
+            raise ValueError(f"client_cert: {self.client_cert!r} needs client_ca (the CAs that issue agencies' "
+                             "certificates)")
+        if self.client_ca and self.client_cert == "none":
+            raise ValueError("client_cert: client_ca is set but client_cert is \"none\": say \"optional\" or "
+                             "\"required\"")
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
 
     @property
     def host(self) -> str:
@@ -65,6 +98,8 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class StorageSettings:
+    # the store: the embedded queue's SQLite file (backend "sqlite"); the other SQLite files default to its
+    # folder
     path: str = "var/dvcgw.sqlite3"
     # SQLite's own PRAGMA synchronous: "full", a 202 survives power loss; "normal", a crash of
     # the process (queues/sqlite.py)
@@ -97,18 +132,28 @@ class StorageSettings:
 
 @dataclass(frozen=True)
 class KafkaSettings:
+    # comma-separated host:port list of the brokers
     bootstrap_servers: str = "127.0.0.1:9092"
+    # the gateway's topics are named <topic_prefix>.<name> (docs/kafka.md)
     topic_prefix: str = "dvcgw"
+    # the consumer group shared by every instance of one gateway
     group_id: str = "dvcgw"
+    # partitions of each topic the gateway creates (dossiers are spread over them; more allows more instances)
     partitions: int = 6
+    # replicas of each topic the gateway creates: 3 on a production cluster
     replication_factor: int = 1
+    # how the gateway talks to the brokers (aiokafka's names)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # SASL: "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512" with a SASL_* protocol; the password as
+    # sasl_plain_password_file
     sasl_mechanism: str = ""
     sasl_plain_username: str = ""
     sasl_plain_password: str = ""
+    # TLS with an SSL or SASL_SSL protocol: the CA bundle, and the client certificate and key for mutual TLS
     ssl_cafile: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
+    # how long a request to a broker may take
     request_timeout: Duration = _D(30.0)
     # how long the broker may hold a fetch of the owner's pump and of the shared-state view until
     # fetch_min_bytes have arrived: fewer, fuller fetches (less CPU per event in the gateway and
@@ -135,6 +180,8 @@ class KafkaSettings:
 
 @dataclass(frozen=True)
 class QueueSettings:
+    # "sqlite": one file, one instance (the default); "kafka": several instances on a broker ([queue.kafka],
+    # docs/kafka.md); "memory": tests only, loses everything at exit
     backend: Literal["sqlite", "kafka", "memory"] = "sqlite"
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     # how long an idle worker waits before polling storage again when nothing woke it
@@ -145,8 +192,12 @@ class QueueSettings:
 
 @dataclass(frozen=True)
 class RetrySettings:
+    # the retry ladder: the wait before each next attempt of a dossier whose delivery failed transiently; the
+    # last one repeats
     delays: tuple[Duration, ...] = (_D(5), _D(30), _D(120), _D(600), _D(1800), _D(3600))
+    # a dossier failing this long since its first failure has its events dead-lettered (reason "retryable")
     give_up_after: Duration = _D(72 * 3600)
+    # each delay is stretched or shrunk by up to this fraction at random, so that retries do not arrive together
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
@@ -158,7 +209,9 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class CircuitSettings:
+    # consecutive transient portal failures that open the circuit (delivery pauses, nothing is lost)
     failure_threshold: int = 5
+    # how long the circuit stays open before one probe call is let through
     cool_down: Duration = _D(30.0)
 
     def __post_init__(self) -> None:
@@ -209,25 +262,37 @@ class PortalSettings:
     # "none": no credential of the gateway's own (the adapter or LGSP authenticates), transport
     # "adapter" only
     auth: Literal["session", "oauth2", "oauth2+session", "none"] = "session"
+    # the base URL of the national portal (DVCQG) or of the province adapter / LGSP in front of it
     adapter_url: str = "http://127.0.0.1:9000"
+    # paths after adapter_url: the session login (spec §2.2), the integration service and the share service
     auth_endpoint: str = "/login"
     integration_endpoint: str = "/service"
     share_endpoint: str = "/share"
+    # the session account (auth "session" or "oauth2+session"); the password as password_file
     username: str = ""
     password: str = ""
+    # MaDonVi: the sending unit's code, as registered with the portal
     madonvi: str = "000.00.00.H55"
+    # the dstcode of the service envelope, as issued with the account
     dstcode: str = ""
+    # OAuth2 client credentials (auth "oauth2" or "oauth2+session"): the token endpoint, client id and secret
+    # (client_secret_file), and how the secret is sent ("basic" header or "form" fields)
     token_url: str = ""
     client_id: str = ""
     client_secret: str = ""
     client_auth: Literal["basic", "form"] = "basic"
+    # per portal call
     timeout: Duration = _D(30.0)
+    # portal calls in flight at once
     max_concurrency: int = 8
+    # portal calls started per second at most; 0 = no limit (the portal's 429 answers are honoured either way)
     rate_limit_per_s: float = 0.0
+    # progress items sent in one call, where the portal takes several
     batch_size: int = 1
     # spec §5.6: ask TraCuuHoSo before the first push of a dossier the gateway has not seen
     # delivered; false = the fallback path (send as create, resend as update on "đã tồn tại")
     lookup_before_create: bool = True
+    # a portal session is renewed after this long, before the portal expires it
     session_max_age: Duration = _D(1800.0)
     connect_retries: int = 2  # quick in-call retries of connection errors (tenacity)
     adapter: PortalAdapterSettings = field(default_factory=PortalAdapterSettings)
@@ -296,6 +361,7 @@ class JobsSettings:
 class ReceiptsSettings:
     """VNPT e-receipts (adapters/vnpt_receipts, docs/e-receipts.md): one tenant's services and accounts."""
 
+    # issue VNPT e-receipts for paid fees
     enabled: bool = False
     # the tenant's host, e.g. "https://<tenant>admin.vnpt-invoice.com.vn"; each service's address is
     # this plus its path below, never the address written inside a WSDL
@@ -365,6 +431,7 @@ class PaymentSettings:
     """The national payment platform (adapters/payment_platform, docs/payments.md): the gateway is
     the partner (MaDoiTac) that sends INIT, QUERY and GET_BILL and receives CONFIRM."""
 
+    # take payments through the national payment platform
     enabled: bool = False
     # the platform's three endpoints (spec §1: configured per deployment, blank in public code)
     init_url: str = ""
@@ -426,19 +493,104 @@ class PaymentSettings:
         return Path(self.path) if self.path else Path(storage_path).with_name("payments.sqlite3")
 
 
+_PROCEDURE_PATTERN = re.compile(r"[A-Za-z0-9.*?\[\]!_-]{1,100}")
+_FINGERPRINT = re.compile(r"[0-9A-Fa-f]{64}")
+
+
+def fingerprint_hex(text: str) -> str:
+    """A SHA-256 fingerprint as written by openssl (``AB:CD:…``) or plain hex → 64 lower-case hex digits."""
+    return text.replace(":", "").strip().lower()
+
+
+def normal_subject(dn: str) -> str:
+    """An RFC 4514 distinguished name in one canonical spelling (cryptography's), so that
+    ``CN=x, O=y`` and ``CN=x,O=y`` match; raises ValueError when it is not a DN."""
+    from cryptography import x509
+
+    try:
+        name = x509.Name.from_rfc4514_string(re.sub(r"(?<!\\)\s*,\s*", ",", dn.strip()))
+    except ValueError as exc:
+        raise ValueError(f"{dn!r} is not an RFC 4514 distinguished name such as \"CN=so-tp,O=UBND,C=VN\"") from exc
+    if not len(name):
+        raise ValueError("an empty distinguished name matches nothing")
+    return name.rfc4514_string()
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Per-agency limits: ``[limits]`` holds the defaults, an agency's ``limits`` table overrides
+    any of them (docs/decisions.md, issue 17). The body size is ``[server] max_body_bytes``
+    unless an agency sets its own."""
+
+    # token bucket: sustained requests per second, and how many may come at once; rate 0 = no limit
+    rate: float = 50.0
+    burst: int = 200
+    # requests of one agency in progress at once; one more is answered 429
+    max_concurrent: int = 64
+    # nesting of arrays and objects in a JSON body (a dossier needs 3)
+    max_json_depth: int = 32
+
+    def __post_init__(self) -> None:
+        _check_limits(self.rate, self.burst, self.max_concurrent, self.max_json_depth)
+
+
+def _check_limits(rate: float | None, burst: int | None, concurrent: int | None, depth: int | None) -> None:
+    if rate is not None and not 0 <= rate <= 1_000_000:
+        raise ValueError("rate: expected 0 (no limit)..1000000 requests per second")
+    if burst is not None and not 1 <= burst <= 1_000_000:
+        raise ValueError("burst: expected 1..1000000 requests")
+    if concurrent is not None and not 1 <= concurrent <= 100_000:
+        raise ValueError("max_concurrent: expected 1..100000")
+    if depth is not None and not 2 <= depth <= 512:
+        raise ValueError("max_json_depth: expected 2..512")
+
+
+@dataclass(frozen=True)
+class AgencyLimitSettings:
+    """One agency's overrides of ``[limits]``; a key left out takes the default."""
+
+    # this agency's token bucket (requests per second, 0 = no limit; requests at once); unset: [limits]
+    rate: float | None = None
+    burst: int | None = None
+    # this agency's requests in progress at once; unset: [limits] max_concurrent
+    max_concurrent: int | None = None
+    # this agency's JSON nesting limit; unset: [limits] max_json_depth
+    max_json_depth: int | None = None
+    max_body_bytes: int | None = None  # this agency's body size in bytes; unset: [server] max_body_bytes
+
+    def __post_init__(self) -> None:
+        _check_limits(self.rate, self.burst, self.max_concurrent, self.max_json_depth)
+        if self.max_body_bytes is not None and not 1024 <= self.max_body_bytes <= 64 * 1024 * 1024:
+            raise ValueError("max_body_bytes: expected 1024..67108864")
+
+
 @dataclass(frozen=True)
 class AgencySettings:
+    # the agency's identifier (its unit code); appears in logs, metrics and the audit, never its key
     code: str
+    # the agency's API key (X-API-Key): as api_key_file, or only its SHA-256 in hex as api_key_sha256 (the key
+    # itself then never sits on the server)
     api_key: str = ""
     api_key_sha256: str = ""
+    # the unit codes (MaDonVi) whose dossiers this agency may send
     units: tuple[str, ...] = ()
     # spec §8: unit code → the unit's identifier code (MaDinhDanh) that generated portal codes
     # start with, e.g. { "000.00.01.H55" = "000.00.01.H56" }; a unit left out keeps its codes
     madinhdanh: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # deny by default (issue 17): the procedure codes (MaTTHC) whose dossiers this agency may send,
+    # as glob patterns ("1.0012*", "*" for all); none = no dossier snapshot is accepted
+    procedures: tuple[str, ...] = ()
+    # mTLS (needs [server] client_cert): client certificates that identify this agency, by subject
+    # (RFC 4514 DN, e.g. "CN=so-tp,O=UBND tinh,C=VN") or by SHA-256 fingerprint of the certificate
+    tls_subjects: tuple[str, ...] = ()
+    tls_fingerprints: tuple[str, ...] = ()
+    limits: AgencyLimitSettings = field(default_factory=AgencyLimitSettings)
 
     def __post_init__(self) -> None:
-        if not (self.api_key or self.api_key_sha256):
-            raise ValueError("api_key: one of api_key_sha256, api_key_file or api_key_env is required")
+        if not (self.api_key or self.api_key_sha256 or self.tls_subjects or self.tls_fingerprints):
+            raise ValueError("api_key: one of api_key_sha256, api_key_file, api_key_env, tls_subjects or "
+                             "tls_fingerprints is required")
+        self._check_access()
         for unit, code in self.madinhdanh.items():
             if unit not in self.units:
                 raise ValueError(f"madinhdanh: {unit!r} is not one of this agency's units")
@@ -451,15 +603,33 @@ class AgencySettings:
         if bad:
             raise ValueError(f"units: {bad[0]!r} is not a unit code such as \"000.00.01.H56\"")
 
+    def _check_access(self) -> None:
+        bad = [p for p in self.procedures if not _PROCEDURE_PATTERN.fullmatch(p)]
+        if bad:
+            raise ValueError(f"procedures: {bad[0]!r} is not a procedure-code pattern such as \"1.001234\", "
+                             "\"1.0012*\" or \"*\"")
+        for dn in self.tls_subjects:
+            try:
+                normal_subject(dn)
+            except ValueError as exc:
+                raise ValueError(f"tls_subjects: {exc}") from exc
+        bad = [f for f in self.tls_fingerprints if not _FINGERPRINT.fullmatch(fingerprint_hex(f))]
+        if bad:
+            raise ValueError(f"tls_fingerprints: {bad[0]!r} is not a SHA-256 fingerprint (64 hex digits, "
+                             "colons allowed)")
+
 
 @dataclass(frozen=True)
 class OperatorSettings:
+    # the operator's API key (dead letters, maintenance, backup, books): as api_key_file, or only its SHA-256 in
+    # hex as api_key_sha256; "" = the operator API is closed
     api_key: str = ""
     api_key_sha256: str = ""
 
 
 @dataclass(frozen=True)
 class TransitionSettings:
+    # refuse (409) a TrangThaiHoSo change outside the spec §7.2 transition table; false = accept and count it
     enforce: bool = False
 
 
@@ -487,24 +657,31 @@ class DossierSettings:
 
 @dataclass(frozen=True)
 class SigningKeySettings:
+    # the key's name, as agencies and [[certification.authorities]] refer to it
     alias: str
+    # where the key lives: "file" (PKCS#12 or PEM), "pkcs11" (an HSM or token), "remote" (a CSC-style remote
+    # signer)
     source: Literal["file", "pkcs11", "remote"]
+    # agency codes that may sign with this key
     agencies: tuple[str, ...] = ()
-    # file
+    # source "file": a PKCS#12 file (pkcs12_file), or a PEM key and certificate (key_file, cert_file),
+    # the intermediate certificates (chain_files), and the passphrase (passphrase_file, or passphrase_env)
     pkcs12_file: str = ""
     key_file: str = ""
     cert_file: str = ""
     chain_files: tuple[str, ...] = ()
     passphrase: str = ""
     passphrase_env: str = ""  # name of an environment variable holding the passphrase
-    # pkcs11
+    # source "pkcs11": the PKCS#11 module (.so), the token, the key and certificate labels, and the PIN
+    # (pin_file, or pin_env)
     module: str = ""
     token_label: str = ""
     key_label: str = ""
     cert_label: str = ""
     pin: str = ""
     pin_env: str = ""  # name of an environment variable holding the PIN
-    # remote (CSC-style)
+    # source "remote": the CSC-style signer's base URL, the credential, and the client secret
+    # (client_secret_file)
     url: str = ""
     credential_id: str = ""
     client_secret: str = ""
@@ -512,14 +689,22 @@ class SigningKeySettings:
 
 @dataclass(frozen=True)
 class SigningSettings:
+    # the signing keys, one [[signing.keys]] table each
     keys: tuple[SigningKeySettings, ...] = ()
+    # RFC 3161 time-stamping authorities, tried in order
     tsa_urls: tuple[str, ...] = ()
+    # per time-stamp request
     tsa_timeout: Duration = _D(10.0)
+    # when every TSA fails: false = the request fails with 503 tsa_unavailable; true = it is signed at B-B and
+    # the answer says X-Signature-Downgraded: true
     allow_downgrade: bool = False
+    # PEM or DER files of the trusted root certificates for validation (the system store is never used)
     trust_roots: tuple[str, ...] = ()
+    # a PDF larger than this is refused with 413
     max_pdf_bytes: int = 20 * 1024 * 1024
     workers: int = 0  # 0 = one per core
     tsa_attempts: int = 2  # tries per TSA URL before moving to the next one
+    # how often a remote signer is asked about a job it has not confirmed
     remote_poll_interval: Duration = _D(5.0)
     remote_job_timeout: Duration = _D(86400.0)  # a remote job not confirmed by then fails
     callback_base_url: str = ""  # public base URL of the gateway for remote-signer webhooks; "" = poll only
@@ -578,6 +763,8 @@ class CertificationSettings:
 
 @dataclass(frozen=True)
 class MonitoringSettings:
+    # the local time zone of the figures (days, months of the 766 indicators and the status page): hours east of
+    # UTC
     timezone_offset_hours: int = 7
 
 
@@ -594,6 +781,7 @@ class KpiTargetSettings:
     (95 %: the one the DvcgwDossierSyncBelowTarget alert watches; at 100 % a single late dossier
     would keep it firing for the rest of the month)."""
 
+    # the target rate of each indicator (0..1); unset = no target shown
     dossier_sync: float | None = 0.95
     on_time: float | None = 1.0
     online_share: float | None = 0.8
@@ -619,6 +807,7 @@ class KpiTargetSettings:
 class KpiSettings:
     """The 766 indicators computed live (monitoring/kpi, docs/kpi.md)."""
 
+    # compute the 766 indicators live (GET /v1/kpi, /metrics, dvcgw kpi)
     enabled: bool = True
     # the indicators' own SQLite file; "" = kpi.sqlite3 beside [storage] path
     path: str = ""
@@ -670,6 +859,7 @@ class CatalogueSettings:
     pulled on a schedule, kept in its own SQLite file, served at /v1/procedures and used to fill
     TenTTHC, MaLinhVuc and TenLinhVuc of agency snapshots."""
 
+    # pull the procedure catalogue and serve it (/v1/procedures)
     enabled: bool = True
     # the catalogue's own SQLite file; "" = catalogue.sqlite3 beside [storage] path
     path: str = ""
@@ -702,6 +892,7 @@ class InboundSettings:
     (gateway/inbound, docs/inbound.md). The pull service is not public (spec §1.2 [UNCERTAIN]):
     its name, endpoint and parameter names are settings (docs/decisions.md)."""
 
+    # pull the dossiers citizens submitted on the portal and deliver them to [provincial] url
     enabled: bool = False
     # the pull service's name ("service" key of the §2.3 envelope) and the endpoint it is posted to
     service: str = "LayDanhSachHoSoDVCQG"
@@ -776,6 +967,7 @@ class HealthSettings:
     """/readyz (gateway/health.py): each sub-check's result is kept ok_cache when it passed and
     fail_cache when it failed (X-Road's 2 s / 30 s); a check gets check_timeout to answer."""
 
+    # how long a passed, and a failed, sub-check result is reused, and how long a check may take
     ok_cache: Duration = _D(2.0)
     fail_cache: Duration = _D(30.0)
     check_timeout: Duration = _D(2.0)
@@ -793,6 +985,7 @@ class HealthSettings:
 
 @dataclass(frozen=True)
 class LogSettings:
+    # "text": key=value lines; "json": one JSON object per line (docs/operator-guide.md, Logs)
     format: Literal["text", "json"] = "text"
     # an identical warning or error (or protocol errors from one peer) is written once per
     # interval; the next line written says how many were not; "0s" writes every one
@@ -812,6 +1005,7 @@ class Settings:
     circuit: CircuitSettings = field(default_factory=CircuitSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
     agencies: tuple[AgencySettings, ...] = ()
+    limits: LimitSettings = field(default_factory=LimitSettings)
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     transitions: TransitionSettings = field(default_factory=TransitionSettings)
     dossiers: DossierSettings = field(default_factory=DossierSettings)
@@ -834,7 +1028,7 @@ class Settings:
             raise ValueError("agencies: agency codes must be unique")
         digests = [key_digest(a.api_key, a.api_key_sha256) for a in self.agencies]
         for i, d in enumerate(digests):
-            if d in digests[:i]:
+            if d is not None and d in digests[:i]:
                 raise ValueError(f"agencies[{i}].api_key: the same key as agencies[{digests.index(d)}]: "
                                  "each agency needs its own key")
         if float(self.storage.retention) < float(self.retry.give_up_after):
@@ -847,6 +1041,20 @@ class Settings:
             raise ValueError("operator.api_key: equal to an agency's key; the operator needs a key of its own")
         self._check_code_rule()
         self._check_certification()
+        self._check_client_certificates()
+
+    def _check_client_certificates(self) -> None:
+        """A certificate mapping needs a server that asks for certificates, and names one agency."""
+        seen: dict[str, int] = {}
+        for i, a in enumerate(self.agencies):
+            names = [("tls_subjects", normal_subject(dn)) for dn in a.tls_subjects]
+            names += [("tls_fingerprints", fingerprint_hex(f)) for f in a.tls_fingerprints]
+            for key, name in names:
+                if self.server.client_cert == "none":
+                    raise ValueError(f"agencies[{i}].{key}: the server asks for no client certificate; set "
+                                     "[server] tls_cert, tls_key, client_ca and client_cert")
+                if seen.setdefault(name, i) != i:
+                    raise ValueError(f"agencies[{i}].{key}: {name!r} already identifies agencies[{seen[name]}]")
 
     def _check_certification(self) -> None:
         """Each authority's key is a local [[signing.keys]] entry its agencies may use."""

@@ -19,7 +19,7 @@ from aiohttp import web
 from adapters.national_portal import portal_client
 from adapters.provincial_system.client import ProvincialClient
 from config.schema import Settings
-from gateway import handlers, job_routes, ops_routes, payment_routes, receipts
+from gateway import backup_routes, handlers, job_routes, ops_routes, payment_routes, receipts
 from gateway.accept import Acceptor
 from gateway.appkeys import (
     ACCEPT,
@@ -45,6 +45,7 @@ from gateway.catalogue import Catalogue
 from gateway.catalogue import routes as catalogue_routes
 from gateway.inbound.delivery import provincial_handler
 from gateway.inbound.puller import InboundPuller
+from gateway.limits import LIMITER, Limiter, largest_body, limits_middleware
 from gateway.middleware import error_middleware
 from gateway.portalcode.mapping import CodedPortal, CodeMapper
 from gateway.requestlog import echo_request_id, request_context
@@ -75,13 +76,16 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     drive it through ``app[ENGINE].drain()``."""
     metrics = metrics or Metrics()
     request_ctx = request_context(access_log=settings.server.access_log, metrics=metrics)
-    app = web.Application(client_max_size=settings.server.max_body_bytes,
-                          middlewares=[request_ctx, error_middleware])
+    # the limits come after the error middleware: their 429s leave in the house shape like any other
+    app = web.Application(client_max_size=largest_body(settings),
+                          middlewares=[request_ctx, error_middleware, limits_middleware])
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[CLOCK] = clock
     app[LIFECYCLE] = Lifecycle()
     app[KEYRING] = KeyRing(settings.agencies, settings.operator)
+    app[LIMITER] = Limiter(settings, clock)
+    metrics.init_agencies(a.code for a in settings.agencies)
     if settings.payment.enabled:  # before the queue: the accept path asks it which dossiers are paid
         app.cleanup_ctx.append(payment_routes.store_ctx)
     app.cleanup_ctx.append(_queue_ctx)
@@ -110,6 +114,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     catalogue_routes.add_routes(app)
     ops_routes.setup_readiness(app)
     ops_routes.add_routes(app)
+    backup_routes.add_routes(app)
     job_routes.add_routes(app)
     if run_engine:
         app.on_startup.append(job_routes.start_worker)

@@ -26,7 +26,7 @@ from config.schema import AgencySettings, Settings
 from core.errors import FieldError, ValidationError
 from gateway import certification_results, verify_page
 from gateway.appkeys import ACCEPT, JOBS
-from gateway.auth import require_agency, require_operator, require_operator_or_agency
+from gateway.auth import AUTHORITIES, forbid, require_agency, require_operator, require_operator_or_agency
 from gateway.handlers import json_body
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
 from gateway.signing_routes import SERVICE, _problem, _read_limited, read_pdf_request
@@ -99,6 +99,8 @@ async def post_certification(request: web.Request) -> web.Response:
         raw, parts = await _read_request(request, service.settings.max_upload_bytes)
         meta = parse_metadata(raw)
         entry = await service.certify(agency, meta, parts)
+    except NotAllowed as exc:  # the authority's agencies do not list this agency
+        raise forbid(request, agency, AUTHORITIES, "authority_code", exc.message) from exc
     except _ERRORS as exc:
         raise problem(exc) from exc
     url = pdf_url(entry)
@@ -181,6 +183,9 @@ def _may_act(request: web.Request, entry: Entry) -> AgencySettings | None:
     try:
         request.app[CERTIFICATION].authority_for(agency, entry.authority_code)
     except (NotAllowed, ValidationError) as exc:
+        if agency is not None:
+            raise forbid(request, agency, AUTHORITIES, "authority_code",
+                         "this agency may not act for the certifying authority") from exc
         raise HTTPProblem(403, "not_allowed", "this key may not act for the certifying authority") from exc
     return agency
 

@@ -19,6 +19,7 @@ import aiohttp
 
 from config.schema import Settings, load
 from core.errors import ConfigError
+from core.version import __version__
 
 EXIT_CONFIG = 2
 EXIT_REMOTE = 3
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dvcgw", description="DVCQG sync gateway")
+    p.add_argument("--version", action="version", version=f"dvcgw {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="start the daemon")
@@ -105,6 +107,24 @@ def _parser() -> argparse.ArgumentParser:
                        "or [operator] api_key of --config)")
     maint.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
     maint.set_defaults(func=_maintenance)
+    backup = sub.add_parser("backup", help="a consistent copy of every SQLite file of a running daemon "
+                            "(or, --offline, of a stopped one) into a new folder, with a manifest")
+    backup.add_argument("dir", help="the folder to create (it must not exist, or be empty)")
+    backup.add_argument("--offline", action="store_true",
+                        help="the daemon is stopped: copy the files named by --config directly")
+    backup.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
+    backup.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
+                        "or [operator] api_key of --config)")
+    backup.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+    backup.set_defaults(func=_backup)
+    restore = sub.add_parser("restore", help="put a backup's files where --config says they live "
+                             "(the daemon stopped); the manifest is checked first")
+    restore.add_argument("dir", help="a folder made by dvcgw backup")
+    restore.add_argument("--force", action="store_true", help="replace files that exist")
+    restore.add_argument("--verify-only", action="store_true", help="check the backup against its manifest, "
+                         "write nothing")
+    restore.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+    restore.set_defaults(func=_restore)
     kpi = sub.add_parser("kpi", help="the 766 indicators as a table (reads the indicators' file)")
     kpi.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
     kpi.add_argument("--period", default=None, help="2025-11 | 2025-Q4 | 2025 (default: the current month)")
@@ -121,7 +141,10 @@ def _load(path: str | None) -> Settings:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from gateway.tls import server_context
+
     settings = load(args.file)
+    server_context(settings.server)  # a key that is not the certificate's is a ConfigError here too
     if args.print_where:
         print(f"listen={settings.server.listen}\nstore={settings.storage.path}\n"
               f"backend={settings.queue.backend}\nportal={settings.portal.adapter_url}")
@@ -140,15 +163,17 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
     from gateway.logs import setup_logging
     from gateway.serving import serve
+    from gateway.tls import server_context
 
     settings = _load(args.config)
     setup_logging(settings.log)
+    tls = server_context(settings.server)
     try:
         sock = socket.create_server((settings.server.host, settings.server.port), backlog=1024)
     except OSError as exc:
         print(f"dvcgw: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
         return 2
-    serve(create_app(settings), sock, settings)
+    serve(create_app(settings), sock, settings, tls)
     return 0
 
 
@@ -293,6 +318,121 @@ def _remote_error(status: int, body: str) -> int:
     return EXIT_REMOTE
 
 
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from gateway import backup
+
+    target = Path(args.dir)
+    try:
+        backup.private_dir(target)
+    except backup.BackupError as exc:
+        print(f"dvcgw: backup: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.offline:
+            manifest = asyncio.run(backup.take(_load(args.config), target, None, _Progress().files))
+        else:
+            status = asyncio.run(_backup_online(args, _operator_key(args), target))
+            if status:
+                _discard(target)
+                return status
+            manifest = backup.verify(target)
+    except (backup.BackupError, ConfigError) as exc:
+        _discard(target)
+        if isinstance(exc, ConfigError):
+            raise
+        print(f"dvcgw: backup: {exc}", file=sys.stderr)
+        return 1
+    _print_manifest(target, manifest)
+    return 0
+
+
+async def _backup_online(args: argparse.Namespace, key: str, target: Path) -> int:
+    """Ask the daemon for the stream, write it to ``target`` with a progress display, unpack it."""
+    from gateway import backup
+
+    archive = target / ".incoming.tar"
+    show = _Progress()
+    print(f"dvcgw: the daemon at {args.url} is copying its files…", file=sys.stderr)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=600)
+    async with aiohttp.ClientSession(headers={"X-API-Key": key}, timeout=timeout) as s:
+        try:
+            async with s.post(args.url.rstrip("/") + "/v1/backup") as r:
+                if r.status >= 400:
+                    return _remote_error(r.status, await r.text())
+                total, done = r.content_length or 0, 0
+                with archive.open("wb") as out:
+                    async for chunk in r.content.iter_chunked(backup.CHUNK):
+                        out.write(chunk)
+                        done += len(chunk)
+                        show.bytes(done, total)
+                show.end()
+                if total and done != total:
+                    raise backup.BackupError(f"the stream ended after {done} of {total} bytes")
+        except aiohttp.ClientError as exc:
+            print(f"dvcgw: cannot reach the daemon at {args.url}: {exc}", file=sys.stderr)
+            return EXIT_REMOTE
+    backup.unpack(archive, target)
+    archive.unlink()
+    return 0
+
+
+def _discard(target: Path) -> None:
+    """A backup that failed leaves no folder that could pass for one."""
+    for child in target.iterdir():
+        child.unlink()
+    target.rmdir()
+
+
+class _Progress:
+    """One line that is rewritten on a terminal; a line per tenth otherwise (logs, CI)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = -1
+
+    def bytes(self, done: int, total: int) -> None:
+        pct = done * 100 // total if total else 0
+        if self.tty:
+            print(f"\r  received {done / 1e6:8.1f} of {total / 1e6:.1f} MB ({pct:3d} %)", end="", file=sys.stderr)
+        elif pct // 10 != self.last:
+            self.last = pct // 10
+            print(f"  received {done / 1e6:.1f} of {total / 1e6:.1f} MB ({pct} %)", file=sys.stderr)
+
+    def files(self, name: str, done: int, total: int) -> None:
+        if done == total:
+            print(f"  copied {name} ({total / 1e6:.1f} MB)", file=sys.stderr)
+
+    def end(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def _print_manifest(target: Path, manifest: dict[str, Any]) -> None:
+    print(f"{'FILE':24}  {'BYTES':>12}  {'SCHEMA':>6}  SHA-256")
+    for e in manifest["files"]:
+        print(f"{e['file']:24}  {e['bytes']:>12}  {e['user_version']:>6}  {e['sha256']}")
+    print(f"backup of {len(manifest['files'])} files in {target} (checked against {target / 'manifest.json'})")
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from gateway import backup
+
+    source = Path(args.dir)
+    try:
+        if args.verify_only:
+            manifest = backup.verify(source)
+            print(f"{source}: {len(manifest['files'])} files match the manifest")
+            return 0
+        settings = _load(args.config)
+        done = backup.restore(source, settings, force=args.force,
+                              progress=lambda name, path: print(f"  restored {name} → {path}", file=sys.stderr))
+    except backup.BackupError as exc:
+        print(f"dvcgw: restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {len(done)} files from {source}; start the daemon (an older store schema is migrated then)")
+    return 0
 
 
 def _kpi(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -14,9 +15,18 @@ from config.schema import AgencySettings
 from core.errors import FieldError
 from gateway import dossier, openapi, params
 from gateway.appkeys import ACCEPT, CATALOGUE, CLOCK, JOBS, KPI, METRICS, PORTAL_CODES, QUEUE, SETTINGS
-from gateway.auth import require_agency, require_operator, require_operator_or_agency
+from gateway.auth import (
+    PROCEDURES,
+    UNITS,
+    forbid,
+    may_send_procedure,
+    require_agency,
+    require_operator,
+    require_operator_or_agency,
+)
 from gateway.catalogue.fill import complete
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
+from gateway.limits import body_limits, refuse, too_deep
 from gateway.times import iso_utc
 from monitoring.kpi import ALL_UNITS, LEFT_OUT, KpiRow, Period
 from monitoring.kpi.periods import current_periods
@@ -51,33 +61,63 @@ def _authorise(request: web.Request, mahoso: str) -> AgencySettings:
                           [FieldError("MaHoSo", problem)])
     unit = mahoso.split("-", 1)[0]
     if unit not in agency.units:
-        raise HTTPProblem(403, "forbidden", f"agency {agency.code} may not send dossiers of unit {unit}",
-                          [FieldError("MaHoSo", "unit (first dash segment) is not one of the agency's units")])
+        raise forbid(request, agency, UNITS, "MaHoSo", f"agency {agency.code} may not send dossiers of unit {unit}",
+                     "unit (first dash segment) is not one of the agency's units")
     return agency
 
 
+def _may_send(request: web.Request, agency: AgencySettings, payload: Mapping[str, Any]) -> None:
+    """403 (grant ``procedures``) unless one of the agency's patterns matches the snapshot's MaTTHC."""
+    ma_tthc = str(payload.get("MaTTHC", ""))
+    if not may_send_procedure(agency, ma_tthc):
+        raise forbid(request, agency, PROCEDURES, "MaTTHC",
+                     f"agency {agency.code} may not send dossiers of procedure {ma_tthc[:100]!r}",
+                     "matches none of the agency's procedure patterns")
+
+
 async def json_body(request: web.Request) -> Any:
-    """The body as JSON: 415 for another media type or any Content-Encoding, 413 over the limit,
-    400 for broken JSON."""
+    """The body as JSON: 415 for another media type or any Content-Encoding, 413 over the limit (the
+    agency's ``max_body_bytes``), 408 when it is not in within ``body_timeout``, 400 for broken JSON
+    or JSON nested deeper than the agency's ``max_json_depth``."""
     ctype = request.content_type
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise HTTPProblem(415, "unsupported_media_type", f"Content-Type must be application/json, got {ctype!r}")
     refuse_encoded_body(request)
     server = request.app[SETTINGS].server
+    agency, max_bytes, max_depth = body_limits(request)
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise _too_large(request, agency, max_bytes)  # before reading a byte of it
     try:
         async with asyncio.timeout(float(server.body_timeout)):
             raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise HTTPProblem(413, "payload_too_large", f"the body is over {server.max_body_bytes} bytes") from exc
+        raise _too_large(request, agency, max_bytes) from exc
     except TimeoutError as exc:
         waited = float(server.body_timeout)
         problem = HTTPProblem(408, "request_timeout", f"the body did not arrive within {waited:g} s")
         problem.force_close()  # the rest of the body may still come: this connection carries nothing more
         raise problem from exc
+    if len(raw) > max_bytes:  # chunked: no Content-Length to judge first
+        raise _too_large(request, agency, max_bytes)
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise HTTPProblem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+    if too_deep(body, max_depth):
+        message = f"the JSON body nests arrays and objects deeper than {max_depth} levels"
+        errors = (FieldError("body", f"deeper than max_json_depth = {max_depth}"),)
+        if agency is None:
+            raise HTTPProblem(400, "json_too_deep", message, errors, extra={"limit": "json_depth"})
+        raise refuse(request, agency, 400, "json_too_deep", "json_depth", message, errors)
+    return body
+
+
+def _too_large(request: web.Request, agency: AgencySettings | None, max_bytes: int) -> HTTPProblem:
+    message = f"the body is over {max_bytes} bytes"
+    errors = (FieldError("body", f"over max_body_bytes = {max_bytes}"),)
+    if agency is None:
+        return HTTPProblem(413, "payload_too_large", message, errors, extra={"limit": "body_size"})
+    return refuse(request, agency, 413, "payload_too_large", "body_size", message, errors)
 
 
 async def put_dossier(request: web.Request) -> web.Response:
@@ -90,6 +130,7 @@ async def put_dossier(request: web.Request) -> web.Response:
     mahoso = request.match_info["MaHoSo"]
     agency = _authorise(request, mahoso)
     item = dossier.validate_snapshot(mahoso, await json_body(request), app[SETTINGS].dossiers)
+    _may_send(request, agency, item.payload)
     item = complete(item, app.get(CATALOGUE), app[METRICS], agency.code)
     accepted = await app[ACCEPT].snapshot(mahoso, item, agency.code)
     app[ACCEPT].observe(app[CLOCK]() - started)
@@ -221,8 +262,8 @@ async def get_kpi(request: web.Request) -> web.Response:
     period = params.kpi_period(request.query.get("period"), month, offset)
     unit = params.kpi_unit(request.query.get("unit"), kpi.calc.units, (ALL_UNITS, OTHER_UNIT))
     if agency is not None and unit is not None and unit not in agency.units:
-        raise HTTPProblem(403, "forbidden", f"agency {agency.code} may read the indicators of its own units only",
-                          [FieldError("unit", "not one of the agency's units")])
+        raise forbid(request, agency, UNITS, "unit", f"agency {agency.code} may read the indicators of its own "
+                                                    "units only", "not one of the agency's units")
     report = await kpi.report(period.id, unit)
     rows = [r for r in report.rows if agency is None or r.unit in agency.units]
     return _json(200, kpi_json(period, report.computed_at, rows, offset))

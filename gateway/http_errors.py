@@ -3,23 +3,26 @@
 ``{"error": "<code>", "message": "...", "errors": [{"field": "...", "message": "..."}]}``
 
 A 422 whose list was cut also carries ``"more_errors": <n>``, the number of problems found and
-not listed; absent, the list is complete.
+not listed; absent, the list is complete. A 403 for a missing grant also carries ``"grant"`` and a
+refusal for a limit ``"limit"`` (gateway/auth.py, gateway/limits.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
 from core.errors import FieldError
 
 
-def error_body(code: str, message: str, errors: Sequence[FieldError] = (), more_errors: int = 0) -> dict[str, object]:
+def error_body(code: str, message: str, errors: Sequence[FieldError] = (), more_errors: int = 0,
+               extra: Mapping[str, str | int] | None = None) -> dict[str, object]:
     body: dict[str, object] = {"error": code, "message": message, "errors": [e.as_json() for e in errors]}
     if more_errors:
         body["more_errors"] = more_errors
+    body.update(extra or {})
     return body
 
 
@@ -33,13 +36,11 @@ class HTTPProblem(web.HTTPException):
     """Raise from a handler to answer with the house error shape and the given status."""
 
     def __init__(self, status: int, code: str, message: str, errors: Sequence[FieldError] = (),
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, extra: Mapping[str, str | int] | None = None) -> None:
         self.status_code = status
         self.code, self.message, self.errors = code, message, tuple(errors)
         super().__init__(text=None, headers=headers, content_type="application/json")
-
-
-        self.text = json.dumps(error_body(code, message, errors), ensure_ascii=False)
+        self.text = json.dumps(error_body(code, message, errors, extra=extra), ensure_ascii=False)
 
 
 def refuse_encoded_body(request: web.Request) -> None:

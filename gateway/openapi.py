@@ -7,8 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
+from core.version import __version__
 from gateway import dossier, params
 from gateway.appkeys import SETTINGS
+from monitoring.metrics import ACCESS_GRANTS, LIMIT_KINDS
 
 _ERR = {"$ref": "#/components/responses/Error"}
 # Either header carries the key (gateway/auth.py): each requirement is an alternative.
@@ -189,6 +191,15 @@ def _paths(backend: str, strict: bool) -> dict[str, Any]:
                         "properties": {"enabled": {"type": "boolean"},
                                        "reason": {"type": "string", "maxLength": 200}}}}}},
                     "responses": {"200": _resp("The mode now", _MAINTENANCE), **_errors(400, 401, 415, 422)}},
+        },
+        "/v1/backup": {
+            "post": {"summary": "A consistent copy of every SQLite file of the instance, taken while it runs "
+                                "(dvcgw backup): a tar stream of the copies and manifest.json (sizes, SHA-256, "
+                                "schema versions); one backup at a time", "security": _OPERATOR,
+                     "responses": {"200": {"description": "The backup as a tar stream",
+                                           "content": {"application/x-tar": {"schema": {
+                                               "type": "string", "format": "binary"}}}},
+                                   **_errors(400, 401, 409, 503)}},
         },
         "/status": {"get": {
             "summary": "The operator's status page (HTML, Vietnamese or English, refreshes itself): sync "
@@ -485,9 +496,9 @@ def document(signing: bool = False, backend: str = "sqlite", strict_code: bool =
     """The document for an app with (or without) the signing routes, on queue ``backend``, with
     (or without) ``[dossiers] strict_code``, with (or without) the payment routes, and the refund
     route where e-receipts are on too."""
-    return {
+    return _with_access_answers({
         "openapi": "3.1.0",
-        "info": {"title": "dvc-gateway", "version": "0.1.0",
+        "info": {"title": "dvc-gateway", "version": __version__,
                  "description": "Agency, operator and health API of the DVCQG sync gateway."},
         "paths": {**_paths(backend, strict_code), **_job_paths(), **_catalogue_paths(),
                   **(_signing_paths() if signing else {}), **(_payment_paths() if payments else {}),
@@ -512,12 +523,35 @@ def document(signing: bool = False, backend: str = "sqlite", strict_code: bool =
                         "field": {"type": "string"}, "message": {"type": "string"}}}},
                     "more_errors": {"type": "integer", "minimum": 1, "description": (
                         "Only when the list was cut: how many more problems were found and not listed. "
-                        "The check stops looking after 1000 problems (the message says so).")}}},
+                        "The check stops looking after 1000 problems (the message says so).")},
+                    "grant": {"type": "string", "enum": list(ACCESS_GRANTS), "description": (
+                        "Only on a 403 for a missing grant: which one (docs/decisions.md, issue 17).")},
+                    "limit": {"type": "string", "enum": list(LIMIT_KINDS), "description": (
+                        "Only on a refusal for a per-agency limit: which one (429 rate and concurrency "
+                        "with Retry-After, 413 body_size, 400 json_depth).")}}},
             },
             "responses": {"Error": {"description": "Error (house shape)",
                                     "content": _json({"$ref": "#/components/schemas/Error"})}},
         },
-    }
+    })
+
+
+_AGENCY_SCHEMES = {"agencyKey", "agencyBearer"}
+
+
+def _with_access_answers(doc: dict[str, Any]) -> dict[str, Any]:
+    """Issue 17's answers on every secured operation: an agency's 429 (rate, requests in progress),
+    and 403 on operator-only operations (an agency lacks the operator grant)."""
+    for item in doc["paths"].values():
+        for op in item.values():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue  # a path item's "parameters"
+            schemes = {name for alt in op.get("security", ()) for name in alt}
+            if schemes & _AGENCY_SCHEMES:
+                op["responses"].setdefault("429", _ERR)
+            elif schemes:
+                op["responses"].setdefault("403", _ERR)
+    return doc
 
 
 def _served(request: web.Request, signing: bool) -> web.Response:

@@ -41,7 +41,7 @@ from core.errors import FieldError, TransientError, ValidationError
 from gateway import dossier
 from gateway.accept import PAID_MARKS, PAID_ONLINE, SnapshotOvertaken
 from gateway.appkeys import ACCEPT, CLOCK, METRICS, PAYMENTS, QUEUE, SETTINGS
-from gateway.auth import require_agency, require_operator_or_agency
+from gateway.auth import UNITS, forbid, require_agency, require_operator_or_agency
 from gateway.handlers import json_body
 from gateway.http_errors import HTTPProblem
 from gateway.times import iso_utc
@@ -204,8 +204,8 @@ def _authorise(request: web.Request, agency: AgencySettings, mahoso: Any) -> Non
         raise ValidationError([FieldError("MaHoSo", problem)])
     unit = mahoso.split("-", 1)[0]
     if unit not in agency.units:
-        raise HTTPProblem(403, "forbidden", f"agency {agency.code} may not ask payments for unit {unit}",
-                          [FieldError("MaHoSo", "unit (first dash segment) is not one of the agency's units")])
+        raise forbid(request, agency, UNITS, "MaHoSo", f"agency {agency.code} may not ask payments for unit {unit}",
+                     "unit (first dash segment) is not one of the agency's units")
 
 
 async def _context(request: web.Request, mahoso: str, given: dict[str, str]) -> ReceiptContext:
@@ -265,8 +265,8 @@ def _readable(request: web.Request) -> Any:
     if txn is None:
         raise HTTPProblem(404, "not_found", "no payment has this MaThamChieu")
     if caller is not None and txn.mahoso.split("-", 1)[0] not in caller.units:
-        raise HTTPProblem(403, "forbidden", f"agency {caller.code} may not read payments of this unit",
-                          [FieldError("MaThamChieu", "the payment's dossier is not of one of the agency's units")])
+        raise forbid(request, caller, UNITS, "MaThamChieu", f"agency {caller.code} may not read payments of this unit",
+                     "the payment's dossier is not of one of the agency's units")
     return txn
 
 

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from config.schema import Settings
 from core.errors import FieldError, ValidationError
-from gateway.auth import require_agency
+from gateway.auth import SIGNING_KEYS, forbid, require_agency
 from gateway.http_errors import HTTPProblem, refuse_encoded_body
 from monitoring.metrics import Metrics, SigningMetrics
 from monitoring.tracing import trace_config
@@ -85,6 +85,8 @@ async def post_signature(request: web.Request) -> web.StreamResponse:
         pdf, raw_opts = await read_pdf_request(request, service.settings.max_pdf_bytes)
         opts = parse_options(raw_opts) if raw_opts is not None else _query_options(request)
         result = await service.sign(agency, pdf, opts)
+    except KeyNotAllowed as exc:  # the key's [[signing.keys]] agencies do not list this agency
+        raise forbid(request, agency, SIGNING_KEYS, "key", exc.message) from exc
     except (SigningError, SigningUnavailable, ValidationError) as exc:
         raise _problem(exc) from exc
     if isinstance(result, Job):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -67,6 +67,10 @@ PAUSE_REASONS = ("auth_failed", "forbidden")
 #: request methods counted by name in ``dvcgw_http_requests_total``; any other is ``other``
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED_ROUTE = "unmatched"
+#: the ``grant`` label of ``dvcgw_access_refusals_total`` (the grants of gateway/auth.py)
+ACCESS_GRANTS = ("units", "procedures", "signing_keys", "authorities", "operator")
+#: the ``limit`` label of ``dvcgw_limit_refusals_total`` (gateway/limits.py)
+LIMIT_KINDS = ("rate", "concurrency", "body_size", "json_depth")
 
 # No ``*_created`` series beside every counter and histogram: in the text format each is one more
 # gauge series per child that Prometheus stores and nobody queries. A process-wide setting of
@@ -101,6 +105,7 @@ class Metrics:
         self._payment_families()
         self._process_families(time.time() if started_at is None else started_at)
         self._inbound_families()
+        self._access_families()
         self._http_children: dict[tuple[str, str, str], Any] = {}  # labels() is not free on the request path
         self._lag_children = {kind.value: self.sync_lag.labels(kind.value) for kind in EventKind}
         self._dead_seen: set[str] = set(DEAD_REASONS)
@@ -169,6 +174,30 @@ class Metrics:
             "dvcgw_throttled_wait_seconds_total",
             "Seconds delivery was put off because of 429 answers (Retry-After, else the retry ladder)",
             ["counterpart"], registry=r)
+
+    def _access_families(self) -> None:
+        r = self.registry
+        self.access_refusals = Counter(
+            "dvcgw_access_refusals_total", "403 answers to an agency outside one of its grants, by agency code "
+            "and grant", ["agency", "grant"], registry=r)
+        self.limit_refusals = Counter(
+            "dvcgw_limit_refusals_total", "Agency requests refused for a limit (429 rate and concurrency, "
+            "413 body size, 400 JSON depth), by agency code and limit", ["agency", "limit"], registry=r)
+
+    def init_agencies(self, codes: Iterable[str]) -> None:
+        """The access series of every configured agency exist from the start, at 0 (the label's values
+        are the configured agency codes: bounded)."""
+        for code in codes:
+            for grant in ACCESS_GRANTS:
+                self.access_refusals.labels(code, grant)
+            for limit in LIMIT_KINDS:
+                self.limit_refusals.labels(code, limit)
+
+    def access_refused(self, agency: str, grant: str) -> None:
+        self.access_refusals.labels(agency, grant).inc()
+
+    def limit_refused(self, agency: str, limit: str) -> None:
+        self.limit_refusals.labels(agency, limit).inc()
 
     def _payment_families(self) -> None:
         r = self.registry

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from config.schema import Settings
-from core.errors import QueueUnavailable
+from core.errors import ConfigError, QueueUnavailable
 from queues import sqlstate
 from queues.api import (
     Accepted,
@@ -185,10 +185,14 @@ class SQLiteQueue(_SqlQueueBase):
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
+        self._paused: asyncio.Future[None] | None = None  # set while a backup copies the file
         self.commits = 0
 
     async def start(self) -> None:
-        """Open (or create) the store and take it: raises QueueUnavailable if another process has it."""
+        """Open (or create) the store, take it, and bring its schema up to date (queues/sqlstate.py
+        MIGRATIONS, one transaction). Raises QueueUnavailable if another process has it, ConfigError
+        (``storage.path``) if a newer dvcgw wrote it."""
+        fresh = not self._path.exists() or self._path.stat().st_size == 0
         try:
             _private(self._path)
             conn = sqlite3.connect(str(self._path), isolation_level=None, check_same_thread=False)
@@ -200,18 +204,26 @@ class SQLiteQueue(_SqlQueueBase):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute(f"PRAGMA secure_delete={'ON' if self._secure_delete else 'OFF'}")
-            sqlstate.init(conn)  # a write: takes the exclusive lock now, held until close
+            # a write: takes the exclusive lock now, held until close; migrates an older store
+            found, now = sqlstate.init(conn, what=f"the queue store {self._path}")
             sqlstate.release_all_leases(conn)
+        except ConfigError:  # a store of a newer schema: left untouched
+            conn.close()
+            raise
         except sqlite3.Error as exc:
             conn.close()
             if "locked" in str(exc):
                 raise QueueUnavailable(f"another process is using the queue store {self._path}") from exc
             raise QueueUnavailable(f"cannot open the queue store {self._path}: {exc}") from exc
+        if found != now and not fresh:
+            log.warning("queue store %s: schema version %d migrated to %d", self._path, found, now)
         self._conn = conn
 
     async def close(self) -> None:
         """Commit what was submitted, then release the store."""
         self._closing = True
+        if self._paused is not None:  # a backup still copies through the connection
+            await asyncio.shield(self._paused)
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         with contextlib.suppress(sqlite3.Error):  # leave a short WAL behind for the next start
@@ -248,10 +260,31 @@ class SQLiteQueue(_SqlQueueBase):
         """Group commit: run everything gathered so far in one transaction, commit it, answer the
         callers (at most ``max_batch`` operations a transaction)."""
         while self._pending:
+            if self._paused is not None:  # a backup is copying the file: commit after it
+                await asyncio.shield(self._paused)
+                continue
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch:]
             for (_, fut), (ok, value) in zip(batch, self._commit(batch), strict=True):
                 _settle(fut, ok, value)
             await asyncio.sleep(0)  # let the answered callers and others run between transactions
+
+    async def backup_to(self, target: Path, progress: Callable[[int, int], None] | None = None) -> None:
+        """Write a consistent copy of the store to ``target`` (a new file) with SQLite's backup API,
+        taken between two group commits: what was acknowledged before is in it. The copy runs in a
+        worker thread, so the loop keeps serving; operations submitted meanwhile wait for it and
+        then commit as usual (none is refused). ``progress(pages_done, pages_total)`` is called
+        from that thread. Raises QueueUnavailable if the copy fails."""
+        if self._paused is not None:
+            raise QueueUnavailable("a backup of the queue store is already running")
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._paused = gate  # no commit runs now: _commit is synchronous, so none is half done
+        try:
+            await asyncio.to_thread(_copy_database, self._conn, target, progress)
+        except (OSError, sqlite3.Error) as exc:
+            raise QueueUnavailable(f"backup of the queue store failed: {exc}") from exc
+        finally:
+            self._paused = None
+            gate.set_result(None)
 
     def _commit(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
         conn = self._conn
@@ -269,6 +302,22 @@ class SQLiteQueue(_SqlQueueBase):
             return [(False, QueueUnavailable(f"queue store commit failed: {exc}"))] * len(batch)
         self.commits += 1
         return results
+
+
+#: Pages per step of a backup: the progress callback is called after each.
+BACKUP_STEP_PAGES = 4096
+
+
+def _copy_database(source: sqlite3.Connection, target: Path,
+                   progress: Callable[[int, int], None] | None) -> None:
+    """``source``'s database into the new file ``target`` (0600), page by page."""
+    os.close(os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    dst = sqlite3.connect(str(target))
+    try:
+        source.backup(dst, pages=BACKUP_STEP_PAGES,
+                      progress=None if progress is None else lambda _s, left, total: progress(total - left, total))
+    finally:
+        dst.close()
 
 
 def _private(path: Path) -> None:

@@ -9,8 +9,13 @@ Tables:
 * ``dossiers``: one row per ``MaHoSo``: sequences, what the portal has, the claim (lease), the
   retry ladder position, cached counts of pending and parked events;
 * ``dead_letters``: one row per dead event, with the error exactly as the portal sent it;
-* ``retention`` (additive, :data:`RETENTION_SCHEMA`): one row per dossier whose final state was
+* ``retention`` (version 2, :data:`RETENTION_SCHEMA`): one row per dossier whose final state was
   delivered: when (restarted by every later delivery), and whether its payloads are pruned yet.
+
+Schema versions: the store's ``PRAGMA user_version`` is its version (:data:`SCHEMA_VERSION`);
+:func:`init` applies the missing steps of :data:`MIGRATIONS` at open, in one transaction, and
+refuses a store written by a newer version (core/sqlschema.py). Version 0 is a file from before
+versions were kept; version 1 is :data:`SCHEMA_V1`; version 2 adds :data:`RETENTION_SCHEMA`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from core.sqlschema import Step, migrate, statements
 from queues.api import (
     FINAL_STATES,
     PRUNED_PAYLOAD,
@@ -45,7 +51,9 @@ from queues.api import (
     state_of,
 )
 
-SCHEMA = """
+#: Version 1 of the store, as it was when versions began (``PRAGMA user_version``; queues/sqlite.py).
+#: Shipped steps are never edited: a change is a new step appended to :data:`MIGRATIONS`.
+SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS events (
     id          INTEGER PRIMARY KEY,
     mahoso      TEXT NOT NULL,
@@ -104,32 +112,40 @@ CREATE TABLE IF NOT EXISTS retention (
 CREATE INDEX IF NOT EXISTS retention_due ON retention (final_at) WHERE pruned = 0;
 """
 
+def _to_v1(conn: sqlite3.Connection) -> None:
+    """Version 0 → 1: a new file gets the tables. A file from before versions (user_version 0)
+    already has them, in one of two layouts: the current one, or the first one, whose dead-letter
+    ids were not AUTOINCREMENT and could give a dropped letter's id to the next one; that table is
+    copied into one that never reuses an id (rows and ids kept)."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'").fetchone()
+    if row is not None and "AUTOINCREMENT" not in row[0].upper():
+        conn.execute("ALTER TABLE dead_letters RENAME TO dead_letters_old")
+        for statement in statements(SCHEMA_V1):
+            conn.execute(statement)
+        conn.execute("INSERT INTO dead_letters SELECT * FROM dead_letters_old")
+        conn.execute("DROP TABLE dead_letters_old")
+        return
+    for statement in statements(SCHEMA_V1):
+        conn.execute(statement)
+
+
+#: ``MIGRATIONS[i]`` takes a store from version i to i + 1 (core/sqlschema.py): the store's
+#: version is ``len(MIGRATIONS)``. An additive change (a table, an index, a column with a
+#: default) is one more SQL string here.
+MIGRATIONS: tuple[Step, ...] = (_to_v1, RETENTION_SCHEMA)
+SCHEMA_VERSION = len(MIGRATIONS)
+
 _SNAP = EventKind.SNAPSHOT.value
 _PROG = EventKind.PROGRESS.value
 _PENDING = EventState.PENDING.value
 _PARKED = EventState.PARKED.value
 
 
-def init(conn: sqlite3.Connection) -> None:
-    """Create the tables, or bring an older store's up to date (outside any transaction)."""
-    _number_dead_letters_for_good(conn)
-    conn.executescript(SCHEMA)
-    conn.executescript(RETENTION_SCHEMA)
-
-
-def _number_dead_letters_for_good(conn: sqlite3.Connection) -> None:
-    """Stores made before dead-letter ids were AUTOINCREMENT could give a dropped letter's id to the
-    next one; copy such a table into one that never reuses an id (rows and ids kept)."""
-    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'").fetchone()
-    if row is None or "AUTOINCREMENT" in row[0].upper():
-        return
-    conn.executescript(
-        "BEGIN IMMEDIATE;"
-        "ALTER TABLE dead_letters RENAME TO dead_letters_old;"
-        + SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS dead_letters"):]
-        + "INSERT INTO dead_letters SELECT * FROM dead_letters_old;"
-        "DROP TABLE dead_letters_old;"
-        "COMMIT;")
+def init(conn: sqlite3.Connection, *, key: str = "storage.path", what: str = "the queue store") -> tuple[int, int]:
+    """Create the tables, or bring an older store's up to date, in one transaction (outside any
+    transaction of the caller's). Returns (the version found, the version now); raises ConfigError
+    for a store of a newer version than :data:`SCHEMA_VERSION`, leaving it untouched."""
+    return migrate(conn, MIGRATIONS, key=key, what=what)
 
 
 def release_all_leases(conn: sqlite3.Connection) -> int:

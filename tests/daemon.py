@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -34,8 +35,10 @@ def _toml_value(v: Any) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_config(path: Path, port: int, portal_url: str, store: Path, **sections: dict[str, Any]) -> Path:
-    """A complete settings file for one daemon; ``sections`` override or add keys per table."""
+def write_config(path: Path, port: int, portal_url: str, store: Path, *, agency: dict[str, Any] | None = None,
+                 **sections: dict[str, Any]) -> Path:
+    """A complete settings file for one daemon; ``sections`` override or add keys per table,
+    ``agency`` adds keys to the one agency (e.g. its ``tls_subjects``)."""
     tables: dict[str, dict[str, Any]] = {
         # no load balancer watches a test daemon: SIGTERM need not hold the listener open
         "server": {"listen": f"127.0.0.1:{port}", "shutdown_grace": "2s", "drain_delay": "0s"},
@@ -56,9 +59,10 @@ def write_config(path: Path, port: int, portal_url: str, store: Path, **sections
     for name, values in tables.items():
         lines.append(f"[{name.replace('__', '.')}]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-    remember_secret(AGENCY_KEY)
+    remember_secret(AGENCY_KEY)  # the key as a digest: no secret inline (docs/security.md)
     lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key_sha256 = "{key_digest(AGENCY_KEY, "")}"',
-              f'units = ["{UNIT}"]']
+              f'units = ["{UNIT}"]', 'procedures = ["*"]']  # deny by default (issue 17): every procedure code granted
+    lines += [f"{k} = {_toml_value(v)}" for k, v in (agency or {}).items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -78,12 +82,15 @@ def _secrets_to_files(tables: dict[str, dict[str, Any]], folder: Path) -> None:
 
 
 class Daemon:
-    def __init__(self, config: Path, port: int, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, port: int, log: Path, env: dict[str, str] | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: the client context for a daemon on HTTPS ([server] tls_cert), used by start()."""
         self.config, self.port, self.log = config, port, log
         remember_log_file(log)  # the suite-wide log scan reads it at the end
         self.extra_env = env or {}
         self.proc: asyncio.subprocess.Process | None = None
-        self.url = f"http://127.0.0.1:{port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
 
     async def start(self, timeout: float = 30.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DVCGW_")} | self.extra_env
@@ -92,7 +99,7 @@ class Daemon:
                 sys.executable, "-m", "gateway", "serve", "--config", str(self.config),
                 stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.tls or True)) as http:
             while time.monotonic() < deadline:
                 if self.proc.returncode is not None:
                     raise RuntimeError(f"daemon exited: {self.log.read_text()[-2000:]}")

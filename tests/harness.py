@@ -52,22 +52,28 @@ async def run_sandbox() -> AsyncIterator[Sandbox]:
         yield Sandbox(url=sb.url, app=sb.app, http=sb.http)
 
 
-def settings_for(tmp_path: Path, portal_url: str, **sections: dict[str, Any]) -> Settings:
-    """Settings built through the real loader (so overrides are type-checked like a file)."""
+def settings_for(tmp_path: Path, portal_url: str, **sections: Any) -> Settings:
+    """Settings built through the real loader (so overrides are type-checked like a file). A table's
+    keys are merged into the defaults; a list (``agencies=[…]``) replaces them."""
     raw: dict[str, Any] = {
         "storage": {"path": str(tmp_path / "gw.sqlite3"), "synchronous": "normal"},
         "retry": {"delays": ["5s", "30s", "2m"], "give_up_after": "1h", "jitter": 0.0},
         "circuit": {"failure_threshold": 3, "cool_down": "30s"},
         "portal": {"adapter_url": portal_url, "username": "u", "password": PORTAL_PASSWORD, "dstcode": "TEST",
                    "madonvi": "000.00.00.H55", "connect_retries": 0, "timeout": "5s"},
+        # deny by default (issue 17): the test agencies are granted every procedure code; signing
+        # keys and certifying authorities grant themselves to agencies ([[signing.keys]] agencies)
         "agencies": [
-            {"code": UNIT, "api_key": AGENCY_KEY, "units": [UNIT]},
-            {"code": OTHER_UNIT, "api_key": OTHER_KEY, "units": [OTHER_UNIT]},
+            {"code": UNIT, "api_key": AGENCY_KEY, "units": [UNIT], "procedures": ["*"]},
+            {"code": OTHER_UNIT, "api_key": OTHER_KEY, "units": [OTHER_UNIT], "procedures": ["*"]},
         ],
         "operator": {"api_key": OPERATOR_KEY},
+        # the request rate is a token bucket on the app's clock, and a FakeClock that no test moves
+        # would never refill it: no rate limit here (tests/security sets its own limits)
+        "limits": {"rate": 0},
     }
     for name, values in sections.items():
-        raw[name] = {**raw.get(name, {}), **values}
+        raw[name] = values if isinstance(values, list) else {**raw.get(name, {}), **values}
     return build(Settings, raw, "")
 
 

@@ -321,40 +321,58 @@ def statements(rules: Rules) -> Statements:
 
 
 @lru_cache(maxsize=8)
-def _scan(rules: Rules, periods: int) -> str:
-    """The query of :func:`aggregate` for ``periods`` periods: over the dossiers received in
-    [``:lo``, ``:hi``), per unit, every count of each period ``i`` (received in [``:start<i>``,
-    ``:end<i>``), judged at ``:now`` and ``:cut<i>``), as one row holding a JSON array of
-    [unit, counts…]: one step of SQLite, where fetching row by row would take the GIL back once
-    per unit."""
-    counts = _counts(rules)
-    columns = [f"{expr.replace(':cut', f':cut{i}')} FILTER (WHERE received >= :start{i} AND received < :end{i})"
-               for i in range(periods) for expr in counts.values()]
+def _scan(rules: Rules, buckets: int, cuts: int) -> str:
+    """The query of :func:`aggregate`: over the dossiers received in [``:b0``, ``:b<buckets>``),
+    per unit and per bucket ``k`` (received in [``:b<k>``, ``:b<k+1>``)), every count judged at
+    ``:now``, a count that depends on the cut once per cut ``j`` (``:cut<j>``); as one row holding
+    a JSON array of [unit, bucket, counts…]: one step of SQLite, where fetching row by row would
+    take the GIL back once per group."""
+    columns = [expr.replace(":cut", f":cut{j}") for expr in _counts(rules).values()
+               for j in (range(cuts) if ":cut" in expr else (0,))]
+    bucket = "CASE " + " ".join(f"WHEN received < :b{k + 1} THEN {k}" for k in range(buckets)) + " END"
     names = ", ".join(f"c{j}" for j in range(len(columns)))
     selected = ", ".join(f"{expr} AS c{j}" for j, expr in enumerate(columns))
-    return (f"SELECT json_group_array(json_array(unit, {names})) FROM (SELECT unit, {selected}"
-            " FROM dossier WHERE received >= :lo AND received < :hi GROUP BY unit)")
+    return (f"SELECT json_group_array(json_array(unit, bucket, {names})) FROM (SELECT unit, {bucket} AS bucket, "
+            f"{selected} FROM dossier WHERE received >= :b0 AND received < :b{buckets} GROUP BY unit, bucket)")
 
 
 def aggregate(conn: sqlite3.Connection, rules: Rules, periods: Sequence[tuple[int, int]],
               now: float) -> list[dict[str, Counts]]:
     """For each period (``start``, ``end``): Unix seconds, ``end`` excluded), the counts per unit
     (as stored: the first segment of MaHoSo) of the dossiers received in it; ``now`` judges what
-    is still open (the SLO, dossiers in processing, :meth:`Rules.cut`). One query over the
-    dossier rows of all the periods together."""
+    is still open (the SLO, dossiers in processing, :meth:`Rules.cut`).
+
+    One scan of the dossier rows of all the periods together, each row counted once: the periods'
+    starts and ends cut the time into disjoint buckets (the current month, the rest of its
+    quarter, the rest of its year), the query counts per unit and bucket, and a period adds up
+    the buckets it covers. Every count is a sum, so the totals are the same as counting each
+    period apart; only ON_TIME depends on the period (its cut), and is counted once per distinct
+    cut."""
     if not periods:
         return []
-    params: dict[str, float] = {"now": now, "lo": min(p[0] for p in periods), "hi": max(p[1] for p in periods)}
-    for i, (start, end) in enumerate(periods):
-        params |= {f"start{i}": start, f"end{i}": end, f"cut{i}": rules.cut(end, now)}
-    (text,) = conn.execute(_scan(rules, len(periods)), params).fetchone()
-    n = len(COUNT_NAMES)
+    bounds = sorted({t for period in periods for t in period})
+    cuts = sorted({rules.cut(end, now) for _, end in periods})
+    params: dict[str, float] = {"now": now} | {f"b{k}": t for k, t in enumerate(bounds)}
+    params |= {f"cut{j}": cut for j, cut in enumerate(cuts)}
+    (text,) = conn.execute(_scan(rules, len(bounds) - 1, len(cuts)), params).fetchone()
+    # for each count, the place of its value in a group's values, per cut (the columns of _scan)
+    columns: list[list[int]] = []
+    first = 0
+    for expr in _counts(rules).values():
+        width = len(cuts) if ":cut" in expr else 1
+        columns.append(list(range(first, first + width)) if width > 1 else [first] * len(cuts))
+        first += width
+    covering = [[i for i, (start, end) in enumerate(periods) if start <= bounds[k] and bounds[k + 1] <= end]
+                for k in range(len(bounds) - 1)]
+    picks = [[c[cuts.index(rules.cut(end, now))] for c in columns] for _, end in periods]
     out: list[dict[str, Counts]] = [{} for _ in periods]
-    for unit, *values in orjson.loads(text):
-        for i, by_unit in enumerate(out):
-            counts = Counts._make(int(v or 0) for v in values[i * n:(i + 1) * n])
+    for unit, bucket, *values in orjson.loads(text):
+        for i in covering[bucket]:
+            counts = Counts._make(int(values[j] or 0) for j in picks[i])
             if counts.received:
-                by_unit[str(unit)] = counts
+                by_unit = out[i]
+                key = str(unit)
+                by_unit[key] = plus(by_unit[key], counts) if key in by_unit else counts
     return out
 
 

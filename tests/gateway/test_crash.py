@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tests.daemon import Daemon, free_port, write_config
-from tests.harness import AGENCY_KEY, Sandbox
+from tests.gateway.test_logs import wait_for
+from tests.harness import Sandbox
 from tests.load import Load, check_dossier, session, wait_delivered
 from tests.samples import sample_dossier
 
@@ -60,24 +62,48 @@ async def test_sigkill_under_load_loses_nothing_and_keeps_order(sandbox: Sandbox
 
 
 async def test_sigterm_drains_and_restart_resumes(sandbox: Sandbox, tmp_path: Path) -> None:
-    """SIGTERM stops accepting and exits cleanly; whatever was accepted is delivered after restart."""
+    """SIGTERM with agency requests and portal calls in flight (every portal call hangs): the daemon
+    exits 0, within ``drain_delay`` + 2 × ``shutdown_grace`` (requests, then portal calls) plus the
+    time to close its files, logs no ERROR; after a restart everything it answered 202 reaches the
+    portal, in order (issue 18: graceful shutdown)."""
+    drain, grace, closing = 1.0, 2.0, 5.0
     port = free_port()
-    cfg = write_config(tmp_path / "gw.toml", port, sandbox.url, tmp_path / "gw.sqlite3")
+    cfg = write_config(tmp_path / "gw.toml", port, sandbox.url, tmp_path / "gw.sqlite3",
+                       server={"drain_delay": f"{drain:g}s", "shutdown_grace": f"{grace:g}s"})
     daemon = Daemon(cfg, port, tmp_path / "daemon.log")
-    await sandbox.fault(mode="http503", count=100000)
+    # longer than the test: a call cut by the shutdown never completes late into the record
+    await sandbox.fault(mode="slow", delay=600, count=100000)
     await daemon.start()
-    m = "000.00.01.H55-240316-00001"
-    async with aiohttp.ClientSession(headers={"X-API-Key": AGENCY_KEY}) as http:
-        async with http.put(f"{daemon.url}/v1/dossiers/{m}", json=sample_dossier(m)) as r:
-            assert r.status == 202
-    assert await daemon.kill(15) == 0
+    assert daemon.proc is not None
+    codes = [f"000.00.01.H55-240316-{i:05d}" for i in range(8)]
+    load = Load([daemon.url])
+    async with session(len(codes)) as http:
+        tasks = [asyncio.create_task(load.run_dossier(http, m)) for m in codes]
+        await wait_for(lambda: sandbox.state.in_flight > 0 and len(load.answers) >= 2 * len(codes),
+                       what="portal calls in flight and requests answered")
+        started = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        status = await asyncio.wait_for(daemon.proc.wait(), drain + 2 * grace + 30)
+        took = time.monotonic() - started
+        load.stop.set()
+        await asyncio.gather(*tasks)
+    assert status == 0
+    assert took < drain + 2 * grace + closing, f"the stop took {took:.1f}s"
+    text = daemon.log.read_text()
+    assert "draining on SIGTERM" in text and "stopped" in text
+    assert [line for line in text.splitlines() if "level=ERROR" in line or "Traceback" in line] == []
+    accepted = sum(len(load.accepted(m, "snapshot")) + len(load.accepted(m, "progress")) for m in codes)
+    assert accepted >= len(codes)
     async with sandbox.http.post(f"{sandbox.url}/_sandbox/reset") as r:
         assert r.status == 200
     await daemon.start()
     try:
-        await wait_delivered(daemon.url, [m], 90)
+        await wait_delivered(daemon.url, codes, 90)
     finally:
         await daemon.stop()
+    record = (await sandbox.record())["dossiers"]
+    for m in codes:
+        check_dossier(m, record.get(m, []), load.accepted(m, "snapshot"), load.progress_ok(m))
 
 
 async def test_outage_accepts_everything_and_delivers_in_order_after_recovery(sandbox: Sandbox,

@@ -139,9 +139,9 @@ async def test_status_of_an_unknown_dossier_is_404(gateway: Gateway) -> None:
 
 
 async def test_operator_routes_need_the_operator_key(gateway: Gateway) -> None:
-    """Agencies cannot list or replay dead letters."""
+    """Agencies cannot list or replay dead letters: 403 naming the operator grant (issue 17)."""
     r = await gateway.client.get("/v1/dead-letters", headers={"X-API-Key": AGENCY_KEY})
-    assert r.status == 401
+    assert r.status == 403 and (await r.json())["grant"] == "operator"
     assert (await gateway.operator("POST", "/v1/dead-letters/1/replay")).status == 404
     assert (await gateway.operator("DELETE", "/v1/dead-letters/1")).status == 404
 

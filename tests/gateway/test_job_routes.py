@@ -55,7 +55,7 @@ async def test_dead_jobs_are_listed_replayed_and_dropped(gateway: Gateway) -> No
 
 async def test_job_routes_are_for_the_operator_and_check_ids(gateway: Gateway) -> None:
     r = await gateway.client.get("/v1/jobs/dead-letters", headers={"X-API-Key": AGENCY_KEY})
-    assert r.status == 401  # an agency key is not the operator's (as for /v1/dead-letters)
+    assert r.status == 403  # an agency lacks the operator grant (as for /v1/dead-letters)
     r = await gateway.client.get("/v1/jobs")
     assert r.status == 401
     r = await gateway.operator("POST", "/v1/jobs/dead-letters/abc/replay")

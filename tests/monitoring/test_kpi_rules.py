@@ -437,3 +437,19 @@ def test_a_write_of_many_rows_counts_as_the_same_rows_written_one_dossier_at_a_t
     finally:
         store.close(together)
         store.close(apart)
+
+
+@pytest.mark.parametrize("cut", ["now", "period_end"])
+def test_periods_apart_overlapping_or_with_gaps_count_as_each_one_alone(conn: sqlite3.Connection, cut: str) -> None:
+    """The one scan cuts time into buckets at every period's start and end; periods that overlap
+    (a month inside its quarter), leave gaps (September, then November) or lie apart still get
+    exactly the counts each one gets when counted alone, for both readings of the cut."""
+    rules = store.Rules(offset_s=OFFSET_S, open_dossier_cut=cut)
+    received = ["20260815080000", "20260910080000", "20261015080000", "20261103080000", "20261125080000"]
+    for n, when in enumerate(received, start=1):
+        d = Dossier(n, received=when, due="20261215170000")
+        store.write(conn, (d.steps(("9", "20261104090000")) if n % 2 else d.steps(("4", when))).rows, rules)
+    periods = [parse_period(pid, OFFSET_S) for pid in ("2026-09", "2026-11", "2026-Q4", "2026-Q3", "2026")]
+    together = store.aggregate(conn, rules, [(p.start, p.end) for p in periods], MID_NOV)
+    assert [c[UNIT_A].received for c in together] == [1, 2, 3, 2, 5]
+    assert together == [store.aggregate(conn, rules, [(p.start, p.end)], MID_NOV)[0] for p in periods]

@@ -8,6 +8,7 @@ import sqlite3
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,7 +112,7 @@ async def test_an_older_store_keeps_its_dead_letters_and_stops_reusing_ids(tmp_p
     their ids stay, and the id of a dropped last letter is not given out again."""
     path = tmp_path / "q.sqlite3"
     with sqlite3.connect(path) as old:
-        old.executescript(sqlstate.SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY"))
+        old.executescript(sqlstate.SCHEMA_V1.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY"))
         old.execute("INSERT INTO dead_letters (id, event_id, mahoso, kind, seq, cls, code, message, attempts, dead_at)"
                     " VALUES (7, 1, 'D1', 'snapshot', 1, 'rejected', '-5', 'x', 1, 0)")
     old.close()
@@ -151,3 +152,36 @@ async def test_the_store_is_private_to_its_user(tmp_path: Path) -> None:
     await q.close()
     assert stat.S_IMODE(opened.stat().st_mode) == 0o700
     assert stat.S_IMODE((opened / "q.sqlite3").stat().st_mode) == 0o600
+
+
+async def test_a_backup_copy_is_taken_between_commits_and_writes_wait_for_it(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """backup_to copies what was committed; an enqueue submitted while the copy runs is neither
+    refused nor half in the copy: it commits right after, in the store only."""
+    import queues.sqlite as sqlite_mod
+
+    monkeypatch.setattr(sqlite_mod, "BACKUP_STEP_PAGES", 1)  # many steps: time to submit mid-copy
+    q = SQLiteQueue(tmp_path / "q.sqlite3")
+    await q.start()
+    try:
+        for i in range(20):
+            await q.enqueue([ev(f"D{i}", n) for n in range(20)])
+        loop = asyncio.get_running_loop()
+        during: list[Any] = []
+
+        def progress(done: int, total: int) -> None:
+            if not during:  # in the copying thread, after the first step
+                during.append(asyncio.run_coroutine_threadsafe(q.enqueue([ev("LATE", 1)]), loop))
+
+        await q.backup_to(tmp_path / "copy.sqlite3", progress)
+        assert during and not during[0].done()
+        await asyncio.wrap_future(during[0])
+    finally:
+        await q.close()
+    copy = sqlite3.connect(tmp_path / "copy.sqlite3")
+    assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert copy.execute("SELECT COUNT(*), SUM(mahoso = 'LATE') FROM events").fetchone() == (400, 0)
+    copy.close()
+    live = sqlite3.connect(tmp_path / "q.sqlite3")
+    assert live.execute("SELECT COUNT(*) FROM events WHERE mahoso = 'LATE'").fetchone() == (1,)
+    live.close()

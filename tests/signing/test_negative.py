@@ -129,10 +129,10 @@ async def test_b_t_without_any_tsa_configured_is_refused_not_retried(world, tmp_
 
 
 async def test_agency_refused_a_key_not_its_own(signing_gw):
-    """An agency may use only keys listing it: 403 key_not_allowed; an unknown alias is 422."""
+    """An agency may use only keys listing it: 403 naming the signing_keys grant; an unknown alias is 422."""
     r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "syt-seal"}, agency="STP")
     assert r.status == 403
-    assert r.json()["error"] == "key_not_allowed"
+    assert r.json()["error"] == "forbidden" and r.json()["grant"] == "signing_keys"
     r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "syt-seal"}, agency="SYT")
     assert r.status == 200
     r = await client.sign(signing_gw.url, one_page_pdf(), {"key": "nope"})

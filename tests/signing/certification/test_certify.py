@@ -154,7 +154,7 @@ async def test_public_record_revoke_and_pdf_access(cert_gw: Gateway) -> None:
 async def test_operator_book_routes(cert_gw: Gateway) -> None:
     """Operators list, close and open books; a closed book stays readable; an agency key is refused."""
     url = f"{cert_gw.url}/v1/certification-books"
-    assert (await call("GET", url, AGENCY_KEYS["STP"])).status == 401
+    assert (await call("GET", url, AGENCY_KEYS["STP"])).status == 403  # no operator grant (issue 17)
     first = (await certify(cert_gw.url, [(scan_pdf(1), "application/pdf")], metadata())).json()["record"]
     closed = await call("POST", f"{url}/{first['authority_code']}/close", operator())
     assert closed.status == 200 and closed.json()["status"] == "closed"
