@@ -51,6 +51,9 @@ def write_config(path: Path, port: int, portal_url: str, store: Path, *, agency:
         # no catalogue pull at start-up: it would log in and spend the sandbox's queued faults
         # before the test's own calls (tests/catalogue covers the puller)
         "catalogue": {"enabled": False},
+        # no request rate limit (issue 17): tests drive many requests at once; the limit's own
+        # tests (tests/security) set it
+        "limits": {"rate": 0},
     }
     for name, values in sections.items():
         tables[name] = {**tables.get(name, {}), **values}
