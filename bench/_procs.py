@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -164,6 +165,15 @@ def _toml(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
+def _secret(config: Path, value: str) -> Path:
+    """The portal password in a file beside the settings file (owner-only)."""
+    config.parent.mkdir(parents=True, exist_ok=True)
+    target = config.with_name(config.stem + ".portal-password")
+    target.write_text(value, encoding="utf-8")
+    target.chmod(0o600)
+    return target
+
+
 def write_config(path: Path, *, port: int, portal_url: str, store: Path, units: Sequence[str] = (UNIT,),
                  **tables: Mapping[str, Any]) -> Path:
     """A ``dvcgw serve`` settings file as an operator writes one: the listen address, a durable
@@ -173,9 +183,12 @@ def write_config(path: Path, *, port: int, portal_url: str, store: Path, units: 
     base: dict[str, dict[str, Any]] = {
         "server": {"listen": f"{HOST}:{port}", "shutdown_grace": "2s", "drain_delay": "0s"},
         "storage": {"path": str(store), "synchronous": "full"},
-        "portal": {"adapter_url": portal_url, "username": "bench", "password": "bench",
+        # secrets never inline in a settings file (docs/security.md): a file beside it, key digests
+        "portal": {"adapter_url": portal_url, "username": "bench", "password_file": str(_secret(path, "bench")),
                    "madonvi": "000.00.00.H55", "dstcode": "BENCH", "timeout": "10s"},
-        "operator": {"api_key": OPERATOR_KEY},
+        "operator": {"api_key_sha256": hashlib.sha256(OPERATOR_KEY.encode()).hexdigest()},
+        # a capacity measurement: no per-agency request rate limit (issue 17)
+        "limits": {"rate": 0},
     }
     for name, values in tables.items():
         base[name] = {**base.get(name, {}), **values}
@@ -184,7 +197,9 @@ def write_config(path: Path, *, port: int, portal_url: str, store: Path, units: 
         lines.append(f"[{name.replace('__', '.')}]")
         lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
         lines.append("")
-    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key = "{KEY}"', f"units = {json.dumps(list(units))}"]
+    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key_sha256 = "{hashlib.sha256(KEY.encode()).hexdigest()}"',
+              f"units = {json.dumps(list(units))}",
+              'procedures = ["*"]']  # deny by default (issue 17): every procedure code granted
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

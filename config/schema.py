@@ -10,6 +10,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -717,28 +718,71 @@ class SigningSettings:
             raise ValueError("tsa_attempts: must be between 1 and 10")
 
 
-_AUTHORITY_MODES_BUILT = ("authority",)
+@dataclass(frozen=True)
+class CertifierSettings:
+    """A certifier (người thực hiện chứng thực) who signs copies with a personal certificate."""
+
+    id: str  # what a certification request names as its metadata "certifier_id" (opaque, no personal data)
+    key: str  # alias of a [[signing.keys]] entry: the certifier's own key, normally remote (source = "remote")
+
+    def __post_init__(self) -> None:
+        if not self.id.strip() or not self.key.strip():
+            raise ValueError("id: a certifier needs an id and a key")
 
 
 @dataclass(frozen=True)
 class CertificationAuthoritySettings:
-    """One certifying authority (docs/certification.md): who may certify for it and its seal key."""
+    """One certifying authority (docs/certification.md): who may certify for it, and who signs with what."""
 
     code: str  # mã định danh of the authority (owner of its register books)
     name: str  # printed as the last line of the certification block, e.g. "UBND xã A, tỉnh B"
-    key: str  # alias of a [[signing.keys]] entry: the authority's organisation certificate
+    # alias of a [[signing.keys]] entry: the authority's organisation certificate (a local key);
+    # needed by signing_mode "authority" and "both"
+    key: str = ""
     agencies: tuple[str, ...] = ()  # agency codes that may certify for it
-    # who signs (spec §2.3): "authority" (built), "certifier" and "both" (remote certifier signing; not built)
+    # who signs (spec §2.3): "authority" (its key), "certifier" (the request's certifier, through the
+    # remote signing flow), or "both" (the certifier first, then the authority over it)
     signing_mode: Literal["authority", "certifier", "both"] = "authority"
+    # the certifiers of "certifier" and "both": [[certification.authorities.certifiers]] id, key
+    certifiers: tuple[CertifierSettings, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.code.strip() or not self.name.strip():
             raise ValueError("code: the authority's code and name must not be empty")
-        if self.signing_mode not in _AUTHORITY_MODES_BUILT:
-            raise ValueError(f"signing_mode: {self.signing_mode!r} is not built yet (it needs the certifier's "
-                             "remote signing flow); use \"authority\"")
         if not self.agencies:
             raise ValueError("agencies: name at least one agency that may certify for this authority")
+        if self.signing_mode in ("authority", "both") and not self.key:
+            raise ValueError(f"key: signing_mode {self.signing_mode!r} needs the authority's key")
+        if self.signing_mode in ("certifier", "both") and not self.certifiers:
+            raise ValueError(f"certifiers: signing_mode {self.signing_mode!r} needs at least one "
+                             "[[certification.authorities.certifiers]] (id, key)")
+        if self.signing_mode == "authority" and self.certifiers:
+            raise ValueError("certifiers: only used with signing_mode \"certifier\" or \"both\"")
+        ids = [c.id for c in self.certifiers]
+        if len(ids) != len(set(ids)):
+            raise ValueError("certifiers: certifier ids must be unique within an authority")
+
+
+@dataclass(frozen=True)
+class FeeScheduleSettings:
+    """A certification fee schedule (spec §5) in force from a date; the spec's table is the default
+    before the first configured one."""
+
+    effective_from: str  # "YYYY-MM-DD" (Vietnam date of the certification) from which it applies
+    first_pages: int = 2  # pages charged at first_rate
+    first_rate: int = 2000  # VND per page for the first pages
+    later_rate: int = 1000  # VND per page after them
+    cap: int = 200_000  # at most this per copy
+
+    def __post_init__(self) -> None:
+        try:
+            date.fromisoformat(self.effective_from)
+        except (TypeError, ValueError) as exc:
+            raise ValueError("effective_from: expected a date as \"YYYY-MM-DD\"") from exc
+        for name in ("first_pages", "first_rate", "later_rate", "cap"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name}: expected a whole number of 0 or more")
 
 
 @dataclass(frozen=True)
@@ -752,8 +796,14 @@ class CertificationSettings:
     # the gateway's public base URL (https://…): a copy tied to a dossier (dossier_code) goes to DVCQG
     # as a DanhSachGiayToKetQua link under it; "" = such requests are refused (422 dossier_code)
     public_base_url: str = ""
+    # dated fee schedules ([[certification.fee_schedules]]); the one with the latest effective_from on
+    # or before the certification's date applies; before them (or with none), the spec §5 table
+    fee_schedules: tuple[FeeScheduleSettings, ...] = ()
 
     def __post_init__(self) -> None:
+        days = [f.effective_from for f in self.fee_schedules]
+        if len(days) != len(set(days)):
+            raise ValueError("fee_schedules: two schedules with the same effective_from")
         codes = [a.code for a in self.authorities]
         if len(codes) != len(set(codes)):
             raise ValueError("authorities: authority codes must be unique")
@@ -1057,22 +1107,32 @@ class Settings:
                     raise ValueError(f"agencies[{i}].{key}: {name!r} already identifies agencies[{seen[name]}]")
 
     def _check_certification(self) -> None:
-        """Each authority's key is a local [[signing.keys]] entry its agencies may use."""
-        keys = {k.alias: k for k in self.signing.keys}
+        """The authority's key is a local [[signing.keys]] entry, and each certifier's key an entry of any
+        source; every agency of the authority may use them."""
         agencies = {a.code for a in self.agencies}
         for i, auth in enumerate(self.certification.authorities):
-            ks = keys.get(auth.key)
-            if ks is None:
-                raise ValueError(f"certification.authorities[{i}].key: no [[signing.keys]] alias {auth.key!r}")
-            if ks.source == "remote":
-                raise ValueError(f"certification.authorities[{i}].key: {auth.key!r} is a remote key; the "
-                                 "certification flow signs with a local (file or PKCS#11) key for now")
             for code in auth.agencies:
                 if code not in agencies:
                     raise ValueError(f"certification.authorities[{i}].agencies: no agency {code!r}")
-                if code not in ks.agencies:
-                    raise ValueError(f"certification.authorities[{i}].agencies: agency {code!r} may not use key "
-                                     f"{auth.key!r} (add it to that key's agencies)")
+            if auth.key:
+                ks = self._certification_key(f"certification.authorities[{i}]", auth.key, auth.agencies)
+                if ks.source == "remote":
+                    raise ValueError(f"certification.authorities[{i}].key: {auth.key!r} is a remote key; the "
+                                     "authority's seal is a local (file or PKCS#11) key")
+            for j, certifier in enumerate(auth.certifiers):
+                self._certification_key(f"certification.authorities[{i}].certifiers[{j}]", certifier.key,
+                                        auth.agencies)
+
+    def _certification_key(self, where: str, alias: str, agencies: tuple[str, ...]) -> SigningKeySettings:
+        """The [[signing.keys]] entry ``alias``, which every agency of the authority may use."""
+        ks = next((k for k in self.signing.keys if k.alias == alias), None)
+        if ks is None:
+            raise ValueError(f"{where}.key: no [[signing.keys]] alias {alias!r}")
+        for code in agencies:
+            if code not in ks.agencies:
+                raise ValueError(f"{where}.agencies: agency {code!r} may not use key {alias!r} "
+                                 "(add it to that key's agencies)")
+        return ks
 
     def unit_identifiers(self) -> dict[str, str]:
         """Every configured unit → its MaDinhDanh (spec §8), over all agencies."""

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable
@@ -51,14 +52,18 @@ def setup_certification(app: web.Application, settings: Settings, instance_metri
     metrics = CertificationMetrics(instance_metrics)
 
     async def certification_ctx(app: web.Application) -> AsyncIterator[None]:
-        service = CertificationService(settings.certification, settings.storage.path, app[SERVICE], metrics, clock)
+        service = CertificationService(settings.certification, settings.storage.path, app[SERVICE], metrics, clock,
+                                       agencies=settings.agencies)
         service.start()
         app[CERTIFICATION] = service
         if JOBS in app and ACCEPT in app:  # the full daemon: copies tied to a dossier reach DVCQG
             certification_results.wire(app, service)
+        waits = asyncio.create_task(service.run_waits(), name="certification-remote-waits")
         try:
             yield
         finally:
+            waits.cancel()
+            await asyncio.gather(waits, return_exceptions=True)
             service.close()
 
     app.cleanup_ctx.append(certification_ctx)
@@ -104,7 +109,10 @@ async def post_certification(request: web.Request) -> web.Response:
     except _ERRORS as exc:
         raise problem(exc) from exc
     url = pdf_url(entry)
-    return web.json_response({"record": entry.record(), "pdf_url": url}, status=201,
+    # 202: the number is reserved and the certifier confirms the remote signature on their phone; the
+    # record (Location) turns valid, or void with the reason, once they did or refused
+    return web.json_response({"record": entry.record(), "pdf_url": url},
+                             status=201 if entry.status == "valid" else 202,
                              headers={"Location": f"/v1/certifications/{entry.book_id}/{entry.cert_number}"},
                              dumps=_dumps)
 

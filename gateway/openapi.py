@@ -355,7 +355,7 @@ def _certification_paths() -> dict[str, Any]:
     multipart = {"multipart/form-data": {"schema": {"type": "object", "required": ["metadata", "file"], "properties": {
         "metadata": {"type": "string", "description": "JSON: authority_code, certifier_name, certifier_title, "
                      "requester_name, requester_id_no, document_name, [paper_copies], [dossier_code], "
-                     "[stamp_position {x, y}]"},
+                     "[stamp_position {x, y}], [certifier_id] (signing_mode certifier or both)"},
         "file": {"type": "array", "items": {"type": "string", "format": "binary"},
                  "description": "One PDF, or JPEG/PNG pages in order"}}}}}
     return {
@@ -364,6 +364,9 @@ def _certification_paths() -> dict[str, Any]:
             "requestBody": {"required": True, "content": multipart},
             "responses": {"201": _resp("The record and pdf_url", {"type": "object", "properties": {
                 "record": _RECORD, "pdf_url": {"type": "string"}}}),
+                "202": _resp("The number is reserved; the certifier confirms the remote signature, and the "
+                             "record (Location) then becomes valid, or void with the reason",
+                             {"type": "object", "properties": {"record": _RECORD, "pdf_url": {"type": "string"}}}),
                 **_errors(401, 403, 413, 415, 422, 503)}}},
         "/verify": {
             "get": {"summary": "The public verification page (HTML form, Vietnamese, no JavaScript)",

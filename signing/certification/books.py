@@ -10,7 +10,8 @@ Rules kept here, each in one transaction (``BEGIN IMMEDIATE``, WAL, ``synchronou
   concurrently, and a crash either keeps both or neither;
 * an entry leaves ``reserved`` once: to ``valid`` (signed) or ``void`` (with the reason); a
   ``valid`` entry may become ``revoked``. Entries are never deleted or renumbered. A reservation
-  left behind by a crash is voided by :meth:`Books.void_interrupted` at start-up.
+  left behind by a crash is voided by :meth:`Books.void_interrupted` at start-up, unless it waits
+  for a certifier's remote signature (:meth:`Books.wait_remote`): that wait is durable and goes on.
 
 Requester data (name, ID number) is stored for the record and never logged.
 All methods are synchronous and short; the service calls them through ``asyncio.to_thread``.
@@ -25,10 +26,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from config.schema import FeeScheduleSettings
 from signing.certification.errors import BadState, BookConflict, NoSuchEntry
 
 VN_TZ = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")  # no daylight saving in Vietnam
@@ -81,6 +83,13 @@ CREATE TABLE IF NOT EXISTS copies (
   pdf BLOB NOT NULL,
   PRIMARY KEY (book_id, cert_number)
 );
+CREATE TABLE IF NOT EXISTS remote_waits (
+  book_id TEXT NOT NULL,
+  cert_number INTEGER NOT NULL,
+  job_id TEXT NOT NULL,
+  agency TEXT NOT NULL,
+  PRIMARY KEY (book_id, cert_number)
+);
 CREATE INDEX IF NOT EXISTS entries_sha ON entries(file_sha256);
 CREATE INDEX IF NOT EXISTS entries_status ON entries(status);
 """
@@ -101,6 +110,16 @@ def fee_vnd(pages: int, *, first_rate: int = 2000, later_rate: int = 1000, first
     """Fee of one copy (spec §5): ``min(cap, 2000·min(n, 2) + 1000·max(n − 2, 0))``; 0 pages counts as 1."""
     n = max(pages, 1)
     return min(cap, first_rate * min(n, first_pages) + later_rate * max(n - first_pages, 0))
+
+
+def fee_on(day: date, pages: int, schedules: tuple[FeeScheduleSettings, ...] = ()) -> int:
+    """The fee of one copy certified on ``day`` (Vietnam date): the schedule with the latest
+    ``effective_from`` on or before it, else the spec §5 default table."""
+    applicable = [s for s in schedules if date.fromisoformat(s.effective_from) <= day]
+    if not applicable:
+        return fee_vnd(pages)
+    s = max(applicable, key=lambda s: s.effective_from)
+    return fee_vnd(pages, first_rate=s.first_rate, later_rate=s.later_rate, first_pages=s.first_pages, cap=s.cap)
 
 
 def book_name(seq: int, year: int) -> str:
@@ -128,6 +147,16 @@ class Book:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self) | {"status": "open" if self.closed_at is None else "closed"}
+
+
+@dataclass(frozen=True)
+class RemoteWait:
+    """A ``reserved`` entry waiting for a remote signing job, and the agency that asked for it."""
+
+    book_id: str
+    cert_number: int
+    job_id: str
+    agency: str
 
 
 @dataclass(frozen=True)
@@ -289,11 +318,30 @@ class Books:
                           revocation_reason=reason[:500], revoked_by=by)
 
     def void_interrupted(self, reason: str = "interrupted: the gateway stopped while signing") -> int:
-        """At start-up (one process owns the file): every entry still ``reserved`` was cut off by a
-        crash; it becomes ``void`` so that its number stays consumed. Returns how many."""
+        """At start-up (one process owns the file): every entry still ``reserved`` and not waiting for
+        a remote signature was cut off by a crash; it becomes ``void`` so that its number stays
+        consumed. Returns how many."""
         with self._tx() as db:
-            return db.execute("UPDATE entries SET status='void', void_reason=? WHERE status='reserved'",
-                              (reason,)).rowcount
+            return db.execute("UPDATE entries SET status='void', void_reason=? WHERE status='reserved' AND NOT "
+                              "EXISTS (SELECT 1 FROM remote_waits w WHERE w.book_id=entries.book_id AND "
+                              "w.cert_number=entries.cert_number)", (reason,)).rowcount
+
+    def wait_remote(self, book_id: str, number: int, job_id: str, agency: str) -> None:
+        """The ``reserved`` entry waits for the remote signing job ``job_id`` (a certifier confirming
+        on a phone); recorded durably, so a restart neither voids it nor forgets it."""
+        with self._tx() as db:
+            entry = _entry_in(db, book_id, number)
+            if entry.status != "reserved":
+                raise BadState(f"entry {number} of book {book_id} is {entry.status}, not reserved")
+            db.execute("INSERT INTO remote_waits (book_id, cert_number, job_id, agency) VALUES (?, ?, ?, ?)",
+                       (book_id, number, job_id, agency))
+
+    def remote_waits(self) -> list[RemoteWait]:
+        """Entries waiting for a remote signature, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT book_id, cert_number, job_id, agency FROM remote_waits "
+                                    "ORDER BY rowid").fetchall()
+        return [RemoteWait(*r) for r in rows]
 
     def _move(self, book_id: str, number: int, from_status: str, pdf: bytes | None = None, **changes: Any) -> Entry:
         with self._tx() as db:
@@ -302,6 +350,8 @@ class Books:
                 raise BadState(f"entry {number} of book {book_id} is {entry.status}, not {from_status}")
             if pdf is not None:
                 db.execute("INSERT INTO copies (book_id, cert_number, pdf) VALUES (?, ?, ?)", (book_id, number, pdf))
+            if from_status == "reserved":  # leaving reserved ends any wait for a remote signature
+                db.execute("DELETE FROM remote_waits WHERE book_id=? AND cert_number=?", (book_id, number))
             sets = ",".join(f"{c}=?" for c in changes)
             db.execute(f"UPDATE entries SET {sets} WHERE book_id=? AND cert_number=?",
                        [*changes.values(), book_id, number])

@@ -26,14 +26,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from config.schema import AgencySettings, CertificationAuthoritySettings, CertificationSettings
+from config.schema import AgencySettings, CertificationAuthoritySettings, CertificationSettings, CertifierSettings
 from core.errors import ConfigError, FieldError, ValidationError
 from monitoring.metrics import CertificationMetrics
 from signing.certification import stamp
-from signing.certification.books import VN_TZ, Book, Books, Entry, NewEntry, books_path, fee_vnd
-from signing.certification.errors import CertificationError
+from signing.certification.books import VN_TZ, Book, Books, Entry, NewEntry, RemoteWait, books_path, fee_on
+from signing.certification.errors import BadState, CertificationError
 from signing.certification.verify import unchanged_since
 from signing.errors import SigningError
+from signing.jobs import Job
 from signing.options import SignOptions
 from signing.report import PASSED
 from signing.service import Signed, SigningService
@@ -43,7 +44,10 @@ Clock = Callable[[], datetime]
 _TEXT_FIELDS = ("authority_code", "certifier_name", "certifier_title", "requester_name", "requester_id_no",
                 "document_name")
 _PRINTED = ("certifier_name", "certifier_title")  # on the block (the authority's name comes from settings)
-_KNOWN = {*_TEXT_FIELDS, "paper_copies", "dossier_code", "stamp_position"}
+_KNOWN = {*_TEXT_FIELDS, "paper_copies", "dossier_code", "stamp_position", "certifier_id"}
+#: the signatures' reasons (PDF /Reason): the certifier's, then the authority's seal
+CERTIFIER_REASON = "Người thực hiện chứng thực"
+AUTHORITY_REASON = "Chứng thực bản sao từ bản chính"
 _MAX_TEXT = 200
 
 
@@ -70,6 +74,7 @@ class Metadata:
     paper_copies: int = 0
     dossier_code: str = ""
     stamp_position: stamp.Position | None = None
+    certifier_id: str = ""  # which configured certifier signs (signing_mode "certifier" and "both")
 
     def __repr__(self) -> str:  # never print requester data by accident
         return f"Metadata({self.authority_code}, {self.document_name!r})"
@@ -98,9 +103,13 @@ def parse_metadata(raw: object) -> Metadata:
     if not isinstance(dossier, str) or len(dossier) > 100:
         errors.append(FieldError("dossier_code", "expected a string (the dossier's MaHoSo)"))
     position = _position(raw.get("stamp_position"), errors)
+    certifier = raw.get("certifier_id", "")
+    if not isinstance(certifier, str) or len(certifier) > 100:
+        errors.append(FieldError("certifier_id", "expected a string (a configured certifier's id)"))
     if errors:
         raise ValidationError(errors)
-    return Metadata(**texts, paper_copies=copies, dossier_code=dossier, stamp_position=position)  # type: ignore[arg-type]
+    return Metadata(**texts, paper_copies=copies, dossier_code=dossier, stamp_position=position,  # type: ignore[arg-type]
+                    certifier_id=certifier)
 
 
 def _text(value: object, name: str, errors: list[FieldError]) -> str:
@@ -139,8 +148,9 @@ class CertificationService:
     """One per application; :meth:`start` and :meth:`close` run in its cleanup_ctx (after signing's)."""
 
     def __init__(self, settings: CertificationSettings, storage_path: str, signing: SigningService,
-                 metrics: CertificationMetrics, clock: Clock) -> None:
+                 metrics: CertificationMetrics, clock: Clock, agencies: tuple[AgencySettings, ...] = ()) -> None:
         self.settings = settings
+        self._agencies = {a.code: a for a in agencies}  # who asked, for the signatures finished later
         self.signing = signing
         self.metrics = metrics
         self.clock = clock
@@ -191,61 +201,183 @@ class CertificationService:
         if meta.dossier_code and not self.settings.public_base_url:
             raise ValidationError([FieldError("dossier_code", "this gateway has no [certification] public_base_url: "
                                               "it cannot give the dossier a link to the copy")])
+        certifier = self.certifier_for(auth, meta.certifier_id)
         scan = await asyncio.to_thread(assemble, parts)
-        pages = stamp.page_count(scan)
-        await asyncio.to_thread(stamp.block_position, scan, meta.stamp_position)  # before a number is taken
+        # one read of the scan: its page count, and whether the block fits, before a number is taken
+        pages, _ = await asyncio.to_thread(stamp.inspect, scan, meta.stamp_position)
         start = time.perf_counter()
         books = self._books()
-        entry = await asyncio.to_thread(books.reserve, self._new_entry(auth, meta, pages, scan), self.clock())
-        try:
-            final = await self._stamp_and_sign(agency, auth, meta, entry, scan)
-        except BaseException as exc:
-            reason = _reason(exc)
-            await asyncio.shield(asyncio.to_thread(books.void, entry.book_id, entry.cert_number, reason))
-            self.metrics.certifications.labels(auth.code, "voided").inc()
-            log.warning("certification %s/%d void: %s", entry.book_id, entry.cert_number, reason)
-            raise
-        self.metrics.certifications.labels(auth.code, "issued").inc()
+        now = self.clock()
+        entry = await self._reserve(books, self._new_entry(auth, meta, pages, scan, now), now)
+        final = await self._voiding(auth.code, entry, self._stamp_and_sign(agency, auth, certifier, meta, entry, scan))
+        if final.status == "reserved":  # a certifier confirms the remote signature later (advance_waits)
+            return final
         self.metrics.duration.observe(time.perf_counter() - start)
+        await self._issued(final)
+        return final
+
+    def certifier_for(self, auth: CertificationAuthoritySettings, certifier_id: str) -> CertifierSettings | None:
+        """The request's certifier when the authority's certifiers sign (checked before a number is taken)."""
+        if auth.signing_mode == "authority":
+            if certifier_id:
+                raise ValidationError([FieldError("certifier_id", f"authority {auth.code} signs with its own key "
+                                                  "only (signing_mode \"authority\"); leave certifier_id out")])
+            return None
+        certifier = next((c for c in auth.certifiers if c.id == certifier_id), None)
+        if certifier is None:
+            ids = ", ".join(c.id for c in auth.certifiers)
+            raise ValidationError([FieldError("certifier_id", f"required: one of the certifiers configured for "
+                                              f"authority {auth.code} ({ids})")])
+        return certifier
+
+    async def _reserve(self, books: Books, new: NewEntry, now: datetime) -> Entry:
+        """Takes the number. A request abandoned while the reservation commits in its thread still
+        gets its entry voided (not left ``reserved`` until the next start)."""
+        reservation = asyncio.ensure_future(asyncio.to_thread(books.reserve, new, now))
+        try:
+            return await asyncio.shield(reservation)
+        except asyncio.CancelledError:
+            entry = await reservation  # a reservation that failed took no number: its error goes up
+            await self._void(new.authority_code, entry, "cancelled: the request was abandoned while numbering")
+            raise
+
+    async def _voiding(self, authority_code: str, entry: Entry, work: Awaitable[Entry]) -> Entry:
+        """Runs the work on a reserved entry; any failure voids the entry with its reason and is re-raised."""
+        try:
+            return await work
+        except BaseException as exc:
+            await self._void(authority_code, entry, _reason(exc))
+            raise
+
+    async def _void(self, authority_code: str, entry: Entry, reason: str) -> None:
+        """``reserved`` → ``void`` (shielded: it completes even when the request is cancelled again). An
+        entry that already left ``reserved`` (its ``valid`` commit raced a cancellation) stays as it is."""
+        try:
+            await asyncio.shield(asyncio.to_thread(self._books().void, entry.book_id, entry.cert_number, reason))
+        except BadState:
+            log.warning("certification %s/%d failed after it left reserved; left as it is (%s)",
+                        entry.book_id, entry.cert_number, reason[:100])
+            return
+        self.metrics.certifications.labels(authority_code, "voided").inc()
+        log.warning("certification %s/%d void: %s", entry.book_id, entry.cert_number, reason)
+
+    async def _issued(self, final: Entry) -> None:
+        self.metrics.certifications.labels(final.authority_code, "issued").inc()
         if final.dossier_code and self.on_issued is not None:
             try:
                 await self.on_issued(final)
             except Exception:
                 log.exception("certification %s/%d is valid, but its dossier link was not queued",
                               final.book_id, final.cert_number)
-        return final
 
     def download_url(self, entry: Entry) -> str:
         """The copy's public link (no key: the entry's unguessable token), for DanhSachGiayToKetQua."""
         base = self.settings.public_base_url.rstrip("/")
         return f"{base}/v1/certifications/{entry.book_id}/{entry.cert_number}/pdf?token={entry.download_token}"
 
-    def _new_entry(self, auth: CertificationAuthoritySettings, meta: Metadata, pages: int, scan: bytes) -> NewEntry:
+    def _new_entry(self, auth: CertificationAuthoritySettings, meta: Metadata, pages: int, scan: bytes,
+                   now: datetime) -> NewEntry:
+        fee = fee_on(now.astimezone(VN_TZ).date(), pages, self.settings.fee_schedules)
         return NewEntry(auth.code, auth.name, meta.certifier_name, meta.certifier_title, meta.requester_name,
-                        meta.requester_id_no, meta.document_name, pages, fee_vnd(pages),
+                        meta.requester_id_no, meta.document_name, pages, fee,
                         paper_copies=meta.paper_copies, dossier_code=meta.dossier_code,
                         original_sha256=hashlib.sha256(scan).hexdigest())
 
-    async def _stamp_and_sign(self, agency: AgencySettings, auth: CertificationAuthoritySettings, meta: Metadata,
-                              entry: Entry, scan: bytes) -> Entry:
+    async def _stamp_and_sign(self, agency: AgencySettings, auth: CertificationAuthoritySettings,
+                              certifier: CertifierSettings | None, meta: Metadata, entry: Entry, scan: bytes) -> Entry:
+        """Stamps, then signs in the spec §2.3 order: the certifier first (their personal key, normally
+        remote: the answer may be a job a person confirms later), then the authority's seal over it."""
         text = stamp.StampText(entry.cert_number, entry.book_name, entry.certified_date.astimezone(VN_TZ),
                                meta.certifier_name, meta.certifier_title, auth.name)
-        stamped = await self.signing.offload(stamp.stamp_last_page, scan, text, meta.stamp_position)
-        opts = SignOptions(key=auth.key, level=self.settings.level, reason="Chứng thực bản sao từ bản chính",
-                           location=auth.name)
-        result = await self.signing.sign(agency, stamped, opts)
-        if not isinstance(result, Signed):  # remote keys are refused at load; never leave a copy half-made
-            raise SignatureRejected("the authority's key is a remote key; not supported for certification")
-        signers = await self._check(result.pdf)
-        sha = hashlib.sha256(result.pdf).hexdigest()
+        pdf = await self.signing.offload(stamp.stamp_last_page, scan, text, meta.stamp_position)
+        if certifier is not None:
+            result = await self.signing.sign(agency, pdf, self._options(certifier.key, CERTIFIER_REASON, auth))
+            if isinstance(result, Job):
+                if result.state != "completed":
+                    return await self._wait(agency, entry, result)
+                assert result.result_pdf is not None
+                pdf = result.result_pdf
+            else:
+                pdf = result.pdf
+        return await self._seal_and_finalize(agency, auth, entry, pdf)
+
+    def _options(self, key: str, reason: str, auth: CertificationAuthoritySettings) -> SignOptions:
+        return SignOptions(key=key, level=self.settings.level, reason=reason, location=auth.name)
+
+    async def _wait(self, agency: AgencySettings, entry: Entry, job: Job) -> Entry:
+        if job.state == "failed":
+            raise SignatureRejected(f"the certifier's remote signature failed: {job.error}")
+        await asyncio.to_thread(self._books().wait_remote, entry.book_id, entry.cert_number, job.id, agency.code)
+        return entry
+
+    async def _seal_and_finalize(self, agency: AgencySettings, auth: CertificationAuthoritySettings, entry: Entry,
+                                 pdf: bytes) -> Entry:
+        """The authority's signature (modes "authority" and "both"), the check, then ``valid``."""
+        if auth.signing_mode != "certifier":
+            result = await self.signing.sign(agency, pdf, self._options(auth.key, AUTHORITY_REASON, auth))
+            if not isinstance(result, Signed):  # remote authority keys are refused at load
+                raise SignatureRejected("the authority's key is a remote key; not supported for certification")
+            pdf = result.pdf
+        signers = await self._check(pdf)
+        sha = hashlib.sha256(pdf).hexdigest()
         books = self._books()
-        return await asyncio.to_thread(books.finalize, entry.book_id, entry.cert_number, sha, signers, result.pdf)
+        return await asyncio.to_thread(books.finalize, entry.book_id, entry.cert_number, sha, signers, pdf)
+
+    # ------------------------------------------------------------ remote certifier signatures
+
+    async def run_waits(self) -> None:
+        """Background loop (the gateway's cleanup_ctx): finishes the certifications whose certifier
+        confirmed, and voids those whose remote signature failed, at the signing poll interval."""
+        while True:
+            try:
+                await self.advance_waits()
+            except Exception:
+                log.exception("certifications waiting for a remote signature were not advanced")
+            await asyncio.sleep(self.signing.settings.remote_poll_interval)
+
+    async def advance_waits(self) -> int:
+        """One pass over the entries waiting for a certifier's remote signature; returns how many left
+        ``reserved`` (valid or void)."""
+        books = self._books()
+        done = 0
+        for wait in await asyncio.to_thread(books.remote_waits):
+            assert self.signing.store is not None
+            job = self.signing.store.get(wait.job_id)
+            if job is not None and job.state not in ("completed", "failed"):
+                continue
+            done += 1
+            try:
+                await self._finish_wait(wait, job)
+            except Exception:  # voided with the reason by _voiding; the HTTP request is long gone
+                pass
+        return done
+
+    async def _finish_wait(self, wait: RemoteWait, job: Job | None) -> None:
+        entry = self.entry(wait.book_id, wait.cert_number)
+        auth = self._authorities.get(entry.authority_code)
+        agency = self._agencies.get(wait.agency)
+
+        async def finish() -> Entry:
+            if auth is None or agency is None:
+                raise SignatureRejected("the authority or agency is no longer configured")
+            if job is None or job.state == "failed" or job.result_pdf is None:
+                raise SignatureRejected("the certifier's remote signature failed: "
+                                        + (job.error if job is not None else "the signing job is gone"))
+            return await self._seal_and_finalize(agency, auth, entry, job.result_pdf)
+
+        # not in the latency histogram: the time a person took to confirm is not the gateway's latency
+        final = await self._voiding(entry.authority_code, entry, finish())
+        await self._issued(final)
 
     async def _check(self, pdf: bytes) -> list[dict[str, Any]]:
         """Every signature of the copy validates (spec §2.3) → the signer data for the record (§4)."""
         reports = await self.signing.validate(pdf)
         sigs = [r for r in reports if r["type"] == "signature"]
-        bad = [r for r in sigs if r["indication"] != PASSED or not unchanged_since(r)]
+        # the last signature covers the whole file; an earlier one (the certifier's) only saw the
+        # authority's signature added after it (pyHanko: form filling, the level of a new signature)
+        bad = [r for r in sigs if r["indication"] != PASSED]
+        bad += [r for r in sigs[-1:] if not unchanged_since(r)]
+        bad += [r for r in sigs[:-1] if r.get("modification_level") not in ("form_filling", "lta_updates")]
         if not sigs or bad:
             why = (bad[0]["sub_indication"] or "changed after signing") if bad else "no signature"
             raise SignatureRejected(f"the signed copy does not validate ({why})")

@@ -16,7 +16,6 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from pyhanko.pdf_utils import layout
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -24,10 +23,11 @@ from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.stamp import TextStamp, TextStampStyle
 
 from signing.certification.errors import CertificationError
+from signing.certification.stampfont import StampFontFactory
 from signing.engine import FONT_PATH
 
-#: the signing font cut to Latin + Vietnamese (signing/fonts/README.md): pyHanko subsets the font at
-#: every write, and the whole DejaVu's layout tables made that ~250 ms of each certification
+#: the signing font cut to Latin + Vietnamese, unhinted (signing/fonts/README.md), drawn by
+#: :mod:`signing.certification.stampfont`, which reads and compresses it once per process
 STAMP_FONT_PATH = FONT_PATH.with_name("DejaVuSans-vi-1000upem.ttf")
 #: the code points that font draws (signing/fonts/README.md)
 _COVERED = ((0x20, 0x7E), (0xA0, 0x17F), (0x1A0, 0x1B0), (0x300, 0x323), (0x1E00, 0x1EFF), (0x2010, 0x2027),
@@ -44,7 +44,7 @@ MM = 72 / 25.4
 BLOCK_W, BLOCK_H, MARGIN = 80 * MM, 45 * MM, 10 * MM
 STATEMENT = "Chứng thực bản sao đúng với bản chính"
 CERTIFIER_LABEL = "Người thực hiện chứng thực"
-_FONT = GlyphAccumulatorFactory(str(STAMP_FONT_PATH))
+_FONT = StampFontFactory(str(STAMP_FONT_PATH), font_size=8)
 
 
 class BadDocument(CertificationError):
@@ -109,9 +109,10 @@ def stamp_last_page(pdf: bytes, text: StampText, position: Position | None = Non
         raise BadDocument(f"cannot place the certification block: {exc}", field="file") from exc
 
 
-def block_position(pdf: bytes, position: Position | None = None) -> Position:
-    """Where the block goes on the last page; raises BadDocument when it does not fit there. Called
-    before a number is reserved, so a misplaced block never costs a number."""
+def inspect(pdf: bytes, position: Position | None = None) -> tuple[int, Position]:
+    """The scan's page count and where the block goes on its last page, from one read of the PDF;
+    raises BadDocument (unreadable, no page, or the block does not fit). Called before a number is
+    reserved, so a misplaced block never costs a number."""
     try:
         reader = PdfFileReader(BytesIO(pdf), strict=False)
         if reader.encrypted:
@@ -119,7 +120,7 @@ def block_position(pdf: bytes, position: Position | None = None) -> Position:
         count = int(reader.root["/Pages"]["/Count"])
         if count < 1:
             raise BadDocument("the scan has no page", field="file")
-        return _fit(_last_box(reader, count), position)
+        return count, _fit(_last_box(reader, count), position)
     except (PdfError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
         raise BadDocument(f"not a readable PDF: {exc}", field="file") from exc
 

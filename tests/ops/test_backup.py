@@ -197,7 +197,8 @@ def stored_count(store: Path) -> int:
 
 
 async def test_backup_route_is_for_the_operator_and_one_at_a_time(sandbox: Sandbox, tmp_path: Path) -> None:
-    """POST /v1/backup needs the operator key (401 otherwise, house error body); a second request
+    """POST /v1/backup needs the operator role (an agency key: 403 naming the grant; no key: 401,
+    house error bodies); a second request
     while one runs is answered 409 backup_running; a file that cannot be copied is 503
     backup_failed naming it, before any byte is sent; the working copies never stay behind."""
     from gateway.backup_routes import RUNNING
@@ -205,6 +206,8 @@ async def test_backup_route_is_for_the_operator_and_one_at_a_time(sandbox: Sandb
 
     async with run_gateway(settings_for(tmp_path, sandbox.url)) as gw:
         r = await gw.client.post("/v1/backup", headers={"X-API-Key": AGENCY_KEY})
+        assert r.status == 403 and (await r.json())["grant"] == "operator"
+        r = await gw.client.post("/v1/backup")
         assert r.status == 401 and (await r.json())["error"] == "unauthenticated"
         async with gw.app[RUNNING]:
             r = await gw.operator("POST", "/v1/backup")

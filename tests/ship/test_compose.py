@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -164,7 +165,8 @@ def test_promtool_accepts_the_stack_prometheus_config_with_the_alert_rules(tmp_p
     done = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 rules found" not in done.stdout and "SUCCESS" in done.stdout
+    found = re.search(r"SUCCESS: (\d+) rules found", done.stdout)
+    assert found and int(found[1]) > 1, done.stdout  # the alert rules were loaded, not a stub
     cfg = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
     assert cfg["scrape_configs"][0]["job_name"] == "dvc-gateway"
     assert 'job="dvc-gateway"' in (tmp_path / "alerts.yml").read_text()

@@ -20,6 +20,8 @@ OPERATOR_KEY = "cert-operator-key"
 HOA_BINH = "000.00.01.H01"  # certifies with the trusted file key
 CONCURRENT = "000.00.02.H01"  # its own book, for the 50-at-once test
 UNTRUSTED = "000.00.03.H01"  # a key that chains to no configured root: signing "works", the check fails
+CERTIFIER_ONLY = "000.00.04.H01"  # signing_mode "certifier": the certifier's remote key alone
+BOTH = "000.00.05.H01"  # signing_mode "both": the certifier's remote key, then the authority's seal
 AUTHORITY_NAME = "UBND xã Hòa Bình, tỉnh Quảng Ngãi"
 
 
@@ -48,6 +50,31 @@ code = "{UNTRUSTED}"
 name = "UBND xã Thử"
 key = "untrusted"
 agencies = ["STP"]
+
+[[certification.authorities]]
+code = "{CERTIFIER_ONLY}"
+name = "UBND xã Một Chữ Ký"
+agencies = ["STP"]
+signing_mode = "certifier"
+
+[[certification.authorities.certifiers]]
+id = "tp-auto"
+key = "remote-auto"
+
+[[certification.authorities]]
+code = "{BOTH}"
+name = "UBND phường Hai Chữ Ký"
+key = "file-pem"
+agencies = ["STP"]
+signing_mode = "both"
+
+[[certification.authorities.certifiers]]
+id = "tp-phone"
+key = "remote"
+
+[[certification.authorities.certifiers]]
+id = "tp-auto"
+key = "remote-auto"
 '''
 
 

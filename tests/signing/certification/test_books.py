@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from signing.certification.books import Books, NewEntry, book_name, fee_vnd
+from config.schema import FeeScheduleSettings
+from signing.certification.books import Books, NewEntry, book_name, fee_on, fee_vnd
 from signing.certification.errors import BadState, BookConflict
 
 NOW = datetime(2025, 3, 15, 3, 0, tzinfo=UTC)  # 10:00 in Hà Nội
@@ -112,3 +113,37 @@ def test_revoke_only_a_valid_entry_and_public_part_hides_requester(tmp_path: Pat
     assert "requester_name" not in pub and "requester_id_no" not in pub
     assert "Trần Thị B" not in repr(r) and "Trần Thị B" not in str(pub)
     books.close()
+
+
+def test_a_wait_for_a_remote_signature_survives_a_restart(tmp_path: Path) -> None:
+    """A reserved entry waiting for the certifier's remote signature is not voided at start-up (the
+    person may confirm after the restart); a plain reserved one is. Leaving reserved ends the wait."""
+    books = Books(tmp_path / "c.sqlite3")
+    waiting, cut = books.reserve(new(), NOW), books.reserve(new(), NOW)
+    books.wait_remote(waiting.book_id, waiting.cert_number, "job-1", "STP")
+    books.close()
+    books = Books(tmp_path / "c.sqlite3")
+    try:
+        assert books.void_interrupted() == 1
+        assert books.entry(cut.book_id, cut.cert_number).status == "void"
+        assert books.entry(waiting.book_id, waiting.cert_number).status == "reserved"
+        assert [(w.cert_number, w.job_id, w.agency) for w in books.remote_waits()] == [(1, "job-1", "STP")]
+        books.void(waiting.book_id, waiting.cert_number, "the certifier rejected")
+        assert books.remote_waits() == []
+        with pytest.raises(BadState):
+            books.wait_remote(cut.book_id, cut.cert_number, "job-2", "STP")
+    finally:
+        books.close()
+
+
+def test_dated_fee_schedules() -> None:
+    """The schedule with the latest effective_from on or before the day applies (its rates and cap);
+    before every configured one, the spec's table."""
+    schedules = (FeeScheduleSettings("2027-01-01", first_pages=1, first_rate=5000, later_rate=2000, cap=50_000),
+                 FeeScheduleSettings("2026-07-01", first_rate=3000, later_rate=1500, cap=300_000))
+    assert fee_on(date(2026, 6, 30), 3, schedules) == 5000  # spec §5 table
+    assert fee_on(date(2026, 7, 1), 3, schedules) == 7500  # 2 × 3,000 + 1,500
+    assert fee_on(date(2026, 12, 31), 250, schedules) == 300_000  # that schedule's cap
+    assert fee_on(date(2027, 1, 1), 3, schedules) == 9000  # 5,000 + 2 × 2,000
+    assert fee_on(date(2030, 1, 1), 100, schedules) == 50_000
+    assert fee_on(date(2030, 1, 1), 3) == 5000  # none configured
