@@ -125,6 +125,13 @@ def personal_values() -> set[str]:
     return {v for v in found | set(OTHER_PERSONAL) if len(v) >= MIN_LEN and v not in NOT_PERSONAL}
 
 
+def public_credentials() -> set[str]:
+    """The built-in sandbox's credentials (config/sandbox-secrets/, read by config/example.toml):
+    public on purpose, and words such as "sandbox" are everywhere in paths and messages."""
+    folder = Path(__file__).resolve().parents[2] / "config" / "sandbox-secrets"
+    return {p.read_text(encoding="utf-8").strip() for p in folder.iterdir() if p.is_file() and p.suffix != ".md"}
+
+
 class LogScan:
     """The session's collector, secrets and daemon log files."""
 
@@ -143,7 +150,8 @@ class LogScan:
         return out
 
     def hits(self) -> list[Hit]:
-        lines, secrets, personal = self.lines(), {s for s in self.secrets if len(s) >= MIN_LEN}, personal_values()
+        secrets = {s for s in self.secrets if len(s) >= MIN_LEN} - public_credentials()
+        lines, personal = self.lines(), personal_values()
         self.scanned = (len(lines), len(self.log_files), len(secrets), len(personal))
         return find_hits(lines, secrets, personal)
 
