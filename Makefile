@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-deps test lint lock wheelhouse typecheck pytest bench system-deps kafka-up kafka-down clean dashboard monitoring-check
+.PHONY: run run-deps test lint lock wheelhouse typecheck audit pytest bench system-deps kafka-up kafka-down clean dashboard monitoring-check
 
 # the runtime set is pinned by requirements.lock (the image installs the same pins); pip refuses hashes in a
 # constraints file, so the venv gets the pins without them
@@ -38,6 +38,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP) wheelhouse
 	@bash scripts/test.sh
 
+# known vulnerabilities of the locked dependency set (pip-audit; docs/security.md, Dependencies)
+audit: $(STAMP)
+	$(BIN)/python scripts/audit.py
+
 # requirements.lock from the venv's installed runtime set (after changing pyproject.toml's dependencies)
 lock: $(STAMP)
 	$(BIN)/python scripts/lock.py
@@ -50,7 +54,7 @@ $(WHEELHOUSE)/.stamp: requirements.lock $(STAMP)
 	$(BIN)/pip download -q --require-hashes --no-deps -r requirements.lock -d $(WHEELHOUSE)
 	touch $@
 
-test: system-deps $(STAMP) lint typecheck pytest
+test: system-deps $(STAMP) lint typecheck audit pytest
 
 # the Grafana dashboard is code: monitoring/grafana/build.py writes monitoring/grafana/dvc-gateway.json
 dashboard: $(STAMP)

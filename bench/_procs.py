@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -164,6 +165,21 @@ def _toml(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
+def _secrets_to_files(tables: dict[str, dict[str, Any]], config: Path) -> None:
+    """A settings file holds no secret inline (docs/security.md): each secret setting
+    (config.schema.SECRET_FIELDS) goes to an owner-only file beside it, named by ``<key>_file``."""
+    from config.schema import SECRET_FIELDS
+
+    names = {name for fields in SECRET_FIELDS.values() for name in fields}
+    for table, values in tables.items():
+        for key in [k for k in values if k in names and values[k] != ""]:
+            target = config.with_name(f"{config.stem}.{table}.{key}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(str(values.pop(key)), encoding="utf-8")
+            target.chmod(0o600)
+            values[f"{key}_file"] = str(target)
+
+
 def write_config(path: Path, *, port: int, portal_url: str, store: Path, units: Sequence[str] = (UNIT,),
                  **tables: Mapping[str, Any]) -> Path:
     """A ``dvcgw serve`` settings file as an operator writes one: the listen address, a durable
@@ -175,18 +191,20 @@ def write_config(path: Path, *, port: int, portal_url: str, store: Path, units: 
         "storage": {"path": str(store), "synchronous": "full"},
         "portal": {"adapter_url": portal_url, "username": "bench", "password": "bench",
                    "madonvi": "000.00.00.H55", "dstcode": "BENCH", "timeout": "10s"},
-        "operator": {"api_key": OPERATOR_KEY},
+        "operator": {"api_key_sha256": hashlib.sha256(OPERATOR_KEY.encode()).hexdigest()},
         # a capacity measurement: no per-agency request rate limit (issue 17)
         "limits": {"rate": 0},
     }
     for name, values in tables.items():
         base[name] = {**base.get(name, {}), **values}
+    _secrets_to_files(base, path)
     lines: list[str] = []
     for name, values in base.items():
         lines.append(f"[{name.replace('__', '.')}]")
         lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
         lines.append("")
-    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key = "{KEY}"', f"units = {json.dumps(list(units))}",
+    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key_sha256 = "{hashlib.sha256(KEY.encode()).hexdigest()}"',
+              f"units = {json.dumps(list(units))}",
               'procedures = ["*"]']  # deny by default (issue 17): every procedure code granted
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -5,7 +5,12 @@ Rules (all failures raise :class:`core.errors.ConfigError` naming the dotted key
 * unknown keys are errors, so a typo never silently falls back to a default;
 * every value is checked against the dataclass field's type;
 * :data:`Duration` fields take strings such as ``"500ms"``, ``"30s"``, ``"5m"``, ``"2h"``, ``"1d"``;
-* a secret ``foo`` may be given as ``foo_file``: the file's content (stripped) becomes ``foo``;
+* any ``foo`` may be given as ``foo_file``: the file's content (stripped) becomes ``foo``; or as
+  ``foo_env``: the named environment variable's value (unless ``foo_env`` is a field of its own);
+* **secrets come from files or the environment only** (docs/security.md, "Secrets"): a field the
+  caller names as secret (``secrets``) that a settings *file* sets inline to anything but ``""``
+  is refused, naming the key and never echoing the value; give it as ``foo_file``, ``foo_env`` or
+  the ``DVCGW_SECTION__FOO`` override;
 * environment values are parsed as TOML values when they parse, else taken as plain strings.
 
 Nothing else in the project reads ``os.environ`` for settings.
@@ -19,7 +24,7 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,11 +54,16 @@ def parse_duration(value: object, key: str = "duration") -> Duration:
     raise ConfigError(key, f"expected a duration such as \"30s\", \"5m\", \"2h\"; got {value!r}")
 
 
+Secrets = Mapping[type, Collection[str]]
+
+
 def load_settings(cls: type[T], path: str | Path | None, environ: Mapping[str, str] | None = None, *,
-                  removed: Mapping[str, str] | None = None) -> T:
+                  removed: Mapping[str, str] | None = None, secrets: Secrets | None = None) -> T:
     """Read ``path`` (may be None for pure defaults), apply environment overrides, build ``cls``.
     ``removed`` maps dotted keys that no longer exist to what replaced them: one still set is
-    refused with that message."""
+    refused with that message. ``secrets`` names, per settings class, the fields that hold
+    secrets: the file may not set them inline."""
+    env = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -63,11 +73,65 @@ def load_settings(cls: type[T], path: str | Path | None, environ: Mapping[str, s
             raise ConfigError(str(p), "settings file not found") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(p), f"not valid TOML: {exc}") from exc
-    apply_env(raw, os.environ if environ is None else environ)
+        _walk(cls, raw, "", lambda c, table, prefix: _refuse_inline(table, (secrets or {}).get(c, ()), prefix))
+    apply_env(raw, env)
+    _walk(cls, raw, "", lambda c, table, prefix: _resolve_env(c, table, prefix, env))
     for key, replacement in (removed or {}).items():
         if _is_set(raw, key):
             raise ConfigError(key, replacement)
     return build(cls, raw, "")
+
+
+Visit = Callable[[type, dict[str, Any], str], None]
+
+
+def _walk(cls: type, raw: Any, prefix: str, visit: Visit) -> None:
+    """Call ``visit(settings class, its table, dotted prefix)`` for every table of ``raw`` that a
+    dataclass of the tree describes (nested tables and arrays of tables included); what does not
+    fit the tree is left for :func:`build` to refuse."""
+    if not isinstance(raw, dict) or not dataclasses.is_dataclass(cls):
+        return
+    visit(cls, raw, prefix)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        tp, key = _unoptional(hints[f.name]), _join(prefix, f.name)
+        if dataclasses.is_dataclass(tp):
+            _walk(tp, raw[f.name], key, visit)  # type: ignore[arg-type]
+        elif typing.get_origin(tp) in (tuple, list) and isinstance(raw[f.name], list):
+            item = _unoptional(typing.get_args(tp)[0])
+            for i, value in enumerate(raw[f.name]):
+                _walk(item, value, f"{key}[{i}]", visit)
+
+
+def _unoptional(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(tp) if a is not type(None))
+    return tp
+
+
+def _refuse_inline(table: Mapping[str, Any], secret_names: Collection[str], prefix: str) -> None:
+    for name in secret_names:
+        if table.get(name, "") != "":
+            raise ConfigError(_join(prefix, name), f"a secret is not written in the settings file: give "
+                                                   f"{name}_file = \"/path/to/file\" or {name}_env = \"VARIABLE\", "
+                                                   "or set it through the environment (docs/security.md)")
+
+
+def _resolve_env(cls: type, table: dict[str, Any], prefix: str, environ: Mapping[str, str]) -> None:
+    """``foo_env = "NAME"`` → ``foo`` = the variable's value (a field named ``foo_env`` stays itself)."""
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for name in [n for n in table if n.endswith("_env") and n not in fields]:
+        target, key = name[: -len("_env")], _join(prefix, name)
+        if target not in fields:
+            continue
+        variable = table.pop(name)
+        if not isinstance(variable, str) or not variable:
+            raise ConfigError(key, "expected the name of an environment variable")
+        if variable not in environ:
+            raise ConfigError(key, f"environment variable {variable} is not set")
+        table[target] = environ[variable]
 
 
 def _is_set(raw: Mapping[str, Any], dotted: str) -> bool:

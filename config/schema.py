@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -107,10 +107,28 @@ class StorageSettings:
     synchronous: Literal["full", "normal"] = "full"
     # most operations in one group commit (what arrived during the previous commit)
     commit_max_batch: int = 512
+    # personal data at rest (docs/security.md): once a dossier's final state (3, 7, 8, 10) has been
+    # delivered, its event payloads (dead letters' included) are pruned after this long; the
+    # status API, the dead-letter list and the 766 indicators keep working from what is left.
+    # On Kafka it is also the outbound topic's retention.ms. At least [retry] give_up_after.
+    retention: Duration = _D(90 * 86400.0)
+    # how often the pruning pass runs, and how many dossiers one of its transactions prunes
+    prune_interval: Duration = _D(3600.0)
+    prune_batch: int = 200
+    # SQLite PRAGMA secure_delete: deleted and overwritten content is zeroed in the file, so a
+    # pruned payload (and the copies earlier state changes left in free space) leaves the disk
+    # without a VACUUM once the WAL is checkpointed
+    secure_delete: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.commit_max_batch <= 100_000:
             raise ValueError("commit_max_batch: expected 1..100000")
+        if not 3600.0 <= float(self.retention) <= 3650 * 86400.0:
+            raise ValueError("retention: expected 1h..3650d")
+        if not 1.0 <= float(self.prune_interval) <= 86400.0:
+            raise ValueError("prune_interval: expected 1s..1d")
+        if not 1 <= self.prune_batch <= 10_000:
+            raise ValueError("prune_batch: expected 1..10000")
 
 
 @dataclass(frozen=True)
@@ -143,8 +161,18 @@ class KafkaSettings:
     # the broker) against up to this much latency per hop when traffic is light
     fetch_max_wait: Duration = _D(0.1)
     fetch_min_bytes: int = 262_144
+    # personal data at rest (queues/kafka_retention.py): every topic rolls a segment this often
+    # (segment.ms; only closed segments are deleted or compacted), and a compacted topic's
+    # overwritten or tombstoned record is cleaned away within this long (max.compaction.lag.ms,
+    # delete.retention.ms). Applied to existing topics at start-up too.
+    segment_time: Duration = _D(86400.0)
+    compaction_lag: Duration = _D(86400.0)
 
     def __post_init__(self) -> None:
+        if not 0.01 <= float(self.segment_time) <= 30 * 86400.0:
+            raise ValueError("segment_time: expected 10ms..30d")
+        if not 0.01 <= float(self.compaction_lag) <= 30 * 86400.0:
+            raise ValueError("compaction_lag: expected 10ms..30d")
         if not 0 <= float(self.fetch_max_wait) <= 1.0:
             raise ValueError("fetch_max_wait: expected 0..1s (it delays delivery and status reads)")
         if not 1 <= self.fetch_min_bytes <= 16 * 1024 * 1024:
@@ -561,7 +589,7 @@ class AgencySettings:
 
     def __post_init__(self) -> None:
         if not (self.api_key or self.api_key_sha256 or self.tls_subjects or self.tls_fingerprints):
-            raise ValueError("api_key: one of api_key, api_key_file, api_key_sha256, tls_subjects or "
+            raise ValueError("api_key: one of api_key_sha256, api_key_file, api_key_env, tls_subjects or "
                              "tls_fingerprints is required")
         self._check_access()
         for unit, code in self.madinhdanh.items():
@@ -1110,6 +1138,9 @@ class Settings:
             if d is not None and d in digests[:i]:
                 raise ValueError(f"agencies[{i}].api_key: the same key as agencies[{digests.index(d)}]: "
                                  "each agency needs its own key")
+        if float(self.storage.retention) < float(self.retry.give_up_after):
+            raise ValueError("storage.retention: must be at least retry.give_up_after (an event still in the "
+                             "retry ladder keeps its payload; on Kafka, its outbound record)")
         if self.inbound.enabled and not self.provincial.url:
             raise ValueError("provincial.url: required when [inbound] is enabled (where pulled dossiers go)")
         operator = key_digest(self.operator.api_key, self.operator.api_key_sha256)
@@ -1217,6 +1248,47 @@ def key_digest(api_key: str, api_key_sha256: str) -> str | None:
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest() if api_key else None
 
 
+#: The settings that hold secrets (docs/security.md, "Secrets"): a settings file gives each only as
+#: ``<name>_file`` (a file's content) or ``<name>_env`` (an environment variable's name), or the
+#: environment sets it (``DVCGW_SECTION__NAME``); an inline value is refused by the loader. A new
+#: secret setting goes here (tests/security/test_secrets.py fails on a secret-looking name that
+#: is missing). ``pin_env`` / ``passphrase_env`` of a signing key are the same idea, older.
+SECRET_FIELDS: Mapping[type, frozenset[str]] = {
+    KafkaSettings: frozenset({"sasl_plain_password"}),
+    PortalAdapterSettings: frozenset({"auth_header_value"}),
+    PortalSettings: frozenset({"password", "client_secret"}),
+    ReceiptsSettings: frozenset({"acpass", "password"}),
+    PaymentSettings: frozenset({"secret", "access_token"}),
+    AgencySettings: frozenset({"api_key"}),
+    OperatorSettings: frozenset({"api_key"}),
+    SigningKeySettings: frozenset({"passphrase", "pin", "client_secret"}),
+    ProvincialSettings: frozenset({"auth_value"}),
+}
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every non-empty secret the settings hold (the log-scan test looks for each in the logs)."""
+    found: list[str] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, tuple):
+            for item in node:
+                visit(item)
+            return
+        if not is_dataclass(node):
+            return
+        names = SECRET_FIELDS.get(type(node), frozenset())
+        for f in fields(node):
+            value = getattr(node, f.name)
+            if f.name in names and isinstance(value, str) and value:
+                found.append(value)
+            visit(value)
+
+    visit(settings)
+    return found
+
+
 def load(path: str | Path | None, environ: dict[str, str] | None = None) -> Settings:
-    """Load and validate the settings; raises ConfigError naming the offending key."""
-    return load_settings(Settings, path, environ, removed=REMOVED_KEYS)
+    """Load and validate the settings; raises ConfigError naming the offending key (an inline
+    secret in the file too: :data:`SECRET_FIELDS`)."""
+    return load_settings(Settings, path, environ, removed=REMOVED_KEYS, secrets=SECRET_FIELDS)

@@ -35,6 +35,7 @@ from gateway.appkeys import (
     PORTAL_CLIENT,
     PORTAL_CODES,
     PROVINCIAL_CLIENT,
+    PRUNER,
     QUEUE,
     SETTINGS,
     Lifecycle,
@@ -53,6 +54,7 @@ from monitoring.kpi import KpiService
 from monitoring.metrics import PORTAL, PROVINCIAL, Metrics
 from queues.api import QueueBackend
 from queues.jobs import PROVINCIAL as PROVINCIAL_TOPIC
+from queues.retention import Pruner
 from queues.sqlite import MemoryQueue, SQLiteQueue, store_options
 
 
@@ -89,6 +91,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     if settings.payment.enabled:  # before the queue: the accept path asks it which dossiers are paid
         app.cleanup_ctx.append(payment_routes.store_ctx)
     app.cleanup_ctx.append(_queue_ctx)
+    app.cleanup_ctx.append(_retention_ctx(run_engine))
     if settings.provincial.url:
         app.cleanup_ctx.append(_provincial_ctx)  # before the jobs: its session outlives their worker
     if settings.receipts.enabled:
@@ -169,6 +172,21 @@ async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ACCEPT] = Acceptor(queue, app[METRICS], app[SETTINGS], paid=payments.is_paid if payments else None)
     yield
     await queue.close()
+
+
+def _retention_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The pruning pass over the queue store (personal data at rest, queues/retention.py): on its
+    interval when ``run``; tests drive ``app[PRUNER].run_once()``."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        pruner = Pruner(app[QUEUE], app[SETTINGS].storage, app[CLOCK])
+        app[PRUNER] = pruner
+        task = asyncio.create_task(pruner.run(), name="dvcgw-retention") if run else None
+        yield
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    return ctx
 
 
 async def _kpi_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -22,6 +22,7 @@ from monitoring.kpi import KpiService
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
 from queues.jobs import Jobs
+from queues.retention import Pruner
 
 
 @dataclass
@@ -52,6 +53,8 @@ CATALOGUE = web.AppKey("catalogue", Catalogue)
 PORTAL_CODES = web.AppKey("portal_codes", CodeMapper)
 #: Durable jobs (queues/jobs.py): provincial delivery, e-receipts.
 JOBS = web.AppKey("jobs", Jobs)
+#: the retention pass over the queue store (queues/retention.py)
+PRUNER = web.AppKey("pruner", Pruner)
 #: The provincial system's REST client (adapters/provincial_system); absent without ``[provincial] url``.
 PROVINCIAL_CLIENT = web.AppKey("provincial_client", ProvincialClient)
 #: The inbound dossier puller (gateway/inbound); absent unless ``[inbound] enabled``.

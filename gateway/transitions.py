@@ -10,13 +10,16 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Literal
 
+from queues.api import FINAL_STATES as QUEUE_FINAL_STATES
+
 TransitionClass = Literal["same", "normal", "tolerated", "unusual", "first"]
 
 #: §7.1 codes, in table order.
 STATE_CODES: tuple[str, ...] = tuple(str(i) for i in range(1, 11))
 
-#: §7.1 "Final?" column: no exit from these states.
-FINAL_STATES: frozenset[str] = frozenset({"3", "7", "8", "10"})
+#: §7.1 "Final?" column: no exit from these states (defined beside the queue contract, whose
+#: retention starts when one of them is delivered).
+FINAL_STATES: frozenset[str] = QUEUE_FINAL_STATES
 
 #: §7.2 "Normal next states" (7 is added from any non-final state by the rule below).
 NORMAL_NEXT: Mapping[str, frozenset[str]] = MappingProxyType({

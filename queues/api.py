@@ -22,6 +22,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+#: Spec §7.1's final ``TrangThaiHoSo`` codes (no exit). Once a dossier's final state has been
+#: delivered, its payloads are pruned after ``[storage] retention`` (:meth:`QueueBackend.prune`).
+FINAL_STATES: frozenset[str] = frozenset({"3", "7", "8", "10"})
+
+#: What a pruned event's payload is stored as (SQLite) or sent as (Kafka dead letters).
+PRUNED_PAYLOAD = "{}"
+
 
 class EventKind(enum.StrEnum):
     SNAPSHOT = "snapshot"
@@ -278,4 +285,13 @@ class QueueBackend(Protocol):
 
     async def ping(self) -> None:
         """Raise QueueUnavailable if the backend cannot accept work."""
+        ...
+
+    async def prune(self, before: float, limit: int) -> int:
+        """Personal data at rest: drop the payloads of up to ``limit`` dossiers whose final state
+        (:data:`FINAL_STATES`) was delivered before ``before`` and that have nothing pending;
+        return how many were pruned (dossiers; on Kafka, dead letters: the only payloads it keeps
+        past the topics' own retention), fewer than ``limit`` when the pass is complete. What
+        the status API, the dead-letter list and the indicators read is kept; a dead letter whose
+        payload is gone replays as ``superseded`` (nothing is sent)."""
         ...

@@ -70,6 +70,7 @@ from queues.kafka_owner import Owner
 from queues.kafka_produce import BACKOFF_S, Producing, client_options, fetch_options, guard, partition_of, quietly
 from queues.kafka_pump import Pump
 from queues.kafka_reads import Reads
+from queues.kafka_retention import apply_configs, finished_before, topic_configs
 from queues.kafka_view import View
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class KafkaQueue:
 
     def __init__(self, settings: Settings, *, metrics_registry: CollectorRegistry | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        self._settings = settings
         self._k = settings.queue.kafka
         self._lease_s = float(settings.queue.lease)
         self._timeout = float(self._k.request_timeout)
@@ -206,15 +208,14 @@ class KafkaQueue:
         try:
             existing = set(await admin.list_topics())
             rf = self._k.replication_factor
-            longest = max(d for d, _ in self.topics.retry)
-            specs = [NewTopic(self.topics.outbound, self._parts, rf, topic_configs={"retention.ms": "-1"})]
-            specs += [NewTopic(name, self._parts, rf, topic_configs={
-                "retention.ms": str(int(max(7 * 86400, 20 * longest) * 1000))}) for name in self.topics.retry_names]
-            specs += [NewTopic(t, self._parts, rf, topic_configs={"cleanup.policy": "compact"})
-                      for t in (self.topics.state, self.topics.dlq)]
-            missing = [s for s in specs if s.name not in existing]
+            configs = topic_configs(self.topics, self._settings)  # queues/kafka_retention.py
+            missing = [NewTopic(name, self._parts, rf, topic_configs=cfg) for name, cfg in configs.items()
+                       if name not in existing]
             if missing:
                 await admin.create_topics(missing)
+            older = {name: cfg for name, cfg in configs.items() if name in existing}
+            if older:
+                await apply_configs(admin, older)
         finally:
             await admin.close()
 
@@ -330,6 +331,15 @@ class KafkaQueue:
 
     async def drop(self, dl_id: str) -> bool:
         return await self._letters.drop(dl_id)
+
+    async def prune(self, before: float, limit: int) -> int:
+        """See :meth:`queues.api.QueueBackend.prune`; here, per dead letter of the dossiers whose
+        partitions this instance owns (queues/kafka_retention.py: the topics' own bounds do the rest)."""
+        def due(mahoso: str) -> bool:
+            return (self._pump.owns(partition_of(mahoso, self._parts))
+                    and finished_before(self._owner.known_state(mahoso), before))
+
+        return await self._letters.prune(due, limit, float(self._k.segment_time))
 
     async def ping(self) -> None:
         """Raise QueueUnavailable unless the broker answers a metadata request."""

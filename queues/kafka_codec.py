@@ -176,6 +176,7 @@ class DossierState:
     next_attempt_at: float | None = None
     last_error: dict[str, str] | None = None
     last_dead_seq: int = 0
+    final_at: float | None = None  # when its final state was delivered (restarted by later deliveries)
     progress_hw: int = 0
     ladder: list[str] = field(default_factory=list)
     ladder_topic: str = ""

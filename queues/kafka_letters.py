@@ -8,6 +8,7 @@ letters listed are the view's: every instance answers for all of them.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,9 @@ from queues.api import DeadLetter, DeadLetterPage, ErrorInfo, OutcomeClass, Repl
 from queues.kafka_codec import H_REPLAY, H_SEQ, Src, Topics, WireEvent, dead_letter_encode, ladder_headers
 from queues.kafka_produce import Producing, guard, partition_of
 from queues.kafka_view import View
+
+#: the key of the sweep tombstones (:meth:`DeadLetters.prune`): never a letter id (uuid4 hex)
+SWEEP_KEY = b"\x00sweep"
 
 
 class DeadLetters:
@@ -29,6 +33,7 @@ class DeadLetters:
         self._topics = topics
         self._parts = partitions
         self._timeout = timeout
+        self._sweep_at: float | None = None  # time.monotonic() after which prune() closes the segments
 
     async def bury(self, ev: WireEvent, seq: int, src: Src | None, error: ErrorInfo | None, attempts: int,
                    now: float) -> asyncio.Future[Any]:
@@ -72,7 +77,7 @@ class DeadLetters:
         dl, ev = entry
         if dl.replayed:
             return ReplayResult.ALREADY_REPLAYED
-        superseded = await overtaken(dl)
+        superseded = not ev.payload or await overtaken(dl)  # no payload: pruned (queues/kafka_retention.py)
         marked = DeadLetter(dl.id, dl.mahoso, dl.kind, dl.sequence, dl.error, dl.attempts, dl.dead_at, True)
 
         async def send() -> None:
@@ -89,6 +94,52 @@ class DeadLetters:
         self._view.note_dead(marked, ev)
         return ReplayResult.SUPERSEDED if superseded else ReplayResult.REPLAYED
 
+    async def prune(self, due: Callable[[str], bool], limit: int, segment_s: float) -> int:
+        """Personal data at rest: up to ``limit`` letters still carrying a payload whose dossier
+        ``due`` names are rewritten without it (open letters: the list still shows them) or
+        tombstoned (replayed ones); the rewritten record makes the old one compactable. Returns
+        how many. Raises QueueUnavailable.
+
+        The cleaner compacts only closed segments, and sees an overwrite only once the segment
+        that holds the *new* record is closed too; a segment closes only when a record is
+        appended after ``segment.ms``. A quiet partition would keep the old record for ever, so
+        the first pass at least ``segment_s`` after a rewrite appends a tombstone of a key no
+        letter has to every partition (:meth:`_sweep`)."""
+        await self._sweep()
+        victims = [(dl, ev) for dl, ev in self._view.dead.values() if ev.payload and due(dl.mahoso)][:limit]
+        if not victims:
+            return 0
+        self._sweep_at = time.monotonic() + segment_s
+
+        async def send() -> None:
+            futs = []
+            for dl, ev in victims:
+                value = None if dl.replayed else dead_letter_encode(dl, _without_payload(ev), None)
+                futs.append(await self._producing.send(self._topics.dlq, dl.id.encode(), value, [], None, "dlq"))
+            for fut in futs:
+                await fut
+
+        await guard("prune", send(), self._timeout)
+        for dl, ev in victims:
+            if dl.replayed:
+                self._view.forget_dead(dl.id)
+            else:
+                self._view.note_dead(dl, _without_payload(ev))
+        return len(victims)
+
+    async def _sweep(self) -> None:
+        if self._sweep_at is None or time.monotonic() < self._sweep_at:
+            return
+
+        async def send() -> None:
+            futs = [await self._producing.send(self._topics.dlq, SWEEP_KEY, None, [], p, "dlq")
+                    for p in range(self._parts)]
+            for fut in futs:
+                await fut
+
+        await guard("prune sweep", send(), self._timeout)
+        self._sweep_at = None
+
     async def drop(self, dl_id: str) -> bool:
         """Tombstone a letter; False when there is none by that id."""
         if dl_id not in self._view.dead:
@@ -101,3 +152,7 @@ class DeadLetters:
         self._view.forget_dead(dl_id)
         return True
 
+
+
+def _without_payload(ev: WireEvent) -> WireEvent:
+    return WireEvent(ev.event_id, ev.mahoso, ev.kind, {}, ev.agency, ev.accepted_at)

@@ -36,6 +36,7 @@ from queues.kafka_codec import (
 from queues.kafka_letters import DeadLetters
 from queues.kafka_marks import Offsets, Watermarks
 from queues.kafka_produce import Producing, guard, partition_of
+from queues.kafka_retention import note_delivered
 from queues.kafka_states import Dossier, Item, StateWriter
 from queues.kafka_view import View
 
@@ -305,7 +306,7 @@ class Owner:
         futs: list[asyncio.Future[Any]] = []
         st = d.st
         for eid in outcome.delivered:
-            self._delivered(d, eid, done)
+            self._delivered(d, eid, done, now)
         for eid in outcome.dead:
             fut = await self._dead(d, eid, outcome.error, now, done)
             if fut is not None:
@@ -323,7 +324,7 @@ class Owner:
         return futs
 
     @staticmethod
-    def _delivered(d: Dossier, eid: str, done: list[Src | None]) -> None:
+    def _delivered(d: Dossier, eid: str, done: list[Src | None], now: float) -> None:
         item = d.items.pop(eid, None)
         if item is None:
             return
@@ -331,9 +332,12 @@ class Owner:
         st = d.st
         if item.ev.kind is EventKind.PROGRESS:
             st.progress_hw = max(st.progress_hw, item.seq)
+            note_delivered(st, None, False, now)
             return
-        if item.seq > st.delivered_seq:
+        newer = item.seq > st.delivered_seq
+        if newer:
             st.delivered_seq, st.delivered_state = item.seq, state_of(item.ev.kind, item.ev.payload)
+        note_delivered(st, st.delivered_state, newer, now)
         st.known_on_portal = True
         for other in [i for i in d.items.values() if i.ev.kind is EventKind.SNAPSHOT and i.seq < item.seq]:
             del d.items[other.ev.event_id]

@@ -22,6 +22,11 @@ every request waits that long once more. If one operation of a batch fails, the 
 back and run again with each operation inside its own SAVEPOINT, so one failing operation cannot
 undo another's work. SQLite checkpoints the WAL itself (``wal_autocheckpoint``), inside a commit.
 
+**Personal data at rest.** ``PRAGMA secure_delete`` (``[storage] secure_delete``, on by default)
+makes SQLite zero what a delete or an update frees, so the payloads :meth:`prune` empties (and the
+copies that earlier state changes of the same rows left in free space) are gone from the file once
+the WAL is checkpointed, which :meth:`SQLiteQueue.prune` does after a batch that pruned anything.
+
 **One owner.** The connection uses ``PRAGMA locking_mode = EXCLUSIVE`` and takes the write lock at
 start-up, so SQLite itself refuses the file to a second daemon (and to any other process) while
 this one runs; the operating system drops the lock when the process exits, however it exits.
@@ -139,6 +144,10 @@ class _SqlQueueBase:
     async def ping(self) -> None:
         await self._run(lambda c: c.execute("SELECT 1").fetchone())
 
+    async def prune(self, before: float, limit: int) -> int:
+        """See :meth:`queues.api.QueueBackend.prune`: one transaction of the store's own flusher."""
+        return await self._run(lambda c: sqlstate.prune(c, before, limit))
+
 
 class MemoryQueue(_SqlQueueBase):
     """Non-durable backend for tests and experiments: the same state machine, in memory, inline."""
@@ -166,9 +175,11 @@ class SQLiteQueue(_SqlQueueBase):
     transaction; ``commits`` counts the commits, so group commit is visible in tests and bench."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "full", lease_s: float = 120.0,
-                 clock: Callable[[], float] | None = None, max_batch: int = 512) -> None:
+                 clock: Callable[[], float] | None = None, max_batch: int = 512,
+                 secure_delete: bool = True) -> None:
         super().__init__(lease_s=lease_s, clock=clock)
         self._path = Path(path)
+        self._secure_delete = secure_delete
         self._synchronous = synchronous.upper()
         self._max_batch = max_batch
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
@@ -192,6 +203,7 @@ class SQLiteQueue(_SqlQueueBase):
             conn.execute("PRAGMA locking_mode=EXCLUSIVE")  # before WAL: no shared memory, one owner
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute(f"PRAGMA secure_delete={'ON' if self._secure_delete else 'OFF'}")
             # a write: takes the exclusive lock now, held until close; migrates an older store
             found, now = sqlstate.init(conn, what=f"the queue store {self._path}")
             sqlstate.release_all_leases(conn)
@@ -217,6 +229,23 @@ class SQLiteQueue(_SqlQueueBase):
         with contextlib.suppress(sqlite3.Error):  # leave a short WAL behind for the next start
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._conn.close()
+
+    async def prune(self, before: float, limit: int) -> int:
+        """Prune (a transaction of the flusher), then, if anything was pruned, checkpoint the WAL and
+        truncate it: with ``secure_delete`` the emptied payloads were zeroed in the pages, and the
+        WAL frames that still held the old pages leave the disk too (docs/security.md)."""
+        pruned = await super().prune(before, limit)
+        if pruned:
+            self.checkpoint()
+        return pruned
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate it (between two transactions: every
+        transaction of this connection begins and commits inside one synchronous call)."""
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise QueueUnavailable(f"queue store checkpoint failed: {exc}") from exc
 
     async def _run(self, op: Callable[[sqlite3.Connection], T]) -> T:
         if self._closing:
@@ -330,7 +359,7 @@ def _run_isolated(conn: sqlite3.Connection, op: Op) -> tuple[bool, Any]:
 def store_options(settings: Settings) -> dict[str, Any]:
     """The ``[storage]`` and ``[queue]`` settings the daemon opens its :class:`SQLiteQueue` with."""
     return {"synchronous": settings.storage.synchronous, "lease_s": settings.queue.lease,
-            "max_batch": settings.storage.commit_max_batch}
+            "max_batch": settings.storage.commit_max_batch, "secure_delete": settings.storage.secure_delete}
 
 
 def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:

@@ -8,12 +8,14 @@ Tables:
 * ``events``: every accepted event with its per-dossier ``seq`` and its :class:`EventState`;
 * ``dossiers``: one row per ``MaHoSo``: sequences, what the portal has, the claim (lease), the
   retry ladder position, cached counts of pending and parked events;
-* ``dead_letters``: one row per dead event, with the error exactly as the portal sent it.
+* ``dead_letters``: one row per dead event, with the error exactly as the portal sent it;
+* ``retention`` (version 2, :data:`RETENTION_SCHEMA`): one row per dossier whose final state was
+  delivered: when (restarted by every later delivery), and whether its payloads are pruned yet.
 
 Schema versions: the store's ``PRAGMA user_version`` is its version (:data:`SCHEMA_VERSION`);
 :func:`init` applies the missing steps of :data:`MIGRATIONS` at open, in one transaction, and
 refuses a store written by a newer version (core/sqlschema.py). Version 0 is a file from before
-versions were kept; version 1 is :data:`SCHEMA_V1`.
+versions were kept; version 1 is :data:`SCHEMA_V1`; version 2 adds :data:`RETENTION_SCHEMA`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import orjson
 
 from core.sqlschema import Step, migrate, statements
 from queues.api import (
+    FINAL_STATES,
+    PRUNED_PAYLOAD,
     Accepted,
     DeadLetter,
     DeadLetterPage,
@@ -96,6 +100,17 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 """
 
+#: Personal data at rest (docs/security.md): the dossiers whose final state was delivered, since
+#: when, and whether :func:`prune` has emptied their payloads. A table of its own (the others'
+#: definitions are left as they are); the partial index keeps the pass's scan to the unpruned.
+RETENTION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS retention (
+    mahoso   TEXT PRIMARY KEY,
+    final_at REAL NOT NULL,
+    pruned   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS retention_due ON retention (final_at) WHERE pruned = 0;
+"""
 
 def _to_v1(conn: sqlite3.Connection) -> None:
     """Version 0 → 1: a new file gets the tables. A file from before versions (user_version 0)
@@ -117,7 +132,7 @@ def _to_v1(conn: sqlite3.Connection) -> None:
 #: ``MIGRATIONS[i]`` takes a store from version i to i + 1 (core/sqlschema.py): the store's
 #: version is ``len(MIGRATIONS)``. An additive change (a table, an index, a column with a
 #: default) is one more SQL string here.
-MIGRATIONS: tuple[Step, ...] = (_to_v1,)
+MIGRATIONS: tuple[Step, ...] = (_to_v1, RETENTION_SCHEMA)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _SNAP = EventKind.SNAPSHOT.value
@@ -190,11 +205,14 @@ def accepted_state(conn: sqlite3.Connection, mahoso: str) -> str | None:
 
 
 def newest_snapshot(conn: sqlite3.Connection, mahoso: str) -> NewestSnapshot | None:
-    """The newest accepted snapshot of ``mahoso`` (events keep their payloads after delivery)."""
+    """The newest accepted snapshot of ``mahoso`` (events keep their payloads after delivery until
+    :func:`prune`; a pruned one is None)."""
     row = conn.execute(
         "SELECT seq, payload, agency FROM events WHERE mahoso = ? AND kind = ? ORDER BY seq DESC LIMIT 1",
         (mahoso, _SNAP)).fetchone()
-    return None if row is None else NewestSnapshot(row[0], orjson.loads(row[1]), row[2])
+    if row is None or row[1] == PRUNED_PAYLOAD:
+        return None
+    return NewestSnapshot(row[0], orjson.loads(row[1]), row[2])
 
 
 def _refresh(conn: sqlite3.Connection, mahoso: str, now: float) -> None:
@@ -256,7 +274,7 @@ def record(conn: sqlite3.Connection, work: Work, outcome: Outcome, now: float, r
     """Apply one delivery step's outcome atomically (see :class:`queues.api.Outcome`)."""
     m = work.mahoso
     for eid in outcome.delivered:
-        _mark_delivered(conn, m, int(eid))
+        _mark_delivered(conn, m, int(eid), now)
     if outcome.dead:
         _mark_dead(conn, m, [int(i) for i in outcome.dead], outcome.error, work.attempts, now)
     if outcome.parked:
@@ -289,26 +307,57 @@ def _err_json(err: ErrorInfo | None) -> str | None:
     return None if err is None else json.dumps(err.as_json(), ensure_ascii=False)
 
 
-def _mark_delivered(conn: sqlite3.Connection, mahoso: str, eid: int) -> None:
+def _mark_delivered(conn: sqlite3.Connection, mahoso: str, eid: int, now: float) -> None:
     # the state is read in SQL: parsing the whole payload again here cost ~40 µs per delivery
     row = conn.execute(
         "UPDATE events SET state = 'delivered' WHERE id = ?"
         " RETURNING kind, seq, json_extract(payload, '$.TrangThaiHoSo')", (eid,)
     ).fetchone()
-    if row is None or row[0] != _SNAP:
+    if row is None:
+        return
+    if row[0] != _SNAP:  # a late progress item of a finished dossier restarts its retention
+        conn.execute("UPDATE retention SET final_at = ?, pruned = 0 WHERE mahoso = ?", (now, mahoso))
         return
     _, seq, raw_state = row
     state = str(raw_state) if raw_state is not None else None
-    conn.execute(
+    newer = conn.execute(
         "UPDATE dossiers SET delivered_seq = ?, delivered_state = ?, known_on_portal = 1"
         " WHERE mahoso = ? AND delivered_seq < ?",
         (seq, state, mahoso, seq),
-    )
+    ).rowcount
+    if newer:
+        _note_final(conn, mahoso, state, now)
     conn.execute(
         "UPDATE events SET state = 'superseded' WHERE mahoso = ? AND kind = 'snapshot'"
         " AND seq < ? AND state = 'pending'",
         (mahoso, seq),
     )
+
+
+def _note_final(conn: sqlite3.Connection, mahoso: str, state: str | None, now: float) -> None:
+    """The dossier's delivered state changed: a final one starts (or restarts) its retention."""
+    if state in FINAL_STATES:
+        conn.execute("INSERT INTO retention (mahoso, final_at) VALUES (?, ?)"
+                     " ON CONFLICT (mahoso) DO UPDATE SET final_at = excluded.final_at, pruned = 0", (mahoso, now))
+    else:
+        conn.execute("DELETE FROM retention WHERE mahoso = ?", (mahoso,))
+
+
+def prune(conn: sqlite3.Connection, before: float, limit: int) -> int:
+    """Empty the payloads of up to ``limit`` dossiers whose final state was delivered before
+    ``before`` and that have nothing pending, parked or claimed (one that has waits for its next
+    delivery, which restarts the clock). Dead events are emptied too: the dead-letter rows keep the
+    error, the attempts and the sequence (what the list shows), not the payload. Returns how many
+    dossiers were pruned."""
+    rows = conn.execute(
+        "SELECT r.mahoso FROM retention r JOIN dossiers d ON d.mahoso = r.mahoso"
+        " WHERE r.pruned = 0 AND r.final_at < ? AND d.pending = 0 AND d.parked = 0 AND d.lease IS NULL"
+        " ORDER BY r.final_at LIMIT ?", (before, limit)).fetchall()
+    for (mahoso,) in rows:
+        conn.execute("UPDATE events SET payload = ? WHERE mahoso = ? AND payload <> ?"
+                     " AND state NOT IN ('pending', 'parked')", (PRUNED_PAYLOAD, mahoso, PRUNED_PAYLOAD))
+        conn.execute("UPDATE retention SET pruned = 1 WHERE mahoso = ?", (mahoso,))
+    return len(rows)
 
 
 def _mark_dead(conn: sqlite3.Connection, mahoso: str, ids: list[int], error: ErrorInfo | None,
@@ -434,7 +483,7 @@ def replay(conn: sqlite3.Connection, dl_id: str, now: float) -> ReplayResult:
     if replayed:
         return ReplayResult.ALREADY_REPLAYED
     conn.execute("UPDATE dead_letters SET replayed = 1 WHERE id = ?", (int(dl_id),))
-    if kind == _SNAP and _overtaken(conn, mahoso, seq):
+    if (kind == _SNAP and _overtaken(conn, mahoso, seq)) or _pruned(conn, eid):
         conn.execute("UPDATE events SET state = 'superseded' WHERE id = ?", (eid,))
         return ReplayResult.SUPERSEDED
     conn.execute("UPDATE events SET state = 'pending' WHERE id = ?", (eid,))
@@ -445,6 +494,12 @@ def replay(conn: sqlite3.Connection, dl_id: str, now: float) -> ReplayResult:
     )
     _refresh(conn, mahoso, now)
     return ReplayResult.REPLAYED
+
+
+def _pruned(conn: sqlite3.Connection, eid: int) -> bool:
+    """Whether the event's payload was pruned (its dossier finished long ago): nothing to send."""
+    row = conn.execute("SELECT payload = ? FROM events WHERE id = ?", (PRUNED_PAYLOAD, eid)).fetchone()
+    return row is None or bool(row[0])
 
 
 def _overtaken(conn: sqlite3.Connection, mahoso: str, seq: int) -> bool:

@@ -123,6 +123,8 @@ auto.create.topics.enable=false
 log.retention.hours=24
 log.segment.bytes=16777216
 log.cleaner.dedupe.buffer.size=8388608
+# the cleaner looks for work every second (default 15 s): the retention test waits for compaction
+log.cleaner.backoff.ms=1000
 EOF
   cat >"$HOME_DIR/log4j2.properties" <<EOF
 status = warn

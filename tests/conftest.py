@@ -7,6 +7,9 @@ import pytest
 
 from tests.harness import Gateway, Sandbox, run_gateway, run_sandbox, settings_for
 
+#: the suite-wide log scan (issue 17): collects every log line and configured secret of the session
+pytest_plugins = ("tests.security.logscan",)
+
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:

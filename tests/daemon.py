@@ -14,7 +14,9 @@ from typing import Any
 
 import aiohttp
 
-from tests.harness import AGENCY_KEY, OPERATOR_KEY, UNIT
+from config.schema import SECRET_FIELDS, key_digest
+from tests.harness import AGENCY_KEY, OPERATOR_KEY, PORTAL_PASSWORD, UNIT
+from tests.security.logscan import remember_log_file, remember_secret
 
 
 def free_port() -> int:
@@ -43,7 +45,7 @@ def write_config(path: Path, port: int, portal_url: str, store: Path, *, agency:
         "storage": {"path": str(store), "synchronous": "full"},
         "retry": {"delays": ["200ms", "500ms", "1s"], "give_up_after": "1h", "jitter": 0.0},
         "circuit": {"failure_threshold": 5, "cool_down": "500ms"},
-        "portal": {"adapter_url": portal_url, "username": "u", "password": "p", "dstcode": "T",
+        "portal": {"adapter_url": portal_url, "username": "u", "password": PORTAL_PASSWORD, "dstcode": "T",
                    "timeout": "5s", "connect_retries": 0},
         "operator": {"api_key": OPERATOR_KEY},
         # no catalogue pull at start-up: it would log in and spend the sandbox's queued faults
@@ -55,15 +57,31 @@ def write_config(path: Path, port: int, portal_url: str, store: Path, *, agency:
     }
     for name, values in sections.items():
         tables[name] = {**tables.get(name, {}), **values}
+    _secrets_to_files(tables, path.parent / f"{path.stem}.secrets")
     lines: list[str] = []
     for name, values in tables.items():
         lines.append(f"[{name.replace('__', '.')}]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key = "{AGENCY_KEY}"', f'units = ["{UNIT}"]',
-              'procedures = ["*"]']  # deny by default (issue 17): every procedure code granted
+    remember_secret(AGENCY_KEY)  # the key as a digest: no secret inline (docs/security.md)
+    lines += ["[[agencies]]", f'code = "{UNIT}"', f'api_key_sha256 = "{key_digest(AGENCY_KEY, "")}"',
+              f'units = ["{UNIT}"]', 'procedures = ["*"]']  # deny by default (issue 17): every procedure code granted
     lines += [f"{k} = {_toml_value(v)}" for k, v in (agency or {}).items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _secrets_to_files(tables: dict[str, dict[str, Any]], folder: Path) -> None:
+    """A settings file never holds a secret inline (docs/security.md): each secret of ``tables``
+    (config.schema.SECRET_FIELDS) goes to a file of its own in ``folder``, named by ``<key>_file``."""
+    names = {name for fields in SECRET_FIELDS.values() for name in fields}
+    for table, values in tables.items():
+        for key in [k for k in values if k in names and values[k] != ""]:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            target = folder / f"{table}.{key}"
+            secret = str(values.pop(key))
+            remember_secret(secret)
+            target.write_text(secret, encoding="utf-8")
+            values[f"{key}_file"] = str(target)
 
 
 class Daemon:
@@ -71,6 +89,7 @@ class Daemon:
                  tls: ssl.SSLContext | None = None) -> None:
         """``tls``: the client context for a daemon on HTTPS ([server] tls_cert), used by start()."""
         self.config, self.port, self.log = config, port, log
+        remember_log_file(log)  # the suite-wide log scan reads it at the end
         self.extra_env = env or {}
         self.proc: asyncio.subprocess.Process | None = None
         self.tls = tls

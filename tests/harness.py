@@ -27,6 +27,8 @@ from tests.fakes.portal import FakeClock, SandboxHandle, running_sandbox
 AGENCY_KEY = "agency-key-1"
 OTHER_KEY = "agency-key-2"
 OPERATOR_KEY = "operator-key"
+#: distinctive, so that the suite-wide log scan (tests/security/logscan.py) can look for it
+PORTAL_PASSWORD = "portal-password-1"
 UNIT = "000.00.01.H55"
 OTHER_UNIT = "000.00.02.H55"
 
@@ -57,7 +59,7 @@ def settings_for(tmp_path: Path, portal_url: str, **sections: Any) -> Settings:
         "storage": {"path": str(tmp_path / "gw.sqlite3"), "synchronous": "normal"},
         "retry": {"delays": ["5s", "30s", "2m"], "give_up_after": "1h", "jitter": 0.0},
         "circuit": {"failure_threshold": 3, "cool_down": "30s"},
-        "portal": {"adapter_url": portal_url, "username": "u", "password": "p", "dstcode": "TEST",
+        "portal": {"adapter_url": portal_url, "username": "u", "password": PORTAL_PASSWORD, "dstcode": "TEST",
                    "madonvi": "000.00.00.H55", "connect_retries": 0, "timeout": "5s"},
         # deny by default (issue 17): the test agencies are granted every procedure code; signing
         # keys and certifying authorities grant themselves to agencies ([[signing.keys]] agencies)

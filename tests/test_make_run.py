@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from tests.daemon import free_port
+from tests.security.logscan import remember_log_file
 
 pytestmark = pytest.mark.slow
 
@@ -24,6 +25,8 @@ def _env(tmp_path: Path, port: int, sandbox_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DVCGW_")}
     env.update(DVCGW_SERVER__LISTEN=f"127.0.0.1:{port}", SANDBOX_PORT=str(sandbox_port),
                DVCGW_RUN_DIR=str(tmp_path / "run"), DVCGW_STORAGE__PATH=str(tmp_path / "store" / "dvcgw.sqlite3"))
+    for name in ("dvcgw.log", "sandbox.log"):  # the suite-wide log scan reads them at the end
+        remember_log_file(tmp_path / "run" / name)
     return env
 
 

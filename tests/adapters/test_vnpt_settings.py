@@ -11,8 +11,10 @@ from config.schema import ReceiptsSettings, load
 from core.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.toml"
-ENABLED = "[receipts]\nenabled = true\nbase_url = 'https://t.example'\naccount = 'a'\nacpass = 'b'\n" \
-          "username = 'u'\npassword = 'p'\n"
+# secrets never inline in a settings file (docs/security.md): from the environment here
+ENABLED = "[receipts]\nenabled = true\nbase_url = 'https://t.example'\naccount = 'a'\nacpass_env = 'ACPASS'\n" \
+          "username = 'u'\npassword_env = 'PW'\n"
+ENV = {"ACPASS": "b", "PW": "p"}
 
 
 def test_the_example_file_carries_the_defaults() -> None:
@@ -23,8 +25,8 @@ def test_the_example_file_carries_the_defaults() -> None:
 
 @pytest.mark.parametrize(("text", "key"), [
     ("[receipts]\nenabled = true\n", "receipts.base_url"),
-    (ENABLED.replace("acpass = 'b'\n", ""), "receipts.acpass"),
-    (ENABLED.replace("password = 'p'\n", ""), "receipts.password"),
+    (ENABLED.replace("acpass_env = 'ACPASS'\n", ""), "receipts.acpass"),
+    (ENABLED.replace("password_env = 'PW'\n", ""), "receipts.password"),
     ("[receipts]\npattern = '01BLP0/001'\n", "receipts.serial"),
     ("[receipts]\nbase_url = 'ftp://t'\n", "receipts.base_url"),
     ("[receipts]\npublish_path = 'PublishService.asmx'\n", "receipts.publish_path"),
@@ -38,7 +40,7 @@ def test_bad_receipts_settings_name_the_key(tmp_path: Path, text: str, key: str)
     f = tmp_path / "s.toml"
     f.write_text(text)
     with pytest.raises(ConfigError) as info:
-        load(f, environ={})
+        load(f, environ=ENV)
     assert info.value.key == key, str(info.value)
 
 
@@ -47,8 +49,8 @@ def test_secrets_come_from_files_and_addresses_from_base_url(tmp_path: Path) -> 
     (tmp_path / "acpass").write_text("admin-secret\n")
     (tmp_path / "pw").write_text("service-secret\n")
     f = tmp_path / "s.toml"
-    f.write_text(ENABLED.replace("acpass = 'b'\n", f"acpass_file = '{tmp_path / 'acpass'}'\n")
-                 .replace("password = 'p'\n", f"password_file = '{tmp_path / 'pw'}'\n")
+    f.write_text(ENABLED.replace("acpass_env = 'ACPASS'\n", f"acpass_file = '{tmp_path / 'acpass'}'\n")
+                 .replace("password_env = 'PW'\n", f"password_file = '{tmp_path / 'pw'}'\n")
                  .replace("'https://t.example'", "'https://t.example/'") + "publish_path = '/publishservice.asmx'\n"
                  + "portal_wsdl = '/etc/dvcgw/vnpt/portal.wsdl'\n")
     s = load(f, environ={}).receipts

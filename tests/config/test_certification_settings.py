@@ -12,7 +12,7 @@ from core.errors import ConfigError
 BASE = """
 [[agencies]]
 code = "STP"
-api_key = "k1"
+api_key_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
 
 [signing]
 trust_roots = ["/dev/null"]
@@ -29,7 +29,7 @@ source = "remote"
 agencies = ["STP"]
 url = "http://127.0.0.1:1"
 credential_id = "c"
-client_secret = "s"
+client_secret_file = "/dev/null"
 
 [[certification.authorities]]
 code = "H01"

@@ -73,6 +73,9 @@ def gateway_config(path: Path, *, port: int, sandbox: str, tmp: Path, tsa_url: s
                  "remote_poll_interval": "100ms"},
         certification={"level": "B-T"},
     )
+    # secrets never inline in a settings file (docs/security.md): files beside it
+    (tmp / "key-passphrase").write_bytes(PASSPHRASE)
+    (tmp / "remote-secret").write_text(REMOTE_SECRET, encoding="utf-8")
     with path.open("a", encoding="utf-8") as f:
         f.write(f'''
 [[signing.keys]]
@@ -82,7 +85,7 @@ agencies = ["{UNIT}"]
 key_file = "{keys['key']}"
 cert_file = "{keys['cert']}"
 chain_files = ["{keys['chain']}"]
-passphrase = "{PASSPHRASE.decode()}"
+passphrase_file = "{tmp / 'key-passphrase'}"
 
 [[signing.keys]]
 alias = "{REMOTE_ALIAS}"
@@ -90,7 +93,7 @@ source = "remote"
 agencies = ["{UNIT}"]
 url = "{remote_url}"
 credential_id = "cred-giam-doc"
-client_secret = "{REMOTE_SECRET}"
+client_secret_file = "{tmp / 'remote-secret'}"
 
 [[certification.authorities]]
 code = "{UNIT}"

@@ -357,7 +357,7 @@ async def test_dvcgw_kpi_prints_the_table_from_the_file(sandbox: Sandbox, tmp_pa
     settings = kpi_settings(tmp_path, sandbox)
     conf = tmp_path / "gw.toml"
     conf.write_text(f'[storage]\npath = "{settings.storage.path}"\n[[agencies]]\ncode = "{UNIT_A}"\n'
-                    f'api_key = "k"\nunits = ["{UNIT_A}"]\n', encoding="utf-8")
+                    f'api_key_sha256 = "{64 * "0"}"\nunits = ["{UNIT_A}"]\n', encoding="utf-8")  # no secret inline
     async with run_gateway(settings, FakeClock(start=NOW)) as gw:
         await push_the_month(gw, sandbox)
         await gw.app[KPI].flush()

@@ -45,6 +45,9 @@ def write_old_store(path: Path, layout: str) -> None:
     conn.execute("PRAGMA journal_mode=WAL")  # as the daemon kept it
     conn.executescript(layout)
     assert version_of(conn) == 0
+    # today's writer notes finished dossiers in the retention table (version 2): a temporary one,
+    # of this connection only, leaves the file in the old layout
+    conn.execute("CREATE TEMP TABLE retention (mahoso TEXT PRIMARY KEY, final_at REAL NOT NULL, pruned INTEGER)")
     enq = [[snap("D1", "1", 1), prog("D1", 1)], [snap("D2", "1", 1)], [prog("D3", 1), prog("D3", 2)],
            [snap("D4", "1", 1)], [snap("D1", "2", 2), prog("D1", 2)], [snap("D5", "1", 1)], [snap("D6", "1", 1)]]
     for i, batch in enumerate(enq):

@@ -14,7 +14,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from prometheus_client import CollectorRegistry
 
-from config.schema import Settings, load
+from config.schema import Settings, key_digest, load
 from gateway.auth import KEYRING, KeyRing
 from gateway.signing_routes import setup_signing
 from monitoring.metrics import Metrics
@@ -105,6 +105,7 @@ def build_world(tmp: Path, *, with_hsm: bool = True) -> World:
     (tmp / "secrets" / "pass").write_bytes(PASSPHRASE + b"\n")
     (tmp / "secrets" / "pin").write_text(HSM_PIN + "\n")
     (tmp / "secrets" / "remote").write_text(REMOTE_SECRET)
+    (tmp / "secrets" / "remote-wrong").write_text("not-the-secret")
     if with_hsm and shutil.which("softhsm2-util"):
         hsm = pki.signer("hsm")
         w.softhsm_conf = init_softhsm(tmp / "hsm", hsm.pem_key(),
@@ -171,7 +172,7 @@ source = "remote"
 agencies = ["STP"]
 url = "{w.remote_url}"
 credential_id = "cred-remote"
-client_secret = "not-the-secret"
+client_secret_file = "{s}/remote-wrong"
 
 [[signing.keys]]
 alias = "remote-auto"
@@ -200,11 +201,11 @@ path = "{storage}/dvcgw.sqlite3"
 
 [[agencies]]
 code = "STP"
-api_key = "{AGENCY_KEYS['STP']}"
+api_key_sha256 = "{key_digest(AGENCY_KEYS['STP'], '')}"
 
 [[agencies]]
 code = "SYT"
-api_key = "{AGENCY_KEYS['SYT']}"
+api_key_sha256 = "{key_digest(AGENCY_KEYS['SYT'], '')}"
 
 [signing]
 tsa_urls = [{urls}]

@@ -6,7 +6,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from config.schema import Settings, load
+from config.schema import Settings, key_digest, load
 from gateway.appkeys import SETTINGS
 from gateway.auth import KEYRING, KeyRing
 from gateway.certification_routes import setup_certification
@@ -28,7 +28,7 @@ AUTHORITY_NAME = "UBND xã Hòa Bình, tỉnh Quảng Ngãi"
 def certification_toml(w: World, storage: Path, level: str = "B-T") -> str:
     return settings_toml(w, storage=storage) + f'''
 [operator]
-api_key = "{OPERATOR_KEY}"
+api_key_sha256 = "{key_digest(OPERATOR_KEY, '')}"
 
 [certification]
 level = "{level}"
