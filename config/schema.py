@@ -1263,6 +1263,7 @@ SECRET_FIELDS: Mapping[type, frozenset[str]] = {
     OperatorSettings: frozenset({"api_key"}),
     SigningKeySettings: frozenset({"passphrase", "pin", "client_secret"}),
     ProvincialSettings: frozenset({"auth_value"}),
+    AuditSettings: frozenset({"key"}),  # the "full" bodies encryption key
 }
 
 

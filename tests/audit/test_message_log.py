@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import subprocess
 import sys
@@ -248,7 +249,7 @@ async def test_cli_verify_and_export(world: World, sandbox: Sandbox, tmp_path: P
     conf.write_text(f'''[storage]
 path = "{a.settings.storage.path}"
 [operator]
-api_key = "{OPERATOR_KEY}"
+api_key_sha256 = "{hashlib.sha256(OPERATOR_KEY.encode()).hexdigest()}"
 [[signing.keys]]
 alias = "gw-seal"
 source = "file"
