@@ -16,7 +16,9 @@ from core.errors import ConfigError
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.toml"
 #: names that look like a secret's but are not one: references to one (files, variables), digests,
 #: labels and identifiers; tls_key is a PEM file's path
-NOT_SECRETS = re.compile(r"(_file|_files|_env|_sha256|_label|_id|_header|_mechanism|_username)$|^(key|keys|tls_key|seal_key)$")  # aliases and paths, not secrets
+# aliases, paths and names of where a secret is, not secrets
+NOT_SECRETS = re.compile(r"(_file|_files|_env|_sha256|_label|_id|_header|_mechanism|_username)$"
+                         r"|^(key|keys|tls_key|seal_key)$")
 LOOKS_SECRET = re.compile(r"(password|passphrase|secret|token|pin|api_key|acpass|auth_value|auth_header_value|_key)$")
 
 
