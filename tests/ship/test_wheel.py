@@ -47,7 +47,8 @@ def test_the_wheel_installs_in_a_clean_venv_and_runs(tmp_path: Path) -> None:
     """The wheel is named with the single-source version and carries the stamp fonts (with their
     licence), the WSDLs and the example settings but no tests; in a fresh venv with only the locked
     set, ``pip check`` is clean, ``dvcgw --version`` prints that version, the installed fonts are the
-    ones the signing engine opens, and ``dvcgw check-config`` accepts the installed example settings."""
+    ones the signing engine opens, and ``dvcgw check-config`` accepts the installed example settings
+    (with the sandbox's secret files where they name them)."""
     assert (WHEELHOUSE / ".stamp").is_file(), "no .cache/wheelhouse: run `make wheelhouse` (make test does)"
     wheel = build_wheel(tmp_path)
     assert wheel.name == f"dvc_gateway-{__version__}-py3-none-any.whl"
@@ -72,4 +73,7 @@ def test_the_wheel_installs_in_a_clean_venv_and_runs(tmp_path: Path) -> None:
     assert where[0].startswith(f"True {venv}"), where
     example = Path(where[1]).parent / "example.toml"
     assert str(example).startswith(str(venv))
+    # its secret files are named relative to the working folder, as `make run` uses them from the
+    # repository (secrets never sit in a settings file, issue 17): an operator puts them there
+    shutil.copytree(ROOT / "config" / "sandbox-secrets", tmp_path / "config" / "sandbox-secrets")
     assert "OK" in run([str(bindir / "dvcgw"), "check-config", str(example)], tmp_path)
