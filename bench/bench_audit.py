@@ -60,7 +60,7 @@ _SAMPLE = re.compile(rb"^(dvcgw_deliveries_total|dvcgw_events_accepted_total|dvc
 
 @dataclass(frozen=True)
 class Plan:
-    backlog: int = 170_000
+    backlog: int = 220_000
     progress: int = 2
     warmup: float = 10.0
     slice: float = 10.0
@@ -180,8 +180,10 @@ async def compare(run: Run, scenario: str, counter: bytes, *, backlog: bool, wha
                                    tag=f"{'h' if audit else 'o'}{next(n)}", connections=p.connections)
         tallies = await abba(http, daemons, warmup=p.warmup, slices=p.slices, seconds=p.slice,
                              read=reader(counter), load=load)
-        records = (await reader(counter)(http, daemons[True][0], daemons[True][1])).records
-    if backlog and tallies[False].events + tallies[True].events >= p.backlog * (1 + p.progress):
+        ends = {audit: await reader(counter)(http, *daemons[audit]) for audit in (False, True)}
+        records = ends[True].records
+    # each daemon has its own copy of the backlog: either one running out would end its slices early
+    if backlog and max(end.delivered for end in ends.values()) >= p.backlog * (1 + p.progress):
         raise RuntimeError("the backlog ran out; raise Plan.backlog")
     if records == 0:
         raise RuntimeError("the hash daemon wrote no records: the log was not on")
