@@ -26,6 +26,15 @@ EXIT_CONFIG = 2
 EXIT_REMOTE = 3
 
 
+
+def _operator_call_args(parser: argparse.ArgumentParser) -> None:
+    """--url, --key and --config of a command that calls a running daemon's operator API
+    (:func:`_operator_call`)."""
+    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
+    parser.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
+                        "or [operator] api_key of --config)")
+    parser.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
@@ -73,10 +82,7 @@ def _parser() -> argparse.ArgumentParser:
                                  ("jobs", "dead-lettered jobs (provincial delivery, e-receipts) of a running daemon",
                                   "/v1/jobs/dead-letters")):
         dlq = sub.add_parser(name, help=helptext)
-        dlq.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
-        dlq.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
-                         "or [operator] api_key of --config)")
-        dlq.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+        _operator_call_args(dlq)
         dsub = dlq.add_subparsers(dest="dlq_command", required=True)
         ls = dsub.add_parser("list", help="list dead letters")
         ls.add_argument("--all", action="store_true", help="follow the cursor through every page")
@@ -87,10 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         dlq.set_defaults(func=_dlq, base=base)
 
     books = sub.add_parser("books", help="certification register books of a running daemon (operator)")
-    books.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
-    books.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
-                       "or [operator] api_key of --config)")
-    books.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+    _operator_call_args(books)
     bsub = books.add_subparsers(dest="books_command", required=True)
     bls = bsub.add_parser("list", help="list books (all authorities, or one)")
     bls.add_argument("--authority", default=None, help="an authority code")
@@ -103,20 +106,14 @@ def _parser() -> argparse.ArgumentParser:
                            "or put it back")
     maint.add_argument("state", choices=("on", "off", "show"))
     maint.add_argument("--reason", default="", help="why, shown on /readyz and /status")
-    maint.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
-    maint.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
-                       "or [operator] api_key of --config)")
-    maint.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+    _operator_call_args(maint)
     maint.set_defaults(func=_maintenance)
     backup = sub.add_parser("backup", help="a consistent copy of every SQLite file of a running daemon "
                             "(or, --offline, of a stopped one) into a new folder, with a manifest")
     backup.add_argument("dir", help="the folder to create (it must not exist, or be empty)")
     backup.add_argument("--offline", action="store_true",
                         help="the daemon is stopped: copy the files named by --config directly")
-    backup.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
-    backup.add_argument("--key", default=None, help="operator API key (default: $DVCGW_OPERATOR_KEY, "
-                        "or [operator] api_key of --config)")
-    backup.add_argument("--config", default=os.environ.get("DVCGW_CONFIG"))
+    _operator_call_args(backup)
     backup.set_defaults(func=_backup)
     restore = sub.add_parser("restore", help="put a backup's files where --config says they live "
                              "(the daemon stopped); the manifest is checked first")
