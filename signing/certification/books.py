@@ -233,7 +233,11 @@ class Books:
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._db.close()
+        """Close the file once no call is running on it: a call started through ``asyncio.to_thread``
+        goes on after its task is cancelled, and closing a connection under a running statement
+        crashes the process (seen: the remote-waits loop cancelled at shutdown)."""
+        with self._lock:
+            self._db.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
