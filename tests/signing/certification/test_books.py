@@ -147,3 +147,42 @@ def test_dated_fee_schedules() -> None:
     assert fee_on(date(2027, 1, 1), 3, schedules) == 9000  # 5,000 + 2 × 2,000
     assert fee_on(date(2030, 1, 1), 100, schedules) == 50_000
     assert fee_on(date(2030, 1, 1), 3) == 5000  # none configured
+
+
+def test_close_waits_for_a_call_running_in_another_thread(tmp_path: Path) -> None:
+    """The remote-waits loop reads the register through ``asyncio.to_thread``; a task cancelled at
+    shutdown leaves that thread running, and closing the connection under a running statement
+    crashed the process. close() now waits: readers running while it closes either finish or get
+    sqlite3.ProgrammingError ("closed database"), never anything else, and the process lives on."""
+    import sqlite3
+    import threading
+    import time
+
+    books = Books(tmp_path / "c.sqlite3")
+    started = threading.Barrier(5)
+    errors: list[BaseException] = []
+    calls = [0] * 4
+
+    def reader(i: int) -> None:
+        started.wait()
+        while True:
+            try:
+                books.remote_waits()
+                calls[i] += 1
+            except sqlite3.ProgrammingError:
+                return  # the register is closed: the expected end
+            except BaseException as exc:  # anything else fails the test
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    started.wait()
+    deadline = time.monotonic() + 10
+    while sum(calls) < 200 and not errors and time.monotonic() < deadline:  # the readers are in their loops
+        threading.Event().wait(0.001)
+    books.close()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads) and errors == []
