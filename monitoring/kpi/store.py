@@ -321,14 +321,30 @@ def statements(rules: Rules) -> Statements:
 
 
 @lru_cache(maxsize=8)
+def _layout(rules: Rules, cuts: int) -> tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]:
+    """The columns of :func:`_scan` for ``cuts`` distinct cuts: every count once, a count that
+    depends on the cut once per cut ``j`` (``:cut<j>``); and for each count (in
+    :data:`COUNT_NAMES` order) its column for cut ``j``, ``j`` = 0 … ``cuts`` - 1."""
+    columns: list[str] = []
+    places: list[tuple[int, ...]] = []
+    for expr in _counts(rules).values():
+        if ":cut" in expr:
+            places.append(tuple(range(len(columns), len(columns) + cuts)))
+            columns += [expr.replace(":cut", f":cut{j}") for j in range(cuts)]
+        else:
+            places.append((len(columns),) * cuts)
+            columns.append(expr)
+    return tuple(columns), tuple(places)
+
+
+@lru_cache(maxsize=8)
 def _scan(rules: Rules, buckets: int, cuts: int) -> str:
     """The query of :func:`aggregate`: over the dossiers received in [``:b0``, ``:b<buckets>``),
-    per unit and per bucket ``k`` (received in [``:b<k>``, ``:b<k+1>``)), every count judged at
-    ``:now``, a count that depends on the cut once per cut ``j`` (``:cut<j>``); as one row holding
-    a JSON array of [unit, bucket, counts…]: one step of SQLite, where fetching row by row would
-    take the GIL back once per group."""
-    columns = [expr.replace(":cut", f":cut{j}") for expr in _counts(rules).values()
-               for j in (range(cuts) if ":cut" in expr else (0,))]
+    per unit and per bucket ``k`` (received in [``:b<k>``, ``:b<k+1>``)), every column of
+    :func:`_layout` judged at ``:now``; as one row holding a JSON array of [unit, bucket,
+    columns…]: one step of SQLite, where fetching row by row would take the GIL back once per
+    group."""
+    columns, _ = _layout(rules, cuts)
     bucket = "CASE " + " ".join(f"WHEN received < :b{k + 1} THEN {k}" for k in range(buckets)) + " END"
     names = ", ".join(f"c{j}" for j in range(len(columns)))
     selected = ", ".join(f"{expr} AS c{j}" for j, expr in enumerate(columns))
@@ -355,16 +371,10 @@ def aggregate(conn: sqlite3.Connection, rules: Rules, periods: Sequence[tuple[in
     params: dict[str, float] = {"now": now} | {f"b{k}": t for k, t in enumerate(bounds)}
     params |= {f"cut{j}": cut for j, cut in enumerate(cuts)}
     (text,) = conn.execute(_scan(rules, len(bounds) - 1, len(cuts)), params).fetchone()
-    # for each count, the place of its value in a group's values, per cut (the columns of _scan)
-    columns: list[list[int]] = []
-    first = 0
-    for expr in _counts(rules).values():
-        width = len(cuts) if ":cut" in expr else 1
-        columns.append(list(range(first, first + width)) if width > 1 else [first] * len(cuts))
-        first += width
+    _, places = _layout(rules, len(cuts))
     covering = [[i for i, (start, end) in enumerate(periods) if start <= bounds[k] and bounds[k + 1] <= end]
                 for k in range(len(bounds) - 1)]
-    picks = [[c[cuts.index(rules.cut(end, now))] for c in columns] for _, end in periods]
+    picks = [[place[cuts.index(rules.cut(end, now))] for place in places] for _, end in periods]
     out: list[dict[str, Counts]] = [{} for _ in periods]
     for unit, bucket, *values in orjson.loads(text):
         for i in covering[bucket]:
