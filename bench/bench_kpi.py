@@ -82,6 +82,7 @@ from bench._procs import (
 )
 from bench._slices import Tally, abba, block_costs, cpu_seconds, pause
 from bench.bench_gateway import reset_sandbox
+from config.schema import KpiSettings
 from gateway import dossier
 from monitoring.kpi import store
 from monitoring.kpi.facts import Facts, event_facts
@@ -113,8 +114,8 @@ class Plan:
 
 
 QUICK = Plan(year=20_000, backlog=30_000, scrapes=10, warmup=3.0, slice=3.0, slices=4, kpi={"refresh_interval": "5s"})
-#: [kpi] refresh_interval's default, in seconds (config/schema.py KpiSettings)
-DEFAULT_REFRESH = 60.0
+#: [kpi] refresh_interval's default, in seconds
+DEFAULT_REFRESH = float(KpiSettings().refresh_interval)
 
 
 @dataclass
