@@ -34,6 +34,15 @@ from queues.kafka_view import View
 
 log = logging.getLogger("queues.kafka")
 _COMMIT_S = 0.1  # the pump commits offsets (and refreshes the lag gauges) at most this often
+SESSION_MS = 6000  # the group session, and how long the coordinator waits for members to rejoin
+#: The least request time-out of the group consumer. A JoinGroup request is answered only once every
+#: member has rejoined, so it may wait the whole rebalance time-out on the coordinator: after a broker
+#: restart the group it reloads still names this instance's old member until its session ends. With a
+#: shorter time-out (``[queue.kafka] request_timeout`` = "3s") each join timed out, marked the
+#: coordinator dead and joined again, and the group could take minutes to assign anything. The Java
+#: client waits rebalance time-out + 5 s for a join (KIP-62, KAFKA-5570); aiokafka uses the client's
+#: request time-out for every request, so the group consumer gets at least that.
+JOIN_TIMEOUT_MS = SESSION_MS + 5000
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -81,10 +90,12 @@ class Pump:
 
     async def start(self) -> None:
         """Start the consumer and subscribe (the assignment arrives later, see :meth:`wait_assigned`)."""
+        opts = {**self._opts, "request_timeout_ms": max(self._opts["request_timeout_ms"], JOIN_TIMEOUT_MS)}
         self._consumer = AIOKafkaConsumer(
             group_id=self._k.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
-            partition_assignment_strategy=(RangePartitionAssignor,), session_timeout_ms=6000,
-            heartbeat_interval_ms=1000, max_poll_interval_ms=300_000, **fetch_options(self._k), **self._opts,
+            partition_assignment_strategy=(RangePartitionAssignor,), session_timeout_ms=SESSION_MS,
+            rebalance_timeout_ms=SESSION_MS, heartbeat_interval_ms=1000, max_poll_interval_ms=300_000,
+            **fetch_options(self._k), **opts,
         )
         await self._consumer.start()
         self._consumer.subscribe([self._topics.outbound, *self._topics.retry_names], listener=_Listener(self))

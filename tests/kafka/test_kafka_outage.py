@@ -15,6 +15,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from queues.kafka_produce import BACKOFF_S, Producing
+from tests.daemon import Daemon
 from tests.harness import Sandbox
 from tests.kafka.broker import PrivateBroker, unique_prefix
 from tests.kafka.daemons import kafka_daemon, until
@@ -36,6 +37,17 @@ async def _progress(http: aiohttp.ClientSession, url: str, m: str, step: int) ->
               "NoiDungXuLy": f"p-{step:05d}-{i}"} for i in range(3)]
     async with http.post(f"{url}/v1/dossiers/{m}/progress", json=items) as r:
         return r.status
+
+
+async def _delivered(d: Daemon, codes: list[str], timeout: float) -> None:
+    """:func:`wait_delivered`; on failure the message also carries the daemon's Kafka log lines
+    (group membership, assignments, the broker watch): what a rare failure in CI needs to be read."""
+    try:
+        await wait_delivered(d.url, codes, timeout)
+    except AssertionError as exc:
+        lines = [line for line in d.log.read_text(errors="replace").splitlines()
+                 if "queues.kafka" in line or "group_coordinator" in line]
+        raise AssertionError(f"{exc}\nthe daemon's Kafka log, last lines:\n" + "\n".join(lines[-60:])) from None
 
 
 async def test_accept_while_broker_down_is_503_never_202(outage_broker: PrivateBroker, sandbox: Sandbox,
@@ -63,7 +75,7 @@ async def test_accept_while_broker_down_is_503_never_202(outage_broker: PrivateB
                 step += 2
                 status = await _put(http, d.url, m, step)
             assert await _progress(http, d.url, m, step + 1) == 202
-        await wait_delivered(d.url, [m], 60)
+        await _delivered(d, [m], 60)
     finally:
         await d.stop()
     calls = (await sandbox.record())["dossiers"][m]
@@ -97,7 +109,7 @@ async def test_broker_restart_under_load_loses_nothing(outage_broker: PrivateBro
             await until(lambda: answered(back) >= 60, 60, "60 accepted events after the restart")
             load.stop.set()
             await asyncio.wait_for(asyncio.gather(*tasks), 30)
-        await wait_delivered(d.url, codes, 90)
+        await _delivered(d, codes, 90)
     finally:
         load.stop.set()
         await d.stop()
@@ -167,12 +179,15 @@ async def test_broker_outage_is_quiet_and_cheap(outage_broker: PrivateBroker, sa
             cpu, lines, window = _cpu_seconds(pid) - cpu0, _line_count(d.log) - lines0, time.monotonic() - t0
             await asyncio.to_thread(outage_broker.start)
             after = await _load_until(http, d.url, then, 40)
-        await wait_delivered(d.url, first + then, 90)
+        await _delivered(d, first + then, 90)
     finally:
         await d.stop()
     print(f"outage {window:.1f} s: daemon CPU {cpu:.2f} s ({100 * cpu / window:.1f} % of a core), {lines} log lines")
     assert cpu / window < 0.10, f"the daemon used {100 * cpu / window:.0f} % of a core while the broker was down"
     assert lines < 100, f"{lines} log lines in a {window:.0f} s outage; the log ends: {d.log.read_text()[-3000:]}"
+    # rejoining the group after the restart: one JoinGroup request waits on the coordinator until the
+    # old member's session ends; it must not time out and start over (queues/kafka_pump.py, JOIN_TIMEOUT_MS)
+    assert "Error sending JoinGroupRequest" not in d.log.read_text(errors="replace"), "a JoinGroup request timed out"
     record = (await sandbox.record())["dossiers"]
     for load, codes in ((before, first), (after, then)):
         for m in codes:
