@@ -468,14 +468,18 @@ async def _validate(pdf: bytes, revocation_cache: float = 0.0) -> WorkerResult:
     reader = open_writer(pdf).prev
     dss = pdf_dss.DocumentSecurityStore.read_dss(reader) if "/DSS" in reader.root else None
     fetchers = _cached_fetchers(revocation_cache)
-    reports = []
-    for sig in reader.embedded_signatures:
-        # one context for a signature and its time-stamp token (pyHanko's own default): the chain
-        # they share (the issuing CA's CRL) is fetched and checked once, not twice
-        vc = _dss_context(dss, fetchers)
-        reports.append(await report.validate_one(sig, vc, vc))
-    if fetchers is not None:
-        _keep_revocation(reports)
+    reports: list[dict[str, Any]] = []
+    complete = False
+    try:
+        for sig in reader.embedded_signatures:
+            # one context for a signature and its time-stamp token (pyHanko's own default): the chain
+            # they share (the issuing CA's CRL) is fetched and checked once, not twice
+            vc = _dss_context(dss, fetchers)
+            reports.append(await report.validate_one(sig, vc, vc))
+        complete = True
+    finally:
+        if fetchers is not None:
+            _keep_revocation(reports, complete)
     return WorkerResult(reports=tuple(reports))
 
 
@@ -499,18 +503,22 @@ def _cached_fetchers(max_age: float) -> Fetchers | None:
     return w.revocation.fetchers
 
 
-def _keep_revocation(reports: list[dict[str, Any]]) -> None:
-    """After a check: forget everything if it did not pass (a responder that failed, or an answer
-    that did not fit, is asked again next time); else shorten the lifetime to the earliest
-    nextUpdate among the answers now held."""
+def _keep_revocation(reports: list[dict[str, Any]], complete: bool) -> None:
+    """After a check: forget everything if it did not pass or did not finish (a responder that
+    failed, or an answer that did not fit, is asked again next time); else shorten the lifetime to
+    the earliest nextUpdate among the answers now held."""
     w = _state()
     if w.revocation is None:
         return
-    if any(r["indication"] != report.PASSED for r in reports):
+    if not complete or any(r["indication"] != report.PASSED for r in reports):
         w.revocation = None
         return
     f = w.revocation.fetchers
-    next_update = earliest_next_update(f.ocsp_fetcher.fetched_responses(), f.crl_fetcher.fetched_crls())
+    try:
+        next_update = earliest_next_update(f.ocsp_fetcher.fetched_responses(), f.crl_fetcher.fetched_crls())
+    except (ValueError, KeyError, TypeError):  # an answer whose validity cannot be read is not kept
+        w.revocation = None
+        return
     if next_update is not None:
         w.revocation.until = min(w.revocation.until, next_update - NEXT_UPDATE_MARGIN)
 
