@@ -799,8 +799,14 @@ class CertificationSettings:
     # dated fee schedules ([[certification.fee_schedules]]); the one with the latest effective_from on
     # or before the certification's date applies; before them (or with none), the spec §5 table
     fee_schedules: tuple[FeeScheduleSettings, ...] = ()
+    # the signature check before a copy becomes valid reuses OCSP responses and CRLs fetched this long ago at
+    # most (and never past their own nextUpdate); a revocation published since may be missed by that check
+    # (docs/decisions.md). 0 = fetch them for every copy. The public verification always fetches them.
+    revocation_cache: Duration = _D(300.0)
 
     def __post_init__(self) -> None:
+        if self.revocation_cache < 0:
+            raise ValueError("revocation_cache: expected a duration such as \"5m\", or 0 (off)")
         days = [f.effective_from for f in self.fee_schedules]
         if len(days) != len(set(days)):
             raise ValueError("fee_schedules: two schedules with the same effective_from")

@@ -5,6 +5,12 @@ The parent submits picklable jobs to a process pool; each worker was initialised
 together with an event loop, aiohttp sessions (TSA, traced; OCSP, CRL) and the per-(key, level)
 placeholder sizes. Results come back as :class:`WorkerResult` data, never as exceptions, so
 nothing depends on pickling exception classes.
+
+Revocation answers are fetched afresh for every validation, except when the caller asks for a
+bounded reuse (:func:`validate` with ``revocation_cache`` > 0, the certification's check before
+``valid``): then one pyHanko ``Fetchers`` object (public certvalidator API) serves the worker's
+checks until the earliest of that age, the ``nextUpdate`` of any answer it holds, and a check that
+did not pass.
 """
 
 from __future__ import annotations
@@ -12,14 +18,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from asn1crypto import cms
+from asn1crypto import cms, crl, ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -40,6 +47,7 @@ from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError, ValidationError
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+from pyhanko_certvalidator.fetchers.api import Fetchers
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from config.schema import SigningSettings
@@ -115,7 +123,19 @@ class _Worker:
     tsa_session: aiohttp.ClientSession | None = None  # traced into ``calls``
     calls: CallLog = field(default_factory=CallLog)
     stampers: list[FailoverTimeStamper] = field(default_factory=list)  # the current job's
+    revocation: RevocationCache | None = None  # reused answers for validate(revocation_cache > 0)
 
+
+@dataclass
+class RevocationCache:
+    """Fetched OCSP responses and CRLs (pyHanko keeps them in its ``Fetchers``), reused until ``until``."""
+
+    fetchers: Fetchers
+    until: datetime
+
+
+#: a cached answer is dropped this long before its own nextUpdate (the check's clock runs on)
+NEXT_UPDATE_MARGIN = timedelta(seconds=10)
 
 _W: _Worker | None = None
 
@@ -197,12 +217,15 @@ def _timestamper() -> FailoverTimeStamper:
     return ts
 
 
-def _vc_kwargs() -> dict[str, Any]:
-    w = _state()
-    return {
-        "trust_roots": w.trust_roots, "allow_fetching": True, "revocation_mode": "hard-fail",
-        "fetcher_backend": AIOHttpFetcherBackend(_session(), per_request_timeout=w.settings.tsa_timeout),
-    }
+def _vc_kwargs(fetchers: Fetchers | None = None) -> dict[str, Any]:
+    """A validation context's settings: hard-fail revocation, fetched through the worker's session;
+    with ``fetchers``, through that (shared, caching) object instead of a fresh one."""
+    source = {"fetcher_backend": _fetcher_backend()} if fetchers is None else {"fetchers": fetchers}
+    return {"trust_roots": _state().trust_roots, "allow_fetching": True, "revocation_mode": "hard-fail", **source}
+
+
+def _fetcher_backend() -> AIOHttpFetcherBackend:
+    return AIOHttpFetcherBackend(_session(), per_request_timeout=_state().settings.tsa_timeout)
 
 
 def _validation_context() -> ValidationContext:
@@ -434,28 +457,84 @@ async def _add_ltv(pdf: bytes, level: Level, ts: FailoverTimeStamper | None) -> 
 # ---------------------------------------------------------------- validation
 
 
-def validate(pdf: bytes) -> WorkerResult:
-    """One report per signature (see :mod:`signing.report`)."""
-    return _run(_validate(pdf))
+def validate(pdf: bytes, revocation_cache: float = 0.0) -> WorkerResult:
+    """One report per signature (see :mod:`signing.report`). ``revocation_cache`` > 0: revocation
+    answers this worker fetched in the last that-many seconds are reused (never past their own
+    nextUpdate); 0 = every answer is fetched now."""
+    return _run(_validate(pdf, revocation_cache))
 
 
-async def _validate(pdf: bytes) -> WorkerResult:
+async def _validate(pdf: bytes, revocation_cache: float = 0.0) -> WorkerResult:
     reader = open_writer(pdf).prev
     dss = pdf_dss.DocumentSecurityStore.read_dss(reader) if "/DSS" in reader.root else None
-    reports = []
-    for sig in reader.embedded_signatures:
-        # one context for a signature and its time-stamp token (pyHanko's own default): the chain
-        # they share (the issuing CA's CRL) is fetched and checked once, not twice
-        vc = _dss_context(dss)
-        reports.append(await report.validate_one(sig, vc, vc))
+    fetchers = _cached_fetchers(revocation_cache)
+    reports: list[dict[str, Any]] = []
+    complete = False
+    try:
+        for sig in reader.embedded_signatures:
+            # one context for a signature and its time-stamp token (pyHanko's own default): the chain
+            # they share (the issuing CA's CRL) is fetched and checked once, not twice
+            vc = _dss_context(dss, fetchers)
+            reports.append(await report.validate_one(sig, vc, vc))
+        complete = True
+    finally:
+        if fetchers is not None:
+            _keep_revocation(reports, complete)
     return WorkerResult(reports=tuple(reports))
 
 
-def _dss_context(dss: pdf_dss.DocumentSecurityStore | None) -> ValidationContext:
-    """A fresh context per signature (contexts keep what they fetch), preloaded with the DSS."""
+def _dss_context(dss: pdf_dss.DocumentSecurityStore | None, fetchers: Fetchers | None = None) -> ValidationContext:
+    """A context per signature (contexts keep what they fetch; ``fetchers`` None = a fresh one),
+    preloaded with the DSS."""
     if dss is None:
-        return _validation_context()
-    return dss.as_validation_context(_vc_kwargs())
+        return ValidationContext(**_vc_kwargs(fetchers))
+    return dss.as_validation_context(_vc_kwargs(fetchers))
+
+
+def _cached_fetchers(max_age: float) -> Fetchers | None:
+    """The worker's shared fetchers while they are younger than ``max_age`` seconds and before the
+    earliest nextUpdate of what they hold; None when ``max_age`` is 0 (fetch everything now)."""
+    if max_age <= 0:
+        return None
+    w = _state()
+    now = datetime.now(UTC)
+    if w.revocation is None or now >= w.revocation.until:
+        w.revocation = RevocationCache(_fetcher_backend().get_fetchers(), now + timedelta(seconds=max_age))
+    return w.revocation.fetchers
+
+
+def _keep_revocation(reports: list[dict[str, Any]], complete: bool) -> None:
+    """After a check: forget everything if it did not pass or did not finish (a responder that
+    failed, or an answer that did not fit, is asked again next time); else shorten the lifetime to
+    the earliest nextUpdate among the answers now held."""
+    w = _state()
+    if w.revocation is None:
+        return
+    if not complete or any(r["indication"] != report.PASSED for r in reports):
+        w.revocation = None
+        return
+    f = w.revocation.fetchers
+    try:
+        next_update = earliest_next_update(f.ocsp_fetcher.fetched_responses(), f.crl_fetcher.fetched_crls())
+    except (ValueError, KeyError, TypeError):  # an answer whose validity cannot be read is not kept
+        w.revocation = None
+        return
+    if next_update is not None:
+        w.revocation.until = min(w.revocation.until, next_update - NEXT_UPDATE_MARGIN)
+
+
+def earliest_next_update(ocsps: Iterable[ocsp.OCSPResponse], crls: Iterable[crl.CertificateList]) -> datetime | None:
+    """The earliest nextUpdate of these OCSP responses (every single response in them) and CRLs;
+    None when none carries one."""
+    times: list[datetime] = []
+    for resp in ocsps:
+        basic = resp["response_bytes"]["response"].parsed
+        times += [r["next_update"].native for r in basic["tbs_response_data"]["responses"]
+                  if r["next_update"].native is not None]
+    for cl in crls:
+        if cl["tbs_cert_list"]["next_update"].native is not None:
+            times.append(cl["tbs_cert_list"]["next_update"].native)
+    return min(times, default=None)
 
 
 # ---------------------------------------------------------------- raw data (the message log's seals)

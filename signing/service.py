@@ -212,8 +212,10 @@ class SigningService:
         self._count(ks.alias, opts.level, "downgraded" if res.downgraded else "ok")
         return Signed(res.pdf, res.level, res.downgraded)
 
-    async def validate(self, pdf: bytes) -> list[dict[str, Any]]:
-        res = await self._in_pool(engine.validate, pdf)
+    async def validate(self, pdf: bytes, revocation_cache: float = 0.0) -> list[dict[str, Any]]:
+        """``revocation_cache`` > 0 lets the worker reuse OCSP responses and CRLs it fetched in the
+        last that-many seconds (never past their nextUpdate); 0 fetches them now (see engine.validate)."""
+        res = await self._in_pool(engine.validate, pdf, revocation_cache)
         raise_for(res)
         for r in res.reports:
             self.metrics.validations.labels(r["indication"]).inc()

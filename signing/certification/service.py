@@ -371,7 +371,8 @@ class CertificationService:
 
     async def _check(self, pdf: bytes) -> list[dict[str, Any]]:
         """Every signature of the copy validates (spec §2.3) → the signer data for the record (§4)."""
-        reports = await self.signing.validate(pdf)
+        # revocation answers may come from the worker's bounded cache ([certification] revocation_cache)
+        reports = await self.signing.validate(pdf, revocation_cache=self.settings.revocation_cache)
         sigs = [r for r in reports if r["type"] == "signature"]
         # the last signature covers the whole file; an earlier one (the certifier's) only saw the
         # authority's signature added after it (pyHanko: form filling, the level of a new signature)

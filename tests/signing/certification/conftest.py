@@ -25,14 +25,16 @@ BOTH = "000.00.05.H01"  # signing_mode "both": the certifier's remote key, then 
 AUTHORITY_NAME = "UBND xã Hòa Bình, tỉnh Quảng Ngãi"
 
 
-def certification_toml(w: World, storage: Path, level: str = "B-T") -> str:
-    return settings_toml(w, storage=storage) + f'''
+def certification_toml(w: World, storage: Path, level: str = "B-T", *, workers: int = 2,
+                       revocation_cache: str | None = None) -> str:
+    cache = "" if revocation_cache is None else f'revocation_cache = "{revocation_cache}"\n'
+    return settings_toml(w, storage=storage, workers=workers) + f'''
 [operator]
 api_key_sha256 = "{key_digest(OPERATOR_KEY, '')}"
 
 [certification]
 level = "{level}"
-
+{cache}
 [[certification.authorities]]
 code = "{HOA_BINH}"
 name = "{AUTHORITY_NAME}"
