@@ -67,6 +67,7 @@ class Tally:
     loop_cpu: float = 0.0
     process_cpu: float = 0.0
     slices: list[tuple[float, float]] = field(default_factory=list)  # (events, seconds) of each slice
+    cpu: list[float] = field(default_factory=list)  # the process's CPU seconds in each slice
 
     def add(self, first: Reading, last: Reading) -> None:
         n, dt_ = last.delivered - first.delivered, last.at - first.at
@@ -75,6 +76,7 @@ class Tally:
         self.loop_cpu += last.loop_cpu - first.loop_cpu
         self.process_cpu += last.process_cpu - first.process_cpu
         self.slices.append((n, dt_))
+        self.cpu.append(last.process_cpu - first.process_cpu)
 
     def rates(self) -> list[float]:
         return [n / s for n, s in self.slices]
@@ -84,6 +86,10 @@ class Tally:
         part = self.slices[2 * i:2 * i + 2]
         return sum(n for n, _ in part) / sum(s for _, s in part)
 
+    def block_cpu(self, i: int) -> float:
+        """The process's CPU seconds an event over the slices of ABBA block ``i``."""
+        return sum(self.cpu[2 * i:2 * i + 2]) / sum(n for n, _ in self.slices[2 * i:2 * i + 2])
+
     @property
     def rate(self) -> float:
         return self.events / self.seconds
@@ -92,13 +98,19 @@ class Tally:
         return cpu * 1e6 / self.events
 
 
-def block_costs(base: Tally, other: Tally) -> str:
+def block_costs(base: Tally, other: Tally, *, cpu: bool = False) -> str:
     """The cost (1 - other/base) of each ABBA block, sorted, with their median and the mean's
-    standard error: the machine's noise, in the units of the target. "" with fewer than 2 blocks."""
-    blocks = sorted(1 - other.block_rate(i) / base.block_rate(i) for i in range(len(base.slices) // 2))
+    standard error: the machine's noise, in the units of the target. With ``cpu``, the cost in
+    the process's CPU an event instead (other/base - 1). "" with fewer than 2 blocks."""
+    n = len(base.slices) // 2
+    if cpu:
+        blocks = sorted(other.block_cpu(i) / base.block_cpu(i) - 1 for i in range(n))
+    else:
+        blocks = sorted(1 - other.block_rate(i) / base.block_rate(i) for i in range(n))
     if len(blocks) < 2:
         return ""
-    return (f"cost of each ABBA block: {', '.join(f'{b:.1%}' for b in blocks)}; median "
+    what = "CPU cost (process CPU an event)" if cpu else "cost"
+    return (f"{what} of each ABBA block: {', '.join(f'{b:.1%}' for b in blocks)}; median "
             f"{statistics.median(blocks):.1%}, mean {statistics.mean(blocks):.1%} ± "
             f"{statistics.stdev(blocks) / len(blocks) ** 0.5:.1%} (standard error)")
 
