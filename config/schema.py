@@ -870,8 +870,9 @@ class KpiSettings:
     # an event that reached the portal later than this after the gateway accepted it, or that has
     # not reached it this long after, makes its dossier "not synced in real time" (DOSSIER_SYNC)
     sync_lag_slo: Duration = _D(3600.0)
-    # how often the figures of the current month, quarter and year are computed
-    refresh_interval: Duration = _D(60.0)
+    # how often the figures of the current month, quarter and year are computed (GET /v1/kpi and
+    # dvcgw kpi compute at once); each run costs ~1 s of CPU, half of it under the GIL (docs/kpi.md)
+    refresh_interval: Duration = _D(300.0)
     # how often recorded facts are written to the file (what a crash of the process can lose);
     # a write costs less an event the more it holds (bench_kpi, docs/kpi.md "Cost")
     flush_interval: Duration = _D(5.0)

@@ -17,7 +17,7 @@ def test_defaults_and_the_example_file() -> None:
     default, example = load(None, environ={}).kpi, load(EXAMPLE, environ={}).kpi
     assert default == example
     assert (default.enabled, default.sync_lag_slo, default.refresh_interval, default.flush_interval) == (
-        True, 3600.0, 60.0, 5.0)
+        True, 3600.0, 300.0, 5.0)
     assert (default.open_dossier_cut, default.no_deadline, default.population_db_codes) == ("now", "on_time", ())
     assert default.targets.for_indicator("ONLINE_SHARE") == 0.8
     assert default.targets.for_indicator("VNEID_SHARE") is None
