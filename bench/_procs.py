@@ -1,6 +1,7 @@
 """What the benchmarks share: free ports, started-and-always-stopped processes, readiness
-polling, RSS, Prometheus scraping, the daemon's settings file, the wrk run of bench/put.lua, and
-the summary table. Everything listens on and talks to 127.0.0.1 only.
+polling, the sandbox and ``dvcgw serve`` subprocesses, RSS, Prometheus scraping, the daemon's
+settings file, the wrk run of bench/put.lua, and the summary table. Everything listens on and
+talks to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -111,6 +112,31 @@ async def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30
                         return
             await asyncio.sleep(0.05)
     raise TimeoutError(f"{url} did not answer 200 within {timeout} s")
+
+
+async def start_sandbox(procs: Procs, name: str, *args: str) -> str:
+    """A ``dvcgw sandbox`` subprocess at nice 10 (it stands in for the portal's own machines);
+    ``args``: its options beside the address. Its URL once it answers."""
+    port = free_port()
+    proc = procs.python(name, "-m", "gateway", "sandbox", "--host", HOST, "--port", str(port), *args)
+    os.setpriority(os.PRIO_PROCESS, proc.pid, 10)
+    url = f"http://{HOST}:{port}"
+    await wait_http(f"{url}/_sandbox/record", proc)
+    return url
+
+
+async def start_serve(procs: Procs, name: str, conf: Path, port: int,
+                      timeout: float = 30.0) -> tuple[str, subprocess.Popen[bytes]]:
+    """``dvcgw serve --config conf`` (listening on ``port``) as ``name``: its base URL and process
+    once /readyz answers 200; if it does not, the end of its log goes to stderr before the error."""
+    proc = procs.python(name, "-m", "gateway", "serve", "--config", str(conf))
+    base = f"http://{HOST}:{port}"
+    try:
+        await wait_http(f"{base}/readyz", proc, timeout=timeout)
+    except Exception:
+        print(procs.tail(name), file=sys.stderr)
+        raise
+    return base, proc
 
 
 def rss_mb(pid: int, key: str = "VmRSS") -> float:

@@ -35,7 +35,6 @@ from typing import Any
 import aiohttp
 
 from bench._procs import (
-    HOST,
     Procs,
     Row,
     bench_main,
@@ -43,7 +42,8 @@ from bench._procs import (
     machine,
     processes,
     run_scenarios,
-    wait_http,
+    start_sandbox,
+    start_serve,
     write_config,
     wrk,
 )
@@ -127,15 +127,6 @@ def signing_world(run: Run) -> Any:
     return w
 
 
-async def start_sandbox(run: Run, name: str) -> str:
-    port = free_port()
-    proc = run.procs.python(name, "-m", "gateway", "sandbox", "--host", HOST, "--port", str(port))
-    os.setpriority(os.PRIO_PROCESS, proc.pid, 10)
-    url = f"http://{HOST}:{port}"
-    await wait_http(f"{url}/_sandbox/record", proc)
-    return url
-
-
 async def start_daemon(run: Run, name: str, *, audit: bool, backlog: bool, portal: str) -> tuple[str, int]:
     """``dvcgw serve`` with the log off or in "hash" mode; (base URL, pid) once /readyz answers, paused."""
     port = free_port()
@@ -148,13 +139,7 @@ async def start_daemon(run: Run, name: str, *, audit: bool, backlog: bool, porta
                         portal={"batch_size": BATCH, "lookup_before_create": False},
                         audit={"bodies": "hash", "seal_key": "gw-seal"} if audit else {"bodies": "off"})
     conf.write_text(conf.read_text(encoding="utf-8") + run.seal_keys, encoding="utf-8")
-    proc = run.procs.python(name, "-m", "gateway", "serve", "--config", str(conf))
-    base = f"http://{HOST}:{port}"
-    try:
-        await wait_http(f"{base}/readyz", proc, timeout=60)
-    except Exception:
-        print(run.procs.tail(name), file=sys.stderr)
-        raise
+    base, proc = await start_serve(run.procs, name, conf, port, timeout=60)
     pause(proc.pid, False)
     return base, proc.pid
 
@@ -167,7 +152,7 @@ async def compare(run: Run, scenario: str, counter: bytes, *, backlog: bool, wha
     daemons: dict[bool, tuple[str, int]] = {}
     async with aiohttp.ClientSession() as http:
         for audit in (False, True):
-            portal = await start_sandbox(run, f"{scenario}-sandbox-{audit}")
+            portal = await start_sandbox(run.procs, f"{scenario}-sandbox-{audit}")
             await reset_sandbox(http, portal)
             daemons[audit] = await start_daemon(run, f"{scenario}-{'hash' if audit else 'off'}", audit=audit,
                                                 backlog=backlog, portal=portal)

@@ -102,6 +102,8 @@ from bench._procs import (
     run_scenarios,
     sample,
     scrape,
+    start_sandbox,
+    start_serve,
     wait_http,
     write_config,
     wrk,
@@ -173,13 +175,7 @@ async def start_daemon(run: Run, name: str, *, portal_url: str, **portal: Any) -
     port = free_port()
     store = run.tmp / name / "gw.sqlite3"
     conf = write_config(run.tmp / name / "gw.toml", port=port, portal_url=portal_url, store=store, portal=portal)
-    proc = run.procs.python(name, "-m", "gateway", "serve", "--config", str(conf))
-    base = f"http://{HOST}:{port}"
-    try:
-        await wait_http(f"{base}/readyz", proc)
-    except Exception:
-        print(run.procs.tail(name), file=sys.stderr)
-        raise
+    base, proc = await start_serve(run.procs, name, conf, port)
     return base, proc.pid
 
 
@@ -188,16 +184,6 @@ async def start_bare(run: Run) -> None:
     proc = run.procs.python("bare", "-m", "bench._bare", "--port", str(port))
     run.bare_url = f"http://{HOST}:{port}"
     await wait_http(f"{run.bare_url}/healthz", proc)
-
-
-async def start_sandbox(run: Run, name: str, *args: str) -> str:
-    """A ``dvcgw sandbox`` subprocess at nice 10 (it stands in for the portal's own machines)."""
-    port = free_port()
-    proc = run.procs.python(name, "-m", "gateway", "sandbox", "--host", HOST, "--port", str(port), *args)
-    os.setpriority(os.PRIO_PROCESS, proc.pid, 10)
-    url = f"http://{HOST}:{port}"
-    await wait_http(f"{url}/_sandbox/record", proc)
-    return url
 
 
 async def reset_sandbox(http: aiohttp.ClientSession, url: str) -> None:
@@ -565,7 +551,7 @@ async def bench_drain(run: Run) -> None:
     print(f"\n[drain] a backlog of {n} events ({p.drain_dossiers} dossiers x (1 snapshot + {DRAIN_PROGRESS} progress), "
           f"pre-loaded in {time.perf_counter() - started:.1f} s; {calls} portal calls) through a sandbox with "
           f"--latency {DRAIN_LATENCY} --rate-limit {DRAIN_LIMIT}")
-    url = await start_sandbox(run, "sandbox-drain", "--latency", DRAIN_LATENCY, "--rate-limit", str(DRAIN_LIMIT))
+    url = await start_sandbox(run.procs, "sandbox-drain", "--latency", DRAIN_LATENCY, "--rate-limit", str(DRAIN_LIMIT))
     async with aiohttp.ClientSession() as http:
         await bare_drain(http, url, p.drain_bare_dossiers)
         bare = portal_use(await sandbox_record(http, url))
@@ -640,7 +626,7 @@ async def main_async(plan: Plan, only: set[str]) -> bool:
         run.body_file = run.tmp / "body.json"
         run.body_file.write_bytes(body_template())
         if {"put", "latency", "deliver"} & set(chosen):
-            run.sandbox_url = await start_sandbox(run, "sandbox")
+            run.sandbox_url = await start_sandbox(run.procs, "sandbox")
         if {"put", "latency"} & set(chosen):
             await start_bare(run)
         steps: dict[str, Callable[[Run], Awaitable[None]]] = {

@@ -58,6 +58,7 @@ from bench._procs import (
     run_bench,
     sample,
     scrape,
+    start_serve,
     summary,
     wait_http,
     write_config,
@@ -159,13 +160,7 @@ async def start_instances(procs: Procs, tmp: Path, k: int, bootstrap: str, porta
             queue__kafka={"bootstrap_servers": bootstrap, "topic_prefix": prefix, "group_id": prefix,
                           "partitions": PARTITIONS, "request_timeout": "10s"},
         )
-        proc = procs.python(f"gw{k}-{i}", "-m", "gateway", "serve", "--config", str(cfg))
-        url = f"http://{HOST}:{port}"
-        try:
-            await wait_http(f"{url}/readyz", proc, timeout=60)
-        except Exception:
-            print(procs.tail(f"gw{k}-{i}"), file=sys.stderr)
-            raise
+        url, _ = await start_serve(procs, f"gw{k}-{i}", cfg, port, timeout=60)
         urls.append(url)
     return urls
 

@@ -79,7 +79,6 @@ from typing import Any
 import aiohttp
 
 from bench._procs import (
-    HOST,
     OPERATOR_KEY,
     Procs,
     Row,
@@ -88,7 +87,8 @@ from bench._procs import (
     machine,
     processes,
     run_scenarios,
-    wait_http,
+    start_sandbox,
+    start_serve,
     write_config,
 )
 from bench._slices import Tally, abba, block_costs, cpu_seconds, pause
@@ -258,26 +258,9 @@ async def start_daemon(run: Run, name: str, *, kpi: bool, backlog: bool, portal:
     conf = write_config(folder / "gw.toml", port=port, portal_url=portal or run.sandbox_url, store=store_path,
                         units=UNITS, portal={"batch_size": BATCH, "lookup_before_create": False},
                         kpi={"enabled": kpi, **(run.plan.kpi if kpi_settings is None else kpi_settings)})
-    proc = run.procs.python(name, "-m", "gateway", "serve", "--config", str(conf))
-    base = f"http://{HOST}:{port}"
-    try:
-        await wait_http(f"{base}/readyz", proc)
-    except Exception:
-        print(run.procs.tail(name), file=sys.stderr)
-        raise
+    base, proc = await start_serve(run.procs, name, conf, port)
     run.pids[name] = proc.pid
     return base
-
-
-async def start_sandbox(run: Run, name: str = "sandbox") -> str:
-    """A zero-latency ``dvcgw sandbox`` subprocess at nice 10 (it stands in for the portal's own
-    machines), as in bench_gateway."""
-    port = free_port()
-    proc = run.procs.python(name, "-m", "gateway", "sandbox", "--host", HOST, "--port", str(port))
-    os.setpriority(os.PRIO_PROCESS, proc.pid, 10)
-    url = f"http://{HOST}:{port}"
-    await wait_http(f"{url}/_sandbox/record", proc)
-    return url
 
 
 @dataclass(frozen=True)
@@ -382,7 +365,7 @@ async def bench_throughput(run: Run) -> None:
           f"progress) over {len(UNITS)} units, indicators off and on ({p.year:,} dossiers in the year, refresh "
           f"{refresh}): both daemons started, then run in turn, one at a time, {p.slices} slices of "
           f"{p.slice:.0f} s each in ABBA order after {p.warmup:.0f} s of warm-up each")
-    sandbox_2 = await start_sandbox(run, "sandbox-2")
+    sandbox_2 = await start_sandbox(run.procs, "sandbox-2")
     bases, pids = {}, {}
     async with aiohttp.ClientSession() as http:
         for kpi, portal in ((False, run.sandbox_url), (True, sandbox_2)):
@@ -454,7 +437,7 @@ async def main_async(plan: Plan, only: set[str]) -> bool:
             started = time.perf_counter()
             await preload_queue(run.queue, plan)
             print(f"the backlog: {plan.backlog:,} dossiers in {time.perf_counter() - started:.1f} s")
-        run.sandbox_url = await start_sandbox(run)
+        run.sandbox_url = await start_sandbox(run.procs, "sandbox")
         steps: dict[str, Callable[[Run], Awaitable[None]]] = {"scrape": bench_scrape, "throughput": bench_throughput}
         return await run_scenarios(steps, chosen, run, run.rows)
 

@@ -56,7 +56,6 @@ import aiohttp
 from adapters.payment_platform import envelope as env
 from adapters.payment_platform.envelope import Party
 from bench._procs import (
-    HOST,
     KEY,
     ROOT,
     UNIT,
@@ -70,10 +69,11 @@ from bench._procs import (
     run_wrk,
     sample,
     scrape,
-    wait_http,
+    start_sandbox,
+    start_serve,
     write_config,
 )
-from bench.bench_gateway import preload, start_bare, start_sandbox
+from bench.bench_gateway import preload, start_bare
 
 SCENARIOS = ("fresh", "replay")
 SECRET = "bench-payment-secret"
@@ -137,13 +137,7 @@ async def start_daemon(run: Run, sandbox: str) -> None:
                "bill_url": f"{sandbox}/payment/bill", "partner_code": PARTNER, "secret": SECRET,
                "pending_after": "1h", "interval": "1h"}
     conf = write_config(run.tmp / "gw" / "gw.toml", port=port, portal_url=sandbox, store=store, payment=payment)
-    proc = run.procs.python("gw", "-m", "gateway", "serve", "--config", str(conf))
-    run.base = f"http://{HOST}:{port}"
-    try:
-        await wait_http(f"{run.base}/readyz", proc)
-    except Exception:
-        print(run.procs.tail("gw"), file=sys.stderr)
-        raise
+    run.base, _ = await start_serve(run.procs, "gw", conf, port)
     await create_payments(run, codes)
 
 
@@ -211,7 +205,7 @@ async def main_async(plan: Plan, only: set[str]) -> bool:
         with processes(tmp) as procs:
             run = Run(plan, procs, tmp)
             # the bench's Run has the procs and bare_url these helpers of bench_gateway use
-            sandbox = await start_sandbox(run, "sandbox", "--payment-secret", SECRET)  # type: ignore[arg-type]
+            sandbox = await start_sandbox(run.procs, "sandbox", "--payment-secret", SECRET)
             await start_daemon(run, sandbox)
             await start_bare(run)  # type: ignore[arg-type]
             chosen = [s for s in SCENARIOS if not only or s in only]
