@@ -29,10 +29,10 @@ from pathlib import Path
 
 import aiohttp
 
-from bench._procs import processes
+from bench._procs import processes, start_sandbox
 from bench._slices import abba, cpu_seconds, pause
 from bench.bench_gateway import reset_sandbox
-from bench.bench_kpi import DEFAULT_REFRESH, Plan, Run, prefill_year, preload_queue, start_daemon, start_sandbox
+from bench.bench_kpi import DEFAULT_REFRESH, Plan, Run, prefill_year, preload_queue, start_daemon
 
 _DELIVERED = re.compile(rb'^dvcgw_deliveries_total\{[^}]*outcome="ok"[^}]*\} (\S+)$', re.MULTILINE)
 _COMPUTED = re.compile(rb'^dvcgw_kpi766_computed_timestamp_seconds (\S+)$', re.MULTILINE)
@@ -108,7 +108,7 @@ async def main_async(args: argparse.Namespace) -> None:
         bases, pids = {}, {}
         async with aiohttp.ClientSession() as http:
             for on in (False, True):
-                portal = await start_sandbox(run, f"sandbox-{on}")
+                portal = await start_sandbox(run.procs, f"sandbox-{on}")
                 await reset_sandbox(http, portal)
                 name = f"kt-{'on' if on else 'off'}"
                 bases[on] = await start_daemon(run, name, kpi=on, backlog=True, portal=portal, kpi_settings=kpi)
@@ -170,9 +170,9 @@ def report(per: dict[bool, list[tuple[float, dict[str, float]]]], refresh: str) 
                                                                            n == "process", n))
     print(f"{'thread':16} {'off µs/ev':>10} {'on µs/ev':>10} {'on-off':>8}")
     for name in names:
-        off = totals[False].get(name, 0.0) * 1e6 / events[False]
-        on = totals[True].get(name, 0.0) * 1e6 / events[True]
-        print(f"{name:16} {off:10.1f} {on:10.1f} {on - off:+8.1f}")
+        off_us = totals[False].get(name, 0.0) * 1e6 / events[False]
+        on_us = totals[True].get(name, 0.0) * 1e6 / events[True]
+        print(f"{name:16} {off_us:10.1f} {on_us:10.1f} {on_us - off_us:+8.1f}")
     for name in ("loop", "process"):
         # each ABBA pair of slices (the off and on slices next to each other): the on/off ratio
         ratios = [(c1[name] / n1) / (c0[name] / n0) - 1
