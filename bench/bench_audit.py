@@ -68,7 +68,7 @@ class Plan:
     connections: int = 32
 
 
-QUICK = Plan(backlog=8_000, warmup=2.0, slice=3.0, slices=4, connections=16)
+QUICK = Plan(backlog=20_000, warmup=2.0, slice=3.0, slices=4, connections=16)
 
 
 @dataclass
