@@ -84,6 +84,25 @@ def _secrets_to_files(tables: dict[str, dict[str, Any]], folder: Path) -> None:
             values[f"{key}_file"] = str(target)
 
 
+async def wait_ready(url: str, proc: asyncio.subprocess.Process, log: Path, timeout: float,
+                     tls: ssl.SSLContext | None = None) -> None:
+    """Poll ``{url}/readyz`` until it answers 200; fail with the end of ``log`` if the daemon
+    exits or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls or True)) as http:
+        while time.monotonic() < deadline:
+            if proc.returncode is not None:
+                raise RuntimeError(f"daemon exited: {log.read_text()[-2000:]}")
+            try:
+                async with http.get(f"{url}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"daemon not ready: {log.read_text()[-2000:]}")
+
+
 class Daemon:
     def __init__(self, config: Path, port: int, log: Path, env: dict[str, str] | None = None,
                  tls: ssl.SSLContext | None = None) -> None:
@@ -101,19 +120,7 @@ class Daemon:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gateway", "serve", "--config", str(self.config),
                 stdout=log, stderr=log, env=env)
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.tls or True)) as http:
-            while time.monotonic() < deadline:
-                if self.proc.returncode is not None:
-                    raise RuntimeError(f"daemon exited: {self.log.read_text()[-2000:]}")
-                try:
-                    async with http.get(f"{self.url}/readyz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise TimeoutError(f"daemon not ready: {self.log.read_text()[-2000:]}")
+        await wait_ready(self.url, self.proc, self.log, timeout, self.tls)
 
     async def kill(self, sig: int = signal.SIGKILL) -> int:
         assert self.proc is not None

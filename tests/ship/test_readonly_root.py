@@ -15,7 +15,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.daemon import free_port, write_config
+from tests.daemon import free_port, wait_ready, write_config
 from tests.harness import AGENCY_KEY, Sandbox
 from tests.load import wait_delivered
 from tests.samples import sample_dossier
@@ -73,7 +72,7 @@ async def test_the_daemon_runs_on_a_read_only_root_with_one_writable_data_folder
         url = f"http://127.0.0.1:{port}"
         m = "000.00.01.H55-240316-00042"
         try:
-            await ready(url, proc, log_path)
+            await wait_ready(url, proc, log_path, 60)
             async with aiohttp.ClientSession(headers={"X-API-Key": AGENCY_KEY}) as http:
                 async with http.put(f"{url}/v1/dossiers/{m}", json=sample_dossier(m)) as r:
                     assert r.status == 202, await r.text()
@@ -89,19 +88,3 @@ async def test_the_daemon_runs_on_a_read_only_root_with_one_writable_data_folder
         assert "Read-only file system" not in text and "level=ERROR" not in text, text[-3000:]
         assert (data / "dvcgw.sqlite3").is_file() and not (data / "ignored.sqlite3").exists()
     assert any(c["service"] == "DongBoHoSoMC" for c in (await sandbox.record())["dossiers"][m])
-
-
-async def ready(url: str, proc: asyncio.subprocess.Process, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.returncode is not None:
-                raise AssertionError(f"the daemon exited: {log.read_text()[-3000:]}")
-            try:
-                async with http.get(f"{url}/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise TimeoutError(f"not ready: {log.read_text()[-3000:]}")
