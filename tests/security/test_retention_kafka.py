@@ -64,14 +64,14 @@ def fast_cleaning(settings: Settings) -> Settings:
     return dataclasses.replace(settings, queue=dataclasses.replace(settings.queue, kafka=kafka))
 
 
-async def outbound_retention_ms(settings: Settings) -> str:
+async def topic_config(settings: Settings, topic: str) -> dict[str, str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.queue.kafka.bootstrap_servers)
     await admin.start()
     try:
-        name = f"{settings.queue.kafka.topic_prefix}.outbound"
+        name = f"{settings.queue.kafka.topic_prefix}.{topic}"
         [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
         [(_err, _msg, _type, _name, entries)] = response.resources
-        return next(str(e[1]) for e in entries if e[0] == "retention.ms")
+        return {str(e[0]): str(e[1]) for e in entries}
     finally:
         await admin.close()
 
@@ -113,19 +113,8 @@ async def test_a_finished_dossiers_id_number_leaves_the_compacted_topics(
             assert time.monotonic() < deadline, f"still on disk: {found(compacted)}"
             await asyncio.sleep(0.5)
             assert await gw.app[PRUNER].run_once() == 0  # the pass's sweep closes the rewrite's segment
-        assert await outbound_retention_ms(settings) == str(int(float(settings.storage.retention) * 1000))
-
-
-async def topic_config(settings: Settings, topic: str) -> dict[str, str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.queue.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        name = f"{settings.queue.kafka.topic_prefix}.{topic}"
-        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
-        [(_err, _msg, _type, _name, entries)] = response.resources
-        return {str(e[0]): str(e[1]) for e in entries}
-    finally:
-        await admin.close()
+        outbound = await topic_config(settings, "outbound")
+        assert outbound["retention.ms"] == str(int(float(settings.storage.retention) * 1000))
 
 
 async def test_existing_topics_get_the_retention_and_keep_their_other_configs(tmp_path: Path) -> None:
