@@ -11,12 +11,14 @@ item's ``TrangThai`` and ``ThoiDiemXuLy``. A snapshot also gives the figures the
 flags, never a name or an ID number.
 
 This runs on the event loop, so it is kept to dictionary reads and a few integer conversions (a
-few µs a snapshot). The rows are already what the store keeps: codes as integers, the yes/no
-figures as one bitmask (:data:`FEE` …), dates as local seconds (:func:`local_seconds`; the store
-subtracts the zone's offset), so that the writer's SQL only copies values (monitoring/kpi/store.py:
-SQLite 3.40 re-parses a row's JSON for every column it reads, and each date used to need seven
-reads). The payloads are the gateway's validated ones (every scalar a string, lists of objects);
-the caller catches anything else (logged and skipped, never a delivery error).
+few µs a snapshot). Each event becomes one tuple in the very shape the store binds to its
+statements (monitoring/kpi/store.py: ``EV_COLUMNS``, MaHoSo first): codes as integers, the
+yes/no figures as one bitmask (:data:`FEE` …), dates as local seconds (:func:`local_seconds`; the
+store subtracts the zone's offset). The writer thread then only flattens the rows into parameters
+(C loops), instead of re-arranging them in Python while holding the GIL the event loop needs
+(SQLite 3.40 re-parses a row's JSON for every column it reads, so the rows are not JSON). The
+payloads are the gateway's validated ones (every scalar a string, lists of objects); the caller
+catches anything else (logged and skipped, never a delivery error).
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ KIND_SNAPSHOT, KIND_PROGRESS = 0, 1
 #: citizen's store (Kho DMQG), the account was verified with VNeID.
 FEE, COMP_FILE, RESULT_LINK, SOHOA, KHO, VNEID = 1, 2, 4, 8, 16, 32
 
-#: An ``ev`` row: (MaHoSo, sequence, kind, accepted_at, delivered_at, dead, TrangThai or
-#: TrangThaiHoSo, ThoiDiemXuLy in local seconds).
+#: The facts of one event, as monitoring/kpi/store.py's ``ev`` row (``store.EV_COLUMNS``):
+#: (MaHoSo, sequence, kind, accepted_at, delivered_at, dead, TrangThai or TrangThaiHoSo,
+#: ThoiDiemXuLy in local seconds), the first :data:`PROGRESS_WIDTH` columns, all a progress item
+#: has; a snapshot's row goes on with its figures (received, due, ended, channel, paid, flags,
+#: csdl, supp_rows, supp_req, supp_pause: :data:`SNAPSHOT_WIDTH` columns in all).
 Row = tuple[Any, ...]
-#: An event's ``ev`` row and, for a snapshot, its snapshot row: (MaHoSo, sequence, TrangThaiHoSo,
-#: then the figures monitoring/kpi/store.py keeps in the event's ``ev`` row, store.EV_COLUMNS[8:]).
-Facts = tuple[Row, Row | None]
+Facts = Row
+PROGRESS_WIDTH, SNAPSHOT_WIDTH = 8, 18
 
 @lru_cache(maxsize=1024)
 def _day(yyyymmdd: int) -> int | None:
@@ -83,9 +87,10 @@ def _supplements(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int | None, in
     return len(rows), (local_seconds(rows[0].get("NgayBoSung")) if len(rows) == 1 else None), pause
 
 
-def snapshot_row(mahoso: str, seq: int, p: Mapping[str, Any]) -> Row:
-    """The snapshot row of one validated dossier snapshot. A submitted document (``TaiLieuNop``
-    row not deleted) is a file: its ``DuongDanTaiTepTin`` is required (spec §6.2)."""
+def snapshot_row(mahoso: str, seq: int, accepted_at: float, delivered_at: float | None, dead: bool,
+                 p: Mapping[str, Any]) -> Row:
+    """The row of one validated dossier snapshot. A submitted document (``TaiLieuNop`` row not
+    deleted) is a file: its ``DuongDanTaiTepTin`` is required (spec §6.2)."""
     flags = 0
     for r in p.get("TaiLieuNop") or ():
         if r.get("IsDeleted") != "1":
@@ -101,19 +106,19 @@ def snapshot_row(mahoso: str, seq: int, p: Mapping[str, Any]) -> Row:
     codes = [str(r["MaCSDL"]) for r in p.get("DSKetNoiCSDL") or () if r.get("MaCSDL")]
     supplements = p.get("DanhSachHoSoBoSung")
     supp = _supplements(supplements) if supplements else (0, None, 0)
-    return (mahoso, seq, _code(p.get("TrangThaiHoSo")), local_seconds(p.get("NgayTiepNhan")),
-            local_seconds(p.get("NgayHenTra")), local_seconds(p.get("NgayKetThucXuLy")), _code(p.get("KenhThucHien")),
+    return (mahoso, seq, KIND_SNAPSHOT, accepted_at, delivered_at, int(dead), _code(p.get("TrangThaiHoSo")), None,
+            local_seconds(p.get("NgayTiepNhan")), local_seconds(p.get("NgayHenTra")),
+            local_seconds(p.get("NgayKetThucXuLy")), _code(p.get("KenhThucHien")),
             _code(p.get("DuocThanhToanTrucTuyen")), flags, f",{','.join(codes)}," if codes else None, *supp)
 
 
 def event_facts(ev: Event, delivered_at: float | None, dead: bool) -> Facts:
-    """The ``ev`` row of one event and, for a snapshot, its snapshot row."""
+    """The row of one event (:data:`Row`)."""
     p = ev.payload
     if ev.kind is EventKind.SNAPSHOT:
-        snap = snapshot_row(ev.mahoso, ev.sequence, p)
-        return (ev.mahoso, ev.sequence, KIND_SNAPSHOT, ev.accepted_at, delivered_at, int(dead), snap[2], None), snap
-    return ((ev.mahoso, ev.sequence, KIND_PROGRESS, ev.accepted_at, delivered_at, int(dead),
-             _code(p.get("TrangThai")), local_seconds(p.get("ThoiDiemXuLy"))), None)
+        return snapshot_row(ev.mahoso, ev.sequence, ev.accepted_at, delivered_at, dead, p)
+    return (ev.mahoso, ev.sequence, KIND_PROGRESS, ev.accepted_at, delivered_at, int(dead),
+            _code(p.get("TrangThai")), local_seconds(p.get("ThoiDiemXuLy")))
 
 
 def outcome_facts(work: Work, outcome: Outcome, now: float) -> list[Facts]:

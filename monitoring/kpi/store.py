@@ -37,13 +37,14 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import NamedTuple
 
 import orjson
 
 from core.errors import ConfigError
-from monitoring.kpi.facts import Facts, Row
+from monitoring.kpi.facts import PROGRESS_WIDTH, SNAPSHOT_WIDTH, Facts, Row
 
 #: 1: issue 14's first layout (running counts); 2: without them; 3: narrower rows, tables without
 #: a rowid; 4: every table keyed by an integer id given to a dossier on first sight (``code``),
@@ -89,9 +90,8 @@ SCHEMA = f"""
 {_CODE}{_EV}{_DOSSIER}
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');
--- the dossiers of the write under way: k, the MaHoSo's place in the batch (its events name it by
--- k, an integer, not by the text), and its id
-CREATE TEMP TABLE IF NOT EXISTS dirty (k INTEGER PRIMARY KEY, id INTEGER NOT NULL, mahoso TEXT NOT NULL);
+-- the dossiers of the write under way: MaHoSo (the batch's rows name their dossier by it) and id
+CREATE TEMP TABLE IF NOT EXISTS dirty (mahoso TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -113,11 +113,12 @@ def _values(width: int) -> str:
 
 def _chunks(rows: Sequence[Row], width: int) -> list[list[object]]:
     """The parameters of ``rows`` for statements of :func:`_values`, ``CHUNK`` rows each, the last
-    filled up with NULLs (its first column NULL: no dossier)."""
+    filled up with NULLs (its first column NULL: no dossier). Flattened by C loops
+    (``chain.from_iterable``): the writer holds the GIL, which the event loop needs, meanwhile."""
     out = []
     for first in range(0, len(rows), CHUNK):
         part = rows[first:first + CHUNK]
-        params: list[object] = [value for row in part for value in row]
+        params: list[object] = list(chain.from_iterable(part))
         params += [None] * (width * (CHUNK - len(part)))
         out.append(params)
     return out
@@ -128,11 +129,11 @@ def _col(i: int) -> str:
     return f"v.column{i + 1}"
 
 
-#: Column order of a batch's ``ev`` row: a progress item's first 8 (monitoring/kpi/facts.py's ev
-#: row, MaHoSo replaced by its place k in the batch), a snapshot's all (its snapshot row's figures).
-EV_COLUMNS = ("k", "seq", "kind", "accepted_at", "delivered_at", "dead", "status", "at",
+#: Column order of a batch's ``ev`` row (monitoring/kpi/facts.py's rows, as they are): a progress
+#: item's first 8, a snapshot's all; MaHoSo first, which the statements turn into the dossier's id.
+EV_COLUMNS = ("mahoso", "seq", "kind", "accepted_at", "delivered_at", "dead", "status", "at",
               "received", "due", "ended", "channel", "paid", "flags", "csdl", "supp_rows", "supp_req", "supp_pause")
-PROGRESS_WIDTH = 8
+assert len(EV_COLUMNS) == SNAPSHOT_WIDTH
 #: local seconds (:func:`monitoring.kpi.facts.local_seconds`), stored as Unix seconds (``:offset``,
 #: seconds east of UTC, is substituted by :func:`statements`)
 _DATES = {"at", "received", "due", "ended", "supp_req"}
@@ -143,27 +144,27 @@ def _upsert_ev(width: int) -> str:
     statement (two events of three), a snapshot's all. A snapshot's figures are those of its first
     report (an event's payload never changes); a repeat only adds its outcome."""
     columns = EV_COLUMNS[:width]
-    values = ", ".join("d.id" if c == "k" else f"{_col(i)} - :offset" if c in _DATES else _col(i)
+    values = ", ".join("d.id" if c == "mahoso" else f"{_col(i)} - :offset" if c in _DATES else _col(i)
                        for i, c in enumerate(columns))
     return (f"INSERT INTO ev (id, {', '.join(columns[1:])}) SELECT {values}"
-            f" FROM {_values(width)} CROSS JOIN dirty d ON d.k = v.column1 WHERE true"
+            f" FROM {_values(width)} CROSS JOIN dirty d ON d.mahoso = v.column1 WHERE true"
             " ON CONFLICT (id, seq) DO UPDATE SET"
             " delivered_at = COALESCE(ev.delivered_at, excluded.delivered_at),"
             " dead = CASE WHEN excluded.delivered_at IS NOT NULL THEN 0 WHEN excluded.dead = 1 THEN 1 ELSE ev.dead END")
 
 
 # The batch's dossiers: ids for the new codes (appended: the rowid after the largest), then each
-# code's place k and id in ``dirty``. ?1: the batch's distinct codes, a JSON array.
+# code and its id in ``dirty``. ?1: the batch's distinct codes, a JSON array.
 _NEW_CODES = "INSERT OR IGNORE INTO code (mahoso) SELECT value FROM json_each(?1)"
-_DIRTY = ("INSERT INTO dirty (k, id, mahoso)"
-          " SELECT j.key, c.id, j.value FROM json_each(?1) AS j CROSS JOIN code c ON c.mahoso = j.value")
+_DIRTY = ("INSERT INTO dirty (mahoso, id)"
+          " SELECT c.mahoso, c.id FROM json_each(?1) AS j CROSS JOIN code c ON c.mahoso = j.value")
 
 # A delivered snapshot carries every older state of its dossier to the portal (the queue
-# supersedes the older ones): they count as delivered when it was. Rows: (delivered_at, k, seq).
+# supersedes the older ones): they count as delivered when it was. Rows: (delivered_at, MaHoSo, seq).
 # (JOIN, not CROSS JOIN: with it, SQLite 3.40 put ev first and scanned it whole.)
 COVER_WIDTH = 3
 _COVER = (f"UPDATE ev SET delivered_at = v.column1, dead = 0 FROM {_values(COVER_WIDTH)}"
-          " JOIN dirty d ON d.k = v.column2"
+          " JOIN dirty d ON d.mahoso = v.column2"
           " WHERE ev.id = d.id AND ev.seq < v.column3 AND ev.kind = 0 AND ev.delivered_at IS NULL")
 
 #: The derived row of every dossier in ``dirty`` (kpi-766.md §3.2, steps applied in order):
@@ -315,7 +316,7 @@ def statements(rules: Rules) -> Statements:
     offset = str(int(rules.offset_s))
     return Statements(
         upsert_progress=_upsert_ev(PROGRESS_WIDTH).replace(":offset", offset),
-        upsert_snapshot=_upsert_ev(len(EV_COLUMNS)).replace(":offset", offset),
+        upsert_snapshot=_upsert_ev(SNAPSHOT_WIDTH).replace(":offset", offset),
         derive=DERIVE.replace(":offset", offset),
     )
 
@@ -391,20 +392,12 @@ def aggregate(conn: sqlite3.Connection, rules: Rules, periods: Sequence[tuple[in
 
 def _batch(facts: Sequence[Facts]) -> tuple[list[str], list[Row], list[Row], list[Row]]:
     """A batch's distinct codes (its dossiers, in order), and its progress rows, snapshot rows
-    (:data:`EV_COLUMNS`) and covers (``_COVER``), each naming its dossier by its place in the codes."""
-    place: dict[str, int] = {}
-    progress: list[Row] = []
-    snapshots: list[Row] = []
-    covers: list[Row] = []
-    for ev, snap in facts:
-        k = place.setdefault(ev[0], len(place))
-        if snap is None:
-            progress.append((k, *ev[1:]))
-            continue
-        snapshots.append((k, *ev[1:], *snap[3:]))
-        if ev[4] is not None:
-            covers.append((ev[4], k, ev[1]))
-    return list(place), progress, snapshots, covers
+    (:data:`EV_COLUMNS`) and covers (``_COVER``), in the batch's order; C loops but for the covers."""
+    codes = list(dict.fromkeys(map(operator.itemgetter(0), facts)))
+    progress = [row for row in facts if len(row) == PROGRESS_WIDTH]
+    snapshots = [row for row in facts if len(row) != PROGRESS_WIDTH]
+    covers = [(row[4], row[0], row[1]) for row in snapshots if row[4] is not None]
+    return codes, progress, snapshots, covers
 
 
 def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> None:
@@ -418,7 +411,7 @@ def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> Non
         codes_json = orjson.dumps(codes).decode()
         conn.execute(_NEW_CODES, (codes_json,))
         conn.execute(_DIRTY, (codes_json,))
-        for params in _chunks(snapshots, len(EV_COLUMNS)):
+        for params in _chunks(snapshots, SNAPSHOT_WIDTH):
             conn.execute(sql.upsert_snapshot, params)
         for params in _chunks(progress, PROGRESS_WIDTH):
             conn.execute(sql.upsert_progress, params)
