@@ -32,10 +32,16 @@ import aiohttp
 from bench._procs import processes, start_sandbox
 from bench._slices import abba, cpu_seconds, pause
 from bench.bench_gateway import reset_sandbox
-from bench.bench_kpi import DEFAULT_REFRESH, Plan, Run, prefill_year, preload_queue, start_daemon
-
-_DELIVERED = re.compile(rb'^dvcgw_deliveries_total\{[^}]*outcome="ok"[^}]*\} (\S+)$', re.MULTILINE)
-_COMPUTED = re.compile(rb'^dvcgw_kpi766_computed_timestamp_seconds (\S+)$', re.MULTILINE)
+from bench.bench_kpi import (
+    DEFAULT_REFRESH,
+    Plan,
+    Run,
+    delivered,
+    prefill_year,
+    preload_queue,
+    sample,
+    start_daemon,
+)
 
 
 def threads(pid: int) -> dict[str, float]:
@@ -83,9 +89,8 @@ async def read(http: aiohttp.ClientSession, base: str, pid: int) -> Reading:
     cpu = threads(pid)  # before parsing: the daemon's count and CPU are as close in time as can be
     if pid in SANDBOXES:
         cpu["sandbox (its own process)"] = cpu_seconds(SANDBOXES[pid])
-    computed = _COMPUTED.search(body)
-    return Reading(time.time(), sum(float(v) for v in _DELIVERED.findall(body)), cpu,
-                   float(computed.group(1)) if computed else 0.0)
+    count, kpi = delivered(body)
+    return Reading(time.time(), count, cpu, sample(kpi, b"dvcgw_kpi766_computed_timestamp_seconds"))
 
 
 async def main_async(args: argparse.Namespace) -> None:
