@@ -52,10 +52,14 @@ copied for each daemon:
     beside, not judged. The backlog must outlast the slices (checked), and ``GET /v1/kpi`` must
     count the dossiers delivered (the recording worked). Target: cost = 1 - on/off < 5 %, on the
     throughput.
+``calibrate`` (only with ``--only calibrate``): the throughput scenario with the indicators off
+    in both daemons. What it prints as a cost is the method's own difference between two
+    identical daemons (their processes, copies and sandboxes, the slices' order, the machine), to
+    read the throughput scenario's figure against. No target.
 
 Run: ``.venv/bin/python -m bench.bench_kpi`` (about 17 minutes, 12 of them slices; ``--quick`` for
 a short smoke run whose figures mean nothing: ``refresh_interval`` 5 s and 3 s slices; ``--only
-scrape|throughput``). Only 127.0.0.1 is used; every subprocess is stopped on the
+scrape|throughput|calibrate``). Only 127.0.0.1 is used; every subprocess is stopped on the
 way out, also on failure or SIGTERM.
 """
 
@@ -101,7 +105,9 @@ from queues.api import Event, EventKind, NewEvent
 from queues.sqlite import SQLiteQueue
 from tests.samples import sample_dossier
 
-SCENARIOS = ("scrape", "throughput")
+SCENARIOS = ("scrape", "throughput", "calibrate")
+#: what a run without --only measures (calibrate is asked for by name)
+DEFAULT_SCENARIOS = ("scrape", "throughput")
 UNITS = [f"000.{i // 100:02d}.{i % 100:02d}.H55" for i in range(500)]
 SCRAPE_CEILING = 0.050  # s, p95
 COST_CEILING = 0.05  # share of the throughput without the indicators
@@ -364,7 +370,9 @@ async def bench_scrape(run: Run) -> None:
                         f"<= {SCRAPE_CEILING * 1000:.0f} ms", p95 <= SCRAPE_CEILING))
 
 
-async def bench_throughput(run: Run) -> None:
+async def bench_throughput(run: Run, second_on: bool = True) -> None:
+    """Indicators off (the baseline) against on; with ``second_on`` False, off against off: the
+    method's own difference between two identical daemons (``calibrate``)."""
     p = run.plan
     # Each daemon runs half of the wall time (its slice, then the other's), and the indicators'
     # timer is the wall clock's: a refresh_interval of twice the default gives the default's
@@ -376,9 +384,12 @@ async def bench_throughput(run: Run) -> None:
                    "daemon's own running, since it runs half of the time")
     else:
         refresh = f"{kpi_settings['refresh_interval']} of wall time"
-    print(f"\n[throughput] events delivered/s from a backlog of {p.backlog:,} dossiers x (1 snapshot + {p.progress} "
-          f"progress) over {len(UNITS)} units, indicators off and on ({p.year:,} dossiers in the year, refresh "
-          f"{refresh}): both daemons started, then run in turn, one at a time, {p.slices} slices of "
+    scenario = "throughput" if second_on else "calibrate"
+    print(f"\n[{scenario}] events delivered/s from a backlog of {p.backlog:,} dossiers x (1 snapshot + {p.progress} "
+          f"progress) over {len(UNITS)} units, indicators off and "
+          + (f"on ({p.year:,} dossiers in the year, refresh {refresh})" if second_on else
+             "off again (two identical daemons: the method's own difference)")
+          + f": both daemons started, then run in turn, one at a time, {p.slices} slices of "
           f"{p.slice:.0f} s each in ABBA order after {p.warmup:.0f} s of warm-up each")
     sandbox_2 = await start_sandbox(run.procs, "sandbox-2")
     bases, pids = {}, {}
@@ -386,7 +397,7 @@ async def bench_throughput(run: Run) -> None:
         for kpi, portal in ((False, run.sandbox_url), (True, sandbox_2)):
             await reset_sandbox(http, portal)
             name = f"tp-{'on' if kpi else 'off'}"
-            bases[kpi] = await start_daemon(run, name, kpi=kpi, backlog=True, portal=portal,
+            bases[kpi] = await start_daemon(run, name, kpi=kpi and second_on, backlog=True, portal=portal,
                                             kpi_settings=kpi_settings)
             pids[kpi] = run.pids[name]
             pause(pids[kpi], False)
@@ -401,12 +412,29 @@ async def bench_throughput(run: Run) -> None:
         last = await read(http, bases[True], pids[True])
         if last.delivered >= p.backlog * (1 + p.progress):
             raise RuntimeError("the backlog ran out; raise Plan.backlog")
+        if not second_on:
+            report_calibration(run, tallies[False], tallies[True])
+            return
         counted = await month_denominator(http, bases[True]) - run.year_in_month
         if counted < 0.99 * last.delivered / (1 + p.progress):
             raise RuntimeError(f"/v1/kpi counts {counted} new dossiers, {last.delivered:.0f} events were delivered")
     # whole refresh intervals in the on slices' running time (a --quick run's short interval: at least one)
     due = math.floor(p.slices * p.slice / DEFAULT_REFRESH) if "refresh_interval" not in p.kpi else 1
     report_throughput(run, tallies[False], tallies[True], computed, refresh, due)
+
+
+def report_calibration(run: Run, first: Tally, second: Tally) -> None:
+    """The throughput scenario's figures for two identical daemons (both off): what the method
+    reads as a "cost" when there is none."""
+    for name, t in (("first ", first), ("second", second)):
+        print(f"    indicators off ({name}): {t.rate:7.0f} events/s over {t.seconds:.0f} s (slices "
+              f"{min(t.rates()):.0f}–{max(t.rates()):.0f}/s); CPU per event: process {t.us(t.process_cpu):5.1f} µs")
+    for blocks in (block_costs(first, second), block_costs(first, second, cpu=True)):
+        if blocks:
+            print(f"    {blocks}")
+    cost = 1 - second.rate / first.rate
+    run.rows.append(Row("the method between two identical daemons", f"'cost' {cost:.1%}",
+                        f"first daemon {first.rate:.0f}/s", "(calibration)", None))
 
 
 def report_throughput(run: Run, off: Tally, on: Tally, computed: list[float], refresh: str, due: int) -> None:
@@ -438,7 +466,7 @@ def report_throughput(run: Run, off: Tally, on: Tally, computed: list[float], re
 async def main_async(plan: Plan, only: set[str]) -> bool:
     for key in [k for k in os.environ if k.startswith("DVCGW_")]:
         del os.environ[key]  # the daemons read DVCGW_* as settings overrides
-    chosen = [s for s in SCENARIOS if not only or s in only]
+    chosen = [s for s in SCENARIOS if s in (only or DEFAULT_SCENARIOS)]
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(prefix="dvcgw-bench-kpi-") as tmp, processes(Path(tmp)) as procs:
         run = Run(plan, procs, Path(tmp))
@@ -448,12 +476,14 @@ async def main_async(plan: Plan, only: set[str]) -> bool:
         run.year_in_month = await asyncio.to_thread(prefill_year, run.year, plan)
         print(f"the year: {plan.year:,} dossiers ({run.year_in_month:,} this month) in "
               f"{time.perf_counter() - started:.1f} s")
-        if "throughput" in chosen:
+        if "throughput" in chosen or "calibrate" in chosen:
             started = time.perf_counter()
             await preload_queue(run.queue, plan)
             print(f"the backlog: {plan.backlog:,} dossiers in {time.perf_counter() - started:.1f} s")
         run.sandbox_url = await start_sandbox(run.procs, "sandbox")
-        steps: dict[str, Callable[[Run], Awaitable[None]]] = {"scrape": bench_scrape, "throughput": bench_throughput}
+        steps: dict[str, Callable[[Run], Awaitable[None]]] = {
+            "scrape": bench_scrape, "throughput": bench_throughput,
+            "calibrate": lambda r: bench_throughput(r, second_on=False)}
         return await run_scenarios(steps, chosen, run, run.rows)
 
 
