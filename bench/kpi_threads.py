@@ -5,7 +5,8 @@ file, a backlog, ``dvcgw serve`` with indicators on and off, each with its own z
 sandbox), run in ABBA slices (``bench._slices.abba``), but smaller (a backlog of ``--backlog``
 dossiers) and read by CPU time, not wall time: per slice, each thread's user + system CPU
 seconds from ``/proc/<pid>/task/<tid>/stat``, named by its ``comm`` (the event loop is the main
-thread; the indicators' worker is ``dvcgw-kpi_0``), over the events delivered in the slice. CPU
+thread; Python 3.11 does not name its threads for the OS, so the indicators' worker shows as
+``python``), over the events delivered in the slice. CPU
 time an event moves far less than events a second when another process shares the machine.
 
 Run: ``.venv/bin/python -m bench.kpi_threads [--backlog N] [--slices N] [--slice S] [--cache DIR]``
@@ -37,9 +38,9 @@ from bench.bench_kpi import (
     Plan,
     Run,
     delivered,
+    find_value,
     prefill_year,
     preload_queue,
-    sample,
     start_daemon,
 )
 
@@ -90,7 +91,7 @@ async def read(http: aiohttp.ClientSession, base: str, pid: int) -> Reading:
     if pid in SANDBOXES:
         cpu["sandbox (its own process)"] = cpu_seconds(SANDBOXES[pid])
     count, kpi = delivered(body)
-    return Reading(time.time(), count, cpu, sample(kpi, b"dvcgw_kpi766_computed_timestamp_seconds"))
+    return Reading(time.time(), count, cpu, find_value(kpi, b"dvcgw_kpi766_computed_timestamp_seconds"))
 
 
 async def main_async(args: argparse.Namespace) -> None:
