@@ -391,12 +391,12 @@ async def bench_throughput(run: Run, second_on: bool = True) -> None:
              "off again (two identical daemons: the method's own difference)")
           + f": both daemons started, then run in turn, one at a time, {p.slices} slices of "
           f"{p.slice:.0f} s each in ABBA order after {p.warmup:.0f} s of warm-up each")
-    sandbox_2 = await start_sandbox(run.procs, "sandbox-2")
+    sandbox_2 = await start_sandbox(run.procs, f"{scenario}-sandbox")
     bases, pids = {}, {}
     async with aiohttp.ClientSession() as http:
         for kpi, portal in ((False, run.sandbox_url), (True, sandbox_2)):
             await reset_sandbox(http, portal)
-            name = f"tp-{'on' if kpi else 'off'}"
+            name = f"{scenario}-{('on' if second_on else 'off-again') if kpi else 'off'}"
             bases[kpi] = await start_daemon(run, name, kpi=kpi and second_on, backlog=True, portal=portal,
                                             kpi_settings=kpi_settings)
             pids[kpi] = run.pids[name]
