@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
+from gateway.limits import too_deep
 from tests.harness import AGENCY_KEY, OTHER_KEY, OTHER_UNIT, UNIT, Gateway, Sandbox, run_gateway, settings_for
 from tests.samples import sample_dossier
 
@@ -130,3 +132,24 @@ async def test_json_nested_deeper_than_the_limit_is_400(sandbox: Sandbox, tmp_pa
         body = await _refused(await gw.put(M, deeper), 400, "json_depth")
         assert body["error"] == "json_too_deep"
         assert gw.metric("dvcgw_limit_refusals_total", agency=UNIT, limit="json_depth") == 1
+
+
+class _Mapping(dict[str, object]):
+    """Not one of JSON's own types: too_deep must still open it (the isinstance path)."""
+
+
+@pytest.mark.parametrize(("value", "depth"), [
+    (1, 0), ("x", 0), ({}, 1), ([], 1),
+    ({f"k{i}": i for i in range(1000)}, 1),  # scalars only: not walked
+    ([{}] * 1000, 2),  # containers only, all empty
+    ([[1], [[2]]], 3),
+    ({"a": 1, "b": "x", "c": None, "d": [1, {"e": [True]}], "f": 2.5}, 4),  # mixed JSON types
+    ([1, _Mapping(a=[[1]])], 4),  # a type of its own among the children
+    ([_Mapping(a=1)], 2),
+])
+def test_too_deep_counts_the_levels_whatever_the_children_types(value: object, depth: int) -> None:
+    """Each way a container's children are sorted (scalars only, containers only, JSON's types
+    mixed, other types) finds the same depth: deeper than depth - 1, not deeper than depth."""
+    assert not too_deep(value, depth)
+    if depth:
+        assert too_deep(value, depth - 1)
