@@ -1,22 +1,15 @@
 """The 766 figures as Prometheus gauges (``dvcgw_kpi766_*``, docs/metrics.md).
 
 With 500 units, three periods and ten indicators the families hold some 60,000 samples, too many
-to collect on every scrape. So they are rendered with ``prometheus_client.generate_latest`` once
-per computation, on registries of their own; ``GET /metrics`` appends those cached bytes to the
-live registry's output. The families are never on the instance registry (they would be
-collected twice).
-
-The rendering is ~0.6 s of Python a computation, so it runs on the event loop in parts of
-:data:`STEP_SAMPLES` samples (:func:`render_parts`), the loop free between them. On the
-indicators' worker thread it held the GIL for its whole length, and the loop, which lets the GIL
-go at each statement and system call, got it back only at each switch interval (5 ms): a
-computation cost ~6 s of deliveries, not its own ~0.6 s (docs/kpi.md, Cost).
+to collect on every scrape. So :func:`render` puts :class:`KpiCollector` on a registry of its
+own and renders it with ``prometheus_client.generate_latest`` once per computation, in the KPI
+worker thread; ``GET /metrics`` appends those cached bytes to the live registry's output. The
+families are never on the instance registry (they would be collected twice).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -25,11 +18,6 @@ from prometheus_client.registry import Collector
 from monitoring.kpi.indicators import INDICATOR_NAMES, KpiReport, KpiRow
 
 PREFIX = "dvcgw_kpi766_"
-#: Samples in one part of :func:`render_parts`: ``generate_latest`` takes ~10 µs a sample, so a
-#: part is ~5 ms of the event loop's time (60,120 samples with 500 units: ~120 parts).
-STEP_SAMPLES = 500
-
-Pair = tuple[tuple[str, ...], float]
 
 #: name -> (help, label names in the order the rows give them)
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -49,21 +37,20 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _families(report: KpiReport,
-              targets: Mapping[str, float | None]) -> Iterator[tuple[str, Sequence[Any], Callable[[Any], Pair]]]:
-    """Every family, in the order they are exposed: its name, what its samples come from, and how
-    one of those becomes a sample's (label values, value)."""
+def _values(report: KpiReport, targets: Mapping[str, float | None]) -> dict[str, list[tuple[tuple[str, ...], float]]]:
+    """Every family's (label values, value) pairs, in the order they are exposed."""
     rows = report.rows
-    yield "numerator", rows, lambda r: ((r.indicator, r.unit, r.period), float(r.numerator))
-    yield "denominator", rows, lambda r: ((r.indicator, r.unit, r.period), float(r.denominator))
-    yield "ratio", rows, lambda r: ((r.indicator, r.unit, r.period), r.ratio)
-    yield "score_estimate", rows, lambda r: ((r.indicator, r.unit, r.period, r.basis), r.score)
-    yield "max_points", list(_max_points(rows).items()), lambda kv: ((kv[0],), kv[1])
-    wanted = [(name, t) for name in INDICATOR_NAMES if (t := targets.get(name)) is not None]
-    yield "target_ratio", wanted, lambda kv: ((kv[0],), kv[1])
-    yield "period_info", list(report.period_ids.items()), lambda kv: (kv, 1.0)
-    yield "computed_timestamp_seconds", [report.computed_at], lambda v: ((), v)
-    yield "compute_duration_seconds", [report.duration], lambda v: ((), v)
+    return {
+        "numerator": [((r.indicator, r.unit, r.period), float(r.numerator)) for r in rows],
+        "denominator": [((r.indicator, r.unit, r.period), float(r.denominator)) for r in rows],
+        "ratio": [((r.indicator, r.unit, r.period), r.ratio) for r in rows],
+        "score_estimate": [((r.indicator, r.unit, r.period, r.basis), r.score) for r in rows],
+        "max_points": [((name,), points) for name, points in _max_points(rows).items()],
+        "target_ratio": [((name,), t) for name in INDICATOR_NAMES if (t := targets.get(name)) is not None],
+        "period_info": [((kind, pid), 1.0) for kind, pid in report.period_ids.items()],
+        "computed_timestamp_seconds": [((), report.computed_at)],
+        "compute_duration_seconds": [((), report.duration)],
+    }
 
 
 def _max_points(rows: list[KpiRow]) -> dict[str, float]:
@@ -73,35 +60,25 @@ def _max_points(rows: list[KpiRow]) -> dict[str, float]:
     return out
 
 
-class FamilyCollector(Collector):
-    """Some samples of one ``dvcgw_kpi766_*`` family, as a custom collector."""
+class KpiCollector(Collector):
+    """The ``dvcgw_kpi766_*`` families of one report, as a custom collector."""
 
-    def __init__(self, name: str, pairs: Sequence[Pair]) -> None:
-        self._name = name
-        self._pairs = pairs
+    def __init__(self, report: KpiReport, targets: Mapping[str, float | None]) -> None:
+        self._report = report
+        self._targets = targets
 
     def collect(self) -> Iterator[Metric]:
-        doc, labels = FAMILIES[self._name]
-        family = GaugeMetricFamily(PREFIX + self._name, doc, labels=list(labels))
-        for values, value in self._pairs:
-            family.add_metric(list(values), value)
-        yield family
-
-
-def render_parts(report: KpiReport, targets: Mapping[str, float | None], step: int = STEP_SAMPLES) -> Iterator[bytes]:
-    """The text of :func:`render` in parts of at most ``step`` samples each, in order: each part
-    is ``generate_latest`` over a registry holding one family's next samples, and a family's parts
-    after its first go without the family's ``# HELP`` and ``# TYPE`` lines. The caller does the
-    work part by part (``next()``), so an event loop can run between parts."""
-    for name, source, pair in _families(report, targets):
-        for i in range(0, max(len(source), 1), step):
-            registry = CollectorRegistry()
-            registry.register(FamilyCollector(name, [pair(x) for x in source[i:i + step]]))
-            text = generate_latest(registry)
-            yield text if i == 0 else text.split(b"\n", 2)[2]
+        for name, pairs in _values(self._report, self._targets).items():
+            doc, labels = FAMILIES[name]
+            family = GaugeMetricFamily(PREFIX + name, doc, labels=list(labels))
+            for values, value in pairs:
+                family.add_metric(list(values), value)
+            yield family
 
 
 def render(report: KpiReport, targets: Mapping[str, float | None]) -> bytes:
-    """The families of ``report`` in the Prometheus text format (0.0.4), by ``generate_latest``:
-    the parts of :func:`render_parts`, joined."""
-    return b"".join(render_parts(report, targets))
+    """The families of ``report`` in the Prometheus text format (0.0.4), by ``generate_latest``
+    over a registry holding only them."""
+    registry = CollectorRegistry()
+    registry.register(KpiCollector(report, targets))
+    return generate_latest(registry)

@@ -8,16 +8,12 @@ own file, and computes the 766 figures every ``[kpi] refresh_interval``.
   the process loses what was buffered since the last write: at most one ``flush_interval`` of
   facts. Those dossiers' events are re-recorded only if the engine handles them again (see
   docs/kpi.md); nothing in the queue depends on this file.
-* Every ``refresh_interval`` the same thread counts the current month, quarter and year for
-  every configured unit and the province (``all``) in one scan; the event loop then builds the
-  rows and renders the ``dvcgw_kpi766_*`` families to bytes, which ``GET /metrics`` appends
-  (:meth:`metrics_text`).
+* Every ``refresh_interval`` the same thread computes the current month, quarter and year for
+  every configured unit and the province (``all``), and renders the ``dvcgw_kpi766_*`` families
+  to bytes, which ``GET /metrics`` appends (:meth:`metrics_text`).
 
 All file work runs on one worker thread, one connection, in order: a write never races a
-computation, and SQLite does most of it without the GIL. The computation's Python (the rows,
-~25 ms, and the rendering, ~0.6 s with 500 units) runs on the event loop in parts of a few ms,
-the loop's other work between them: on the worker it held the GIL, which the busy loop then got
-back only at each switch interval after each of its system calls (docs/kpi.md, Cost).
+computation, and SQLite does most of it without the GIL.
 """
 
 from __future__ import annotations
@@ -27,14 +23,14 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from config.schema import KpiSettings, Settings
 from monitoring.kpi import store
-from monitoring.kpi.exposition import render_parts
+from monitoring.kpi.exposition import render
 from monitoring.kpi.facts import Facts, outcome_facts
 from monitoring.kpi.indicators import INDICATOR_NAMES, KpiReport, KpiRow, Scoring, unit_rows
 from monitoring.kpi.periods import Period, current_periods, make_period, parse_period
@@ -47,8 +43,6 @@ T = TypeVar("T")
 FLUSH_ROWS = 20_000
 #: While the file cannot be written, at most this many rows wait; older ones are dropped (logged).
 MAX_BUFFER = 500_000
-#: Units whose rows are built in one part of :meth:`Calculator.row_parts` (1,000 rows, ~2 ms).
-UNITS_PER_PART = 100
 ALL_UNITS = "all"
 OTHER_UNIT = "other"
 
@@ -66,34 +60,26 @@ class Calculator:
         self.targets = {name: k.targets.for_indicator(name) for name in INDICATOR_NAMES}
         self.units = tuple(sorted({u for a in settings.agencies for u in a.units}))
 
-    def count(self, conn: sqlite3.Connection, periods: Sequence[Period], now: float) -> list[dict[str, store.Counts]]:
-        """Each period's counts per unit, by one scan of the dossier rows of all the periods
-        (:func:`store.aggregate`): SQLite's work, mostly without the GIL."""
-        return store.aggregate(conn, self.rules, [(p.start, p.end) for p in periods], now)
-
-    def row_parts(self, periods: Sequence[Period], counted: Sequence[dict[str, store.Counts]],
-                  units: int = UNITS_PER_PART) -> Iterator[list[KpiRow]]:
-        """For each period in turn, the rows of every configured unit (``units`` units a part),
-        then ``other`` (dossiers of units no agency has, if any), then ``all`` (the province: every
-        dossier). The caller does the work part by part (``next()``)."""
+    def rows(self, conn: sqlite3.Connection, periods: Sequence[Period], now: float) -> list[KpiRow]:
+        """For each period in turn, the rows of every configured unit, then ``other`` (dossiers of
+        units no agency has, if any), then ``all`` (the province: every dossier); counted by one
+        scan of the dossier rows of all the periods (:func:`store.aggregate`)."""
+        counted = store.aggregate(conn, self.rules, [(p.start, p.end) for p in periods], now)
         known = set(self.units)
+        rows: list[KpiRow] = []
         for period, by_unit in zip(periods, counted, strict=True):
-            for i in range(0, len(self.units), units):
-                yield [row for unit in self.units[i:i + units]
-                       for row in unit_rows(unit, period.kind, period.id, by_unit.get(unit, store.Counts()),
-                                            self.scoring, self.targets)]
             total, other = store.Counts(), store.Counts()
             for unit, counts in by_unit.items():
                 total = store.plus(total, counts)
                 if unit not in known:
                     other = store.plus(other, counts)
-            tail = [(OTHER_UNIT, other)] if other.received else []
-            yield [row for unit, counts in [*tail, (ALL_UNITS, total)]
-                   for row in unit_rows(unit, period.kind, period.id, counts, self.scoring, self.targets)]
-
-    def rows(self, conn: sqlite3.Connection, periods: Sequence[Period], now: float) -> list[KpiRow]:
-        """Every row of :meth:`row_parts` over the counts of :meth:`count`, at once."""
-        return [row for part in self.row_parts(periods, self.count(conn, periods, now)) for row in part]
+            for unit in self.units:
+                rows += unit_rows(unit, period.kind, period.id, by_unit.get(unit, store.Counts()), self.scoring,
+                                  self.targets)
+            if other.received:
+                rows += unit_rows(OTHER_UNIT, period.kind, period.id, other, self.scoring, self.targets)
+            rows += unit_rows(ALL_UNITS, period.kind, period.id, total, self.scoring, self.targets)
+        return rows
 
     def current(self, conn: sqlite3.Connection, now: float) -> KpiReport:
         """The current month, quarter and year (one scan of the year's dossier rows)."""
@@ -138,7 +124,8 @@ class KpiService:
         :class:`~monitoring.kpi.periods.PeriodError` for a malformed period."""
         period = parse_period(period_id, self.calc.offset_s)
         await self.flush()
-        return await self._compute([period], unit, self._clock())
+        conn = self._connection()
+        return await self._in_thread(lambda: self.calc.one(conn, period, unit, self._clock()))
 
     @property
     def buffered(self) -> int:
@@ -199,25 +186,17 @@ class KpiService:
     async def refresh(self) -> KpiReport:
         """Write what is buffered, compute the current periods, render them for ``/metrics``."""
         await self.flush()
-        now = self._clock()
-        periods = current_periods(now, self.calc.offset_s)
-        report = await self._compute(list(periods.values()), None, now)
-        text = b"".join(await _in_parts(render_parts(report, self.calc.targets)))
+        conn, now = self._connection(), self._clock()
+        report, text = await self._in_thread(lambda: self._compute(conn, now))
         self._latest, self._text = report, text
         await self._prune(now)
         return report
 
     # ------------------------------------------------------------------ inside
 
-    async def _compute(self, periods: Sequence[Period], unit: str | None, now: float) -> KpiReport:
-        """The periods' rows (every unit, or ``unit``): the scan on the worker thread, the rows on
-        the event loop in parts (Python on the worker would hold the GIL the loop waits for)."""
-        started = time.perf_counter()
-        conn = self._connection()
-        counted = await self._in_thread(lambda: self.calc.count(conn, periods, now))
-        parts = await _in_parts(self.calc.row_parts(periods, counted))
-        rows = [row for part in parts for row in part if unit is None or row.unit == unit]
-        return KpiReport({p.kind: p.id for p in periods}, now, rows, time.perf_counter() - started)
+    def _compute(self, conn: sqlite3.Connection, now: float) -> tuple[KpiReport, bytes]:
+        report = self.calc.current(conn, now)
+        return report, render(report, self.calc.targets)
 
     async def _prune(self, now: float) -> None:
         """Once a year (and at start): forget dossiers received before the previous year."""
@@ -264,13 +243,3 @@ class KpiService:
 
     async def _in_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
-
-async def _in_parts(parts: Iterable[T]) -> list[T]:
-    """Every part of ``parts`` (a generator doing its work part by part), the event loop running
-    its other callbacks between two parts."""
-    out: list[T] = []
-    for part in parts:
-        out.append(part)
-        await asyncio.sleep(0)
-    return out

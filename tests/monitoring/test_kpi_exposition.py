@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring.kpi.exposition import PREFIX, render, render_parts
+from monitoring.kpi.exposition import PREFIX, render
 from monitoring.kpi.indicators import INDICATOR_NAMES, KpiReport, Scoring, unit_rows
 from monitoring.kpi.store import Counts
 
@@ -50,27 +50,6 @@ def test_every_row_reads_back_from_the_text() -> None:
     assert (PREFIX + "target_ratio", (("indicator", "VNEID_SHARE"),)) not in samples
     assert samples[(PREFIX + "period_info", (("id", "2026-Q4"), ("period", "quarter")))] == 1.0
     assert samples[(PREFIX + "computed_timestamp_seconds", ())] == 1_795_000_000.25
-
-
-@pytest.mark.parametrize("step", [1, 7, 30, 500])
-def test_the_parts_join_into_the_whole_text(step: int) -> None:
-    """``render_parts`` cut at any step: each part holds at most ``step`` samples, a family's
-    ``# HELP`` and ``# TYPE`` come once, before its first sample, and the parts joined are the text
-    of one ``generate_latest`` per family (``step`` past the largest family)."""
-    r = report(4)
-    parts = list(render_parts(r, TARGETS, step))
-    whole = b"".join(render_parts(r, TARGETS, len(r.rows) + 1))
-    assert b"".join(parts) == whole
-    assert max(sum(not line.startswith(b"#") for line in part.splitlines()) for part in parts) <= step
-    lines = whole.decode().splitlines()
-    helps = [line.split()[2] for line in lines if line.startswith("# HELP")]
-    assert helps == list(dict.fromkeys(helps)) and len(helps) == 9
-    assert len(parts) >= len(r.rows) * 4 // step
-    for i, line in enumerate(lines):
-        if line.startswith("# HELP"):
-            assert lines[i + 1].startswith("# TYPE " + line.split()[2])
-    targets = sum(t is not None for t in TARGETS.values())
-    assert sum(not line.startswith("#") for line in lines) == 4 * len(r.rows) + len(INDICATOR_NAMES) + targets + 3 + 2
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (scripts/install-system-deps.sh)")

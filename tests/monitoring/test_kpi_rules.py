@@ -453,33 +453,3 @@ def test_periods_apart_overlapping_or_with_gaps_count_as_each_one_alone(conn: sq
     together = store.aggregate(conn, rules, [(p.start, p.end) for p in periods], MID_NOV)
     assert [c[UNIT_A].received for c in together] == [1, 2, 3, 2, 5]
     assert together == [store.aggregate(conn, rules, [(p.start, p.end)], MID_NOV)[0] for p in periods]
-
-
-def test_the_rows_come_in_parts_of_a_few_units_in_the_order_of_one_pass(tmp_path: Path) -> None:
-    """``Calculator.row_parts`` (the event loop builds the rows part by part): each part holds at
-    most ``units`` units' rows, and the parts together are, per period, every configured unit in
-    order, then ``other`` when some dossier's unit is not configured, then ``all``, whose counts
-    add up every unit's."""
-    from config.loader import build
-    from config.schema import Settings
-    from monitoring.kpi import Calculator
-
-    units = [f"000.00.{i:02d}.H55" for i in range(25)]
-    agencies = [{"code": u, "api_key": f"key-{i:02d}-0123456789abcdef", "units": [u], "procedures": ["*"]}
-                for i, u in enumerate(units)]
-    calc = Calculator(build(Settings, {"storage": {"path": str(tmp_path / "gw.sqlite3")}, "agencies": agencies}, ""))
-    periods = list(current_periods(MID_NOV, OFFSET_S).values())[:2]
-    one = store.Counts(received=2, sync_ok=1, online=1)
-    counted = [{u: one for u in units[:20]} | {"999.99.99.H55": one}, {units[3]: one}]
-    parts = list(calc.row_parts(periods, counted, units=7))
-    per_unit = len(unit_rows("u", "month", "x", one, Scoring(), {}))
-    assert max(len(p) for p in parts) <= 7 * per_unit
-    rows = [row for part in parts for row in part]
-    order = list(dict.fromkeys((r.period, r.unit) for r in rows))
-    assert order == [(p.kind, u) for p, tail in zip(periods, [["other", "all"], ["all"]], strict=True)
-                     for u in [*units, *tail]]
-    by = {(r.period, r.unit, r.indicator): r for r in rows}
-    assert by[(periods[0].kind, "all", "ONLINE_SHARE")].denominator == 21 * 2
-    assert by[(periods[0].kind, "other", "ONLINE_SHARE")].numerator == 1
-    assert by[(periods[1].kind, "all", "ONLINE_SHARE")].denominator == 2
-    assert by[(periods[1].kind, units[4], "ONLINE_SHARE")].denominator == 0
