@@ -59,8 +59,9 @@ copied for each daemon:
 
 Run: ``.venv/bin/python -m bench.bench_kpi`` (about 17 minutes, 12 of them slices; ``--quick`` for
 a short smoke run whose figures mean nothing: ``refresh_interval`` 5 s and 3 s slices; ``--only
-scrape|throughput|calibrate``). Only 127.0.0.1 is used; every subprocess is stopped on the
-way out, also on failure or SIGTERM.
+scrape|throughput|calibrate``; ``BENCH_KEEP_LOGS=DIR`` copies the daemons' and sandboxes' logs
+there at the end). Only 127.0.0.1 is used; every subprocess is stopped on the way out, also on
+failure or SIGTERM.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ BATCH = 50
 DAY = 86400.0
 LOCAL = dt.timezone(dt.timedelta(hours=7))
 _DELIVERED = re.compile(rb'^dvcgw_deliveries_total\{[^}]*outcome="ok"[^}]*\} (\S+)$', re.MULTILINE)
+_FAILED = re.compile(rb'^dvcgw_deliveries_total\{counterpart="portal",[^}]*outcome="(?!ok")[^}]*\} (\S+)$',
+                     re.MULTILINE)
 #: where the 766 families begin in a scrape (the gateway appends them after its own metrics)
 KPI_FAMILIES = b"# HELP dvcgw_kpi766_"
 
@@ -282,6 +285,8 @@ class Reading:
     compute_s: float
     loop_cpu: float
     process_cpu: float
+    failed: float = 0.0  # delivery attempts to the portal of any outcome but ok
+    circuit: float = 0.0  # the portal's circuit: 0 closed, 1 half-open, 2 open
 
 
 def find_value(body: bytes, name: bytes) -> float:
@@ -308,8 +313,11 @@ async def read(http: aiohttp.ClientSession, base: str, pid: int) -> Reading:
     async with http.get(f"{base}/metrics") as r:
         body = await r.read()
     count, kpi = delivered(body)
+    head = body[:len(body) - len(kpi)]
     return Reading(time.time(), count, find_value(kpi, b"dvcgw_kpi766_computed_timestamp_seconds"),
-                   find_value(kpi, b"dvcgw_kpi766_compute_duration_seconds"), cpu_seconds(pid, pid), cpu_seconds(pid))
+                   find_value(kpi, b"dvcgw_kpi766_compute_duration_seconds"), cpu_seconds(pid, pid), cpu_seconds(pid),
+                   sum(float(v) for v in _FAILED.findall(head)),
+                   find_value(head, b'dvcgw_circuit_state{counterpart="portal"}'))
 
 
 async def month_denominator(http: aiohttp.ClientSession, base: str) -> int:
@@ -402,13 +410,23 @@ async def bench_throughput(run: Run, second_on: bool = True) -> None:
             pids[kpi] = run.pids[name]
             pause(pids[kpi], False)
         computed: list[float] = []
+        slice_no = {False: 0, True: 0}
+        troubles: list[str] = []
 
         def note(kpi: bool, resumed: float, first: Reading, last: Reading) -> None:
+            slice_no[kpi] += 1
+            name = f"{'on' if kpi else 'off'} slice {slice_no[kpi]}"
             if kpi and last.computed_at >= resumed:
                 computed.append(last.compute_s)
+                troubles.append(f"{name}: a periodic computation")
+            if last.failed > first.failed or max(first.circuit, last.circuit) > 0:
+                troubles.append(f"{name}: {last.failed - first.failed:.0f} failed delivery attempts, portal circuit "
+                                f"{first.circuit:.0f} -> {last.circuit:.0f}")
 
         tallies = await abba(http, {k: (bases[k], pids[k]) for k in (False, True)}, warmup=p.warmup,
                              slices=p.slices, seconds=p.slice, read=read, on_slice=note)
+        for line in troubles:
+            print(f"    {line}")
         last = await read(http, bases[True], pids[True])
         if last.delivered >= p.backlog * (1 + p.progress):
             raise RuntimeError("the backlog ran out; raise Plan.backlog")
@@ -429,6 +447,7 @@ def report_calibration(run: Run, first: Tally, second: Tally) -> None:
     for name, t in (("first ", first), ("second", second)):
         print(f"    indicators off ({name}): {t.rate:7.0f} events/s over {t.seconds:.0f} s (slices "
               f"{min(t.rates()):.0f}–{max(t.rates()):.0f}/s); CPU per event: process {t.us(t.process_cpu):5.1f} µs")
+    print_slices({"first": first, "second": second})
     for blocks in (block_costs(first, second), block_costs(first, second, cpu=True)):
         if blocks:
             print(f"    {blocks}")
@@ -437,11 +456,22 @@ def report_calibration(run: Run, first: Tally, second: Tally) -> None:
                         f"first daemon {first.rate:.0f}/s", "(calibration)", None))
 
 
+def print_slices(tallies: dict[str, Tally]) -> None:
+    """Each daemon's slices in the order they ran (events/s); fails on a slice that delivered
+    nothing (a stalled daemon is not a cost to average)."""
+    for name, t in tallies.items():
+        print(f"    slices {name:>3} (events/s, in order): {' '.join(f'{r:.0f}' for r in t.rates())}")
+    for name, t in tallies.items():
+        if stalled := [i + 1 for i, (n, _) in enumerate(t.slices) if n == 0]:
+            raise RuntimeError(f"the {name} daemon delivered nothing in its slices {stalled}")
+
+
 def report_throughput(run: Run, off: Tally, on: Tally, computed: list[float], refresh: str, due: int) -> None:
     for kpi, t in ((False, off), (True, on)):
         print(f"    indicators {'on ' if kpi else 'off'}: {t.rate:7.0f} events/s over {t.seconds:.0f} s (slices "
               f"{min(t.rates()):.0f}–{max(t.rates()):.0f}/s); CPU per event: event-loop thread {t.us(t.loop_cpu):5.1f} "
               f"µs, process {t.us(t.process_cpu):5.1f} µs" + ("" if kpi else "  <- the baseline"))
+    print_slices({"off": off, "on": on})
     if len(computed) < max(due, 1):
         raise RuntimeError(f"{len(computed)} periodic computations of the indicators fell inside the on slices; "
                            f"their running time holds {due} refresh intervals")
@@ -461,6 +491,12 @@ def report_throughput(run: Run, off: Tally, on: Tally, computed: list[float], re
 
 
 # ---------------------------------------------------------------------------------- main
+
+
+def keep_logs(folder: Path, to: Path) -> None:
+    to.mkdir(parents=True, exist_ok=True)
+    for log in folder.glob("*.log"):
+        shutil.copyfile(log, to / log.name)
 
 
 async def main_async(plan: Plan, only: set[str]) -> bool:
@@ -484,7 +520,11 @@ async def main_async(plan: Plan, only: set[str]) -> bool:
         steps: dict[str, Callable[[Run], Awaitable[None]]] = {
             "scrape": bench_scrape, "throughput": bench_throughput,
             "calibrate": lambda r: bench_throughput(r, second_on=False)}
-        return await run_scenarios(steps, chosen, run, run.rows)
+        try:
+            return await run_scenarios(steps, chosen, run, run.rows)
+        finally:
+            if keep := os.environ.get("BENCH_KEEP_LOGS"):  # the processes' logs, for a run to look into
+                keep_logs(run.tmp, Path(keep))
 
 
 def main() -> int:
