@@ -77,7 +77,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,8 @@ BATCH = 50
 DAY = 86400.0
 LOCAL = dt.timezone(dt.timedelta(hours=7))
 _DELIVERED = re.compile(rb'^dvcgw_deliveries_total\{[^}]*outcome="ok"[^}]*\} (\S+)$', re.MULTILINE)
+_FAILED_LINE = re.compile(rb'^(dvcgw_deliveries_total\{counterpart="portal",[^}]*outcome="(?!ok")[^}]*\}) (\S+)$',
+                          re.MULTILINE)
 _FAILED = re.compile(rb'^dvcgw_deliveries_total\{counterpart="portal",[^}]*outcome="(?!ok")[^}]*\} (\S+)$',
                      re.MULTILINE)
 #: where the 766 families begin in a scrape (the gateway appends them after its own metrics)
@@ -287,6 +289,14 @@ class Reading:
     process_cpu: float
     failed: float = 0.0  # delivery attempts to the portal of any outcome but ok
     circuit: float = 0.0  # the portal's circuit: 0 closed, 1 half-open, 2 open
+    portal_cpu: float = 0.0  # CPU seconds of the daemon's sandbox portal
+    machine: tuple[float, float] = (0.0, 0.0)  # the machine's idle and total CPU seconds (/proc/stat)
+
+
+def machine_seconds() -> tuple[float, float]:
+    """The machine's idle (idle + iowait) and total CPU seconds, all CPUs, from /proc/stat."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (ticks[3] + ticks[4]) / os.sysconf("SC_CLK_TCK"), sum(ticks[:8]) / os.sysconf("SC_CLK_TCK")
 
 
 def find_value(body: bytes, name: bytes) -> float:
@@ -378,6 +388,45 @@ async def bench_scrape(run: Run) -> None:
                         f"<= {SCRAPE_CEILING * 1000:.0f} ms", p95 <= SCRAPE_CEILING))
 
 
+class SliceNotes:
+    """What the throughput scenario notes of each slice beside the tallies: the periodic
+    computations, failed delivery attempts and an open circuit (by slice), and the daemon's
+    sandbox portal's CPU an event and the machine's idle CPU share."""
+
+    def __init__(self, portal_pid: dict[str, int]) -> None:
+        self.portal_pid = portal_pid  # base URL -> its sandbox's pid
+        self.computed: list[float] = []
+        self.lines: list[str] = []
+        self.count = {False: 0, True: 0}
+        # events, the portal stand-in's CPU seconds, the machine's idle and total CPU seconds
+        self.beside = {False: [0.0] * 4, True: [0.0] * 4}
+
+    async def read(self, http: aiohttp.ClientSession, base: str, pid: int) -> Reading:
+        return replace(await read(http, base, pid), portal_cpu=cpu_seconds(self.portal_pid[base]),
+                       machine=machine_seconds())
+
+    def note(self, kpi: bool, resumed: float, first: Reading, last: Reading) -> None:
+        for i, v in enumerate((last.delivered - first.delivered, last.portal_cpu - first.portal_cpu,
+                               last.machine[0] - first.machine[0], last.machine[1] - first.machine[1])):
+            self.beside[kpi][i] += v
+        self.count[kpi] += 1
+        name = f"{'on' if kpi else 'off'} slice {self.count[kpi]}"
+        if kpi and last.computed_at >= resumed:
+            self.computed.append(last.compute_s)
+            self.lines.append(f"{name}: a periodic computation")
+        if last.failed > first.failed or max(first.circuit, last.circuit) > 0:
+            self.lines.append(f"{name}: {last.failed - first.failed:.0f} failed delivery attempts, portal circuit "
+                              f"{first.circuit:.0f} -> {last.circuit:.0f}")
+
+    def print(self) -> None:
+        for line in self.lines:
+            print(f"    {line}")
+        for kpi, (events, portal, idle, total) in self.beside.items():
+            print(f"    beside the {'on' if kpi else 'off'} daemon in its slices: its sandbox portal "
+                  f"{portal * 1e6 / max(events, 1):.1f} µs of CPU an event; the machine's CPUs "
+                  f"{idle / max(total, 1e-9):.1%} idle")
+
+
 async def bench_throughput(run: Run, second_on: bool = True) -> None:
     """Indicators off (the baseline) against on; with ``second_on`` False, off against off: the
     method's own difference between two identical daemons (``calibrate``)."""
@@ -409,24 +458,17 @@ async def bench_throughput(run: Run, second_on: bool = True) -> None:
                                             kpi_settings=kpi_settings)
             pids[kpi] = run.pids[name]
             pause(pids[kpi], False)
-        computed: list[float] = []
-        slice_no = {False: 0, True: 0}
-        troubles: list[str] = []
-
-        def note(kpi: bool, resumed: float, first: Reading, last: Reading) -> None:
-            slice_no[kpi] += 1
-            name = f"{'on' if kpi else 'off'} slice {slice_no[kpi]}"
-            if kpi and last.computed_at >= resumed:
-                computed.append(last.compute_s)
-                troubles.append(f"{name}: a periodic computation")
-            if last.failed > first.failed or max(first.circuit, last.circuit) > 0:
-                troubles.append(f"{name}: {last.failed - first.failed:.0f} failed delivery attempts, portal circuit "
-                                f"{first.circuit:.0f} -> {last.circuit:.0f}")
-
+        notes = SliceNotes({bases[False]: run.procs.running["sandbox"].pid,
+                            bases[True]: run.procs.running[f"{scenario}-sandbox"].pid})
         tallies = await abba(http, {k: (bases[k], pids[k]) for k in (False, True)}, warmup=p.warmup,
-                             slices=p.slices, seconds=p.slice, read=read, on_slice=note)
-        for line in troubles:
-            print(f"    {line}")
+                             slices=p.slices, seconds=p.slice, read=notes.read, on_slice=notes.note)
+        notes.print()
+        computed = notes.computed
+        for kpi in (False, True):
+            async with http.get(f"{bases[kpi]}/metrics") as r:
+                failures = _FAILED_LINE.findall(await r.read())
+            if failures := [(line.split(b"operation=")[1].decode(), float(v)) for line, v in failures if float(v)]:
+                print(f"    the {'on' if kpi else 'off'} daemon's failed delivery attempts, all told: {failures}")
         last = await read(http, bases[True], pids[True])
         if last.delivered >= p.backlog * (1 + p.progress):
             raise RuntimeError("the backlog ran out; raise Plan.backlog")
