@@ -127,6 +127,12 @@ KPI_FAMILIES = b"# HELP dvcgw_kpi766_"
 #: [kpi] refresh_interval's default, in seconds
 DEFAULT_REFRESH = float(KpiSettings().refresh_interval)
 SLICE = 10.0
+#: The daemons' portal timeout. A daemon is stopped (SIGSTOP) for up to two of the other's slices;
+#: a call it had in flight is answered meanwhile, but on SIGCONT the call's timer fires before the
+#: waiting answer is read, so with the bench's usual 10 s every stop of more than 10 s failed the
+#: calls in flight (TimeoutError, retried 5 s later; 75 and 263 of them in one run, and with five
+#: in a row the circuit opened for 30 s: a slice of 0 events/s).
+PORTAL_TIMEOUT = "120s"
 
 
 def slices_for(refresh: float, seconds: float) -> int:
@@ -268,7 +274,8 @@ async def start_daemon(run: Run, name: str, *, kpi: bool, backlog: bool, portal:
     if kpi:
         shutil.copyfile(run.year, folder / "kpi.sqlite3")  # [kpi] path: kpi.sqlite3 beside the store
     conf = write_config(folder / "gw.toml", port=port, portal_url=portal or run.sandbox_url, store=store_path,
-                        units=UNITS, portal={"batch_size": BATCH, "lookup_before_create": False},
+                        units=UNITS, portal={"batch_size": BATCH, "lookup_before_create": False,
+                                             "timeout": PORTAL_TIMEOUT},
                         kpi={"enabled": kpi, **(run.plan.kpi if kpi_settings is None else kpi_settings)})
     base, proc = await start_serve(run.procs, name, conf, port)
     run.pids[name] = proc.pid
