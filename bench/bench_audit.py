@@ -47,7 +47,7 @@ from bench._procs import (
     write_config,
     wrk,
 )
-from bench._slices import Tally, abba, block_costs, cpu_seconds, pause
+from bench._slices import PORTAL_TIMEOUT, Tally, abba, block_costs, cpu_seconds, pause
 from bench.bench_gateway import body_template, reset_sandbox
 from bench.bench_kpi import UNITS, preload_queue
 
@@ -136,7 +136,7 @@ async def start_daemon(run: Run, name: str, *, audit: bool, backlog: bool, porta
     if backlog:
         shutil.copyfile(run.queue, store)
     conf = write_config(folder / "gw.toml", port=port, portal_url=portal, store=store, units=UNITS,
-                        portal={"batch_size": BATCH, "lookup_before_create": False},
+                        portal={"batch_size": BATCH, "lookup_before_create": False, "timeout": PORTAL_TIMEOUT},
                         audit={"bodies": "hash", "seal_key": "gw-seal"} if audit else {"bodies": "off"})
     conf.write_text(conf.read_text(encoding="utf-8") + run.seal_keys, encoding="utf-8")
     base, proc = await start_serve(run.procs, name, conf, port, timeout=60)

@@ -96,7 +96,7 @@ from bench._procs import (
     start_serve,
     write_config,
 )
-from bench._slices import Tally, abba, block_costs, cpu_seconds, pause
+from bench._slices import PORTAL_TIMEOUT, Tally, abba, block_costs, cpu_seconds, pause
 from bench.bench_gateway import reset_sandbox
 from config.schema import KpiSettings
 from gateway import dossier
@@ -127,12 +127,6 @@ KPI_FAMILIES = b"# HELP dvcgw_kpi766_"
 #: [kpi] refresh_interval's default, in seconds
 DEFAULT_REFRESH = float(KpiSettings().refresh_interval)
 SLICE = 10.0
-#: The daemons' portal timeout. A daemon is stopped (SIGSTOP) for up to two of the other's slices;
-#: a call it had in flight is answered meanwhile, but on SIGCONT the call's timer fires before the
-#: waiting answer is read, so with the bench's usual 10 s every stop of more than 10 s failed the
-#: calls in flight (TimeoutError, retried 5 s later; 75 and 263 of them in one run, and with five
-#: in a row the circuit opened for 30 s: a slice of 0 events/s).
-PORTAL_TIMEOUT = "120s"
 
 
 def slices_for(refresh: float, seconds: float) -> int:
