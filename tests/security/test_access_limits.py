@@ -135,12 +135,12 @@ async def test_json_nested_deeper_than_the_limit_is_400(sandbox: Sandbox, tmp_pa
 
 
 class _Mapping(dict[str, object]):
-    """Not one of JSON's own types: too_deep must still open it (the isinstance path)."""
+    """Not one of JSON's own types: too_deep must still open it (the element-by-element path)."""
 
 
 @pytest.mark.parametrize(("value", "depth"), [
     (1, 0), ("x", 0), ({}, 1), ([], 1),
-    ({f"k{i}": i for i in range(1000)}, 1),  # scalars only: not walked
+    ({f"k{i}": i for i in range(1000)}, 1),  # scalars only
     ([{}] * 1000, 2),  # containers only, all empty
     ([[1], [[2]]], 3),
     ({"a": 1, "b": "x", "c": None, "d": [1, {"e": [True]}], "f": 2.5}, 4),  # mixed JSON types
@@ -148,8 +148,8 @@ class _Mapping(dict[str, object]):
     ([_Mapping(a=1)], 2),
 ])
 def test_too_deep_counts_the_levels_whatever_the_children_types(value: object, depth: int) -> None:
-    """Each way a container's children are sorted (scalars only, containers only, JSON's types
-    mixed, other types) finds the same depth: deeper than depth - 1, not deeper than depth."""
+    """Children of JSON's own types (scalars only, containers only, mixed) and of other types find
+    the same depth: deeper than depth - 1, not deeper than depth."""
     assert not too_deep(value, depth)
     if depth:
         assert too_deep(value, depth - 1)
