@@ -116,10 +116,9 @@ BATCH = 50
 DAY = 86400.0
 LOCAL = dt.timezone(dt.timedelta(hours=7))
 _DELIVERED = re.compile(rb'^dvcgw_deliveries_total\{[^}]*outcome="ok"[^}]*\} (\S+)$', re.MULTILINE)
-_FAILED_LINE = re.compile(rb'^(dvcgw_deliveries_total\{counterpart="portal",[^}]*outcome="(?!ok")[^}]*\}) (\S+)$',
-                          re.MULTILINE)
-_FAILED = re.compile(rb'^dvcgw_deliveries_total\{counterpart="portal",[^}]*outcome="(?!ok")[^}]*\} (\S+)$',
-                     re.MULTILINE)
+#: failed portal delivery attempts: (operation, outcome class, count), labels in exposition order
+_FAILED = re.compile(rb'^dvcgw_deliveries_total\{counterpart="portal",operation="([^"]*)",outcome="(?!ok")([^"]*)"\} '
+                     rb'(\S+)$', re.MULTILINE)
 #: where the 766 families begin in a scrape (the gateway appends them after its own metrics)
 KPI_FAMILIES = b"# HELP dvcgw_kpi766_"
 
@@ -327,7 +326,7 @@ async def read(http: aiohttp.ClientSession, base: str, pid: int) -> Reading:
     head = body[:len(body) - len(kpi)]
     return Reading(time.time(), count, find_value(kpi, b"dvcgw_kpi766_computed_timestamp_seconds"),
                    find_value(kpi, b"dvcgw_kpi766_compute_duration_seconds"), cpu_seconds(pid, pid), cpu_seconds(pid),
-                   sum(float(v) for v in _FAILED.findall(head)),
+                   sum(float(v) for _, _, v in _FAILED.findall(head)),
                    find_value(head, b'dvcgw_circuit_state{counterpart="portal"}'))
 
 
@@ -467,9 +466,10 @@ async def bench_throughput(run: Run, second_on: bool = True) -> None:
         computed = notes.computed
         for kpi in (False, True):
             async with http.get(f"{bases[kpi]}/metrics") as r:
-                failures = _FAILED_LINE.findall(await r.read())
-            if failures := [(line.split(b"operation=")[1].decode(), float(v)) for line, v in failures if float(v)]:
-                print(f"    the {'on' if kpi else 'off'} daemon's failed delivery attempts, all told: {failures}")
+                found = _FAILED.findall(await r.read())
+            if failures := [f"{op.decode()} {cls.decode()} {float(v):.0f}" for op, cls, v in found if float(v)]:
+                print(f"    the {'on' if kpi else 'off'} daemon's failed delivery attempts, all told: "
+                      f"{', '.join(failures)}")
         last = await read(http, bases[True], pids[True])
         if last.delivered >= p.backlog * (1 + p.progress):
             raise RuntimeError("the backlog ran out; raise Plan.backlog")
