@@ -134,44 +134,9 @@ def _col(i: int) -> str:
 EV_COLUMNS = ("mahoso", "seq", "kind", "accepted_at", "delivered_at", "dead", "status", "at",
               "received", "due", "ended", "channel", "paid", "flags", "csdl", "supp_rows", "supp_req", "supp_pause")
 assert len(EV_COLUMNS) == SNAPSHOT_WIDTH
-#: local ``yyyyMMddHHmmss`` dates as the payload has them (text), stored as Unix seconds (``:offset``,
-#: seconds east of UTC, is substituted by :func:`statements`): :func:`seconds_sql`
+#: local seconds (:func:`monitoring.kpi.facts.local_seconds`), stored as Unix seconds (``:offset``,
+#: seconds east of UTC, is substituted by :func:`statements`)
 _DATES = {"at", "received", "due", "ended", "supp_req"}
-#: codes as the payload has them (text: TrangThai, KenhThucHien, DuocThanhToanTrucTuyen), stored
-#: as integers: :func:`code_sql`
-_CODES = {"status", "channel", "paid"}
-
-
-def code_sql(text: str) -> str:
-    """SQL: a numeric code's text (an SQL expression) as an integer; NULL when it is NULL, empty or
-    not all digits."""
-    return f"(CASE WHEN {text} <> '' AND {text} NOT GLOB '*[^0-9]*' THEN CAST({text} AS INTEGER) END)"
-
-
-def seconds_sql(text: str) -> str:
-    """SQL: the seconds from 1970-01-01 00:00 to the local date ``text`` (an SQL expression: a
-    ``yyyyMMddHHmmss`` text, both read on the same clock); NULL when it is NULL, not 14 digits, or
-    its month or day is out of range. Days from the civil date by integer arithmetic (H. Hinnant's
-    ``days_from_civil``, years 1-9999): ~1.3 µs a date in SQLite, without the GIL, where Python's
-    took ~0.65 µs of the event loop's (docs/kpi.md, Cost). The payloads' dates were validated as
-    real dates (a day 30 of February would count as the 2nd of March)."""
-    n = f"CAST({text} AS INTEGER)"
-    y, m, d = f"({n} / 10000000000)", f"({n} / 100000000 % 100)", f"({n} / 1000000 % 100)"
-    y2 = f"({y} - ({m} <= 2))"  # the year from March, so that February's length comes last
-    doy = f"((153 * ({m} + CASE WHEN {m} > 2 THEN -3 ELSE 9 END) + 2) / 5 + {d} - 1)"
-    yoe = f"({y2} % 400)"
-    days = f"({y2} / 400 * 146097 + {yoe} * 365 + {yoe} / 4 - {yoe} / 100 + {doy} - 719468)"
-    return (f"(CASE WHEN length({text}) = 14 AND {text} NOT GLOB '*[^0-9]*'"
-            f" AND {m} BETWEEN 1 AND 12 AND {d} BETWEEN 1 AND 31 THEN {days} * 86400"
-            f" + {n} / 10000 % 100 * 3600 + {n} / 100 % 100 * 60 + {n} % 100 END)")
-
-
-def _pause_sql(rounds: str) -> str:
-    """SQL: the citizen's time over the completed supplement rounds, Σ max(NgayTiepNhanBoSung −
-    NgayBoSung, 0) over the rounds with both dates (kpi-766 §3.2 step 4), from ``rounds`` (a JSON
-    array of [NgayBoSung, NgayTiepNhanBoSung] texts, or NULL: none); 0 without any."""
-    asked, done = seconds_sql("j.value ->> 0"), seconds_sql("j.value ->> 1")
-    return f"(SELECT COALESCE(SUM(MAX({done} - {asked}, 0)), 0) FROM json_each({rounds}) AS j)"
 
 
 def _upsert_ev(width: int) -> str:
@@ -179,16 +144,8 @@ def _upsert_ev(width: int) -> str:
     statement (two events of three), a snapshot's all. A snapshot's figures are those of its first
     report (an event's payload never changes); a repeat only adds its outcome."""
     columns = EV_COLUMNS[:width]
-    def value(i: int, c: str) -> str:
-        if c == "mahoso":
-            return "d.id"
-        if c in _DATES:
-            return f"{seconds_sql(_col(i))} - :offset"
-        if c in _CODES:
-            return code_sql(_col(i))
-        return _pause_sql(_col(i)) if c == "supp_pause" else _col(i)
-
-    values = ", ".join(value(i, c) for i, c in enumerate(columns))
+    values = ", ".join("d.id" if c == "mahoso" else f"{_col(i)} - :offset" if c in _DATES else _col(i)
+                       for i, c in enumerate(columns))
     return (f"INSERT INTO ev (id, {', '.join(columns[1:])}) SELECT {values}"
             f" FROM {_values(width)} CROSS JOIN dirty d ON d.mahoso = v.column1 WHERE true"
             " ON CONFLICT (id, seq) DO UPDATE SET"

@@ -4,7 +4,6 @@ the period rule, and the score formulas of §4."""
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -454,27 +453,3 @@ def test_periods_apart_overlapping_or_with_gaps_count_as_each_one_alone(conn: sq
     together = store.aggregate(conn, rules, [(p.start, p.end) for p in periods], MID_NOV)
     assert [c[UNIT_A].received for c in together] == [1, 2, 3, 2, 5]
     assert together == [store.aggregate(conn, rules, [(p.start, p.end)], MID_NOV)[0] for p in periods]
-
-
-@pytest.mark.parametrize("stamp", [
-    "19700101000000", "19691231235959", "20000229120000", "19000301000000", "20241231235959", "20250101000000",
-    "20261107090000", "20280229000001", "21000228235959", "21000301000000", "00010101000000", "99991231235959"])
-def test_the_stores_calendar_arithmetic_is_pythons_calendar(stamp: str) -> None:
-    """The store turns a local 14-digit date into seconds in SQL (``seconds_sql``, off the event
-    loop): the same seconds as Python's calendar, across leap days and centuries; NULL for a month
-    or day out of range, a text that is not 14 digits, and no date."""
-    c = sqlite3.connect(":memory:")
-    expected = (dt.datetime.strptime(stamp, "%Y%m%d%H%M%S") - dt.datetime(1970, 1, 1)) // dt.timedelta(seconds=1)
-    assert c.execute(f"SELECT {store.seconds_sql('?1')}", (stamp,)).fetchone()[0] == expected
-    for bad in ("20261301000000", "20261200000000", "20261232000000", "2026120712000", "202612071200000",
-                "2026-12-07 12:0", "", None):
-        assert c.execute(f"SELECT {store.seconds_sql('?1')}", (bad,)).fetchone()[0] is None
-
-
-@pytest.mark.parametrize(("text", "expected"), [("9", 9), ("10", 10), ("09", 9), ("", None), (None, None),
-                                                ("1a", None), (" 2", None), ("-1", None)])
-def test_the_stores_codes_are_pythons_integers(text: str | None, expected: int | None) -> None:
-    """The store turns a code's text into an integer in SQL (``code_sql``); NULL for no code or
-    anything but digits."""
-    c = sqlite3.connect(":memory:")
-    assert c.execute(f"SELECT {store.code_sql('?1')}", (text,)).fetchone()[0] == expected
