@@ -16,8 +16,8 @@ copied for each daemon:
   VNeID, 80 % with a submitted file, 5 % (and everything of the last three days) still in
   processing, the rest finished 1–12 days after reception against a 10-day deadline, 1 % synced
   two hours late;
-* **the backlog**: ``backlog`` dossiers (340,000, 1,020,000 events: each daemon takes up to
-  ~1,000,000 at ~3,000/s), spread evenly over the 500 units, each one snapshot and ``progress`` (2) progress
+* **the backlog**: ``backlog`` dossiers (480,000, 1,440,000 events: each daemon runs ~330 s in
+  all and took up to ~1,090,000 at ~3,300/s on a fast day), spread evenly over the 500 units, each one snapshot and ``progress`` (2) progress
   items, received now, pre-loaded into a queue store through the gateway's own validation and
 ``SQLiteQueue.enqueue``.
 
@@ -137,7 +137,7 @@ def slices_for(refresh: float, seconds: float) -> int:
 @dataclass(frozen=True)
 class Plan:
     year: int = 200_000
-    backlog: int = 340_000
+    backlog: int = 480_000
     progress: int = 2
     scrapes: int = 40
     warmup: float = 10.0
