@@ -51,16 +51,18 @@ class Procs:
     grace: float = 5.0
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(self, name: str, argv: list[str], env: Mapping[str, str] | None = None,
+              cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+        """``argv`` as ``name``, in ``cwd`` (the project's checkout: ``python -m`` imports from it)."""
         log = open(self.log_dir / f"{name}.log", "ab")  # the child owns it from here
-        proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, **(env or {})}, start_new_session=True)
         log.close()
         self.running[name] = proc
         return proc
 
-    def python(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        return self.start(name, [sys.executable, *args])
+    def python(self, name: str, *args: str, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+        return self.start(name, [sys.executable, *args], cwd=cwd)
 
     def stop(self, name: str) -> None:
         proc = self.running.pop(name, None)
@@ -125,11 +127,12 @@ async def start_sandbox(procs: Procs, name: str, *args: str) -> str:
     return url
 
 
-async def start_serve(procs: Procs, name: str, conf: Path, port: int,
-                      timeout: float = 30.0) -> tuple[str, subprocess.Popen[bytes]]:
-    """``dvcgw serve --config conf`` (listening on ``port``) as ``name``: its base URL and process
-    once /readyz answers 200; if it does not, the end of its log goes to stderr before the error."""
-    proc = procs.python(name, "-m", "gateway", "serve", "--config", str(conf))
+async def start_serve(procs: Procs, name: str, conf: Path, port: int, timeout: float = 30.0,
+                      code: Path = ROOT) -> tuple[str, subprocess.Popen[bytes]]:
+    """``dvcgw serve --config conf`` (listening on ``port``) as ``name``, from the checkout ``code``
+    (this one by default): its base URL and process once /readyz answers 200; if it does not, the
+    end of its log goes to stderr before the error."""
+    proc = procs.python(name, "-m", "gateway", "serve", "--config", str(conf), cwd=code)
     base = f"http://{HOST}:{port}"
     try:
         await wait_http(f"{base}/readyz", proc, timeout=timeout)

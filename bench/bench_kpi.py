@@ -17,8 +17,9 @@ copied for each daemon:
   processing, the rest finished 1–12 days after reception against a 10-day deadline, 1 % synced
   two hours late;
 * **the backlog**: ``backlog`` dossiers (480,000, 1,440,000 events: each daemon runs ~330 s in
-  all and took up to ~1,090,000 at ~3,300/s on a fast day), spread evenly over the 500 units, each one snapshot and ``progress`` (2) progress
-  items, received now, pre-loaded into a queue store through the gateway's own validation and
+  all and took up to ~1,090,000 at ~3,300/s on a fast day), spread evenly over the 500 units,
+  each one snapshot and ``progress`` (2) progress items, received now, pre-loaded into a queue
+  store through the gateway's own validation and
 ``SQLiteQueue.enqueue``.
 
 ``scrape``: ``GET /metrics`` with 500 units and all indicators
@@ -56,10 +57,15 @@ copied for each daemon:
     in both daemons. What it prints as a cost is the method's own difference between two
     identical daemons (their processes, copies and sandboxes, the slices' order, the machine), to
     read the throughput scenario's figure against. No target.
+``compare`` (only with ``--only compare`` and ``BENCH_KPI_COMPARE=DIR``): the throughput scenario
+    with the indicators on in both daemons, the second running the code of the checkout ``DIR``
+    (``git worktree add DIR REV``; the same virtual environment): what a change to the
+    indicators costs or saves, measured directly in the same slices, where two runs of
+    ``throughput`` differ by more than most changes do. No target.
 
 Run: ``.venv/bin/python -m bench.bench_kpi`` (about 17 minutes, 12 of them slices; ``--quick`` for
 a short smoke run whose figures mean nothing: ``refresh_interval`` 5 s and 3 s slices; ``--only
-scrape|throughput|calibrate``; ``BENCH_KEEP_LOGS=DIR`` copies the daemons' and sandboxes' logs
+scrape|throughput|calibrate|compare``; ``BENCH_KEEP_LOGS=DIR`` copies the daemons' and sandboxes' logs
 there at the end). Only 127.0.0.1 is used; every subprocess is stopped on the way out, also on
 failure or SIGTERM.
 """
@@ -85,6 +91,7 @@ import aiohttp
 
 from bench._procs import (
     OPERATOR_KEY,
+    ROOT,
     Procs,
     Row,
     bench_main,
@@ -106,8 +113,8 @@ from queues.api import Event, EventKind, NewEvent
 from queues.sqlite import SQLiteQueue
 from tests.samples import sample_dossier
 
-SCENARIOS = ("scrape", "throughput", "calibrate")
-#: what a run without --only measures (calibrate is asked for by name)
+SCENARIOS = ("scrape", "throughput", "calibrate", "compare")
+#: what a run without --only measures (calibrate and compare are asked for by name)
 DEFAULT_SCENARIOS = ("scrape", "throughput")
 UNITS = [f"000.{i // 100:02d}.{i % 100:02d}.H55" for i in range(500)]
 SCRAPE_CEILING = 0.050  # s, p95
@@ -119,6 +126,8 @@ _DELIVERED = re.compile(rb'^dvcgw_deliveries_total\{[^}]*outcome="ok"[^}]*\} (\S
 #: failed portal delivery attempts: (operation, outcome class, count), labels in exposition order
 _FAILED = re.compile(rb'^dvcgw_deliveries_total\{counterpart="portal",operation="([^"]*)",outcome="(?!ok")([^"]*)"\} '
                      rb'(\S+)$', re.MULTILINE)
+#: compare: the checkout whose code the second daemon runs (e.g. made by ``git worktree add``)
+COMPARE_ENV = "BENCH_KPI_COMPARE"
 #: where the 766 families begin in a scrape (the gateway appends them after its own metrics)
 KPI_FAMILIES = b"# HELP dvcgw_kpi766_"
 
@@ -255,9 +264,9 @@ def prefill_year(path: Path, plan: Plan) -> int:
 
 
 async def start_daemon(run: Run, name: str, *, kpi: bool, backlog: bool, portal: str = "",
-                       kpi_settings: dict[str, Any] | None = None) -> str:
-    """``dvcgw serve`` on a copy of the backlog (or an empty queue) and, with the indicators on,
-    of the year's file; its base URL once /readyz answers."""
+                       kpi_settings: dict[str, Any] | None = None, code: Path = ROOT) -> str:
+    """``dvcgw serve`` (from the checkout ``code``) on a copy of the backlog (or an empty queue)
+    and, with the indicators on, of the year's file; its base URL once /readyz answers."""
     port = free_port()
     folder = run.tmp / name
     folder.mkdir(parents=True)
@@ -270,7 +279,7 @@ async def start_daemon(run: Run, name: str, *, kpi: bool, backlog: bool, portal:
                         units=UNITS, portal={"batch_size": BATCH, "lookup_before_create": False,
                                              "timeout": PORTAL_TIMEOUT},
                         kpi={"enabled": kpi, **(run.plan.kpi if kpi_settings is None else kpi_settings)})
-    base, proc = await start_serve(run.procs, name, conf, port)
+    base, proc = await start_serve(run.procs, name, conf, port, code=code)
     run.pids[name] = proc.pid
     return base
 
@@ -393,8 +402,9 @@ class SliceNotes:
     computations, failed delivery attempts and an open circuit (by slice), and the daemon's
     sandbox portal's CPU an event and the machine's idle CPU share."""
 
-    def __init__(self, portal_pid: dict[str, int]) -> None:
+    def __init__(self, portal_pid: dict[str, int], names: tuple[str, str] = ("off", "on")) -> None:
         self.portal_pid = portal_pid  # base URL -> its sandbox's pid
+        self.names = names  # the first daemon's and the second's
         self.computed: list[float] = []
         self.lines: list[str] = []
         self.count = {False: 0, True: 0}
@@ -410,7 +420,7 @@ class SliceNotes:
                                last.machine[0] - first.machine[0], last.machine[1] - first.machine[1])):
             self.beside[kpi][i] += v
         self.count[kpi] += 1
-        name = f"{'on' if kpi else 'off'} slice {self.count[kpi]}"
+        name = f"{self.names[kpi]} slice {self.count[kpi]}"
         if kpi and last.computed_at >= resumed:
             self.computed.append(last.compute_s)
             self.lines.append(f"{name}: a periodic computation")
@@ -422,14 +432,15 @@ class SliceNotes:
         for line in self.lines:
             print(f"    {line}")
         for kpi, (events, portal, idle, total) in self.beside.items():
-            print(f"    beside the {'on' if kpi else 'off'} daemon in its slices: its sandbox portal "
+            print(f"    beside the {self.names[kpi]} daemon in its slices: its sandbox portal "
                   f"{portal * 1e6 / max(events, 1):.1f} µs of CPU an event; the machine's CPUs "
                   f"{idle / max(total, 1e-9):.1%} idle")
 
 
-async def bench_throughput(run: Run, second_on: bool = True) -> None:
+async def bench_throughput(run: Run, second_on: bool = True, other: Path | None = None) -> None:
     """Indicators off (the baseline) against on; with ``second_on`` False, off against off: the
-    method's own difference between two identical daemons (``calibrate``)."""
+    method's own difference between two identical daemons (``calibrate``); with ``other``, on
+    against on, the second daemon running the code of the checkout ``other`` (``compare``)."""
     p = run.plan
     # Each daemon runs half of the wall time (its slice, then the other's), and the indicators'
     # timer is the wall clock's: a refresh_interval of twice the default gives the default's
@@ -441,11 +452,13 @@ async def bench_throughput(run: Run, second_on: bool = True) -> None:
                    "daemon's own running, since it runs half of the time")
     else:
         refresh = f"{kpi_settings['refresh_interval']} of wall time"
-    scenario = "throughput" if second_on else "calibrate"
+    scenario = "compare" if other else "throughput" if second_on else "calibrate"
     print(f"\n[{scenario}] events delivered/s from a backlog of {p.backlog:,} dossiers x (1 snapshot + {p.progress} "
-          f"progress) over {len(UNITS)} units, indicators off and "
-          + (f"on ({p.year:,} dossiers in the year, refresh {refresh})" if second_on else
-             "off again (two identical daemons: the method's own difference)")
+          f"progress) over {len(UNITS)} units, indicators "
+          + (f"on in both ({p.year:,} dossiers in the year, refresh {refresh}), the first daemon running this "
+             f"checkout's code, the second {other}'s" if other else
+             f"off and on ({p.year:,} dossiers in the year, refresh {refresh})" if second_on else
+             "off and off again (two identical daemons: the method's own difference)")
           + f": both daemons started, then run in turn, one at a time, {p.slices} slices of "
           f"{p.slice:.0f} s each in ABBA order after {p.warmup:.0f} s of warm-up each")
     sandbox_2 = await start_sandbox(run.procs, f"{scenario}-sandbox")
@@ -453,13 +466,18 @@ async def bench_throughput(run: Run, second_on: bool = True) -> None:
     async with aiohttp.ClientSession() as http:
         for kpi, portal in ((False, run.sandbox_url), (True, sandbox_2)):
             await reset_sandbox(http, portal)
-            name = f"{scenario}-{('on' if second_on else 'off-again') if kpi else 'off'}"
-            bases[kpi] = await start_daemon(run, name, kpi=kpi and second_on, backlog=True, portal=portal,
-                                            kpi_settings=kpi_settings)
+            if other:
+                name = f"{scenario}-{'other' if kpi else 'this'}"
+            else:
+                name = f"{scenario}-{('on' if second_on else 'off-again') if kpi else 'off'}"
+            bases[kpi] = await start_daemon(run, name, kpi=bool(other) or (kpi and second_on), backlog=True,
+                                            portal=portal, kpi_settings=kpi_settings,
+                                            code=other if other and kpi else ROOT)
             pids[kpi] = run.pids[name]
             pause(pids[kpi], False)
         notes = SliceNotes({bases[False]: run.procs.running["sandbox"].pid,
-                            bases[True]: run.procs.running[f"{scenario}-sandbox"].pid})
+                            bases[True]: run.procs.running[f"{scenario}-sandbox"].pid},
+                           ("this", "other") if other else ("off", "on" if second_on else "off-again"))
         tallies = await abba(http, {k: (bases[k], pids[k]) for k in (False, True)}, warmup=p.warmup,
                              slices=p.slices, seconds=p.slice, read=notes.read, on_slice=notes.note)
         notes.print()
@@ -473,6 +491,9 @@ async def bench_throughput(run: Run, second_on: bool = True) -> None:
         last = await read(http, bases[True], pids[True])
         if last.delivered >= p.backlog * (1 + p.progress):
             raise RuntimeError("the backlog ran out; raise Plan.backlog")
+        if other:
+            report_comparison(run, tallies[False], tallies[True], other)
+            return
         if not second_on:
             report_calibration(run, tallies[False], tallies[True])
             return
@@ -497,6 +518,22 @@ def report_calibration(run: Run, first: Tally, second: Tally) -> None:
     cost = 1 - second.rate / first.rate
     run.rows.append(Row("the method between two identical daemons", f"'cost' {cost:.1%}",
                         f"first daemon {first.rate:.0f}/s", "(calibration)", None))
+
+
+def report_comparison(run: Run, this: Tally, other: Tally, checkout: Path) -> None:
+    """The throughput scenario's figures for two codes, indicators on in both: what the other
+    checkout's code costs (or saves) against this one's, in the same slices."""
+    for name, t in (("this checkout", this), (str(checkout), other)):
+        print(f"    {name}: {t.rate:7.0f} events/s over {t.seconds:.0f} s (slices {min(t.rates()):.0f}–"
+              f"{max(t.rates()):.0f}/s); CPU per event: event-loop thread {t.us(t.loop_cpu):5.1f} µs, process "
+              f"{t.us(t.process_cpu):5.1f} µs")
+    print_slices({"this": this, "other": other})
+    for blocks in (block_costs(this, other), block_costs(this, other, cpu=True)):
+        if blocks:
+            print(f"    {blocks.replace('ABBA block', 'ABBA block (this other other this)', 1)}")
+    cost = 1 - other.rate / this.rate
+    run.rows.append(Row(f"events delivered/s, indicators on, {checkout.name}'s code", f"{other.rate:.0f}/s "
+                        f"(cost {cost:.1%})", f"this checkout's {this.rate:.0f}/s", "(comparison)", None))
 
 
 def print_slices(tallies: dict[str, Tally]) -> None:
@@ -536,6 +573,15 @@ def report_throughput(run: Run, off: Tally, on: Tally, computed: list[float], re
 # ---------------------------------------------------------------------------------- main
 
 
+def compare_checkout() -> Path:
+    """The checkout named by ``BENCH_KPI_COMPARE`` (a directory holding the project's code)."""
+    where = os.environ.get(COMPARE_ENV, "")
+    if not where or not (Path(where) / "gateway" / "__main__.py").is_file():
+        raise RuntimeError(f"compare: set {COMPARE_ENV} to a checkout of the project, e.g. "
+                           f"git worktree add /tmp/before HEAD~1; {COMPARE_ENV}=/tmp/before")
+    return Path(where).resolve()
+
+
 def keep_logs(folder: Path, to: Path) -> None:
     to.mkdir(parents=True, exist_ok=True)
     for log in folder.glob("*.log"):
@@ -555,14 +601,15 @@ async def main_async(plan: Plan, only: set[str]) -> bool:
         run.year_in_month = await asyncio.to_thread(prefill_year, run.year, plan)
         print(f"the year: {plan.year:,} dossiers ({run.year_in_month:,} this month) in "
               f"{time.perf_counter() - started:.1f} s")
-        if "throughput" in chosen or "calibrate" in chosen:
+        if {"throughput", "calibrate", "compare"} & set(chosen):
             started = time.perf_counter()
             await preload_queue(run.queue, plan)
             print(f"the backlog: {plan.backlog:,} dossiers in {time.perf_counter() - started:.1f} s")
         run.sandbox_url = await start_sandbox(run.procs, "sandbox")
         steps: dict[str, Callable[[Run], Awaitable[None]]] = {
             "scrape": bench_scrape, "throughput": bench_throughput,
-            "calibrate": lambda r: bench_throughput(r, second_on=False)}
+            "calibrate": lambda r: bench_throughput(r, second_on=False),
+            "compare": lambda r: bench_throughput(r, other=compare_checkout())}
         try:
             return await run_scenarios(steps, chosen, run, run.rows)
         finally:
