@@ -492,10 +492,12 @@ async def bench_throughput(run: Run, second_on: bool = True, other: Path | None 
         if last.delivered >= p.backlog * (1 + p.progress):
             raise RuntimeError("the backlog ran out; raise Plan.backlog")
         if other:
-            report_comparison(run, tallies[False], tallies[True], other)
+            report_pair(run, tallies[False], tallies[True], ("this", "other"),
+                        f"events delivered/s, indicators on, {other.name}'s code", "comparison")
             return
         if not second_on:
-            report_calibration(run, tallies[False], tallies[True])
+            report_pair(run, tallies[False], tallies[True], ("off", "off-again"),
+                        "the method between two identical daemons", "calibration")
             return
         counted = await month_denominator(http, bases[True]) - run.year_in_month
         if counted < 0.99 * last.delivered / (1 + p.progress):
@@ -505,35 +507,22 @@ async def bench_throughput(run: Run, second_on: bool = True, other: Path | None 
     report_throughput(run, tallies[False], tallies[True], computed, refresh, due)
 
 
-def report_calibration(run: Run, first: Tally, second: Tally) -> None:
-    """The throughput scenario's figures for two identical daemons (both off): what the method
-    reads as a "cost" when there is none."""
-    for name, t in (("first ", first), ("second", second)):
-        print(f"    indicators off ({name}): {t.rate:7.0f} events/s over {t.seconds:.0f} s (slices "
-              f"{min(t.rates()):.0f}–{max(t.rates()):.0f}/s); CPU per event: process {t.us(t.process_cpu):5.1f} µs")
-    print_slices({"first": first, "second": second})
-    for blocks in (block_costs(first, second), block_costs(first, second, cpu=True)):
-        if blocks:
-            print(f"    {blocks}")
-    cost = 1 - second.rate / first.rate
-    run.rows.append(Row("the method between two identical daemons", f"'cost' {cost:.1%}",
-                        f"first daemon {first.rate:.0f}/s", "(calibration)", None))
-
-
-def report_comparison(run: Run, this: Tally, other: Tally, checkout: Path) -> None:
-    """The throughput scenario's figures for two codes, indicators on in both: what the other
-    checkout's code costs (or saves) against this one's, in the same slices."""
-    for name, t in (("this checkout", this), (str(checkout), other)):
+def report_pair(run: Run, first: Tally, second: Tally, names: tuple[str, str], what: str, kind: str) -> None:
+    """Two daemons' figures without a target (calibrate: off against off, what the method reads as
+    a "cost" when there is none; compare: this checkout's code against another's, both on): each
+    one's rate and CPU an event, its slices, and the second's cost against the first by block."""
+    for name, t in zip(names, (first, second), strict=True):
         print(f"    {name}: {t.rate:7.0f} events/s over {t.seconds:.0f} s (slices {min(t.rates()):.0f}–"
               f"{max(t.rates()):.0f}/s); CPU per event: event-loop thread {t.us(t.loop_cpu):5.1f} µs, process "
               f"{t.us(t.process_cpu):5.1f} µs")
-    print_slices({"this": this, "other": other})
-    for blocks in (block_costs(this, other), block_costs(this, other, cpu=True)):
+    print_slices(dict(zip(names, (first, second), strict=True)))
+    order = f"ABBA block ({names[0]} {names[1]} {names[1]} {names[0]})"
+    for blocks in (block_costs(first, second), block_costs(first, second, cpu=True)):
         if blocks:
-            print(f"    {blocks.replace('ABBA block', 'ABBA block (this other other this)', 1)}")
-    cost = 1 - other.rate / this.rate
-    run.rows.append(Row(f"events delivered/s, indicators on, {checkout.name}'s code", f"{other.rate:.0f}/s "
-                        f"(cost {cost:.1%})", f"this checkout's {this.rate:.0f}/s", "(comparison)", None))
+            print(f"    {blocks.replace('ABBA block', order, 1)}")
+    cost = 1 - second.rate / first.rate
+    run.rows.append(Row(what, f"{second.rate:.0f}/s ('cost' {cost:.1%})", f"{names[0]} {first.rate:.0f}/s",
+                        f"({kind})", None))
 
 
 def print_slices(tallies: dict[str, Tally]) -> None:
