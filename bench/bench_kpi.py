@@ -461,47 +461,48 @@ async def bench_throughput(run: Run, second_on: bool = True, other: Path | None 
              "off and off again (two identical daemons: the method's own difference)")
           + f": both daemons started, then run in turn, one at a time, {p.slices} slices of "
           f"{p.slice:.0f} s each in ABBA order after {p.warmup:.0f} s of warm-up each")
+    names = ("this", "other") if other else ("off", "on" if second_on else "off-again")  # first, second
     sandbox_2 = await start_sandbox(run.procs, f"{scenario}-sandbox")
-    bases, pids = {}, {}
-    async with aiohttp.ClientSession() as http:
-        for kpi, portal in ((False, run.sandbox_url), (True, sandbox_2)):
-            await reset_sandbox(http, portal)
+    try:
+        bases, pids = {}, {}
+        async with aiohttp.ClientSession() as http:
+            for kpi, portal in ((False, run.sandbox_url), (True, sandbox_2)):
+                await reset_sandbox(http, portal)
+                name = f"{scenario}-{names[kpi]}"
+                bases[kpi] = await start_daemon(run, name, kpi=bool(other) or (kpi and second_on), backlog=True,
+                                                portal=portal, kpi_settings=kpi_settings,
+                                                code=other if other and kpi else ROOT)
+                pids[kpi] = run.pids[name]
+                pause(pids[kpi], False)
+            notes = SliceNotes({bases[False]: run.procs.running["sandbox"].pid,
+                                bases[True]: run.procs.running[f"{scenario}-sandbox"].pid}, names)
+            tallies = await abba(http, {k: (bases[k], pids[k]) for k in (False, True)}, warmup=p.warmup,
+                                 slices=p.slices, seconds=p.slice, read=notes.read, on_slice=notes.note)
+            notes.print()
+            computed = notes.computed
+            for kpi in (False, True):
+                async with http.get(f"{bases[kpi]}/metrics") as r:
+                    found = _FAILED.findall(await r.read())
+                if failures := [f"{op.decode()} {cls.decode()} {float(v):.0f}" for op, cls, v in found if float(v)]:
+                    print(f"    the {names[kpi]} daemon's failed delivery attempts, all told: "
+                          f"{', '.join(failures)}")
+            last = await read(http, bases[True], pids[True])
+            if last.delivered >= p.backlog * (1 + p.progress):
+                raise RuntimeError("the backlog ran out; raise Plan.backlog")
             if other:
-                name = f"{scenario}-{'other' if kpi else 'this'}"
-            else:
-                name = f"{scenario}-{('on' if second_on else 'off-again') if kpi else 'off'}"
-            bases[kpi] = await start_daemon(run, name, kpi=bool(other) or (kpi and second_on), backlog=True,
-                                            portal=portal, kpi_settings=kpi_settings,
-                                            code=other if other and kpi else ROOT)
-            pids[kpi] = run.pids[name]
-            pause(pids[kpi], False)
-        notes = SliceNotes({bases[False]: run.procs.running["sandbox"].pid,
-                            bases[True]: run.procs.running[f"{scenario}-sandbox"].pid},
-                           ("this", "other") if other else ("off", "on" if second_on else "off-again"))
-        tallies = await abba(http, {k: (bases[k], pids[k]) for k in (False, True)}, warmup=p.warmup,
-                             slices=p.slices, seconds=p.slice, read=notes.read, on_slice=notes.note)
-        notes.print()
-        computed = notes.computed
-        for kpi in (False, True):
-            async with http.get(f"{bases[kpi]}/metrics") as r:
-                found = _FAILED.findall(await r.read())
-            if failures := [f"{op.decode()} {cls.decode()} {float(v):.0f}" for op, cls, v in found if float(v)]:
-                print(f"    the {'on' if kpi else 'off'} daemon's failed delivery attempts, all told: "
-                      f"{', '.join(failures)}")
-        last = await read(http, bases[True], pids[True])
-        if last.delivered >= p.backlog * (1 + p.progress):
-            raise RuntimeError("the backlog ran out; raise Plan.backlog")
-        if other:
-            report_pair(run, tallies[False], tallies[True], ("this", "other"),
-                        f"events delivered/s, indicators on, {other.name}'s code", "comparison")
-            return
-        if not second_on:
-            report_pair(run, tallies[False], tallies[True], ("off", "off-again"),
-                        "the method between two identical daemons", "calibration")
-            return
-        counted = await month_denominator(http, bases[True]) - run.year_in_month
-        if counted < 0.99 * last.delivered / (1 + p.progress):
-            raise RuntimeError(f"/v1/kpi counts {counted} new dossiers, {last.delivered:.0f} events were delivered")
+                report_pair(run, tallies[False], tallies[True], names,
+                            f"events delivered/s, indicators on, {other.name}'s code", "comparison")
+                return
+            if not second_on:
+                report_pair(run, tallies[False], tallies[True], names,
+                            "the method between two identical daemons", "calibration")
+                return
+            counted = await month_denominator(http, bases[True]) - run.year_in_month
+            if counted < 0.99 * last.delivered / (1 + p.progress):
+                raise RuntimeError(f"/v1/kpi counts {counted} new dossiers, {last.delivered:.0f} events were delivered")
+    finally:  # a later scenario of the same run must not share the machine with these
+        for name in (*(f"{scenario}-{n}" for n in names), f"{scenario}-sandbox"):
+            run.procs.stop(name)
     # whole refresh intervals in the on slices' running time (a --quick run's short interval: at least one)
     due = math.floor(p.slices * p.slice / DEFAULT_REFRESH) if "refresh_interval" not in p.kpi else 1
     report_throughput(run, tallies[False], tallies[True], computed, refresh, due)
