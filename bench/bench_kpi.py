@@ -108,7 +108,7 @@ from bench.bench_gateway import reset_sandbox
 from config.schema import KpiSettings
 from gateway import dossier
 from monitoring.kpi import store
-from monitoring.kpi.facts import Facts, event_facts
+from monitoring.kpi.facts import Facts, fold
 from queues.api import Event, EventKind, NewEvent
 from queues.sqlite import SQLiteQueue
 from tests.samples import sample_dossier
@@ -231,12 +231,15 @@ def _year_dossier(rng: random.Random, i: int, now: float, base: dict[str, Any]) 
     }
     steps = [("2", received + 3600), ("4", received + DAY) if open_ else ("9", end)]
     late = rng.random() < 0.01
-    out = [event_facts(Event(f"{i}-1", mahoso, EventKind.SNAPSHOT, 1, snapshot, received + 60), received + 62, False)]
+    events = [(Event(f"{i}-1", mahoso, EventKind.SNAPSHOT, 1, snapshot, received + 60), received + 62)]
     for seq, (status, at) in enumerate(steps, start=2):
         body = {"MaHoSo": mahoso, "TrangThai": status, "ThoiDiemXuLy": _local(at)}
-        delivered = at + (7200 if late and seq == 3 else 2)
-        out.append(event_facts(Event(f"{i}-{seq}", mahoso, EventKind.PROGRESS, seq, body, at), delivered, False))
-    return out
+        events.append((Event(f"{i}-{seq}", mahoso, EventKind.PROGRESS, seq, body, at),
+                       at + (7200 if late and seq == 3 else 2)))
+    return fold(mahoso, events)
+
+
+RECEIVED = store.COLUMNS.index("received")
 
 
 def prefill_year(path: Path, plan: Plan) -> int:
@@ -255,7 +258,7 @@ def prefill_year(path: Path, plan: Plan) -> int:
             batch: list[Facts] = []
             for i in range(first, min(first + 10_000, plan.year)):
                 facts = _year_dossier(rng, i, now, base)
-                in_month += facts[0][3] - 60 >= month_start  # the snapshot row: accepted_at
+                in_month += facts[0][RECEIVED] - rules.offset_s >= month_start  # local seconds
                 batch += facts
             store.write(conn, batch, rules)
     finally:

@@ -2,13 +2,14 @@
 
 Builds the year's indicators' file (``bench.bench_kpi.prefill_year``: 200,000 dossiers of 500
 units, through the daemon's own write path), then, on a copy, writes batches of new dossiers of
-every unit (one snapshot and two progress items each, ``bench.bench_kpi._year_dossier``) as the
-daemon's writer thread does at peak, ``dossiers`` per write. Per write: the writer's CPU
-(``time.process_time``, one thread) divided by its events, and the WAL frames its transaction
+every unit (one snapshot and two progress items each, delivered together as the bench's backlog
+is: one row each, ``bench.bench_kpi._year_dossier``) as the daemon's writer thread does at peak,
+``dossiers`` per write. Per write: the writer's CPU (``time.process_time``, one thread) divided by
+its events (three a dossier), and the WAL frames its transaction
 wrote (the WAL is checkpointed and truncated between writes so each write is counted alone).
 The first ``warmup`` writes fill the page cache, as a running daemon's writes have; they are not
-counted. The figures of schema 3 (keys by MaHoSo), measured with this script on the same machine
-before schema 4, are printed beside.
+counted. The figures of schema 4 (a row per event, dossiers re-derived at each write), measured
+with this script on the same machine before schema 5, are printed beside.
 
 Run: ``.venv/bin/python -m bench.kpi_writer [--year N] [--writes N] [--dossiers N ...]``
 (about a minute; no subprocess, no network).
@@ -30,9 +31,10 @@ from monitoring.kpi import store
 from monitoring.kpi.facts import Facts
 from tests.samples import sample_dossier
 
-#: schema 3 on this machine (this script, 2026-12-06, the median of three runs): dossiers a write ->
-#: (µs an event, pages)
-SCHEMA_3 = {1_700: (29.5, 3_894), 4_250: (23.4, 4_823)}
+#: schema 4 on this machine (this script at 695467b, 2026-12-07): dossiers a write -> (µs an event,
+#: pages)
+SCHEMA_4 = {1_700: (15.5, 923), 4_250: (14.9, 1_374)}
+EVENTS_PER_DOSSIER = 3
 
 
 def batches(first: int, dossiers: int, writes: int) -> list[list[Facts]]:
@@ -64,7 +66,7 @@ def measure(year: Path, work: Path, first: int, dossiers: int, writes: int, warm
             spent = time.process_time() - started
             (_, frames, _) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             if n >= warmup:
-                cpu.append(spent * 1e6 / len(batch))
+                cpu.append(spent * 1e6 / (len(batch) * EVENTS_PER_DOSSIER))
                 pages.append(frames)
     finally:
         store.close(conn)
@@ -86,8 +88,8 @@ def main() -> None:
               f"{time.perf_counter() - started:.1f} s (schema {store.SCHEMA_VERSION})")
         for n in args.dossiers:
             us, pages = measure(year, Path(tmp) / "work.sqlite3", args.year, n, args.writes, args.warmup)
-            old = SCHEMA_3.get(n)
-            before = f"   (schema 3: {old[0]:.1f} µs, {old[1]:,} pages)" if old and args.year == 200_000 else ""
+            old = SCHEMA_4.get(n)
+            before = f"   (schema 4: {old[0]:.1f} µs, {old[1]:,} pages)" if old and args.year == 200_000 else ""
             print(f"{n:6,} dossiers x 3 events a write: {us:5.1f} µs an event of CPU, "
                   f"{pages:6,.0f} WAL pages a write{before}")
 

@@ -1,24 +1,32 @@
-"""What the indicators keep of each event the delivery engine records: one row per event.
+"""What the indicators keep of each outcome the delivery engine records: one row per dossier.
 
 The sync engine calls the observer (:meth:`~monitoring.kpi.service.KpiService.observe`) after
-each successful ``queue.record`` with the claimed :class:`~queues.api.Work`, the
-:class:`~queues.api.Outcome` and the time. That is the one place every event passes on both queue
-backends. Each event the outcome mentions becomes a row of sync facts: the dossier code, the
-event's sequence, when the gateway accepted it (``Event.accepted_at``), when the portal accepted
-it (the record's time, for a delivered event), whether it was dead-lettered, and a progress
-item's ``TrangThai`` and ``ThoiDiemXuLy``. A snapshot also gives the figures the indicators count
-(kpi-766.md §3): unit, dates, channel, payment, fee, the ``TaiLieuNop`` / result / supplement
-flags, never a name or an ID number.
+each successful ``queue.record`` with the claimed :class:`~queues.api.Work` (one dossier's
+events), the :class:`~queues.api.Outcome` and the time. That is the one place every event passes
+on both queue backends. The events the outcome mentions are folded into one row for their dossier
+(:func:`fold`), in the form monitoring/kpi/store.py merges into the dossier's row in one upsert:
+
+* when the gateway accepted them (``Event.accepted_at``), and the worst lag of those delivered
+  (accepted -> the record's time);
+* a snapshot's figures (kpi-766.md §3): unit, dates, channel, payment, fee, the ``TaiLieuNop`` /
+  result / supplement flags, never a name or an ID number; and its rank (delivered first, then
+  the newest);
+* its delivered progress items with a ``ThoiDiemXuLy`` (*steps*): the first time of each terminal
+  status, whether processing finished, and the runs of supplement requests (5) in time order with
+  the first and the last step, which the store joins to the dossier's runs so far.
+
+An event not delivered (still waiting, or dead-lettered: the portal does not have it) also gets a
+row of its own (:data:`WAITING_WIDTH`: MaHoSo, sequence, kind, accepted_at): it keeps its dossier
+late for DOSSIER_SYNC once the SLO has passed, until it is delivered.
 
 This runs on the event loop, so it is kept to dictionary reads and a few integer conversions (a
-few µs a snapshot). Each event becomes one tuple in the very shape the store binds to its
-statements (monitoring/kpi/store.py: ``EV_COLUMNS``, MaHoSo first): codes as integers, the
-yes/no figures as one bitmask (:data:`FEE` …), dates as local seconds (:func:`local_seconds`; the
-store subtracts the zone's offset). The writer thread then only flattens the rows into parameters
-(C loops), instead of re-arranging them in Python while holding the GIL the event loop needs
-(SQLite 3.40 re-parses a row's JSON for every column it reads, so the rows are not JSON). The
-payloads are the gateway's validated ones (every scalar a string, lists of objects); the caller
-catches anything else (logged and skipped, never a delivery error).
+few µs a snapshot). The rows are tuples in the very shape the store binds to its statements
+(monitoring/kpi/store.py: ``COLUMNS``, MaHoSo first): codes as integers, the yes/no figures as
+one bitmask (:data:`FEE` …), dates as local seconds (:func:`local_seconds`; the store subtracts
+the zone's offset). The writer thread then only flattens the rows into parameters (C loops),
+instead of re-arranging them in Python while holding the GIL the event loop needs. The payloads
+are the gateway's validated ones (every scalar a string, lists of objects); the caller catches
+anything else (logged and skipped, never a delivery error).
 """
 
 from __future__ import annotations
@@ -36,14 +44,23 @@ KIND_SNAPSHOT, KIND_PROGRESS = 0, 1
 #: citizen's store (Kho DMQG), the account was verified with VNeID.
 FEE, COMP_FILE, RESULT_LINK, SOHOA, KHO, VNEID = 1, 2, 4, 8, 16, 32
 
-#: The facts of one event, as monitoring/kpi/store.py's ``ev`` row (``store.EV_COLUMNS``):
-#: (MaHoSo, sequence, kind, accepted_at, delivered_at, dead, TrangThai or TrangThaiHoSo,
-#: ThoiDiemXuLy in local seconds), the first :data:`PROGRESS_WIDTH` columns, all a progress item
-#: has; a snapshot's row goes on with its figures (received, due, ended, channel, paid, flags,
-#: csdl, supp_rows, supp_req, supp_pause: :data:`SNAPSHOT_WIDTH` columns in all).
+#: The row of one outcome (monitoring/kpi/store.py's ``COLUMNS``): MaHoSo, the latest accepted_at,
+#: the worst delivery lag, the delivery time; the snapshot's rank (:data:`DELIVERED_RANK`) and
+#: figures (:data:`SNAPSHOT_FIGURES`); the steps' first times of 9, 10, 3 or 8, 7 and 5, finished,
+#: the runs of 5, the first step and the last one (time, sequence, status each); then, not bound,
+#: the sequences delivered and the delivered snapshot's (monitoring/kpi/store.py clears the
+#: dossier's events waiting with them).
 Row = tuple[Any, ...]
 Facts = Row
-PROGRESS_WIDTH, SNAPSHOT_WIDTH = 8, 18
+FOLD_WIDTH = 29
+WAITING_WIDTH = 4
+#: Ranks a snapshot: delivered ones above the others, then the newest (sequence).
+DELIVERED_RANK = 1 << 40
+#: A snapshot's figures: TrangThaiHoSo, NgayTiepNhan, NgayHenTra, NgayKetThucXuLy, KenhThucHien,
+#: DuocThanhToanTrucTuyen, the flags, the population-database codes (``,a,b,``), supplement rounds
+#: listed, the request time when there is exactly one, and the citizen's supplement seconds.
+SNAPSHOT_FIGURES = 11
+_NO_SNAPSHOT: tuple[Any, ...] = (None,) * (1 + SNAPSHOT_FIGURES)
 
 @lru_cache(maxsize=1024)
 def _day(yyyymmdd: int) -> int | None:
@@ -87,18 +104,22 @@ def _supplements(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int | None, in
     return len(rows), (local_seconds(rows[0].get("NgayBoSung")) if len(rows) == 1 else None), pause
 
 
-def snapshot_row(mahoso: str, seq: int, accepted_at: float, delivered_at: float | None, dead: bool,
-                 p: Mapping[str, Any]) -> Row:
-    """The row of one validated dossier snapshot. A submitted document (``TaiLieuNop`` row not
-    deleted) is a file: its ``DuongDanTaiTepTin`` is required (spec §6.2)."""
+def snapshot_figures(p: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The figures of one validated dossier snapshot (:data:`SNAPSHOT_FIGURES`). A submitted
+    document (``TaiLieuNop`` row not deleted) is a file: its ``DuongDanTaiTepTin`` is required
+    (spec §6.2)."""
     flags = 0
     for r in p.get("TaiLieuNop") or ():
         if r.get("IsDeleted") != "1":
             flags |= COMP_FILE | (KHO if r.get("DuocLayTuKhoDMQG") == "1" else 0)
-    if any(r.get("Gia") not in (None, "", "0") for r in p.get("DanhSachLePhi") or ()):
-        flags |= FEE
-    if any(r.get("DuongDanTepTinKetQua") for r in p.get("DanhSachGiayToKetQua") or ()):
-        flags |= RESULT_LINK
+    for r in p.get("DanhSachLePhi") or ():
+        if r.get("Gia") not in (None, "", "0"):
+            flags |= FEE
+            break
+    for r in p.get("DanhSachGiayToKetQua") or ():
+        if r.get("DuongDanTepTinKetQua"):
+            flags |= RESULT_LINK
+            break
     if p.get("HoSoCoThanhPhanSoHoa") == "1":
         flags |= SOHOA
     if p.get("TaiKhoanDuocXacThucVoiVNeID") == "1":
@@ -106,37 +127,100 @@ def snapshot_row(mahoso: str, seq: int, accepted_at: float, delivered_at: float 
     codes = [str(r["MaCSDL"]) for r in p.get("DSKetNoiCSDL") or () if r.get("MaCSDL")]
     supplements = p.get("DanhSachHoSoBoSung")
     supp = _supplements(supplements) if supplements else (0, None, 0)
-    return (mahoso, seq, KIND_SNAPSHOT, accepted_at, delivered_at, int(dead), _code(p.get("TrangThaiHoSo")), None,
-            local_seconds(p.get("NgayTiepNhan")), local_seconds(p.get("NgayHenTra")),
+    return (_code(p.get("TrangThaiHoSo")), local_seconds(p.get("NgayTiepNhan")), local_seconds(p.get("NgayHenTra")),
             local_seconds(p.get("NgayKetThucXuLy")), _code(p.get("KenhThucHien")),
             _code(p.get("DuocThanhToanTrucTuyen")), flags, f",{','.join(codes)}," if codes else None, *supp)
 
 
-def event_facts(ev: Event, delivered_at: float | None, dead: bool) -> Facts:
-    """The row of one event (:data:`Row`)."""
-    p = ev.payload
-    if ev.kind is EventKind.SNAPSHOT:
-        return snapshot_row(ev.mahoso, ev.sequence, ev.accepted_at, delivered_at, dead, p)
-    return (ev.mahoso, ev.sequence, KIND_PROGRESS, ev.accepted_at, delivered_at, int(dead),
-            _code(p.get("TrangThai")), local_seconds(p.get("ThoiDiemXuLy")))
+_SNAPSHOT = EventKind.SNAPSHOT
+#: The step columns a status's first time goes to: 9, 10, 3 or 8, 7, 5 (kpi-766.md §3.2).
+_FIRST = {9: 0, 10: 1, 3: 2, 8: 2, 7: 3, 5: 4}
+
+
+def _steps(progress: Sequence[Event]) -> tuple[Any, ...]:
+    """The step columns of delivered progress items (in sequence order): the first times, finished,
+    the runs of 5, the first step and the last (time, sequence, status each). A step earlier in
+    time (ThoiDiemXuLy, then sequence) than the one before it does not start or break a run
+    (delivery follows the sequence, so only an agency's out-of-order times can do that)."""
+    firsts: list[int | None] = [None] * 5
+    done = asks = 0
+    first: tuple[Any, ...] = (None, None, None)
+    last: tuple[Any, ...] = (None, None, None)
+    for ev in progress:
+        p = ev.payload
+        at = local_seconds(p.get("ThoiDiemXuLy"))
+        if at is None:
+            continue
+        status = _code(p.get("TrangThai"))
+        slot = _FIRST.get(status)  # type: ignore[arg-type]
+        if slot is not None:
+            known = firsts[slot]
+            firsts[slot] = at if known is None or at < known else known
+            done |= slot < 2
+        step = (at, ev.sequence, status)
+        if last[0] is None:
+            first = step
+        elif step < last:
+            continue
+        asks += status == 5 and last[2] != 5
+        last = step
+    return (*firsts, done, asks, *first, *last)
+
+
+def fold(mahoso: str, events: Sequence[tuple[Event, float | None]]) -> list[Facts]:
+    """The rows of one dossier's events (in sequence order), each with its delivery time (None:
+    not delivered): its :data:`FOLD_WIDTH` row, then one :data:`WAITING_WIDTH` row per event not
+    delivered."""
+    seen = 0.0
+    worst = delivered_at = cover = None
+    snapshot = _NO_SNAPSHOT
+    delivered: list[int] = []
+    progress: list[Event] = []
+    waiting: list[Facts] = []
+    for ev, at_portal in events:
+        accepted = ev.accepted_at
+        if accepted > seen:
+            seen = accepted
+        is_snapshot = ev.kind is _SNAPSHOT
+        if is_snapshot:
+            figures = snapshot_figures(ev.payload)
+            rank = None if figures[1] is None else (DELIVERED_RANK if at_portal is not None else 0) + ev.sequence
+            if rank is not None and (snapshot[0] is None or rank > snapshot[0]):
+                snapshot = (rank, *figures)
+        if at_portal is None:
+            waiting.append((mahoso, ev.sequence, KIND_SNAPSHOT if is_snapshot else KIND_PROGRESS, accepted))
+            continue
+        delivered.append(ev.sequence)
+        lag = at_portal - accepted
+        worst = lag if worst is None or lag > worst else worst
+        delivered_at = at_portal
+        if is_snapshot:
+            cover = ev.sequence
+        else:
+            progress.append(ev)
+    row = (mahoso, seen, worst, delivered_at, *snapshot, *_steps(progress), tuple(delivered), cover)
+    return [row, *waiting]
+
+
+def event_facts(ev: Event, delivered_at: float | None) -> list[Facts]:
+    """The rows of one event alone (:func:`fold`); ``delivered_at`` None: not delivered."""
+    return fold(ev.mahoso, ((ev, delivered_at),))
 
 
 def outcome_facts(work: Work, outcome: Outcome, now: float) -> list[Facts]:
-    """The facts one recorded outcome teaches: its delivered events (at ``now``), its dead ones,
-    and, when it scheduled a retry or parked progress, the events still waiting (their
-    ``accepted_at`` is what makes them late once the SLO has passed)."""
+    """The rows one recorded outcome teaches (:func:`fold`): its delivered events (at ``now``),
+    its dead ones, and, when it scheduled a retry or parked progress, the events still waiting
+    (their ``accepted_at`` is what makes them late once the SLO has passed)."""
     delivered, dead = outcome.delivered, outcome.dead
     waiting = outcome.retry_at is not None or bool(outcome.parked)
     if not (delivered or dead or waiting):
         return []
-    out: list[Facts] = []
+    events: list[tuple[Event, float | None]] = []
     snap = work.snapshot
     for ev in ((snap, *work.progress) if snap is not None else work.progress):
         eid = ev.event_id
         if eid in delivered:
-            out.append(event_facts(ev, now, False))
-        elif eid in dead:
-            out.append(event_facts(ev, None, True))
-        elif waiting:
-            out.append(event_facts(ev, None, False))
-    return out
+            events.append((ev, now))
+        elif waiting or eid in dead:
+            events.append((ev, None))
+    return fold(work.mahoso, events) if events else []

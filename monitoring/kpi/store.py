@@ -1,19 +1,26 @@
-"""The indicators' own SQLite file: the facts of every event and one derived row per dossier.
+"""The indicators' own SQLite file: one row per dossier, folded from its events as they come.
 
-Three tables, each keyed by the integer id a dossier gets on first sight (``code``), so that the
-rows of new dossiers append at the end of each table (keys by ``MaHoSo``, which starts with the
-unit, put every write's rows at the end of each unit's range: with 500 units a write re-wrote
-~4,800 pages for ~300 KB of rows; docs/kpi.md, Cost):
+Two tables, each a B-tree keyed by ``MaHoSo``:
 
-* ``code``: ``MaHoSo`` -> id, the one table (its unique index) a write still touches in every
-  unit's range;
-* ``ev``: one row per event the delivery engine recorded (:mod:`monitoring.kpi.facts`), keyed by
-  (id, sequence): its sync facts, a progress item's status and time, and a snapshot's figures;
-* ``dossier``: one row per dossier with a ``NgayTiepNhan``, derived from its rows whenever one of
-  them changes (:data:`DERIVE`): the figures of its newest snapshot that was not dead-lettered
-  (else of its newest snapshot: the dossier exists in the provincial system even when the portal
-  refused it, and counts, unsynced), its end-of-processing verdict (kpi-766.md §3.2 steps 1, 2
-  and 4), and its sync summary (the worst delivery lag, the oldest event not delivered).
+* ``dossier``: one row per dossier, updated in place by every event the delivery engine reports
+  (:mod:`monitoring.kpi.facts`; one upsert an event, :func:`write`). Each column keeps what the
+  rules need of all its events so far, in a form that a new event merges into without reading
+  the others (a newest, a minimum, a maximum, a count):
+
+  - the figures of its *chosen snapshot*: the newest one the portal has (delivered), else the
+    newest reported (waiting or dead-lettered: the dossier exists in the provincial system even
+    when the portal refused it, and counts, unsynced); ``pick`` ranks them;
+  - the progress the portal has (delivered items with a ``ThoiDiemXuLy``), kpi-766.md §3.2: the
+    first time of each terminal status, whether processing finished, the first supplement
+    request and the runs of supplement requests (status 5) in time order;
+  - the worst delivery lag (accepted -> delivered) of its events.
+
+  Its end-of-processing verdict (steps 1, 2 and 4) and the yes/no figures are generated columns,
+  computed when the rows are counted.
+* ``waiting``: the events not delivered (still waiting, or dead-lettered): one row each until
+  its delivery, with when the gateway accepted it, which is what makes a dossier late for
+  DOSSIER_SYNC once the SLO has passed. A delivered snapshot takes the older snapshots it
+  superseded with it (delivered when it was).
 
 The figures are counted from the ``dossier`` rows, at the moment of the computation, by one
 query (:func:`aggregate`): one pass over the rows received in the periods asked (the current
@@ -22,10 +29,9 @@ computation, ``GET /v1/kpi`` and the ``dvcgw kpi`` command. Nothing is counted a
 of ``[kpi]`` (the SLO, the no-deadline policy, the population-database codes) applies to the
 next computation as it is.
 
-Every write is one transaction (:func:`write`): a crash loses at most the batch not yet written,
-never leaves a dossier's row out of step with its events. The file is in WAL mode, so the
-command can read it while the daemon writes. The work is SQL, run by SQLite without the GIL, so a
-write costs the event loop little.
+Every write is one transaction (:func:`write`): a crash loses at most the batch not yet written.
+The file is in WAL mode, so the command can read it while the daemon writes. The work is SQL, run
+by SQLite without the GIL, so a write costs the event loop little.
 """
 
 from __future__ import annotations
@@ -44,64 +50,70 @@ from typing import NamedTuple
 import orjson
 
 from core.errors import ConfigError
-from monitoring.kpi.facts import PROGRESS_WIDTH, SNAPSHOT_WIDTH, Facts, Row
+from monitoring.kpi.facts import FOLD_WIDTH, KIND_SNAPSHOT, WAITING_WIDTH, Facts, Row
 
 #: 1: issue 14's first layout (running counts); 2: without them; 3: narrower rows, tables without
-#: a rowid; 4: every table keyed by an integer id given to a dossier on first sight (``code``),
-#: a snapshot's figures in its ``ev`` row (no ``snap`` table). Keys by MaHoSo, which starts with
-#: the unit, put each write's new rows at the end of every unit's range: with 500 units a write
-#: re-wrote ~4,800 pages (19 MB) for ~500 KB of rows; new ids append at the end of each table.
-#: Files of schemas 1-3 are refused (:class:`~core.errors.ConfigError`): no release shipped them.
-SCHEMA_VERSION = 4
+#: a rowid; 4: every table keyed by an integer id per dossier, a row per event (``ev``) from
+#: which each write re-derived its dossiers' rows; 5: no row per event: each event folds into its
+#: dossier's row (one upsert an event instead of some ten B-tree operations and a derivation).
+#: Files of schemas 1-4 are refused (:class:`~core.errors.ConfigError`): no release shipped them.
+SCHEMA_VERSION = 5
 
-_CODE = """
-CREATE TABLE IF NOT EXISTS code (
-    id INTEGER PRIMARY KEY,     -- given on first sight, in order: a dossier's rows append
-    mahoso TEXT NOT NULL UNIQUE
-);
-"""
-_EV = """
-CREATE TABLE IF NOT EXISTS ev (
-    id INTEGER NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,
-    accepted_at REAL NOT NULL, delivered_at REAL, dead INTEGER NOT NULL DEFAULT 0,
-    status INTEGER, at INTEGER,  -- TrangThai, ThoiDiemXuLy (a snapshot's TrangThaiHoSo)
-    -- a snapshot's figures (NULL in a progress item's row): monitoring/kpi/facts.py
-    received INTEGER, due INTEGER, ended INTEGER, channel INTEGER, paid INTEGER,
-    flags INTEGER,              -- facts.FEE | COMP_FILE | RESULT_LINK | SOHOA | KHO | VNEID
-    csdl TEXT, supp_rows INTEGER, supp_req INTEGER, supp_pause INTEGER,
-    PRIMARY KEY (id, seq)
-) WITHOUT ROWID;
-"""
 _DOSSIER = """
 CREATE TABLE IF NOT EXISTS dossier (
-    id INTEGER PRIMARY KEY,     -- code.id
-    unit TEXT NOT NULL, received INTEGER NOT NULL,
-    verdict INTEGER,        -- ON_TIME decided: 1 on time, 0 late; NULL: judged at the cut (or no deadline)
-    due INTEGER,            -- NgayHenTra; NULL: none (§3.2 step 5)
-    finished INTEGER NOT NULL,  -- processing finished or result returned (9 or 10)
-    channel INTEGER, paid INTEGER, fee INTEGER, comp_file INTEGER, result_link INTEGER, sohoa INTEGER,
-    kho INTEGER, vneid INTEGER, csdl TEXT,
-    worst_lag REAL,         -- the longest accepted -> delivered of its events
-    open_since REAL         -- accepted_at of its oldest event not delivered (dead letters included)
+    mahoso TEXT NOT NULL UNIQUE,
+    seen REAL NOT NULL,         -- the latest accepted_at of its events (retention)
+    worst_lag REAL,             -- the longest accepted -> delivered of its delivered events
+    -- the chosen snapshot's figures (monitoring/kpi/facts.py); pick: its rank (facts.DELIVERED_RANK)
+    pick INTEGER, status INTEGER, received INTEGER, due INTEGER, ended INTEGER, channel INTEGER,
+    paid INTEGER, flags INTEGER, csdl TEXT, supp_rows INTEGER, supp_req INTEGER, supp_pause INTEGER,
+    -- the progress the portal has (steps): the first 9, 10, 3 or 8, 7 and 5; finished (9 or 10
+    -- seen); the runs of 5 in time order; the first step and the newest in that order (time,
+    -- sequence, status each)
+    t9 INTEGER, t10 INTEGER, t38 INTEGER, t7 INTEGER, t5 INTEGER, done INTEGER, asks INTEGER,
+    first_at INTEGER, first_seq INTEGER, first_status INTEGER, last_at INTEGER, last_seq INTEGER,
+    last_status INTEGER,
+    unit TEXT AS (substr(mahoso, 1, instr(mahoso, '-') - 1)),
+    fee INTEGER AS (flags & 1), comp_file INTEGER AS ((flags >> 1) & 1),
+    result_link INTEGER AS ((flags >> 2) & 1), sohoa INTEGER AS ((flags >> 3) & 1),
+    kho INTEGER AS ((flags >> 4) & 1), vneid INTEGER AS ((flags >> 5) & 1),
+    finished INTEGER AS (COALESCE(done, 0) OR status IN (9, 10)),
+    -- kpi-766.md §3.2, steps applied in order: 1. the end is the first 9, else the first 10, else
+    -- the first 8 or 3, else the first 7 (withdrawal ranked last, [UNCERTAIN]); without one, the
+    -- snapshot's NgayKetThucXuLy when its TrangThaiHoSo is final (history sent as a snapshot
+    -- only); 4. the supplement time is subtracted from it; 2. no end and more than one supplement
+    -- request: late; exactly one: its time is the end; 3. no end, no request: NULL, judged at the
+    -- computation's cut (due >= cut); 5. no NgayHenTra: NULL, the no_deadline policy decides.
+    -- Supplement requests: the more of the runs of 5 and the snapshot's DanhSachHoSoBoSung rows.
+    t_end INTEGER AS (COALESCE(t9, t10, t38, t7, CASE WHEN status IN (3, 7, 8, 9, 10) THEN ended END)),
+    verdict INTEGER AS (CASE WHEN due IS NULL THEN NULL
+                             WHEN t_end IS NOT NULL THEN t_end - COALESCE(supp_pause, 0) <= due
+                             WHEN max(COALESCE(asks, 0), COALESCE(supp_rows, 0)) > 1 THEN 0
+                             WHEN max(COALESCE(asks, 0), COALESCE(supp_rows, 0)) = 1
+                                 THEN COALESCE(t5, supp_req) <= due END)
 );
+"""
+_WAITING = """
+CREATE TABLE IF NOT EXISTS waiting (
+    mahoso TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL, accepted_at REAL NOT NULL,
+    PRIMARY KEY (mahoso, seq)
+) WITHOUT ROWID;
 """
 
 SCHEMA = f"""
-{_CODE}{_EV}{_DOSSIER}
+{_DOSSIER}{_WAITING}
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');
--- the dossiers of the write under way: MaHoSo (the batch's rows name their dossier by it) and id
-CREATE TEMP TABLE IF NOT EXISTS dirty (mahoso TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
 #: Rows one statement carries (:func:`_values`). A write binds its rows to a prepared statement of
 #: ``CHUNK`` rows of ``?`` (``VALUES (?, …), …``), the last one filled up with NULL rows, which
-#: the join with ``dirty`` drops: one prepared statement a row width, reused by every write (a
-#: statement of another size costs ~9 µs a row to prepare), and a write of 4,250 dossiers hands
-#: the GIL over some 30 times, not once a row as executemany did (each re-take waited for the busy
-#: event loop). Rows used to go as one JSON text unpacked by json_each: SQLite 3.40 re-parses a
-#: row's JSON for every column it reads, ~0.7 µs a column (measured: upserts 6-9 -> ~2 µs an event).
+#: the statements skip: one prepared statement a row width, reused by every write (a statement of
+#: another size costs ~9 µs a row to prepare), and a write of 4,250 dossiers hands the GIL over
+#: some 30 times, not once a row as executemany did (each re-take waited for the busy event loop).
+#: Rows used to go as one JSON text unpacked by json_each: SQLite 3.40 re-parses a row's JSON for
+#: every column it reads, ~0.7 µs a column.
 CHUNK = 512
 
 
@@ -124,104 +136,72 @@ def _chunks(rows: Sequence[Row], width: int) -> list[list[object]]:
     return out
 
 
-def _col(i: int) -> str:
-    """SQL: column ``i`` (0-based) of the rows of :func:`_values`."""
-    return f"v.column{i + 1}"
-
-
-#: Column order of a batch's ``ev`` row (monitoring/kpi/facts.py's rows, as they are): a progress
-#: item's first 8, a snapshot's all; MaHoSo first, which the statements turn into the dossier's id.
-EV_COLUMNS = ("mahoso", "seq", "kind", "accepted_at", "delivered_at", "dead", "status", "at",
-              "received", "due", "ended", "channel", "paid", "flags", "csdl", "supp_rows", "supp_req", "supp_pause")
-assert len(EV_COLUMNS) == SNAPSHOT_WIDTH
+#: A batch's dossier rows (monitoring/kpi/facts.py's :func:`~monitoring.kpi.facts.fold`), column
+#: by column; ``delivered_at`` is not stored (the covers use it).
+COLUMNS = ("mahoso", "seen", "worst_lag", "delivered_at", "pick", "status", "received", "due", "ended", "channel",
+           "paid", "flags", "csdl", "supp_rows", "supp_req", "supp_pause", "t9", "t10", "t38", "t7", "t5", "done",
+           "asks", "first_at", "first_seq", "first_status", "last_at", "last_seq", "last_status")
+assert len(COLUMNS) == FOLD_WIDTH
 #: local seconds (:func:`monitoring.kpi.facts.local_seconds`), stored as Unix seconds (``:offset``,
-#: seconds east of UTC, is substituted by :func:`statements`)
-_DATES = {"at", "received", "due", "ended", "supp_req"}
+#: seconds east of UTC, is substituted by :func:`upsert`)
+_DATES = {"received", "due", "ended", "supp_req", "t9", "t10", "t38", "t7", "t5", "first_at", "last_at"}
+_STORED = [c for c in COLUMNS if c != "delivered_at"]
+_FIGURES = ("status", "received", "due", "ended", "channel", "paid", "flags", "csdl", "supp_rows", "supp_req",
+            "supp_pause")
+#: The newest step (in time order) before this batch's row, or NULL: the row's steps come after it.
+_LATER = ("excluded.first_at IS NOT NULL AND"
+          " (last_at IS NULL OR (excluded.first_at, excluded.first_seq) > (last_at, last_seq))")
 
 
-def _upsert_ev(width: int) -> str:
-    """The upsert of ``CHUNK`` ``ev`` rows of ``width`` columns: a progress item's 8 in its own
-    statement (two events of three), a snapshot's all. A snapshot's figures are those of its first
-    report (an event's payload never changes); a repeat only adds its outcome."""
-    columns = EV_COLUMNS[:width]
-    values = ", ".join("d.id" if c == "mahoso" else f"{_col(i)} - :offset" if c in _DATES else _col(i)
-                       for i, c in enumerate(columns))
-    return (f"INSERT INTO ev (id, {', '.join(columns[1:])}) SELECT {values}"
-            f" FROM {_values(width)} CROSS JOIN dirty d ON d.mahoso = v.column1 WHERE true"
-            " ON CONFLICT (id, seq) DO UPDATE SET"
-            " delivered_at = COALESCE(ev.delivered_at, excluded.delivered_at),"
-            " dead = CASE WHEN excluded.delivered_at IS NOT NULL THEN 0 WHEN excluded.dead = 1 THEN 1 ELSE ev.dead END")
+def _newer(column: str) -> str:
+    """SQL: ``column`` taken from the new row when its snapshot ranks above the chosen one."""
+    return f"{column} = CASE WHEN excluded.pick > COALESCE(pick, -1) THEN excluded.{column} ELSE {column} END"
 
 
-# The batch's dossiers: ids for the new codes (appended: the rowid after the largest), then each
-# code and its id in ``dirty``. ?1: the batch's distinct codes, a JSON array.
-_NEW_CODES = "INSERT OR IGNORE INTO code (mahoso) SELECT value FROM json_each(?1)"
-_DIRTY = ("INSERT INTO dirty (mahoso, id)"
-          " SELECT c.mahoso, c.id FROM json_each(?1) AS j CROSS JOIN code c ON c.mahoso = j.value")
+def _merged(column: str, fn: str) -> str:
+    """SQL: ``column`` merged with the new row's by ``fn`` (min | max; either may be NULL)."""
+    return f"{column} = COALESCE({fn}({column}, excluded.{column}), {column}, excluded.{column})"
 
-# A delivered snapshot carries every older state of its dossier to the portal (the queue
-# supersedes the older ones): they count as delivered when it was. Rows: (delivered_at, MaHoSo, seq).
-# (JOIN, not CROSS JOIN: with it, SQLite 3.40 put ev first and scanned it whole.)
-COVER_WIDTH = 3
-_COVER = (f"UPDATE ev SET delivered_at = v.column1, dead = 0 FROM {_values(COVER_WIDTH)}"
-          " JOIN dirty d ON d.mahoso = v.column2"
-          " WHERE ev.id = d.id AND ev.seq < v.column3 AND ev.kind = 0 AND ev.delivered_at IS NULL")
 
-#: The derived row of every dossier in ``dirty`` (kpi-766.md §3.2, steps applied in order):
-#: 1. end = the first 9, else the first 10, else the first 8 or 3, else the first 7 (withdrawal
-#:    ranked last, [UNCERTAIN]); without a terminal progress item, the snapshot's NgayKetThucXuLy
-#:    when its TrangThaiHoSo is final (GW: history sent as a snapshot only);
-#: 2. no end and more than one supplement request: late; exactly one: its time is the end;
-#: 3. no end and no supplement request: judged at the computation's cut (``due >= cut``);
-#: 4. the supplement time (Σ completed − requested) is subtracted from a step-1 end;
-#: 5. no NgayHenTra: ``verdict`` NULL and ``due`` NULL, the [kpi] no_deadline policy decides.
-#: Supplement requests = max(runs of consecutive status-5 items, DanhSachHoSoBoSung rows). The
-#: snapshot is the newest one not dead-lettered, else the newest (the dossier exists in the
-#: provincial system even when the portal refused it). Dead-lettered progress is not what the
-#: portal has: it is left out of the steps. CROSS JOIN keeps SQLite starting from ``dirty``. The
-#: sync summary is two lookups in the dossier's few ``ev`` rows, not a grouped CTE that SQLite
-#: materialised, sorted and indexed at every write (measured: the derivation 3.25 -> 2.98 µs an
-#: event, the same rows).
-DERIVE = """
-WITH pick AS (
-    SELECT d.id, d.mahoso, (SELECT e.seq FROM ev e
-                            WHERE e.id = d.id AND e.kind = 0 AND e.received IS NOT NULL
-                            ORDER BY e.dead, e.seq DESC LIMIT 1) AS seq
-    FROM dirty d
-), steps AS (
-    SELECT e.id, e.status, e.at,
-           LAG(e.status) OVER (PARTITION BY e.id ORDER BY e.at, e.seq) AS prev
-    FROM dirty d CROSS JOIN ev e
-    WHERE e.id = d.id AND e.kind = 1 AND e.dead = 0 AND e.at IS NOT NULL
-), prog AS (
-    SELECT id,
-           COALESCE(MIN(at) FILTER (WHERE status = 9), MIN(at) FILTER (WHERE status = 10),
-                    MIN(at) FILTER (WHERE status IN (3, 8)), MIN(at) FILTER (WHERE status = 7)) AS t_end,
-           MAX(status IN (9, 10)) AS done,
-           COUNT(*) FILTER (WHERE status = 5 AND (prev IS NULL OR prev <> 5)) AS asks,
-           MIN(at) FILTER (WHERE status = 5) AS t_ask
-    FROM steps GROUP BY id
-), joined AS (
-    SELECT k.mahoso, s.*,
-           (SELECT MAX(e.delivered_at - e.accepted_at) FROM ev e WHERE e.id = k.id) AS worst_lag,
-           (SELECT MIN(e.accepted_at) FROM ev e WHERE e.id = k.id AND e.delivered_at IS NULL) AS open_since,
-           COALESCE(p.t_end, CASE WHEN s.status IN (3, 7, 8, 9, 10) THEN s.ended END) AS t_end,
-           MAX(COALESCE(p.asks, 0), COALESCE(s.supp_rows, 0)) AS asks,
-           COALESCE(p.t_ask, s.supp_req) AS t_ask,
-           COALESCE(p.done, 0) OR s.status IN (9, 10) AS finished
-    FROM pick k CROSS JOIN ev s ON s.id = k.id AND s.seq = k.seq LEFT JOIN prog p ON p.id = k.id
-)
-INSERT INTO dossier
-SELECT id, substr(mahoso, 1, instr(mahoso, '-') - 1), received,
-       CASE WHEN due IS NULL THEN NULL
-            WHEN t_end IS NOT NULL THEN t_end - COALESCE(supp_pause, 0) <= due
-            WHEN asks > 1 THEN 0
-            WHEN asks = 1 THEN t_ask <= due
-       END,
-       due, finished, channel, paid, flags & 1, (flags >> 1) & 1, (flags >> 2) & 1, (flags >> 3) & 1,
-       (flags >> 4) & 1, (flags >> 5) & 1, csdl, worst_lag, open_since
-FROM joined
-"""
+def _upsert() -> str:
+    """The fold of ``CHUNK`` rows into their dossiers' rows (a new dossier's row is the batch's
+    row as it is):
+
+    * when accepted and the worst lag: the latest, the worst;
+    * the snapshot's figures: the new row's when its snapshot ranks above the chosen one;
+    * the steps' first times: the earlier; finished: either;
+    * the runs of 5: when the new row's steps come after the newest step so far (time, then
+      sequence), its runs are added, less one when its first step is a 5 that continues the
+      newest step's run; the newest step becomes the row's. Steps that come before it do not
+      change the runs (delivery follows the sequence; only an agency's out-of-order times can).
+    """
+    values = ", ".join(f"v.column{i + 1} - :offset" if c in _DATES else f"v.column{i + 1}"
+                       for i, c in enumerate(COLUMNS) if c != "delivered_at")
+    sets = [_merged("seen", "max"), _merged("worst_lag", "max"), *map(_newer, _FIGURES), _newer("pick"),
+            *(_merged(c, "min") for c in ("t9", "t10", "t38", "t7", "t5")), _merged("done", "max"),
+            f"asks = CASE WHEN {_LATER} THEN asks + excluded.asks - (excluded.first_status = 5 AND last_status IS 5)"
+            " ELSE asks END",
+            *(f"{c} = COALESCE({c}, excluded.{c})" for c in ("first_at", "first_seq", "first_status")),
+            *(f"{c} = CASE WHEN {_LATER} THEN excluded.{c} ELSE {c} END"
+              for c in ("last_at", "last_seq", "last_status"))]
+    return (f"INSERT INTO dossier ({', '.join(_STORED)}) SELECT {values} FROM {_values(FOLD_WIDTH)}"
+            f" WHERE v.column1 IS NOT NULL ON CONFLICT (mahoso) DO UPDATE SET {', '.join(sets)}")
+
+
+# The events not delivered: (MaHoSo, seq, kind, accepted_at).
+_WAIT = f"INSERT OR IGNORE INTO waiting SELECT * FROM {_values(WAITING_WIDTH)} WHERE v.column1 IS NOT NULL"
+# Delivered events: (MaHoSo, seq, delivered_at); a snapshot's takes the older snapshots waiting
+# with it (the queue superseded them): their lag, from their own acceptance, joins the dossier's.
+DONE_WIDTH = 3
+_DONE = f"(SELECT column1 AS mahoso, column2 AS seq, column3 AS delivered_at FROM {_values(DONE_WIDTH)})"
+_CARRIED = (f"SELECT d.mahoso, max(d.delivered_at - w.accepted_at) AS lag FROM {_DONE} d"
+            f" JOIN waiting w ON w.mahoso = d.mahoso AND w.seq < d.seq AND w.kind = {KIND_SNAPSHOT}"
+            " GROUP BY d.mahoso")
+_COVER = (f"UPDATE dossier SET worst_lag = COALESCE(max(worst_lag, c.lag), worst_lag, c.lag) FROM ({_CARRIED}) c"
+          " WHERE dossier.mahoso = c.mahoso")
+_UNCOVER = (f"DELETE FROM waiting WHERE kind = {KIND_SNAPSHOT} AND (mahoso, seq) IN"
+            f" (SELECT w.mahoso, w.seq FROM {_DONE} d JOIN waiting w ON w.mahoso = d.mahoso AND w.seq < d.seq)")
+_DELIVERED = f"DELETE FROM waiting WHERE (mahoso, seq) IN (SELECT mahoso, seq FROM {_DONE})"
 
 
 class Counts(NamedTuple):
@@ -302,23 +282,10 @@ def _counts(rules: Rules) -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True)
-class Statements:
-    """The statements of a write for one set of rules (built once: :func:`statements`)."""
-
-    upsert_progress: str
-    upsert_snapshot: str
-    derive: str
-
-
 @lru_cache(maxsize=8)
-def statements(rules: Rules) -> Statements:
-    offset = str(int(rules.offset_s))
-    return Statements(
-        upsert_progress=_upsert_ev(PROGRESS_WIDTH).replace(":offset", offset),
-        upsert_snapshot=_upsert_ev(SNAPSHOT_WIDTH).replace(":offset", offset),
-        derive=DERIVE.replace(":offset", offset),
-    )
+def upsert(rules: Rules) -> str:
+    """The fold statement (:func:`_upsert`) in the rules' time zone (built once)."""
+    return _upsert().replace(":offset", str(int(rules.offset_s)))
 
 
 @lru_cache(maxsize=8)
@@ -338,6 +305,11 @@ def _layout(rules: Rules, cuts: int) -> tuple[tuple[str, ...], tuple[tuple[int, 
     return tuple(columns), tuple(places)
 
 
+
+#: SQL: per dossier with events not delivered, when the oldest was accepted (DOSSIER_SYNC).
+_OPEN = "(SELECT mahoso, min(accepted_at) AS open_since FROM waiting GROUP BY mahoso)"
+
+
 @lru_cache(maxsize=8)
 def _scan(rules: Rules, buckets: int, cuts: int) -> str:
     """The query of :func:`aggregate`: over the dossiers received in [``:b0``, ``:b<buckets>``),
@@ -350,7 +322,8 @@ def _scan(rules: Rules, buckets: int, cuts: int) -> str:
     names = ", ".join(f"c{j}" for j in range(len(columns)))
     selected = ", ".join(f"{expr} AS c{j}" for j, expr in enumerate(columns))
     return (f"SELECT json_group_array(json_array(unit, bucket, {names})) FROM (SELECT unit, {bucket} AS bucket, "
-            f"{selected} FROM dossier WHERE received >= :b0 AND received < :b{buckets} GROUP BY unit, bucket)")
+            f"{selected} FROM dossier LEFT JOIN {_OPEN} USING (mahoso)"
+            f" WHERE received >= :b0 AND received < :b{buckets} GROUP BY unit, bucket)")
 
 
 def aggregate(conn: sqlite3.Connection, rules: Rules, periods: Sequence[tuple[int, int]],
@@ -390,36 +363,33 @@ def aggregate(conn: sqlite3.Connection, rules: Rules, periods: Sequence[tuple[in
 # ------------------------------------------------------------------------------------------ writes
 
 
-def _batch(facts: Sequence[Facts]) -> tuple[list[str], list[Row], list[Row], list[Row]]:
-    """A batch's distinct codes (its dossiers, in order), and its progress rows, snapshot rows
-    (:data:`EV_COLUMNS`) and covers (``_COVER``), in the batch's order; C loops but for the covers."""
-    codes = list(dict.fromkeys(map(operator.itemgetter(0), facts)))
-    progress = [row for row in facts if len(row) == PROGRESS_WIDTH]
-    snapshots = [row for row in facts if len(row) != PROGRESS_WIDTH]
-    covers = [(row[4], row[0], row[1]) for row in snapshots if row[4] is not None]
-    return codes, progress, snapshots, covers
+_BOUND = operator.itemgetter(*range(FOLD_WIDTH))
 
 
 def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> None:
-    """Apply a batch of facts and re-derive the dossiers they touch, in one transaction."""
+    """Fold a batch of rows (monitoring/kpi/facts.py) into their dossiers' rows, in one
+    transaction: the dossiers' rows, then the events not delivered; then, if any event waits,
+    those the batch delivered (and the older snapshots its snapshots carried) stop waiting."""
     if not facts:
         return
-    sql = statements(rules)
-    codes, progress, snapshots, covers = _batch(facts)
+    dossiers = [row for row in facts if len(row) != WAITING_WIDTH]
+    waiting = [row for row in facts if len(row) == WAITING_WIDTH]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        codes_json = orjson.dumps(codes).decode()
-        conn.execute(_NEW_CODES, (codes_json,))
-        conn.execute(_DIRTY, (codes_json,))
-        for params in _chunks(snapshots, SNAPSHOT_WIDTH):
-            conn.execute(sql.upsert_snapshot, params)
-        for params in _chunks(progress, PROGRESS_WIDTH):
-            conn.execute(sql.upsert_progress, params)
-        for params in _chunks(covers, COVER_WIDTH):
-            conn.execute(_COVER, params)
-        conn.execute("DELETE FROM dossier WHERE id IN (SELECT id FROM dirty)")
-        conn.execute(sql.derive)
-        conn.execute("DELETE FROM dirty")
+        for params in _chunks(list(map(_BOUND, dossiers)), FOLD_WIDTH):
+            conn.execute(upsert(rules), params)
+        for params in _chunks(waiting, WAITING_WIDTH):
+            conn.execute(_WAIT, params)
+        open_ = {mahoso for (mahoso,) in conn.execute("SELECT DISTINCT mahoso FROM waiting")}
+        if open_:
+            mine = [row for row in dossiers if row[0] in open_ and row[FOLD_WIDTH]]
+            covers = [(row[0], row[FOLD_WIDTH + 1], row[3]) for row in mine if row[FOLD_WIDTH + 1] is not None]
+            for params in _chunks(covers, DONE_WIDTH):
+                conn.execute(_COVER, params)
+                conn.execute(_UNCOVER, params)
+            done = [(row[0], seq, row[3]) for row in mine for seq in row[FOLD_WIDTH]]
+            for params in _chunks(done, DONE_WIDTH):
+                conn.execute(_DELIVERED, params)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -427,15 +397,14 @@ def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> Non
 
 
 def prune(conn: sqlite3.Connection, before: int) -> int:
-    """Forget the dossiers received before ``before`` (Unix seconds), their events and codes
-    included; returns how many dossiers went."""
+    """Forget the dossiers received before ``before`` (Unix seconds), and those never received
+    (no snapshot with NgayTiepNhan) whose last event was accepted before it, with their events
+    waiting; returns how many received dossiers went."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("DELETE FROM ev WHERE id IN (SELECT id FROM dossier WHERE received < ?)", (before,))
         n = conn.execute("DELETE FROM dossier WHERE received < ?", (before,)).rowcount
-        # events of dossiers never placed in a period (no NgayTiepNhan seen), as old
-        conn.execute("DELETE FROM ev WHERE accepted_at < ? AND id NOT IN (SELECT id FROM dossier)", (before,))
-        conn.execute("DELETE FROM code WHERE NOT EXISTS (SELECT 1 FROM ev WHERE ev.id = code.id)")
+        conn.execute("DELETE FROM dossier WHERE received IS NULL AND seen < ?", (before,))
+        conn.execute("DELETE FROM waiting WHERE mahoso NOT IN (SELECT mahoso FROM dossier)")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -446,12 +415,12 @@ def prune(conn: sqlite3.Connection, before: int) -> int:
 # ------------------------------------------------------------------------------------------ files
 
 
-#: The writer's page cache (KiB). ``code``'s index is keyed by MaHoSo, so a write touches the end
-#: of every unit's range in it (some 500-600 pages with 500 units), the same pages every time,
-#: beside the ends of the tables: the cache holds them between writes instead of re-reading them.
+#: The writer's page cache (KiB). ``dossier`` is keyed by MaHoSo, which starts with the unit, so a
+#: write's new dossiers land at the end of every unit's range (some 500-600 pages with 500 units),
+#: the same pages every time: the cache holds them between writes instead of re-reading them.
 CACHE_KIB = 16_384
-#: WAL pages between checkpoints. A write re-dirties mostly the same pages (the ends of the
-#: tables and of each unit's range in ``code``'s index): SQLite's default (1,000) would copy them
+#: WAL pages between checkpoints. A write re-dirties mostly the same pages (the end of each unit's
+#: range): SQLite's default (1,000) would copy them
 #: back into the file after nearly every write; at 16,384 (a WAL of at most 64 MB) a checkpoint
 #: comes every ten writes or so at peak and copies each page once.
 CHECKPOINT_PAGES = 16_384
@@ -513,4 +482,4 @@ def close(conn: sqlite3.Connection) -> None:
 
 def units_in(conn: sqlite3.Connection) -> Mapping[str, int]:
     """Dossiers per stored unit (tests, diagnostics)."""
-    return dict(conn.execute("SELECT unit, COUNT(*) FROM dossier GROUP BY unit").fetchall())
+    return dict(conn.execute("SELECT unit, COUNT(*) FROM dossier WHERE received IS NOT NULL GROUP BY unit").fetchall())

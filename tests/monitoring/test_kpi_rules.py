@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from monitoring.kpi import store
-from monitoring.kpi.facts import Facts, event_facts
+from monitoring.kpi.facts import Facts, event_facts, fold
 from monitoring.kpi.indicators import Scoring, unit_rows
 from monitoring.kpi.periods import PeriodError, current_periods, make_period, parse_period
 from queues.api import Event, EventKind
@@ -38,26 +38,43 @@ class Dossier:
         self.mahoso = code(UNIT_A, n)
         self.seq = 0
         self.rows: list[Facts] = []
+        self.events: list[tuple[Event, float | None]] = []
         self.snapshot(**snapshot)
 
     def _event(self, kind: EventKind, body: dict[str, Any], accepted: float) -> Event:
         self.seq += 1
         return Event(str(self.seq), self.mahoso, kind, self.seq, body, accepted)
 
-    def snapshot(self, accepted: float | None = None, lag: float | None = 1.0, dead: bool = False,
-                 **kw: Any) -> Dossier:
+    def _report(self, ev: Event, delivered_at: float | None) -> None:
+        """One event reported alone (a row of its own), as the engine reports it after each try."""
+        self.events.append((ev, delivered_at))
+        self.rows += event_facts(ev, delivered_at)
+
+    def snapshot(self, accepted: float | None = None, lag: float | None = 1.0, **kw: Any) -> Dossier:
+        """A snapshot, delivered ``lag`` seconds after it was accepted; ``lag=None``: not delivered
+        (still waiting, or dead-lettered: the same to the indicators)."""
         body = payload(self.mahoso, **kw)
         at = accepted if accepted is not None else local(body["NgayTiepNhan"])
-        ev = self._event(EventKind.SNAPSHOT, body, at)
-        self.rows.append(event_facts(ev, None if lag is None else at + lag, dead))
+        self._report(self._event(EventKind.SNAPSHOT, body, at), None if lag is None else at + lag)
         return self
 
-    def steps(self, *steps: tuple[str, str], lag: float | None = 1.0, dead: bool = False) -> Dossier:
+    def steps(self, *steps: tuple[str, str], lag: float | None = 1.0) -> Dossier:
         for body in progress_payloads(self.mahoso, *steps):
             at = local(body["ThoiDiemXuLy"])
-            ev = self._event(EventKind.PROGRESS, body, at)
-            self.rows.append(event_facts(ev, None if lag is None else at + lag, dead))
+            self._report(self._event(EventKind.PROGRESS, body, at), None if lag is None else at + lag)
         return self
+
+    def deliver(self, seq: int, lag: float = 1.0) -> Dossier:
+        """Event ``seq``, reported before as not delivered, now delivered ``lag`` seconds after it
+        was accepted."""
+        ev = next(ev for ev, _ in self.events if ev.sequence == seq)
+        self._report(ev, ev.accepted_at + lag)
+        return self
+
+    def folded(self) -> list[Facts]:
+        """Every event as one outcome would report them together (one row), each in its last state."""
+        last = {ev.sequence: (ev, at) for ev, at in self.events}
+        return fold(self.mahoso, [last[seq] for seq in sorted(last)])
 
 
 def counts(conn: sqlite3.Connection, dossiers: Sequence[Dossier], now: float = MID_NOV,
@@ -207,8 +224,82 @@ def test_step5_no_deadline_follows_the_policy(conn: sqlite3.Connection, policy: 
 
 def test_dead_lettered_progress_is_not_what_the_portal_has(conn: sqlite3.Connection) -> None:
     """A 9 the portal refused (dead letter) is not an end; the late 10 it has is."""
-    d = Dossier(due=DUE).steps(("9", "20261109090000"), dead=True, lag=None).steps(("10", "20261112090000"))
+    d = Dossier(due=DUE).steps(("9", "20261109090000"), lag=None).steps(("10", "20261112090000"))
     assert on_time(conn, d) == (0, 1)
+
+
+def test_a_step_counts_once_the_portal_has_it(conn: sqlite3.Connection) -> None:
+    """A 9 still waiting is not an end (the dossier is judged at the cut, on time while NgayHenTra
+    is ahead); delivered later, it is, with its own ThoiDiemXuLy."""
+    d = Dossier(due="20261125170000").steps(("9", "20261126090000"), lag=None)
+    assert on_time(conn, d) == (1, 1)
+    d.deliver(2, lag=86400.0)
+    store.write(conn, d.rows[-1:], store.Rules(offset_s=OFFSET_S))
+    (got,) = store.aggregate(conn, store.Rules(offset_s=OFFSET_S), [(NOV.start, NOV.end)], MID_NOV)
+    assert (got[UNIT_A].on_time, got[UNIT_A].on_time_total) == (0, 1)
+
+
+def test_a_waiting_snapshot_replaces_the_figures_once_delivered(conn: sqlite3.Connection) -> None:
+    """The figures are the newest snapshot's the portal has: a newer one waiting does not replace
+    them until it is delivered."""
+    rules = store.Rules(offset_s=OFFSET_S)
+    d = Dossier(KenhThucHien="2").snapshot(KenhThucHien="1", lag=None)
+    assert counts(conn, [d]).online == 1
+    d.deliver(2)
+    store.write(conn, d.rows[-1:], rules)
+    (got,) = store.aggregate(conn, rules, [(NOV.start, NOV.end)], MID_NOV)
+    assert (got[UNIT_A].received, got[UNIT_A].online) == (1, 0)
+
+
+def test_runs_of_supplement_requests_join_across_writes(conn: sqlite3.Connection) -> None:
+    """A 5 that follows a 5 written before is the same request; a 5 after a 4 written before is
+    another (late: more than one)."""
+    rules = store.Rules(offset_s=OFFSET_S)
+    one = Dossier(1, due=DUE).steps(("5", "20261104090000"))
+    two = Dossier(2, due="20261130170000").steps(("5", "20261104090000"), ("4", "20261105090000"))
+    for d in (one, two):
+        store.write(conn, d.rows, rules)
+    one.steps(("5", "20261104100000"))
+    two.steps(("5", "20261106090000"))
+    store.write(conn, one.rows[-1:] + two.rows[-1:], rules)
+    assert conn.execute("SELECT asks FROM dossier ORDER BY mahoso").fetchall() == [(1,), (2,)]
+    c = counts(conn, [])
+    assert (c.on_time, c.on_time_total) == (1, 2)
+    store.write(conn, one.rows + two.rows, rules)  # reported again: the same
+    assert counts(conn, []) == c
+
+
+def test_a_step_earlier_than_one_the_portal_has_does_not_start_a_run(conn: sqlite3.Connection) -> None:
+    """The documented limit of the runs (docs/kpi.md): a 5 whose ThoiDiemXuLy is earlier than a
+    step delivered before it lowers the first 5's time but starts no run; with no end and no run
+    the dossier is judged at the cut (NgayHenTra is ahead: on time)."""
+    d = Dossier(due="20261130170000").steps(("4", "20261106090000"), ("5", "20261105090000"))
+    assert on_time(conn, d) == (1, 1)
+    assert conn.execute("SELECT asks, t5 IS NOT NULL FROM dossier").fetchone() == (0, 1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Dossier(1, due=DUE).steps(("5", "20261104090000"), ("4", "20261105090000"), ("5", "20261106090000")),
+    lambda: Dossier(2, due=DUE).steps(("5", "20261104090000"), ("5", "20261104100000"), ("9", "20261109090000")),
+    lambda: Dossier(3, due=DUE).steps(("8", "20261105090000"), ("10", "20261112090000")),
+    lambda: Dossier(4, due=DUE).steps(("9", "20261109090000"), lag=None).steps(("10", "20261112090000")),
+    lambda: Dossier(5, KenhThucHien="2").snapshot(KenhThucHien="1", lag=None),
+    lambda: Dossier(6, lag=None).snapshot(lag=7200.0).steps(("4", "20261104090000"), lag=None),
+    lambda: Dossier(7, due=DUE).steps(("9", "20261109090000"), lag=None).deliver(2, lag=5000.0),
+], ids=["5-4-5", "5-5-9", "8-10", "dead-9", "waiting-snapshot", "carried-and-waiting", "redelivered"])
+def test_one_row_per_outcome_counts_as_one_row_per_event(tmp_path: Path, make: Any) -> None:
+    """The engine reports a claimed dossier's events together (one row, facts.fold); the same
+    events reported one by one give the same counts."""
+    rules, now = store.Rules(offset_s=OFFSET_S), local("20261120120000")
+    got = []
+    for name, rows in (("apart", make().rows), ("together", make().folded())):
+        conn = store.open_store(tmp_path / f"{name}.sqlite3")
+        try:
+            store.write(conn, rows, rules)
+            got.append(store.aggregate(conn, rules, [(NOV.start, NOV.end)], now))
+        finally:
+            store.close(conn)
+    assert got[0] == got[1] and got[0][0][UNIT_A].received == 1
 
 
 # ----------------------------------------------------------------------------- §3.1 and periods
@@ -232,8 +323,8 @@ def test_a_dossier_the_portal_refused_still_counts_unsynced(conn: sqlite3.Connec
     (with that snapshot's figures), and is late for DOSSIER_SYNC once the SLO has passed. A newer
     snapshot refused after an older one was delivered does not replace the older one's figures."""
     now = local("20261120120000")
-    refused = Dossier(1, accepted=now - 4000, lag=None, dead=True, KenhThucHien="2")
-    kept = Dossier(2, KenhThucHien="2").snapshot(KenhThucHien="1", accepted=now - 100, lag=None, dead=True)
+    refused = Dossier(1, accepted=now - 4000, lag=None, KenhThucHien="2")
+    kept = Dossier(2, KenhThucHien="2").snapshot(KenhThucHien="1", accepted=now - 100, lag=None)
     c = counts(conn, [refused, kept], now=now)
     assert (c.received, c.online, c.sync_ok) == (2, 2, 1)
 
@@ -386,25 +477,27 @@ def test_the_observer_never_raises_into_the_engine(tmp_path: Path, caplog: pytes
     assert svc.buffered == 1
 
 
-def test_prune_forgets_old_dossiers_with_their_events_and_codes(conn: sqlite3.Connection) -> None:
-    """The yearly prune drops the dossiers received before the cut, their events and their codes,
-    and events never placed in a period accepted before it; a later event of a forgotten dossier
-    starts it afresh."""
-    old = Dossier(1, received="20241103080000").steps(("9", "20241104090000"))
-    kept = Dossier(2).steps(("4", "20261104090000"))
+def test_prune_forgets_old_dossiers_with_their_waiting_events(conn: sqlite3.Connection) -> None:
+    """The yearly prune drops the dossiers received before the cut with their events still
+    waiting, and the dossiers never placed in a period whose last event was accepted before it; a
+    later event of a forgotten dossier starts it afresh."""
+    old = Dossier(1, received="20241103080000").steps(("9", "20241104090000")).steps(("10", "20241105090000"),
+                                                                                       lag=None)
+    kept = Dossier(2).steps(("4", "20261104090000")).steps(("5", "20261105090000"), lag=None)
     unplaced = Dossier(3)
     unplaced.rows = []  # a progress item only, accepted in 2024: its dossier never had a snapshot
     unplaced.steps(("4", "20241104090000"))
     rules = store.Rules(offset_s=OFFSET_S)
     for d in (old, kept, unplaced):
         store.write(conn, d.rows, rules)
+    assert conn.execute("SELECT COUNT(*) FROM dossier").fetchone() == (3,)
     assert store.prune(conn, int(local("20250101000000"))) == 1
-    assert conn.execute("SELECT mahoso FROM code").fetchall() == [(kept.mahoso,)]
-    assert conn.execute("SELECT COUNT(*) FROM ev").fetchone() == (2,)  # kept's snapshot and step
+    assert conn.execute("SELECT mahoso FROM dossier").fetchall() == [(kept.mahoso,)]
+    assert conn.execute("SELECT mahoso, seq FROM waiting").fetchall() == [(kept.mahoso, 3)]
     assert store.units_in(conn) == {UNIT_A: 1}
     again = Dossier(1, received="20241103080000")
     store.write(conn, again.rows, rules)
-    assert conn.execute("SELECT COUNT(*) FROM code").fetchone() == (2,)
+    assert conn.execute("SELECT COUNT(*) FROM dossier").fetchone() == (2,)
     assert store.units_in(conn) == {UNIT_A: 2}
 
 
