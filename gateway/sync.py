@@ -19,7 +19,7 @@ import random
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from config.schema import Settings
@@ -86,12 +86,15 @@ class _Progressing:
     released: bool = False
     stopped: bool = False  # a failure scheduled a retry: deliver nothing more this round
     lost: ErrorInfo | None = None  # the portal had lost the dossier; it was sent again as a create
+    recorded: list[tuple[Outcome, float]] = field(default_factory=list)  # for the observer
 
 
-#: Told of every outcome the queue recorded: (the claimed work, the outcome, the record's time). It
-#: runs on the event loop after ``record`` returned and must not raise or block (the 766
-#: indicators, monitoring/kpi, are the one observer today).
-Observer = Callable[[Work, Outcome, float], None]
+#: Told, once a delivery round is over, of every outcome the queue recorded for each dossier of it:
+#: (the claimed work, its outcomes in order, each with the record's time). A round records a
+#: dossier's snapshot and its progress apart; told together, the observer sees the dossier's
+#: events once. It runs on the event loop and must not raise or block (the 766 indicators,
+#: monitoring/kpi, are the one observer today).
+Observer = Callable[[Work, Sequence[tuple[Outcome, float]]], None]
 
 
 class SyncEngine:
@@ -193,13 +196,17 @@ class SyncEngine:
                     # re-reads the partition); the events stay durable
                     with contextlib.suppress(QueueUnavailable):
                         await self._record(it, Outcome(), release=True)
+            if self._observer is not None:
+                for it in items:
+                    if it.recorded:
+                        self._observer(it.work, it.recorded)
 
     async def _record(self, it: _Progressing, outcome: Outcome, *, release: bool) -> None:
         now = self._clock()
         await self._q.record(it.work, outcome, now, release=release)
         it.released = it.released or release
         if self._observer is not None:
-            self._observer(it.work, outcome, now)
+            it.recorded.append((outcome, now))
 
     # ------------------------------------------------------------------ snapshots
 

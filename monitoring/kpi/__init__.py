@@ -1,7 +1,7 @@
 """The 766 service-quality indicators, computed live from the dossier stream (docs/kpi.md).
 
 ``KpiService`` (:mod:`monitoring.kpi.service`) is what the application holds (``app[KPI]``):
-``latest()``, ``report(period_id, unit)``, ``metrics_text()``, and ``observe(work, outcome, now)``
+``latest()``, ``report(period_id, unit)``, ``metrics_text()``, and ``observe(work, recorded)``
 for the sync engine.
 """
 

@@ -207,20 +207,23 @@ def event_facts(ev: Event, delivered_at: float | None) -> list[Facts]:
     return fold(ev.mahoso, ((ev, delivered_at),))
 
 
-def outcome_facts(work: Work, outcome: Outcome, now: float) -> list[Facts]:
-    """The rows one recorded outcome teaches (:func:`fold`): its delivered events (at ``now``),
-    its dead ones, and, when it scheduled a retry or parked progress, the events still waiting
-    (their ``accepted_at`` is what makes them late once the SLO has passed)."""
-    delivered, dead = outcome.delivered, outcome.dead
-    waiting = outcome.retry_at is not None or bool(outcome.parked)
-    if not (delivered or dead or waiting):
+def outcome_facts(work: Work, recorded: Sequence[tuple[Outcome, float]]) -> list[Facts]:
+    """The rows a delivery round's recorded outcomes for one dossier teach (:func:`fold`): its
+    events delivered (at their record's time), dead-lettered, or, when an outcome scheduled a
+    retry or parked progress, still waiting (their ``accepted_at`` is what makes them late once
+    the SLO has passed). An event delivered by one outcome is delivered, whatever a later one
+    says of the rest of the work."""
+    at: dict[str, float | None] = {}
+    for outcome, now in recorded:
+        for eid in outcome.delivered:
+            at[eid] = now
+        for eid in outcome.dead:
+            at.setdefault(eid, None)
+        if outcome.retry_at is not None or outcome.parked:
+            for ev in work.progress if work.snapshot is None else (work.snapshot, *work.progress):
+                at.setdefault(ev.event_id, None)
+    if not at:
         return []
-    events: list[tuple[Event, float | None]] = []
     snap = work.snapshot
-    for ev in ((snap, *work.progress) if snap is not None else work.progress):
-        eid = ev.event_id
-        if eid in delivered:
-            events.append((ev, now))
-        elif waiting or eid in dead:
-            events.append((ev, None))
-    return fold(work.mahoso, events) if events else []
+    return fold(work.mahoso, [(ev, at[ev.event_id]) for ev in ((snap, *work.progress) if snap is not None
+                                                              else work.progress) if ev.event_id in at])

@@ -1,8 +1,9 @@
 """``KpiService``: records the facts the delivery engine reports, keeps them in the indicators'
 own file, and computes the 766 figures every ``[kpi] refresh_interval``.
 
-* :meth:`KpiService.observe` is the sync engine's observer: it turns a recorded outcome into rows
-  (:mod:`monitoring.kpi.facts`, a few µs a dossier on the event loop) and buffers them.
+* :meth:`KpiService.observe` is the sync engine's observer: it folds a recorded outcome's events
+  into one row for their dossier (:func:`monitoring.kpi.facts.fold`, ~9 µs a dossier on the event
+  loop) and buffers it.
 * Every ``flush_interval`` (and at once when the buffer passes :data:`FLUSH_ROWS`) the buffer is
   written in one transaction by a worker thread (:func:`monitoring.kpi.store.write`). A crash of
   the process loses what was buffered since the last write: at most one ``flush_interval`` of
@@ -138,11 +139,12 @@ class KpiService:
 
     # ------------------------------------------------------------------ the engine's observer
 
-    def observe(self, work: Work, outcome: Outcome, now: float) -> None:
-        """The sync engine's observer: called after each successful ``queue.record``. Never raises
-        (a fault here must not touch delivery): a bad payload is logged and skipped."""
+    def observe(self, work: Work, recorded: Sequence[tuple[Outcome, float]]) -> None:
+        """The sync engine's observer: called after each delivery round with what ``queue.record``
+        recorded for one dossier of it. Never raises (a fault here must not touch delivery): a bad
+        payload is logged and skipped."""
         try:
-            rows = outcome_facts(work, outcome, now)
+            rows = outcome_facts(work, recorded)
         except Exception:  # a bug in fact extraction must not become a delivery retry
             log.exception("766 indicators: could not read the facts of a recorded outcome")
             return

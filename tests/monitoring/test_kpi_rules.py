@@ -376,9 +376,9 @@ INSERT INTO meta VALUES ('schema', '3');
 """
 
 
-@pytest.mark.parametrize("version", ["1", "2", "3"])
+@pytest.mark.parametrize("version", ["1", "2", "3", "4"])
 def test_a_file_of_an_older_layout_is_refused_untouched(tmp_path: Path, version: str) -> None:
-    """A file of schemas 1-3 (never shipped in a release) does not open: the error names the file
+    """A file of schemas 1-4 (never shipped in a release) does not open: the error names the file
     and what to do (delete it), and the file is left as it was."""
     from core.errors import ConfigError
 
@@ -469,12 +469,32 @@ def test_the_observer_never_raises_into_the_engine(tmp_path: Path, caplog: pytes
     mahoso = code(UNIT_A, 1)
     bad = Event("1", mahoso, EventKind.SNAPSHOT, 1, {"MaHoSo": mahoso, "TaiLieuNop": "not a list"}, 1.0)
     good = Event("2", mahoso, EventKind.SNAPSHOT, 2, payload(mahoso), 1.0)
-    svc.observe(Work(mahoso, "l", bad, (), False, 0, None), Outcome(delivered=("1",)), 2.0)
+    svc.observe(Work(mahoso, "l", bad, (), False, 0, None), [(Outcome(delivered=("1",)), 2.0)])
     assert svc.buffered == 0 and "could not read the facts" in caplog.text
-    svc.observe(Work(mahoso, "l", good, (), False, 0, None), Outcome(known_on_portal=True), 2.0)
+    svc.observe(Work(mahoso, "l", good, (), False, 0, None), [(Outcome(known_on_portal=True), 2.0)])
     assert svc.buffered == 0
-    svc.observe(Work(mahoso, "l", good, (), False, 0, None), Outcome(delivered=("2",)), 2.0)
+    svc.observe(Work(mahoso, "l", good, (), False, 0, None), [(Outcome(delivered=("2",)), 2.0)])
     assert svc.buffered == 1
+
+
+def test_a_rounds_outcomes_for_a_dossier_fold_into_one_row() -> None:
+    """The engine records a dossier's snapshot and its progress apart and tells the observer of
+    both after the round: one row for the dossier. A snapshot delivered by the first outcome stays
+    delivered when the second schedules a retry; the progress left waits (a row each)."""
+    from monitoring.kpi.facts import FOLD_WIDTH, outcome_facts
+    from queues.api import Outcome, Work
+
+    mahoso = code(UNIT_A, 1)
+    snap = Event("s", mahoso, EventKind.SNAPSHOT, 1, payload(mahoso), 1.0)
+    steps = tuple(Event(f"p{i}", mahoso, EventKind.PROGRESS, i, body, 1.5)
+                  for i, body in enumerate(progress_payloads(mahoso, ("2", "20261103090000"), ("4", "20261104090000")),
+                                           start=2))
+    work = Work(mahoso, "l", snap, steps, False, 0, None)
+    rows = outcome_facts(work, [(Outcome(delivered=("s", "p2")), 10.0), (Outcome(retry_at=99.0), 11.0)])
+    assert len(rows) == 2 and len(rows[0]) == FOLD_WIDTH + 2
+    assert rows[0][store.COLUMNS.index("worst_lag")] == 9.0 and rows[0][FOLD_WIDTH] == (1, 2)
+    assert rows[1] == (mahoso, 3, 1, 1.5)
+    assert outcome_facts(work, [(Outcome(known_on_portal=True), 10.0)]) == []
 
 
 def test_prune_forgets_old_dossiers_with_their_waiting_events(conn: sqlite3.Connection) -> None:
