@@ -239,6 +239,17 @@ def _year_dossier(rng: random.Random, i: int, now: float, base: dict[str, Any]) 
     return fold(mahoso, events)
 
 
+async def prefill_year_in(code: Path, path: Path, plan: Plan) -> Path:
+    """:func:`prefill_year` as the checkout ``code`` writes it (its own layout), in a process."""
+    script = ("import sys; from pathlib import Path; from bench.bench_kpi import Plan, prefill_year; "
+              "prefill_year(Path(sys.argv[1]), Plan(year=int(sys.argv[2])))")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script, str(path), str(plan.year), cwd=code,
+                                                env={**os.environ, "PYTHONPATH": str(code)})
+    if await proc.wait():
+        raise RuntimeError(f"compare: {code} could not write the year's file")
+    return path
+
+
 RECEIVED = store.COLUMNS.index("received")
 
 
@@ -267,9 +278,10 @@ def prefill_year(path: Path, plan: Plan) -> int:
 
 
 async def start_daemon(run: Run, name: str, *, kpi: bool, backlog: bool, portal: str = "",
-                       kpi_settings: dict[str, Any] | None = None, code: Path = ROOT) -> str:
+                       kpi_settings: dict[str, Any] | None = None, code: Path = ROOT, year: Path | None = None) -> str:
     """``dvcgw serve`` (from the checkout ``code``) on a copy of the backlog (or an empty queue)
-    and, with the indicators on, of the year's file; its base URL once /readyz answers."""
+    and, with the indicators on, of the year's file (``year``, else ``run.year``); its base URL
+    once /readyz answers."""
     port = free_port()
     folder = run.tmp / name
     folder.mkdir(parents=True)
@@ -277,7 +289,7 @@ async def start_daemon(run: Run, name: str, *, kpi: bool, backlog: bool, portal:
     if backlog:
         shutil.copyfile(run.queue, store_path)
     if kpi:
-        shutil.copyfile(run.year, folder / "kpi.sqlite3")  # [kpi] path: kpi.sqlite3 beside the store
+        shutil.copyfile(year or run.year, folder / "kpi.sqlite3")  # [kpi] path: kpi.sqlite3 beside the store
     conf = write_config(folder / "gw.toml", port=port, portal_url=portal or run.sandbox_url, store=store_path,
                         units=UNITS, portal={"batch_size": BATCH, "lookup_before_create": False,
                                              "timeout": PORTAL_TIMEOUT},
@@ -465,6 +477,8 @@ async def bench_throughput(run: Run, second_on: bool = True, other: Path | None 
           + f": both daemons started, then run in turn, one at a time, {p.slices} slices of "
           f"{p.slice:.0f} s each in ABBA order after {p.warmup:.0f} s of warm-up each")
     names = ("this", "other") if other else ("off", "on" if second_on else "off-again")  # first, second
+    # the other checkout may keep another layout of the indicators' file: its year, its own code
+    other_year = await prefill_year_in(other, run.tmp / "other-year.sqlite3", p) if other else None
     sandbox_2 = await start_sandbox(run.procs, f"{scenario}-sandbox")
     try:
         bases, pids = {}, {}
@@ -474,7 +488,8 @@ async def bench_throughput(run: Run, second_on: bool = True, other: Path | None 
                 name = f"{scenario}-{names[kpi]}"
                 bases[kpi] = await start_daemon(run, name, kpi=bool(other) or (kpi and second_on), backlog=True,
                                                 portal=portal, kpi_settings=kpi_settings,
-                                                code=other if other and kpi else ROOT)
+                                                code=other if other and kpi else ROOT,
+                                                year=other_year if kpi else None)
                 pids[kpi] = run.pids[name]
                 pause(pids[kpi], False)
             notes = SliceNotes({bases[False]: run.procs.running["sandbox"].pid,

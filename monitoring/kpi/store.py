@@ -15,8 +15,9 @@ Two tables, each a B-tree keyed by ``MaHoSo``:
     request and the runs of supplement requests (status 5) in time order;
   - the worst delivery lag (accepted -> delivered) of its events.
 
-  Its end-of-processing verdict (steps 1, 2 and 4) and the yes/no figures are generated columns,
-  computed when the rows are counted.
+  Its unit, its end-of-processing verdict (steps 1, 2 and 4) and whether it finished are stored
+  generated columns, which SQLite computes as it writes the row (computed at every count
+  instead, they made the count a third slower); the yes/no figures are bits of ``flags``.
 * ``waiting``: the events not delivered (still waiting, or dead-lettered): one row each until
   its delivery, with when the gateway accepted it, which is what makes a dossier late for
   DOSSIER_SYNC once the SLO has passed. A delivered snapshot takes the older snapshots it
@@ -73,11 +74,11 @@ CREATE TABLE IF NOT EXISTS dossier (
     t9 INTEGER, t10 INTEGER, t38 INTEGER, t7 INTEGER, t5 INTEGER, done INTEGER, asks INTEGER,
     first_at INTEGER, first_seq INTEGER, first_status INTEGER, last_at INTEGER, last_seq INTEGER,
     last_status INTEGER,
-    unit TEXT AS (substr(mahoso, 1, instr(mahoso, '-') - 1)),
+    unit TEXT AS (substr(mahoso, 1, instr(mahoso, '-') - 1)) STORED,
     fee INTEGER AS (flags & 1), comp_file INTEGER AS ((flags >> 1) & 1),
     result_link INTEGER AS ((flags >> 2) & 1), sohoa INTEGER AS ((flags >> 3) & 1),
     kho INTEGER AS ((flags >> 4) & 1), vneid INTEGER AS ((flags >> 5) & 1),
-    finished INTEGER AS (COALESCE(done, 0) OR status IN (9, 10)),
+    finished INTEGER AS (COALESCE(done, 0) OR status IN (9, 10)) STORED,
     -- kpi-766.md §3.2, steps applied in order: 1. the end is the first 9, else the first 10, else
     -- the first 8 or 3, else the first 7 (withdrawal ranked last, [UNCERTAIN]); without one, the
     -- snapshot's NgayKetThucXuLy when its TrangThaiHoSo is final (history sent as a snapshot
@@ -85,12 +86,12 @@ CREATE TABLE IF NOT EXISTS dossier (
     -- request: late; exactly one: its time is the end; 3. no end, no request: NULL, judged at the
     -- computation's cut (due >= cut); 5. no NgayHenTra: NULL, the no_deadline policy decides.
     -- Supplement requests: the more of the runs of 5 and the snapshot's DanhSachHoSoBoSung rows.
-    t_end INTEGER AS (COALESCE(t9, t10, t38, t7, CASE WHEN status IN (3, 7, 8, 9, 10) THEN ended END)),
+    t_end INTEGER AS (COALESCE(t9, t10, t38, t7, CASE WHEN status IN (3, 7, 8, 9, 10) THEN ended END)) STORED,
     verdict INTEGER AS (CASE WHEN due IS NULL THEN NULL
                              WHEN t_end IS NOT NULL THEN t_end - COALESCE(supp_pause, 0) <= due
                              WHEN max(COALESCE(asks, 0), COALESCE(supp_rows, 0)) > 1 THEN 0
                              WHEN max(COALESCE(asks, 0), COALESCE(supp_rows, 0)) = 1
-                                 THEN COALESCE(t5, supp_req) <= due END)
+                                 THEN COALESCE(t5, supp_req) <= due END) STORED
 );
 """
 _WAITING = """
