@@ -11,7 +11,7 @@ copied for each daemon:
 
 * **the year**: an indicators' file holding ``year`` dossiers (200,000) of the 500 units,
   received over the 365 days before now, each one snapshot and two progress items as the engine
-  records them (``monitoring.kpi.facts.event_facts`` then ``monitoring.kpi.store.write``, the
+  records them (``monitoring.kpi.facts.fold`` then ``monitoring.kpi.store.write``, the
   daemon's own write path): 60 % online, 30 % with a fee (half of them paid online), 40 %
   VNeID, 80 % with a submitted file, 5 % (and everything of the last three days) still in
   processing, the rest finished 1–12 days after reception against a 10-day deadline, 1 % synced

@@ -1,9 +1,10 @@
 """What the indicators keep of each outcome the delivery engine records: one row per dossier.
 
-The sync engine calls the observer (:meth:`~monitoring.kpi.service.KpiService.observe`) after
-each successful ``queue.record`` with the claimed :class:`~queues.api.Work` (one dossier's
-events), the :class:`~queues.api.Outcome` and the time. That is the one place every event passes
-on both queue backends. The events the outcome mentions are folded into one row for their dossier
+After each delivery round the sync engine calls the observer
+(:meth:`~monitoring.kpi.service.KpiService.observe`) once per dossier of the round, with the
+claimed :class:`~queues.api.Work` (one dossier's events) and each :class:`~queues.api.Outcome`
+``queue.record`` recorded for it, with its time. That is the one place every event passes on both
+queue backends. The events the outcomes mention are folded into one row for their dossier
 (:func:`fold`), in the form monitoring/kpi/store.py merges into the dossier's row in one upsert:
 
 * when the gateway accepted them (``Event.accepted_at``), and the worst lag of those delivered
@@ -44,15 +45,15 @@ KIND_SNAPSHOT, KIND_PROGRESS = 0, 1
 #: citizen's store (Kho DMQG), the account was verified with VNeID.
 FEE, COMP_FILE, RESULT_LINK, SOHOA, KHO, VNEID = 1, 2, 4, 8, 16, 32
 
-#: The row of one outcome (monitoring/kpi/store.py's ``COLUMNS``): MaHoSo, the latest accepted_at,
-#: the worst delivery lag, the delivery time; the snapshot's rank (:data:`DELIVERED_RANK`) and
-#: figures (:data:`SNAPSHOT_FIGURES`); the steps' first times of 9, 10, 3 or 8, 7 and 5, finished,
-#: the runs of 5, the first step and the last one (time, sequence, status each); then, not bound,
-#: the sequences delivered and the delivered snapshot's (monitoring/kpi/store.py clears the
-#: dossier's events waiting with them).
+#: A dossier's row (monitoring/kpi/store.py's ``COLUMNS``, :data:`FOLD_WIDTH` bound columns):
+#: MaHoSo, the latest accepted_at, the worst delivery lag; the snapshot's rank
+#: (:data:`DELIVERED_RANK`) and figures (:data:`SNAPSHOT_FIGURES`); the steps' first times of 9,
+#: 10, 3 or 8, 7 and 5, finished, the runs of 5, the first step and the last one (time, sequence,
+#: status each); then, not bound, the sequences delivered, the delivered snapshot's and the
+#: delivery time (monitoring/kpi/store.py clears the dossier's events waiting with them).
 Row = tuple[Any, ...]
 Facts = Row
-FOLD_WIDTH = 29
+FOLD_WIDTH = 28
 WAITING_WIDTH = 4
 #: Ranks a snapshot: delivered ones above the others, then the newest (sequence).
 DELIVERED_RANK = 1 << 40
@@ -198,7 +199,7 @@ def fold(mahoso: str, events: Sequence[tuple[Event, float | None]]) -> list[Fact
             cover = ev.sequence
         else:
             progress.append(ev)
-    row = (mahoso, seen, worst, delivered_at, *snapshot, *_steps(progress), tuple(delivered), cover)
+    row = (mahoso, seen, worst, *snapshot, *_steps(progress), tuple(delivered), cover, delivered_at)
     return [row, *waiting]
 
 
@@ -214,16 +215,13 @@ def outcome_facts(work: Work, recorded: Sequence[tuple[Outcome, float]]) -> list
     the SLO has passed). An event delivered by one outcome is delivered, whatever a later one
     says of the rest of the work."""
     at: dict[str, float | None] = {}
+    waiting = False
     for outcome, now in recorded:
         for eid in outcome.delivered:
             at[eid] = now
         for eid in outcome.dead:
             at.setdefault(eid, None)
-        if outcome.retry_at is not None or outcome.parked:
-            for ev in work.progress if work.snapshot is None else (work.snapshot, *work.progress):
-                at.setdefault(ev.event_id, None)
-    if not at:
-        return []
-    snap = work.snapshot
-    return fold(work.mahoso, [(ev, at[ev.event_id]) for ev in ((snap, *work.progress) if snap is not None
-                                                              else work.progress) if ev.event_id in at])
+        waiting = waiting or outcome.retry_at is not None or bool(outcome.parked)
+    events = work.progress if work.snapshot is None else (work.snapshot, *work.progress)
+    told = [(ev, at.get(ev.event_id)) for ev in events if waiting or ev.event_id in at]
+    return fold(work.mahoso, told) if told else []

@@ -1,11 +1,11 @@
 """The indicators' own SQLite file: one row per dossier, folded from its events as they come.
 
-Two tables, each a B-tree keyed by ``MaHoSo``:
+Two tables, each unique by ``MaHoSo``:
 
-* ``dossier``: one row per dossier, updated in place by every event the delivery engine reports
-  (:mod:`monitoring.kpi.facts`; one upsert an event, :func:`write`). Each column keeps what the
-  rules need of all its events so far, in a form that a new event merges into without reading
-  the others (a newest, a minimum, a maximum, a count):
+* ``dossier``: one row per dossier, updated in place by what each delivery round reports of it
+  (:mod:`monitoring.kpi.facts`; one upsert a dossier a round, :func:`write`). Each column keeps
+  what the rules need of all its events so far, in a form that new events merge into without
+  reading the others (a newest, a minimum, a maximum, a count):
 
   - the figures of its *chosen snapshot*: the newest one the portal has (delivered), else the
     newest reported (waiting or dead-lettered: the dossier exists in the provincial system even
@@ -55,8 +55,8 @@ from monitoring.kpi.facts import FOLD_WIDTH, KIND_SNAPSHOT, WAITING_WIDTH, Facts
 
 #: 1: issue 14's first layout (running counts); 2: without them; 3: narrower rows, tables without
 #: a rowid; 4: every table keyed by an integer id per dossier, a row per event (``ev``) from
-#: which each write re-derived its dossiers' rows; 5: no row per event: each event folds into its
-#: dossier's row (one upsert an event instead of some ten B-tree operations and a derivation).
+#: which each write re-derived its dossiers' rows; 5: no row per event: a round's events fold into
+#: their dossier's row (one upsert a dossier instead of some ten B-tree operations and a derivation).
 #: Files of schemas 1-4 are refused (:class:`~core.errors.ConfigError`): no release shipped them.
 SCHEMA_VERSION = 5
 
@@ -138,15 +138,14 @@ def _chunks(rows: Sequence[Row], width: int) -> list[list[object]]:
 
 
 #: A batch's dossier rows (monitoring/kpi/facts.py's :func:`~monitoring.kpi.facts.fold`), column
-#: by column; ``delivered_at`` is not stored (the covers use it).
-COLUMNS = ("mahoso", "seen", "worst_lag", "delivered_at", "pick", "status", "received", "due", "ended", "channel",
+#: by column, as bound and stored.
+COLUMNS = ("mahoso", "seen", "worst_lag", "pick", "status", "received", "due", "ended", "channel",
            "paid", "flags", "csdl", "supp_rows", "supp_req", "supp_pause", "t9", "t10", "t38", "t7", "t5", "done",
            "asks", "first_at", "first_seq", "first_status", "last_at", "last_seq", "last_status")
 assert len(COLUMNS) == FOLD_WIDTH
 #: local seconds (:func:`monitoring.kpi.facts.local_seconds`), stored as Unix seconds (``:offset``,
 #: seconds east of UTC, is substituted by :func:`upsert`)
 _DATES = {"received", "due", "ended", "supp_req", "t9", "t10", "t38", "t7", "t5", "first_at", "last_at"}
-_STORED = [c for c in COLUMNS if c != "delivered_at"]
 _FIGURES = ("status", "received", "due", "ended", "channel", "paid", "flags", "csdl", "supp_rows", "supp_req",
             "supp_pause")
 #: The newest step (in time order) before this batch's row, or NULL: the row's steps come after it.
@@ -177,7 +176,7 @@ def _upsert() -> str:
       change the runs (delivery follows the sequence; only an agency's out-of-order times can).
     """
     values = ", ".join(f"v.column{i + 1} - :offset" if c in _DATES else f"v.column{i + 1}"
-                       for i, c in enumerate(COLUMNS) if c != "delivered_at")
+                       for i, c in enumerate(COLUMNS))
     sets = [_merged("seen", "max"), _merged("worst_lag", "max"), *map(_newer, _FIGURES), _newer("pick"),
             *(_merged(c, "min") for c in ("t9", "t10", "t38", "t7", "t5")), _merged("done", "max"),
             f"asks = CASE WHEN {_LATER} THEN asks + excluded.asks - (excluded.first_status = 5 AND last_status IS 5)"
@@ -185,7 +184,7 @@ def _upsert() -> str:
             *(f"{c} = COALESCE({c}, excluded.{c})" for c in ("first_at", "first_seq", "first_status")),
             *(f"{c} = CASE WHEN {_LATER} THEN excluded.{c} ELSE {c} END"
               for c in ("last_at", "last_seq", "last_status"))]
-    return (f"INSERT INTO dossier ({', '.join(_STORED)}) SELECT {values} FROM {_values(FOLD_WIDTH)}"
+    return (f"INSERT INTO dossier ({', '.join(COLUMNS)}) SELECT {values} FROM {_values(FOLD_WIDTH)}"
             f" WHERE v.column1 IS NOT NULL ON CONFLICT (mahoso) DO UPDATE SET {', '.join(sets)}")
 
 
@@ -383,12 +382,13 @@ def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> Non
             conn.execute(_WAIT, params)
         open_ = {mahoso for (mahoso,) in conn.execute("SELECT DISTINCT mahoso FROM waiting")}
         if open_:
-            mine = [row for row in dossiers if row[0] in open_ and row[FOLD_WIDTH]]
-            covers = [(row[0], row[FOLD_WIDTH + 1], row[3]) for row in mine if row[FOLD_WIDTH + 1] is not None]
+            # beyond the bound columns: the sequences delivered, the delivered snapshot's, when
+            mine = [row[:1] + row[FOLD_WIDTH:] for row in dossiers if row[0] in open_ and row[FOLD_WIDTH]]
+            covers = [(mahoso, cover, at) for mahoso, _, cover, at in mine if cover is not None]
             for params in _chunks(covers, DONE_WIDTH):
                 conn.execute(_COVER, params)
                 conn.execute(_UNCOVER, params)
-            done = [(row[0], seq, row[3]) for row in mine for seq in row[FOLD_WIDTH]]
+            done = [(mahoso, seq, at) for mahoso, seqs, _, at in mine for seq in seqs]
             for params in _chunks(done, DONE_WIDTH):
                 conn.execute(_DELIVERED, params)
         conn.execute("COMMIT")
