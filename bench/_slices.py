@@ -4,10 +4,15 @@ measurement's switch, never the product's). After a warm-up each, ``slices`` sli
 ``seconds`` each per daemon in ABBA order (A B, B A, …): slices seconds apart see the same machine,
 so its drift cancels, where two long windows could not resolve a few percent.
 
-A slice resumes its daemon, waits :data:`SETTLE`, reads it, waits ``seconds`` (optionally while a
-load runs against it), reads again and pauses it. What a read returns is the caller's
-(``read(http, base, pid)``); :class:`Tally` adds up any reading with ``at``, ``delivered`` and the
-CPU seconds of the daemon's event-loop thread and of its process.
+A slice resumes its daemon, waits :data:`SETTLE`, then ``seconds`` (optionally while a load runs
+against it), reads it and pauses it. A slice counts **all of its daemon's running time**, from
+the resume to that read, against the events and CPU seconds since the daemon's previous read (the
+end of its previous slice, or of its warm-up): a paused daemon neither delivers nor uses CPU, so
+nothing of another slice is counted, and nothing of this one is left out. (Slices used to be
+read again after the settle and counted from there: whatever the daemon did first on resuming
+went unmeasured, such as a periodic job that fell due while it was paused, which ran then.) What a
+read returns is the caller's (``read(http, base, pid)``); :class:`Tally` adds up any reading with
+``at``, ``delivered`` and the CPU seconds of the daemon's event-loop thread and of its process.
 """
 
 from __future__ import annotations
@@ -24,8 +29,7 @@ from typing import Protocol, TypeVar
 
 import aiohttp
 
-#: after a daemon is resumed, before its first read: its pending socket reads, timers, and the
-#: kernel's view of it settle
+#: after a daemon is resumed, before a slice's load starts (counted in the slice's running time)
 SETTLE = 0.5
 #: The portal timeout of a daemon measured in slices. A daemon is stopped for up to two of the
 #: other's slices; a call it had in flight is answered meanwhile, but on SIGCONT the call's timer
@@ -75,8 +79,10 @@ class Tally:
     slices: list[tuple[float, float]] = field(default_factory=list)  # (events, seconds) of each slice
     cpu: list[float] = field(default_factory=list)  # the process's CPU seconds in each slice
 
-    def add(self, first: Reading, last: Reading) -> None:
-        n, dt_ = last.delivered - first.delivered, last.at - first.at
+    def add(self, first: Reading, last: Reading, resumed: float) -> None:
+        """A slice: the daemon ran from ``resumed`` to ``last``; ``first`` is its read before (the
+        end of its previous slice): it was paused from then to ``resumed``."""
+        n, dt_ = last.delivered - first.delivered, last.at - resumed
         self.seconds += dt_
         self.events += n
         self.loop_cpu += last.loop_cpu - first.loop_cpu
@@ -122,20 +128,19 @@ def block_costs(base: Tally, other: Tally, *, cpu: bool = False) -> str:
 
 
 async def one_slice(http: aiohttp.ClientSession, base: str, pid: int, seconds: float, read: ReadFn[R],
-                    load: Callable[[], Awaitable[object]] | None = None) -> tuple[float, R, R]:
-    """Resume the daemon, let it settle, measure ``seconds`` (with ``load()`` running against it, if
-    given), pause it again; when it was resumed, and the two reads."""
+                    load: Callable[[], Awaitable[object]] | None = None) -> tuple[float, R]:
+    """Resume the daemon, let it settle, run it ``seconds`` more (with ``load()`` running against
+    it, if given), read it and pause it again; when it was resumed, and the read."""
     resumed = time.time()
     pause(pid, True)
     await asyncio.sleep(SETTLE)
-    first = await read(http, base, pid)
     if load is None:
         await asyncio.sleep(seconds)
     else:
         await load()
     last = await read(http, base, pid)
     pause(pid, False)
-    return resumed, first, last
+    return resumed, last
 
 
 async def abba(http: aiohttp.ClientSession, daemons: dict[K, tuple[str, int]], *, warmup: float, slices: int,
@@ -143,19 +148,22 @@ async def abba(http: aiohttp.ClientSession, daemons: dict[K, tuple[str, int]], *
                load: Callable[[K, str], Callable[[], Awaitable[object]]] | None = None) -> dict[K, Tally]:
     """Both daemons (``{key: (base URL, pid)}``, A first; each paused on entry) warmed up, then run in
     ABBA slices; every daemon is resumed on the way out. ``on_slice(key, resumed, first, last)``
-    sees each measured slice; ``load(key, base)`` makes the load a slice runs, if any."""
+    sees each measured slice (``first``: the daemon's read before it, at the end of its previous
+    slice or warm-up); ``load(key, base)`` makes the load a slice runs, if any."""
     keys = list(daemons)
     tallies = {k: Tally() for k in keys}
+    before: dict[K, R] = {}
     try:
         for k in keys:  # warm-up: caches, start-up work
-            await one_slice(http, *daemons[k], warmup, read, load(k, daemons[k][0]) if load else None)
+            _, before[k] = await one_slice(http, *daemons[k], warmup, read, load(k, daemons[k][0]) if load else None)
         for i in range(slices):
             for k in (keys if i % 2 == 0 else keys[::-1]):
-                resumed, first, last = await one_slice(http, *daemons[k], seconds, read,
-                                                       load(k, daemons[k][0]) if load else None)
-                tallies[k].add(first, last)
+                resumed, last = await one_slice(http, *daemons[k], seconds, read,
+                                                load(k, daemons[k][0]) if load else None)
+                tallies[k].add(before[k], last, resumed)
                 if on_slice is not None:
-                    on_slice(k, resumed, first, last)
+                    on_slice(k, resumed, before[k], last)
+                before[k] = last
     finally:
         for _, pid in daemons.values():
             pause(pid, True)

@@ -32,16 +32,18 @@ copied for each daemon:
     its own sandbox, both started and then run **in turn**: while one runs, the other is paused
     (SIGSTOP, every thread; the measurement's switch, not the product's). After ``warmup`` (10 s)
     each, ``slices`` (32) slices of ``slice`` (10 s) each, in ABBA order (off on, on off, …). A
-    slice resumes its daemon, waits 0.5 s, reads ``/metrics``, waits ``slice``, reads again and
-    pauses it; the rate is the events delivered (``dvcgw_deliveries_total{outcome="ok"}``) over
-    the slices' seconds. Why slices: the machine's speed drifts (the same daemon measured 296 and
+    slice resumes its daemon, lets it run 0.5 s + ``slice``, reads ``/metrics`` and pauses it; the
+    rate is the events delivered (``dvcgw_deliveries_total{outcome="ok"}``) since its previous
+    read over its running time, resume to read (bench/_slices.py: every second the daemon runs is
+    in a slice, so a computation that fell due while it was paused, and ran as it resumed, is
+    measured too). Why slices: the machine's speed drifts (the same daemon measured 296 and
     347 µs of CPU an event in windows minutes apart), so two long windows could not resolve 5 %;
     slices seconds apart see the same machine. The wall clock runs on while a daemon is paused,
     and each runs half of the time: the on daemon gets ``refresh_interval = "600s"`` of wall time,
     which is the default 5 min of its own running (as in production). The slices add up to at
     least one refresh interval of each daemon's own running (32 x 10 s >= 300 s), so the
-    periodic computation weighs in them as it does in production: the computations that fall
-    inside the on slices are counted, and the run fails if there are fewer than the slices'
+    periodic computation weighs in them as it does in production: the computations that ran
+    in the on slices are counted, and the run fails if there are fewer than the slices'
     running time holds whole refresh intervals. The cost of each ABBA block
     (off on on off) is printed too, with their median and the mean's standard error: the
     machine's noise, in the units of the target. Beside it, from the same slices, the **CPU
