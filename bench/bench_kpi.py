@@ -317,6 +317,7 @@ class Reading:
     circuit: float = 0.0  # the portal's circuit: 0 closed, 1 half-open, 2 open
     portal_cpu: float = 0.0  # CPU seconds of the daemon's sandbox portal
     machine: tuple[float, float] = (0.0, 0.0)  # the machine's idle and total CPU seconds (/proc/stat)
+    facts_s: float = 0.0  # the event loop's seconds reading the 766 facts (dvcgw_kpi_facts_seconds_total)
 
 
 def machine_seconds() -> tuple[float, float]:
@@ -353,7 +354,8 @@ async def read(http: aiohttp.ClientSession, base: str, pid: int) -> Reading:
     return Reading(time.time(), count, find_value(kpi, b"dvcgw_kpi766_computed_timestamp_seconds"),
                    find_value(kpi, b"dvcgw_kpi766_compute_duration_seconds"), cpu_seconds(pid, pid), cpu_seconds(pid),
                    sum(float(v) for _, _, v in _FAILED.findall(head)),
-                   find_value(head, b'dvcgw_circuit_state{counterpart="portal"}'))
+                   find_value(head, b'dvcgw_circuit_state{counterpart="portal"}'),
+                   facts_s=find_value(head, b"dvcgw_kpi_facts_seconds_total"))
 
 
 async def month_denominator(http: aiohttp.ClientSession, base: str) -> int:
@@ -425,8 +427,9 @@ class SliceNotes:
         self.computed: list[float] = []
         self.lines: list[str] = []
         self.count = {False: 0, True: 0}
-        # events, the portal stand-in's CPU seconds, the machine's idle and total CPU seconds
-        self.beside = {False: [0.0] * 4, True: [0.0] * 4}
+        # events, the portal stand-in's CPU seconds, the machine's idle and total CPU seconds, the
+        # event loop's seconds reading the 766 facts
+        self.beside = {False: [0.0] * 5, True: [0.0] * 5}
 
     async def read(self, http: aiohttp.ClientSession, base: str, pid: int) -> Reading:
         return replace(await read(http, base, pid), portal_cpu=cpu_seconds(self.portal_pid[base]),
@@ -434,7 +437,8 @@ class SliceNotes:
 
     def note(self, kpi: bool, resumed: float, first: Reading, last: Reading) -> None:
         for i, v in enumerate((last.delivered - first.delivered, last.portal_cpu - first.portal_cpu,
-                               last.machine[0] - first.machine[0], last.machine[1] - first.machine[1])):
+                               last.machine[0] - first.machine[0], last.machine[1] - first.machine[1],
+                               last.facts_s - first.facts_s)):
             self.beside[kpi][i] += v
         self.count[kpi] += 1
         name = f"{self.names[kpi]} slice {self.count[kpi]}"
@@ -448,10 +452,12 @@ class SliceNotes:
     def print(self) -> None:
         for line in self.lines:
             print(f"    {line}")
-        for kpi, (events, portal, idle, total) in self.beside.items():
+        for kpi, (events, portal, idle, total, facts) in self.beside.items():
             print(f"    beside the {self.names[kpi]} daemon in its slices: its sandbox portal "
                   f"{portal * 1e6 / max(events, 1):.1f} µs of CPU an event; the machine's CPUs "
-                  f"{idle / max(total, 1e-9):.1%} idle")
+                  f"{idle / max(total, 1e-9):.1%} idle"
+                  + (f"; its event loop reading the 766 facts {facts * 1e6 / max(events, 1):.1f} µs an event "
+                     "(dvcgw_kpi_facts_seconds_total, added at each write)" if facts else ""))
 
 
 async def bench_throughput(run: Run, second_on: bool = True, other: Path | None = None) -> None:

@@ -192,7 +192,7 @@ def _retention_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]
 async def _kpi_ctx(app: web.Application) -> AsyncIterator[None]:
     """The 766 indicators: started before the engine that feeds them, closed (last facts written)
     after it stopped."""
-    kpi = KpiService(app[SETTINGS], app[CLOCK])
+    kpi = KpiService(app[SETTINGS], app[CLOCK], app[METRICS].kpi_facts)
     await kpi.start()
     app[KPI] = kpi
     yield

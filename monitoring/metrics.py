@@ -220,6 +220,11 @@ class Metrics:
         self.start_time = Gauge(
             "dvcgw_start_time_seconds", "When this gateway instance started (Unix time)", registry=r)
         self.start_time.set(started_at)
+        self.kpi_facts = Counter(
+            "dvcgw_kpi_facts_seconds_total",
+            "Seconds the event loop spent reading the 766 indicators' facts out of delivered events "
+            "(monitoring/kpi/facts.py), added at each write of the indicators' file; 0 with [kpi] enabled = false",
+            registry=r)
         # process_* and python_*: the collectors prometheus_client puts on its global registry, on ours
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)

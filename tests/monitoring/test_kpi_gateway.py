@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.schema import Settings
 from gateway import cli
-from gateway.appkeys import KPI
+from gateway.appkeys import KPI, METRICS
 from monitoring.kpi import KpiReport, KpiRow, parse_period
 from monitoring.kpi.store import open_reader
 from tests.fakes.portal import FakeClock
@@ -238,6 +238,22 @@ async def test_the_figures_survive_a_restart(sandbox: Sandbox, tmp_path: Path) -
         assert first.app[KPI].buffered > 0
     async with run_gateway(settings, FakeClock(start=NOW + 2 * HOUR)) as second:
         assert_the_month(await second.app[KPI].refresh())
+
+
+async def test_the_loop_time_of_the_facts_is_counted_at_each_write(sandbox: Sandbox, tmp_path: Path) -> None:
+    """``dvcgw_kpi_facts_seconds_total``: the event loop's time reading the facts of the delivered
+    events, added when they are written (flush_interval 60 s: not before the write asked here)."""
+    async with run_gateway(kpi_settings(tmp_path, sandbox, flush_interval="60s"), FakeClock(start=NOW)) as gw:
+        await push_the_month(gw, sandbox)
+        kpi, metrics = gw.app[KPI], gw.app[METRICS]
+        assert kpi.buffered > 0
+        assert metrics.sample("dvcgw_kpi_facts_seconds_total") == 0
+        await kpi.flush()
+        assert kpi.buffered == 0
+        spent = metrics.sample("dvcgw_kpi_facts_seconds_total")
+        assert spent is not None and 0 < spent < 5
+        await kpi.flush()  # nothing observed since: nothing added
+        assert metrics.sample("dvcgw_kpi_facts_seconds_total") == spent
 
 
 async def test_dossier_sync_counts_what_reached_the_portal_within_the_slo(sandbox: Sandbox,
