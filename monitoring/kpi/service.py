@@ -2,8 +2,10 @@
 own file, and computes the 766 figures every ``[kpi] refresh_interval``.
 
 * :meth:`KpiService.observe` is the sync engine's observer: it folds a recorded outcome's events
-  into one row for their dossier (:func:`monitoring.kpi.facts.fold`, ~9 µs a dossier on the event
-  loop) and buffers it.
+  into one row for their dossier (:func:`monitoring.kpi.facts.fold`: ~18 µs a dossier of a
+  snapshot and two progress items on the event loop of a busy daemon, where the payloads are no
+  longer in the CPU's caches; ~8 µs measured apart) and buffers it. Its time is counted by
+  ``dvcgw_kpi_facts_seconds_total``.
 * Every ``flush_interval`` (and at once when the buffer passes :data:`FLUSH_ROWS`) the buffer is
   written in one transaction by a worker thread (:func:`monitoring.kpi.store.write`). A crash of
   the process loses what was buffered since the last write: at most one ``flush_interval`` of
