@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from config.schema import Settings
-from queues.api import QueueBackend
+from queues.api import FigureReader, QueueBackend
 from queues.sqlite import MemoryQueue, SQLiteQueue
 
 BACKENDS = ["memory", "sqlite", "kafka"]
@@ -25,15 +25,18 @@ def kafka_bootstrap() -> str:
     return addr
 
 
-async def make_backend(name: str, tmp_path: Path) -> QueueBackend:
+async def make_backend(name: str, tmp_path: Path, *, reader: FigureReader | None = None,
+                       settings: Settings | None = None) -> QueueBackend:
+    """A not-yet-started backend; for Kafka on fresh topics unless ``settings`` (from
+    :func:`tests.queues.kafka_factory.kafka_settings`) names them, so a test can reopen them."""
     if name == "memory":
-        return MemoryQueue()
+        return MemoryQueue(reader=reader)
     if name == "sqlite":
-        return SQLiteQueue(tmp_path / "queue.sqlite3", synchronous="normal")
+        return SQLiteQueue(tmp_path / "queue.sqlite3", synchronous="normal", reader=reader)
     kafka_bootstrap()
     from tests.queues.kafka_factory import make_kafka_backend
 
-    return await make_kafka_backend(tmp_path, Settings())
+    return await make_kafka_backend(tmp_path, Settings(), reader=reader, ready=settings)
 
 
 @pytest.fixture(params=BACKENDS)
