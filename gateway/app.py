@@ -26,7 +26,6 @@ from gateway.appkeys import (
     CATALOGUE,
     CLOCK,
     ENGINE,
-    FIGURES,
     INBOUND,
     JOBS,
     KPI,
@@ -52,26 +51,22 @@ from gateway.portalcode.mapping import CodedPortal, CodeMapper
 from gateway.requestlog import echo_request_id, request_context
 from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
-from monitoring.kpi.facts import FigureReading
 from monitoring.metrics import PORTAL, PROVINCIAL, Metrics
-from queues.api import FigureReader, QueueBackend
+from queues.api import QueueBackend
 from queues.jobs import PROVINCIAL as PROVINCIAL_TOPIC
 from queues.retention import Pruner
 from queues.sqlite import MemoryQueue, SQLiteQueue, store_options
 
 
-def make_queue(settings: Settings, metrics: Metrics, clock: Callable[[], float],
-               reader: FigureReader | None = None) -> QueueBackend:
-    """The configured backend; ``reader`` reads each event's figures as it decodes the payload
-    (the 766 indicators', monitoring/kpi/facts.py ``FigureReading``; docs/kpi.md, Cost)."""
+def make_queue(settings: Settings, metrics: Metrics, clock: Callable[[], float]) -> QueueBackend:
     q = settings.queue
     if q.backend == "memory":
-        return MemoryQueue(lease_s=q.lease, clock=clock, reader=reader)
+        return MemoryQueue(lease_s=q.lease, clock=clock)
     if q.backend == "kafka":
         from queues.kafka import KafkaQueue
 
-        return KafkaQueue(settings, metrics_registry=metrics.registry, reader=reader)  # type: ignore[no-any-return]
-    return SQLiteQueue(settings.storage.path, clock=clock, reader=reader, **store_options(settings))
+        return KafkaQueue(settings, metrics_registry=metrics.registry)  # type: ignore[no-any-return]
+    return SQLiteQueue(settings.storage.path, clock=clock, **store_options(settings))
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, run_engine: bool = True,
@@ -93,8 +88,6 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, ru
     app[KEYRING] = KeyRing(settings.agencies, settings.operator)
     app[LIMITER] = Limiter(settings, clock)
     metrics.init_agencies(a.code for a in settings.agencies)
-    if settings.kpi.enabled:  # the queue reads the indicators' figures of each event it decodes
-        app[FIGURES] = FigureReading()
     if settings.payment.enabled:  # before the queue: the accept path asks it which dossiers are paid
         app.cleanup_ctx.append(payment_routes.store_ctx)
     app.cleanup_ctx.append(_queue_ctx)
@@ -172,7 +165,7 @@ async def _draining(app: web.Application) -> None:
 
 
 async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
-    queue = make_queue(app[SETTINGS], app[METRICS], app[CLOCK], app.get(FIGURES))
+    queue = make_queue(app[SETTINGS], app[METRICS], app[CLOCK])
     await queue.start()
     app[QUEUE] = queue
     payments = app.get(PAYMENTS)
@@ -199,7 +192,7 @@ def _retention_ctx(run: bool) -> Callable[[web.Application], AsyncIterator[None]
 async def _kpi_ctx(app: web.Application) -> AsyncIterator[None]:
     """The 766 indicators: started before the engine that feeds them, closed (last facts written)
     after it stopped."""
-    kpi = KpiService(app[SETTINGS], app[CLOCK], app[METRICS].kpi_facts, app[FIGURES])
+    kpi = KpiService(app[SETTINGS], app[CLOCK], app[METRICS].kpi_facts)
     await kpi.start()
     app[KPI] = kpi
     yield

@@ -19,7 +19,6 @@ from gateway.inbound.puller import InboundPuller
 from gateway.portalcode.mapping import CodeMapper
 from gateway.sync import SyncEngine
 from monitoring.kpi import KpiService
-from monitoring.kpi.facts import FigureReading
 from monitoring.metrics import Metrics
 from queues.api import QueueBackend
 from queues.jobs import Jobs
@@ -43,7 +42,6 @@ ACCEPT = web.AppKey("accept", Acceptor)
 READINESS = web.AppKey("readiness", Readiness)
 #: The 766 indicators (monitoring/kpi); absent when ``[kpi] enabled = false``.
 KPI = web.AppKey("kpi", KpiService)
-FIGURES = web.AppKey("figures", FigureReading)  # the queue's reader of the 766 figures (with [kpi] on)
 #: The payment platform's service (adapters/payment_platform); absent unless ``[payment] enabled``.
 PAYMENTS = web.AppKey("payments", PaymentService)
 #: The national-portal client the sync engine uses; the catalogue and the inbound puller share it

@@ -89,24 +89,6 @@ class Accepted:
     sequence: int
 
 
-#: What an observer of delivery (the 766 indicators) keeps of an event's payload, read by the queue
-#: when it decodes the payload (:attr:`Event.figures`): then the payload is still in the CPU's
-#: caches, where after a delivery round it is not (docs/kpi.md, Cost). It must not raise or block.
-FigureReader = Callable[[EventKind, Mapping[str, Any]], Any]
-
-
-def read_figures(reader: FigureReader | None, kind: EventKind, payload: Mapping[str, Any]) -> Any:
-    """``reader``'s figures of a payload as the queue decodes it; None without a reader, or when
-    the reader fails: the queue's work never depends on it (the observer reads the payload again,
-    and reports the fault there)."""
-    if reader is None:
-        return None
-    try:
-        return reader(kind, payload)
-    except Exception:
-        return None
-
-
 @dataclass(frozen=True)
 class Event:
     event_id: str
@@ -115,8 +97,6 @@ class Event:
     sequence: int
     payload: Mapping[str, Any]
     accepted_at: float
-    #: what the queue's :data:`FigureReader` read of ``payload`` when it decoded it (None: no reader)
-    figures: Any = field(default=None, compare=False, repr=False)
 
 
 class OutcomeClass(enum.StrEnum):

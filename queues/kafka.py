@@ -55,7 +55,6 @@ from queues.api import (
     DeadLetter,
     DeadLetterPage,
     DossierStatus,
-    FigureReader,
     NewestSnapshot,
     NewEvent,
     Outcome,
@@ -80,11 +79,10 @@ _WATCH_S = 0.25  # how often the broker watch looks at the clients (see KafkaQue
 
 
 class KafkaQueue:
-    """The QueueBackend on Apache Kafka; one instance per ``dvcgw serve`` process. ``reader``, if
-    any, reads each event's figures as its record is decoded (:data:`queues.api.FigureReader`)."""
+    """The QueueBackend on Apache Kafka; one instance per ``dvcgw serve`` process."""
 
     def __init__(self, settings: Settings, *, metrics_registry: CollectorRegistry | None = None,
-                 clock: Callable[[], float] = time.time, reader: FigureReader | None = None) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
         self._k = settings.queue.kafka
         self._lease_s = float(settings.queue.lease)
@@ -106,7 +104,7 @@ class KafkaQueue:
         self._owner = Owner(view=self._view, producing=self._producing, letters=self._letters,
                             offsets=self._offsets, marks=self._marks, topics=self.topics, partitions=self._parts,
                             lease_s=self._lease_s, timeout=self._timeout, now=self._now, wake=self._wake,
-                            rewind=self._rewind, reader=reader)
+                            rewind=self._rewind)
         self._pump = Pump(kafka=self._k, client_opts=self._opts, topics=self.topics, owner=self._owner,
                           offsets=self._offsets, marks=self._marks, view=self._view, metrics=self.metrics,
                           now=self._now, wake=self._wake, lease_s=self._lease_s, timeout=self._timeout)

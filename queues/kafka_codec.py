@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from queues.api import DeadLetter, ErrorInfo, Event, EventKind, FigureReader, OutcomeClass, read_figures, state_of
+from queues.api import DeadLetter, ErrorInfo, Event, EventKind, OutcomeClass, state_of
 
 H_SEQ = "dvcgw-seq"
 H_REPLAY = "dvcgw-replay"
@@ -86,8 +86,6 @@ class WireEvent:
     payload: Mapping[str, Any]
     agency: str
     accepted_at: float
-    #: what the queue's reader read of ``payload`` at decoding (:attr:`queues.api.Event.figures`); never encoded
-    figures: Any = field(default=None, compare=False, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.event_id, "m": self.mahoso, "k": self.kind.value, "p": self.payload,
@@ -97,16 +95,15 @@ class WireEvent:
         return _dumps(self.as_json())
 
     @staticmethod
-    def decode(raw: bytes, reader: FigureReader | None = None) -> WireEvent:
-        return WireEvent.from_json(orjson.loads(raw), reader)
+    def decode(raw: bytes) -> WireEvent:
+        return WireEvent.from_json(orjson.loads(raw))
 
     @staticmethod
-    def from_json(d: Mapping[str, Any], reader: FigureReader | None = None) -> WireEvent:
-        kind, payload = EventKind(d["k"]), d["p"]
-        return WireEvent(d["id"], d["m"], kind, payload, d["a"], float(d["t"]), read_figures(reader, kind, payload))
+    def from_json(d: Mapping[str, Any]) -> WireEvent:
+        return WireEvent(d["id"], d["m"], EventKind(d["k"]), d["p"], d["a"], float(d["t"]))
 
     def event(self, sequence: int) -> Event:
-        return Event(self.event_id, self.mahoso, self.kind, sequence, self.payload, self.accepted_at, self.figures)
+        return Event(self.event_id, self.mahoso, self.kind, sequence, self.payload, self.accepted_at)
 
 
 def _plain(value: Any) -> Any:
@@ -153,8 +150,8 @@ def held_encode(ev: WireEvent, seq: int, parked: bool) -> dict[str, Any]:
     return {"e": ev.as_json(), "s": seq, "parked": parked}
 
 
-def held_decode(d: Mapping[str, Any], reader: FigureReader | None = None) -> tuple[WireEvent, int, bool]:
-    return WireEvent.from_json(d["e"], reader), int(d["s"]), bool(d["parked"])
+def held_decode(d: Mapping[str, Any]) -> tuple[WireEvent, int, bool]:
+    return WireEvent.from_json(d["e"]), int(d["s"]), bool(d["parked"])
 
 
 @dataclass

@@ -21,7 +21,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from core.errors import QueueUnavailable
-from queues.api import DeliveryState, ErrorInfo, EventKind, FigureReader, Outcome, Work, state_of
+from queues.api import DeliveryState, ErrorInfo, EventKind, Outcome, Work, state_of
 from queues.kafka_codec import (
     H_REPLAY,
     H_SEQ,
@@ -58,12 +58,9 @@ class Owner:
 
     def __init__(self, *, view: View, producing: Producing, letters: DeadLetters, offsets: Offsets,
                  marks: Watermarks, topics: Topics, partitions: int, lease_s: float, timeout: float,
-                 now: Callable[[], float], wake: asyncio.Event, rewind: Callable[[int], None],
-                 reader: FigureReader | None = None) -> None:
+                 now: Callable[[], float], wake: asyncio.Event, rewind: Callable[[int], None]) -> None:
         """``now``: the queue's clock; ``wake``: set when work may have become claimable;
-        ``rewind(p)``: called when a write for partition ``p`` failed; ``reader``: reads each
-        event's figures as its record is decoded (:data:`queues.api.FigureReader`)."""
-        self._reader = reader
+        ``rewind(p)``: called when a write for partition ``p`` failed."""
         self._view = view
         self._producing = producing
         self._letters = letters
@@ -92,7 +89,7 @@ class Owner:
             base = self._view.states.get(mahoso) or DossierState(mahoso)
             d = Dossier(base.copy())
             for raw in d.st.held:
-                ev, seq, parked = held_decode(raw, self._reader)
+                ev, seq, parked = held_decode(raw)
                 d.items[ev.event_id] = Item(ev, seq, None, parked)
             self._owned[mahoso] = d
         return d
@@ -152,7 +149,7 @@ class Owner:
         """Take one event record of ``tp`` into memory: a duplicate is ignored (and resolved by the
         next commit), an event of a dossier waiting in the ladder is forwarded behind it (into
         ``forwards``), any other becomes claimable."""
-        ev = WireEvent.decode(rec.value, self._reader)
+        ev = WireEvent.decode(rec.value)
         seq = int(hs[H_SEQ]) if H_SEQ in hs else rec.offset + 1
         d = self._dossier(ev.mahoso)
         self._note_intake(d, ev, seq, hs)

@@ -55,7 +55,6 @@ from queues.api import (
     DeadLetter,
     DeadLetterPage,
     DossierStatus,
-    FigureReader,
     NewestSnapshot,
     NewEvent,
     Outcome,
@@ -71,14 +70,10 @@ BUSY_TIMEOUT_MS = 2000  # how long start-up waits for a store another process ho
 
 
 class _SqlQueueBase:
-    """The QueueBackend methods, expressed as operations on a connection; subclasses run them.
-    ``reader``, if any, reads each claimed event's figures as its payload is decoded
-    (:data:`queues.api.FigureReader`)."""
+    """The QueueBackend methods, expressed as operations on a connection; subclasses run them."""
 
-    def __init__(self, *, lease_s: float = 120.0, clock: Callable[[], float] | None = None,
-                 reader: FigureReader | None = None) -> None:
+    def __init__(self, *, lease_s: float = 120.0, clock: Callable[[], float] | None = None) -> None:
         self._lease_s = lease_s
-        self._reader = reader
         self._clock = clock or time.time
         self._wakeup = asyncio.Event()
 
@@ -97,7 +92,7 @@ class _SqlQueueBase:
         return result
 
     async def claim(self, limit: int, now: float) -> list[Work]:
-        return await self._run(lambda c: sqlstate.claim(c, limit, now, self._lease_s, self._reader))
+        return await self._run(lambda c: sqlstate.claim(c, limit, now, self._lease_s))
 
     async def record(self, work: Work, outcome: Outcome, now: float, *, release: bool = True) -> None:
         await self._run(lambda c: sqlstate.record(c, work, outcome, now, release, self._lease_s))
@@ -181,8 +176,8 @@ class SQLiteQueue(_SqlQueueBase):
 
     def __init__(self, path: str | Path, *, synchronous: str = "full", lease_s: float = 120.0,
                  clock: Callable[[], float] | None = None, max_batch: int = 512,
-                 secure_delete: bool = True, reader: FigureReader | None = None) -> None:
-        super().__init__(lease_s=lease_s, clock=clock, reader=reader)
+                 secure_delete: bool = True) -> None:
+        super().__init__(lease_s=lease_s, clock=clock)
         self._path = Path(path)
         self._secure_delete = secure_delete
         self._synchronous = synchronous.upper()

@@ -41,7 +41,6 @@ from queues.api import (
     Event,
     EventKind,
     EventState,
-    FigureReader,
     NewestSnapshot,
     NewEvent,
     Outcome,
@@ -49,7 +48,6 @@ from queues.api import (
     QueueStats,
     ReplayResult,
     Work,
-    read_figures,
     state_of,
 )
 
@@ -232,18 +230,16 @@ def _refresh(conn: sqlite3.Connection, mahoso: str, now: float) -> None:
     )
 
 
-def claim(conn: sqlite3.Connection, limit: int, now: float, lease_s: float,
-          reader: FigureReader | None = None) -> list[Work]:
+def claim(conn: sqlite3.Connection, limit: int, now: float, lease_s: float) -> list[Work]:
     rows = conn.execute(
         "SELECT mahoso FROM dossiers WHERE pending > 0 AND due_at <= ?"
         " AND (lease IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?",
         (now, now, limit),
     ).fetchall()
-    return [_claim_one(conn, mahoso, now, lease_s, reader) for (mahoso,) in rows]
+    return [_claim_one(conn, mahoso, now, lease_s) for (mahoso,) in rows]
 
 
-def _claim_one(conn: sqlite3.Connection, mahoso: str, now: float, lease_s: float,
-               reader: FigureReader | None) -> Work:
+def _claim_one(conn: sqlite3.Connection, mahoso: str, now: float, lease_s: float) -> Work:
     lease = uuid.uuid4().hex
     known, attempts, first_failure, delivered_seq = conn.execute(
         "UPDATE dossiers SET lease = ?, lease_until = ? WHERE mahoso = ?"
@@ -251,7 +247,7 @@ def _claim_one(conn: sqlite3.Connection, mahoso: str, now: float, lease_s: float
         (lease, now + lease_s, mahoso),
     ).fetchone()
     events = [
-        _event(r, reader)
+        _event(r)
         for r in conn.execute(
             "SELECT id, mahoso, kind, seq, payload, accepted_at FROM events"
             " WHERE mahoso = ? AND state = 'pending' ORDER BY seq",
@@ -268,10 +264,9 @@ def _claim_one(conn: sqlite3.Connection, mahoso: str, now: float, lease_s: float
     return Work(mahoso, lease, newest, progress, bool(known), attempts, first_failure)
 
 
-def _event(row: tuple[Any, ...], reader: FigureReader | None) -> Event:
-    eid, mahoso, kind, seq, text, accepted_at = row
-    kind, payload = EventKind(kind), orjson.loads(text)
-    return Event(str(eid), mahoso, kind, seq, payload, accepted_at, read_figures(reader, kind, payload))
+def _event(row: tuple[Any, ...]) -> Event:
+    eid, mahoso, kind, seq, payload, accepted_at = row
+    return Event(str(eid), mahoso, EventKind(kind), seq, orjson.loads(payload), accepted_at)
 
 
 def record(conn: sqlite3.Connection, work: Work, outcome: Outcome, now: float, release: bool,

@@ -35,7 +35,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from time import perf_counter
 from typing import Any
 
 from queues.api import Event, EventKind, Outcome, Work
@@ -139,42 +138,6 @@ _SNAPSHOT = EventKind.SNAPSHOT
 _FIRST = {9: 0, 10: 1, 3: 2, 8: 2, 7: 3, 5: 4}
 
 
-def event_figures(kind: EventKind, p: Mapping[str, Any]) -> tuple[Any, ...]:
-    """All the indicators read of one payload: a snapshot's figures (:func:`snapshot_figures`), or
-    a progress item's step time (``ThoiDiemXuLy``) and status. This is the queues' reader
-    (:data:`queues.api.FigureReader`): they call it as they decode a payload, while it is still in
-    the CPU's caches, and the event carries the result (``Event.figures``) to :func:`fold`."""
-    if kind is _SNAPSHOT:
-        return snapshot_figures(p)
-    return local_seconds(p.get("ThoiDiemXuLy")), _code(p.get("TrangThai"))
-
-
-class FigureReading:
-    """:func:`event_figures` as the queue's reader, timed: the event loop's seconds in it add up
-    until :meth:`take` (``dvcgw_kpi_facts_seconds_total`` counts them with the fold's)."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def __call__(self, kind: EventKind, payload: Mapping[str, Any]) -> tuple[Any, ...]:
-        started = perf_counter()
-        figures = event_figures(kind, payload)
-        self.seconds += perf_counter() - started
-        return figures
-
-    def take(self) -> float:
-        """The seconds since the last take."""
-        seconds, self.seconds = self.seconds, 0.0
-        return seconds
-
-
-def figures_of(ev: Event) -> tuple[Any, ...]:
-    """The figures the queue read of an event as it decoded it, or, when it had no reader (or the
-    reader failed), :func:`event_figures` read now."""
-    figures = ev.figures
-    return event_figures(ev.kind, ev.payload) if figures is None else figures  # type: ignore[no-any-return]
-
-
 def _steps(progress: Sequence[Event]) -> tuple[Any, ...]:
     """The step columns of delivered progress items (in sequence order): the first times, finished,
     the runs of 5, the first step and the last (time, sequence, status each). A step earlier in
@@ -185,9 +148,11 @@ def _steps(progress: Sequence[Event]) -> tuple[Any, ...]:
     first: tuple[Any, ...] = (None, None, None)
     last: tuple[Any, ...] = (None, None, None)
     for ev in progress:
-        at, status = figures_of(ev)
+        p = ev.payload
+        at = local_seconds(p.get("ThoiDiemXuLy"))
         if at is None:
             continue
+        status = _code(p.get("TrangThai"))
         slot = _FIRST.get(status)  # type: ignore[arg-type]
         if slot is not None:
             known = firsts[slot]
@@ -219,7 +184,7 @@ def fold(mahoso: str, events: Sequence[tuple[Event, float | None]]) -> list[Fact
             seen = accepted
         is_snapshot = ev.kind is _SNAPSHOT
         if is_snapshot:
-            figures = figures_of(ev)
+            figures = snapshot_figures(ev.payload)
             rank = None if figures[1] is None else (DELIVERED_RANK if at_portal is not None else 0) + ev.sequence
             if rank is not None and (snapshot[0] is None or rank > snapshot[0]):
                 snapshot = (rank, *figures)

@@ -36,7 +36,7 @@ from prometheus_client import Counter
 from config.schema import KpiSettings, Settings
 from monitoring.kpi import store
 from monitoring.kpi.exposition import render
-from monitoring.kpi.facts import Facts, FigureReading, outcome_facts
+from monitoring.kpi.facts import Facts, outcome_facts
 from monitoring.kpi.indicators import INDICATOR_NAMES, KpiReport, KpiRow, Scoring, unit_rows
 from monitoring.kpi.periods import Period, current_periods, make_period, parse_period
 from queues.api import Outcome, Work
@@ -103,7 +103,7 @@ class KpiService:
     """The live 766 indicators of one gateway instance (docs/kpi.md)."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time,
-                 facts_seconds: Counter | None = None, reading: FigureReading | None = None) -> None:
+                 facts_seconds: Counter | None = None) -> None:
         self.settings: KpiSettings = settings.kpi
         self.calc = Calculator(settings)
         self.path: Path = settings.kpi.file(settings.storage.path)
@@ -121,8 +121,6 @@ class KpiService:
         #: (``dvcgw_kpi_facts_seconds_total``) at each write, not at each call (a counter's lock)
         self._facts_seconds = facts_seconds
         self._observing = 0.0
-        #: the queue's reader of the figures (its time counts in ``facts_seconds`` too), if it has it
-        self._reading = reading
 
     # ------------------------------------------------------------------ the contract
 
@@ -188,10 +186,8 @@ class KpiService:
 
     async def flush(self) -> None:
         """Write the buffered rows now (one transaction)."""
-        if self._facts_seconds is not None:
-            spent = self._observing + (self._reading.take() if self._reading is not None else 0.0)
-            if spent:
-                self._facts_seconds.inc(spent)
+        if self._facts_seconds is not None and self._observing:
+            self._facts_seconds.inc(self._observing)
             self._observing = 0.0
         rows, self._buffer = self._buffer, []
         if not rows or self._conn is None:

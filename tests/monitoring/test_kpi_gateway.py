@@ -15,9 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.schema import Settings
 from gateway import cli
-from gateway.appkeys import KPI, METRICS, QUEUE
+from gateway.appkeys import KPI, METRICS
 from monitoring.kpi import KpiReport, KpiRow, parse_period
-from monitoring.kpi.facts import event_figures
 from monitoring.kpi.store import open_reader
 from tests.fakes.portal import FakeClock
 from tests.harness import AGENCY_KEY, OPERATOR_KEY, OTHER_KEY, Gateway, Sandbox, run_gateway, settings_for
@@ -255,24 +254,6 @@ async def test_the_loop_time_of_the_facts_is_counted_at_each_write(sandbox: Sand
         assert spent is not None and 0 < spent < 5
         await kpi.flush()  # nothing observed since: nothing added
         assert metrics.sample("dvcgw_kpi_facts_seconds_total") == spent
-
-
-async def test_the_queue_reads_the_figures_as_it_decodes_the_payloads(sandbox: Sandbox, tmp_path: Path) -> None:
-    """With the indicators on, the queue reads their figures of each event as it decodes its
-    payload, and the fold reads those (docs/kpi.md, Cost); with them off, it reads none."""
-    case = next(c for c in MONTH if c.steps)
-    for enabled in (True, False):
-        settings = kpi_settings(tmp_path / str(enabled), sandbox, enabled=enabled)
-        async with run_gateway(settings, FakeClock(start=NOW)) as gw:
-            await send(gw, case)
-            works = await gw.app[QUEUE].claim(10, NOW + HOUR)
-        events = [e for w in works for e in (w.snapshot, *w.progress) if e is not None]
-        assert len(events) == 1 + len(case.steps)
-        expected = [event_figures(e.kind, e.payload) if enabled else None for e in events]
-        assert [e.figures for e in events] == expected
-        if enabled:
-            assert expected[0][0] == int(case.fields.get("TrangThaiHoSo", "2"))
-            assert [f[1] for f in expected[1:]] == [int(s) for s, _ in case.steps]
 
 
 async def test_dossier_sync_counts_what_reached_the_portal_within_the_slo(sandbox: Sandbox,

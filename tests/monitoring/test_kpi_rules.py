@@ -567,25 +567,3 @@ def test_periods_apart_overlapping_or_with_gaps_count_as_each_one_alone(conn: sq
     together = store.aggregate(conn, rules, [(p.start, p.end) for p in periods], MID_NOV)
     assert [c[UNIT_A].received for c in together] == [1, 2, 3, 2, 5]
     assert together == [store.aggregate(conn, rules, [(p.start, p.end)], MID_NOV)[0] for p in periods]
-
-
-def test_the_fold_reads_the_figures_the_queue_read_and_the_payload_without_them() -> None:
-    """An event with figures (read by the queue as it decoded the payload) is folded from them, not
-    from its payload; one without is read now, to the same row as the queue's reading gives."""
-    from monitoring.kpi.facts import event_figures
-
-    mahoso = code(UNIT_A, 1)
-    body = payload(mahoso, TrangThaiHoSo="4")
-    steps = progress_payloads(mahoso, ("2", "20261103090000"), ("9", "20261104090000"))
-    plain = [(Event("s", mahoso, EventKind.SNAPSHOT, 1, body, 1.0), 2.0),
-             *((Event(f"p{i}", mahoso, EventKind.PROGRESS, i, b, 1.0), 2.0) for i, b in enumerate(steps, start=2))]
-    read = [(Event(e.event_id, mahoso, e.kind, e.sequence, e.payload, 1.0, event_figures(e.kind, e.payload)), at)
-            for e, at in plain]
-    assert fold(mahoso, read) == fold(mahoso, plain)
-    state = store.COLUMNS.index("status")
-    assert fold(mahoso, plain)[0][state] == 4
-    told = (99, *event_figures(EventKind.SNAPSHOT, body)[1:])
-    other = [(Event("s", mahoso, EventKind.SNAPSHOT, 1, body, 1.0, told), 2.0), *read[1:]]
-    assert fold(mahoso, other)[0][state] == 99  # the figures, not the payload
-    steps_told = [(Event("p2", mahoso, EventKind.PROGRESS, 2, {}, 1.0, (None, None)), 2.0)]
-    assert fold(mahoso, steps_told) == fold(mahoso, [(Event("p2", mahoso, EventKind.PROGRESS, 2, {}, 1.0), 2.0)])

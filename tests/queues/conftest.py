@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from config.schema import Settings
-from queues.api import FigureReader, QueueBackend
+from queues.api import QueueBackend
 from queues.sqlite import MemoryQueue, SQLiteQueue
 
 BACKENDS = ["memory", "sqlite", "kafka"]
@@ -25,18 +25,15 @@ def kafka_bootstrap() -> str:
     return addr
 
 
-async def make_backend(name: str, tmp_path: Path, *, reader: FigureReader | None = None,
-                       settings: Settings | None = None) -> QueueBackend:
-    """A not-yet-started backend; for Kafka on fresh topics unless ``settings`` (from
-    :func:`tests.queues.kafka_factory.kafka_settings`) names them, so a test can reopen them."""
+async def make_backend(name: str, tmp_path: Path) -> QueueBackend:
     if name == "memory":
-        return MemoryQueue(reader=reader)
+        return MemoryQueue()
     if name == "sqlite":
-        return SQLiteQueue(tmp_path / "queue.sqlite3", synchronous="normal", reader=reader)
+        return SQLiteQueue(tmp_path / "queue.sqlite3", synchronous="normal")
     kafka_bootstrap()
     from tests.queues.kafka_factory import make_kafka_backend
 
-    return await make_kafka_backend(tmp_path, Settings(), reader=reader, ready=settings)
+    return await make_kafka_backend(tmp_path, Settings())
 
 
 @pytest.fixture(params=BACKENDS)

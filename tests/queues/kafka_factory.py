@@ -9,7 +9,7 @@ from pathlib import Path
 
 from config.loader import Duration
 from config.schema import Settings
-from queues.api import FigureReader, QueueBackend
+from queues.api import QueueBackend
 
 
 def kafka_settings(settings: Settings, *, prefix: str | None = None, group: str | None = None,
@@ -28,10 +28,8 @@ def kafka_settings(settings: Settings, *, prefix: str | None = None, group: str 
     return dataclasses.replace(settings, queue=queue)
 
 
-async def make_kafka_backend(tmp_path: Path, settings: Settings, *, reader: FigureReader | None = None,
-                             ready: Settings | None = None) -> QueueBackend:
-    """A not-yet-started KafkaQueue on its own topics, or on those of ``ready`` (settings already
-    pointed at the broker by :func:`kafka_settings`); the caller starts and closes it."""
+async def make_kafka_backend(tmp_path: Path, settings: Settings) -> QueueBackend:
+    """A not-yet-started KafkaQueue on its own topics (the caller starts and closes it)."""
     from queues.kafka import KafkaQueue
 
-    return KafkaQueue(ready or kafka_settings(settings), reader=reader)
+    return KafkaQueue(kafka_settings(settings))

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from config.schema import Settings
 from queues.api import (
     DeliveryState,
     ErrorInfo,
@@ -22,7 +19,6 @@ from queues.api import (
     ReplayResult,
     Work,
 )
-from tests.queues.conftest import BACKENDS, kafka_bootstrap, make_backend
 
 REJECT = ErrorInfo(OutcomeClass.REJECTED, "-5", "Mã TTHC không tồn tại")
 OUTAGE = ErrorInfo("retryable", "http_503", "Service Unavailable")
@@ -76,7 +72,6 @@ async def test_claim_coalesces_snapshots_and_keeps_progress_order(backend: Queue
     w = await claim_one(backend)
     assert w.snapshot is not None and w.snapshot.payload["TrangThaiHoSo"] == "9"
     assert [p.payload["NoiDungXuLy"] for p in w.progress] == ["b1", "b2", "b3"]
-    assert [e.figures for e in (w.snapshot, *w.progress)] == [None] * 4  # no figure reader
     assert [p.sequence for p in w.progress] == sorted(p.sequence for p in w.progress)
 
 
@@ -320,61 +315,3 @@ async def test_newest_snapshot_reads_back_the_last_accepted_payload(backend: Que
     assert newest is not None
     assert (dict(newest.payload), newest.sequence, newest.agency) == (
         {"MaHoSo": "D1", "TrangThaiHoSo": "4", "X": "b"}, 2, "A")
-
-
-def _reader(kind: EventKind, payload: Mapping[str, Any]) -> tuple[str, Any]:
-    """A figure reader that fails on one marked payload, as a reader's bug would."""
-    if payload.get("X") == "boom":
-        raise ValueError("a reader's fault")
-    return kind.value, payload.get("TrangThaiHoSo", payload.get("NoiDungXuLy"))
-
-
-@pytest.mark.parametrize("name", BACKENDS)
-async def test_claimed_events_carry_what_the_reader_read_at_decoding(name: str, tmp_path: Path) -> None:
-    """With a figure reader (the 766 indicators'), every claimed event carries what it read of its
-    payload; a reader that fails costs the claim nothing (its event carries None). Without one
-    (the ``backend`` fixture's) events carry None too: see the coalescing test."""
-    q = await make_backend(name, tmp_path, reader=_reader)
-    await q.start()
-    try:
-        await q.enqueue([snap("D1", "4"), prog("D1", 1), prog("D1", 2)])
-        await q.enqueue([snap("D2", "2", X="boom"), prog("D2", 7)])
-        works = {w.mahoso: w for w in await claim_until(q, 2)}
-    finally:
-        await q.close()
-    d1, d2 = works["D1"], works["D2"]
-    assert d1.snapshot is not None and d1.snapshot.figures == ("snapshot", "4")
-    assert [p.figures for p in d1.progress] == [("progress", "b1"), ("progress", "b2")]
-    assert d2.snapshot is not None and d2.snapshot.figures is None
-    assert dict(d2.snapshot.payload) == {"MaHoSo": "D2", "TrangThaiHoSo": "2", "X": "boom"}
-    assert [p.figures for p in d2.progress] == [("progress", "b7")]
-
-
-@pytest.mark.parametrize("name", ["sqlite", "kafka"])
-async def test_the_reader_reads_held_events_again_after_a_restart(name: str, tmp_path: Path) -> None:
-    """Parked progress outlives the process (the SQLite file; on Kafka the dossier's state record
-    holds it); the next process's reader reads it as it decodes it again."""
-    ready = None
-    if name == "kafka":
-        from tests.queues.kafka_factory import kafka_settings
-
-        kafka_bootstrap()
-        ready = kafka_settings(Settings())
-    now = time.time() + 1  # claims happen after the enqueues below
-    first = await make_backend(name, tmp_path, reader=_reader, settings=ready)
-    await first.start()
-    try:
-        await first.enqueue([prog("D1", 1)])
-        w = await claim_one(first, now)
-        await first.record(w, Outcome(parked=(w.progress[0].event_id,)), now)
-    finally:
-        await first.close()
-    again = await make_backend(name, tmp_path, reader=_reader, settings=ready)
-    await again.start()
-    try:
-        await again.enqueue([snap("D1", "4")])
-        w2 = await claim_one(again, now + 2)
-    finally:
-        await again.close()
-    assert w2.snapshot is not None and w2.snapshot.figures == ("snapshot", "4")
-    assert [(p.event_id, p.figures) for p in w2.progress] == [(w.progress[0].event_id, ("progress", "b1"))]
