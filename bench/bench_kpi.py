@@ -262,6 +262,7 @@ def prefill_year(path: Path, plan: Plan) -> int:
     base = dict(dossier.validate_snapshot("X", sample_dossier("X", DSKetNoiCSDL=[], DanhSachHoSoBoSung=[])).payload)
     month_start = dt.datetime.fromtimestamp(now, LOCAL).replace(day=1, hour=0, minute=0, second=0,
                                                                 microsecond=0).timestamp()
+    month_begins = int(_local(month_start))
     rules = store.Rules()
     conn = store.open_store(path)
     in_month = 0
@@ -270,7 +271,7 @@ def prefill_year(path: Path, plan: Plan) -> int:
             batch: list[Facts] = []
             for i in range(first, min(first + 10_000, plan.year)):
                 facts = _year_dossier(rng, i, now, base)
-                in_month += facts[0][RECEIVED] - rules.offset_s >= month_start  # local seconds
+                in_month += facts[0][RECEIVED] >= month_begins  # local yyyyMMddHHmmss, as an integer
                 batch += facts
             store.write(conn, batch, rules)
     finally:

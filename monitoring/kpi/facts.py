@@ -23,8 +23,9 @@ late for DOSSIER_SYNC once the SLO has passed, until it is delivered.
 This runs on the event loop, so it is kept to dictionary reads and a few integer conversions (a
 few µs a snapshot). The rows are tuples in the very shape the store binds to its statements
 (monitoring/kpi/store.py: ``COLUMNS``, MaHoSo first): codes as integers, the yes/no figures as
-one bitmask (:data:`FEE` …), dates as local seconds (:func:`local_seconds`; the store subtracts
-the zone's offset). The writer thread then only flattens the rows into parameters (C loops),
+one bitmask (:data:`FEE` …), dates as the payload's local ``yyyyMMddHHmmss`` read as one integer
+(:func:`_date`: SQLite turns it into Unix seconds by integer arithmetic, on the writer's thread
+without the GIL, where in Python on the loop it cost twice as much). The writer thread then only flattens the rows into parameters (C loops),
 instead of re-arranging them in Python while holding the GIL the event loop needs. The payloads
 are the gateway's validated ones (every scalar a string, lists of objects); the caller catches
 anything else (logged and skipped, never a delivery error).
@@ -89,9 +90,18 @@ def local_seconds(text: str | None) -> int | None:
     return seconds + hours * 3600 + rest // 100 * 60 + rest % 100
 
 
-def _code(text: str | None) -> int | None:
-    """A numeric code (TrangThai, KenhThucHien …) as an integer; None when absent or not a number."""
-    return int(text) if text and text.isdigit() else None
+def _date(text: str | None) -> int | None:
+    """A validated local ``yyyyMMddHHmmss`` date as one integer (which orders as the times do);
+    None when absent. The store turns it into Unix seconds (monitoring/kpi/store.py ``_unix``),
+    in SQLite, off the event loop."""
+    return int(text) if text else None
+
+
+#: The codes the payloads carry (TrangThai, KenhThucHien …: the validated enumerations of spec
+#: §7, all below 100) as integers.
+_CODES: dict[str | None, int] = {str(n): n for n in range(100)}
+#: A code as an integer; None when absent or not one of them.
+_code = _CODES.get
 
 
 def _supplements(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int | None, int]:
@@ -102,7 +112,7 @@ def _supplements(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int | None, in
         asked, done = local_seconds(r.get("NgayBoSung")), local_seconds(r.get("NgayTiepNhanBoSung"))
         if asked is not None and done is not None:
             pause += max(done - asked, 0)
-    return len(rows), (local_seconds(rows[0].get("NgayBoSung")) if len(rows) == 1 else None), pause
+    return len(rows), (_date(rows[0].get("NgayBoSung")) if len(rows) == 1 else None), pause
 
 
 def snapshot_figures(p: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -128,8 +138,8 @@ def snapshot_figures(p: Mapping[str, Any]) -> tuple[Any, ...]:
     codes = [str(r["MaCSDL"]) for r in p.get("DSKetNoiCSDL") or () if r.get("MaCSDL")]
     supplements = p.get("DanhSachHoSoBoSung")
     supp = _supplements(supplements) if supplements else (0, None, 0)
-    return (_code(p.get("TrangThaiHoSo")), local_seconds(p.get("NgayTiepNhan")), local_seconds(p.get("NgayHenTra")),
-            local_seconds(p.get("NgayKetThucXuLy")), _code(p.get("KenhThucHien")),
+    return (_code(p.get("TrangThaiHoSo")), _date(p.get("NgayTiepNhan")), _date(p.get("NgayHenTra")),
+            _date(p.get("NgayKetThucXuLy")), _code(p.get("KenhThucHien")),
             _code(p.get("DuocThanhToanTrucTuyen")), flags, f",{','.join(codes)}," if codes else None, *supp)
 
 
@@ -149,7 +159,7 @@ def _steps(progress: Sequence[Event]) -> tuple[Any, ...]:
     last: tuple[Any, ...] = (None, None, None)
     for ev in progress:
         p = ev.payload
-        at = local_seconds(p.get("ThoiDiemXuLy"))
+        at = _date(p.get("ThoiDiemXuLy"))
         if at is None:
             continue
         status = _code(p.get("TrangThai"))
