@@ -567,3 +567,18 @@ def test_periods_apart_overlapping_or_with_gaps_count_as_each_one_alone(conn: sq
     together = store.aggregate(conn, rules, [(p.start, p.end) for p in periods], MID_NOV)
     assert [c[UNIT_A].received for c in together] == [1, 2, 3, 2, 5]
     assert together == [store.aggregate(conn, rules, [(p.start, p.end)], MID_NOV)[0] for p in periods]
+
+
+@pytest.mark.parametrize("text", ["19700101000000", "19991231235959", "20000229120000", "20000301000000",
+                                  "20240229235959", "20250101000001", "20261120120000", "21000228120000",
+                                  "21000301000000"])
+def test_the_store_turns_a_date_into_the_seconds_python_reads(text: str) -> None:
+    """A row's dates go to the store as ``yyyyMMddHHmmss`` integers; its SQL arithmetic gives the
+    Unix seconds that ``local_seconds`` (datetime's calendar) less the zone's offset gives, across
+    month ends, leap days and century years; NULL stays NULL."""
+    from monitoring.kpi.facts import local_seconds
+
+    sql = store._unix(":d").replace(":offset", str(OFFSET_S))
+    conn = sqlite3.connect(":memory:")
+    assert conn.execute(f"SELECT {sql}", {"d": int(text)}).fetchone()[0] == local_seconds(text) - OFFSET_S  # type: ignore[operator]
+    assert conn.execute(f"SELECT {sql}", {"d": None}).fetchone()[0] is None
