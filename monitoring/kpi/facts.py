@@ -25,8 +25,9 @@ few µs a snapshot). The rows are tuples in the very shape the store binds to it
 (monitoring/kpi/store.py: ``COLUMNS``, MaHoSo first): codes as integers, the yes/no figures as
 one bitmask (:data:`FEE` …), dates as the payload's local ``yyyyMMddHHmmss`` read as one integer
 (:func:`_date`: SQLite turns it into Unix seconds by integer arithmetic, on the writer's thread
-without the GIL, where in Python on the loop it cost twice as much). The writer thread then only flattens the rows into parameters (C loops),
-instead of re-arranging them in Python while holding the GIL the event loop needs. The payloads
+without the GIL, where in Python on the loop it cost twice as much). The writer thread then only
+flattens the rows into parameters (C loops), instead of re-arranging them in Python while holding
+the GIL the event loop needs. The payloads
 are the gateway's validated ones (every scalar a string, lists of objects); the caller catches
 anything else (logged and skipped, never a delivery error).
 """
