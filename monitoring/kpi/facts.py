@@ -27,9 +27,9 @@ one bitmask (:data:`FEE` …), dates as the payload's local ``yyyyMMddHHmmss`` r
 (:func:`_date`: SQLite turns it into Unix seconds by integer arithmetic, on the writer's thread
 without the GIL, where in Python on the loop it cost twice as much). The writer thread then only
 flattens the rows into parameters (C loops), instead of re-arranging them in Python while holding
-the GIL the event loop needs. The payloads
-are the gateway's validated ones (every scalar a string, lists of objects); the caller catches
-anything else (logged and skipped, never a delivery error).
+the GIL the event loop needs. The payloads are the gateway's validated ones (every scalar a
+string, lists of objects); the caller catches anything else (logged and skipped, never a delivery
+error).
 """
 
 from __future__ import annotations
