@@ -4,13 +4,14 @@ driven with raw HTTP so that nothing in the client can hide a wire mistake."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
-from adapters.sandbox.app import run_sandbox
+from adapters.sandbox.app import freeze_survivors, run_sandbox
 from core.errors import ConfigError
 from tests.fakes.portal import DSTCODE, MADONVI, FakeClock, SandboxHandle, dossier, progress, running_sandbox
 
@@ -357,3 +358,35 @@ def test_start_up_values_are_checked() -> None:
         run_sandbox("127.0.0.1", 0, latency="soon")
     with pytest.raises(ConfigError):
         run_sandbox("127.0.0.1", 0, rate_limit=-5)
+
+
+def test_the_sandbox_freezes_what_survives_a_full_collection() -> None:
+    """Only a full collection's end freezes (its start, or a young generation's, does not), and
+    what is frozen is what the heap held: later collections no longer walk the stored dossiers."""
+    assert gc.get_freeze_count() == 0
+    try:
+        freeze_survivors("start", {"generation": 2})
+        freeze_survivors("stop", {"generation": 0})
+        freeze_survivors("stop", {"generation": 1})
+        assert gc.get_freeze_count() == 0
+        kept = [{"MaHoSo": f"{CODE}{i}"} for i in range(1000)]
+        freeze_survivors("stop", {"generation": 2})
+        assert gc.get_freeze_count() >= len(kept)
+    finally:
+        gc.unfreeze()
+
+
+def test_dvcgw_sandbox_registers_the_freeze_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run_sandbox`` (``dvcgw sandbox``) hooks the collector, once however often it runs; the
+    application alone (tests' sandboxes) does not. ``web.run_app`` is replaced: it would serve."""
+    served: list[object] = []
+    monkeypatch.setattr("adapters.sandbox.app.web.run_app", lambda app, **kw: served.append(app))
+    assert freeze_survivors not in gc.callbacks
+    try:
+        run_sandbox("127.0.0.1", 0)
+        run_sandbox("127.0.0.1", 0)
+        assert len(served) == 2
+        assert gc.callbacks.count(freeze_survivors) == 1
+    finally:
+        while freeze_survivors in gc.callbacks:
+            gc.callbacks.remove(freeze_survivors)
