@@ -128,11 +128,13 @@ async def start_sandbox(procs: Procs, name: str, *args: str) -> str:
 
 
 async def start_serve(procs: Procs, name: str, conf: Path, port: int, timeout: float = 30.0,
-                      code: Path = ROOT) -> tuple[str, subprocess.Popen[bytes]]:
+                      code: Path = ROOT,
+                      serve: tuple[str, ...] = ("gateway", "serve")) -> tuple[str, subprocess.Popen[bytes]]:
     """``dvcgw serve --config conf`` (listening on ``port``) as ``name``, from the checkout ``code``
-    (this one by default): its base URL and process once /readyz answers 200; if it does not, the
-    end of its log goes to stderr before the error."""
-    proc = procs.python(name, "-m", "gateway", "serve", "--config", str(conf), cwd=code)
+    (this one by default; ``serve``: the module and arguments that run it, ``python -m``): its base
+    URL and process once /readyz answers 200; if it does not, the end of its log goes to stderr
+    before the error."""
+    proc = procs.python(name, "-m", *serve, "--config", str(conf), cwd=code)
     base = f"http://{HOST}:{port}"
     try:
         await wait_http(f"{base}/readyz", proc, timeout=timeout)

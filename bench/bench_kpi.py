@@ -6,7 +6,8 @@ Every daemon is ``dvcgw serve`` in its own subprocess with one agency owning 500
 SQLite store with ``synchronous = "full"``, ``batch_size = 50`` and ``lookup_before_create =
 false`` (bench_gateway's ``deliver`` settings), the zero-latency sandbox (``dvcgw sandbox``, nice
 10) as the portal, and the default ``[kpi]`` settings (``refresh_interval`` 5 min, ``flush_interval``
-5 s): only ``[kpi] enabled`` differs between a daemon and its baseline. Set up once per run, and
+5 s): only ``[kpi] enabled`` differs between a daemon and its baseline (in ``within``, one daemon:
+the bench's switch). Set up once per run, and
 copied for each daemon:
 
 * **the year**: an indicators' file holding ``year`` dossiers (200,000) of the 500 units,
@@ -16,8 +17,8 @@ copied for each daemon:
   VNeID, 80 % with a submitted file, 5 % (and everything of the last three days) still in
   processing, the rest finished 1–12 days after reception against a 10-day deadline, 1 % synced
   two hours late;
-* **the backlog**: ``backlog`` dossiers (600,000, 1,800,000 events: each daemon runs ~345 s in
-  all and took up to ~1,440,000 at ~4,070/s on the fastest day so far), spread evenly over the
+* **the backlog**: ``backlog`` dossiers (950,000, 2,850,000 events: ``within``'s daemon runs
+  ~680 s and would take ~2,770,000 at the fastest rate seen so far, ~4,070/s), spread evenly over the
   500 units, each one snapshot and ``progress`` (2) progress items, received now, pre-loaded into
   a queue store through the gateway's own validation and ``SQLiteQueue.enqueue``.
 
@@ -26,7 +27,30 @@ copied for each daemon:
     first computation is in its ``/metrics``, ``scrapes`` scrapes of each, alternating, one at a
     time, each timed from the request to the last byte of the body, over a kept-alive
     connection. Baseline: the daemon with ``[kpi] enabled = false``. Target: p95 <= 50 ms.
-``throughput``: events delivered per second, indicators on vs off
+``within``: events delivered per second, indicators switched on vs off **in one daemon**
+    One daemon (bench/kpi_switch.py: ``dvcgw serve`` with a switch the bench turns through ``POST
+    /bench/kpi?on=1|0``, the measurement's, never the product's) on a copy of the backlog, its
+    indicators on (the year's file). After ``warmup`` (10 s, on), ``slices`` (32) slices of
+    ``slice`` (10 s) each with the indicators off and ``slices`` on, in ABBA order (off on, on
+    off, …); the daemon runs throughout, only its indicators' observer is switched. A slice is
+    read from just after its switch to just after the switch that ends it; switching off first
+    writes what the indicators buffered (so each on slice holds the writes of what it observed:
+    its batches are smaller than the 5 s ones of production, which if anything counts the
+    writer dearer), and a periodic computation that falls due while off runs at the next switch
+    on, inside an on slice (``refresh_interval`` 600 s of wall time: 300 s of the indicators' own
+    running, the default). Why one daemon: two identical daemons differ by up to ~5 % of
+    throughput (``calibrate``), as much as the target, and the blocks of one run cannot remove a
+    difference that lasts for a whole process; within one process it cancels. What the switch
+    leaves on in both kinds of slice: the indicators' service, its open file and its last
+    computation in memory (its rows are tuples of numbers and strings, which Python's collector
+    stops tracking, so they add nothing to its collections). The run fails if an off slice read
+    facts or an on slice none, or if the slices hold fewer computations than refresh intervals.
+    Target: cost = 1 - on/off < 5 %, on the throughput, with the CPU cost beside.
+``within-calibrate`` (only with ``--only within-calibrate``): the same, the indicators never
+    switched on: the method's own difference between identical slices of one daemon. No target.
+``throughput`` (only with ``--only throughput``): events delivered per second, indicators on vs
+    off **in two daemons** (judged until the twelfth session, now printed without a verdict for
+    the reason given under ``within``).
     Two daemons, indicators off and on (the year's file), each on its own copy of the backlog and
     its own sandbox, both started and then run **in turn**: while one runs, the other is paused
     (SIGSTOP, every thread; the measurement's switch, not the product's). After ``warmup`` (10 s)
@@ -52,8 +76,7 @@ copied for each daemon:
     events a second; it is not the same quantity as the throughput cost (the indicators' worker
     thread can use the second CPU, and holds the GIL only for its Python parts), so it is printed
     beside, not judged. The backlog must outlast the slices (checked), and ``GET /v1/kpi`` must
-    count the dossiers delivered (the recording worked). Target: cost = 1 - on/off < 5 %, on the
-    throughput.
+    count the dossiers delivered (the recording worked). No target (``within`` is judged).
 ``calibrate`` (only with ``--only calibrate``): the throughput scenario with the indicators off
     in both daemons. What it prints as a cost is the method's own difference between two
     identical daemons (their processes, copies and sandboxes, the slices' order, the machine), to
@@ -64,11 +87,11 @@ copied for each daemon:
     indicators costs or saves, measured directly in the same slices, where two runs of
     ``throughput`` differ by more than most changes do. No target.
 
-Run: ``.venv/bin/python -m bench.bench_kpi`` (about 17 minutes, 12 of them slices; ``--quick`` for
+Run: ``.venv/bin/python -m bench.bench_kpi`` (about 17 minutes, 11 of them slices; ``--quick`` for
 a short smoke run whose figures mean nothing: ``refresh_interval`` 5 s and 3 s slices; ``--only
-scrape|throughput|calibrate|compare``; ``BENCH_KEEP_LOGS=DIR`` copies the daemons' and sandboxes' logs
-there at the end). Only 127.0.0.1 is used; every subprocess is stopped on the way out, also on
-failure or SIGTERM.
+scrape|within|within-calibrate|throughput|calibrate|compare``; ``BENCH_KEEP_LOGS=DIR`` copies the
+daemons' and sandboxes' logs there at the end). Only 127.0.0.1 is used; every subprocess is
+stopped on the way out, also on failure or SIGTERM.
 """
 
 from __future__ import annotations
@@ -115,9 +138,9 @@ from queues.api import Event, EventKind, NewEvent
 from queues.sqlite import SQLiteQueue
 from tests.samples import sample_dossier
 
-SCENARIOS = ("scrape", "throughput", "calibrate", "compare")
-#: what a run without --only measures (calibrate and compare are asked for by name)
-DEFAULT_SCENARIOS = ("scrape", "throughput")
+SCENARIOS = ("scrape", "within", "within-calibrate", "throughput", "calibrate", "compare")
+#: what a run without --only measures (the others are asked for by name)
+DEFAULT_SCENARIOS = ("scrape", "within")
 UNITS = [f"000.{i // 100:02d}.{i % 100:02d}.H55" for i in range(500)]
 SCRAPE_CEILING = 0.050  # s, p95
 COST_CEILING = 0.05  # share of the throughput without the indicators
@@ -148,7 +171,7 @@ def slices_for(refresh: float, seconds: float) -> int:
 @dataclass(frozen=True)
 class Plan:
     year: int = 200_000
-    backlog: int = 600_000
+    backlog: int = 950_000
     progress: int = 2
     scrapes: int = 40
     warmup: float = 10.0
@@ -158,7 +181,7 @@ class Plan:
     kpi: dict[str, Any] = field(default_factory=dict)  # [kpi] keys beside enabled: none, the defaults
 
 
-QUICK = Plan(year=20_000, backlog=30_000, scrapes=10, warmup=3.0, slice=3.0, slices=4, kpi={"refresh_interval": "5s"})
+QUICK = Plan(year=20_000, backlog=60_000, scrapes=10, warmup=3.0, slice=3.0, slices=4, kpi={"refresh_interval": "5s"})
 
 
 @dataclass
@@ -281,10 +304,12 @@ def prefill_year(path: Path, plan: Plan) -> int:
 
 
 async def start_daemon(run: Run, name: str, *, kpi: bool, backlog: bool, portal: str = "",
-                       kpi_settings: dict[str, Any] | None = None, code: Path = ROOT, year: Path | None = None) -> str:
-    """``dvcgw serve`` (from the checkout ``code``) on a copy of the backlog (or an empty queue)
-    and, with the indicators on, of the year's file (``year``, else ``run.year``); its base URL
-    once /readyz answers."""
+                       kpi_settings: dict[str, Any] | None = None, code: Path = ROOT, year: Path | None = None,
+                       switched: bool = False) -> str:
+    """``dvcgw serve`` (from the checkout ``code``; with ``switched``, bench/kpi_switch.py's, whose
+    indicators the bench can switch off and on) on a copy of the backlog (or an empty queue) and,
+    with the indicators on, of the year's file (``year``, else ``run.year``); its base URL once
+    /readyz answers."""
     port = free_port()
     folder = run.tmp / name
     folder.mkdir(parents=True)
@@ -297,7 +322,8 @@ async def start_daemon(run: Run, name: str, *, kpi: bool, backlog: bool, portal:
                         units=UNITS, portal={"batch_size": BATCH, "lookup_before_create": False,
                                              "timeout": PORTAL_TIMEOUT},
                         kpi={"enabled": kpi, **(run.plan.kpi if kpi_settings is None else kpi_settings)})
-    base, proc = await start_serve(run.procs, name, conf, port, code=code)
+    base, proc = await start_serve(run.procs, name, conf, port, code=code,
+                                   serve=("bench.kpi_switch",) if switched else ("gateway", "serve"))
     run.pids[name] = proc.pid
     return base
 
@@ -544,7 +570,67 @@ async def bench_throughput(run: Run, second_on: bool = True, other: Path | None 
             run.procs.stop(name)
     # whole refresh intervals in the on slices' running time (a --quick run's short interval: at least one)
     due = math.floor(p.slices * p.slice / DEFAULT_REFRESH) if "refresh_interval" not in p.kpi else 1
-    report_throughput(run, tallies[False], tallies[True], computed, refresh, due)
+    report_throughput(run, tallies[False], tallies[True], computed, refresh, due, judged=False)
+
+
+async def bench_within(run: Run, switch: bool = True) -> None:
+    """The indicators' cost in one process: a daemon (bench/kpi_switch.py) whose indicators are
+    switched off and on in ABBA slices; with ``switch`` False, never on (``within-calibrate``: what
+    the method reads between identical slices)."""
+    p = run.plan
+    kpi_settings = dict(p.kpi)
+    # on half of the wall time: a computation that falls due while off waits for the next on slice
+    kpi_settings.setdefault("refresh_interval", f"{2 * DEFAULT_REFRESH:.0f}s")
+    refresh = f"{kpi_settings['refresh_interval']} of wall time, put off while switched off"
+    scenario = "within" if switch else "within-calibrate"
+    print(f"\n[{scenario}] events delivered/s from a backlog of {p.backlog:,} dossiers x (1 snapshot + {p.progress} "
+          f"progress) over {len(UNITS)} units, in one daemon whose indicators ({p.year:,} dossiers in the year, "
+          f"refresh {refresh}) are switched "
+          + ("off and on" if switch else "off and left off (slices named on and off alike: the method's own "
+                                          "difference)")
+          + f": {p.slices} slices of {p.slice:.0f} s each in ABBA order after {p.warmup:.0f} s of warm-up, "
+          "each on slice ending with the write of what it observed")
+    name = scenario
+    base = await start_daemon(run, name, kpi=True, backlog=True, kpi_settings=kpi_settings, switched=True)
+    pid = run.pids[name]
+    notes = SliceNotes({base: run.procs.running["sandbox"].pid})
+    tallies = {False: Tally(), True: Tally()}
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def switch_to(on: bool) -> None:
+                async with http.post(f"{base}/bench/kpi", params={"on": str(int(on))}) as r:
+                    if r.status != 200:
+                        raise RuntimeError(f"the switch answered {r.status}: {await r.text()}")
+
+            async def one(on: bool, seconds: float) -> tuple[Reading, Reading]:
+                await switch_to(on and switch)
+                first = await notes.read(http, base, pid)
+                await asyncio.sleep(seconds)
+                await switch_to(False)  # writes what the slice observed, inside the slice
+                return first, await notes.read(http, base, pid)
+
+            await one(True, p.warmup)
+            for i in range(p.slices):
+                for on in ((False, True) if i % 2 == 0 else (True, False)):
+                    first, last = await one(on, p.slice)
+                    tallies[on].add(first, last, first.at)
+                    notes.note(on, first.at, first, last)
+            notes.print()
+            if last.delivered >= p.backlog * (1 + p.progress):
+                raise RuntimeError("the backlog ran out; raise Plan.backlog")
+    finally:
+        run.procs.stop(name)
+    if not switch:
+        report_pair(run, tallies[False], tallies[True], ("off", "off-again"),
+                    "the method between identical slices of one daemon", "calibration")
+        return
+    if notes.facts_slices[False] or len(notes.facts_slices[True]) < p.slices:
+        raise RuntimeError(f"the switch: facts read in {len(notes.facts_slices[False])} off slices and "
+                           f"{len(notes.facts_slices[True])} of {p.slices} on slices")
+    due = math.floor(p.slices * p.slice / DEFAULT_REFRESH) if "refresh_interval" not in p.kpi else 1
+    report_throughput(run, tallies[False], tallies[True], notes.computed, refresh, due,
+                      what="events delivered/s, indicators switched on in one daemon",
+                      baseline="switched off")
 
 
 def report_pair(run: Run, first: Tally, second: Tally, names: tuple[str, str], what: str, kind: str) -> None:
@@ -575,7 +661,9 @@ def print_slices(tallies: dict[str, Tally]) -> None:
             raise RuntimeError(f"the {name} daemon delivered nothing in its slices {stalled}")
 
 
-def report_throughput(run: Run, off: Tally, on: Tally, computed: list[float], refresh: str, due: int) -> None:
+def report_throughput(run: Run, off: Tally, on: Tally, computed: list[float], refresh: str, due: int,
+                      what: str = "events delivered/s with the 766 indicators", baseline: str = "indicators off",
+                      judged: bool = True) -> None:
     for kpi, t in ((False, off), (True, on)):
         print(f"    indicators {'on ' if kpi else 'off'}: {t.rate:7.0f} events/s over {t.seconds:.0f} s (slices "
               f"{min(t.rates()):.0f}–{max(t.rates()):.0f}/s); CPU per event: event-loop thread {t.us(t.loop_cpu):5.1f} "
@@ -594,9 +682,9 @@ def report_throughput(run: Run, off: Tally, on: Tally, computed: list[float], re
     print(f"    cost {cost:.1%}; CPU cost {cpu_cost:.1%} (the process's CPU an event, on / off - 1); event-loop CPU "
           f"per event {off.us(off.loop_cpu):.1f} -> {on.us(on.loop_cpu):.1f} µs, process {off.us(off.process_cpu):.1f} "
           f"-> {on.us(on.process_cpu):.1f} µs")
-    run.rows.append(Row("events delivered/s with the 766 indicators",
-                        f"{on.rate:.0f}/s (cost {cost:.1%}; CPU an event +{cpu_cost:.1%})",
-                        f"indicators off {off.rate:.0f}/s", f"cost < {COST_CEILING:.0%}", cost < COST_CEILING))
+    run.rows.append(Row(what, f"{on.rate:.0f}/s (cost {cost:.1%}; CPU an event {cpu_cost:+.1%})",
+                        f"{baseline} {off.rate:.0f}/s", f"cost < {COST_CEILING:.0%}" if judged else "(beside)",
+                        cost < COST_CEILING if judged else None))
 
 
 # ---------------------------------------------------------------------------------- main
@@ -630,13 +718,14 @@ async def main_async(plan: Plan, only: set[str]) -> bool:
         run.year_in_month = await asyncio.to_thread(prefill_year, run.year, plan)
         print(f"the year: {plan.year:,} dossiers ({run.year_in_month:,} this month) in "
               f"{time.perf_counter() - started:.1f} s")
-        if {"throughput", "calibrate", "compare"} & set(chosen):
+        if set(chosen) - {"scrape"}:
             started = time.perf_counter()
             await preload_queue(run.queue, plan)
             print(f"the backlog: {plan.backlog:,} dossiers in {time.perf_counter() - started:.1f} s")
         run.sandbox_url = await start_sandbox(run.procs, "sandbox")
         steps: dict[str, Callable[[Run], Awaitable[None]]] = {
-            "scrape": bench_scrape, "throughput": bench_throughput,
+            "scrape": bench_scrape, "within": bench_within,
+            "within-calibrate": lambda r: bench_within(r, switch=False), "throughput": bench_throughput,
             "calibrate": lambda r: bench_throughput(r, second_on=False),
             "compare": lambda r: bench_throughput(r, other=compare_checkout())}
         try:
