@@ -499,17 +499,27 @@ class SliceNotes:
                      "the fold counts whole)" if self.facts_slices[kpi] else ""))
 
 
+def half_time_kpi(p: Plan) -> dict[str, Any]:
+    """The ``[kpi]`` settings of indicators that run half of the wall time (a daemon in turn with
+    another, or switched on in half of the slices): the plan's, with a ``refresh_interval`` of
+    twice the default unless it sets one. The indicators' timer is the wall clock's, so that gives
+    the default's computations per second of their own running, as in production."""
+    return {"refresh_interval": f"{2 * DEFAULT_REFRESH:.0f}s", **p.kpi}
+
+
+def refresh_intervals(p: Plan) -> int:
+    """Whole refresh intervals in the running time of one kind of slice (a plan that sets its own
+    short interval, ``--quick``: at least one)."""
+    return math.floor(p.slices * p.slice / DEFAULT_REFRESH) if "refresh_interval" not in p.kpi else 1
+
+
 async def bench_throughput(run: Run, second_on: bool = True, other: Path | None = None) -> None:
     """Indicators off (the baseline) against on; with ``second_on`` False, off against off: the
     method's own difference between two identical daemons (``calibrate``); with ``other``, on
     against on, the second daemon running the code of the checkout ``other`` (``compare``)."""
     p = run.plan
-    # Each daemon runs half of the wall time (its slice, then the other's), and the indicators'
-    # timer is the wall clock's: a refresh_interval of twice the default gives the default's
-    # computations per second of the daemon's own running, as in production.
-    kpi_settings = dict(p.kpi)
-    if "refresh_interval" not in kpi_settings:
-        kpi_settings["refresh_interval"] = f"{2 * DEFAULT_REFRESH:.0f}s"
+    kpi_settings = half_time_kpi(p)
+    if "refresh_interval" not in p.kpi:
         refresh = (f"{2 * DEFAULT_REFRESH:.0f} s of wall time = the default {DEFAULT_REFRESH:.0f} s of the "
                    "daemon's own running, since it runs half of the time")
     else:
@@ -568,9 +578,7 @@ async def bench_throughput(run: Run, second_on: bool = True, other: Path | None 
     finally:  # a later scenario of the same run must not share the machine with these
         for name in (*(f"{scenario}-{n}" for n in names), f"{scenario}-sandbox"):
             run.procs.stop(name)
-    # whole refresh intervals in the on slices' running time (a --quick run's short interval: at least one)
-    due = math.floor(p.slices * p.slice / DEFAULT_REFRESH) if "refresh_interval" not in p.kpi else 1
-    report_throughput(run, tallies[False], tallies[True], computed, refresh, due, judged=False)
+    report_throughput(run, tallies[False], tallies[True], computed, refresh, refresh_intervals(p), judged=False)
 
 
 async def bench_within(run: Run, switch: bool = True) -> None:
@@ -578,9 +586,7 @@ async def bench_within(run: Run, switch: bool = True) -> None:
     switched off and on in ABBA slices; with ``switch`` False, never on (``within-calibrate``: what
     the method reads between identical slices)."""
     p = run.plan
-    kpi_settings = dict(p.kpi)
-    # on half of the wall time: a computation that falls due while off waits for the next on slice
-    kpi_settings.setdefault("refresh_interval", f"{2 * DEFAULT_REFRESH:.0f}s")
+    kpi_settings = half_time_kpi(p)  # a computation that falls due while off waits for the next on slice
     refresh = f"{kpi_settings['refresh_interval']} of wall time, put off while switched off"
     scenario = "within" if switch else "within-calibrate"
     print(f"\n[{scenario}] events delivered/s from a backlog of {p.backlog:,} dossiers x (1 snapshot + {p.progress} "
@@ -627,8 +633,7 @@ async def bench_within(run: Run, switch: bool = True) -> None:
     if notes.facts_slices[False] or len(notes.facts_slices[True]) < p.slices:
         raise RuntimeError(f"the switch: facts read in {len(notes.facts_slices[False])} off slices and "
                            f"{len(notes.facts_slices[True])} of {p.slices} on slices")
-    due = math.floor(p.slices * p.slice / DEFAULT_REFRESH) if "refresh_interval" not in p.kpi else 1
-    report_throughput(run, tallies[False], tallies[True], notes.computed, refresh, due,
+    report_throughput(run, tallies[False], tallies[True], notes.computed, refresh, refresh_intervals(p),
                       what="events delivered/s, indicators switched on in one daemon",
                       baseline="switched off")
 
