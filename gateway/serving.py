@@ -14,16 +14,12 @@ could never answer "draining" to a load balancer. Here, on the first signal:
 
 Under systemd (``Type=notify``, deploy/dvcgw.service) ``READY=1`` is sent once the listener accepts
 and start-up has finished, and ``STOPPING=1`` at the first signal (gateway.sdnotify).
-
-Once it serves, what start-up left alive is moved out of Python's full collections
-(:func:`settle_heap`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -61,7 +57,6 @@ async def _serve(app: web.Application, sock: socket.socket, settings: Settings, 
         # a TLS handshake is bounded by asyncio's own 60 s; header_timeout runs once it is done
         await web.SockSite(runner, sock, ssl_context=tls).start()
         _announce(sock, settings, tls is not None)
-        log.info("start-up heap settled: %d objects left out of the collector's full walks", settle_heap())
         notify(f"READY=1\nSTATUS=serving on {settings.server.listen}\nMAINPID={os.getpid()}")
         first = await signals.get()
         await _drain(app, settings, first, signals)
@@ -72,25 +67,6 @@ async def _serve(app: web.Application, sock: socket.socket, settings: Settings, 
             loop.remove_signal_handler(sig)
         flush_repeats()
         log.info("stopped (%.1fs from closing the listener to closing the store)", time.monotonic() - started)
-
-
-def settle_heap() -> int:
-    """Collect, then freeze (``gc.freeze``) every object still alive: the modules, the settings,
-    the application, its store and services, which live as long as the process. Python's full
-    collections (about one a second under load: the events' payloads outlive a delivery round
-    and reach the oldest generation) then walk only what came after. Returns how many objects
-    were frozen.
-
-    Under the indicators' bench (bench/bench_kpi.py) the start-up heap was ~75,000 of the ~90,000
-    objects a full collection walked, and each walk took ~50 ms; frozen, ~9 ms. The 766
-    indicators made those walks dearer (their buffered rows, their extra collections) by as much
-    as their own fold costs the event loop (docs/kpi.md, "The thirteenth session").
-
-    Frozen objects are still freed by their reference counts. Only a reference cycle alive now
-    that becomes garbage later is never collected: start-up's, once."""
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
 
 
 def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
