@@ -513,6 +513,12 @@ def refresh_intervals(p: Plan) -> int:
     return math.floor(p.slices * p.slice / DEFAULT_REFRESH) if "refresh_interval" not in p.kpi else 1
 
 
+def check_backlog(p: Plan, last: Reading) -> None:
+    """Raise when a daemon delivered the whole backlog: its last slices ran on an empty queue."""
+    if last.delivered >= p.backlog * (1 + p.progress):
+        raise RuntimeError("the backlog ran out; raise Plan.backlog")
+
+
 async def bench_throughput(run: Run, second_on: bool = True, other: Path | None = None) -> None:
     """Indicators off (the baseline) against on; with ``second_on`` False, off against off: the
     method's own difference between two identical daemons (``calibrate``); with ``other``, on
@@ -562,8 +568,7 @@ async def bench_throughput(run: Run, second_on: bool = True, other: Path | None 
                     print(f"    the {names[kpi]} daemon's failed delivery attempts, all told: "
                           f"{', '.join(failures)}")
             last = await read(http, bases[True], pids[True])
-            if last.delivered >= p.backlog * (1 + p.progress):
-                raise RuntimeError("the backlog ran out; raise Plan.backlog")
+            check_backlog(p, last)
             if other:
                 report_pair(run, tallies[False], tallies[True], names,
                             f"events delivered/s, indicators on, {other.name}'s code", "comparison")
@@ -622,8 +627,7 @@ async def bench_within(run: Run, switch: bool = True) -> None:
                     tallies[on].add(first, last, first.at)
                     notes.note(on, first.at, first, last)
             notes.print()
-            if last.delivered >= p.backlog * (1 + p.progress):
-                raise RuntimeError("the backlog ran out; raise Plan.backlog")
+            check_backlog(p, last)
     finally:
         run.procs.stop(name)
     if not switch:
