@@ -97,6 +97,9 @@ class Event:
     sequence: int
     payload: Mapping[str, Any]
     accepted_at: float
+    #: The payload's JSON text (UTF-8) as the backend stored it, when it keeps it (SQLite); None
+    #: otherwise. The 766 indicators hand it to SQLite as it is (monitoring/kpi/facts.py).
+    raw: bytes | None = field(default=None, compare=False, repr=False)
 
 
 class OutcomeClass(enum.StrEnum):

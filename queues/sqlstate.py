@@ -249,7 +249,7 @@ def _claim_one(conn: sqlite3.Connection, mahoso: str, now: float, lease_s: float
     events = [
         _event(r)
         for r in conn.execute(
-            "SELECT id, mahoso, kind, seq, payload, accepted_at FROM events"
+            "SELECT id, mahoso, kind, seq, CAST(payload AS BLOB), accepted_at FROM events"
             " WHERE mahoso = ? AND state = 'pending' ORDER BY seq",
             (mahoso,),
         )
@@ -266,7 +266,7 @@ def _claim_one(conn: sqlite3.Connection, mahoso: str, now: float, lease_s: float
 
 def _event(row: tuple[Any, ...]) -> Event:
     eid, mahoso, kind, seq, payload, accepted_at = row
-    return Event(str(eid), mahoso, EventKind(kind), seq, orjson.loads(payload), accepted_at)
+    return Event(str(eid), mahoso, EventKind(kind), seq, orjson.loads(payload), accepted_at, payload)
 
 
 def record(conn: sqlite3.Connection, work: Work, outcome: Outcome, now: float, release: bool,
