@@ -113,6 +113,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 
 from bench._procs import (
     OPERATOR_KEY,
@@ -275,9 +276,6 @@ async def prefill_year_in(code: Path, path: Path, plan: Plan) -> Path:
     return path
 
 
-RECEIVED = store.COLUMNS.index("received")
-
-
 def prefill_year(path: Path, plan: Plan) -> int:
     """The year's indicators' file (see the module docstring); returns how many of its dossiers
     were received in the current local month."""
@@ -295,7 +293,7 @@ def prefill_year(path: Path, plan: Plan) -> int:
             batch: list[Facts] = []
             for i in range(first, min(first + 10_000, plan.year)):
                 facts = _year_dossier(rng, i, now, base)
-                in_month += facts[0][RECEIVED] >= month_begins  # local yyyyMMddHHmmss, as an integer
+                in_month += int(orjson.loads(facts[0][-1])["NgayTiepNhan"]) >= month_begins  # the snapshot's
                 batch += facts
             store.write(conn, batch, rules)
     finally:

@@ -3,7 +3,8 @@
 Builds the year's indicators' file (``bench.bench_kpi.prefill_year``: 200,000 dossiers of 500
 units, through the daemon's own write path), then, on a copy, writes batches of new dossiers of
 every unit (one snapshot and two progress items each, delivered together as the bench's backlog
-is: one row each, ``bench.bench_kpi._year_dossier``) as the daemon's writer thread does at peak,
+is: ``bench.bench_kpi._year_dossier``, a row per event with its payload's JSON text) as the
+daemon's writer thread does at peak,
 ``dossiers`` per write. Per write: the writer's CPU (``time.process_time``, one thread) divided by
 its events (three a dossier), and the WAL frames its transaction
 wrote (the WAL is checkpointed and truncated between writes so each write is counted alone).

@@ -1,13 +1,13 @@
 """``KpiService``: records the facts the delivery engine reports, keeps them in the indicators'
 own file, and computes the 766 figures every ``[kpi] refresh_interval``.
 
-* :meth:`KpiService.observe` is the sync engine's observer: it folds a recorded outcome's events
-  into one row for their dossier (:func:`monitoring.kpi.facts.fold`: ~15 µs a dossier of a
-  snapshot and two progress items on the event loop of a busy daemon, ~4.6 µs measured apart:
-  in a busy daemon all code runs at about half its speed alone) and buffers it. Its time is
-  counted by ``dvcgw_kpi_facts_seconds_total``.
+* :meth:`KpiService.observe` is the sync engine's observer: it buffers a row per event a
+  recorded outcome mentions (:func:`monitoring.kpi.facts.outcome_facts`: its times and its
+  payload's JSON text, no payload read on the event loop). Its time is counted by
+  ``dvcgw_kpi_facts_seconds_total``.
 * Every ``flush_interval`` (and at once when the buffer passes :data:`FLUSH_ROWS`) the buffer is
-  written in one transaction by a worker thread (:func:`monitoring.kpi.store.write`). A crash of
+  written in one transaction by a worker thread (:func:`monitoring.kpi.store.write`): SQLite
+  reads the figures from the JSON texts and folds the events into their dossiers' rows. A crash of
   the process loses what was buffered since the last write: at most one ``flush_interval`` of
   facts. Those dossiers' events are re-recorded only if the engine handles them again (see
   docs/kpi.md); nothing in the queue depends on this file.
@@ -150,8 +150,8 @@ class KpiService:
 
     def observe(self, work: Work, recorded: Sequence[tuple[Outcome, float]]) -> None:
         """The sync engine's observer: called after each delivery round with what ``queue.record``
-        recorded for one dossier of it. Never raises (a fault here must not touch delivery): a bad
-        payload is logged and skipped. Its time goes to ``dvcgw_kpi_facts_seconds_total``: the
+        recorded for one dossier of it. Never raises (a fault here must not touch delivery): a
+        payload orjson cannot write is logged and skipped. Its time goes to ``dvcgw_kpi_facts_seconds_total``: the
         indicators' one cost on the event loop for every event (docs/kpi.md, Cost)."""
         started = time.perf_counter()
         try:

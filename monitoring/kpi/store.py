@@ -2,10 +2,11 @@
 
 Two tables, each unique by ``MaHoSo``:
 
-* ``dossier``: one row per dossier, updated in place by what each delivery round reports of it
-  (:mod:`monitoring.kpi.facts`; one upsert a dossier a round, :func:`write`). Each column keeps
-  what the rules need of all its events so far, in a form that new events merge into without
-  reading the others (a newest, a minimum, a maximum, a count):
+* ``dossier``: one row per dossier, updated in place by the events each delivery round reports
+  of it (:mod:`monitoring.kpi.facts`: a row per event with its payload's JSON text; :func:`write`
+  reads the figures from the text and merges each event by one upsert). Each column keeps what
+  the rules need of all its events so far, in a form that new events merge into without reading
+  the others (a newest, a minimum, a maximum, a count):
 
   - the figures of its *chosen snapshot*: the newest one the portal has (delivered), else the
     newest reported (waiting or dead-lettered: the dossier exists in the provincial system even
@@ -31,8 +32,9 @@ of ``[kpi]`` (the SLO, the no-deadline policy, the population-database codes) ap
 next computation as it is.
 
 Every write is one transaction (:func:`write`): a crash loses at most the batch not yet written.
-The file is in WAL mode, so the command can read it while the daemon writes. The work is SQL, run
-by SQLite without the GIL, so a write costs the event loop little.
+The file is in WAL mode, so the command can read it while the daemon writes. The work, the
+payloads' figures included, is SQL, run by SQLite without the GIL, so a write costs the event loop
+little.
 """
 
 from __future__ import annotations
@@ -51,12 +53,26 @@ from typing import NamedTuple
 import orjson
 
 from core.errors import ConfigError
-from monitoring.kpi.facts import FOLD_WIDTH, KIND_SNAPSHOT, WAITING_WIDTH, Facts, Row
+from monitoring.kpi.facts import (
+    COMP_FILE,
+    DELIVERED_RANK,
+    EVENT_WIDTH,
+    FEE,
+    KHO,
+    KIND_PROGRESS,
+    KIND_SNAPSHOT,
+    RESULT_LINK,
+    SOHOA,
+    VNEID,
+    Facts,
+    Row,
+)
 
 #: 1: issue 14's first layout (running counts); 2: without them; 3: narrower rows, tables without
 #: a rowid; 4: every table keyed by an integer id per dossier, a row per event (``ev``) from
-#: which each write re-derived its dossiers' rows; 5: no row per event: a round's events fold into
-#: their dossier's row (one upsert a dossier instead of some ten B-tree operations and a derivation).
+#: which each write re-derived its dossiers' rows; 5: no row per event: each event is folded into
+#: its dossier's row as it is written (one upsert instead of some ten B-tree operations and a
+#: derivation).
 #: Files of schemas 1-4 are refused (:class:`~core.errors.ConfigError`): no release shipped them.
 SCHEMA_VERSION = 5
 
@@ -110,11 +126,9 @@ INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');
 
 #: Rows one statement carries (:func:`_values`). A write binds its rows to a prepared statement of
 #: ``CHUNK`` rows of ``?`` (``VALUES (?, …), …``), the last one filled up with NULL rows, which
-#: the statements skip: one prepared statement a row width, reused by every write (a statement of
-#: another size costs ~9 µs a row to prepare), and a write of 4,250 dossiers hands the GIL over
-#: some 30 times, not once a row as executemany did (each re-take waited for the busy event loop).
-#: Rows used to go as one JSON text unpacked by json_each: SQLite 3.40 re-parses a row's JSON for
-#: every column it reads, ~0.7 µs a column.
+#: the statement skips: one prepared statement, reused by every write (a statement of another
+#: size costs ~9 µs a row to prepare), and a write of 13,000 events hands the GIL over some 25
+#: times, not once a row as executemany did (each re-take waited for the busy event loop).
 CHUNK = 512
 
 
@@ -126,7 +140,7 @@ def _values(width: int) -> str:
 
 def _chunks(rows: Sequence[Row], width: int) -> list[list[object]]:
     """The parameters of ``rows`` for statements of :func:`_values`, ``CHUNK`` rows each, the last
-    filled up with NULLs (its first column NULL: no dossier). Flattened by C loops
+    filled up with NULLs (its first column NULL: no event). Flattened by C loops
     (``chain.from_iterable``): the writer holds the GIL, which the event loop needs, meanwhile."""
     out = []
     for first in range(0, len(rows), CHUNK):
@@ -137,20 +151,147 @@ def _chunks(rows: Sequence[Row], width: int) -> list[list[object]]:
     return out
 
 
-#: A batch's dossier rows (monitoring/kpi/facts.py's :func:`~monitoring.kpi.facts.fold`), column
-#: by column, as bound and stored.
+#: A write's events (monitoring/kpi/facts.py), as bound, with the payload's JSON text as TEXT
+#: (orjson's bytes come as a BLOB, which SQLite's JSON functions refuse). A temporary table of
+#: the writer's connection, emptied at the end of each write.
+_BATCH = ("CREATE TEMP TABLE IF NOT EXISTS batch (mahoso TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,"
+          " accepted REAL NOT NULL, at REAL, body TEXT NOT NULL)")
+_FILL = (f"INSERT INTO batch SELECT column1, column2, column3, column4, column5, CAST(column6 AS TEXT)"
+         f" FROM {_values(EVENT_WIDTH)} WHERE v.column1 IS NOT NULL")
+
+#: The dossier's columns, as stored (one upsert a dossier event, :func:`_upsert`).
 COLUMNS = ("mahoso", "seen", "worst_lag", "pick", "status", "received", "due", "ended", "channel",
            "paid", "flags", "csdl", "supp_rows", "supp_req", "supp_pause", "t9", "t10", "t38", "t7", "t5", "done",
            "asks", "first_at", "first_seq", "first_status", "last_at", "last_seq", "last_status")
-assert len(COLUMNS) == FOLD_WIDTH
 #: local ``yyyyMMddHHmmss`` dates in a row (read as integers), stored as Unix seconds (:func:`_unix`;
 #: ``:offset``, seconds east of UTC, is substituted by :func:`upsert`)
 _DATES = {"received", "due", "ended", "supp_req", "t9", "t10", "t38", "t7", "t5", "first_at", "last_at"}
 _FIGURES = ("status", "received", "due", "ended", "channel", "paid", "flags", "csdl", "supp_rows", "supp_req",
             "supp_pause")
-#: The newest step (in time order) before this batch's row, or NULL: the row's steps come after it.
+#: The newest step (in time order) before this event's, or NULL: the event's step comes after it.
 _LATER = ("excluded.first_at IS NOT NULL AND"
           " (last_at IS NULL OR (excluded.first_at, excluded.first_seq) > (last_at, last_seq))")
+
+
+def _code(x: str) -> str:
+    """SQL: one of the payloads' codes (TrangThai, KenhThucHien …: the validated enumerations of
+    spec §7, all below 100) as an integer; NULL when absent or not one of them."""
+    return f"CASE WHEN {x} GLOB '[0-9]' OR {x} GLOB '[1-9][0-9]' THEN CAST({x} AS INTEGER) END"
+
+
+def _date(x: str) -> str:
+    """SQL: a local ``yyyyMMddHHmmss`` date as one integer (which orders as the times do); NULL
+    when absent or not 14 digits."""
+    return f"CASE WHEN {x} GLOB '{'[0-9]' * 14}' THEN CAST({x} AS INTEGER) END"
+
+
+def _any(array: str, test: str) -> str:
+    """SQL: 1 when an object of the payload's list ``array`` passes ``test`` (on ``e.value``, the
+    object's JSON text), else 0 (no list, or elements that are not objects: skipped)."""
+    return (f"(SELECT COALESCE(max(CASE WHEN e.type = 'object' THEN {test} END), 0)"
+            f" FROM json_each({_list(array)}) AS e)")
+
+
+def _list(name: str) -> str:
+    """SQL: a list of the event's payload (``b.body``) as its own JSON text (``->``: JSON even
+    for a string, which ``json_each`` then reads as one element that is not an object). It comes
+    from the payload SQLite parsed once for the statement's other fields, and ``json_each`` parses
+    only the list; given the payload and a path, it parsed the whole payload again for each list
+    (the read of a batch: 11.8 → 8.4 µs an event of the writer's CPU)."""
+    return f"b.body -> '$.{name}'"
+
+
+def _given(x: str) -> str:
+    """SQL: a value read with ``->>`` is given, as Python's truth reads it: not NULL, not ''."""
+    return f"COALESCE({x}, '') <> ''"
+
+
+def _field(name: str) -> str:
+    """SQL: a field of the event's payload (``b.body``), as SQL text for a JSON string."""
+    return f"b.body ->> '$.{name}'"
+
+
+def _figures() -> dict[str, str]:
+    """SQL over a snapshot event ``b`` of the batch: its figures (kpi-766.md §3), read from its
+    JSON text. A submitted document (``TaiLieuNop`` row not deleted) is a file: its
+    ``DuongDanTaiTepTin`` is required (spec §6.2). Supplements: the rows listed, the request time
+    when there is exactly one, and the seconds the citizen took over the completed rounds
+    (Σ NgayTiepNhanBoSung − NgayBoSung, kpi-766 §3.2)."""
+    kept = "e.value ->> 'IsDeleted' IS NOT '1'"
+    kho = kept + " AND e.value ->> 'DuocLayTuKhoDMQG' IS '1'"
+    fee = "COALESCE(e.value ->> 'Gia', '') NOT IN ('', '0')"
+    link = _given("e.value ->> 'DuongDanTepTinKetQua'")
+    flags = " | ".join([
+        f"{COMP_FILE} * {_any('TaiLieuNop', kept)}",
+        f"{KHO} * {_any('TaiLieuNop', kho)}",
+        f"{FEE} * {_any('DanhSachLePhi', fee)}",
+        f"{RESULT_LINK} * {_any('DanhSachGiayToKetQua', link)}",
+        f"{SOHOA} * ({_field('HoSoCoThanhPhanSoHoa')} IS '1')",
+        f"{VNEID} * ({_field('TaiKhoanDuocXacThucVoiVNeID')} IS '1')",
+    ])
+    code = "e.value ->> 'MaCSDL'"
+    csdl = (f"(SELECT ',' || group_concat({code}, ',') || ',' FROM json_each({_list('DSKetNoiCSDL')}) AS e"
+            f" WHERE e.type = 'object' AND {_given(code)})")
+    asked, answered = _date("e.value ->> 'NgayBoSung'"), _date("e.value ->> 'NgayTiepNhanBoSung'")
+    pause = (f"(SELECT COALESCE(sum(max({_unix('d')} - {_unix('a')}, 0)), 0) FROM (SELECT {asked} AS a,"
+             f" {answered} AS d FROM json_each({_list('DanhSachHoSoBoSung')}) AS e WHERE e.type = 'object')"
+             " WHERE a IS NOT NULL AND d IS NOT NULL)")
+    rows = "COALESCE(json_array_length(b.body, '$.DanhSachHoSoBoSung'), 0)"
+    first_request = _date(_field("DanhSachHoSoBoSung[0].NgayBoSung"))
+    return {
+        "status": _code(_field("TrangThaiHoSo")),
+        "received": _date(_field("NgayTiepNhan")),
+        "due": _date(_field("NgayHenTra")),
+        "ended": _date(_field("NgayKetThucXuLy")),
+        "channel": _code(_field("KenhThucHien")),
+        "paid": _code(_field("DuocThanhToanTrucTuyen")),
+        "flags": f"({flags})",
+        "csdl": csdl,
+        "supp_rows": rows,
+        "supp_req": f"CASE WHEN {rows} = 1 THEN {first_request} END",
+        "supp_pause": pause,
+    }
+
+
+#: The step columns a status's first time goes to: 9, 10, 3 or 8, 7, 5 (kpi-766.md §3.2).
+_FIRST = {"t9": "(9)", "t10": "(10)", "t38": "(3, 8)", "t7": "(7)", "t5": "(5)"}
+
+
+def _event_row() -> str:
+    """SQL: each event of the batch (``b``) as a dossier row (:data:`COLUMNS`), in sequence order
+    per dossier, in the form :func:`_upsert` merges into the dossier's row:
+
+    * when accepted, and its delivery lag (accepted -> delivered) when delivered;
+    * a snapshot's figures and its rank (``pick``: delivered ones above the others, then the
+      newest); a snapshot without NgayTiepNhan has none;
+    * a delivered progress item with a ``ThoiDiemXuLy`` is a *step*: its time in the column of its
+      status (:data:`_FIRST`), finished (9 or 10), a supplement request (5) as a run of one, and
+      itself as the first step and the last (time, sequence, status). The merge joins it to the
+      dossier's steps so far.
+
+    The payloads are read once per event into ``s`` (dates as local ``yyyyMMddHHmmss``
+    integers), then the dates are turned into Unix seconds (:func:`_unix`).
+    """
+    snapshot = f"s.kind = {KIND_SNAPSHOT} AND s.received IS NOT NULL"
+    step = f"s.kind = {KIND_PROGRESS} AND s.at IS NOT NULL AND s.t IS NOT NULL"
+    delivered = f"CASE WHEN s.at IS NULL THEN 0 ELSE {DELIVERED_RANK} END"
+    cols = {"mahoso": "s.mahoso", "seen": "s.accepted", "worst_lag": "s.at - s.accepted",
+            "pick": f"CASE WHEN {snapshot} THEN {delivered} + s.seq END"}
+    cols |= {name: f"CASE WHEN {snapshot} THEN s.{name} END" for name in _FIGURES}
+    cols |= {name: f"CASE WHEN {step} AND s.st IN {statuses} THEN s.t END" for name, statuses in _FIRST.items()}
+    cols |= {"done": f"COALESCE({step} AND s.st IN (9, 10), 0)", "asks": f"COALESCE({step} AND s.st = 5, 0)"}
+    for end in ("first", "last"):
+        cols |= {f"{end}_at": f"CASE WHEN {step} THEN s.t END", f"{end}_seq": f"CASE WHEN {step} THEN s.seq END",
+                 f"{end}_status": f"CASE WHEN {step} THEN s.st END"}
+    assert tuple(cols) == COLUMNS
+    snap, prog = f"b.kind = {KIND_SNAPSHOT}", f"b.kind = {KIND_PROGRESS}"
+    figures = ", ".join(f"CASE WHEN {snap} THEN {expr} END AS {name}" for name, expr in _figures().items())
+    read = (f"SELECT b.mahoso, b.seq, b.kind, b.accepted, b.at, {figures},"
+            f" CASE WHEN {prog} THEN {_code(_field('TrangThai'))} END AS st,"
+            f" CASE WHEN {prog} THEN {_date(_field('ThoiDiemXuLy'))} END AS t FROM batch b")
+    values = ", ".join(_unix(f"({expr})") if name in _DATES else expr for name, expr in cols.items())
+    # MATERIALIZED: each payload read once, not once per use of its columns in the dates' arithmetic
+    return f"WITH s AS MATERIALIZED ({read}) SELECT {values} FROM s WHERE true ORDER BY s.mahoso, s.seq"
 
 
 def _newer(column: str) -> str:
@@ -180,19 +321,17 @@ def _merged(column: str, fn: str) -> str:
 
 
 def _upsert() -> str:
-    """The fold of ``CHUNK`` rows into their dossiers' rows (a new dossier's row is the batch's
-    row as it is):
+    """The fold of the batch's events (:func:`_event_row`, in sequence order per dossier) into
+    their dossiers' rows (a new dossier's row is its first event's row as it is):
 
     * when accepted and the worst lag: the latest, the worst;
     * the snapshot's figures: the new row's when its snapshot ranks above the chosen one;
     * the steps' first times: the earlier; finished: either;
-    * the runs of 5: when the new row's steps come after the newest step so far (time, then
-      sequence), its runs are added, less one when its first step is a 5 that continues the
-      newest step's run; the newest step becomes the row's. Steps that come before it do not
-      change the runs (delivery follows the sequence; only an agency's out-of-order times can).
+    * the runs of 5: when the new row's step comes after the newest step so far (time, then
+      sequence), its run is added, less one when it is a 5 that continues the newest step's run;
+      the newest step becomes the row's. Steps that come before it do not change the runs
+      (delivery follows the sequence; only an agency's out-of-order times can).
     """
-    values = ", ".join(_unix(f"v.column{i + 1}") if c in _DATES else f"v.column{i + 1}"
-                       for i, c in enumerate(COLUMNS))
     sets = [_merged("seen", "max"), _merged("worst_lag", "max"), *map(_newer, _FIGURES), _newer("pick"),
             *(_merged(c, "min") for c in ("t9", "t10", "t38", "t7", "t5")), _merged("done", "max"),
             f"asks = CASE WHEN {_LATER} THEN asks + excluded.asks - (excluded.first_status = 5 AND last_status IS 5)"
@@ -200,24 +339,24 @@ def _upsert() -> str:
             *(f"{c} = COALESCE({c}, excluded.{c})" for c in ("first_at", "first_seq", "first_status")),
             *(f"{c} = CASE WHEN {_LATER} THEN excluded.{c} ELSE {c} END"
               for c in ("last_at", "last_seq", "last_status"))]
-    return (f"INSERT INTO dossier ({', '.join(COLUMNS)}) SELECT {values} FROM {_values(FOLD_WIDTH)}"
-            f" WHERE v.column1 IS NOT NULL ON CONFLICT (mahoso) DO UPDATE SET {', '.join(sets)}")
+    return (f"INSERT INTO dossier ({', '.join(COLUMNS)}) {_event_row()}"
+            f" ON CONFLICT (mahoso) DO UPDATE SET {', '.join(sets)}")
 
 
 # The events not delivered: (MaHoSo, seq, kind, accepted_at).
-_WAIT = f"INSERT OR IGNORE INTO waiting SELECT * FROM {_values(WAITING_WIDTH)} WHERE v.column1 IS NOT NULL"
-# Delivered events: (MaHoSo, seq, delivered_at); a snapshot's takes the older snapshots waiting
-# with it (the queue superseded them): their lag, from their own acceptance, joins the dossier's.
-DONE_WIDTH = 3
-_DONE = f"(SELECT column1 AS mahoso, column2 AS seq, column3 AS delivered_at FROM {_values(DONE_WIDTH)})"
-_CARRIED = (f"SELECT d.mahoso, max(d.delivered_at - w.accepted_at) AS lag FROM {_DONE} d"
+_WAIT = "INSERT OR IGNORE INTO waiting SELECT mahoso, seq, kind, accepted FROM batch WHERE at IS NULL"
+# A delivered snapshot takes the older snapshots waiting with it (the queue superseded them):
+# their lag, from their own acceptance to its delivery, joins the dossier's.
+_COVERS = (f"(SELECT mahoso, max(seq) AS seq, at AS delivered_at FROM batch WHERE at IS NOT NULL"
+           f" AND kind = {KIND_SNAPSHOT} GROUP BY mahoso)")
+_CARRIED = (f"SELECT d.mahoso, max(d.delivered_at - w.accepted_at) AS lag FROM {_COVERS} d"
             f" JOIN waiting w ON w.mahoso = d.mahoso AND w.seq < d.seq AND w.kind = {KIND_SNAPSHOT}"
             " GROUP BY d.mahoso")
 _COVER = (f"UPDATE dossier SET worst_lag = COALESCE(max(worst_lag, c.lag), worst_lag, c.lag) FROM ({_CARRIED}) c"
           " WHERE dossier.mahoso = c.mahoso")
 _UNCOVER = (f"DELETE FROM waiting WHERE kind = {KIND_SNAPSHOT} AND (mahoso, seq) IN"
-            f" (SELECT w.mahoso, w.seq FROM {_DONE} d JOIN waiting w ON w.mahoso = d.mahoso AND w.seq < d.seq)")
-_DELIVERED = f"DELETE FROM waiting WHERE (mahoso, seq) IN (SELECT mahoso, seq FROM {_DONE})"
+            f" (SELECT w.mahoso, w.seq FROM {_COVERS} d JOIN waiting w ON w.mahoso = d.mahoso AND w.seq < d.seq)")
+_DELIVERED = "DELETE FROM waiting WHERE (mahoso, seq) IN (SELECT mahoso, seq FROM batch WHERE at IS NOT NULL)"
 
 
 class Counts(NamedTuple):
@@ -379,34 +518,24 @@ def aggregate(conn: sqlite3.Connection, rules: Rules, periods: Sequence[tuple[in
 # ------------------------------------------------------------------------------------------ writes
 
 
-_BOUND = operator.itemgetter(*range(FOLD_WIDTH))
-
-
 def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> None:
-    """Fold a batch of rows (monitoring/kpi/facts.py) into their dossiers' rows, in one
+    """Fold a batch of events (monitoring/kpi/facts.py) into their dossiers' rows, in one
     transaction: the dossiers' rows, then the events not delivered; then, if any event waits,
     those the batch delivered (and the older snapshots its snapshots carried) stop waiting."""
     if not facts:
         return
-    dossiers = [row for row in facts if len(row) != WAITING_WIDTH]
-    waiting = [row for row in facts if len(row) == WAITING_WIDTH]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for params in _chunks(list(map(_BOUND, dossiers)), FOLD_WIDTH):
-            conn.execute(upsert(rules), params)
-        for params in _chunks(waiting, WAITING_WIDTH):
-            conn.execute(_WAIT, params)
-        open_ = {mahoso for (mahoso,) in conn.execute("SELECT DISTINCT mahoso FROM waiting")}
-        if open_:
-            # beyond the bound columns: the sequences delivered, the delivered snapshot's, when
-            mine = [row[:1] + row[FOLD_WIDTH:] for row in dossiers if row[0] in open_ and row[FOLD_WIDTH]]
-            covers = [(mahoso, cover, at) for mahoso, _, cover, at in mine if cover is not None]
-            for params in _chunks(covers, DONE_WIDTH):
-                conn.execute(_COVER, params)
-                conn.execute(_UNCOVER, params)
-            done = [(mahoso, seq, at) for mahoso, seqs, _, at in mine for seq in seqs]
-            for params in _chunks(done, DONE_WIDTH):
-                conn.execute(_DELIVERED, params)
+        conn.execute(_BATCH)
+        for params in _chunks(facts, EVENT_WIDTH):
+            conn.execute(_FILL, params)
+        conn.execute(upsert(rules))
+        conn.execute(_WAIT)
+        if conn.execute("SELECT 1 FROM waiting LIMIT 1").fetchone():
+            conn.execute(_COVER)
+            conn.execute(_UNCOVER)
+            conn.execute(_DELIVERED)
+        conn.execute("DELETE FROM batch")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -4,11 +4,13 @@ the period rule, and the score formulas of §4."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from monitoring.kpi import store
@@ -16,7 +18,7 @@ from monitoring.kpi.facts import Facts, event_facts, fold
 from monitoring.kpi.indicators import Scoring, unit_rows
 from monitoring.kpi.periods import PeriodError, current_periods, make_period, parse_period
 from queues.api import Event, EventKind
-from tests.monitoring.kpi_helpers import OFFSET_S, UNIT_A, code, local, payload, progress_payloads
+from tests.monitoring.kpi_helpers import OFFSET_S, UNIT_A, code, document, local, payload, progress_payloads
 
 NOV = make_period("month", 2026, 11, OFFSET_S)
 MID_NOV = local("20261120120000")  # "now" for dossiers still in processing
@@ -458,8 +460,9 @@ def test_score_formulas() -> None:
 
 
 def test_the_observer_never_raises_into_the_engine(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A payload of an unexpected shape is logged and skipped (a fault in the indicators must not
-    become a delivery retry); a good one is buffered; an outcome that teaches nothing adds nothing."""
+    """A payload orjson cannot write (a backend that keeps no JSON text) is logged and skipped (a
+    fault in the indicators must not become a delivery retry); a good one is buffered; an outcome
+    that teaches nothing adds nothing."""
     from config.loader import build
     from config.schema import Settings
     from monitoring.kpi import KpiService
@@ -467,7 +470,7 @@ def test_the_observer_never_raises_into_the_engine(tmp_path: Path, caplog: pytes
 
     svc = KpiService(build(Settings, {"storage": {"path": str(tmp_path / "gw.sqlite3")}}, ""))
     mahoso = code(UNIT_A, 1)
-    bad = Event("1", mahoso, EventKind.SNAPSHOT, 1, {"MaHoSo": mahoso, "TaiLieuNop": "not a list"}, 1.0)
+    bad = Event("1", mahoso, EventKind.SNAPSHOT, 1, {"MaHoSo": mahoso, "NgayTiepNhan": object()}, 1.0)
     good = Event("2", mahoso, EventKind.SNAPSHOT, 2, payload(mahoso), 1.0)
     svc.observe(Work(mahoso, "l", bad, (), False, 0, None), [(Outcome(delivered=("1",)), 2.0)])
     assert svc.buffered == 0 and "could not read the facts" in caplog.text
@@ -477,24 +480,47 @@ def test_the_observer_never_raises_into_the_engine(tmp_path: Path, caplog: pytes
     assert svc.buffered == 1
 
 
-def test_a_rounds_outcomes_for_a_dossier_fold_into_one_row() -> None:
+@pytest.mark.parametrize("odd", [{"TaiLieuNop": "not a list"}, {"TaiLieuNop": ["a string"], "DanhSachLePhi": [1]},
+                                 {"TrangThaiHoSo": "99x", "NgayHenTra": "tomorrow"},
+                                 {"DanhSachHoSoBoSung": [{"NgayBoSung": "x"}], "DSKetNoiCSDL": {"MaCSDL": "1"}}])
+def test_a_payload_of_an_odd_shape_reads_as_absent_figures_and_never_fails_a_write(
+        conn: sqlite3.Connection, odd: dict[str, Any]) -> None:
+    """SQLite reads the figures from the JSON text on the writer's thread: a field of another
+    shape than the validated payloads have is read as absent (a list of something other than
+    objects, a code or date that is not one), and the other dossiers of the same write still
+    count."""
+    good = Dossier(1, KenhThucHien="2", due=DUE).steps(("9", "20261109090000"))
+    mahoso = code(UNIT_A, 2)
+    body = {**payload(mahoso, due=DUE, TaiLieuNop=[document()]), **odd}
+    odd_one = Dossier(2)
+    odd_one.rows = fold(mahoso, [(Event("1", mahoso, EventKind.SNAPSHOT, 1, body, local(body["NgayTiepNhan"])),
+                                  local(body["NgayTiepNhan"]) + 1)])
+    c = counts(conn, [odd_one, good])
+    assert c.received == 2 and c.online == 1
+    flags, status, due = conn.execute("SELECT flags, status, due FROM dossier WHERE mahoso = ?", (mahoso,)).fetchone()
+    assert flags & 0b11 == (0 if "TaiLieuNop" in odd else 2)  # no fee; the file, unless its list is odd
+    assert (status is None) == ("TrangThaiHoSo" in odd) and (due is None) == ("NgayHenTra" in odd)
+
+
+def test_a_rounds_outcomes_for_a_dossier_give_a_row_per_event() -> None:
     """The engine records a dossier's snapshot and its progress apart and tells the observer of
-    both after the round: one row for the dossier. A snapshot delivered by the first outcome stays
-    delivered when the second schedules a retry; the progress left waits (a row each)."""
-    from monitoring.kpi.facts import FOLD_WIDTH, outcome_facts
+    both after the round: a row per event, with its delivery time. A snapshot delivered by the
+    first outcome stays delivered when the second schedules a retry; the progress left waits. The
+    JSON text is the queue's own when the event carries it."""
+    from monitoring.kpi.facts import EVENT_WIDTH, KIND_PROGRESS, KIND_SNAPSHOT, outcome_facts
     from queues.api import Outcome, Work
 
     mahoso = code(UNIT_A, 1)
-    snap = Event("s", mahoso, EventKind.SNAPSHOT, 1, payload(mahoso), 1.0)
+    snap = Event("s", mahoso, EventKind.SNAPSHOT, 1, payload(mahoso), 1.0, raw=b'{"as": "stored"}')
     steps = tuple(Event(f"p{i}", mahoso, EventKind.PROGRESS, i, body, 1.5)
                   for i, body in enumerate(progress_payloads(mahoso, ("2", "20261103090000"), ("4", "20261104090000")),
                                            start=2))
     work = Work(mahoso, "l", snap, steps, False, 0, None)
     rows = outcome_facts(work, [(Outcome(delivered=("s", "p2")), 10.0), (Outcome(retry_at=99.0), 11.0)])
-    assert len(rows) == 2 and len(rows[0]) == FOLD_WIDTH + 3
-    assert rows[0][store.COLUMNS.index("worst_lag")] == 9.0 and rows[0][FOLD_WIDTH] == (1, 2)
-    assert rows[0][FOLD_WIDTH + 1:] == (1, 10.0)  # the delivered snapshot, and when
-    assert rows[1] == (mahoso, 3, 1, 1.5)
+    assert [r[:5] for r in rows] == [(mahoso, 1, KIND_SNAPSHOT, 1.0, 10.0), (mahoso, 2, KIND_PROGRESS, 1.5, 10.0),
+                                     (mahoso, 3, KIND_PROGRESS, 1.5, None)]
+    assert {len(r) for r in rows} == {EVENT_WIDTH} and rows[0][5] == b'{"as": "stored"}'
+    assert orjson.loads(rows[2][5]) == steps[1].payload
     assert outcome_facts(work, [(Outcome(known_on_portal=True), 10.0)]) == []
 
 
@@ -569,6 +595,13 @@ def test_periods_apart_overlapping_or_with_gaps_count_as_each_one_alone(conn: sq
     assert together == [store.aggregate(conn, rules, [(p.start, p.end)], MID_NOV)[0] for p in periods]
 
 
+def local_seconds(text: str) -> int:
+    """Seconds from 1970-01-01 00:00 to a local ``yyyyMMddHHmmss`` date, by datetime's calendar."""
+    when = dt.datetime.strptime(text, "%Y%m%d%H%M%S")
+    return (when.date().toordinal() - dt.date(1970, 1, 1).toordinal()) * 86400 + when.hour * 3600 \
+        + when.minute * 60 + when.second
+
+
 @pytest.mark.parametrize("text", ["19700101000000", "19991231235959", "20000229120000", "20000301000000",
                                   "20240229235959", "20250101000001", "20261120120000", "21000228120000",
                                   "21000301000000"])
@@ -576,9 +609,7 @@ def test_the_store_turns_a_date_into_the_seconds_python_reads(text: str) -> None
     """A row's dates go to the store as ``yyyyMMddHHmmss`` integers; its SQL arithmetic gives the
     Unix seconds that ``local_seconds`` (datetime's calendar) less the zone's offset gives, across
     month ends, leap days and century years; NULL stays NULL."""
-    from monitoring.kpi.facts import local_seconds
-
     sql = store._unix(":d").replace(":offset", str(OFFSET_S))
     conn = sqlite3.connect(":memory:")
-    assert conn.execute(f"SELECT {sql}", {"d": int(text)}).fetchone()[0] == local_seconds(text) - OFFSET_S  # type: ignore[operator]
+    assert conn.execute(f"SELECT {sql}", {"d": int(text)}).fetchone()[0] == local_seconds(text) - OFFSET_S
     assert conn.execute(f"SELECT {sql}", {"d": None}).fetchone()[0] is None
