@@ -153,13 +153,13 @@ def _chunks(rows: Sequence[Row], width: int) -> list[list[object]]:
 
 #: A write's events (monitoring/kpi/facts.py), as bound, with the payload's JSON text as TEXT
 #: (orjson's bytes come as a BLOB, which SQLite's JSON functions refuse). A temporary table of
-#: the writer's connection, emptied at the end of each write.
-_BATCH = ("CREATE TEMP TABLE IF NOT EXISTS batch (mahoso TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,"
+#: the writer's connection (:func:`open_store`), emptied at the end of each write.
+_BATCH = ("CREATE TEMP TABLE batch (mahoso TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,"
           " accepted REAL NOT NULL, at REAL, body TEXT NOT NULL)")
 _FILL = (f"INSERT INTO batch SELECT column1, column2, column3, column4, column5, CAST(column6 AS TEXT)"
          f" FROM {_values(EVENT_WIDTH)} WHERE v.column1 IS NOT NULL")
 
-#: The dossier's columns, as stored (one upsert a dossier event, :func:`_upsert`).
+#: The dossier's columns, as stored (one upsert an event, :func:`_upsert`).
 COLUMNS = ("mahoso", "seen", "worst_lag", "pick", "status", "received", "due", "ended", "channel",
            "paid", "flags", "csdl", "supp_rows", "supp_req", "supp_pause", "t9", "t10", "t38", "t7", "t5", "done",
            "asks", "first_at", "first_seq", "first_status", "last_at", "last_seq", "last_status")
@@ -186,8 +186,9 @@ def _date(x: str) -> str:
 
 
 def _any(array: str, test: str) -> str:
-    """SQL: 1 when an object of the payload's list ``array`` passes ``test`` (on ``e.value``, the
-    object's JSON text), else 0 (no list, or elements that are not objects: skipped)."""
+    """SQL: the largest value of ``test`` (on ``e.value``, the object's JSON text) over the objects
+    of the payload's list ``array``: for a yes/no test, 1 when one passes; 0 when none does, or
+    there is no list, or its elements are not objects (skipped)."""
     return (f"(SELECT COALESCE(max(CASE WHEN e.type = 'object' THEN {test} END), 0)"
             f" FROM json_each({_list(array)}) AS e)")
 
@@ -217,13 +218,14 @@ def _figures() -> dict[str, str]:
     ``DuongDanTaiTepTin`` is required (spec §6.2). Supplements: the rows listed, the request time
     when there is exactly one, and the seconds the citizen took over the completed rounds
     (Σ NgayTiepNhanBoSung − NgayBoSung, kpi-766 §3.2)."""
-    kept = "e.value ->> 'IsDeleted' IS NOT '1'"
-    kho = kept + " AND e.value ->> 'DuocLayTuKhoDMQG' IS '1'"
+    # a document kept is a file, and from Kho DMQG if it says so: the largest of 0, COMP_FILE and
+    # COMP_FILE | KHO over the list is both bits at once, in one pass over it
+    kept = (f"CASE WHEN e.value ->> 'IsDeleted' IS '1' THEN 0 WHEN e.value ->> 'DuocLayTuKhoDMQG' IS '1'"
+            f" THEN {COMP_FILE | KHO} ELSE {COMP_FILE} END")
     fee = "COALESCE(e.value ->> 'Gia', '') NOT IN ('', '0')"
     link = _given("e.value ->> 'DuongDanTepTinKetQua'")
     flags = " | ".join([
-        f"{COMP_FILE} * {_any('TaiLieuNop', kept)}",
-        f"{KHO} * {_any('TaiLieuNop', kho)}",
+        _any('TaiLieuNop', kept),
         f"{FEE} * {_any('DanhSachLePhi', fee)}",
         f"{RESULT_LINK} * {_any('DanhSachGiayToKetQua', link)}",
         f"{SOHOA} * ({_field('HoSoCoThanhPhanSoHoa')} IS '1')",
@@ -526,7 +528,6 @@ def write(conn: sqlite3.Connection, facts: Sequence[Facts], rules: Rules) -> Non
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(_BATCH)
         for params in _chunks(facts, EVENT_WIDTH):
             conn.execute(_FILL, params)
         conn.execute(upsert(rules))
@@ -587,6 +588,7 @@ def open_store(path: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         conn.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         conn.executescript(SCHEMA)
+        conn.execute(_BATCH)
     except BaseException:
         conn.close()
         raise
