@@ -588,6 +588,7 @@ def open_store(path: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         conn.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         conn.executescript(SCHEMA)
+        conn.execute("PRAGMA temp_store=MEMORY")  # the batch holds whole payloads: never in a temporary file
         conn.execute(_BATCH)
     except BaseException:
         conn.close()

@@ -613,3 +613,14 @@ def test_the_store_turns_a_date_into_the_seconds_python_reads(text: str) -> None
     conn = sqlite3.connect(":memory:")
     assert conn.execute(f"SELECT {sql}", {"d": int(text)}).fetchone()[0] == local_seconds(text) - OFFSET_S
     assert conn.execute(f"SELECT {sql}", {"d": None}).fetchone()[0] is None
+
+
+def test_a_write_keeps_the_payloads_in_memory_and_leaves_none_behind(conn: sqlite3.Connection) -> None:
+    """A write puts whole payloads (names, ID numbers) in the writer's temporary table: in memory,
+    never in a temporary file, and emptied when the write ends; the file keeps only the figures."""
+    d = Dossier(1, ChuHoSo="Nguyễn Văn Mẫu").steps(("9", "20261109090000"))
+    store.write(conn, d.rows, store.Rules(offset_s=OFFSET_S))
+    assert conn.execute("PRAGMA temp_store").fetchone() == (2,)  # MEMORY
+    assert conn.execute("SELECT COUNT(*) FROM temp.batch").fetchone() == (0,)
+    stored = " ".join(str(v) for row in conn.execute("SELECT * FROM dossier") for v in row)
+    assert d.mahoso in stored and "Nguyễn" not in stored
